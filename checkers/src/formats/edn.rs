@@ -1,0 +1,391 @@
+//! Jepsen's `history.edn` (and Porcupine's kv histories, which are the same
+//! op maps with a `:key`), parsed with the `edn-format` crate.
+//!
+//! A file is either one vector (or list) of op maps, or a sequence of op maps,
+//! one per line as recent Jepsen writes them. We split the text into op forms
+//! ourselves, so that every error names the line its op starts on, then let
+//! `edn-format` parse each form.
+
+use edn_format::Value as Edn;
+
+use crate::error::{HistoryError, Location};
+use crate::history::{History, Op, OpType, Process};
+use crate::value::{Float, Value};
+
+pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    let forms = split_forms(text, source)?;
+    let mut ops = Vec::with_capacity(forms.len());
+    let mut lines = Vec::with_capacity(forms.len());
+    for (form, line) in forms {
+        let edn = edn_format::parse_str(form).map_err(|e| HistoryError::Syntax {
+            location: Location::new(source, Some(line as u64 + e.row.saturating_sub(1) as u64))
+                .column(e.col as u64),
+            expected: "an EDN op map".into(),
+            found: e.error.to_string(),
+        })?;
+        let position = ops.len() as u64;
+        ops.push(op_from_edn(edn, position, &Location::new(source, Some(u64::from(line))))?);
+        lines.push(line);
+    }
+    for w in 1..ops.len() {
+        if ops[w].index <= ops[w - 1].index {
+            return Err(HistoryError::Invalid {
+                location: Location::new(source, Some(u64::from(lines[w]))).field("index"),
+                message: format!(
+                    "index {} does not increase (previous op has {})",
+                    ops[w].index,
+                    ops[w - 1].index
+                ),
+            });
+        }
+    }
+    Ok(History::with_lines(ops, lines, source))
+}
+
+/// Splits the text into the op forms it holds, with each form's first line.
+fn split_forms<'a>(text: &'a str, source: &str) -> Result<Vec<(&'a str, u32)>, HistoryError> {
+    let bytes = text.as_bytes();
+    let mut forms = Vec::new();
+    let mut depth: usize = 0;
+    // Depth at which op forms live: 1 inside an outer vector or list, else 0.
+    let mut op_depth: Option<usize> = None;
+    let mut line: u32 = 1;
+    let mut start: Option<(usize, u32)> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                continue;
+            }
+            b';' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | b',' => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if op_depth.is_none() {
+            op_depth = Some(if c == b'[' || c == b'(' { 1 } else { 0 });
+            if c == b'[' || c == b'(' {
+                depth = 1;
+                i += 1;
+                continue;
+            }
+        }
+        let at_op_depth = Some(depth) == op_depth;
+        if at_op_depth && start.is_none() {
+            if c == b']' || c == b')' {
+                // The outer vector closes.
+                depth = depth.saturating_sub(1);
+                i += 1;
+                continue;
+            }
+            start = Some((i, line));
+        }
+        match c {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    } else if bytes[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'\\' => {
+                // A character literal: `\a`, `\newline`, `\u0041`.
+                i += 2;
+                while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                if depth == 0 || Some(depth) == op_depth {
+                    return Err(HistoryError::Syntax {
+                        location: Location::new(source, Some(u64::from(line))),
+                        expected: "an op map".into(),
+                        found: format!("an unmatched {:?}", c as char),
+                    });
+                }
+                depth -= 1;
+                i += 1;
+            }
+            _ => {
+                // An atom (a tag such as `#inst`, a keyword, a number): skip to its end.
+                i += 1;
+                while i < bytes.len()
+                    && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+                {
+                    i += 1;
+                }
+            }
+        }
+        if let Some((s, l)) = start {
+            if Some(depth) == op_depth && !is_tag_prefix(&text[s..i]) {
+                forms.push((&text[s..i], l));
+                start = None;
+            }
+        }
+    }
+    if let Some((_, l)) = start {
+        return Err(HistoryError::Syntax {
+            location: Location::new(source, Some(u64::from(l))),
+            expected: "a complete op map".into(),
+            found: "the end of the file inside it".into(),
+        });
+    }
+    if depth > 0 && op_depth == Some(1) && !forms.is_empty() {
+        return Err(HistoryError::Syntax {
+            location: Location::new(source, Some(u64::from(line))),
+            expected: "the closing ] of the history vector".into(),
+            found: "the end of the file".into(),
+        });
+    }
+    Ok(forms)
+}
+
+/// A `#tag` that is followed by the form it tags is not a form by itself.
+fn is_tag_prefix(s: &str) -> bool {
+    s.starts_with('#') && !s.starts_with("#{") && !s.contains(char::is_whitespace) && s.len() > 1
+        || s == "#"
+}
+
+fn keyword_name(v: &Edn) -> Option<String> {
+    match v {
+        Edn::Keyword(k) => Some(match k.namespace() {
+            Some(ns) => format!("{ns}/{}", k.name()),
+            None => k.name().to_owned(),
+        }),
+        Edn::Symbol(s) => Some(s.name().to_owned()),
+        Edn::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Converts an EDN value to ours. Jepsen's independent tuples (written as a
+/// tagged record) become `[key value]`, as they print in older histories.
+pub fn edn_to_value(v: Edn) -> Value {
+    match v {
+        Edn::Nil => Value::Nil,
+        Edn::Boolean(b) => Value::Bool(b),
+        Edn::Character(c) => Value::Str(c.to_string()),
+        Edn::String(s) => Value::Str(s),
+        Edn::Symbol(s) => Value::Str(s.to_string()),
+        Edn::Keyword(_) => Value::Keyword(keyword_name(&v).unwrap_or_default()),
+        Edn::Integer(i) => Value::Int(i),
+        Edn::Float(f) => Value::Float(Float(f.into_inner())),
+        Edn::BigInt(b) => match i64::try_from(&b) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Str(b.to_string()),
+        },
+        Edn::BigDec(d) => d.to_string().parse::<f64>().map_or_else(|_| Value::Str(d.to_string()), |f| Value::Float(Float(f))),
+        Edn::List(items) | Edn::Vector(items) => Value::List(items.into_iter().map(edn_to_value).collect()),
+        Edn::Map(m) => Value::map(m.into_iter().map(|(k, v)| (edn_to_value(k), edn_to_value(v))).collect()),
+        Edn::Set(s) => Value::set(s.into_iter().map(edn_to_value).collect()),
+        Edn::Inst(t) => Value::Str(t.to_rfc3339()),
+        Edn::Uuid(u) => Value::Str(u.to_string()),
+        Edn::TaggedElement(tag, inner) => {
+            let inner = edn_to_value(*inner);
+            if tag.name().ends_with("Tuple") {
+                let k = inner.get(&Value::keyword("key")).cloned().unwrap_or_default();
+                let v = inner.get(&Value::keyword("value")).cloned().unwrap_or_default();
+                Value::List(vec![k, v])
+            } else {
+                inner
+            }
+        }
+    }
+}
+
+fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryError> {
+    let Edn::Map(mut map) = edn else {
+        return Err(HistoryError::Syntax {
+            location: loc.clone(),
+            expected: "an op map such as {:process 0, :type :invoke, :f :read, :value nil}".into(),
+            found: format!("{}", short(&edn_format::emit_str(&edn))),
+        });
+    };
+    let mut take = |name: &str| map.remove(&Edn::Keyword(edn_format::Keyword::from_name(name)));
+    let kind_v = take("type");
+    let kind = kind_v.as_ref().and_then(keyword_name).as_deref().and_then(OpType::parse).ok_or_else(|| {
+        HistoryError::Syntax {
+            location: loc.clone().field("type"),
+            expected: ":invoke, :ok, :fail or :info".into(),
+            found: kind_v.as_ref().map_or("nothing".into(), edn_format::emit_str),
+        }
+    })?;
+    let process_v = take("process");
+    let process = match &process_v {
+        Some(Edn::Integer(p)) if *p >= 0 => Process::Client(*p as u64),
+        Some(Edn::Keyword(k)) if k.name() == "nemesis" => Process::Nemesis,
+        other => {
+            return Err(HistoryError::Syntax {
+                location: loc.clone().field("process"),
+                expected: "a non-negative integer or :nemesis".into(),
+                found: other.as_ref().map_or("nothing".into(), edn_format::emit_str),
+            });
+        }
+    };
+    let f = match take("f") {
+        None => "txn".to_owned(),
+        Some(v) => keyword_name(&v).ok_or_else(|| HistoryError::Syntax {
+            location: loc.clone().field("f"),
+            expected: "a keyword such as :read".into(),
+            found: edn_format::emit_str(&v),
+        })?,
+    };
+    let index = match take("index") {
+        None => position,
+        Some(Edn::Integer(i)) if i >= 0 => i as u64,
+        Some(v) => {
+            return Err(HistoryError::Syntax {
+                location: loc.clone().field("index"),
+                expected: "a non-negative integer".into(),
+                found: edn_format::emit_str(&v),
+            });
+        }
+    };
+    let time = match take("time") {
+        None | Some(Edn::Nil) => None,
+        Some(Edn::Integer(t)) if t >= 0 => Some(t as u64),
+        Some(v) => {
+            return Err(HistoryError::Syntax {
+                location: loc.clone().field("time"),
+                expected: "nanoseconds since the test began, a non-negative integer".into(),
+                found: edn_format::emit_str(&v),
+            });
+        }
+    };
+    let raw_value = take("value");
+    // A tagged independent tuple names its key unambiguously.
+    let (mut key, value) = match raw_value {
+        Some(Edn::TaggedElement(tag, inner)) if tag.name().ends_with("Tuple") => {
+            match edn_to_value(Edn::TaggedElement(tag, inner)) {
+                Value::List(mut kv) if kv.len() == 2 => {
+                    let v = kv.pop().unwrap_or_default();
+                    (kv.pop(), v)
+                }
+                other => (None, other),
+            }
+        }
+        Some(v) => (None, edn_to_value(v)),
+        None => (None, Value::Nil),
+    };
+    if let Some(k) = take("key") {
+        key = Some(edn_to_value(k));
+    }
+    let node = take("node").map(|n| match edn_to_value(n) {
+        Value::Str(s) | Value::Keyword(s) => s,
+        other => other.to_string(),
+    });
+    let error = take("error").map(edn_to_value);
+    Ok(Op { index, time, process, kind, f, value, key, node, error })
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(60)]) } else { s.to_owned() }
+}
+
+/// Writes one op map per line, Jepsen style. With `kv`, the Porcupine kv
+/// field order (`:process :type :f :key :value`) and nothing else.
+pub(crate) fn write(history: &History, kv: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(history.len() * 100);
+    for op in history.ops() {
+        let kind = op.kind.as_str();
+        if kv {
+            let _ = write!(out, "{{:process {}, :type :{kind}, :f :{}", edn_process(op.process), op.f);
+            if let Some(k) = &op.key {
+                let _ = write!(out, ", :key {k}");
+            }
+            let _ = writeln!(out, ", :value {}}}", op.value);
+            continue;
+        }
+        let _ = write!(out, "{{:index {}", op.index);
+        if let Some(t) = op.time {
+            let _ = write!(out, ", :time {t}");
+        }
+        let _ = write!(out, ", :type :{kind}, :process {}, :f :{}", edn_process(op.process), op.f);
+        if let Some(k) = &op.key {
+            let _ = write!(out, ", :key {k}");
+        }
+        let _ = write!(out, ", :value {}", op.value);
+        if let Some(n) = &op.node {
+            let _ = write!(out, ", :node {}", Value::Str(n.clone()));
+        }
+        if let Some(e) = &op.error {
+            let _ = write!(out, ", :error {e}");
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
+fn edn_process(p: Process) -> String {
+    match p {
+        Process::Client(n) => n.to_string(),
+        Process::Nemesis => ":nemesis".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_vector_of_ops_with_transactions() {
+        let text = "[{:type :invoke, :f :txn, :value [[:append 5 3] [:r 5 nil]], :process 0, :index 0}\n \
+                    {:type :ok, :f :txn, :value [[:append 5 3] [:r 5 [1 3]]], :process 0, :index 1}]";
+        let h = parse(text, "h.edn").expect("parse");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.ops()[1].value.to_string(), "[[:append 5 3] [:r 5 [1 3]]]");
+    }
+
+    #[test]
+    fn reads_a_sequence_with_comments_strings_and_tags() {
+        let text = "; a comment\n{:type :info, :f :start, :process :nemesis, :value \"a ] b\", :time 3}\n\
+                    {:type :invoke, :f :write, :process 1, :value #jepsen.independent.Tuple{:key 7 :value 2}}\n";
+        let h = parse(text, "h.edn").expect("parse");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.ops()[0].process, Process::Nemesis);
+        assert_eq!(h.ops()[0].value, Value::str("a ] b"));
+        assert_eq!(h.ops()[1].key, Some(Value::Int(7)));
+        assert_eq!(h.ops()[1].value, Value::Int(2));
+    }
+
+    #[test]
+    fn missing_type_names_the_line_and_field() {
+        let text = "{:type :invoke, :f :read, :process 0}\n{:f :read, :process 0}\n";
+        let err = parse(text, "h.edn").expect_err("bad").to_string();
+        assert_eq!(err, "h.edn:2 (field `type`): expected :invoke, :ok, :fail or :info, found nothing");
+    }
+
+    #[test]
+    fn unterminated_map_is_an_error_not_a_panic() {
+        let err = parse("{:type :invoke, :f :read\n", "h.edn").expect_err("bad").to_string();
+        assert!(err.starts_with("h.edn:1"), "{err}");
+    }
+
+    #[test]
+    fn porcupine_kv_round_trip() {
+        let text = "{:process 0, :type :invoke, :f :append, :key \"0\", :value \"x 0 0 y\"}\n";
+        let h = parse(text, "kv.txt").expect("parse");
+        assert_eq!(h.ops()[0].key, Some(Value::str("0")));
+        assert_eq!(write(&h, true), text);
+    }
+}

@@ -1,0 +1,185 @@
+//! elle-cli's JSON histories: one JSON array of op objects, `f` optional
+//! (elle-cli's transactional histories leave it out; it means `txn`).
+
+use crate::error::{HistoryError, Location};
+use crate::history::{History, Op, OpType, Process};
+use crate::value::Value;
+
+pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| HistoryError::Syntax {
+        location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
+        expected: "a JSON array of operation objects".into(),
+        found: e.to_string(),
+    })?;
+    // Each op's line: the n-th top-level object in the array. Histories
+    // written by elle-cli put one op per line, so find where each starts.
+    let starts = object_start_lines(text);
+    let mut ops = Vec::with_capacity(items.len());
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let line = starts.get(i).copied().unwrap_or(0);
+        let loc = || Location::new(source, (line > 0).then_some(u64::from(line)));
+        let obj = match item {
+            serde_json::Value::Object(o) => o,
+            other => {
+                return Err(HistoryError::Syntax {
+                    location: loc(),
+                    expected: "an operation object".into(),
+                    found: short(&other.to_string()),
+                });
+            }
+        };
+        let field = |name: &str| obj.get(name);
+        let kind = match field("type").and_then(|v| v.as_str()).and_then(OpType::parse) {
+            Some(k) => k,
+            None => {
+                return Err(HistoryError::Syntax {
+                    location: loc().field("type"),
+                    expected: "\"invoke\", \"ok\", \"fail\" or \"info\"".into(),
+                    found: field("type").map_or("nothing".into(), |v| v.to_string()),
+                });
+            }
+        };
+        let process = match field("process") {
+            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
+                Process::Client(n.as_u64().unwrap_or_default())
+            }
+            Some(serde_json::Value::String(s)) if s == "nemesis" => Process::Nemesis,
+            other => {
+                return Err(HistoryError::Syntax {
+                    location: loc().field("process"),
+                    expected: "a non-negative number or \"nemesis\"".into(),
+                    found: other.map_or("nothing".into(), |v| v.to_string()),
+                });
+            }
+        };
+        let value = match field("value") {
+            Some(v) => serde_json::from_value::<Value>(v.clone()).map_err(|e| HistoryError::Syntax {
+                location: loc().field("value"),
+                expected: "a JSON value".into(),
+                found: e.to_string(),
+            })?,
+            None => Value::Nil,
+        };
+        let index = match field("index") {
+            Some(v) => v.as_u64().ok_or_else(|| HistoryError::Syntax {
+                location: loc().field("index"),
+                expected: "a non-negative integer".into(),
+                found: v.to_string(),
+            })?,
+            None => i as u64,
+        };
+        let f = match field("f") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(HistoryError::Syntax {
+                    location: loc().field("f"),
+                    expected: "a string".into(),
+                    found: other.to_string(),
+                });
+            }
+            None => "txn".to_owned(),
+        };
+        let error = match field("error") {
+            Some(v) => serde_json::from_value::<Value>(v.clone()).ok(),
+            None => None,
+        };
+        ops.push(Op {
+            index,
+            time: field("time").and_then(serde_json::Value::as_u64),
+            process,
+            kind,
+            f,
+            value,
+            key: None,
+            node: field("node").and_then(|v| v.as_str()).map(str::to_owned),
+            error,
+        });
+        lines.push(line);
+    }
+    // elle-cli's own test data sometimes numbers from 1; order is what matters,
+    // so only insist that indices increase.
+    for w in 1..ops.len() {
+        if ops[w].index <= ops[w - 1].index {
+            return Err(HistoryError::Invalid {
+                location: Location::new(source, Some(u64::from(lines[w]))).field("index"),
+                message: format!(
+                    "index {} does not increase (previous op has {})",
+                    ops[w].index,
+                    ops[w - 1].index
+                ),
+            });
+        }
+    }
+    Ok(History::with_lines(ops, lines, source))
+}
+
+/// 1-based line of each `{` that opens a top-level element of the array.
+fn object_start_lines(text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let (mut depth, mut line, mut in_str, mut escaped) = (0u32, 1u32, false, false);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+        }
+        if in_str {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '[' | '{' => {
+                if depth == 1 && c == '{' {
+                    out.push(line);
+                }
+                depth += 1;
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(60)]) } else { s.to_owned() }
+}
+
+pub(crate) fn write(history: &History) -> String {
+    let mut out = String::from("[");
+    for (i, op) in history.ops().iter().enumerate() {
+        if i > 0 {
+            out.push_str(",\n ");
+        }
+        out.push_str(&serde_json::to_string(op).unwrap_or_default());
+    }
+    out.push_str("]\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_elle_cli_append_history_without_f() {
+        let text = "[{\"index\":0,\"process\":0,\"type\":\"invoke\",\"value\":[[\"append\",1,1]]},\n \
+                    {\"index\":1,\"process\":0,\"type\":\"fail\",\"value\":[[\"append\",1,1]]}]\n";
+        let h = parse(text, "x.json").expect("parse");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.ops()[0].f, "txn");
+        assert_eq!(h.ops()[1].kind, OpType::Fail);
+    }
+
+    #[test]
+    fn bad_process_names_line() {
+        let text = "[{\"process\":0,\"type\":\"invoke\"},\n{\"process\":-2,\"type\":\"ok\"}]";
+        let err = parse(text, "x.json").expect_err("bad").to_string();
+        assert!(err.starts_with("x.json:2 (field `process`)"), "{err}");
+    }
+}

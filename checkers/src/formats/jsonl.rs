@@ -1,0 +1,180 @@
+//! faultline's own history format: JSON Lines, one operation per line.
+//!
+//! The schema is documented in `docs/history-format.md`. Lines are written
+//! as operations happen, so a run that is killed leaves a valid prefix; the
+//! reader therefore accepts a final line that was cut off mid-write (no
+//! trailing newline, not valid JSON) and reports it as a warning instead of
+//! failing.
+
+use serde::Deserialize;
+
+use crate::error::{HistoryError, Location};
+use crate::history::{History, Op, OpType, Process};
+use crate::value::Value;
+
+/// The version of the JSONL schema this code writes and reads.
+pub const JSONL_SCHEMA_VERSION: u64 = 1;
+
+/// An optional first line naming the schema: `{"format":"faultline-history","version":1}`.
+#[derive(Deserialize)]
+struct Header {
+    format: String,
+    version: u64,
+}
+
+/// One line as written by any tool: `index` and `f` may be left out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonOp {
+    index: Option<u64>,
+    time: Option<u64>,
+    process: Process,
+    #[serde(rename = "type")]
+    kind: OpType,
+    f: Option<String>,
+    #[serde(default)]
+    value: Value,
+    key: Option<Value>,
+    node: Option<String>,
+    error: Option<Value>,
+}
+
+pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    let mut ops = Vec::new();
+    let mut lines = Vec::new();
+    let ends_with_newline = text.ends_with('\n');
+    let total_lines = text.lines().count();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i as u64 + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if ops.is_empty() && trimmed.contains("\"format\"") {
+            if let Ok(h) = serde_json::from_str::<Header>(trimmed) {
+                if h.format != "faultline-history" || h.version > JSONL_SCHEMA_VERSION {
+                    return Err(HistoryError::Invalid {
+                        location: Location::new(source, Some(line_no)).field("version"),
+                        message: format!(
+                            "this is {} version {}; this faultline reads faultline-history up to version {}",
+                            h.format, h.version, JSONL_SCHEMA_VERSION
+                        ),
+                    });
+                }
+                continue;
+            }
+        }
+        let op: JsonOp = match serde_json::from_str(trimmed) {
+            Ok(op) => op,
+            Err(e) => {
+                let torn_tail = !ends_with_newline && i + 1 == total_lines && e.is_eof();
+                if torn_tail {
+                    // The writer was killed mid-line: everything before it is intact.
+                    break;
+                }
+                let field = field_of(&e);
+                let mut location = Location::new(source, Some(line_no)).column(e.column() as u64);
+                if let Some(f) = field {
+                    location = location.field(f);
+                }
+                return Err(HistoryError::Syntax {
+                    location,
+                    expected: "one operation per line: a JSON object with at least \
+                               \"process\" and \"type\" (see docs/history-format.md)"
+                        .into(),
+                    found: e.to_string(),
+                });
+            }
+        };
+        let index = op.index.unwrap_or(ops.len() as u64);
+        if let Some(prev) = ops.last().map(|o: &Op| o.index) {
+            if index <= prev {
+                return Err(HistoryError::Invalid {
+                    location: Location::new(source, Some(line_no)).field("index"),
+                    message: format!("index {index} does not increase (previous op has {prev})"),
+                });
+            }
+        }
+        ops.push(Op {
+            index,
+            time: op.time,
+            process: op.process,
+            kind: op.kind,
+            f: op.f.unwrap_or_else(|| "txn".to_owned()),
+            value: op.value,
+            key: op.key,
+            node: op.node,
+            error: op.error,
+        });
+        lines.push(u32::try_from(line_no).unwrap_or(u32::MAX));
+    }
+    Ok(History::with_lines(ops, lines, source))
+}
+
+/// Names the field a serde error is about, when its message quotes one.
+fn field_of(e: &serde_json::Error) -> Option<String> {
+    let msg = e.to_string();
+    let start = msg.find("field `")? + "field `".len();
+    let end = msg[start..].find('`')? + start;
+    Some(msg[start..end].to_owned())
+}
+
+/// Writes one op as a JSONL line (with its newline) into `out`.
+pub fn write_jsonl_line(op: &Op, out: &mut Vec<u8>) {
+    // Serialising our own types cannot fail: every map key is a string.
+    if serde_json::to_writer(&mut *out, op).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+pub(crate) fn write(history: &History) -> String {
+    let mut out = Vec::with_capacity(history.len() * 96);
+    out.extend_from_slice(
+        format!("{{\"format\":\"faultline-history\",\"version\":{JSONL_SCHEMA_VERSION}}}\n").as_bytes(),
+    );
+    for op in history.ops() {
+        write_jsonl_line(op, &mut out);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_minimal_lines_and_defaults_index() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n\
+                    {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":3,\"time\":10}\n";
+        let h = parse(text, "t.jsonl").expect("parse");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.ops()[1].index, 1);
+        assert_eq!(h.ops()[1].value, Value::Int(3));
+        assert_eq!(h.ops()[1].time, Some(10));
+    }
+
+    #[test]
+    fn bad_type_names_line_and_field() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"done\",\"f\":\"read\"}\n";
+        let err = parse(text, "t.jsonl").expect_err("bad type").to_string();
+        assert!(err.starts_with("t.jsonl:2:"), "{err}");
+        assert!(err.contains("done"), "{err}");
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_not_fatal() {
+        let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"ty";
+        let h = parse(text, "t.jsonl").expect("parse");
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn round_trips_through_writer() {
+        let mut op = Op::new(0, Process::Nemesis, OpType::Info, "start-partition", Value::str("majority"));
+        op.time = Some(5);
+        let h = History::new(vec![op]);
+        let text = write(&h);
+        let back = parse(&text, "w.jsonl").expect("parse");
+        assert_eq!(back.ops(), h.ops());
+    }
+}

@@ -1,0 +1,18 @@
+//! faultline's pure library: the history model, history formats, consistency
+//! models and checkers.
+//!
+//! **Architecture invariant:** nothing here performs I/O beyond reading
+//! history files, and nothing depends on an async runtime. Checkers are
+//! functions from a `History` to a `Verdict`, so they run the same in the
+//! harness, in `faultline check`, in tests and in benchmarks.
+
+pub mod error;
+pub mod formats;
+pub mod history;
+pub mod value;
+pub mod verdict;
+
+pub use error::{CheckError, HistoryError, Location};
+pub use history::{History, Op, OpType, Pair, Process};
+pub use value::Value;
+pub use verdict::{Anomaly, Budget, Checker, Compose, Validity, Verdict};

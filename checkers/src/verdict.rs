@@ -1,0 +1,264 @@
+//! Verdicts: what every checker returns, and the `Checker` trait that plugins
+//! implement.
+//!
+//! A violation is a verdict with evidence, never an error. A checker that
+//! runs out of time or memory says `Unknown` with the reason; it never passes
+//! silently.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CheckError;
+use crate::history::History;
+
+/// The three answers a checker can give.
+///
+/// Ordered so that merging takes the maximum: invalid beats unknown beats valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validity {
+    /// The history satisfies the property.
+    Valid,
+    /// The checker could not decide (a budget ran out, or the history holds
+    /// too little to judge).
+    Unknown,
+    /// The history violates the property; the verdict carries the evidence.
+    Invalid,
+}
+
+impl Validity {
+    /// The process exit code Jepsen users expect: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Validity::Valid => 0,
+            Validity::Invalid => 1,
+            Validity::Unknown => 2,
+        }
+    }
+
+    /// `valid`, `invalid` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Unknown => "unknown",
+            Validity::Invalid => "invalid",
+        }
+    }
+}
+
+impl std::fmt::Display for Validity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One violation found in a history, explained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// A stable name: `nonlinearizable`, `G1c`, `lost-write`, `WriteCORead`...
+    pub kind: String,
+    /// What happened, in sentences a newcomer can follow, naming the ops.
+    pub explanation: String,
+    /// Indices (`Op::index`) of the operations involved, for linking to the timeline.
+    pub ops: Vec<u64>,
+    /// Checker-specific structured evidence (a cycle, a failing linearization...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+/// The result of one checker on one history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The checker's name, e.g. `linearizable`.
+    pub checker: String,
+    /// Valid, invalid or unknown.
+    pub validity: Validity,
+    /// One line for humans: what was checked and what was found.
+    pub summary: String,
+    /// Why the answer is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_reason: Option<String>,
+    /// The violations, most severe first.
+    #[serde(default)]
+    pub anomalies: Vec<Anomaly>,
+    /// Checker-specific details and statistics.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+    /// Verdicts of sub-checkers, for compositions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Verdict>,
+    /// Wall-clock time the check took.
+    #[serde(default, with = "duration_ms")]
+    pub elapsed: Duration,
+}
+
+impl Verdict {
+    /// A verdict with no anomalies, details or children.
+    pub fn new(checker: impl Into<String>, validity: Validity, summary: impl Into<String>) -> Verdict {
+        Verdict {
+            checker: checker.into(),
+            validity,
+            summary: summary.into(),
+            unknown_reason: None,
+            anomalies: Vec::new(),
+            details: serde_json::Value::Null,
+            children: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Plain-text rendering: the summary, then each anomaly's explanation.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out, 0);
+        out
+    }
+
+    fn write_text(&self, out: &mut String, depth: usize) {
+        use std::fmt::Write;
+        let pad = "  ".repeat(depth);
+        let _ = writeln!(out, "{pad}{}: {} ({})", self.checker, self.validity, self.summary);
+        if let Some(r) = &self.unknown_reason {
+            let _ = writeln!(out, "{pad}  unknown because: {r}");
+        }
+        for a in &self.anomalies {
+            let _ = writeln!(out, "{pad}  [{}]", a.kind);
+            for line in a.explanation.lines() {
+                let _ = writeln!(out, "{pad}    {line}");
+            }
+        }
+        for c in &self.children {
+            c.write_text(out, depth + 1);
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64((ms / 1000.0).max(0.0)))
+    }
+}
+
+/// Limits on a checker's search. When one runs out the answer is `Unknown`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Wall-clock time allowed.
+    pub time: Option<Duration>,
+    /// Memory allowed for the checker's own search structures, in bytes.
+    pub memory: Option<usize>,
+}
+
+/// A consistency checker. Implement this in your own crate to add a checker;
+/// register it by name to reach it from the command line.
+pub trait Checker: Send + Sync {
+    /// A short stable name (`linearizable`, `list-append`, `set-full`...).
+    fn name(&self) -> &str;
+
+    /// Judges `history`. Broken input (an op the checker cannot interpret)
+    /// is an `Err`; a violation is `Ok` with an invalid verdict.
+    fn check(&self, history: &History) -> Result<Verdict, CheckError>;
+
+    /// An HTML fragment (no `<html>` wrapper, no external resources) that
+    /// draws the evidence of `verdict`, if this checker has a picture for it.
+    fn render_html(&self, _history: &History, _verdict: &Verdict) -> Option<String> {
+        None
+    }
+}
+
+/// Runs several checkers on the same history in parallel and merges their
+/// verdicts: invalid beats unknown beats valid.
+pub struct Compose {
+    name: String,
+    checkers: Vec<Box<dyn Checker>>,
+}
+
+impl Compose {
+    /// A composition named `name`.
+    pub fn new(name: impl Into<String>, checkers: Vec<Box<dyn Checker>>) -> Compose {
+        Compose { name: name.into(), checkers }
+    }
+}
+
+impl Checker for Compose {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        use rayon::prelude::*;
+        let started = std::time::Instant::now();
+        let children: Vec<Verdict> = self
+            .checkers
+            .par_iter()
+            .map(|c| c.check(history))
+            .collect::<Result<_, _>>()?;
+        let validity = children.iter().map(|c| c.validity).max().unwrap_or(Validity::Valid);
+        let summary = children
+            .iter()
+            .map(|c| format!("{} {}", c.checker, c.validity))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut v = Verdict::new(self.name.clone(), validity, summary);
+        if validity == Validity::Unknown {
+            v.unknown_reason = Some("at least one checker could not decide".into());
+        }
+        v.children = children;
+        v.elapsed = started.elapsed();
+        Ok(v)
+    }
+
+    fn render_html(&self, history: &History, verdict: &Verdict) -> Option<String> {
+        let parts: Vec<String> = self
+            .checkers
+            .iter()
+            .zip(&verdict.children)
+            .filter_map(|(c, v)| c.render_html(history, v))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Validity);
+    impl Checker for Fixed {
+        fn name(&self) -> &str {
+            "fixed"
+        }
+        fn check(&self, _: &History) -> Result<Verdict, CheckError> {
+            Ok(Verdict::new("fixed", self.0, "fixed answer"))
+        }
+    }
+
+    #[test]
+    fn composition_merges_invalid_over_unknown_over_valid() {
+        let h = History::default();
+        let c = Compose::new(
+            "all",
+            vec![Box::new(Fixed(Validity::Valid)), Box::new(Fixed(Validity::Unknown))],
+        );
+        assert_eq!(c.check(&h).expect("check").validity, Validity::Unknown);
+        let c = Compose::new(
+            "all",
+            vec![
+                Box::new(Fixed(Validity::Unknown)),
+                Box::new(Fixed(Validity::Invalid)),
+                Box::new(Fixed(Validity::Valid)),
+            ],
+        );
+        let v = c.check(&h).expect("check");
+        assert_eq!(v.validity, Validity::Invalid);
+        assert_eq!(v.children.len(), 3);
+    }
+}

@@ -1,0 +1,2 @@
+//! The `faultline` command: argument parsing and exit codes, nothing else.
+fn main() {}
