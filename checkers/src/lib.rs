@@ -9,6 +9,8 @@
 pub mod error;
 pub mod formats;
 pub mod history;
+pub mod registry;
+pub mod txn;
 pub mod value;
 pub mod verdict;
 

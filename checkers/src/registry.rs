@@ -1,0 +1,44 @@
+//! Built-in checkers by name, for the command line and for test specs.
+//!
+//! `faultline check --checker NAME` and a test's `checkers = [...]` both go
+//! through `build`. Plugins register their own checkers with the harness;
+//! this table holds the ones that ship with faultline.
+
+use std::collections::BTreeMap;
+
+use crate::error::CheckError;
+use crate::value::Value;
+use crate::verdict::{Budget, Checker};
+
+/// What the user asked for: a checker name and its options.
+#[derive(Clone, Debug, Default)]
+pub struct CheckSpec {
+    /// The checker's name (see `NAMES`).
+    pub checker: String,
+    /// The model, for checkers that take one (`cas-register` for
+    /// `linearizable`, `causal` for `causal`).
+    pub model: Option<String>,
+    /// The model's initial value, where it has one.
+    pub init: Option<Value>,
+    /// Consistency models to check against, for the transactional checkers.
+    pub consistency_models: Vec<String>,
+    /// Treat each op's value as an independent `[key value]` tuple.
+    pub independent: bool,
+    /// Time and memory limits.
+    pub budget: Budget,
+    /// Checker-specific options (`--opt key=value`).
+    pub options: BTreeMap<String, String>,
+}
+
+/// Names and one-line descriptions of the built-in checkers.
+pub const NAMES: &[(&str, &str)] = &[];
+
+/// Builds the checker `spec` names.
+pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
+    match spec.checker.as_str() {
+        other => Err(CheckError::BadOption(format!(
+            "unknown checker {other:?}; known checkers: {}",
+            NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

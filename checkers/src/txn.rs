@@ -1,0 +1,125 @@
+//! Transactions as lists of micro-operations: `[[:append 5 3] [:r 5 [1 3]] [:w 2 7]]`.
+//!
+//! Elle-style list-append and rw-register histories, and the session-guarantee
+//! checkers, read an op's value as a transaction. Function names are accepted
+//! as keywords (EDN) or strings (JSON), short or long (`r`/`read`, `w`/`write`).
+
+use crate::value::Value;
+
+/// One micro-operation of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MicroOp {
+    /// Append `value` to the list at `key`.
+    Append {
+        /// The key.
+        key: Value,
+        /// The element appended.
+        value: Value,
+    },
+    /// Read `key`. In an invocation the value is `nil` (not yet known); in an
+    /// `ok` completion it is what was read: `nil` for a key never written, a
+    /// list for list-append, a single value for a register.
+    Read {
+        /// The key.
+        key: Value,
+        /// The value read.
+        value: Value,
+    },
+    /// Write `value` to the register at `key`.
+    Write {
+        /// The key.
+        key: Value,
+        /// The value written.
+        value: Value,
+    },
+}
+
+impl MicroOp {
+    /// The key this micro-op touches.
+    pub fn key(&self) -> &Value {
+        match self {
+            MicroOp::Append { key, .. } | MicroOp::Read { key, .. } | MicroOp::Write { key, .. } => key,
+        }
+    }
+
+    /// The micro-op back as a value, in Elle's notation (`[:append k v]`).
+    pub fn to_value(&self) -> Value {
+        let (f, k, v) = match self {
+            MicroOp::Append { key, value } => ("append", key, value),
+            MicroOp::Read { key, value } => ("r", key, value),
+            MicroOp::Write { key, value } => ("w", key, value),
+        };
+        Value::List(vec![Value::keyword(f), k.clone(), v.clone()])
+    }
+}
+
+impl std::fmt::Display for MicroOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_value())
+    }
+}
+
+/// Reads a transaction from an op's value. The error says what was wrong in
+/// words; the caller adds the location (file, line, field `value`).
+pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
+    let items = match value {
+        Value::List(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => {
+            return Err(format!(
+                "expected a transaction (a list of micro-ops such as [[:append 1 2] [:r 1 nil]]), found a {}: {other}",
+                other.kind_name()
+            ));
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, mop)| {
+            let parts = match mop {
+                Value::List(p) if p.len() == 3 => p,
+                other => {
+                    return Err(format!(
+                        "micro-op {i} should be [f key value] with f one of append, r, w; found {other}"
+                    ));
+                }
+            };
+            let key = parts[1].clone();
+            let value = parts[2].clone();
+            match parts[0].as_str() {
+                Some("append") => Ok(MicroOp::Append { key, value }),
+                Some("r" | "read") => Ok(MicroOp::Read { key, value }),
+                Some("w" | "write") => Ok(MicroOp::Write { key, value }),
+                _ => Err(format!(
+                    "micro-op {i} has function {}, expected append, r or w",
+                    parts[0]
+                )),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_edn_and_json_spellings() {
+        let v = Value::List(vec![
+            Value::List(vec![Value::keyword("append"), Value::Int(5), Value::Int(3)]),
+            Value::List(vec![Value::str("r"), Value::Int(5), Value::List(vec![Value::Int(3)])]),
+            Value::List(vec![Value::keyword("w"), Value::str("x"), Value::Int(1)]),
+        ]);
+        let txn = parse_txn(&v).expect("parse");
+        assert_eq!(txn.len(), 3);
+        assert_eq!(txn[1], MicroOp::Read { key: Value::Int(5), value: Value::List(vec![Value::Int(3)]) });
+        assert_eq!(txn[0].to_string(), "[:append 5 3]");
+    }
+
+    #[test]
+    fn rejects_unknown_micro_op_in_words() {
+        let v = Value::List(vec![Value::List(vec![Value::keyword("inc"), Value::Int(1), Value::Int(1)])]);
+        let err = parse_txn(&v).expect_err("bad");
+        assert!(err.contains("micro-op 0 has function :inc"), "{err}");
+    }
+}
