@@ -9,6 +9,7 @@
 pub mod error;
 pub mod formats;
 pub mod history;
+pub mod html;
 pub mod registry;
 pub mod txn;
 pub mod value;
@@ -17,4 +18,4 @@ pub mod verdict;
 pub use error::{CheckError, HistoryError, Location};
 pub use history::{History, Op, OpType, Pair, Process};
 pub use value::Value;
-pub use verdict::{Anomaly, Budget, Checker, Compose, Validity, Verdict};
+pub use verdict::{Anomaly, Budget, Checker, Compose, HtmlPage, Validity, Verdict};

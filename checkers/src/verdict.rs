@@ -148,6 +148,17 @@ mod duration_ms {
     }
 }
 
+/// One page of a checker's HTML evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HtmlPage {
+    /// A file-name-safe name, unique within the checker's pages (`G1c`, `linearizability`).
+    pub name: String,
+    /// The page title.
+    pub title: String,
+    /// The body: an HTML fragment; wrap it with `html::page`.
+    pub body: String,
+}
+
 /// Limits on a checker's search. When one runs out the answer is `Unknown`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Budget {
@@ -167,10 +178,12 @@ pub trait Checker: Send + Sync {
     /// is an `Err`; a violation is `Ok` with an invalid verdict.
     fn check(&self, history: &History) -> Result<Verdict, CheckError>;
 
-    /// An HTML fragment (no `<html>` wrapper, no external resources) that
-    /// draws the evidence of `verdict`, if this checker has a picture for it.
-    fn render_html(&self, _history: &History, _verdict: &Verdict) -> Option<String> {
-        None
+    /// Pages of HTML (fragments without the `<html>` wrapper, and no
+    /// external resources) that draw the evidence of `verdict`: one page for
+    /// a simple checker, one per anomaly type for the transactional ones.
+    /// Empty when this checker has no picture to draw.
+    fn render_html(&self, _history: &History, _verdict: &Verdict) -> Vec<HtmlPage> {
+        Vec::new()
     }
 }
 
@@ -216,14 +229,12 @@ impl Checker for Compose {
         Ok(v)
     }
 
-    fn render_html(&self, history: &History, verdict: &Verdict) -> Option<String> {
-        let parts: Vec<String> = self
-            .checkers
+    fn render_html(&self, history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        self.checkers
             .iter()
             .zip(&verdict.children)
-            .filter_map(|(c, v)| c.render_html(history, v))
-            .collect();
-        (!parts.is_empty()).then(|| parts.join("\n"))
+            .flat_map(|(c, v)| c.render_html(history, v))
+            .collect()
     }
 }
 
