@@ -1,0 +1,222 @@
+//! faultline's results: the on-disk store of runs, the versioned
+//! `results.json`, self-contained HTML reports, and the web view behind
+//! `faultline serve`.
+//!
+//! **Architecture invariant:** this crate depends on `checkers` and on no
+//! other workspace crate. It reads what the harness wrote through the
+//! documented run-directory layout (`store::files`), never through harness
+//! types, so runs recorded by any faultline version stay readable.
+//!
+//! The binary calls [`finish_run`] once the harness has returned its
+//! verdicts, [`regenerate_report`] for `faultline report RUN_DIR`, and
+//! [`serve::serve`] for `faultline serve`.
+
+pub mod error;
+pub mod intervals;
+pub mod report;
+pub mod run_results;
+pub mod serve;
+pub mod spec;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use checkers::History;
+
+pub use error::StoreError;
+pub use report::evidence::CheckerLookup;
+pub use run_results::{CheckResult, CheckerConfig, RESULTS_VERSION, RunResults};
+pub use spec::TestSpec;
+pub use store::{Run, RunSummary, Store};
+
+/// What [`finish_run`] and [`regenerate_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// `results.json` (when it was written by this call).
+    pub results: Option<PathBuf>,
+    /// `report.html`.
+    pub report: PathBuf,
+    /// Things the report had to do without (unreadable files), also shown in it.
+    pub warnings: Vec<String>,
+}
+
+/// Records the verdicts of a finished run: writes `results.json` and then
+/// `report.html` into `run_dir`. `history` is the run's history as the
+/// harness holds it in memory (it is not read again from disk).
+pub fn finish_run(
+    run_dir: &Path,
+    history: &History,
+    checks: Vec<CheckResult>,
+) -> Result<Written, StoreError> {
+    finish_run_with(run_dir, history, checks, None)
+}
+
+/// [`finish_run`], with plugin checkers: `lookup` builds a checker that is
+/// not built in from its spec, so that its `render_html` pages appear in
+/// the report.
+pub fn finish_run_with(
+    run_dir: &Path,
+    history: &History,
+    checks: Vec<CheckResult>,
+    lookup: Option<CheckerLookup<'_>>,
+) -> Result<Written, StoreError> {
+    let results = RunResults::new(history, checks);
+    write_run(run_dir, Some(history), results, lookup)
+}
+
+/// Records a run the harness could not carry out (a node would not start):
+/// `results.json` holds the error and no verdict, and the report shows it
+/// with whatever history was recorded before the failure.
+pub fn record_harness_failure(
+    run_dir: &Path,
+    history: Option<&History>,
+    error: &str,
+) -> Result<Written, StoreError> {
+    let mut results = match history {
+        Some(h) => RunResults::new(h, Vec::new()),
+        None => RunResults::with_summary(Default::default(), Vec::new()),
+    };
+    results.harness_error = Some(error.to_owned());
+    write_run(run_dir, history, results, None)
+}
+
+fn write_run(
+    run_dir: &Path,
+    history: Option<&History>,
+    results: RunResults,
+    lookup: Option<CheckerLookup<'_>>,
+) -> Result<Written, StoreError> {
+    let results_path = store::write_results(run_dir, &results)?;
+    let mut warnings = Vec::new();
+    let spec = match TestSpec::read(&run_dir.join(store::files::SPEC)) {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    };
+    let html = render_dir(run_dir, spec.as_ref(), history, Some(&results), &warnings, lookup);
+    let report = run_dir.join(store::files::REPORT);
+    store::write_atomic(&report, html.as_bytes())?;
+    Ok(Written { results: Some(results_path), report, warnings })
+}
+
+/// `faultline report RUN_DIR`: regenerates `report.html` from the files in
+/// the run directory. A file that cannot be read is named in the report and
+/// in `Written::warnings`; the report is written all the same.
+pub fn regenerate_report(run_dir: &Path) -> Result<Written, StoreError> {
+    regenerate_report_with(run_dir, None)
+}
+
+/// [`regenerate_report`], with plugin checkers (see [`finish_run_with`]).
+pub fn regenerate_report_with(
+    run_dir: &Path,
+    lookup: Option<CheckerLookup<'_>>,
+) -> Result<Written, StoreError> {
+    let (html, warnings, dir) = render_run_dir_with(run_dir, lookup)?;
+    let report = dir.join(store::files::REPORT);
+    store::write_atomic(&report, html.as_bytes())?;
+    Ok(Written { results: None, report, warnings })
+}
+
+/// Renders the report of the run in `run_dir` without writing it.
+/// Returns the page, the warnings, and the resolved run directory.
+pub fn render_run_dir(run_dir: &Path) -> Result<(String, Vec<String>, PathBuf), StoreError> {
+    render_run_dir_with(run_dir, None)
+}
+
+fn render_run_dir_with(
+    run_dir: &Path,
+    lookup: Option<CheckerLookup<'_>>,
+) -> Result<(String, Vec<String>, PathBuf), StoreError> {
+    let dir = run_dir
+        .canonicalize()
+        .map_err(|e| StoreError::Io { path: run_dir.to_owned(), source: e })?;
+    let mut warnings = Vec::new();
+    let spec = match TestSpec::read(&dir.join(store::files::SPEC)) {
+        Ok(s) => s,
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    };
+    let results = match RunResults::read(&dir.join(store::files::RESULTS)) {
+        Ok(r) => r,
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    };
+    let history_path = dir.join(store::files::HISTORY);
+    let history = if history_path.is_file() {
+        match checkers::formats::read_path(&history_path, Some(checkers::formats::Format::Jsonl)) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warnings.push(e.to_string());
+                None
+            }
+        }
+    } else {
+        warnings
+            .push(format!("{}: no such file; the run recorded no history", history_path.display()));
+        None
+    };
+    if spec.is_none() && results.is_none() && history.is_none() && warnings.len() <= 1 {
+        return Err(StoreError::NotARun {
+            path: dir,
+            reason: "it has no test.toml, history.jsonl or results.json".into(),
+        });
+    }
+    let html =
+        render_dir(&dir, spec.as_ref(), history.as_ref(), results.as_ref(), &warnings, lookup);
+    Ok((html, warnings, dir))
+}
+
+fn render_dir(
+    dir: &Path,
+    spec: Option<&TestSpec>,
+    history: Option<&History>,
+    results: Option<&RunResults>,
+    warnings: &[String],
+    lookup: Option<CheckerLookup<'_>>,
+) -> String {
+    let run = Run {
+        dir: dir.to_owned(),
+        name: String::new(),
+        timestamp: String::new(),
+        spec: None,
+        results: None,
+    };
+    let node_logs = run.node_logs();
+    let dir_name = |p: Option<&Path>| {
+        p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    let timestamp = dir_name(Some(dir));
+    let name = dir_name(dir.parent());
+    let mut run_files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    let keep = n != store::files::REPORT && !n.ends_with(".tmp");
+                    keep.then(|| (n, e.metadata().map(|m| m.len()).unwrap_or(0)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    run_files.sort();
+    let input = report::ReportInput {
+        name: &name,
+        timestamp: &timestamp,
+        spec,
+        spec_path: dir.join(store::files::SPEC).display().to_string(),
+        history,
+        results,
+        problems: warnings.to_vec(),
+        node_logs: &node_logs,
+        run_files,
+        lookup,
+    };
+    report::render(&input)
+}

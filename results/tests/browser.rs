@@ -1,0 +1,315 @@
+//! Headless Chromium (Debian's `chromium`) opens a report and the serve
+//! index from loopback, and the test checks what a person would see: the
+//! verdict, a violation's explanation, a drawn timeline, and no script
+//! errors. Screenshots are saved beside the reports under
+//! `target/tmp/browser/` for a person to look at.
+//!
+//! "No script errors" is checked through the DevTools protocol: uncaught
+//! exceptions (`Runtime.exceptionThrown`), `console.error` calls and
+//! browser log entries of level error are all collected, and a control page
+//! with a deliberate error proves the collection works. Every request the
+//! page makes is recorded too, to prove the report fetches nothing.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkers::Checker;
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use results::{CheckResult, CheckerConfig};
+
+use crate::common::{
+    ReadsWritten, TestServer, make_run, register_history, spec, with_phantom_read,
+};
+
+/// Debian's Chromium, if installed. Under CI=true its absence fails the test.
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "CI=true but chromium is not installed: .ci/run must install Debian's chromium package"
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPING THE BROWSER TEST: /usr/bin/chromium is missing. Install Debian's `chromium` \
+             package (apt-get install chromium) to run it; under CI=true it is mandatory. ***\n"
+        );
+    }
+    found
+}
+
+/// Where screenshots and the reports they show are kept after the test.
+fn out_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("output dir");
+    dir
+}
+
+struct Session {
+    // Field order matters: the tab goes before the browser.
+    tab: Arc<Tab>,
+    _browser: Browser,
+    _profile: tempfile::TempDir,
+    errors: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn launch(chrome: PathBuf) -> Session {
+    let profile = tempfile::tempdir().expect("profile dir");
+    // Flags that make Chromium behave as root on a machine with no network.
+    let args: Vec<&OsStr> = [
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    let opts = LaunchOptions::default_builder()
+        .path(Some(chrome))
+        .headless(true)
+        .sandbox(false)
+        .user_data_dir(Some(profile.path().to_owned()))
+        .window_size(Some((1400, 1000)))
+        .args(args)
+        .idle_browser_timeout(Duration::from_secs(300))
+        .build()
+        .expect("launch options");
+    let browser = Browser::new(opts).expect("start chromium");
+    let tab = browser.new_tab().expect("tab");
+    tab.set_default_timeout(Duration::from_secs(120));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    tab.enable_runtime().expect("runtime domain");
+    tab.enable_log().expect("log domain");
+    tab.call_method(headless_chrome::protocol::cdp::Network::Enable {
+        max_total_buffer_size: None,
+        max_resource_buffer_size: None,
+        max_post_data_size: None,
+        report_direct_socket_traffic: None,
+        enable_durable_messages: None,
+    })
+    .expect("network domain");
+    let (e, r) = (Arc::clone(&errors), Arc::clone(&requests));
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        use headless_chrome::protocol::cdp::Log::LogEntryLevel;
+        use headless_chrome::protocol::cdp::Runtime::ConsoleAPICalledEventTypeOption;
+        let mut errors = e.lock().expect("errors lock");
+        match event {
+            Event::RuntimeExceptionThrown(x) => {
+                let d = &x.params.exception_details;
+                let desc =
+                    d.exception.as_ref().and_then(|o| o.description.clone()).unwrap_or_default();
+                errors.push(format!("exception: {} {desc} (line {})", d.text, d.line_number));
+            }
+            Event::RuntimeConsoleAPICalled(x)
+                if matches!(x.params.Type, ConsoleAPICalledEventTypeOption::Error) =>
+            {
+                errors.push(format!(
+                    "console.error: {:?}",
+                    x.params.args.iter().map(|a| a.value.clone()).collect::<Vec<_>>()
+                ));
+            }
+            Event::LogEntryAdded(x) if matches!(x.params.entry.level, LogEntryLevel::Error) => {
+                errors.push(format!("log: {} {:?}", x.params.entry.text, x.params.entry.url));
+            }
+            Event::NetworkRequestWillBeSent(x) => {
+                r.lock().expect("requests lock").push(x.params.request.url.clone());
+            }
+            _ => {}
+        }
+    }))
+    .expect("listener");
+    Session { tab, _browser: browser, _profile: profile, errors, requests }
+}
+
+impl Session {
+    fn open(&self, url: &str) {
+        self.tab.navigate_to(url).expect("navigate").wait_until_navigated().expect("navigated");
+    }
+
+    fn eval(&self, js: &str) -> serde_json::Value {
+        let r = self.tab.evaluate(js, false).expect("evaluate");
+        r.value.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until `js` is true, for at most `limit`.
+    fn wait_for(&self, js: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.eval(js) == serde_json::Value::Bool(true) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn screenshot(&self, path: &Path) {
+        let png = self
+            .tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+            .expect("screenshot");
+        std::fs::write(path, png).expect("write screenshot");
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().expect("errors lock"))
+    }
+}
+
+/// Non-blank pixels on the timeline canvas: proof that something was drawn.
+const INKED_PIXELS: &str = "(() => { const c = document.querySelector('#timeline canvas'); \
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
+    for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++; return n; })()";
+
+#[test]
+fn report_and_index_open_in_headless_chromium_without_script_errors() {
+    let Some(chrome) = chromium() else { return };
+    let out = out_dir("runs");
+    let store = out.join("store");
+    let seed = 23;
+    eprintln!("history seed {seed}");
+    let good = register_history(6_000, 5, seed);
+    let bad = with_phantom_read(&good);
+    for (ts, h) in [("20260101T000000Z", &good), ("20260102T000000Z", &bad)] {
+        let dir = make_run(&store, "register", ts, h, &spec("register", seed));
+        let check = CheckResult {
+            spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+            verdict: ReadsWritten.check(h).expect("check"),
+        };
+        results::finish_run_with(&dir, h, vec![check], Some(&crate::common::plugins))
+            .expect("finish");
+    }
+    let server = TestServer::start(&store);
+    let s = launch(chrome);
+
+    // Control: the error collection sees a deliberate error.
+    s.open("data:text/html,<p>control</p><script>console.error('control error'); notAFunction();</script>");
+    let start = Instant::now();
+    while s.errors.lock().expect("lock").len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let control = s.take_errors();
+    assert!(
+        control.iter().any(|e| e.contains("notAFunction")),
+        "exception not captured: {control:?}"
+    );
+    assert!(
+        control.iter().any(|e| e.contains("control error")),
+        "console.error not captured: {control:?}"
+    );
+    s.requests.lock().expect("lock").clear();
+
+    // The report of the invalid run.
+    let report_url = server.url("/runs/register/20260102T000000Z/");
+    s.open(&report_url);
+    assert!(
+        s.wait_for(
+            "document.getElementById('timeline')?.dataset.ready === '1'",
+            Duration::from_secs(60)
+        ),
+        "timeline never became ready"
+    );
+    assert_eq!(s.eval("document.getElementById('overall-verdict').textContent"), "invalid");
+    let explanation = s.eval("document.querySelector('.anomaly .explanation').textContent");
+    assert!(
+        explanation.as_str().is_some_and(|e| e.contains("no operation ever wrote 99")),
+        "{explanation}"
+    );
+    let drawn = s.eval("parseInt(document.getElementById('timeline').dataset.drawn, 10)");
+    assert!(drawn.as_u64().is_some_and(|n| n > 0), "timeline drew {drawn}");
+    let inked = s.eval(INKED_PIXELS);
+    assert!(inked.as_u64().is_some_and(|n| n > 5_000), "timeline canvas is blank: {inked} pixels");
+    s.screenshot(&store.join("register/20260102T000000Z/report.png"));
+    // An op link moves the timeline to the op and shows its details.
+    let last = bad.len() - 1;
+    s.eval("document.querySelector('a.op-link').click(); true");
+    let detail = s.eval("document.querySelector('.tl-detail').textContent");
+    let want = format!("op {} (completion: op {last})", last - 1);
+    assert!(detail.as_str().is_some_and(|d| d.contains(&want)), "{detail}");
+    s.screenshot(&store.join("register/20260102T000000Z/report-timeline.png"));
+    let errors = s.take_errors();
+    assert!(errors.is_empty(), "script errors in the report: {errors:?}");
+
+    // The index.
+    s.open(&server.url("/"));
+    assert!(
+        s.wait_for("document.querySelectorAll('tr.run').length === 2", Duration::from_secs(30))
+    );
+    assert_eq!(s.eval("document.querySelector('tr.run.invalid td.status') !== null"), true);
+    assert_eq!(
+        s.eval(
+            "getComputedStyle(document.querySelector('tr.run.invalid td.status')).backgroundColor"
+        ),
+        "rgb(198, 40, 40)"
+    );
+    s.screenshot(&store.join("index.png"));
+    let errors = s.take_errors();
+    assert!(errors.is_empty(), "script errors in the index: {errors:?}");
+
+    // Nothing but the server itself was asked for anything.
+    let base = server.url("/");
+    let requests = s.requests.lock().expect("lock").clone();
+    assert!(!requests.is_empty(), "the network domain recorded no requests at all");
+    let foreign: Vec<&String> = requests.iter().filter(|u| !u.starts_with(&base)).collect();
+    assert!(foreign.is_empty(), "the pages fetched from elsewhere: {foreign:?}");
+}
+
+/// A report of a million-event history opens and draws in the browser.
+/// Its size is printed; `cargo bench -p faultline-results` measures its
+/// render time.
+#[test]
+fn a_million_op_report_opens_in_headless_chromium() {
+    let Some(chrome) = chromium() else { return };
+    let out = out_dir("million");
+    let store = out.join("store");
+    let h = register_history(1_000_000, 10, 42);
+    let dir = make_run(&store, "million", "20260101T000000Z", &h, &spec("million", 42));
+    let started = Instant::now();
+    let check = CheckResult {
+        spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+        verdict: ReadsWritten.check(&h).expect("check"),
+    };
+    let w = results::finish_run(&dir, &h, vec![check]).expect("finish");
+    let size = std::fs::metadata(&w.report).expect("report").len();
+    eprintln!(
+        "1,000,000-event report: {:.1} MiB, written in {:.1} s (test profile; see the bench for release)",
+        size as f64 / (1 << 20) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    let server = TestServer::start(&store);
+    let s = launch(chrome);
+    let opened = Instant::now();
+    s.open(&server.url("/runs/million/20260101T000000Z/"));
+    assert!(
+        s.wait_for(
+            "document.getElementById('timeline')?.dataset.ready === '1'",
+            Duration::from_secs(90)
+        ),
+        "the million-op timeline did not draw within 90 s"
+    );
+    eprintln!("opened and drew the timeline in {:.1} s", opened.elapsed().as_secs_f64());
+    let n = s.eval("parseInt(document.getElementById('timeline').dataset.drawn, 10)");
+    assert!(n.as_u64().is_some_and(|n| n > 400_000), "drew {n}");
+    assert_eq!(s.eval("document.getElementById('overall-verdict').textContent"), "valid");
+    // Zooming in keeps working at this size.
+    let t = Instant::now();
+    s.eval("for (let i = 0; i < 20; i++) document.querySelector('.tl-in').click(); true");
+    eprintln!("20 zoom steps in {:.2} s", t.elapsed().as_secs_f64());
+    s.screenshot(&dir.join("report.png"));
+    let errors = s.take_errors();
+    assert!(errors.is_empty(), "script errors: {errors:?}");
+}
