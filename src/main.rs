@@ -1,2 +1,41 @@
 //! The `faultline` command: argument parsing and exit codes, nothing else.
-fn main() {}
+//! Every subcommand lives in its own file and calls into the library crates.
+
+mod check;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for bad arguments or unreadable input, as Jepsen users expect.
+pub const EXIT_BAD_INPUT: u8 = 254;
+
+/// faultline: Jepsen-style consistency testing.
+#[derive(Parser)]
+#[command(name = "faultline", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recorded histories against a consistency model.
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout with success; real
+            // argument errors get the bad-input exit code.
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(args),
+    }
+}

@@ -350,6 +350,34 @@ impl History {
     }
 }
 
+/// Splits Jepsen independent tuples: every client op's value `[key value]`
+/// becomes `key` and `value`, so checkers can partition by key. Ops that
+/// already carry a key are left alone.
+pub fn split_independent(history: History) -> Result<History, HistoryError> {
+    let History { mut ops, lines, source } = history;
+    for (pos, op) in ops.iter_mut().enumerate() {
+        if op.process == Process::Nemesis || op.key.is_some() {
+            continue;
+        }
+        match std::mem::take(&mut op.value) {
+            Value::List(mut kv) if kv.len() == 2 => {
+                op.value = kv.pop().unwrap_or_default();
+                op.key = kv.pop();
+            }
+            other => {
+                let line = lines.get(pos).copied().filter(|&l| l > 0).map(u64::from);
+                return Err(HistoryError::Invalid {
+                    location: Location::new(source, line).field("value"),
+                    message: format!(
+                        "--independent expects every client op's value to be a [key value] tuple, found {other}"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(History { ops, lines, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +415,18 @@ mod tests {
         let err = h.pairs().expect_err("must fail").to_string();
         assert!(err.starts_with("h.jsonl:4 (field `process`)"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn independent_tuples_become_keys() {
+        let mut a = op(0, OpType::Invoke, "write");
+        a.value = Value::List(vec![Value::Int(7), Value::Int(3)]);
+        let h = split_independent(History::from_ops_renumbered(vec![a])).expect("split");
+        assert_eq!(h.ops()[0].key, Some(Value::Int(7)));
+        assert_eq!(h.ops()[0].value, Value::Int(3));
+        let b = op(0, OpType::Invoke, "write");
+        let err = split_independent(History::from_ops_renumbered(vec![b])).expect_err("nil value");
+        assert!(err.to_string().contains("(field `value`)"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod formats;
 pub mod history;
 pub mod html;
+pub mod linear;
 pub mod registry;
 pub mod txn;
 pub mod value;

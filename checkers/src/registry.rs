@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::CheckError;
+use crate::linear::{LinearChecker, ModelName};
 use crate::value::Value;
 use crate::verdict::{Budget, Checker};
 
@@ -31,14 +32,40 @@ pub struct CheckSpec {
 }
 
 /// Names and one-line descriptions of the built-in checkers.
-pub const NAMES: &[(&str, &str)] = &[];
+pub const NAMES: &[(&str, &str)] = &[(
+    "linearizable",
+    "linearizability against a model (--model register|cas-register|multi-register|mutex|set|unordered-queue|fifo-queue|kv)",
+)];
 
 /// Builds the checker `spec` names.
 pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
     match spec.checker.as_str() {
+        "linearizable" | "linearizability" => {
+            let model = spec.model.as_deref().ok_or_else(|| {
+                CheckError::BadOption(
+                    "the linearizable checker needs --model (e.g. --model cas-register)".into(),
+                )
+            })?;
+            let mut c =
+                LinearChecker::new(model.parse::<ModelName>().map_err(CheckError::BadOption)?);
+            c.init = spec.init.clone().unwrap_or_default();
+            c.budget = spec.budget;
+            if let Some(p) = spec.options.get("partition") {
+                c.partition = parse_bool("partition", p)?;
+            }
+            Ok(Box::new(c))
+        }
         other => Err(CheckError::BadOption(format!(
             "unknown checker {other:?}; known checkers: {}",
             NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
         ))),
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, CheckError> {
+    match v {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(CheckError::BadOption(format!("--opt {name}={v}: expected true or false"))),
     }
 }

@@ -38,7 +38,9 @@ impl MicroOp {
     /// The key this micro-op touches.
     pub fn key(&self) -> &Value {
         match self {
-            MicroOp::Append { key, .. } | MicroOp::Read { key, .. } | MicroOp::Write { key, .. } => key,
+            MicroOp::Append { key, .. }
+            | MicroOp::Read { key, .. }
+            | MicroOp::Write { key, .. } => key,
         }
     }
 
@@ -112,13 +114,20 @@ mod tests {
         ]);
         let txn = parse_txn(&v).expect("parse");
         assert_eq!(txn.len(), 3);
-        assert_eq!(txn[1], MicroOp::Read { key: Value::Int(5), value: Value::List(vec![Value::Int(3)]) });
+        assert_eq!(
+            txn[1],
+            MicroOp::Read { key: Value::Int(5), value: Value::List(vec![Value::Int(3)]) }
+        );
         assert_eq!(txn[0].to_string(), "[:append 5 3]");
     }
 
     #[test]
     fn rejects_unknown_micro_op_in_words() {
-        let v = Value::List(vec![Value::List(vec![Value::keyword("inc"), Value::Int(1), Value::Int(1)])]);
+        let v = Value::List(vec![Value::List(vec![
+            Value::keyword("inc"),
+            Value::Int(1),
+            Value::Int(1),
+        ])]);
         let err = parse_txn(&v).expect_err("bad");
         assert!(err.contains("micro-op 0 has function :inc"), "{err}");
     }

@@ -95,7 +95,11 @@ pub struct Verdict {
 
 impl Verdict {
     /// A verdict with no anomalies, details or children.
-    pub fn new(checker: impl Into<String>, validity: Validity, summary: impl Into<String>) -> Verdict {
+    pub fn new(
+        checker: impl Into<String>,
+        validity: Validity,
+        summary: impl Into<String>,
+    ) -> Verdict {
         Verdict {
             checker: checker.into(),
             validity,
@@ -209,11 +213,8 @@ impl Checker for Compose {
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         use rayon::prelude::*;
         let started = std::time::Instant::now();
-        let children: Vec<Verdict> = self
-            .checkers
-            .par_iter()
-            .map(|c| c.check(history))
-            .collect::<Result<_, _>>()?;
+        let children: Vec<Verdict> =
+            self.checkers.par_iter().map(|c| c.check(history)).collect::<Result<_, _>>()?;
         let validity = children.iter().map(|c| c.validity).max().unwrap_or(Validity::Valid);
         let summary = children
             .iter()

@@ -129,7 +129,21 @@ fn split_forms<'a>(text: &'a str, source: &str) -> Result<Vec<(&'a str, u32)>, H
                 // An atom (a tag such as `#inst`, a keyword, a number): skip to its end.
                 i += 1;
                 while i < bytes.len()
-                    && !matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+                    && !matches!(
+                        bytes[i],
+                        b' ' | b'\t'
+                            | b'\r'
+                            | b'\n'
+                            | b','
+                            | b'('
+                            | b')'
+                            | b'['
+                            | b']'
+                            | b'{'
+                            | b'}'
+                            | b'"'
+                            | b';'
+                    )
                 {
                     i += 1;
                 }
@@ -193,9 +207,16 @@ pub fn edn_to_value(v: Edn) -> Value {
             Ok(i) => Value::Int(i),
             Err(_) => Value::Str(b.to_string()),
         },
-        Edn::BigDec(d) => d.to_string().parse::<f64>().map_or_else(|_| Value::Str(d.to_string()), |f| Value::Float(Float(f))),
-        Edn::List(items) | Edn::Vector(items) => Value::List(items.into_iter().map(edn_to_value).collect()),
-        Edn::Map(m) => Value::map(m.into_iter().map(|(k, v)| (edn_to_value(k), edn_to_value(v))).collect()),
+        Edn::BigDec(d) => d
+            .to_string()
+            .parse::<f64>()
+            .map_or_else(|_| Value::Str(d.to_string()), |f| Value::Float(Float(f))),
+        Edn::List(items) | Edn::Vector(items) => {
+            Value::List(items.into_iter().map(edn_to_value).collect())
+        }
+        Edn::Map(m) => {
+            Value::map(m.into_iter().map(|(k, v)| (edn_to_value(k), edn_to_value(v))).collect())
+        }
         Edn::Set(s) => Value::set(s.into_iter().map(edn_to_value).collect()),
         Edn::Inst(t) => Value::Str(t.to_rfc3339()),
         Edn::Uuid(u) => Value::Str(u.to_string()),
@@ -222,13 +243,14 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryErr
     };
     let mut take = |name: &str| map.remove(&Edn::Keyword(edn_format::Keyword::from_name(name)));
     let kind_v = take("type");
-    let kind = kind_v.as_ref().and_then(keyword_name).as_deref().and_then(OpType::parse).ok_or_else(|| {
-        HistoryError::Syntax {
-            location: loc.clone().field("type"),
-            expected: ":invoke, :ok, :fail or :info".into(),
-            found: kind_v.as_ref().map_or("nothing".into(), edn_format::emit_str),
-        }
-    })?;
+    let kind =
+        kind_v.as_ref().and_then(keyword_name).as_deref().and_then(OpType::parse).ok_or_else(
+            || HistoryError::Syntax {
+                location: loc.clone().field("type"),
+                expected: ":invoke, :ok, :fail or :info".into(),
+                found: kind_v.as_ref().map_or("nothing".into(), edn_format::emit_str),
+            },
+        )?;
     let process_v = take("process");
     let process = match &process_v {
         Some(Edn::Integer(p)) if *p >= 0 => Process::Client(*p as u64),
@@ -309,7 +331,8 @@ pub(crate) fn write(history: &History, kv: bool) -> String {
     for op in history.ops() {
         let kind = op.kind.as_str();
         if kv {
-            let _ = write!(out, "{{:process {}, :type :{kind}, :f :{}", edn_process(op.process), op.f);
+            let _ =
+                write!(out, "{{:process {}, :type :{kind}, :f :{}", edn_process(op.process), op.f);
             if let Some(k) = &op.key {
                 let _ = write!(out, ", :key {k}");
             }
@@ -372,7 +395,10 @@ mod tests {
     fn missing_type_names_the_line_and_field() {
         let text = "{:type :invoke, :f :read, :process 0}\n{:f :read, :process 0}\n";
         let err = parse(text, "h.edn").expect_err("bad").to_string();
-        assert_eq!(err, "h.edn:2 (field `type`): expected :invoke, :ok, :fail or :info, found nothing");
+        assert_eq!(
+            err,
+            "h.edn:2 (field `type`): expected :invoke, :ok, :fail or :info, found nothing"
+        );
     }
 
     #[test]

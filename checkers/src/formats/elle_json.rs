@@ -6,11 +6,12 @@ use crate::history::{History, Op, OpType, Process};
 use crate::value::Value;
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
-    let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| HistoryError::Syntax {
-        location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
-        expected: "a JSON array of operation objects".into(),
-        found: e.to_string(),
-    })?;
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| HistoryError::Syntax {
+            location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
+            expected: "a JSON array of operation objects".into(),
+            found: e.to_string(),
+        })?;
     // Each op's line: the n-th top-level object in the array. Histories
     // written by elle-cli put one op per line, so find where each starts.
     let starts = object_start_lines(text);
@@ -54,11 +55,13 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             }
         };
         let value = match field("value") {
-            Some(v) => serde_json::from_value::<Value>(v.clone()).map_err(|e| HistoryError::Syntax {
-                location: loc().field("value"),
-                expected: "a JSON value".into(),
-                found: e.to_string(),
-            })?,
+            Some(v) => {
+                serde_json::from_value::<Value>(v.clone()).map_err(|e| HistoryError::Syntax {
+                    location: loc().field("value"),
+                    expected: "a JSON value".into(),
+                    found: e.to_string(),
+                })?
+            }
             None => Value::Nil,
         };
         let index = match field("index") {

@@ -43,14 +43,20 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             HistoryError::Syntax {
                 location: loc().field("type"),
                 expected: ":invoke, :ok, :fail or :info".into(),
-                found: if kind_tok.is_empty() { "the end of the line".into() } else { kind_tok.into() },
+                found: if kind_tok.is_empty() {
+                    "the end of the line".into()
+                } else {
+                    kind_tok.into()
+                },
             }
         })?;
         let f_tok = fields.next().unwrap_or("");
-        let f = f_tok.strip_prefix(':').filter(|f| !f.is_empty()).ok_or_else(|| HistoryError::Syntax {
-            location: loc().field("f"),
-            expected: "a function keyword such as :read".into(),
-            found: if f_tok.is_empty() { "the end of the line".into() } else { f_tok.into() },
+        let f = f_tok.strip_prefix(':').filter(|f| !f.is_empty()).ok_or_else(|| {
+            HistoryError::Syntax {
+                location: loc().field("f"),
+                expected: "a function keyword such as :read".into(),
+                found: if f_tok.is_empty() { "the end of the line".into() } else { f_tok.into() },
+            }
         })?;
         // The value is the rest of the line after the function token.
         let f_end = rest.find(f_tok).map_or(rest.len(), |p| p + f_tok.len());
@@ -59,7 +65,9 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             Value::Nil
         } else {
             let edn = edn_format::parse_str(value_text).map_err(|e| HistoryError::Syntax {
-                location: loc().field("value").column((line.len() - rest[f_end..].len() + e.col) as u64),
+                location: loc()
+                    .field("value")
+                    .column((line.len() - rest[f_end..].len() + e.col) as u64),
                 expected: "an EDN value".into(),
                 found: e.error.to_string(),
             })?;
@@ -100,7 +108,12 @@ pub(crate) fn write(history: &History) -> String {
             (Some(e), OpType::Info | OpType::Fail) => e.to_string(),
             _ => op.value.to_string(),
         };
-        let _ = writeln!(out, "INFO  jepsen.util - {process}\t:{}\t:{}\t{value}", op.kind.as_str(), op.f);
+        let _ = writeln!(
+            out,
+            "INFO  jepsen.util - {process}\t:{}\t:{}\t{value}",
+            op.kind.as_str(),
+            op.f
+        );
     }
     out
 }
@@ -127,7 +140,11 @@ mod tests {
 
     #[test]
     fn bad_type_is_reported_with_line() {
-        let err = parse("INFO jepsen.util - 1 :done :read nil\n", "x.log").expect_err("bad").to_string();
-        assert_eq!(err, "x.log:1 (field `type`): expected :invoke, :ok, :fail or :info, found :done");
+        let err =
+            parse("INFO jepsen.util - 1 :done :read nil\n", "x.log").expect_err("bad").to_string();
+        assert_eq!(
+            err,
+            "x.log:1 (field `type`): expected :invoke, :ok, :fail or :info, found :done"
+        );
     }
 }

@@ -130,7 +130,8 @@ pub fn write_jsonl_line(op: &Op, out: &mut Vec<u8>) {
 pub(crate) fn write(history: &History) -> String {
     let mut out = Vec::with_capacity(history.len() * 96);
     out.extend_from_slice(
-        format!("{{\"format\":\"faultline-history\",\"version\":{JSONL_SCHEMA_VERSION}}}\n").as_bytes(),
+        format!("{{\"format\":\"faultline-history\",\"version\":{JSONL_SCHEMA_VERSION}}}\n")
+            .as_bytes(),
     );
     for op in history.ops() {
         write_jsonl_line(op, &mut out);
@@ -170,7 +171,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_writer() {
-        let mut op = Op::new(0, Process::Nemesis, OpType::Info, "start-partition", Value::str("majority"));
+        let mut op =
+            Op::new(0, Process::Nemesis, OpType::Info, "start-partition", Value::str("majority"));
         op.time = Some(5);
         let h = History::new(vec![op]);
         let text = write(&h);

@@ -81,7 +81,8 @@ pub fn detect(text: &str) -> Option<Format> {
     if first.contains("jepsen.util") {
         return Some(Format::JepsenLog);
     }
-    let compact: String = first.chars().filter(|c| !c.is_whitespace() && *c != ',').take(3).collect();
+    let compact: String =
+        first.chars().filter(|c| !c.is_whitespace() && *c != ',').take(3).collect();
     if compact.starts_with("{\"") {
         return Some(Format::Jsonl);
     }
@@ -116,7 +117,10 @@ pub fn parse(text: &str, source: &str, format: Option<Format>) -> Result<History
             } else {
                 HistoryError::UnknownFormat {
                     path: source.to_owned(),
-                    hint: format!("it starts with {:?}", text.trim_start().chars().take(40).collect::<String>()),
+                    hint: format!(
+                        "it starts with {:?}",
+                        text.trim_start().chars().take(40).collect::<String>()
+                    ),
                 }
             }
         })?,

@@ -1,0 +1,468 @@
+//! The linearizability checker: does some total order of the operations,
+//! consistent with real time, explain every result under the model?
+//!
+//! The history is split into independent partitions (P-compositionality:
+//! by the ops' `key`, as Jepsen's independent keys and Porcupine's kv data
+//! have), each partition is searched on its own (in parallel), and the
+//! verdict is invalid as soon as one partition has no linearization. See
+//! `search.rs` for the algorithm and `model.rs` for the models.
+
+mod html;
+mod model;
+mod search;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_json::json;
+
+use self::model::{
+    Interner, KvKind, Model, ModelKind, MultiRegisterKind, MutexKind, QueueKind, RegisterKind,
+    SetKind,
+};
+use self::search::{Entry, Limits, Outcome, Search, Stats};
+use crate::error::CheckError;
+use crate::history::{History, OpType, Process};
+use crate::value::Value;
+use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
+
+/// The sequential models the checker knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// A read/write register.
+    Register,
+    /// A register with compare-and-set (`cas` with value `[from to]`).
+    CasRegister,
+    /// Several registers read and written together (`[[:r k v] [:w k v]]`).
+    MultiRegister,
+    /// A lock with `acquire` and `release`.
+    Mutex,
+    /// A set with `add` and whole-set `read`.
+    Set,
+    /// A queue whose dequeues may return any enqueued element.
+    UnorderedQueue,
+    /// A first-in first-out queue.
+    FifoQueue,
+    /// Porcupine's key-value store: `get`, `put`, `append` on string values.
+    Kv,
+}
+
+impl ModelName {
+    /// Every model, with its command-line name.
+    pub const ALL: [(ModelName, &'static str); 8] = [
+        (ModelName::Register, "register"),
+        (ModelName::CasRegister, "cas-register"),
+        (ModelName::MultiRegister, "multi-register"),
+        (ModelName::Mutex, "mutex"),
+        (ModelName::Set, "set"),
+        (ModelName::UnorderedQueue, "unordered-queue"),
+        (ModelName::FifoQueue, "fifo-queue"),
+        (ModelName::Kv, "kv"),
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(m, _)| *m == self).map_or("?", |(_, n)| n)
+    }
+}
+
+impl FromStr for ModelName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.iter().find(|(_, n)| *n == s).map(|(m, _)| *m).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+            format!("unknown model {s:?}; known models: {}", names.join(", "))
+        })
+    }
+}
+
+/// Checks histories for linearizability against a model.
+#[derive(Clone, Debug)]
+pub struct LinearChecker {
+    /// The model.
+    pub model: ModelName,
+    /// The initial value (registers), `nil` unless given.
+    pub init: Value,
+    /// Split the history by key (P-compositionality). On by default; off
+    /// only makes sense for the kv model, whose state then spans all keys.
+    pub partition: bool,
+    /// Limits; when one runs out the answer is unknown.
+    pub budget: Budget,
+}
+
+impl LinearChecker {
+    /// A checker for `model` with defaults: initial value nil, partitioned, no budget.
+    pub fn new(model: ModelName) -> LinearChecker {
+        LinearChecker { model, init: Value::Nil, partition: true, budget: Budget::default() }
+    }
+}
+
+/// One op of a partition, as the evidence needs it.
+struct Meta {
+    invoke: usize,
+    complete: Option<usize>,
+}
+
+impl Checker for LinearChecker {
+    fn name(&self) -> &str {
+        "linearizable"
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        match self.model {
+            ModelName::Register | ModelName::CasRegister => self.run(
+                history,
+                RegisterKind {
+                    cas: self.model == ModelName::CasRegister,
+                    init: self.init.clone(),
+                    interner: Interner::default(),
+                },
+            ),
+            ModelName::MultiRegister => self.run(history, MultiRegisterKind::default()),
+            ModelName::Mutex => self.run(history, MutexKind),
+            ModelName::Set => self.run(history, SetKind::default()),
+            ModelName::UnorderedQueue | ModelName::FifoQueue => self.run(
+                history,
+                QueueKind {
+                    fifo: self.model == ModelName::FifoQueue,
+                    interner: Interner::default(),
+                },
+            ),
+            ModelName::Kv => self.run(history, KvKind::default()),
+        }
+    }
+
+    fn render_html(&self, history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        html::render(history, verdict)
+    }
+}
+
+/// The search result of one partition, with what explaining it needs.
+struct PartResult {
+    key: Option<Value>,
+    ops: usize,
+    crashed: usize,
+    stats: Stats,
+    outcome: PartOutcome,
+}
+
+enum PartOutcome {
+    Valid,
+    Unknown(String),
+    Invalid(Box<Anomaly>),
+}
+
+impl LinearChecker {
+    fn run<K: ModelKind>(&self, history: &History, mut kind: K) -> Result<Verdict, CheckError>
+    where
+        <K::M as Model>::State: Sync,
+        K::M: Sync,
+    {
+        let started = Instant::now();
+        let pairs = history.pairs()?;
+        let ops = history.ops();
+        // Compile every client op into a model op, grouped by partition key.
+        let mut parts: BTreeMap<Option<Value>, (Vec<Entry<<K::M as Model>::Op>>, Vec<Meta>)> =
+            BTreeMap::new();
+        for pair in &pairs {
+            let inv = &ops[pair.invoke];
+            if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
+                continue;
+            }
+            let outcome = history.outcome(pair);
+            if outcome == OpType::Fail {
+                continue; // It did not happen.
+            }
+            let done = pair.complete.map(|c| &ops[c]);
+            let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
+            let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
+            let op = kind.compile(&inv.f, key, &inv.value, output).map_err(|message| {
+                CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
+            })?;
+            let Some(op) = op else { continue };
+            let part_key = if self.partition { key.cloned() } else { None };
+            let (entries, metas) = parts.entry(part_key).or_default();
+            let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
+            entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
+            metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
+        }
+
+        let limits = Limits {
+            deadline: self.budget.time.map(|t| started + t),
+            memory: self.budget.memory,
+            used: AtomicUsize::new(0),
+            exhausted: AtomicBool::new(false),
+        };
+        let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
+        for (key, (mut entries, metas)) in parts {
+            let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+            let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+            let model = kind.model_for(&mut ops_only, &rets);
+            for (e, op) in entries.iter_mut().zip(ops_only) {
+                e.op = op;
+            }
+            jobs.push((key, model, entries, metas));
+        }
+        // Largest partitions first, so the parallel tail is short.
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
+        let results: Vec<PartResult> = jobs
+            .into_par_iter()
+            .map(|(key, model, entries, metas)| {
+                let mut search = Search::new(model, &entries, &limits);
+                let outcome = search.run();
+                let stats = search.stats();
+                let explain_model = search.model().clone();
+                drop(search);
+                let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
+                let outcome = match outcome {
+                    Outcome::Linearizable => PartOutcome::Valid,
+                    Outcome::Unknown(r) => PartOutcome::Unknown(r),
+                    Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
+                        history,
+                        explain_model,
+                        key.as_ref(),
+                        &entries,
+                        &metas,
+                        f,
+                    ))),
+                };
+                PartResult { key, ops: entries.len(), crashed, stats, outcome }
+            })
+            .collect();
+        Ok(self.verdict(results, started))
+    }
+
+    fn verdict(&self, mut results: Vec<PartResult>, started: Instant) -> Verdict {
+        results.sort_by(|a, b| a.key.cmp(&b.key));
+        let total_ops: usize = results.iter().map(|r| r.ops).sum();
+        let crashed: usize = results.iter().map(|r| r.crashed).sum();
+        let n = results.len();
+        let invalid: Vec<&PartResult> =
+            results.iter().filter(|r| matches!(r.outcome, PartOutcome::Invalid(_))).collect();
+        let unknown: Vec<(&PartResult, &String)> = results
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                PartOutcome::Unknown(why) => Some((r, why)),
+                _ => None,
+            })
+            .collect();
+        let validity = if !invalid.is_empty() {
+            Validity::Invalid
+        } else if !unknown.is_empty() {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        };
+        let model = self.model.name();
+        let what = format!(
+            "{total_ops} operations ({crashed} crashed) in {n} partition{}, model {model}",
+            if n == 1 { "" } else { "s" }
+        );
+        let summary = match validity {
+            Validity::Valid => format!("linearizable: {what}"),
+            Validity::Invalid => format!(
+                "not linearizable: {} of {n} partition{} ha{} no linearization; {what}",
+                invalid.len(),
+                if n == 1 { "" } else { "s" },
+                if invalid.len() == 1 { "s" } else { "ve" }
+            ),
+            Validity::Unknown => {
+                format!("undecided: {} partition(s) not finished; {what}", unknown.len())
+            }
+        };
+        let mut v = Verdict::new("linearizable", validity, summary);
+        if let Some((r, why)) = unknown.first() {
+            let which = r.key.as_ref().map_or("the history".to_owned(), |k| format!("key {k}"));
+            v.unknown_reason = Some(format!(
+                "{why} while searching {which} ({} configurations explored); \
+                 raise --time-limit or --memory-limit to let it finish",
+                r.stats.frames
+            ));
+        }
+        let sum = |f: fn(&Stats) -> u64| results.iter().map(|r| f(&r.stats)).sum::<u64>();
+        v.details = json!({
+            "model": model,
+            "init": self.init,
+            "partitions": n,
+            "operations": total_ops,
+            "crashed": crashed,
+            "configurations": sum(|s| s.frames),
+            "cached": sum(|s| s.cached),
+            "pruned": sum(|s| s.pruned),
+            "invalid_keys": invalid.iter().map(|r| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
+            "unknown_keys": unknown.iter().map(|(r, _)| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
+        });
+        for r in results {
+            if let PartOutcome::Invalid(a) = r.outcome {
+                v.anomalies.push(*a);
+            }
+        }
+        v.elapsed = started.elapsed();
+        v
+    }
+}
+
+/// How many final steps of the longest prefix the evidence keeps.
+const PREFIX_TAIL: usize = 40;
+
+/// Turns a failed search into an anomaly a person can follow.
+fn explain<M: Model>(
+    history: &History,
+    mut model: M,
+    key: Option<&Value>,
+    entries: &[Entry<M::Op>],
+    metas: &[Meta],
+    failure: search::Failure<M::State>,
+) -> Anomaly {
+    let ops = history.ops();
+    let where_ = key.map_or(String::new(), |k| format!("For key {k}: "));
+    let describe = |id: u32, model: &M| {
+        let m = &metas[id as usize];
+        let inv = &ops[m.invoke];
+        let status = match m.complete.map(|c| ops[c].kind) {
+            Some(OpType::Ok) => "",
+            _ => " (crashed: may or may not have happened)",
+        };
+        format!(
+            "op {} by process {}, {}{status}",
+            inv.index,
+            inv.process,
+            model.show_op(&entries[id as usize].op)
+        )
+    };
+    // Replay the prefix to show the state after each step.
+    let mut state = model.init();
+    let mut steps = Vec::with_capacity(failure.prefix.len());
+    for &id in &failure.prefix {
+        if let Some(next) = model.step(&state, &entries[id as usize].op) {
+            state = next;
+        }
+        steps.push((id, model.show_state(&state)));
+    }
+    let states: Vec<String> = failure.states.iter().map(|s| model.show_state(s)).collect();
+    // The op to blame: a later op the model proved unreachable, if that is
+    // what stopped the search, else the op that could not be placed.
+    let stuck = failure.witness.unwrap_or(failure.stuck);
+    let stuck_meta = &metas[stuck as usize];
+    let stuck_op = &ops[stuck_meta.invoke];
+    let line = |pos: usize| {
+        history
+            .locate(pos)
+            .line
+            .map_or_else(|| format!("history position {pos}"), |l| format!("line {l}"))
+    };
+    let at_states =
+        if states.len() == 1 { states[0].clone() } else { format!("one of {}", states.join(", ")) };
+    let why = if failure.witness.is_some() {
+        let blocked = &metas[failure.stuck as usize];
+        format!(
+            "{} must take effect by {}, and from every state the model can be in just before \
+             that ({at_states}) each way forward leaves this result out of reach of the \
+             operations that remain",
+            describe(failure.stuck, &model),
+            line(blocked.complete.unwrap_or(blocked.invoke)),
+        )
+    } else {
+        format!(
+            "every linearization of the {} operations that must precede it leaves the model in \
+             {at_states}, and this result is impossible there",
+            failure.prefix.len()
+        )
+    };
+    let mut text = format!(
+        "{where_}no order of the operations explains the results.\n\
+         {} cannot be linearized (invoked at {}, returned at {}): {why}.\n\
+         The longest linearizable prefix orders {} of the {} operations of this partition; \
+         every other order consistent with real time fails at or before this point.",
+        capitalise(&describe(stuck, &model)),
+        line(stuck_meta.invoke),
+        stuck_meta.complete.map_or_else(|| "never".into(), line),
+        failure.prefix.len(),
+        entries.len(),
+    );
+    if !steps.is_empty() {
+        text.push_str("\nIts last steps:");
+        for (id, after) in steps.iter().rev().take(8).rev() {
+            text.push_str(&format!("\n  {}  ⇒ {after}", describe(*id, &model)));
+        }
+    }
+    let tail: Vec<serde_json::Value> = steps
+        .iter()
+        .rev()
+        .take(PREFIX_TAIL)
+        .rev()
+        .map(|(id, after)| {
+            let m = &metas[*id as usize];
+            json!({
+                "index": ops[m.invoke].index,
+                "process": ops[m.invoke].process.to_string(),
+                "op": model.show_op(&entries[*id as usize].op),
+                "state_after": after,
+                "crashed": entries[*id as usize].ret.is_none(),
+            })
+        })
+        .collect();
+    // Operations near the failure, for the picture: those whose interval
+    // overlaps the span from the start of the shown prefix tail to the
+    // stuck op's return.
+    let from = steps
+        .iter()
+        .rev()
+        .take(PREFIX_TAIL)
+        .map(|(id, _)| metas[*id as usize].invoke)
+        .min()
+        .unwrap_or(stuck_meta.invoke)
+        .min(stuck_meta.invoke);
+    let to = stuck_meta.complete.unwrap_or(stuck_meta.invoke);
+    let order: BTreeMap<u32, usize> =
+        failure.prefix.iter().enumerate().map(|(i, id)| (*id, i + 1)).collect();
+    let window: Vec<serde_json::Value> = entries
+        .iter()
+        .zip(metas)
+        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(true, |r| r as usize >= from))
+        .take(400)
+        .map(|(e, m)| {
+            json!({
+                "index": ops[m.invoke].index,
+                "process": ops[m.invoke].process.to_string(),
+                "call": m.invoke,
+                "ret": e.ret,
+                "op": model.show_op(&e.op),
+                "order": order.get(&e.id),
+                "stuck": e.id == stuck,
+            })
+        })
+        .collect();
+    let mut involved: Vec<u64> = vec![stuck_op.index];
+    involved
+        .extend(steps.iter().rev().take(8).map(|(id, _)| ops[metas[*id as usize].invoke].index));
+    Anomaly {
+        kind: "nonlinearizable".into(),
+        explanation: text,
+        ops: involved,
+        data: json!({
+            "key": key,
+            "stuck": {
+                "index": stuck_op.index,
+                "process": stuck_op.process.to_string(),
+                "op": model.show_op(&entries[stuck as usize].op),
+                "invoke_line": history.locate(stuck_meta.invoke).line,
+            },
+            "prefix_length": failure.prefix.len(),
+            "partition_ops": entries.len(),
+            "states": states,
+            "prefix_tail": tail,
+            "window": window,
+            "window_from": from,
+            "window_to": to,
+        }),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}

@@ -1,0 +1,901 @@
+//! Sequential specifications for the linearizability checker, and their
+//! translation from history operations into compact model operations.
+//!
+//! Every model interns the values it sees into `u32` ids before the search,
+//! so that states are small, cheap to clone, hash and compare. Knossos's
+//! conventions are kept: a read that returned `nil` (or whose result is
+//! unknown) constrains nothing; a failed op did not happen; a crashed op may
+//! take effect at any point after its invocation, or never.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use crate::txn::{MicroOp, parse_txn};
+use crate::value::Value;
+
+/// A sequential specification the search can step.
+pub(crate) trait Model: Send {
+    /// A model state. Small and cheap to clone: the search stores many.
+    type State: Clone + Eq + Hash + Send + Debug;
+    /// An operation with its observed output.
+    type Op: Clone + Eq + Hash + Send + Sync + Debug;
+    /// The initial state.
+    fn init(&self) -> Self::State;
+    /// The state after `op`, or `None` when `op`'s output is impossible in `state`.
+    fn step(&mut self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+    /// Heap bytes a state holds, for the memory budget.
+    fn state_bytes(_state: &Self::State) -> usize {
+        0
+    }
+    /// Called when `op` is linearized, so that a model can keep track of
+    /// the operations still to come (see `doomed`). `ret` is the history
+    /// position of the op's completion (`u32::MAX` for a crashed op).
+    fn on_lift(&mut self, _op: &Self::Op, _ret: u32) {}
+    /// Called when `op` is taken back out of the linearization.
+    fn on_unlift(&mut self, _op: &Self::Op, _ret: u32) {}
+    /// When no continuation from `state` (just reached by `op`) can explain
+    /// an operation still to come, the completion position of that
+    /// operation (the witness). Lets a model prune a branch at the step that
+    /// dooms it instead of many steps later. Must never answer for a state
+    /// from which a linearization exists.
+    fn doomed(&self, _state: &Self::State, _op: &Self::Op) -> Option<u32> {
+        None
+    }
+    /// The state in words, for evidence.
+    fn show_state(&self, state: &Self::State) -> String;
+    /// The operation in words, for evidence.
+    fn show_op(&self, op: &Self::Op) -> String;
+}
+
+/// Builds a model's operations from history ops, then the model itself.
+pub(crate) trait ModelKind: Send {
+    /// The model this kind builds.
+    type M: Model + Clone;
+    /// Translates one paired operation. `output` is the completion's value
+    /// for an `ok` op and `None` for a crashed one. `Ok(None)` drops an op
+    /// that can neither change the state nor be contradicted.
+    fn compile(
+        &mut self,
+        f: &str,
+        key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<<Self::M as Model>::Op>, String>;
+    /// The model for one partition, whose operations may be rewritten
+    /// (for instance to renumber keys from 0). `rets` gives each op's
+    /// completion position (`u32::MAX` when it crashed).
+    fn model_for(&mut self, ops: &mut [<Self::M as Model>::Op], rets: &[u32]) -> Self::M;
+}
+
+/// Interns values to ids; id 0 is `nil`.
+#[derive(Clone, Debug)]
+pub(crate) struct Interner {
+    map: FxHashMap<Value, u32>,
+    values: Vec<Value>,
+    /// `values` frozen for sharing, rebuilt only when values were added.
+    shared: Option<Arc<[Value]>>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let mut i = Interner { map: FxHashMap::default(), values: Vec::new(), shared: None };
+        i.id(&Value::Nil);
+        i
+    }
+}
+
+impl Interner {
+    pub(crate) fn id(&mut self, v: &Value) -> u32 {
+        if let Some(&id) = self.map.get(v) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(v.clone());
+        self.map.insert(v.clone(), id);
+        id
+    }
+
+    /// The values by id, shared by every partition's model.
+    fn frozen(&mut self) -> Arc<[Value]> {
+        if self.shared.as_ref().is_none_or(|s| s.len() != self.values.len()) {
+            self.shared = Some(self.values.clone().into());
+        }
+        self.shared.clone().unwrap_or_else(|| Arc::from([]))
+    }
+}
+
+fn show(values: &[Value], id: u32) -> String {
+    values.get(id as usize).map_or_else(|| format!("#{id}"), ToString::to_string)
+}
+
+fn unknown_function(model: &str, f: &str, known: &str) -> String {
+    format!("the {model} model has no function {f:?}; it knows {known}")
+}
+
+// ---------------------------------------------------------------- registers
+
+/// A read/write register, or a compare-and-set register.
+#[derive(Clone, Debug)]
+pub(crate) struct Register {
+    values: Arc<[Value]>,
+    init: u32,
+}
+
+/// A register operation with its observed output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum RegOp {
+    /// A read that returned this value.
+    Read(u32),
+    /// A write of this value.
+    Write(u32),
+    /// A successful compare-and-set from the first value to the second.
+    Cas(u32, u32),
+}
+
+impl Model for Register {
+    type State = u32;
+    type Op = RegOp;
+    fn init(&self) -> u32 {
+        self.init
+    }
+    fn step(&mut self, s: &u32, op: &RegOp) -> Option<u32> {
+        match *op {
+            RegOp::Read(v) => (v == *s).then_some(*s),
+            RegOp::Write(v) => Some(v),
+            RegOp::Cas(from, to) => (from == *s).then_some(to),
+        }
+    }
+    fn show_state(&self, s: &u32) -> String {
+        show(&self.values, *s)
+    }
+    fn show_op(&self, op: &RegOp) -> String {
+        match *op {
+            RegOp::Read(v) => format!("read → {}", show(&self.values, v)),
+            RegOp::Write(v) => format!("write {}", show(&self.values, v)),
+            RegOp::Cas(a, b) => {
+                format!("cas {} → {}", show(&self.values, a), show(&self.values, b))
+            }
+        }
+    }
+}
+
+/// Builds register ops (`read`, `write`, and `cas` when `cas` is set).
+pub(crate) struct RegisterKind {
+    pub cas: bool,
+    pub init: Value,
+    pub interner: Interner,
+}
+
+impl ModelKind for RegisterKind {
+    type M = Register;
+    fn compile(
+        &mut self,
+        f: &str,
+        _key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<RegOp>, String> {
+        let name = if self.cas { "cas-register" } else { "register" };
+        match f {
+            "read" | "r" | "get" => Ok(match output {
+                None | Some(Value::Nil) => None,
+                Some(v) => Some(RegOp::Read(self.interner.id(v))),
+            }),
+            "write" | "w" | "put" => Ok(Some(RegOp::Write(self.interner.id(input)))),
+            "cas" if self.cas => match input {
+                Value::List(pair) if pair.len() == 2 => {
+                    Ok(Some(RegOp::Cas(self.interner.id(&pair[0]), self.interner.id(&pair[1]))))
+                }
+                other => Err(format!("a cas takes [from to], found {other}")),
+            },
+            _ => Err(unknown_function(
+                name,
+                f,
+                if self.cas { "read, write and cas" } else { "read and write" },
+            )),
+        }
+    }
+    fn model_for(&mut self, _ops: &mut [RegOp], _rets: &[u32]) -> Register {
+        let init = self.interner.id(&self.init);
+        Register { values: self.interner.frozen(), init }
+    }
+}
+
+// ---------------------------------------------------------- multi-register
+
+/// Several registers read and written together in transactions (Knossos's
+/// multi-register): `[[:r :x 1] [:w :y 2]]`.
+#[derive(Clone, Debug)]
+pub(crate) struct MultiRegister {
+    values: Arc<[Value]>,
+    keys: Arc<[Value]>,
+}
+
+/// A micro-operation on register `slot`: read `Some(value)` (known) or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum SlotOp {
+    Read(u32, u32),
+    Write(u32, u32),
+}
+
+impl Model for MultiRegister {
+    type State = Box<[u32]>;
+    type Op = Box<[SlotOp]>;
+    fn init(&self) -> Box<[u32]> {
+        vec![0; self.keys.len()].into()
+    }
+    fn step(&mut self, s: &Box<[u32]>, op: &Box<[SlotOp]>) -> Option<Box<[u32]>> {
+        let mut next = s.clone();
+        for m in op.iter() {
+            match *m {
+                SlotOp::Read(k, v) if next[k as usize] != v => return None,
+                SlotOp::Read(..) => {}
+                SlotOp::Write(k, v) => next[k as usize] = v,
+            }
+        }
+        Some(next)
+    }
+    fn state_bytes(s: &Box<[u32]>) -> usize {
+        s.len() * 4
+    }
+    fn show_state(&self, s: &Box<[u32]>) -> String {
+        let parts: Vec<String> = s
+            .iter()
+            .enumerate()
+            .map(|(k, v)| format!("{} {}", self.keys[k], show(&self.values, *v)))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+    fn show_op(&self, op: &Box<[SlotOp]>) -> String {
+        let parts: Vec<String> = op
+            .iter()
+            .map(|m| match *m {
+                SlotOp::Read(k, v) => {
+                    format!("[:r {} {}]", self.keys[k as usize], show(&self.values, v))
+                }
+                SlotOp::Write(k, v) => {
+                    format!("[:w {} {}]", self.keys[k as usize], show(&self.values, v))
+                }
+            })
+            .collect();
+        format!("[{}]", parts.join(" "))
+    }
+}
+
+/// Builds multi-register transactions.
+#[derive(Default)]
+pub(crate) struct MultiRegisterKind {
+    pub interner: Interner,
+    pub keys: Interner,
+}
+
+impl ModelKind for MultiRegisterKind {
+    type M = MultiRegister;
+    fn compile(
+        &mut self,
+        _f: &str,
+        _key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<Box<[SlotOp]>>, String> {
+        // Writes come from the invocation (a crashed op has no completion);
+        // reads from the completion.
+        let source = output.unwrap_or(input);
+        let mut out: SmallVec<[SlotOp; 4]> = SmallVec::new();
+        for m in parse_txn(source)? {
+            match m {
+                MicroOp::Read { key, value } => {
+                    if output.is_some() && !value.is_nil() {
+                        let k = self.keys.id(&key) - 1;
+                        out.push(SlotOp::Read(k, self.interner.id(&value)));
+                    }
+                }
+                MicroOp::Write { key, value } => {
+                    let k = self.keys.id(&key) - 1;
+                    out.push(SlotOp::Write(k, self.interner.id(&value)));
+                }
+                MicroOp::Append { .. } => {
+                    return Err("the multi-register model has reads and writes, not appends".into());
+                }
+            }
+        }
+        Ok((!out.is_empty()).then(|| out.into_vec().into_boxed_slice()))
+    }
+    fn model_for(&mut self, _ops: &mut [Box<[SlotOp]>], _rets: &[u32]) -> MultiRegister {
+        // Key ids start at 1 (0 is nil in the interner); slots are id - 1.
+        let keys = self.keys.values[1..].to_vec().into();
+        MultiRegister { values: self.interner.frozen(), keys }
+    }
+}
+
+// ------------------------------------------------------------------- mutex
+
+/// A lock: acquire when free, release when held.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mutex;
+
+/// A mutex operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MutexOp {
+    Acquire,
+    Release,
+}
+
+impl Model for Mutex {
+    type State = bool;
+    type Op = MutexOp;
+    fn init(&self) -> bool {
+        false
+    }
+    fn step(&mut self, held: &bool, op: &MutexOp) -> Option<bool> {
+        match op {
+            MutexOp::Acquire => (!held).then_some(true),
+            MutexOp::Release => held.then_some(false),
+        }
+    }
+    fn show_state(&self, held: &bool) -> String {
+        if *held { "held".into() } else { "free".into() }
+    }
+    fn show_op(&self, op: &MutexOp) -> String {
+        match op {
+            MutexOp::Acquire => "acquire".into(),
+            MutexOp::Release => "release".into(),
+        }
+    }
+}
+
+/// Builds mutex ops.
+pub(crate) struct MutexKind;
+
+impl ModelKind for MutexKind {
+    type M = Mutex;
+    fn compile(
+        &mut self,
+        f: &str,
+        _key: Option<&Value>,
+        _input: &Value,
+        _output: Option<&Value>,
+    ) -> Result<Option<MutexOp>, String> {
+        match f {
+            "acquire" | "lock" => Ok(Some(MutexOp::Acquire)),
+            "release" | "unlock" => Ok(Some(MutexOp::Release)),
+            _ => Err(unknown_function("mutex", f, "acquire and release")),
+        }
+    }
+    fn model_for(&mut self, _ops: &mut [MutexOp], _rets: &[u32]) -> Mutex {
+        Mutex
+    }
+}
+
+// --------------------------------------------------------------------- set
+
+/// A set with `add` and whole-set `read`.
+#[derive(Clone, Debug)]
+pub(crate) struct SetModel {
+    values: Arc<[Value]>,
+}
+
+/// A set operation: add an element, or read exactly these (sorted) elements.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum SetOp {
+    Add(u32),
+    Read(Box<[u32]>),
+}
+
+impl Model for SetModel {
+    type State = Box<[u32]>;
+    type Op = SetOp;
+    fn init(&self) -> Box<[u32]> {
+        Box::new([])
+    }
+    fn step(&mut self, s: &Box<[u32]>, op: &SetOp) -> Option<Box<[u32]>> {
+        match op {
+            SetOp::Add(x) => match s.binary_search(x) {
+                Ok(_) => Some(s.clone()),
+                Err(at) => {
+                    let mut v = Vec::with_capacity(s.len() + 1);
+                    v.extend_from_slice(&s[..at]);
+                    v.push(*x);
+                    v.extend_from_slice(&s[at..]);
+                    Some(v.into())
+                }
+            },
+            SetOp::Read(expected) => (expected == s).then(|| s.clone()),
+        }
+    }
+    fn state_bytes(s: &Box<[u32]>) -> usize {
+        s.len() * 4
+    }
+    fn show_state(&self, s: &Box<[u32]>) -> String {
+        let items: Vec<String> = s.iter().map(|&v| show(&self.values, v)).collect();
+        format!("#{{{}}}", items.join(" "))
+    }
+    fn show_op(&self, op: &SetOp) -> String {
+        match op {
+            SetOp::Add(x) => format!("add {}", show(&self.values, *x)),
+            SetOp::Read(xs) => format!("read → {}", self.show_state(xs)),
+        }
+    }
+}
+
+/// Builds set ops.
+#[derive(Default)]
+pub(crate) struct SetKind {
+    pub interner: Interner,
+}
+
+impl ModelKind for SetKind {
+    type M = SetModel;
+    fn compile(
+        &mut self,
+        f: &str,
+        _key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<SetOp>, String> {
+        match f {
+            "add" => Ok(Some(SetOp::Add(self.interner.id(input)))),
+            "read" => match output {
+                None | Some(Value::Nil) => Ok(None),
+                Some(v) => {
+                    let items = v
+                        .as_list()
+                        .ok_or_else(|| format!("a set read returns a set or list, found {v}"))?;
+                    let mut ids: Vec<u32> = items.iter().map(|x| self.interner.id(x)).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    Ok(Some(SetOp::Read(ids.into())))
+                }
+            },
+            _ => Err(unknown_function("set", f, "add and read")),
+        }
+    }
+    fn model_for(&mut self, _ops: &mut [SetOp], _rets: &[u32]) -> SetModel {
+        SetModel { values: self.interner.frozen() }
+    }
+}
+
+// ------------------------------------------------------------------ queues
+
+/// A queue, FIFO or unordered (a multiset). A dequeue that returned `nil`,
+/// or crashed, is dropped: as in Knossos, dequeuing from an empty queue must
+/// be recorded as `fail`, so a crashed dequeue's effect (removing some
+/// element nobody else sees again) cannot be contradicted.
+#[derive(Clone, Debug)]
+pub(crate) struct Queue {
+    values: Arc<[Value]>,
+    fifo: bool,
+}
+
+/// A queue operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum QueueOp {
+    Enqueue(u32),
+    Dequeue(u32),
+}
+
+impl Model for Queue {
+    /// FIFO: elements in queue order. Unordered: elements sorted.
+    type State = Box<[u32]>;
+    type Op = QueueOp;
+    fn init(&self) -> Box<[u32]> {
+        Box::new([])
+    }
+    fn step(&mut self, s: &Box<[u32]>, op: &QueueOp) -> Option<Box<[u32]>> {
+        match *op {
+            QueueOp::Enqueue(x) => {
+                let mut v = s.to_vec();
+                if self.fifo {
+                    v.push(x);
+                } else {
+                    let at = v.partition_point(|&y| y <= x);
+                    v.insert(at, x);
+                }
+                Some(v.into())
+            }
+            QueueOp::Dequeue(x) => {
+                let at = if self.fifo {
+                    (s.first() == Some(&x)).then_some(0)?
+                } else {
+                    s.binary_search(&x).ok()?
+                };
+                let mut v = s.to_vec();
+                v.remove(at);
+                Some(v.into())
+            }
+        }
+    }
+    fn state_bytes(s: &Box<[u32]>) -> usize {
+        s.len() * 4
+    }
+    fn show_state(&self, s: &Box<[u32]>) -> String {
+        let items: Vec<String> = s.iter().map(|&v| show(&self.values, v)).collect();
+        format!("[{}]", items.join(" "))
+    }
+    fn show_op(&self, op: &QueueOp) -> String {
+        match *op {
+            QueueOp::Enqueue(x) => format!("enqueue {}", show(&self.values, x)),
+            QueueOp::Dequeue(x) => format!("dequeue → {}", show(&self.values, x)),
+        }
+    }
+}
+
+/// Builds queue ops.
+pub(crate) struct QueueKind {
+    pub fifo: bool,
+    pub interner: Interner,
+}
+
+impl ModelKind for QueueKind {
+    type M = Queue;
+    fn compile(
+        &mut self,
+        f: &str,
+        _key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<QueueOp>, String> {
+        match f {
+            "enqueue" => Ok(Some(QueueOp::Enqueue(self.interner.id(input)))),
+            "dequeue" => Ok(match output {
+                None | Some(Value::Nil) => None,
+                Some(v) => Some(QueueOp::Dequeue(self.interner.id(v))),
+            }),
+            _ => Err(unknown_function(
+                if self.fifo { "fifo-queue" } else { "unordered-queue" },
+                f,
+                "enqueue and dequeue",
+            )),
+        }
+    }
+    fn model_for(&mut self, _ops: &mut [QueueOp], _rets: &[u32]) -> Queue {
+        Queue { values: self.interner.frozen(), fifo: self.fifo }
+    }
+}
+
+// ---------------------------------------------------------------------- kv
+
+/// Porcupine's key-value store: string values, `get`, `put`, `append`
+/// (concatenation), initially empty strings. Strings are interned, and
+/// concatenations memoised, so states are vectors of ids.
+///
+/// Appends only ever extend a value, so every get still to come must
+/// return an extension of the current value, unless a put still to come
+/// resets it. The model tracks the gets and puts not yet linearized, and
+/// `doomed` rejects a state the moment the get that must be linearized
+/// soonest (the remaining get that returned first) could no longer see it:
+/// a wrong order of two concurrent appends is caught at the second append,
+/// not at the get that shows the order, possibly hundreds of steps later.
+#[derive(Clone, Debug)]
+pub(crate) struct Kv {
+    strings: Strings,
+    keys: Arc<[Value]>,
+    /// Per key: remaining gets, by completion position, with the value read.
+    gets: Vec<std::collections::BTreeMap<u32, u32>>,
+    /// Per key: remaining gets that no put leads to, by (length of the
+    /// value read, completion position), with the value: until such a get
+    /// is linearized, the key's value must stay a prefix of what it read.
+    fixed: Vec<std::collections::BTreeMap<(u32, u32), u32>>,
+    /// Per key: remaining puts, by value.
+    puts: Vec<FxHashMap<u32, u32>>,
+    /// For each (key, value read by a get): the values of puts to that key
+    /// that are prefixes of it, i.e. puts from which the get could be reached.
+    resets: Arc<FxHashMap<(u32, u32), SmallVec<[u32; 2]>>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Strings {
+    map: FxHashMap<Box<str>, u32>,
+    strs: Vec<Box<str>>,
+    concat: FxHashMap<(u32, u32), u32>,
+}
+
+impl Strings {
+    fn new() -> Strings {
+        let mut s = Strings::default();
+        s.id("");
+        s
+    }
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.map.get(text) {
+            return id;
+        }
+        let id = self.strs.len() as u32;
+        self.strs.push(text.into());
+        self.map.insert(text.into(), id);
+        id
+    }
+    fn append(&mut self, a: u32, b: u32) -> u32 {
+        if let Some(&id) = self.concat.get(&(a, b)) {
+            return id;
+        }
+        let joined = format!("{}{}", self.strs[a as usize], self.strs[b as usize]);
+        let id = self.id(&joined);
+        self.concat.insert((a, b), id);
+        id
+    }
+}
+
+/// A kv operation on key `slot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum KvOp {
+    Get(u32, u32),
+    Put(u32, u32),
+    Append(u32, u32),
+}
+
+impl KvOp {
+    fn slot_mut(&mut self) -> &mut u32 {
+        match self {
+            KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
+        }
+    }
+}
+
+impl Model for Kv {
+    type State = SmallVec<[u32; 1]>;
+    type Op = KvOp;
+    fn on_lift(&mut self, op: &KvOp, ret: u32) {
+        match *op {
+            KvOp::Get(k, v) => {
+                self.gets[k as usize].remove(&ret);
+                if !self.resets.contains_key(&(k, v)) {
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    self.fixed[k as usize].remove(&(len, ret));
+                }
+            }
+            KvOp::Put(k, v) => {
+                if let Some(c) = self.puts[k as usize].get_mut(&v) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            KvOp::Append(..) => {}
+        }
+    }
+    fn on_unlift(&mut self, op: &KvOp, ret: u32) {
+        match *op {
+            KvOp::Get(k, v) => {
+                self.gets[k as usize].insert(ret, v);
+                if !self.resets.contains_key(&(k, v)) {
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    self.fixed[k as usize].insert((len, ret), v);
+                }
+            }
+            KvOp::Put(k, v) => *self.puts[k as usize].entry(v).or_insert(0) += 1,
+            KvOp::Append(..) => {}
+        }
+    }
+    fn doomed(&self, state: &Self::State, op: &KvOp) -> Option<u32> {
+        let k = match *op {
+            KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
+        };
+        let cur = &self.strings.strs[state[k as usize] as usize];
+        // The shortest value a remaining get that no put leads to will read:
+        // appends alone must get there from here.
+        if let Some((&(_, ret), &want)) = self.fixed[k as usize].first_key_value() {
+            if !self.strings.strs[want as usize].starts_with(&**cur) {
+                return Some(ret);
+            }
+        }
+        // The value the remaining get that returned first will read: appends
+        // from here, or a remaining put, must lead there.
+        let (&ret, &want) = self.gets[k as usize].first_key_value()?;
+        if self.strings.strs[want as usize].starts_with(&**cur) {
+            return None;
+        }
+        let puts = &self.puts[k as usize];
+        let resettable = self
+            .resets
+            .get(&(k, want))
+            .is_some_and(|ps| ps.iter().any(|p| puts.get(p).is_some_and(|&c| c > 0)));
+        (!resettable).then_some(ret)
+    }
+    fn init(&self) -> Self::State {
+        SmallVec::from_elem(0, self.keys.len())
+    }
+    fn step(&mut self, s: &Self::State, op: &KvOp) -> Option<Self::State> {
+        match *op {
+            KvOp::Get(k, v) => (s[k as usize] == v).then(|| s.clone()),
+            KvOp::Put(k, v) => {
+                let mut n = s.clone();
+                n[k as usize] = v;
+                Some(n)
+            }
+            KvOp::Append(k, v) => {
+                let mut n = s.clone();
+                n[k as usize] = self.strings.append(s[k as usize], v);
+                Some(n)
+            }
+        }
+    }
+    fn state_bytes(s: &Self::State) -> usize {
+        if s.spilled() { s.len() * 4 } else { 0 }
+    }
+    fn show_state(&self, s: &Self::State) -> String {
+        let parts: Vec<String> = s
+            .iter()
+            .enumerate()
+            .map(|(k, v)| format!("{} {:?}", self.keys[k], &*self.strings.strs[*v as usize]))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+    fn show_op(&self, op: &KvOp) -> String {
+        let s = |v: u32| format!("{:?}", &*self.strings.strs[v as usize]);
+        match *op {
+            KvOp::Get(k, v) => format!("get {} → {}", self.keys[k as usize], s(v)),
+            KvOp::Put(k, v) => format!("put {} {}", self.keys[k as usize], s(v)),
+            KvOp::Append(k, v) => format!("append {} {}", self.keys[k as usize], s(v)),
+        }
+    }
+}
+
+/// Builds kv ops; every op needs a key (the op's `key` field).
+pub(crate) struct KvKind {
+    strings: Strings,
+    keys: Interner,
+}
+
+impl Default for KvKind {
+    fn default() -> Self {
+        KvKind { strings: Strings::new(), keys: Interner::default() }
+    }
+}
+
+fn kv_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Nil => Ok(String::new()),
+        Value::Str(s) | Value::Keyword(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        other => Err(format!("the kv model stores strings, found {other}")),
+    }
+}
+
+impl ModelKind for KvKind {
+    type M = Kv;
+    fn compile(
+        &mut self,
+        f: &str,
+        key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<KvOp>, String> {
+        let key = key.ok_or("the kv model needs a key on every operation (the `key` field)")?;
+        let k = self.keys.id(key) - 1;
+        match f {
+            "get" | "read" => match output {
+                None => Ok(None),
+                Some(v) => Ok(Some(KvOp::Get(k, self.strings.id(&kv_text(v)?)))),
+            },
+            "put" | "write" => Ok(Some(KvOp::Put(k, self.strings.id(&kv_text(input)?)))),
+            "append" => Ok(Some(KvOp::Append(k, self.strings.id(&kv_text(input)?)))),
+            _ => Err(unknown_function("kv", f, "get, put and append")),
+        }
+    }
+    fn model_for(&mut self, ops: &mut [KvOp], rets: &[u32]) -> Kv {
+        // Renumber this partition's keys from 0 so states hold only them.
+        let mut local: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut keys = Vec::new();
+        for op in ops.iter_mut() {
+            let slot = op.slot_mut();
+            let next = local.len() as u32;
+            let l = *local.entry(*slot).or_insert_with(|| {
+                keys.push(self.keys.values[*slot as usize + 1].clone());
+                next
+            });
+            *slot = l;
+        }
+        let mut gets = vec![std::collections::BTreeMap::new(); keys.len()];
+        let mut puts = vec![FxHashMap::default(); keys.len()];
+        for (op, &ret) in ops.iter().zip(rets) {
+            match *op {
+                KvOp::Get(k, v) => {
+                    gets[k as usize].insert(ret, v);
+                }
+                KvOp::Put(k, v) => *puts[k as usize].entry(v).or_insert(0u32) += 1,
+                KvOp::Append(..) => {}
+            }
+        }
+        let mut resets: FxHashMap<(u32, u32), SmallVec<[u32; 2]>> = FxHashMap::default();
+        for (k, key_gets) in gets.iter().enumerate() {
+            for &g in key_gets.values() {
+                let want = &self.strings.strs[g as usize];
+                let from: SmallVec<[u32; 2]> = puts[k]
+                    .keys()
+                    .copied()
+                    .filter(|&p| want.starts_with(&*self.strings.strs[p as usize]))
+                    .collect();
+                if !from.is_empty() {
+                    resets.insert((k as u32, g), from);
+                }
+            }
+        }
+        let mut fixed = vec![std::collections::BTreeMap::new(); keys.len()];
+        for (k, key_gets) in gets.iter().enumerate() {
+            for (&ret, &g) in key_gets {
+                if !resets.contains_key(&(k as u32, g)) {
+                    let len = self.strings.strs[g as usize].len() as u32;
+                    fixed[k].insert((len, ret), g);
+                }
+            }
+        }
+        Kv {
+            strings: self.strings.clone(),
+            keys: keys.into(),
+            gets,
+            fixed,
+            puts,
+            resets: Arc::new(resets),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cas_register_steps() {
+        let mut k = RegisterKind { cas: true, init: Value::Nil, interner: Interner::default() };
+        let w =
+            k.compile("write", None, &Value::Int(1), Some(&Value::Int(1))).expect("w").expect("op");
+        let cas = k
+            .compile(
+                "cas",
+                None,
+                &Value::List(vec![Value::Int(1), Value::Int(2)]),
+                Some(&Value::Nil),
+            )
+            .expect("cas")
+            .expect("op");
+        let r2 =
+            k.compile("read", None, &Value::Nil, Some(&Value::Int(2))).expect("r").expect("op");
+        assert_eq!(
+            k.compile("read", None, &Value::Nil, Some(&Value::Nil)).expect("r"),
+            None,
+            "nil read is unknown"
+        );
+        let mut m = k.model_for(&mut [], &[]);
+        let s = m.step(&m.init(), &w).expect("write");
+        assert_eq!(m.step(&m.init(), &cas), None, "cas from 1 needs 1");
+        let s = m.step(&s, &cas).expect("cas");
+        assert_eq!(m.step(&s, &r2), Some(s));
+        assert_eq!(m.show_op(&cas), "cas 1 → 2");
+    }
+
+    #[test]
+    fn kv_appends_concatenate_and_renumber_keys() {
+        let mut k = KvKind::default();
+        let key = Value::str("7");
+        let mut ops = vec![
+            k.compile("append", Some(&key), &Value::str("x 1 y"), None).expect("a").expect("op"),
+            k.compile("append", Some(&key), &Value::str("x 2 y"), None).expect("a").expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("x 1 yx 2 y")))
+                .expect("g")
+                .expect("op"),
+        ];
+        let mut m = k.model_for(&mut ops, &[1, 2, 3]);
+        let s = m.step(&m.init(), &ops[0]).expect("a1");
+        let s = m.step(&s, &ops[1]).expect("a2");
+        assert!(m.step(&s, &ops[2]).is_some());
+        assert_eq!(m.show_state(&s), "{\"7\" \"x 1 yx 2 y\"}");
+    }
+
+    #[test]
+    fn fifo_queue_requires_head() {
+        let mut k = QueueKind { fifo: true, interner: Interner::default() };
+        let e1 = k.compile("enqueue", None, &Value::Int(1), None).expect("e").expect("op");
+        let e2 = k.compile("enqueue", None, &Value::Int(2), None).expect("e").expect("op");
+        let d2 =
+            k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(2))).expect("d").expect("op");
+        let mut m = k.model_for(&mut [], &[]);
+        let s = m.step(&m.init(), &e1).expect("e1");
+        let s = m.step(&s, &e2).expect("e2");
+        assert_eq!(m.step(&s, &d2), None);
+        let mut u = Queue { fifo: false, ..m.clone() };
+        assert!(u.step(&s, &d2).is_some());
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the checkers crate, one module per area.
+
+/// Verdicts on the Porcupine / Horn–Kroening benchmark histories.
+mod benchdata;
