@@ -132,6 +132,12 @@ fn render_run_dir_with(
     let dir = run_dir
         .canonicalize()
         .map_err(|e| StoreError::Io { path: run_dir.to_owned(), source: e })?;
+    if !store::looks_like_run(&dir) {
+        return Err(StoreError::NotARun {
+            path: dir,
+            reason: "it has no test.toml, history.jsonl or results.json".into(),
+        });
+    }
     let mut warnings = Vec::new();
     let spec = match TestSpec::read(&dir.join(store::files::SPEC)) {
         Ok(s) => s,
@@ -161,12 +167,6 @@ fn render_run_dir_with(
             .push(format!("{}: no such file; the run recorded no history", history_path.display()));
         None
     };
-    if spec.is_none() && results.is_none() && history.is_none() && warnings.len() <= 1 {
-        return Err(StoreError::NotARun {
-            path: dir,
-            reason: "it has no test.toml, history.jsonl or results.json".into(),
-        });
-    }
     let html =
         render_dir(&dir, spec.as_ref(), history.as_ref(), results.as_ref(), &warnings, lookup);
     Ok((html, warnings, dir))
@@ -180,14 +180,7 @@ fn render_dir(
     warnings: &[String],
     lookup: Option<CheckerLookup<'_>>,
 ) -> String {
-    let run = Run {
-        dir: dir.to_owned(),
-        name: String::new(),
-        timestamp: String::new(),
-        spec: None,
-        results: None,
-    };
-    let node_logs = run.node_logs();
+    let node_logs = store::node_logs(dir);
     let dir_name = |p: Option<&Path>| {
         p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     };

@@ -64,6 +64,13 @@ pub struct CheckResult {
     pub verdict: Verdict,
 }
 
+impl CheckResult {
+    /// The verdict `verdict` of the checker configured by `spec`.
+    pub fn new(spec: &CheckSpec, verdict: Verdict) -> CheckResult {
+        CheckResult { spec: CheckerConfig::from(spec), verdict }
+    }
+}
+
 /// A serialisable copy of `checkers::registry::CheckSpec`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckerConfig {

@@ -93,7 +93,8 @@ fn is_real_dir(p: &Path) -> bool {
     std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
 }
 
-fn looks_like_run(dir: &Path) -> bool {
+/// True when `dir` holds any of the files a run has.
+pub(crate) fn looks_like_run(dir: &Path) -> bool {
     dir.join(files::SPEC).is_file()
         || dir.join(files::HISTORY).is_file()
         || dir.join(files::RESULTS).is_file()
@@ -152,21 +153,26 @@ impl Run {
 
     /// The files under `nodes/`, per node, with paths relative to the run.
     pub fn node_logs(&self) -> Vec<NodeLogs> {
-        let mut nodes = Vec::new();
-        let Ok(rd) = std::fs::read_dir(self.dir.join(files::NODES)) else {
-            return nodes;
-        };
-        let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-        dirs.sort();
-        for d in dirs.into_iter().filter(|d| d.is_dir()) {
-            let mut found = Vec::new();
-            collect_files(&d, &self.dir, &mut found, 0);
-            found.sort();
-            let node = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            nodes.push(NodeLogs { node, files: found });
-        }
-        nodes
+        node_logs(&self.dir)
     }
+}
+
+/// The files under `run_dir/nodes/`, per node, with paths relative to `run_dir`.
+pub fn node_logs(run_dir: &Path) -> Vec<NodeLogs> {
+    let mut nodes = Vec::new();
+    let Ok(rd) = std::fs::read_dir(run_dir.join(files::NODES)) else {
+        return nodes;
+    };
+    let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    dirs.sort();
+    for d in dirs.into_iter().filter(|d| d.is_dir()) {
+        let mut found = Vec::new();
+        collect_files(&d, run_dir, &mut found, 0);
+        found.sort();
+        let node = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        nodes.push(NodeLogs { node, files: found });
+    }
+    nodes
 }
 
 /// A node's fetched logs.

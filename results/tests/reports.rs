@@ -382,3 +382,15 @@ fn many_anomalies_are_listed_not_drawn() {
     assert!(html.contains("<h4>80 more anomalies</h4>"));
     assert!(html.contains("anomaly number 119"));
 }
+
+#[test]
+fn a_folder_that_is_not_a_run_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let err = results::regenerate_report(tmp.path()).expect_err("not a run");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("not a run directory") && msg.contains(&tmp.path().display().to_string()),
+        "{msg}"
+    );
+    assert!(!tmp.path().join("report.html").exists(), "nothing is written for a non-run");
+}
