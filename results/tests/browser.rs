@@ -190,8 +190,14 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
             spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
             verdict: ReadsWritten.check(h).expect("check"),
         };
-        results::finish_run_with(&dir, h, vec![check], Some(&crate::common::plugins))
-            .expect("finish");
+        let linear = checkers::registry::CheckSpec {
+            checker: "linearizable".into(),
+            model: Some("register".into()),
+            ..Default::default()
+        };
+        let verdict = checkers::registry::build(&linear).expect("build").check(h).expect("check");
+        let checks = vec![check, CheckResult::new(&linear, verdict)];
+        results::finish_run_with(&dir, h, checks, Some(&crate::common::plugins)).expect("finish");
     }
     let server = TestServer::start(&store);
     let s = launch(chrome);

@@ -125,16 +125,7 @@ fn builtin_checkers_render_valid_invalid_and_unknown_verdicts() {
                 Validity::Unknown => v.unknown_reason = Some("the time budget ran out".into()),
                 Validity::Valid => {}
             }
-            let r = RunResults::new(
-                &h,
-                vec![CheckResult {
-                    spec: CheckerConfig::from(&CheckSpec {
-                        checker: (*name).into(),
-                        ..CheckSpec::default()
-                    }),
-                    verdict: v,
-                }],
-            );
+            let r = RunResults::new(&h, vec![CheckResult::new(&builtin_spec(name), v)]);
             let html = render(&h, &r);
             assert!(
                 html.contains(&format!("id=\"overall-verdict\">{validity}<")),
@@ -393,4 +384,65 @@ fn a_folder_that_is_not_a_run_is_an_error_naming_it() {
         "{msg}"
     );
     assert!(!tmp.path().join("report.html").exists(), "nothing is written for a non-run");
+}
+
+/// The spec each built-in checker needs to be built (a model, say).
+fn builtin_spec(name: &str) -> CheckSpec {
+    let mut spec = CheckSpec { checker: name.into(), ..CheckSpec::default() };
+    if name == "linearizable" {
+        spec.model = Some("register".into());
+    }
+    spec
+}
+
+/// Real runs of the linearizability checker on register histories: the
+/// report embeds the checker's own drawing of the failure.
+#[test]
+fn linearizable_register_runs_valid_invalid_and_unknown() {
+    let seed = 12;
+    eprintln!("history seed {seed}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let valid = register_history(3_000, 4, seed);
+    let invalid = with_phantom_read(&valid);
+    // Out of memory budget at once: the checker cannot decide.
+    let mut starved = builtin_spec("linearizable");
+    starved.budget.memory = Some(1);
+    for (name, h, check_spec, want) in [
+        ("valid", &valid, builtin_spec("linearizable"), Validity::Valid),
+        ("invalid", &invalid, builtin_spec("linearizable"), Validity::Invalid),
+        ("unknown", &valid, starved, Validity::Unknown),
+    ] {
+        let checker = checkers::registry::build(&check_spec).expect("build");
+        let verdict = checker.check(h).expect("check");
+        assert_eq!(verdict.validity, want, "{name}: {}", verdict.to_text());
+        let dir = make_run(tmp.path(), name, "1", h, &spec(name, seed));
+        let w = results::finish_run(&dir, h, vec![CheckResult::new(&check_spec, verdict.clone())])
+            .expect("finish");
+        let html = read(&w.report);
+        assert!(html.contains(&format!("id=\"overall-verdict\">{want}<")), "{name}");
+        match want {
+            Validity::Invalid => {
+                assert!(
+                    html.contains("Linearizability — drawn by the linearizable checker"),
+                    "{name}: no checker page"
+                );
+                let a = &verdict.anomalies[0];
+                assert!(
+                    html.contains(&checkers::html::escape(&a.explanation)),
+                    "{name}: explanation missing"
+                );
+                for op in &a.ops {
+                    assert!(
+                        html.contains(&format!("href=\"#op-{op}\"")),
+                        "{name}: op {op} not linked"
+                    );
+                }
+            }
+            Validity::Unknown => {
+                let why = verdict.unknown_reason.clone().unwrap_or_default();
+                assert!(html.contains(&checkers::html::escape(&why)), "{name}: reason missing");
+            }
+            Validity::Valid => assert!(html.contains("No checker found a violation.")),
+        }
+    }
 }
