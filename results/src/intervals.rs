@@ -210,6 +210,12 @@ impl Intervals {
         }
     }
 
+    /// When the first drawn thing (an operation or a fault) began.
+    pub fn start_time(&self) -> u64 {
+        let first_op = self.items.first().map(|i| i.start).unwrap_or(0);
+        first_op.min(self.faults.first().map(|f| f.start).unwrap_or(u64::MAX))
+    }
+
     /// Counts of ok/fail/info per function, in function order.
     pub fn outcome_counts(&self) -> BTreeMap<String, OutcomeCounts> {
         let mut out: BTreeMap<String, OutcomeCounts> = BTreeMap::new();

@@ -66,12 +66,7 @@ struct XAxis {
 
 impl XAxis {
     fn of(iv: &Intervals) -> XAxis {
-        let t0 = iv
-            .items
-            .first()
-            .map(|i| i.start)
-            .unwrap_or(0)
-            .min(iv.faults.first().map(|f| f.start).unwrap_or(u64::MAX));
+        let t0 = iv.start_time();
         let t1 = iv.end_time.max(t0 + 1);
         XAxis { t0, t1, clock: iv.clock }
     }
@@ -171,6 +166,19 @@ fn frame(out: &mut String, iv: &Intervals, x: &XAxis, h: f64) {
         (ML + W - MR) / 2.0,
         h - 3.0,
         x.label()
+    );
+}
+
+/// A horizontal grid line at `py`, labelled `value` on the y axis.
+fn y_gridline(out: &mut String, py: f64, value: f64) {
+    let _ = write!(
+        out,
+        "<line x1=\"{ML}\" y1=\"{py:.1}\" x2=\"{}\" y2=\"{py:.1}\" stroke=\"#eee\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
+        W - MR,
+        ML - 4.0,
+        py + 3.0,
+        fmt_num(value)
     );
 }
 
@@ -298,15 +306,7 @@ fn latency_panel(
     let mut e = lo_e;
     while e <= hi_e {
         let py = bottom - (e - lo_e) / (hi_e - lo_e) * (bottom - top);
-        let _ = write!(
-            out,
-            "<line x1=\"{ML}\" y1=\"{py:.1}\" x2=\"{}\" y2=\"{py:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-            W - MR,
-            ML - 4.0,
-            py + 3.0,
-            fmt_num(10f64.powf(e))
-        );
+        y_gridline(&mut out, py, 10f64.powf(e));
         e += 1.0;
     }
     // Level of detail: one dot per outcome per 3×3 cell.
@@ -423,16 +423,7 @@ pub fn throughput(iv: &Intervals) -> String {
     );
     let ymax = max_rate.max(1.0);
     for v in ticks(ymax, 5) {
-        let py = bottom - v / ymax * (bottom - top);
-        let _ = write!(
-            out,
-            "<line x1=\"{ML}\" y1=\"{py:.1}\" x2=\"{}\" y2=\"{py:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-            W - MR,
-            ML - 4.0,
-            py + 3.0,
-            fmt_num(v)
-        );
+        y_gridline(&mut out, bottom - v / ymax * (bottom - top), v);
     }
     let mut legend = String::from("<p class=\"legend\">");
     for ((f, code), counts) in &series {

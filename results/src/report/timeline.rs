@@ -105,12 +105,7 @@ fn value_text(history: &History, invoke: usize, complete: Option<usize>) -> Stri
 /// links to them resolve through `refs`.
 pub fn data(history: &History, iv: &Intervals, referenced: &BTreeSet<u64>) -> String {
     let n = iv.items.len();
-    let t0 = iv
-        .items
-        .first()
-        .map(|i| i.start)
-        .unwrap_or(0)
-        .min(iv.faults.first().map(|f| f.start).unwrap_or(u64::MAX));
+    let t0 = iv.start_time();
     let span = iv.end_time.saturating_sub(t0);
     // One packed unit is the smallest whole number of clock units that fits
     // the whole history into 32 bits: 1 ns for runs up to 4.2 s, about 1 µs
