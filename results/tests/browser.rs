@@ -144,6 +144,12 @@ impl Session {
         r.value.unwrap_or(serde_json::Value::Null)
     }
 
+    /// Evaluates `js`, which yields a promise, and waits for its value.
+    fn eval_async(&self, js: &str) -> serde_json::Value {
+        let r = self.tab.evaluate(js, true).expect("evaluate");
+        r.value.unwrap_or(serde_json::Value::Null)
+    }
+
     /// Waits until `js` is true, for at most `limit`.
     fn wait_for(&self, js: &str, limit: Duration) -> bool {
         let start = Instant::now();
@@ -174,6 +180,16 @@ impl Session {
 const INKED_PIXELS: &str = "(() => { const c = document.querySelector('#timeline canvas'); \
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; \
     for (let i = 3; i < d.length; i += 4) if (d[i] !== 0) n++; return n; })()";
+
+/// Moves the pointer over a grid of points on the timeline, one per frame,
+/// and counts the points where the tooltip showed an operation.
+const HOVER_SWEEP: &str = "(async () => { const c = document.querySelector('#timeline canvas'); \
+    const tip = document.querySelector('.tl-tip'); const r = c.getBoundingClientRect(); let seen = 0; \
+    for (let y = 44; y < r.height; y += 8) for (let x = 100; x < r.width; x += 90) { \
+      c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + x, clientY: r.top + y, bubbles: true})); \
+      await new Promise(f => requestAnimationFrame(() => requestAnimationFrame(f))); \
+      if (tip.style.display === 'block' && tip.textContent.startsWith('op ')) seen++; } \
+    return seen; })()";
 
 #[test]
 fn report_and_index_open_in_headless_chromium_without_script_errors() {
@@ -246,6 +262,9 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
     let detail = s.eval("document.querySelector('.tl-detail').textContent");
     let want = format!("op {} (completion: op {last})", last - 1);
     assert!(detail.as_str().is_some_and(|d| d.contains(&want)), "{detail}");
+    // Hovering over the timeline shows operations in a tooltip.
+    let hovered = s.eval_async(HOVER_SWEEP);
+    assert!(hovered.as_u64().is_some_and(|n| n > 0), "no tooltip while hovering: {hovered}");
     s.screenshot(&store.join("register/20260102T000000Z/report-timeline.png"));
     let errors = s.take_errors();
     assert!(errors.is_empty(), "script errors in the report: {errors:?}");

@@ -73,6 +73,7 @@ section.verdict { border-top: 1px solid var(--line); margin-top: 1em; }
 .tl-controls { margin-bottom: .3em; } .tl-controls form { display: inline; margin-left: 1em; }
 .tl-status { color: var(--muted); font-size: 12px; margin-top: .3em; }
 .tl-detail { min-height: 1em; }
+.tl-tip { display: none; position: absolute; pointer-events: none; background: #fff; border: 1px solid #999; box-shadow: 0 2px 6px rgba(0,0,0,.2); margin: 0; max-width: 420px; white-space: pre-wrap; z-index: 2; }
 .legend { font-size: 12px; color: #444; margin: .3em 0; }
 .swatch { display: inline-block; width: 1.2em; height: .9em; vertical-align: middle; margin: 0 .3em 0 .8em; border: 1px solid #ccc; }
 .line-swatch { display: inline-block; width: 1.8em; vertical-align: middle; margin: 0 .3em 0 .8em; }
@@ -181,7 +182,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
                  <button class=\"tl-reset\" type=\"button\">whole run</button><form class=\"tl-find\">\
                  <input type=\"number\" min=\"0\" placeholder=\"op index\" aria-label=\"op index\"> \
                  <button type=\"submit\">find op</button></form></div><canvas></canvas>\
-                 <div class=\"tl-status\"></div><pre class=\"tl-detail\"></pre></div>",
+                 <pre class=\"tl-tip\"></pre><div class=\"tl-status\"></div><pre class=\"tl-detail\"></pre></div>",
             );
             let _ = write!(
                 body,

@@ -275,6 +275,23 @@
     if (drag && !drag.moved && ev.target === canvas) select(hit(ev.offsetX, ev.offsetY));
     drag = null;
   });
+  // Hover: the op under the pointer in a tooltip, at most once per frame.
+  var tip = root.querySelector(".tl-tip"), pending = null;
+  canvas.addEventListener("mousemove", function (ev) {
+    if (drag) return;
+    if (pending === null) requestAnimationFrame(function () {
+      var i = hit(pending.x, pending.y);
+      if (i < 0) { tip.style.display = "none"; } else {
+        tip.textContent = describe(i);
+        tip.style.left = Math.min(pending.x + 14, canvas.width / dpr - 320) + "px";
+        tip.style.top = (pending.y + canvas.offsetTop + 14) + "px";
+        tip.style.display = "block";
+      }
+      pending = null;
+    });
+    pending = { x: ev.offsetX, y: ev.offsetY };
+  });
+  canvas.addEventListener("mouseleave", function () { tip.style.display = "none"; });
   canvas.addEventListener("mousemove", function (ev) {
     if (!drag) return;
     var du = (ev.offsetX - drag.x) / plotW() * (drag.b - drag.a);
