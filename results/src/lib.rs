@@ -9,7 +9,7 @@
 //!
 //! The binary calls [`finish_run`] once the harness has returned its
 //! verdicts, [`regenerate_report`] for `faultline report RUN_DIR`, and
-//! [`serve::serve`] for `faultline serve`.
+//! [`serve::run_server`] for `faultline serve`.
 
 pub mod error;
 pub mod intervals;
@@ -184,8 +184,10 @@ fn render_dir(
     let dir_name = |p: Option<&Path>| {
         p.and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     };
-    let timestamp = dir_name(Some(dir));
-    let name = dir_name(dir.parent());
+    // Names come from the real folder, also when `dir` is `.` or a link.
+    let real = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let timestamp = dir_name(Some(&real));
+    let name = dir_name(real.parent());
     let mut run_files: Vec<(String, u64)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
