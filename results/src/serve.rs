@@ -138,6 +138,7 @@ fn list(store: &Store) -> Result<Vec<RunSummary>, PageError> {
 }
 
 const INDEX_STYLE: &str = "<style>\
+    table.runs tr.run { color: inherit; font-weight: normal; }\
     table.runs td.status { width: .6em; padding: 0; } td.status.valid { background: var(--ok); }\
     td.status.invalid { background: var(--fail); } td.status.unknown { background: var(--info); }\
     td.status.harness-error { background: #555; } td.status.unchecked { background: #ccc; }\
