@@ -2,6 +2,7 @@
 //! Every subcommand lives in its own file and calls into the library crates.
 
 mod check;
+mod generate;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Check recorded histories against a consistency model.
     Check(check::CheckArgs),
+    /// Write a synthetic history (valid by construction, or corrupted).
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +40,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }

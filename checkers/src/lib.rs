@@ -12,6 +12,7 @@ pub mod history;
 pub mod html;
 pub mod linear;
 pub mod registry;
+pub mod synth;
 pub mod txn;
 pub mod value;
 pub mod verdict;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::CheckError;
-use crate::linear::{LinearChecker, ModelName};
+use crate::linear::{Algorithm, LinearChecker, ModelName};
 use crate::value::Value;
 use crate::verdict::{Budget, Checker};
 
@@ -52,6 +52,15 @@ pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
             c.budget = spec.budget;
             if let Some(p) = spec.options.get("partition") {
                 c.partition = parse_bool("partition", p)?;
+            }
+            match spec.options.get("algorithm").map(String::as_str) {
+                None | Some("search") => {}
+                Some("reference") => c.algorithm = Algorithm::Reference,
+                Some(other) => {
+                    return Err(CheckError::BadOption(format!(
+                        "--opt algorithm={other}: expected search or reference"
+                    )));
+                }
             }
             Ok(Box::new(c))
         }

@@ -9,6 +9,7 @@
 
 mod html;
 mod model;
+mod reference;
 mod search;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,12 @@ impl ModelName {
     }
 }
 
+impl std::fmt::Display for ModelName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for ModelName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -77,6 +84,18 @@ impl FromStr for ModelName {
             format!("unknown model {s:?}; known models: {}", names.join(", "))
         })
     }
+}
+
+/// Which search algorithm to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// faultline's search (see `search.rs`): the default.
+    #[default]
+    Search,
+    /// The classic Wing–Gong–Lowe search as Porcupine implements it, kept
+    /// as a reference for benchmarks and differential tests. Gives verdicts
+    /// without evidence.
+    Reference,
 }
 
 /// Checks histories for linearizability against a model.
@@ -91,12 +110,20 @@ pub struct LinearChecker {
     pub partition: bool,
     /// Limits; when one runs out the answer is unknown.
     pub budget: Budget,
+    /// The search algorithm.
+    pub algorithm: Algorithm,
 }
 
 impl LinearChecker {
     /// A checker for `model` with defaults: initial value nil, partitioned, no budget.
     pub fn new(model: ModelName) -> LinearChecker {
-        LinearChecker { model, init: Value::Nil, partition: true, budget: Budget::default() }
+        LinearChecker {
+            model,
+            init: Value::Nil,
+            partition: true,
+            budget: Budget::default(),
+            algorithm: Algorithm::Search,
+        }
     }
 }
 
@@ -197,10 +224,32 @@ impl LinearChecker {
             exhausted: AtomicBool::new(false),
         };
         let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
-        for (key, (mut entries, metas)) in parts {
-            let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+        let mut unobservable = 0usize;
+        for (key, (entries, metas)) in parts {
+            // Drop crashed ops whose effects nothing observes (exact; see
+            // `ModelKind::useful`), renumbering the rest.
             let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-            let model = kind.model_for(&mut ops_only, &rets);
+            let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+            let keep = match self.algorithm {
+                Algorithm::Search => kind.useful(&ops_only, &rets),
+                Algorithm::Reference => vec![true; ops_only.len()],
+            };
+            let before = entries.len();
+            let (mut entries, metas): (Vec<_>, Vec<_>) = entries
+                .into_iter()
+                .zip(metas)
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(em, _)| em)
+                .unzip();
+            unobservable += before - entries.len();
+            for (i, e) in entries.iter_mut().enumerate() {
+                e.id = i as u32;
+            }
+            let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+            let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
+            let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+            let model = kind.model_for(&mut ops_only, &calls, &rets);
             for (e, op) in entries.iter_mut().zip(ops_only) {
                 e.op = op;
             }
@@ -211,12 +260,34 @@ impl LinearChecker {
         let results: Vec<PartResult> = jobs
             .into_par_iter()
             .map(|(key, model, entries, metas)| {
+                let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
+                if self.algorithm == Algorithm::Reference {
+                    let outcome = match reference::check(model, &entries, limits.deadline) {
+                        Some(true) => PartOutcome::Valid,
+                        Some(false) => PartOutcome::Invalid(Box::new(Anomaly {
+                            kind: "nonlinearizable".into(),
+                            explanation:
+                                "no linearization exists (the reference search gives no evidence; \
+                                          run the default algorithm for it)"
+                                    .into(),
+                            ops: Vec::new(),
+                            data: json!({ "key": key }),
+                        })),
+                        None => PartOutcome::Unknown("the time limit ran out".into()),
+                    };
+                    return PartResult {
+                        key,
+                        ops: entries.len(),
+                        crashed,
+                        stats: Stats::default(),
+                        outcome,
+                    };
+                }
                 let mut search = Search::new(model, &entries, &limits);
                 let outcome = search.run();
                 let stats = search.stats();
                 let explain_model = search.model().clone();
                 drop(search);
-                let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
                 let outcome = match outcome {
                     Outcome::Linearizable => PartOutcome::Valid,
                     Outcome::Unknown(r) => PartOutcome::Unknown(r),
@@ -232,7 +303,11 @@ impl LinearChecker {
                 PartResult { key, ops: entries.len(), crashed, stats, outcome }
             })
             .collect();
-        Ok(self.verdict(results, started))
+        let mut v = self.verdict(results, started);
+        if let Some(d) = v.details.as_object_mut() {
+            d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
+        }
+        Ok(v)
     }
 
     fn verdict(&self, mut results: Vec<PartResult>, started: Instant) -> Verdict {

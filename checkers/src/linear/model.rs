@@ -66,9 +66,23 @@ pub(crate) trait ModelKind: Send {
         output: Option<&Value>,
     ) -> Result<Option<<Self::M as Model>::Op>, String>;
     /// The model for one partition, whose operations may be rewritten
-    /// (for instance to renumber keys from 0). `rets` gives each op's
-    /// completion position (`u32::MAX` when it crashed).
-    fn model_for(&mut self, ops: &mut [<Self::M as Model>::Op], rets: &[u32]) -> Self::M;
+    /// (for instance to renumber keys from 0). `calls` and `rets` give each
+    /// op's invocation and completion positions (`u32::MAX` when it crashed).
+    fn model_for(
+        &mut self,
+        ops: &mut [<Self::M as Model>::Op],
+        calls: &[u32],
+        rets: &[u32],
+    ) -> Self::M;
+
+    /// Which ops the search needs: `false` for a crashed op whose effect no
+    /// completed op can ever observe (a write of a value nobody reads, an add
+    /// of an element no read contains). Leaving such an op out of every
+    /// linearization changes no completed op's result, so dropping it is
+    /// exact; and it keeps the search from trying every subset of them.
+    fn useful(&self, ops: &[<Self::M as Model>::Op], rets: &[u32]) -> Vec<bool> {
+        vec![true; ops.len().min(rets.len())]
+    }
 }
 
 /// Interns values to ids; id 0 is `nil`.
@@ -108,7 +122,18 @@ impl Interner {
     }
 }
 
+/// Stands for every value that no completed operation ever observes (a
+/// value written but never read, an element enqueued but never dequeued).
+/// Such values are interchangeable, so giving them one id merges states
+/// that differ only in which unobserved value they hold, or in the order of
+/// unobserved elements: the search no longer enumerates orders nothing can
+/// tell apart.
+pub(crate) const UNOBSERVED: u32 = u32::MAX - 1;
+
 fn show(values: &[Value], id: u32) -> String {
+    if id == UNOBSERVED {
+        return "«a value nothing reads»".into();
+    }
     values.get(id as usize).map_or_else(|| format!("#{id}"), ToString::to_string)
 }
 
@@ -199,9 +224,51 @@ impl ModelKind for RegisterKind {
             )),
         }
     }
-    fn model_for(&mut self, _ops: &mut [RegOp], _rets: &[u32]) -> Register {
+    fn model_for(&mut self, ops: &mut [RegOp], _calls: &[u32], rets: &[u32]) -> Register {
         let init = self.interner.id(&self.init);
+        let mut observed = rustc_hash::FxHashSet::default();
+        observed.insert(init);
+        for (op, &ret) in ops.iter().zip(rets) {
+            match *op {
+                RegOp::Read(v) if ret != u32::MAX => {
+                    observed.insert(v);
+                }
+                RegOp::Cas(from, _) => {
+                    observed.insert(from);
+                }
+                _ => {}
+            }
+        }
+        for op in ops.iter_mut() {
+            match op {
+                RegOp::Write(v) | RegOp::Cas(_, v) if !observed.contains(v) => *v = UNOBSERVED,
+                _ => {}
+            }
+        }
         Register { values: self.interner.frozen(), init }
+    }
+    fn useful(&self, ops: &[RegOp], rets: &[u32]) -> Vec<bool> {
+        // A value is observed when a completed read returns it or any CAS
+        // compares against it.
+        let mut observed = rustc_hash::FxHashSet::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            match *op {
+                RegOp::Read(v) if ret != u32::MAX => {
+                    observed.insert(v);
+                }
+                RegOp::Cas(from, _) => {
+                    observed.insert(from);
+                }
+                _ => {}
+            }
+        }
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| match *op {
+                RegOp::Write(v) | RegOp::Cas(_, v) if ret == u32::MAX => observed.contains(&v),
+                _ => true,
+            })
+            .collect()
     }
 }
 
@@ -305,10 +372,36 @@ impl ModelKind for MultiRegisterKind {
         }
         Ok((!out.is_empty()).then(|| out.into_vec().into_boxed_slice()))
     }
-    fn model_for(&mut self, _ops: &mut [Box<[SlotOp]>], _rets: &[u32]) -> MultiRegister {
+    fn model_for(
+        &mut self,
+        _ops: &mut [Box<[SlotOp]>],
+        _calls: &[u32],
+        _rets: &[u32],
+    ) -> MultiRegister {
         // Key ids start at 1 (0 is nil in the interner); slots are id - 1.
         let keys = self.keys.values[1..].to_vec().into();
         MultiRegister { values: self.interner.frozen(), keys }
+    }
+    fn useful(&self, ops: &[Box<[SlotOp]>], rets: &[u32]) -> Vec<bool> {
+        let mut observed = rustc_hash::FxHashSet::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if ret != u32::MAX {
+                for m in op.iter() {
+                    if let SlotOp::Read(k, v) = *m {
+                        observed.insert((k, v));
+                    }
+                }
+            }
+        }
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| {
+                ret != u32::MAX
+                    || op
+                        .iter()
+                        .any(|m| matches!(*m, SlotOp::Write(k, v) if observed.contains(&(k, v))))
+            })
+            .collect()
     }
 }
 
@@ -366,7 +459,7 @@ impl ModelKind for MutexKind {
             _ => Err(unknown_function("mutex", f, "acquire and release")),
         }
     }
-    fn model_for(&mut self, _ops: &mut [MutexOp], _rets: &[u32]) -> Mutex {
+    fn model_for(&mut self, _ops: &mut [MutexOp], _calls: &[u32], _rets: &[u32]) -> Mutex {
         Mutex
     }
 }
@@ -374,9 +467,33 @@ impl ModelKind for MutexKind {
 // --------------------------------------------------------------------- set
 
 /// A set with `add` and whole-set `read`.
+///
+/// Elements are never removed, so every read still to come must contain
+/// the current set: `doomed` checks the remaining read that returned first
+/// and the smallest remaining read.
 #[derive(Clone, Debug)]
 pub(crate) struct SetModel {
     values: Arc<[Value]>,
+    /// Remaining reads by completion position, as indices into `reads`.
+    pending: std::collections::BTreeMap<u32, u32>,
+    /// Remaining reads by (size, completion position).
+    smallest: std::collections::BTreeMap<(u32, u32), u32>,
+    /// Each read's completion position and elements.
+    reads: Arc<FxHashMap<u32, Box<[u32]>>>,
+}
+
+fn is_subset(small: &[u32], big: &[u32]) -> bool {
+    let mut j = 0;
+    for x in small {
+        while j < big.len() && big[j] < *x {
+            j += 1;
+        }
+        if j == big.len() || big[j] != *x {
+            return false;
+        }
+        j += 1;
+    }
+    true
 }
 
 /// A set operation: add an element, or read exactly these (sorted) elements.
@@ -389,6 +506,31 @@ pub(crate) enum SetOp {
 impl Model for SetModel {
     type State = Box<[u32]>;
     type Op = SetOp;
+    fn on_lift(&mut self, op: &SetOp, ret: u32) {
+        if let SetOp::Read(xs) = op {
+            self.pending.remove(&ret);
+            self.smallest.remove(&(xs.len() as u32, ret));
+        }
+    }
+    fn on_unlift(&mut self, op: &SetOp, ret: u32) {
+        if let SetOp::Read(xs) = op {
+            if self.reads.contains_key(&ret) {
+                self.pending.insert(ret, ret);
+                self.smallest.insert((xs.len() as u32, ret), ret);
+            }
+        }
+    }
+    fn doomed(&self, state: &Box<[u32]>, op: &SetOp) -> Option<u32> {
+        if !matches!(op, SetOp::Add(_)) {
+            return None;
+        }
+        let witnesses = [self.pending.values().next(), self.smallest.values().next()];
+        witnesses
+            .into_iter()
+            .flatten()
+            .copied()
+            .find(|ret| self.reads.get(ret).is_some_and(|read| !is_subset(state, read)))
+    }
     fn init(&self) -> Box<[u32]> {
         Box::new([])
     }
@@ -454,21 +596,75 @@ impl ModelKind for SetKind {
             _ => Err(unknown_function("set", f, "add and read")),
         }
     }
-    fn model_for(&mut self, _ops: &mut [SetOp], _rets: &[u32]) -> SetModel {
-        SetModel { values: self.interner.frozen() }
+    fn model_for(&mut self, ops: &mut [SetOp], _calls: &[u32], rets: &[u32]) -> SetModel {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if let (SetOp::Read(xs), true) = (op, ret != u32::MAX) {
+                seen.extend(xs.iter().copied());
+            }
+        }
+        for op in ops.iter_mut() {
+            if let SetOp::Add(x) = op {
+                if !seen.contains(x) {
+                    *x = UNOBSERVED;
+                }
+            }
+        }
+        let mut reads = FxHashMap::default();
+        let mut pending = std::collections::BTreeMap::new();
+        let mut smallest = std::collections::BTreeMap::new();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if let (SetOp::Read(xs), true) = (op, ret != u32::MAX) {
+                reads.insert(ret, xs.clone());
+                pending.insert(ret, ret);
+                smallest.insert((xs.len() as u32, ret), ret);
+            }
+        }
+        SetModel { values: self.interner.frozen(), pending, smallest, reads: Arc::new(reads) }
+    }
+    fn useful(&self, ops: &[SetOp], rets: &[u32]) -> Vec<bool> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if let (SetOp::Read(xs), true) = (op, ret != u32::MAX) {
+                seen.extend(xs.iter().copied());
+            }
+        }
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| match op {
+                SetOp::Add(x) if ret == u32::MAX => seen.contains(x),
+                _ => true,
+            })
+            .collect()
     }
 }
 
 // ------------------------------------------------------------------ queues
 
-/// A queue, FIFO or unordered (a multiset). A dequeue that returned `nil`,
-/// or crashed, is dropped: as in Knossos, dequeuing from an empty queue must
-/// be recorded as `fail`, so a crashed dequeue's effect (removing some
-/// element nobody else sees again) cannot be contradicted.
+/// A queue, FIFO or unordered (a multiset).
+///
+/// A dequeue that returned `nil` constrains nothing: as in Knossos, dequeuing
+/// from an empty queue must be recorded as `fail`. A crashed dequeue of a FIFO
+/// queue, if it took effect, removed whatever was at the head; a crashed
+/// dequeue of an unordered queue removed some element nobody saw again,
+/// which no completed op can contradict, so it is dropped.
+///
+/// For FIFO queues, real time can fix the order of two elements: if the
+/// dequeue of `y` returned before the dequeue of `x` was invoked, `x` must
+/// not be ahead of `y`. `doomed` checks a newly enqueued element against the
+/// ones ahead of it, so a wrong order of concurrent enqueues is rejected at
+/// once instead of when the dequeues reveal it.
 #[derive(Clone, Debug)]
 pub(crate) struct Queue {
     values: Arc<[Value]>,
     fifo: bool,
+    /// For each element enqueued exactly once: its one completed dequeue's
+    /// (invocation, completion) positions, or `None` when no completed
+    /// dequeue returned it. Elements enqueued more than once are absent: a
+    /// dequeue of their value could have taken either copy.
+    dequeued: Arc<FxHashMap<u32, Option<(u32, u32)>>>,
+    /// Whether any crashed dequeue exists (one could remove any head).
+    crashed_dequeues: bool,
 }
 
 /// A queue operation.
@@ -476,6 +672,8 @@ pub(crate) struct Queue {
 pub(crate) enum QueueOp {
     Enqueue(u32),
     Dequeue(u32),
+    /// A crashed FIFO dequeue: removes the head, whatever it is.
+    DequeueHead,
 }
 
 impl Model for Queue {
@@ -507,7 +705,30 @@ impl Model for Queue {
                 v.remove(at);
                 Some(v.into())
             }
+            QueueOp::DequeueHead => {
+                // Taking away an element that a completed dequeue returns
+                // (and that was enqueued once) would leave that dequeue
+                // nothing to return: never a way to a linearization.
+                let head = s.first()?;
+                if matches!(self.dequeued.get(head), Some(Some(_))) {
+                    return None;
+                }
+                Some(s[1..].into())
+            }
         }
+    }
+    fn doomed(&self, s: &Box<[u32]>, op: &QueueOp) -> Option<u32> {
+        let (true, QueueOp::Enqueue(y)) = (self.fifo, *op) else { return None };
+        let &(_, y_ret) = self.dequeued.get(&y)?.as_ref()?;
+        s[..s.len().saturating_sub(1)]
+            .iter()
+            .any(|x| match self.dequeued.get(x) {
+                Some(Some((x_call, _))) => *x_call > y_ret,
+                // Never dequeued: only a crashed dequeue could take it out of the way.
+                Some(None) => !self.crashed_dequeues,
+                None => false,
+            })
+            .then_some(y_ret)
     }
     fn state_bytes(s: &Box<[u32]>) -> usize {
         s.len() * 4
@@ -520,6 +741,7 @@ impl Model for Queue {
         match *op {
             QueueOp::Enqueue(x) => format!("enqueue {}", show(&self.values, x)),
             QueueOp::Dequeue(x) => format!("dequeue → {}", show(&self.values, x)),
+            QueueOp::DequeueHead => "dequeue → unknown (crashed)".into(),
         }
     }
 }
@@ -542,8 +764,10 @@ impl ModelKind for QueueKind {
         match f {
             "enqueue" => Ok(Some(QueueOp::Enqueue(self.interner.id(input)))),
             "dequeue" => Ok(match output {
-                None | Some(Value::Nil) => None,
+                Some(Value::Nil) => None,
                 Some(v) => Some(QueueOp::Dequeue(self.interner.id(v))),
+                None if self.fifo => Some(QueueOp::DequeueHead),
+                None => None,
             }),
             _ => Err(unknown_function(
                 if self.fifo { "fifo-queue" } else { "unordered-queue" },
@@ -552,8 +776,63 @@ impl ModelKind for QueueKind {
             )),
         }
     }
-    fn model_for(&mut self, _ops: &mut [QueueOp], _rets: &[u32]) -> Queue {
-        Queue { values: self.interner.frozen(), fifo: self.fifo }
+    fn model_for(&mut self, ops: &mut [QueueOp], calls: &[u32], rets: &[u32]) -> Queue {
+        let returned: rustc_hash::FxHashSet<u32> = ops
+            .iter()
+            .filter_map(|op| match op {
+                QueueOp::Dequeue(x) => Some(*x),
+                _ => None,
+            })
+            .collect();
+        for op in ops.iter_mut() {
+            if let QueueOp::Enqueue(x) = op {
+                if !returned.contains(x) {
+                    *x = UNOBSERVED;
+                }
+            }
+        }
+        let mut enqueues: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut dequeues: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+        let mut crashed_dequeues = false;
+        for ((op, &call), &ret) in ops.iter().zip(calls).zip(rets) {
+            match *op {
+                QueueOp::Enqueue(x) => *enqueues.entry(x).or_default() += 1,
+                QueueOp::Dequeue(x) => dequeues.entry(x).or_default().push((call, ret)),
+                QueueOp::DequeueHead => crashed_dequeues = true,
+            }
+        }
+        let dequeued = enqueues
+            .iter()
+            .filter(|(x, n)| **n == 1 || **x == UNOBSERVED)
+            .filter_map(|(x, _)| match dequeues.get(x).map(Vec::as_slice) {
+                None => Some((*x, None)),
+                Some([one]) => Some((*x, Some(*one))),
+                Some(_) => None,
+            })
+            .collect();
+        Queue {
+            values: self.interner.frozen(),
+            fifo: self.fifo,
+            dequeued: Arc::new(dequeued),
+            crashed_dequeues,
+        }
+    }
+    fn useful(&self, ops: &[QueueOp], rets: &[u32]) -> Vec<bool> {
+        // An element nobody dequeues only ever sits in the queue.
+        let dequeued: rustc_hash::FxHashSet<u32> = ops
+            .iter()
+            .filter_map(|op| match op {
+                QueueOp::Dequeue(x) => Some(*x),
+                _ => None,
+            })
+            .collect();
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| match op {
+                QueueOp::Enqueue(x) if ret == u32::MAX => dequeued.contains(x),
+                _ => true,
+            })
+            .collect()
     }
 }
 
@@ -775,7 +1054,7 @@ impl ModelKind for KvKind {
             _ => Err(unknown_function("kv", f, "get, put and append")),
         }
     }
-    fn model_for(&mut self, ops: &mut [KvOp], rets: &[u32]) -> Kv {
+    fn model_for(&mut self, ops: &mut [KvOp], _calls: &[u32], rets: &[u32]) -> Kv {
         // Renumber this partition's keys from 0 so states hold only them.
         let mut local: FxHashMap<u32, u32> = FxHashMap::default();
         let mut keys = Vec::new();
@@ -858,7 +1137,7 @@ mod tests {
             None,
             "nil read is unknown"
         );
-        let mut m = k.model_for(&mut [], &[]);
+        let mut m = k.model_for(&mut [], &[], &[]);
         let s = m.step(&m.init(), &w).expect("write");
         assert_eq!(m.step(&m.init(), &cas), None, "cas from 1 needs 1");
         let s = m.step(&s, &cas).expect("cas");
@@ -877,7 +1156,7 @@ mod tests {
                 .expect("g")
                 .expect("op"),
         ];
-        let mut m = k.model_for(&mut ops, &[1, 2, 3]);
+        let mut m = k.model_for(&mut ops, &[0, 1, 2], &[1, 2, 3]);
         let s = m.step(&m.init(), &ops[0]).expect("a1");
         let s = m.step(&s, &ops[1]).expect("a2");
         assert!(m.step(&s, &ops[2]).is_some());
@@ -891,7 +1170,7 @@ mod tests {
         let e2 = k.compile("enqueue", None, &Value::Int(2), None).expect("e").expect("op");
         let d2 =
             k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(2))).expect("d").expect("op");
-        let mut m = k.model_for(&mut [], &[]);
+        let mut m = k.model_for(&mut [], &[], &[]);
         let s = m.step(&m.init(), &e1).expect("e1");
         let s = m.step(&s, &e2).expect("e2");
         assert_eq!(m.step(&s, &d2), None);

@@ -133,15 +133,20 @@ struct CacheEntry<S> {
 /// A configuration reachable from a frame's base by crashed ops alone.
 struct Member<S> {
     state: S,
-    /// Member this one extends, or NIL for the base.
-    parent: u32,
-    /// The crashed op (index into `crashed`) linearized to get here.
-    via: u32,
 }
 
 /// One level of the depth-first search: a value of R.
 struct Frame<S> {
+    /// The base configuration (member 0) and the states reachable from it
+    /// by crashed ops alone, found so far (see `expand`).
     members: Vec<Member<S>>,
+    /// For each member, the crashed ops (indices into `crashed`) linearized
+    /// to reach it from the base, in order.
+    paths: Vec<SmallVec<[u32; 4]>>,
+    /// Members by state hash, to find dominated ones.
+    by_state: FxHashMap<u64, SmallVec<[u32; 2]>>,
+    /// Members `0..expanded` have had their successors added.
+    expanded: u32,
     /// Member being explored.
     member: u32,
     /// Completed ops that may be linearized next (called before the first
@@ -489,78 +494,64 @@ impl<'a, M: Model> Search<'a, M> {
         None
     }
 
-    /// Every state reachable from `base` by linearizing pending crashed ops
-    /// alone, shortest bursts first, keeping only non-dominated ones.
-    fn closure(&mut self, base: M::State, first_ret: u32, members: &mut Vec<Member<M::State>>) {
-        members.clear();
-        members.push(Member { state: base, parent: NIL, via: NIL });
-        if self.crashed.is_empty() {
-            return;
+    /// Expands the next unexpanded member of `frame`'s closure: adds every
+    /// state reachable from it by one more pending crashed op, unless a
+    /// member (or a cached configuration) with the same state and a subset of
+    /// its crashed ops already exists. Members are expanded in order, so
+    /// shorter bursts come first, and only when the search needs them: a
+    /// frame whose base state succeeds never computes its closure at all.
+    /// Returns false when every member has been expanded.
+    fn expand(&mut self, frame: &mut Frame<M::State>) -> bool {
+        let i = frame.expanded as usize;
+        if i >= frame.members.len() {
+            return false;
         }
-        // Crashed sets of members, relative to the frame's base, by state.
-        let mut by_state: FxHashMap<u64, SmallVec<[u32; 2]>> = FxHashMap::default();
-        let mut paths: Vec<SmallVec<[u32; 4]>> = vec![SmallVec::new()];
-        by_state.entry(FxBuildHasher.hash_one(&members[0].state)).or_default().push(0);
-        let mut i = 0;
-        while i < members.len() {
-            let path = paths[i].clone();
-            for &c in &path {
-                self.apply_crashed(c);
-            }
-            let mut cn = self.cnext[0];
-            while cn != NIL {
-                let c = cn - 1;
-                cn = self.cnext[cn as usize];
-                let e = self.crashed[c as usize];
-                if e.call >= first_ret {
-                    break;
-                }
-                let twin = self.twin_prev[c as usize];
-                if twin != NIL && !self.crashed_applied(twin) {
-                    continue;
-                }
-                let Some(next) = self.model.step(&members[i].state, &e.op) else { continue };
-                self.model.on_lift(&e.op, u32::MAX);
-                let doomed = self.model.doomed(&next, &e.op);
-                self.model.on_unlift(&e.op, u32::MAX);
-                if doomed.is_some() {
-                    continue;
-                }
-                // Dominated by a member with the same state and a subset path?
-                let sh = FxBuildHasher.hash_one(&next);
-                let dominated_here = by_state.get(&sh).is_some_and(|ms| {
-                    ms.iter().any(|&m| {
-                        members[m as usize].state == next
-                            && paths[m as usize].iter().all(|x| *x == c || path.contains(x))
-                    })
-                });
-                if dominated_here || self.dominated_with(&next, c) {
-                    continue;
-                }
-                let mut p = path.clone();
-                p.push(c);
-                let idx = members.len() as u32;
-                members.push(Member { state: next, parent: i as u32, via: c });
-                paths.push(p);
-                by_state.entry(sh).or_default().push(idx);
-            }
-            for &c in path.iter().rev() {
-                self.unapply_crashed(c);
-            }
-            i += 1;
+        frame.expanded += 1;
+        let path = frame.paths[i].clone();
+        for &c in &path {
+            self.apply_crashed(c);
         }
-    }
-
-    /// Crashed ops of member `m` of a frame, in order.
-    fn burst(members: &[Member<M::State>], m: u32) -> SmallVec<[u32; 4]> {
-        let mut out = SmallVec::new();
-        let mut at = m;
-        while at != NIL && members[at as usize].parent != NIL {
-            out.push(members[at as usize].via);
-            at = members[at as usize].parent;
+        let mut cn = self.cnext[0];
+        while cn != NIL {
+            let c = cn - 1;
+            cn = self.cnext[cn as usize];
+            let e = self.crashed[c as usize];
+            if e.call >= frame.first_ret {
+                break;
+            }
+            let twin = self.twin_prev[c as usize];
+            if twin != NIL && !self.crashed_applied(twin) {
+                continue;
+            }
+            let Some(next) = self.model.step(&frame.members[i].state, &e.op) else { continue };
+            self.model.on_lift(&e.op, u32::MAX);
+            let doomed = self.model.doomed(&next, &e.op);
+            self.model.on_unlift(&e.op, u32::MAX);
+            if doomed.is_some() {
+                continue;
+            }
+            // Dominated by a member with the same state and a subset path?
+            let sh = FxBuildHasher.hash_one(&next);
+            let dominated_here = frame.by_state.get(&sh).is_some_and(|ms| {
+                ms.iter().any(|&m| {
+                    frame.members[m as usize].state == next
+                        && frame.paths[m as usize].iter().all(|x| *x == c || path.contains(x))
+                })
+            });
+            if dominated_here || self.dominated_with(&next, c) {
+                continue;
+            }
+            let mut p = path.clone();
+            p.push(c);
+            let idx = frame.members.len() as u32;
+            frame.members.push(Member { state: next });
+            frame.paths.push(p);
+            frame.by_state.entry(sh).or_default().push(idx);
         }
-        out.reverse();
-        out
+        for &c in path.iter().rev() {
+            self.unapply_crashed(c);
+        }
+        true
     }
 
     fn over_budget(&self) -> Option<String> {
@@ -677,8 +668,11 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unapply_crashed(c);
             }
             let next_member = frames[depth].member + 1;
+            while next_member as usize >= frames[depth].members.len()
+                && self.expand(&mut frames[depth])
+            {}
             if (next_member as usize) < frames[depth].members.len() {
-                let burst = Self::burst(&frames[depth].members, next_member);
+                let burst = frames[depth].paths[next_member as usize].clone();
                 for &c in &burst {
                     self.apply_crashed(c);
                 }
@@ -719,6 +713,9 @@ impl<'a, M: Model> Search<'a, M> {
         if frames.len() <= depth {
             frames.push(Frame {
                 members: Vec::new(),
+                paths: Vec::new(),
+                by_state: FxHashMap::default(),
+                expanded: 0,
                 member: 0,
                 candidates: SmallVec::new(),
                 cursor: 0,
@@ -728,10 +725,16 @@ impl<'a, M: Model> Search<'a, M> {
                 witness: NIL,
             });
         }
-        let mut members = std::mem::take(&mut frames[depth].members);
-        self.closure(state, first_ret, &mut members);
         let f = &mut frames[depth];
-        f.members = members;
+        f.members.clear();
+        f.paths.clear();
+        f.by_state.clear();
+        f.expanded = 0;
+        if !self.crashed.is_empty() {
+            f.by_state.entry(FxBuildHasher.hash_one(&state)).or_default().push(0);
+        }
+        f.members.push(Member { state });
+        f.paths.push(SmallVec::new());
         f.member = 0;
         f.cursor = 0;
         // Trying the op that must return soonest first is Lowe's
