@@ -3,6 +3,7 @@
 
 mod check;
 mod generate;
+mod refstore;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history (valid by construction, or corrupted).
     Generate(generate::GenerateArgs),
+    /// Run refstore, the reference replicated store (arguments as for `refstore`).
+    #[command(hide = true)]
+    Refstore(refstore::RefstoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +45,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Refstore(args) => refstore::run(args),
     }
 }

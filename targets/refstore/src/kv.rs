@@ -1,0 +1,181 @@
+//! The key-value semantics every mode shares: how read, write, cas, append and transactions
+//! turn the current values into a reply and a set of writes. Modes differ only in where the
+//! current values come from and how the writes are replicated.
+
+use crate::types::{ClientOp, Key, MicroOp, OpError, Reply, Value};
+use std::collections::BTreeMap;
+
+/// The outcome of executing one operation against some current state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    /// What the client is told.
+    pub reply: Reply,
+    /// The keys written and their new values, in key order (`null` deletes).
+    pub writes: BTreeMap<Key, Value>,
+}
+
+/// Executes `op` against the values `read` returns, without changing anything. A failed
+/// operation (cas mismatch, append to a non-list) has no writes at all, so a transaction is
+/// all-or-nothing.
+pub fn execute(op: &ClientOp, read: impl Fn(&Key) -> Value) -> Result<Effect, OpError> {
+    let mut writes: BTreeMap<Key, Value> = BTreeMap::new();
+    // Reads inside a transaction see the transaction's own earlier writes.
+    let current =
+        |writes: &BTreeMap<Key, Value>, k: &Key| writes.get(k).cloned().unwrap_or_else(|| read(k));
+    let reply = match op {
+        ClientOp::Read { key } => Reply::Value(current(&writes, key)),
+        ClientOp::Write { key, value } => {
+            writes.insert(key.clone(), value.clone());
+            Reply::Done
+        }
+        ClientOp::Cas { key, from, to } => {
+            let now = current(&writes, key);
+            if &now != from {
+                return Err(OpError::CasMismatch { current: now });
+            }
+            writes.insert(key.clone(), to.clone());
+            Reply::Done
+        }
+        ClientOp::Append { key, value } => {
+            let list = appended(key, current(&writes, key), value)?;
+            writes.insert(key.clone(), list);
+            Reply::Done
+        }
+        ClientOp::Txn { ops } => {
+            let mut out = Vec::with_capacity(ops.len());
+            for micro in ops {
+                match micro {
+                    MicroOp::Read(k, _) => out.push(MicroOp::Read(k.clone(), current(&writes, k))),
+                    MicroOp::Write(k, v) => {
+                        writes.insert(k.clone(), v.clone());
+                        out.push(micro.clone());
+                    }
+                    MicroOp::Append(k, v) => {
+                        let list = appended(k, current(&writes, k), v)?;
+                        writes.insert(k.clone(), list);
+                        out.push(micro.clone());
+                    }
+                }
+            }
+            Reply::Txn(out)
+        }
+    };
+    Ok(Effect { reply, writes })
+}
+
+/// The list at `key` with `element` appended; `null` is the empty list.
+fn appended(key: &Key, current: Value, element: &Value) -> Result<Value, OpError> {
+    match current {
+        Value::Null => Ok(Value::Array(vec![element.clone()])),
+        Value::Array(mut items) => {
+            items.push(element.clone());
+            Ok(Value::Array(items))
+        }
+        other => Err(OpError::BadRequest(format!(
+            "cannot append to key {key}: its value {other} is not a list"
+        ))),
+    }
+}
+
+/// A plain in-memory map, the state machine of the log-based modes and of paxos registers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Kv {
+    data: BTreeMap<Key, Value>,
+}
+
+impl Kv {
+    /// The value at `key` (`null` when absent).
+    pub fn get(&self, key: &Key) -> Value {
+        self.data.get(key).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Executes `op` and applies its writes.
+    pub fn apply(&mut self, op: &ClientOp) -> Result<Reply, OpError> {
+        let effect = execute(op, |k| self.get(k))?;
+        for (k, v) in effect.writes {
+            self.put(k, v);
+        }
+        Ok(effect.reply)
+    }
+
+    /// Stores `value` at `key`; `null` removes the key.
+    pub fn put(&mut self, key: Key, value: Value) {
+        if value.is_null() {
+            self.data.remove(&key);
+        } else {
+            self.data.insert(key, value);
+        }
+    }
+
+    /// Number of keys with a non-null value.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when no key has a value.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn k(i: i64) -> Key {
+        Key::Int(i)
+    }
+
+    #[test]
+    fn cas_and_append_follow_the_register_and_list_semantics() {
+        let mut kv = Kv::default();
+        assert_eq!(kv.apply(&ClientOp::Write { key: k(1), value: json!(3) }), Ok(Reply::Done));
+        assert_eq!(
+            kv.apply(&ClientOp::Cas { key: k(1), from: json!(4), to: json!(5) }),
+            Err(OpError::CasMismatch { current: json!(3) })
+        );
+        assert_eq!(
+            kv.apply(&ClientOp::Cas { key: k(1), from: json!(3), to: json!(5) }),
+            Ok(Reply::Done)
+        );
+        assert_eq!(kv.get(&k(1)), json!(5));
+        kv.apply(&ClientOp::Append { key: k(2), value: json!(1) }).expect("append to null");
+        kv.apply(&ClientOp::Append { key: k(2), value: json!(2) }).expect("append to list");
+        assert_eq!(kv.get(&k(2)), json!([1, 2]));
+        let err = kv.apply(&ClientOp::Append { key: k(1), value: json!(9) });
+        assert!(matches!(err, Err(OpError::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_failing_transaction_writes_nothing_and_reads_see_earlier_writes() {
+        let mut kv = Kv::default();
+        kv.put(k(1), json!(7));
+        let txn = ClientOp::Txn {
+            ops: vec![
+                MicroOp::Append(k(2), json!(1)),
+                MicroOp::Read(k(2), Value::Null),
+                MicroOp::Append(k(1), json!(2)),
+            ],
+        };
+        assert!(kv.apply(&txn).is_err());
+        assert_eq!(kv.get(&k(2)), Value::Null);
+        let ok = ClientOp::Txn {
+            ops: vec![MicroOp::Append(k(2), json!(1)), MicroOp::Read(k(2), Value::Null)],
+        };
+        assert_eq!(
+            kv.apply(&ok),
+            Ok(Reply::Txn(vec![MicroOp::Append(k(2), json!(1)), MicroOp::Read(k(2), json!([1]))]))
+        );
+    }
+
+    #[test]
+    fn micro_ops_round_trip_through_their_wire_form() {
+        let wire = json!([["append", 1, 5], ["r", "x", null], ["w", 2, {"a": 1}]]);
+        let ops: Vec<MicroOp> = serde_json::from_value(wire.clone()).expect("valid micro-ops");
+        assert_eq!(ops[1], MicroOp::Read(Key::Str("x".into()), Value::Null));
+        assert_eq!(serde_json::to_value(&ops).expect("serializable"), wire);
+        let bad: Result<Vec<MicroOp>, _> = serde_json::from_value(json!([["inc", 1, 1]]));
+        assert!(bad.is_err());
+    }
+}
