@@ -46,8 +46,21 @@ fn timeline(d: &serde_json::Value) -> String {
     if window.is_empty() {
         return String::new();
     }
-    let from = d.get("window_from").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-    let to = d.get("window_to").and_then(serde_json::Value::as_f64).unwrap_or(from + 1.0);
+    // Positions are global history positions, and other partitions' events
+    // sit between this partition's: place events by their rank among the
+    // window's own events instead, so bars keep a readable width.
+    let mut marks: Vec<u64> = Vec::new();
+    for op in window {
+        for k in ["call", "ret"] {
+            if let Some(p) = op.get(k).and_then(serde_json::Value::as_u64) {
+                marks.push(p);
+            }
+        }
+    }
+    marks.sort_unstable();
+    marks.dedup();
+    let rank = |pos: f64| marks.partition_point(|&m| (m as f64) < pos) as f64;
+    let (from, to) = (0.0, marks.len().saturating_sub(1) as f64);
     // Crashed ops never return: draw them to a little past the window.
     let end = to + ((to - from) * 0.08).max(2.0);
     let scale = (WIDTH - LEFT - 10.0) / (end - from).max(1.0);
@@ -81,8 +94,8 @@ fn timeline(d: &serde_json::Value) -> String {
     for op in window {
         let p = op.get("process").and_then(|p| p.as_str()).unwrap_or("?");
         let row = row_of.get(p).copied().unwrap_or(0) as f64;
-        let call = op.get("call").and_then(serde_json::Value::as_f64).unwrap_or(from);
-        let ret = op.get("ret").and_then(serde_json::Value::as_f64);
+        let call = rank(op.get("call").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
+        let ret = op.get("ret").and_then(serde_json::Value::as_f64).map(rank);
         let crashed = ret.is_none();
         let (x1, x2) = (x(call), x(ret.unwrap_or(end)));
         let order = op.get("order").and_then(serde_json::Value::as_u64);
@@ -96,10 +109,11 @@ fn timeline(d: &serde_json::Value) -> String {
         } else {
             ("#eeeeee", "#9e9e9e")
         };
-        let label = op.get("op").and_then(|o| o.as_str()).unwrap_or("");
+        let label = op.get("label").and_then(|o| o.as_str()).unwrap_or("");
+        let full = op.get("op").and_then(|o| o.as_str()).unwrap_or(label);
         let index = op.get("index").and_then(serde_json::Value::as_u64).unwrap_or(0);
         let title = format!(
-            "op {index}: {label}{}{}",
+            "{full}{}{}",
             order.map(|o| format!(" — linearized #{o}")).unwrap_or_default(),
             if stuck {
                 " — cannot be linearized"
@@ -110,7 +124,7 @@ fn timeline(d: &serde_json::Value) -> String {
             }
         );
         let y = row * ROW + 5.0;
-        let w = (x2 - x1).max(3.0);
+        let w = (x2 - x1).max(if stuck { 10.0 } else { 3.0 });
         let dash = if crashed { " stroke-dasharray=\"4 3\"" } else { "" };
         let _ = writeln!(
             svg,
@@ -123,8 +137,18 @@ fn timeline(d: &serde_json::Value) -> String {
             Some(o) => format!("#{o} {label}"),
             None => label.to_owned(),
         };
-        // Only label bars wide enough to hold some text.
-        if w > 40.0 {
+        if stuck {
+            // Point at the op that breaks the history, whatever its width.
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#c62828\" text-anchor=\"end\">\
+                 {} ✗</text>",
+                x1 - 4.0,
+                y + 13.0,
+                escape(label)
+            );
+        } else if w > 40.0 {
+            // Only label bars wide enough to hold some text.
             let max_chars = (w / 7.0) as usize;
             let shown: String = text.chars().take(max_chars).collect();
             let _ = writeln!(
@@ -140,7 +164,7 @@ fn timeline(d: &serde_json::Value) -> String {
     svg.push_str("</svg>\n");
     format!(
         "<h3>Operations around the failure</h3>\n<p class=\"muted\">Bars run from invocation to \
-         completion in history order. Green: in the longest linearization, numbered by their place \
+         completion, in the order of this partition's events. Green: in the longest linearization, numbered by their place \
          in it. Red: the operation that cannot be linearized. Orange dashed: crashed, never \
          completed. Grey: not linearized.</p>\n{svg}"
     )

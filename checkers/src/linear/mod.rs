@@ -394,19 +394,26 @@ fn explain<M: Model>(
 ) -> Anomaly {
     let ops = history.ops();
     let where_ = key.map_or(String::new(), |k| format!("For key {k}: "));
-    let describe = |id: u32, model: &M| {
+    // Ops are described as recorded, not as the model sees them (which may
+    // have merged values nothing reads).
+    let short = |id: u32| {
         let m = &metas[id as usize];
         let inv = &ops[m.invoke];
-        let status = match m.complete.map(|c| ops[c].kind) {
-            Some(OpType::Ok) => "",
-            _ => " (crashed: may or may not have happened)",
-        };
-        format!(
-            "op {} by process {}, {}{status}",
-            inv.index,
-            inv.process,
-            model.show_op(&entries[id as usize].op)
-        )
+        let done = m.complete.map(|c| &ops[c]).filter(|d| d.kind == OpType::Ok);
+        let key = inv.key.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
+        match done {
+            Some(d) if inv.value.is_nil() || d.value != inv.value => {
+                format!("{}{key} → {}", inv.f, d.value)
+            }
+            _ => format!("{}{key} {}", inv.f, inv.value),
+        }
+    };
+    let describe = |id: u32| {
+        let m = &metas[id as usize];
+        let inv = &ops[m.invoke];
+        let crashed = entries[id as usize].ret.is_none();
+        let status = if crashed { " (crashed: may or may not have happened)" } else { "" };
+        format!("op {} by process {}, {}{status}", inv.index, inv.process, short(id))
     };
     // Replay the prefix to show the state after each step.
     let mut state = model.init();
@@ -437,14 +444,13 @@ fn explain<M: Model>(
             "{} must take effect by {}, and from every state the model can be in just before \
              that ({at_states}) each way forward leaves this result out of reach of the \
              operations that remain",
-            describe(failure.stuck, &model),
+            describe(failure.stuck),
             line(blocked.complete.unwrap_or(blocked.invoke)),
         )
     } else {
         format!(
-            "every linearization of the {} operations that must precede it leaves the model in \
-             {at_states}, and this result is impossible there",
-            failure.prefix.len()
+            "however the operations before it are ordered, the model is then in {at_states}, \
+             where this result is impossible"
         )
     };
     let mut text = format!(
@@ -452,7 +458,7 @@ fn explain<M: Model>(
          {} cannot be linearized (invoked at {}, returned at {}): {why}.\n\
          The longest linearizable prefix orders {} of the {} operations of this partition; \
          every other order consistent with real time fails at or before this point.",
-        capitalise(&describe(stuck, &model)),
+        capitalise(&describe(stuck)),
         line(stuck_meta.invoke),
         stuck_meta.complete.map_or_else(|| "never".into(), line),
         failure.prefix.len(),
@@ -461,7 +467,7 @@ fn explain<M: Model>(
     if !steps.is_empty() {
         text.push_str("\nIts last steps:");
         for (id, after) in steps.iter().rev().take(8).rev() {
-            text.push_str(&format!("\n  {}  ⇒ {after}", describe(*id, &model)));
+            text.push_str(&format!("\n  {}  ⇒ {after}", describe(*id)));
         }
     }
     let tail: Vec<serde_json::Value> = steps
@@ -474,7 +480,7 @@ fn explain<M: Model>(
             json!({
                 "index": ops[m.invoke].index,
                 "process": ops[m.invoke].process.to_string(),
-                "op": model.show_op(&entries[*id as usize].op),
+                "op": describe(*id),
                 "state_after": after,
                 "crashed": entries[*id as usize].ret.is_none(),
             })
@@ -497,7 +503,8 @@ fn explain<M: Model>(
     let window: Vec<serde_json::Value> = entries
         .iter()
         .zip(metas)
-        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(true, |r| r as usize >= from))
+        // Crashed ops never return; show only those invoked in the window.
+        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |r| r as usize >= from))
         .take(400)
         .map(|(e, m)| {
             json!({
@@ -505,7 +512,8 @@ fn explain<M: Model>(
                 "process": ops[m.invoke].process.to_string(),
                 "call": m.invoke,
                 "ret": e.ret,
-                "op": model.show_op(&e.op),
+                "op": describe(e.id),
+                "label": short(e.id),
                 "order": order.get(&e.id),
                 "stuck": e.id == stuck,
             })
@@ -523,7 +531,7 @@ fn explain<M: Model>(
             "stuck": {
                 "index": stuck_op.index,
                 "process": stuck_op.process.to_string(),
-                "op": model.show_op(&entries[stuck as usize].op),
+                "op": describe(stuck),
                 "invoke_line": history.locate(stuck_meta.invoke).line,
             },
             "prefix_length": failure.prefix.len(),

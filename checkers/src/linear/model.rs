@@ -47,8 +47,6 @@ pub(crate) trait Model: Send {
     }
     /// The state in words, for evidence.
     fn show_state(&self, state: &Self::State) -> String;
-    /// The operation in words, for evidence.
-    fn show_op(&self, op: &Self::Op) -> String;
 }
 
 /// Builds a model's operations from history ops, then the model itself.
@@ -176,15 +174,6 @@ impl Model for Register {
     }
     fn show_state(&self, s: &u32) -> String {
         show(&self.values, *s)
-    }
-    fn show_op(&self, op: &RegOp) -> String {
-        match *op {
-            RegOp::Read(v) => format!("read → {}", show(&self.values, v)),
-            RegOp::Write(v) => format!("write {}", show(&self.values, v)),
-            RegOp::Cas(a, b) => {
-                format!("cas {} → {}", show(&self.values, a), show(&self.values, b))
-            }
-        }
     }
 }
 
@@ -317,20 +306,6 @@ impl Model for MultiRegister {
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
-    fn show_op(&self, op: &Box<[SlotOp]>) -> String {
-        let parts: Vec<String> = op
-            .iter()
-            .map(|m| match *m {
-                SlotOp::Read(k, v) => {
-                    format!("[:r {} {}]", self.keys[k as usize], show(&self.values, v))
-                }
-                SlotOp::Write(k, v) => {
-                    format!("[:w {} {}]", self.keys[k as usize], show(&self.values, v))
-                }
-            })
-            .collect();
-        format!("[{}]", parts.join(" "))
-    }
 }
 
 /// Builds multi-register transactions.
@@ -432,12 +407,6 @@ impl Model for Mutex {
     }
     fn show_state(&self, held: &bool) -> String {
         if *held { "held".into() } else { "free".into() }
-    }
-    fn show_op(&self, op: &MutexOp) -> String {
-        match op {
-            MutexOp::Acquire => "acquire".into(),
-            MutexOp::Release => "release".into(),
-        }
     }
 }
 
@@ -555,12 +524,6 @@ impl Model for SetModel {
     fn show_state(&self, s: &Box<[u32]>) -> String {
         let items: Vec<String> = s.iter().map(|&v| show(&self.values, v)).collect();
         format!("#{{{}}}", items.join(" "))
-    }
-    fn show_op(&self, op: &SetOp) -> String {
-        match op {
-            SetOp::Add(x) => format!("add {}", show(&self.values, *x)),
-            SetOp::Read(xs) => format!("read → {}", self.show_state(xs)),
-        }
     }
 }
 
@@ -736,13 +699,6 @@ impl Model for Queue {
     fn show_state(&self, s: &Box<[u32]>) -> String {
         let items: Vec<String> = s.iter().map(|&v| show(&self.values, v)).collect();
         format!("[{}]", items.join(" "))
-    }
-    fn show_op(&self, op: &QueueOp) -> String {
-        match *op {
-            QueueOp::Enqueue(x) => format!("enqueue {}", show(&self.values, x)),
-            QueueOp::Dequeue(x) => format!("dequeue → {}", show(&self.values, x)),
-            QueueOp::DequeueHead => "dequeue → unknown (crashed)".into(),
-        }
     }
 }
 
@@ -1002,14 +958,6 @@ impl Model for Kv {
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
-    fn show_op(&self, op: &KvOp) -> String {
-        let s = |v: u32| format!("{:?}", &*self.strings.strs[v as usize]);
-        match *op {
-            KvOp::Get(k, v) => format!("get {} → {}", self.keys[k as usize], s(v)),
-            KvOp::Put(k, v) => format!("put {} {}", self.keys[k as usize], s(v)),
-            KvOp::Append(k, v) => format!("append {} {}", self.keys[k as usize], s(v)),
-        }
-    }
 }
 
 /// Builds kv ops; every op needs a key (the op's `key` field).
@@ -1142,7 +1090,6 @@ mod tests {
         assert_eq!(m.step(&m.init(), &cas), None, "cas from 1 needs 1");
         let s = m.step(&s, &cas).expect("cas");
         assert_eq!(m.step(&s, &r2), Some(s));
-        assert_eq!(m.show_op(&cas), "cas 1 → 2");
     }
 
     #[test]
