@@ -1,9 +1,12 @@
 //! The `faultline` command: argument parsing and exit codes, nothing else.
 //! Every subcommand lives in its own file and calls into the library crates.
 
+mod analyze;
 mod check;
+mod clean;
 mod generate;
 mod refstore;
+mod test;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,12 @@ enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history (valid by construction, or corrupted).
     Generate(generate::GenerateArgs),
+    /// Run a test campaign: a cluster, a workload under faults, a verdict.
+    Test(Box<test::Args>),
+    /// Check a recorded run again: faultline analyze store/latest.
+    Analyze(analyze::Args),
+    /// Remove leftovers (processes, namespaces, links) of interrupted runs.
+    Clean(clean::Args),
     /// Run refstore, the reference replicated store (arguments as for `refstore`).
     #[command(hide = true)]
     Refstore(refstore::RefstoreArgs),
@@ -46,5 +55,8 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Refstore(args) => refstore::run(args),
+        Command::Test(args) => test::run(*args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Clean(args) => clean::run(args),
     }
 }

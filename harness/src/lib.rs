@@ -1,0 +1,38 @@
+//! faultline's runtime: it turns a test specification into a running
+//! cluster, a workload under faults, a recorded history and a verdict.
+//!
+//! - `node`: the node-control and runtime traits, grudges, link shapes;
+//!   `runtime`: the `local`, `netns` and `ssh` runtimes.
+//! - `plugin`: the DB, Client, Nemesis and Workload traits and the
+//!   `Registry` that names them.
+//! - `generator`: Jepsen's generator vocabulary.
+//! - `interpreter`: concurrent clients and the nemesis driven by a generator.
+//! - `recorder`: the crash-safe `history.jsonl` writer.
+//! - `spec`, `rundir`, `run`: test specifications, run directories, and the
+//!   whole test from setup to verdict; `analyze` re-checks a recorded run.
+//!
+//! **Architecture invariant:** only nemeses break things. Runtimes expose
+//! the means (grudges, signals, link shapes) and DB adapters expose kill and
+//! pause, but nothing calls them except a `Nemesis` and teardown.
+
+pub mod analyze;
+pub mod clean;
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod generator;
+pub mod interpreter;
+pub mod logging;
+pub mod node;
+pub mod plugin;
+pub mod recorder;
+pub mod run;
+pub mod rundir;
+pub mod runtime;
+pub mod spec;
+
+pub use error::{HarnessError, Result};
+pub use generator::{Gen, Invocation};
+pub use node::{Grudge, NodeControl, Runtime};
+pub use plugin::{Client, Completion, Db, Nemesis, NemesisPackage, Registry, TestEnv, Workload};
+pub use spec::TestSpec;

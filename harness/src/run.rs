@@ -1,0 +1,274 @@
+//! One whole test: build the plugins the spec names, bring up the runtime and
+//! the database, run the generator through the interpreter while recording,
+//! heal and tear everything down, then check the recorded history.
+//!
+//! Harness failures (a node that will not start) are `Err`; what the system
+//! under test did is in the history and the verdict.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use tokio::sync::watch;
+
+use crate::analyze::Checked;
+use crate::clock::MonotonicClock;
+use crate::error::{HarnessError, Result};
+use crate::generator::{self as g, Gen, Rng};
+use crate::interpreter::{Interpreter, Progress, RunStats};
+use crate::node::Runtime;
+use crate::plugin::{ComposedNemesis, Db, Nemesis, Registry, TestEnv, Workload};
+use crate::recorder::{Recorder, RecorderConfig};
+use crate::rundir::RunDir;
+use crate::runtime;
+use crate::spec::TestSpec;
+
+/// How long a node may take to answer after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the caller supplies besides the spec.
+pub struct RunOptions {
+    /// Becomes `true` on Ctrl-C.
+    pub interrupt: watch::Receiver<bool>,
+    /// Live counters (the caller draws the progress bar from them).
+    pub progress: Arc<Progress>,
+    /// The faultline executable nodes run (`faultline refstore ...`).
+    pub binary: PathBuf,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Where its files are.
+    pub run_dir: RunDir,
+    /// The seed that replays it.
+    pub seed: u64,
+    /// The interpreter's statistics.
+    pub stats: RunStats,
+    /// The history as recorded, each checker's verdict, and the merged one.
+    pub checked: Checked,
+}
+
+/// The plugins a spec names, built.
+pub struct Plan {
+    /// The target.
+    pub db: Arc<dyn Db>,
+    /// The workload.
+    pub workload: Box<dyn Workload>,
+    /// The composed nemesis, its schedule and its final heal, if any.
+    pub nemesis: Option<(Box<dyn Nemesis>, Gen, Gen)>,
+}
+
+/// Builds the plugins `spec` names and checks they fit together.
+pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
+    let db = registry.build_target(&spec.target, spec)?;
+    let workload = registry.build_workload(&spec.workload, spec)?;
+    let supported = db.supported_fs();
+    for f in workload.fs() {
+        if !supported.contains(&f.as_str()) {
+            return Err(HarnessError::spec(
+                "test spec",
+                "workload",
+                format!(
+                    "target {} cannot perform {f:?}, which workload {} needs (it supports {})",
+                    spec.target,
+                    spec.workload,
+                    supported.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut members = Vec::new();
+    let mut schedules = Vec::new();
+    let mut finals = Vec::new();
+    for name in spec.nemeses() {
+        let pkg = registry.build_nemesis(name, spec)?;
+        members.push(pkg.nemesis);
+        schedules.push(pkg.generator);
+        finals.push(pkg.final_generator);
+    }
+    let nemesis = if members.is_empty() {
+        None
+    } else {
+        let interval = Duration::from_secs_f64(spec.nemesis_interval);
+        let nem: Box<dyn Nemesis> = Box::new(ComposedNemesis::new(members));
+        // Faults start after one interval, once the cluster has settled
+        // (a primary elected). Each package then follows its own schedule,
+        // an operation every `interval` on average, so every fault kind
+        // occurs and different kinds overlap.
+        let each = schedules.into_iter().map(|s| g::stagger(interval, s)).collect();
+        let schedule = g::seq(vec![g::sleep(interval), g::any(each)]);
+        Some((nem, schedule, g::seq(finals)))
+    };
+    Ok(Plan { db, workload, nemesis })
+}
+
+/// The whole schedule: the main phase (clients, and faults) for the time
+/// limit, then heal, recovery, and the workload's final operations.
+pub fn schedule(spec: &TestSpec, workload: &dyn Workload, nemesis: Option<(Gen, Gen)>) -> Gen {
+    let mut clients = workload.generator(spec);
+    if spec.rate > 0.0 {
+        clients = g::stagger(Duration::from_secs_f64(1.0 / spec.rate), clients);
+    }
+    let limit = Duration::from_secs_f64(spec.time_limit);
+    let (main, heal) = match nemesis {
+        Some((schedule, heal)) => {
+            (g::time_limit(limit, g::nemesis_and_clients(schedule, clients)), Some(heal))
+        }
+        None => (g::time_limit(limit, g::clients(clients)), None),
+    };
+    let mut phases = vec![main];
+    if let Some(heal) = heal {
+        phases.push(g::log("healing every fault"));
+        phases.push(g::nemesis(heal));
+    }
+    if let Some(fin) = workload.final_generator(spec) {
+        if spec.recovery > 0.0 {
+            phases.push(g::log(format!("waiting {} s for recovery", spec.recovery)));
+            phases.push(g::clients(g::sleep(Duration::from_secs_f64(spec.recovery))));
+        }
+        phases.push(g::log("final operations"));
+        // Final operations retry until they succeed; a node that never
+        // comes back must not hang the test.
+        let final_limit =
+            Duration::from_millis(spec.op_timeout_ms * 5).max(Duration::from_secs(30));
+        phases.push(g::clients(g::time_limit(final_limit, fin)));
+    }
+    g::phases(phases)
+}
+
+/// A tag that marks this run's processes and network objects.
+pub fn run_tag(run_dir: &RunDir) -> String {
+    let stamp =
+        run_dir.path().file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{}-{}", std::process::id(), stamp)
+}
+
+/// Runs the test described by `spec` (whose seed must be set) in `run_dir`.
+pub async fn run_test(
+    spec: TestSpec,
+    registry: &Registry,
+    run_dir: RunDir,
+    opts: RunOptions,
+) -> Result<RunOutcome> {
+    let seed = spec
+        .seed
+        .ok_or_else(|| HarnessError::Internal("run_test needs a spec with a seed".into()))?;
+    run_dir.write_spec(&spec)?;
+    let plan = plan(&spec, registry)?;
+    let spec = Arc::new(spec);
+    let tag = run_tag(&run_dir);
+    tracing::info!(seed, run = %run_dir.path().display(), tag = %tag, "starting test");
+    let rt: Arc<dyn Runtime> = runtime::build(&spec, &run_dir, &tag, &opts.binary).await?;
+    let env =
+        TestEnv { spec: spec.clone(), runtime: rt.clone(), run_dir: run_dir.path().to_owned() };
+
+    let result = drive(&spec, &env, plan, &run_dir, seed, opts).await;
+
+    // Teardown happens whatever happened above; its own failure is only
+    // reported when the run itself went well.
+    let teardown = rt.teardown().await;
+    let stats = result?;
+    teardown?;
+    let checked = crate::analyze::check_run(&run_dir, &spec, registry)?;
+    Ok(RunOutcome { run_dir, seed, stats, checked })
+}
+
+async fn drive(
+    spec: &TestSpec,
+    env: &TestEnv,
+    plan: Plan,
+    run_dir: &RunDir,
+    seed: u64,
+    opts: RunOptions,
+) -> Result<RunStats> {
+    let Plan { db, workload, nemesis } = plan;
+    let nodes = env.nodes().to_vec();
+    let mut recorder = Recorder::create(&run_dir.history_path(), RecorderConfig::default())?;
+
+    let setup = async {
+        for node in &nodes {
+            db.setup(env, node).await?;
+        }
+        for node in &nodes {
+            db.start(env, node).await?;
+        }
+        for node in &nodes {
+            db.await_ready(env, node, READY_TIMEOUT).await?;
+        }
+        tracing::info!(nodes = nodes.len(), "cluster is up");
+        Ok::<(), HarnessError>(())
+    };
+    let setup_result = setup.await;
+
+    let mut nemesis_back: Option<Box<dyn Nemesis>> = None;
+    let run_result = match setup_result {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let (nem, gens) = match nemesis {
+                Some((mut nem, schedule, heal)) => {
+                    nem.setup(env, db.clone()).await?;
+                    (Some(nem), Some((schedule, heal)))
+                }
+                None => (None, None),
+            };
+            let generator = schedule(spec, workload.as_ref(), gens);
+            let factory_db = db.clone();
+            let factory_env = env.clone();
+            let interpreter = Interpreter {
+                clients: spec.client_threads(),
+                nodes: nodes.clone(),
+                client_factory: Arc::new(move || factory_db.client(&factory_env)),
+                nemesis: nem,
+                nemesis_seed: seed ^ 0x6e65_6d65_7369_7321,
+                op_timeout: Duration::from_millis(spec.op_timeout_ms),
+                drain_timeout: Duration::from_millis(spec.op_timeout_ms) + Duration::from_secs(2),
+                clock: MonotonicClock::start(),
+                progress: opts.progress.clone(),
+                cancel: opts.interrupt.clone(),
+            };
+            match interpreter.run(generator, Rng::seed_from_u64(seed), &mut recorder).await {
+                Ok((stats, nem)) => {
+                    nemesis_back = nem;
+                    Ok(stats)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+
+    if let Some(nem) = nemesis_back.as_mut()
+        && let Err(e) = nem.heal().await
+    {
+        tracing::warn!("healing after the run failed: {e}");
+    }
+    collect_logs(&db, env, run_dir, &nodes).await;
+    for node in &nodes {
+        if let Err(e) = db.teardown(env, node).await {
+            tracing::warn!(node = %node, "database teardown failed: {e}");
+        }
+    }
+    let events = recorder.finish()?;
+    tracing::info!(events, "history written");
+    run_result
+}
+
+/// Copies each node's log files into `nodes/<node>/` unless they are there
+/// already (local and netns nodes write there directly).
+async fn collect_logs(db: &Arc<dyn Db>, env: &TestEnv, run_dir: &RunDir, nodes: &[String]) {
+    for node in nodes {
+        let Some(control) = env.runtime.node(node) else { continue };
+        let Ok(local_dir) = run_dir.node_dir(node) else { continue };
+        for remote in db.log_files(env, node) {
+            if remote.starts_with(run_dir.path()) || remote.starts_with(&local_dir) {
+                continue;
+            }
+            let Some(name) = remote.file_name() else { continue };
+            let local = local_dir.join(name);
+            if let Err(e) = control.download(&remote, &local).await {
+                tracing::warn!(node = %node, "could not fetch {}: {e}", remote.display());
+            }
+        }
+    }
+}

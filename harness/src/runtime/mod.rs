@@ -1,0 +1,44 @@
+//! The three runtimes, and building one from a spec.
+
+pub mod local;
+pub mod netns;
+pub mod process;
+pub mod proxy;
+pub mod ssh;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::node::Runtime;
+use crate::rundir::RunDir;
+use crate::spec::{RuntimeKind, TestSpec};
+
+/// Brings up the runtime `spec` asks for, with node directories under the
+/// run directory's `nodes/` and processes tagged with `tag`.
+pub async fn build(
+    spec: &TestSpec,
+    run_dir: &RunDir,
+    tag: &str,
+    binary: &Path,
+) -> Result<Arc<dyn Runtime>> {
+    let nodes_dir = run_dir.path().join(crate::rundir::files::NODES);
+    Ok(match spec.runtime {
+        RuntimeKind::Local => Arc::new(
+            local::LocalRuntime::start(spec.nodes, nodes_dir, binary.to_owned(), tag).await?,
+        ),
+        RuntimeKind::Netns => Arc::new(
+            netns::NetnsRuntime::start(spec.nodes, nodes_dir, binary.to_owned(), tag).await?,
+        ),
+        RuntimeKind::Ssh => {
+            let ssh = spec.ssh.clone().ok_or_else(|| {
+                crate::HarnessError::spec(
+                    "test spec",
+                    "ssh",
+                    "the ssh runtime needs an [ssh] table",
+                )
+            })?;
+            Arc::new(ssh::SshRuntime::start(spec.nodes, &ssh, run_dir, binary, tag).await?)
+        }
+    })
+}

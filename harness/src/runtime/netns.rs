@@ -1,0 +1,496 @@
+//! The `netns` runtime (root, Linux): each node is a network namespace with
+//! its own address on a bridge this runtime creates, its own hostname (a
+//! UTS namespace per process) and its own data directory; partitions are
+//! nftables rules inside the receiving node's namespace.
+//!
+//! Every object it creates is named after a short id of the run
+//! (`fl-<id>-n1`, bridge `flb<id>`, veth `flv<id>h1`) and listed in a
+//! state file under `/run/faultline/`, so teardown, a `Drop` after a panic,
+//! and `faultline clean` after a crash all know exactly what to remove.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarnessError, Result};
+use crate::node::{Grudge, NodeAddrs, NodeControl, NodeId, Runtime};
+use crate::runtime::process::{ProcessNode, pid_alive};
+
+/// Where state files live.
+pub const STATE_DIR: &str = "/run/faultline";
+/// Port for clients on every node.
+pub const CLIENT_PORT: u16 = 7700;
+/// Port for peers on every node.
+pub const PEER_PORT: u16 = 7800;
+
+/// What one netns run created, persisted so anyone can remove it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NetnsState {
+    /// The run's tag (`FAULTLINE_RUN` of its processes).
+    pub tag: String,
+    /// The short id in every name.
+    pub id: String,
+    /// Namespaces created.
+    pub namespaces: Vec<String>,
+    /// Links created on the host (the bridge and the host ends of the veths).
+    pub links: Vec<String>,
+    /// Host iptables rules added (as `iptables` argument lists, with `-I`).
+    pub host_rules: Vec<Vec<String>>,
+}
+
+impl NetnsState {
+    fn path(&self) -> PathBuf {
+        Path::new(STATE_DIR).join(format!("{}.json", self.id))
+    }
+
+    fn save(&self) -> Result<()> {
+        std::fs::create_dir_all(STATE_DIR).map_err(|e| HarnessError::io(STATE_DIR, e))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| HarnessError::Internal(format!("netns state: {e}")))?;
+        std::fs::write(self.path(), text).map_err(|e| HarnessError::io(self.path(), e))
+    }
+
+    /// Every state file on this machine.
+    pub fn all() -> Vec<NetnsState> {
+        let Ok(dir) = std::fs::read_dir(STATE_DIR) else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect()
+    }
+
+    /// Removes everything listed, then the state file. Returns what it
+    /// removed and what it could not.
+    pub fn remove(&self) -> (Vec<String>, Vec<String>) {
+        let mut removed = Vec::new();
+        let mut failed = Vec::new();
+        for ns in &self.namespaces {
+            kill_namespace_processes(ns);
+        }
+        // Links first: deleting a veth's host end removes both ends at
+        // once, whereas a deleted namespace frees its devices only when the
+        // kernel gets round to it.
+        for link in &self.links {
+            if link_exists(link) {
+                match run("ip", &["link", "del", link]) {
+                    Ok(_) => removed.push(format!("link {link}")),
+                    // A veth vanishes with its peer; only what remains is a failure.
+                    Err(e) if link_exists(link) => failed.push(format!("link {link}: {e}")),
+                    Err(_) => {}
+                }
+            }
+        }
+        for ns in &self.namespaces {
+            if namespace_exists(ns) {
+                match run("ip", &["netns", "del", ns]) {
+                    Ok(_) => removed.push(format!("namespace {ns}")),
+                    Err(e) => failed.push(format!("namespace {ns}: {e}")),
+                }
+            }
+        }
+        for rule in &self.host_rules {
+            let mut del: Vec<&str> = rule.iter().map(String::as_str).collect();
+            if let Some(first) = del.iter_mut().find(|a| **a == "-I") {
+                *first = "-D";
+            }
+            if run("iptables", &del).is_ok() {
+                removed.push(format!("iptables rule {}", rule.join(" ")));
+            }
+        }
+        if failed.is_empty() {
+            let _ = std::fs::remove_file(self.path());
+        }
+        (removed, failed)
+    }
+}
+
+/// Runs a host command; its stderr becomes the error.
+pub fn run(program: &str, args: &[&str]) -> std::result::Result<String, String> {
+    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Whether a namespace exists.
+pub fn namespace_exists(ns: &str) -> bool {
+    Path::new("/run/netns").join(ns).exists()
+}
+
+/// Whether a host link exists.
+pub fn link_exists(link: &str) -> bool {
+    Path::new("/sys/class/net").join(link).exists()
+}
+
+/// Namespaces whose names faultline uses (`fl-...`).
+pub fn faultline_namespaces() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.starts_with("fl-"))
+        .collect()
+}
+
+/// Host links whose names faultline uses (`flb...`, `flv...`).
+pub fn faultline_links() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.starts_with("flb") || n.starts_with("flv"))
+        .collect()
+}
+
+/// Kills every process inside namespace `ns` (SIGCONT first, so a paused
+/// process dies too).
+pub fn kill_namespace_processes(ns: &str) {
+    let Ok(pids) = run("ip", &["netns", "pids", ns]) else { return };
+    for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    for pid in pids.split_whitespace().filter_map(|p| p.parse::<u32>().ok()) {
+        for _ in 0..100 {
+            if !pid_alive(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Whether this process can create namespaces (root).
+pub fn have_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Nodes as network namespaces on a bridge.
+pub struct NetnsRuntime {
+    nodes: Vec<NodeId>,
+    controls: BTreeMap<NodeId, ProcessNode>,
+    addrs: BTreeMap<NodeId, NodeAddrs>,
+    ips: BTreeMap<NodeId, Ipv4Addr>,
+    namespaces: BTreeMap<NodeId, String>,
+    binary: PathBuf,
+    state: Mutex<Option<NetnsState>>,
+}
+
+fn short_id(tag: &str) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tag.hash(&mut h);
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}
+
+/// A /24 under 10.231.0.0/16 that no host address or route uses yet.
+fn free_subnet(seed: u64) -> Result<u8> {
+    let routes = run("ip", &["-4", "route", "show", "table", "all"]).unwrap_or_default();
+    let addrs = run("ip", &["-4", "-o", "addr", "show"]).unwrap_or_default();
+    for i in 0..250u64 {
+        let third = 1 + ((seed + i) % 250) as u8;
+        let prefix = format!("10.231.{third}.");
+        if !routes.contains(&prefix) && !addrs.contains(&prefix) {
+            return Ok(third);
+        }
+    }
+    Err(HarnessError::Net("no free 10.231.x.0/24 subnet for the test bridge".into()))
+}
+
+impl NetnsRuntime {
+    /// Creates the bridge and one namespace per node. Needs root.
+    pub async fn start(
+        nodes: u32,
+        nodes_dir: PathBuf,
+        binary: PathBuf,
+        run_tag: &str,
+    ) -> Result<NetnsRuntime> {
+        if !have_root() {
+            return Err(HarnessError::Unsupported {
+                runtime: "netns".into(),
+                what: "create network namespaces".into(),
+                why: "it needs root; use --runtime local without root".into(),
+            });
+        }
+        let id = short_id(run_tag);
+        let seed = u64::from_str_radix(&id, 16).unwrap_or(0);
+        let mut state =
+            NetnsState { tag: run_tag.to_owned(), id: id.clone(), ..NetnsState::default() };
+        let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();
+        let tag = run_tag.to_owned();
+        let binary2 = binary.clone();
+        let ids2 = ids.clone();
+        // Namespace plumbing is a few dozen quick commands; run them off the
+        // async threads.
+        let built = tokio::task::spawn_blocking(move || {
+            let result = build_network(&mut state, &ids2, seed);
+            (state, result)
+        })
+        .await
+        .map_err(|e| HarnessError::Internal(format!("netns setup task: {e}")))?;
+        let (state, result) = built;
+        let third = match result {
+            Ok(t) => t,
+            Err(e) => {
+                state.remove();
+                return Err(e);
+            }
+        };
+        let ip = |i: usize| Ipv4Addr::new(10, 231, third, (i + 1) as u8);
+        let mut addrs = BTreeMap::new();
+        let mut ips = BTreeMap::new();
+        let mut namespaces = BTreeMap::new();
+        let mut controls = BTreeMap::new();
+        for (i, node) in ids.iter().enumerate() {
+            let peers = ids
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(j, other)| (other.clone(), SocketAddr::new(ip(j).into(), PEER_PORT)))
+                .collect();
+            addrs.insert(
+                node.clone(),
+                NodeAddrs {
+                    client: SocketAddr::new(ip(i).into(), CLIENT_PORT),
+                    peer_listen: SocketAddr::new(ip(i).into(), PEER_PORT),
+                    peers,
+                },
+            );
+            ips.insert(node.clone(), ip(i));
+            let ns = format!("fl-{id}-{node}");
+            // Each process gets its own UTS namespace named after the node,
+            // then becomes the program (same pid, so signals reach it).
+            let prefix: Vec<String> = [
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "unshare",
+                "--uts",
+                "--",
+                "sh",
+                "-c",
+                &format!("hostname {node} && exec \"$0\" \"$@\""),
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            controls
+                .insert(node.clone(), ProcessNode::new(node, nodes_dir.join(node), &tag, prefix));
+            namespaces.insert(node.clone(), ns);
+        }
+        tracing::info!(bridge = %format!("flb{id}"), subnet = %format!("10.231.{third}.0/24"), "netns cluster created");
+        Ok(NetnsRuntime {
+            nodes: ids,
+            controls,
+            addrs,
+            ips,
+            namespaces,
+            binary: binary2,
+            state: Mutex::new(Some(state)),
+        })
+    }
+
+    /// The namespace of `node`.
+    pub fn namespace(&self, node: &str) -> Option<&str> {
+        self.namespaces.get(node).map(String::as_str)
+    }
+
+    /// The address of `node` on the bridge.
+    pub fn ip(&self, node: &str) -> Option<Ipv4Addr> {
+        self.ips.get(node).copied()
+    }
+
+    fn remove_all(&self) -> Result<()> {
+        for node in self.controls.values() {
+            node.kill_all();
+        }
+        let state = self.state.lock().ok().and_then(|mut s| s.take());
+        if let Some(state) = state {
+            let (_, failed) = state.remove();
+            if !failed.is_empty() {
+                return Err(HarnessError::Net(format!("teardown left: {}", failed.join("; "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates the bridge, the namespaces and their veths, recording each
+/// object in `state` (saved after every step) as soon as it exists.
+fn build_network(state: &mut NetnsState, nodes: &[NodeId], seed: u64) -> Result<u8> {
+    let net = |r: std::result::Result<String, String>| r.map_err(HarnessError::Net);
+    let third = free_subnet(seed)?;
+    let bridge = format!("flb{}", state.id);
+    state.links.push(bridge.clone());
+    state.save()?;
+    net(run("ip", &["link", "add", &bridge, "type", "bridge"]))?;
+    net(run("ip", &["addr", "add", &format!("10.231.{third}.254/24"), "dev", &bridge]))?;
+    net(run("ip", &["link", "set", &bridge, "up"]))?;
+    // With br_netfilter loaded, bridged packets traverse the host's
+    // FORWARD chain; a DROP policy there (as Docker sets) would silently
+    // partition everything.
+    if run("iptables", &["-S", "FORWARD"]).is_ok_and(|s| s.contains("-P FORWARD DROP")) {
+        let rule: Vec<String> = ["-I", "FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        state.host_rules.push(rule.clone());
+        state.save()?;
+        let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+        net(run("iptables", &args))?;
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let ns = format!("fl-{}-{node}", state.id);
+        let host_veth = format!("flv{}h{}", state.id, i + 1);
+        let ns_veth = format!("flv{}n{}", state.id, i + 1);
+        state.namespaces.push(ns.clone());
+        state.links.push(host_veth.clone());
+        state.save()?;
+        net(run("ip", &["netns", "add", &ns]))?;
+        net(run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &ns_veth]))?;
+        net(run("ip", &["link", "set", &ns_veth, "netns", &ns]))?;
+        net(run("ip", &["link", "set", &host_veth, "master", &bridge, "up"]))?;
+        let addr = format!("10.231.{third}.{}/24", i + 1);
+        for cmd in [
+            vec!["link", "set", "lo", "up"],
+            vec!["link", "set", &ns_veth, "name", "eth0"],
+            vec!["addr", "add", &addr, "dev", "eth0"],
+            vec!["link", "set", "eth0", "up"],
+        ] {
+            let mut args = vec!["netns", "exec", &ns, "ip"];
+            args.extend(cmd);
+            net(run("ip", &args))?;
+        }
+        // The partition table: an input chain that drops packets from the
+        // nodes this one holds a grudge against. Empty means healed.
+        net(run("ip", &["netns", "exec", &ns, "nft", "add", "table", "inet", "faultline"]))?;
+        net(run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "faultline",
+                "input",
+                "{",
+                "type",
+                "filter",
+                "hook",
+                "input",
+                "priority",
+                "0",
+                ";",
+                "policy",
+                "accept",
+                ";",
+                "}",
+            ],
+        ))?;
+    }
+    Ok(third)
+}
+
+impl Drop for NetnsRuntime {
+    /// After a panic or an early return, remove everything anyway.
+    fn drop(&mut self) {
+        let _ = self.remove_all();
+    }
+}
+
+#[async_trait]
+impl Runtime for NetnsRuntime {
+    fn name(&self) -> &str {
+        "netns"
+    }
+
+    fn nodes(&self) -> &[NodeId] {
+        &self.nodes
+    }
+
+    fn node(&self, id: &str) -> Option<&dyn NodeControl> {
+        self.controls.get(id).map(|n| n as &dyn NodeControl)
+    }
+
+    fn addrs(&self, id: &str) -> Option<&NodeAddrs> {
+        self.addrs.get(id)
+    }
+
+    fn faultline_binary(&self, _id: &str) -> PathBuf {
+        self.binary.clone()
+    }
+
+    async fn set_grudge(&self, grudge: &Grudge) -> Result<()> {
+        let mut jobs = Vec::new();
+        for (node, ns) in &self.namespaces {
+            let sources: Vec<String> = grudge
+                .0
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter_map(|from| self.ips.get(from))
+                .map(Ipv4Addr::to_string)
+                .collect();
+            let ns = ns.clone();
+            jobs.push(tokio::task::spawn_blocking(move || {
+                run(
+                    "ip",
+                    &["netns", "exec", &ns, "nft", "flush", "chain", "inet", "faultline", "input"],
+                )?;
+                if !sources.is_empty() {
+                    let set = format!("{{ {} }}", sources.join(", "));
+                    run(
+                        "ip",
+                        &[
+                            "netns",
+                            "exec",
+                            &ns,
+                            "nft",
+                            "add",
+                            "rule",
+                            "inet",
+                            "faultline",
+                            "input",
+                            "ip",
+                            "saddr",
+                            &set,
+                            "drop",
+                        ],
+                    )?;
+                }
+                Ok::<(), String>(())
+            }));
+        }
+        for job in jobs {
+            job.await
+                .map_err(|e| HarnessError::Internal(format!("grudge task: {e}")))?
+                .map_err(HarnessError::Net)?;
+        }
+        Ok(())
+    }
+
+    async fn teardown(&self) -> Result<()> {
+        // Synchronous commands; tell tokio this thread blocks for a while.
+        tokio::task::block_in_place(|| self.remove_all())
+    }
+}
+
+/// The rules currently installed in `ns`'s partition chain (for tests).
+pub fn partition_rules(ns: &str) -> String {
+    run("ip", &["netns", "exec", ns, "nft", "list", "chain", "inet", "faultline", "input"])
+        .unwrap_or_default()
+}

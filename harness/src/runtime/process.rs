@@ -1,0 +1,241 @@
+//! Node control for nodes that are process trees on this machine: the
+//! `local` runtime (plain processes) and the `netns` runtime (processes
+//! started inside a network namespace through a command prefix).
+//!
+//! Every process the harness starts carries `FAULTLINE_RUN=<tag>` in its
+//! environment, which is how `faultline clean` finds the leftovers of a
+//! harness that was killed before it could tear down.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use nix::unistd::Pid;
+
+use crate::error::{HarnessError, Result};
+use crate::node::{DaemonSpec, ExecOutput, NodeControl, Signal};
+
+/// The environment variable that marks processes started by a run.
+pub const RUN_TAG_ENV: &str = "FAULTLINE_RUN";
+
+/// A node whose processes run on this machine.
+pub struct ProcessNode {
+    id: String,
+    dir: PathBuf,
+    run_tag: String,
+    /// Prepended to every command (e.g. `ip netns exec NS`).
+    prefix: Vec<String>,
+    /// Daemons started here, kept so they are reaped and killed on drop.
+    children: Mutex<BTreeMap<u32, tokio::process::Child>>,
+}
+
+impl ProcessNode {
+    /// A node named `id` working in `dir`, whose commands run through
+    /// `prefix`.
+    pub fn new(id: &str, dir: PathBuf, run_tag: &str, prefix: Vec<String>) -> ProcessNode {
+        ProcessNode {
+            id: id.to_owned(),
+            dir,
+            run_tag: run_tag.to_owned(),
+            prefix,
+            children: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn command(&self, program: &str, args: &[String]) -> tokio::process::Command {
+        let mut cmd = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
+        cmd.args(args).env(RUN_TAG_ENV, &self.run_tag).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Kills every daemon this node started (teardown and drop).
+    pub fn kill_all(&self) {
+        let Ok(mut children) = self.children.lock() else { return };
+        for (pid, child) in children.iter_mut() {
+            let _ = nix::sys::signal::kill(
+                Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = child.start_kill();
+        }
+        for (_, child) in children.iter_mut() {
+            // Reap, so no zombie outlives the test.
+            for _ in 0..200 {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        }
+        children.clear();
+    }
+
+    /// The process ids of the daemons started here that are still tracked.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.lock().map(|c| c.keys().copied().collect()).unwrap_or_default()
+    }
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+#[async_trait]
+impl NodeControl for ProcessNode {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn exec(&self, program: &str, args: &[String]) -> Result<ExecOutput> {
+        let out = self
+            .command(program, args)
+            .output()
+            .await
+            .map_err(|e| HarnessError::node(&self.id, format!("run {program}"), e))?;
+        Ok(ExecOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    async fn start_daemon(&self, spec: &DaemonSpec) -> Result<u32> {
+        let action = format!("start {}", spec.name);
+        if let Some(parent) = spec.log_file.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| HarnessError::node(&self.id, &action, e))?;
+        }
+        let log = std::fs::File::options().create(true).append(true).open(&spec.log_file).map_err(
+            |e| HarnessError::node(&self.id, &action, format!("{}: {e}", spec.log_file.display())),
+        )?;
+        let err = log.try_clone().map_err(|e| HarnessError::node(&self.id, &action, e))?;
+        let program = spec.program.to_string_lossy();
+        let mut cmd = self.command(&program, &spec.args);
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true)
+            // Its own process group: a Ctrl-C at the terminal reaches the
+            // harness, which then tears down in order, not the nodes.
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| HarnessError::node(&self.id, &action, format!("{program}: {e}")))?;
+        let pid =
+            child.id().ok_or_else(|| HarnessError::node(&self.id, &action, "exited at once"))?;
+        if let Ok(mut children) = self.children.lock() {
+            children.insert(pid, child);
+        }
+        Ok(pid)
+    }
+
+    async fn signal(&self, pid: u32, signal: Signal) -> Result<()> {
+        match nix::sys::signal::kill(Pid::from_raw(pid as i32), signal.to_nix()) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => {
+                return Err(HarnessError::node(&self.id, format!("signal {}", signal.name()), e));
+            }
+        }
+        if signal == Signal::Kill {
+            // Reap it now so it does not linger as a zombie.
+            let child = self.children.lock().ok().and_then(|mut c| c.remove(&pid));
+            if let Some(mut child) = child {
+                let _ = child.wait().await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_alive(&self, pid: u32) -> Result<bool> {
+        if let Ok(mut children) = self.children.lock()
+            && let Some(child) = children.get_mut(&pid)
+        {
+            return Ok(matches!(child.try_wait(), Ok(None)));
+        }
+        Ok(pid_alive(pid))
+    }
+
+    async fn upload(&self, local: &Path, remote: &Path, mode: u32) -> Result<()> {
+        if local == remote {
+            return Ok(());
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |e: std::io::Error| {
+            HarnessError::node(&self.id, format!("upload {}", local.display()), e)
+        };
+        if let Some(parent) = remote.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(fail)?;
+        }
+        tokio::fs::copy(local, remote).await.map_err(fail)?;
+        tokio::fs::set_permissions(remote, std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(fail)
+    }
+
+    async fn download(&self, remote: &Path, local: &Path) -> Result<()> {
+        if local == remote {
+            return Ok(());
+        }
+        let fail = |e: std::io::Error| {
+            HarnessError::node(&self.id, format!("download {}", remote.display()), e)
+        };
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(fail)?;
+        }
+        tokio::fs::copy(remote, local).await.map(|_| ()).map_err(fail)
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the command name in parentheses.
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Processes on this machine whose environment carries `FAULTLINE_RUN`,
+/// with the tag's value; `only` restricts to one tag.
+pub fn tagged_processes(only: Option<&str>) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let prefix = format!("{RUN_TAG_ENV}=");
+        for var in env.split(|&b| b == 0) {
+            if let Some(tag) = var.strip_prefix(prefix.as_bytes()) {
+                let tag = String::from_utf8_lossy(tag).into_owned();
+                if only.is_none_or(|o| o == tag) && pid_alive(pid) {
+                    out.push((pid, tag));
+                }
+                break;
+            }
+        }
+    }
+    out
+}

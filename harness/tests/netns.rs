@@ -1,0 +1,178 @@
+//! The netns runtime (root): namespaces on a bridge, real connectivity
+//! between them, one-way partitions as nftables rules, per-node hostnames,
+//! and nothing left behind after teardown, after a drop (panic) or, via
+//! `clean`, after the harness vanished without tearing down.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use harness::node::{DaemonSpec, Grudge, Runtime};
+use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
+use harness::runtime::process::pid_alive;
+
+/// Whether this test can run; says so loudly when it cannot, and fails
+/// under CI=true where it must run.
+pub fn root_or_skip(test: &str) -> bool {
+    if netns::have_root() && which("nft") && which("ip") {
+        return true;
+    }
+    let msg = format!("{test}: NEEDS ROOT, iproute2 and nftables; not run here");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg} (CI=true requires it)");
+    eprintln!("\n!!! {msg} !!!\n");
+    false
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
+        .unwrap_or(false)
+        || std::path::Path::new("/usr/sbin").join(program).exists()
+}
+
+/// A listener inside namespace `ns`, on `addr` (a thread joins the
+/// namespace, binds, and accepts forever).
+fn listen_in(ns: &str, addr: SocketAddr) {
+    let path = format!("/run/netns/{ns}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let l = TcpListener::bind(addr).expect("bind in netns");
+        tx.send(()).expect("ready");
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).expect("listener ready");
+}
+
+/// Whether a TCP connection from inside `ns` to `addr` succeeds within 1 s.
+fn connects_from(ns: &str, addr: SocketAddr) -> bool {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "timeout", "1", "bash", "-c"])
+        .arg(format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port()))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn assert_gone(state: &NetnsState) {
+    for ns in &state.namespaces {
+        assert!(!netns::namespace_exists(ns), "namespace {ns} left behind");
+    }
+    for link in &state.links {
+        assert!(!netns::link_exists(link), "link {link} left behind");
+    }
+    let ours: Vec<String> =
+        netns::faultline_links().into_iter().filter(|l| l.contains(&state.id)).collect();
+    assert!(ours.is_empty(), "links left behind: {ours:?}");
+    assert!(
+        !std::path::Path::new(netns::STATE_DIR).join(format!("{}.json", state.id)).exists(),
+        "state file left behind"
+    );
+}
+
+fn state_of(tag: &str) -> NetnsState {
+    NetnsState::all().into_iter().find(|s| s.tag == tag).expect("state file")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_partition_one_way_and_leave_nothing_behind() {
+    if !root_or_skip("netns runtime") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = format!("nstest-{}", std::process::id());
+    let rt = NetnsRuntime::start(3, dir.path().to_owned(), "/bin/true".into(), &tag)
+        .await
+        .expect("start");
+    let state = state_of(&tag);
+    assert_eq!(state.namespaces.len(), 3);
+    assert_eq!(state.links.len(), 4, "a bridge and three veths: {:?}", state.links);
+    let ns1 = rt.namespace("n1").expect("ns").to_owned();
+    let ns2 = rt.namespace("n2").expect("ns").to_owned();
+    let ns3 = rt.namespace("n3").expect("ns").to_owned();
+    let target = SocketAddr::new(rt.ip("n2").expect("ip").into(), 7901);
+    listen_in(&ns2, target);
+    assert!(connects_from(&ns1, target), "n1 reaches n2 before any fault");
+
+    // n2 drops traffic from n1: n1 cannot reach n2, n3 still can.
+    let mut g = Grudge::none();
+    g.0.entry("n2".into()).or_default().insert("n1".into());
+    rt.set_grudge(&g).await.expect("grudge");
+    assert!(netns::partition_rules(&ns2).contains("drop"));
+    assert!(!connects_from(&ns1, target), "the partition must cut n1 -> n2");
+    assert!(connects_from(&ns3, target), "n3 -> n2 is not cut");
+    rt.set_grudge(&Grudge::none()).await.expect("heal");
+    assert!(!netns::partition_rules(&ns2).contains("drop"));
+    assert!(connects_from(&ns1, target), "healed");
+
+    // Processes run inside the namespace under the node's hostname.
+    let node = rt.node("n1").expect("node");
+    let out = node.exec("hostname", &[]).await.expect("exec");
+    assert_eq!(out.stdout.trim(), "n1");
+    let pid = node
+        .start_daemon(&DaemonSpec {
+            name: "sleep".into(),
+            program: "sleep".into(),
+            args: vec!["1000".into()],
+            env: Vec::new(),
+            log_file: dir.path().join("n1/sleep.log"),
+        })
+        .await
+        .expect("daemon");
+    assert!(pid_alive(pid));
+    // The process joins the namespace right after it is spawned.
+    let mut pids = String::new();
+    for _ in 0..100 {
+        pids = netns::run("ip", &["netns", "pids", &ns1]).expect("pids");
+        if pids.split_whitespace().any(|p| p == pid.to_string()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pids.split_whitespace().any(|p| p == pid.to_string()), "{pid} not in {pids}");
+
+    rt.teardown().await.expect("teardown");
+    assert!(!pid_alive(pid), "daemon left running");
+    assert_gone(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_runtime_or_cleaning_removes_everything() {
+    if !root_or_skip("netns cleanup") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Dropped without teardown (as when the harness panics).
+    let tag = format!("nsdrop-{}", std::process::id());
+    let rt = NetnsRuntime::start(2, dir.path().to_owned(), "/bin/true".into(), &tag)
+        .await
+        .expect("start");
+    let state = state_of(&tag);
+    drop(rt);
+    assert_gone(&state);
+
+    // Forgotten entirely (as when the harness is killed): `clean` finds the
+    // state file and removes what it lists, processes included.
+    let tag = format!("nsleak-{}", std::process::id());
+    let rt = NetnsRuntime::start(2, dir.path().to_owned(), "/bin/true".into(), &tag)
+        .await
+        .expect("start");
+    let state = state_of(&tag);
+    let ns = rt.namespace("n1").expect("ns").to_owned();
+    let spawned = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "sleep", "1000"])
+        .env(harness::runtime::process::RUN_TAG_ENV, &tag)
+        .spawn()
+        .expect("spawn");
+    let pid = spawned.id();
+    std::mem::forget(rt);
+    let report = harness::clean::clean_matching(false, Some(&tag));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(report.removed.iter().any(|r| r.contains(&ns)), "{:?}", report.removed);
+    assert_gone(&state);
+    let mut child = spawned;
+    let _ = child.wait();
+    assert!(!pid_alive(pid));
+}

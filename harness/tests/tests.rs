@@ -1,0 +1,12 @@
+//! Integration tests of the harness, one module per area.
+
+/// In-process fakes: a register store, its client, a recording nemesis.
+mod fake;
+/// The interpreter driving clients and a nemesis, recording a history.
+mod interpreter;
+/// The local runtime's proxies and grudges.
+mod local;
+/// The netns runtime: namespaces, partitions, teardown (root).
+mod netns;
+/// The recorder's batching and crash-safety.
+mod recorder;

@@ -1,0 +1,450 @@
+//! The refstore adapter: starts refstore nodes through any runtime (the
+//! faultline executable embeds refstore as `faultline refstore ...`) and
+//! speaks its HTTP JSON client API.
+//!
+//! Outcomes follow refstore's contract: an error answer with
+//! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
+//! or a lost connection is `info`; a refused connection is `fail` (nothing
+//! was sent).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use checkers::Value;
+use harness::node::{DaemonSpec, Signal};
+use harness::{
+    Client, Completion, Db, HarnessError, Invocation, Registry, Result, TestEnv, TestSpec,
+};
+use serde_json::json;
+
+/// refstore's replication modes.
+pub const MODES: &[&str] =
+    &["raft", "paxos", "sync", "async", "multi-leader", "causal", "eventual"];
+
+/// Registers the `refstore` target.
+pub fn register_all(registry: &mut Registry) {
+    registry.target(
+        "refstore",
+        "faultline's reference store (modes: raft, paxos, sync, async, multi-leader, causal, eventual)",
+        |spec| Ok(Arc::new(RefstoreDb::from_spec(spec)?)),
+    );
+}
+
+/// The refstore target.
+pub struct RefstoreDb {
+    mode: String,
+    seed: u64,
+    op_timeout: Duration,
+    http: reqwest::Client,
+    pids: Mutex<BTreeMap<String, u32>>,
+}
+
+/// refstore's numeric id of node `n3` is 3.
+fn numeric_id(node: &str) -> Result<u64> {
+    node.trim_start_matches('n').parse().map_err(|_| {
+        HarnessError::Internal(format!("refstore nodes are named n1, n2, ...; not {node:?}"))
+    })
+}
+
+impl RefstoreDb {
+    /// Reads the mode from the spec.
+    pub fn from_spec(spec: &TestSpec) -> Result<RefstoreDb> {
+        if !MODES.contains(&spec.mode.as_str()) {
+            return Err(HarnessError::spec(
+                "test spec",
+                "mode",
+                format!("refstore has no mode {:?}; modes: {}", spec.mode, MODES.join(", ")),
+            ));
+        }
+        let op_timeout = Duration::from_millis(spec.op_timeout_ms);
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(op_timeout)
+            .connect_timeout(Duration::from_millis(500))
+            .build()
+            .map_err(|e| HarnessError::Internal(format!("http client: {e}")))?;
+        Ok(RefstoreDb {
+            mode: spec.mode.clone(),
+            seed: spec.seed.unwrap_or(0),
+            op_timeout,
+            http,
+            pids: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn data_dir(env: &TestEnv, node: &str) -> Result<PathBuf> {
+        Ok(control(env, node)?.dir().join("data"))
+    }
+
+    fn log_file(env: &TestEnv, node: &str) -> Result<PathBuf> {
+        Ok(control(env, node)?.dir().join("refstore.log"))
+    }
+
+    fn pid(&self, node: &str) -> Option<u32> {
+        self.pids.lock().ok().and_then(|p| p.get(node).copied())
+    }
+
+    async fn signal(&self, env: &TestEnv, node: &str, signal: Signal) -> Result<()> {
+        match self.pid(node) {
+            Some(pid) => control(env, node)?.signal(pid, signal).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn status(&self, env: &TestEnv, node: &str) -> Option<serde_json::Value> {
+        let addr = env.addrs(node).ok()?.client;
+        let resp = self
+            .http
+            .get(format!("http://{addr}/admin/status"))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
+    }
+}
+
+fn control<'a>(env: &'a TestEnv, node: &str) -> Result<&'a dyn harness::NodeControl> {
+    env.runtime.node(node).ok_or_else(|| HarnessError::Internal(format!("no node {node}")))
+}
+
+#[async_trait]
+impl Db for RefstoreDb {
+    async fn setup(&self, env: &TestEnv, node: &str) -> Result<()> {
+        let dir = Self::data_dir(env, node)?;
+        let out = control(env, node)?
+            .exec("mkdir", &["-p".into(), dir.to_string_lossy().into_owned()])
+            .await?;
+        if out.status != 0 {
+            return Err(HarnessError::node(node, "create the data directory", out.stderr.trim()));
+        }
+        Ok(())
+    }
+
+    async fn start(&self, env: &TestEnv, node: &str) -> Result<()> {
+        let addrs = env.addrs(node)?;
+        let id = numeric_id(node)?;
+        let mut args = vec![
+            "refstore".to_owned(),
+            "--mode".into(),
+            self.mode.clone(),
+            "--id".into(),
+            id.to_string(),
+            "--client-addr".into(),
+            addrs.client.to_string(),
+            "--peer-addr".into(),
+            addrs.peer_listen.to_string(),
+            "--data-dir".into(),
+            Self::data_dir(env, node)?.to_string_lossy().into_owned(),
+            "--seed".into(),
+            (self.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_string(),
+            "--request-timeout-ms".into(),
+            // Answer (with a definite or indefinite error) before the
+            // harness gives up on the request.
+            (self.op_timeout.as_millis() as u64 * 3 / 4).max(1).to_string(),
+        ];
+        for (peer, addr) in &addrs.peers {
+            args.push("--peer".into());
+            args.push(format!("{}={addr}", numeric_id(peer)?));
+        }
+        let spec = DaemonSpec {
+            name: "refstore".into(),
+            program: env.runtime.faultline_binary(node),
+            args,
+            env: Vec::new(),
+            log_file: Self::log_file(env, node)?,
+        };
+        let pid = control(env, node)?.start_daemon(&spec).await?;
+        tracing::info!(node, pid, mode = %self.mode, "refstore started");
+        if let Ok(mut pids) = self.pids.lock() {
+            pids.insert(node.to_owned(), pid);
+        }
+        Ok(())
+    }
+
+    async fn kill(&self, env: &TestEnv, node: &str) -> Result<()> {
+        self.signal(env, node, Signal::Kill).await?;
+        if let Ok(mut pids) = self.pids.lock() {
+            pids.remove(node);
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, env: &TestEnv, node: &str) -> Result<()> {
+        self.signal(env, node, Signal::Stop).await
+    }
+
+    async fn resume(&self, env: &TestEnv, node: &str) -> Result<()> {
+        self.signal(env, node, Signal::Cont).await
+    }
+
+    async fn await_ready(&self, env: &TestEnv, node: &str, timeout: Duration) -> Result<()> {
+        let addr = env.addrs(node)?.client;
+        let started = Instant::now();
+        loop {
+            let ok = self
+                .http
+                .get(format!("http://{addr}/admin/health"))
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(());
+            }
+            if !self.is_running(env, node).await? {
+                return Err(HarnessError::node(
+                    node,
+                    "start refstore",
+                    format!("the process exited; see {}", Self::log_file(env, node)?.display()),
+                ));
+            }
+            if started.elapsed() > timeout {
+                return Err(HarnessError::Timeout(format!(
+                    "refstore on {node} did not answer at {addr} within {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn is_running(&self, env: &TestEnv, node: &str) -> Result<bool> {
+        match self.pid(node) {
+            Some(pid) => control(env, node)?.is_alive(pid).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn teardown(&self, env: &TestEnv, node: &str) -> Result<()> {
+        // Resume first: a paused process does not die of SIGKILL until resumed
+        // on some kernels' accounting, and it must not linger.
+        self.signal(env, node, Signal::Cont).await?;
+        self.kill(env, node).await?;
+        let dir = Self::data_dir(env, node)?;
+        let out = control(env, node)?
+            .exec("rm", &["-rf".into(), dir.to_string_lossy().into_owned()])
+            .await?;
+        if out.status != 0 {
+            tracing::warn!(node, "could not remove {}: {}", dir.display(), out.stderr.trim());
+        }
+        Ok(())
+    }
+
+    fn log_files(&self, env: &TestEnv, node: &str) -> Vec<PathBuf> {
+        Self::log_file(env, node).into_iter().collect()
+    }
+
+    async fn primaries(&self, env: &TestEnv) -> Vec<String> {
+        let mut out = Vec::new();
+        for node in env.nodes() {
+            if let Some(status) = self.status(env, node).await {
+                let role = status.get("role").and_then(|r| r.as_str()).unwrap_or("");
+                if role == "leader" || role == "primary" {
+                    out.push(node.clone());
+                }
+            }
+        }
+        out
+    }
+
+    async fn set_clock_offset(&self, env: &TestEnv, node: &str, offset_ms: i64) -> Result<()> {
+        let addr = env.addrs(node)?.client;
+        let resp = self
+            .http
+            .post(format!("http://{addr}/admin/clock"))
+            .json(&json!({ "offset_ms": offset_ms }))
+            .send()
+            .await
+            .map_err(|e| HarnessError::node(node, "set the clock offset", e))?;
+        if !resp.status().is_success() {
+            return Err(HarnessError::node(node, "set the clock offset", resp.status()));
+        }
+        Ok(())
+    }
+
+    fn client(&self, env: &TestEnv) -> Box<dyn Client> {
+        Box::new(RefstoreClient { http: self.http.clone(), env: env.clone(), base: String::new() })
+    }
+
+    fn supported_fs(&self) -> &[&str] {
+        &["read", "write", "cas", "txn", "add"]
+    }
+}
+
+/// A client of one refstore node.
+pub struct RefstoreClient {
+    http: reqwest::Client,
+    env: TestEnv,
+    base: String,
+}
+
+/// JSON for a history value (keys and register values are small ints or strings).
+fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn from_json(v: serde_json::Value) -> Value {
+    serde_json::from_value(v).unwrap_or(Value::Nil)
+}
+
+/// The key of a set workload's elements (refstore stores the set as a list).
+const SET_KEY: &str = "set";
+
+impl RefstoreClient {
+    /// Sends one request. A definite `not-leader` answer that names the
+    /// leader is retried once against the leader: nothing happened at the
+    /// first node, so the retry cannot duplicate the operation.
+    async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Completion> {
+        match self.post_to(&self.base, path, &body, inv).await {
+            Err(Refusal::NotLeader(Some(leader), _)) => {
+                match self.post_to(&format!("http://{leader}"), path, &body, inv).await {
+                    Ok(v) => Ok(v),
+                    Err(r) => Err(r.completion()),
+                }
+            }
+            Ok(v) => Ok(v),
+            Err(r) => Err(r.completion()),
+        }
+    }
+
+    async fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        body: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Refusal> {
+        let resp = match self.http.post(format!("{base}{path}")).json(body).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                return Err(Refusal::Other(Completion::fail(
+                    inv.value.clone(),
+                    Value::str("connection-refused"),
+                )));
+            }
+            Err(e) if e.is_timeout() => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str("timeout"),
+                )));
+            }
+            Err(e) => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str(format!("connection: {e}")),
+                )));
+            }
+        };
+        let status = resp.status();
+        let body: serde_json::Value = match resp.json().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str(format!("unreadable answer: {e}")),
+                )));
+            }
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let code = body.get("error").and_then(|c| c.as_str()).unwrap_or("error").to_owned();
+        let definite = body.get("definite").and_then(|d| d.as_bool()).unwrap_or(false);
+        let completion = if definite {
+            Completion::fail(inv.value.clone(), Value::str(code.as_str()))
+        } else {
+            Completion::info(inv.value.clone(), Value::str(code.as_str()))
+        };
+        if definite && code == "not-leader" {
+            let leader = body.get("leader").and_then(|l| l.as_str()).map(str::to_owned);
+            return Err(Refusal::NotLeader(leader, completion));
+        }
+        Err(Refusal::Other(completion))
+    }
+}
+
+/// Why a request did not succeed.
+enum Refusal {
+    /// This node does not coordinate writes; the leader's address, if known.
+    NotLeader(Option<String>, Completion),
+    /// Anything else, already as the completion to record.
+    Other(Completion),
+}
+
+impl Refusal {
+    fn completion(self) -> Completion {
+        match self {
+            Refusal::NotLeader(_, c) | Refusal::Other(c) => c,
+        }
+    }
+}
+
+#[async_trait]
+impl Client for RefstoreClient {
+    async fn open(&mut self, node: &str) -> Result<()> {
+        self.base = format!("http://{}", self.env.addrs(node)?.client);
+        Ok(())
+    }
+
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        let key = inv.key.as_ref().map(to_json).unwrap_or(serde_json::Value::Null);
+        let result = match inv.f.as_str() {
+            "read" if inv.key.is_none() => {
+                // The set workload reads the whole set.
+                self.post("/v1/read", json!({ "key": SET_KEY }), inv).await.map(|b| {
+                    let items =
+                        b.get("value").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+                    Value::set(items.into_iter().map(from_json).collect())
+                })
+            }
+            "read" => self
+                .post("/v1/read", json!({ "key": key }), inv)
+                .await
+                .map(|b| from_json(b.get("value").cloned().unwrap_or_default())),
+            "write" => self
+                .post("/v1/write", json!({ "key": key, "value": to_json(&inv.value) }), inv)
+                .await
+                .map(|_| inv.value.clone()),
+            "cas" => {
+                let Some([from, to]) =
+                    inv.value.as_list().and_then(|l| <&[Value; 2]>::try_from(l).ok())
+                else {
+                    return Completion::fail(inv.value.clone(), Value::str("cas needs [from to]"));
+                };
+                self.post(
+                    "/v1/cas",
+                    json!({ "key": key, "from": to_json(from), "to": to_json(to) }),
+                    inv,
+                )
+                .await
+                .map(|_| inv.value.clone())
+            }
+            "add" => self
+                .post("/v1/append", json!({ "key": SET_KEY, "value": to_json(&inv.value) }), inv)
+                .await
+                .map(|_| inv.value.clone()),
+            "txn" => self
+                .post("/v1/txn", json!({ "ops": to_json(&inv.value) }), inv)
+                .await
+                .map(|b| from_json(b.get("ops").cloned().unwrap_or_default())),
+            other => {
+                return Completion::fail(
+                    inv.value.clone(),
+                    Value::str(format!("refstore cannot {other}")),
+                );
+            }
+        };
+        match result {
+            Ok(v) => Completion::ok(v),
+            Err(c) => c,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! End to end: the `faultline` binary runs refstore clusters under faults on
+//! each runtime and reaches the verdict the mode deserves, and nothing it
+//! created outlives it (also when it is interrupted or killed).
+//!
+//! Runtimes other than `local` need root (and, for `ssh`, Debian's
+//! openssh-server); those tests say so loudly and pass without them, except
+//! under `CI=true`, where they must run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::runtime::netns::{self, NetnsRuntime};
+use harness::runtime::process::tagged_processes;
+
+/// The end-to-end tests run one at a time: each is a whole cluster under
+/// load, and two at once on a 2-core machine would measure the machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// Whether a test that needs root (and `extra` programs) can run here.
+fn root_or_skip(test: &str, extra: &[&str]) -> bool {
+    let missing: Vec<&str> = ["ip", "nft"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .filter(|p| {
+            !["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(p).exists())
+        })
+        .collect();
+    if netns::have_root() && missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: NEEDS ROOT and {missing:?}; not run here");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg} (CI=true requires it)");
+    eprintln!("\n!!! {msg} !!!\n");
+    false
+}
+
+/// A finished `faultline test`.
+struct Finished {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    run_dir: PathBuf,
+}
+
+fn run(args: &[&str], store: &Path) -> Finished {
+    let out: Output = faultline()
+        .arg("test")
+        .args(args)
+        .args(["--no-progress", "--store"])
+        .arg(store)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run faultline");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let run_dir = std::fs::canonicalize(store.join("latest")).unwrap_or_default();
+    eprintln!("--- faultline test {}\n{stdout}\n{stderr}", args.join(" "));
+    Finished { code: out.status.code().unwrap_or(-1), stdout, stderr, run_dir }
+}
+
+/// Processes still alive that a run of the harness process `pid` started.
+fn leftovers_of(pid: u32) -> Vec<(u32, String)> {
+    tagged_processes(None)
+        .into_iter()
+        .filter(|(_, tag)| tag.starts_with(&format!("{pid}-")))
+        .collect()
+}
+
+fn history(run_dir: &Path) -> checkers::History {
+    checkers::formats::read_path(&run_dir.join("history.jsonl"), None).expect("history")
+}
+
+fn nemesis_fs(h: &checkers::History) -> Vec<String> {
+    h.ops()
+        .iter()
+        .filter(|o| o.process == checkers::Process::Nemesis)
+        .map(|o| o.f.clone())
+        .collect()
+}
+
+/// raft, 5 nodes, register, partitions and kills for 30 s: linearizable.
+fn raft_is_valid(runtime_args: &[&str], store: &Path) {
+    let mut args = vec![
+        "--mode",
+        "raft",
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition,kill",
+        "--nodes",
+        "5",
+        "--time-limit",
+        "30",
+        "--nemesis-interval",
+        "3",
+        "--recovery",
+        "3",
+    ];
+    args.extend_from_slice(runtime_args);
+    let r = run(&args, store);
+    assert_eq!(r.code, 0, "raft must be linearizable:\n{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("linearizable: valid"), "{}", r.stdout);
+    let h = history(&r.run_dir);
+    let fs = nemesis_fs(&h);
+    assert!(fs.iter().any(|f| f == "start-partition"), "no partition happened: {fs:?}");
+    assert!(fs.iter().any(|f| f == "start-kill"), "no kill happened: {fs:?}");
+    let oks = h.ops().iter().filter(|o| o.kind == checkers::OpType::Ok).count();
+    assert!(oks > 200, "only {oks} operations succeeded");
+    for f in ["test.toml", "faultline.log", "results.json", "report.html"] {
+        assert!(r.run_dir.join(f).is_file(), "{f} missing in {}", r.run_dir.display());
+    }
+    assert!(r.run_dir.join("nodes/n1/refstore.log").is_file());
+}
+
+#[test]
+fn local_raft_register_under_partitions_and_kills_is_valid() {
+    let _serial = serial();
+    let store = tempfile::tempdir().expect("tempdir");
+    raft_is_valid(&[], store.path());
+}
+
+#[test]
+fn netns_raft_register_under_partitions_and_kills_is_valid() {
+    let _serial = serial();
+    if !root_or_skip("netns end-to-end", &[]) {
+        return;
+    }
+    let store = tempfile::tempdir().expect("tempdir");
+    let before = netns::faultline_namespaces();
+    raft_is_valid(&["--runtime", "netns"], store.path());
+    // Nothing of ours is left: namespaces, links, state files.
+    let after: Vec<String> =
+        netns::faultline_namespaces().into_iter().filter(|n| !before.contains(n)).collect();
+    assert!(after.is_empty(), "namespaces left behind: {after:?}");
+}
+
+#[test]
+fn interrupted_run_tears_everything_down_and_keeps_its_history() {
+    let _serial = serial();
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut child = faultline()
+        .args([
+            "test",
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "60",
+            "--nodes",
+            "3",
+            "--no-progress",
+            "--store",
+        ])
+        .arg(store.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    wait_for_events(store.path(), 50);
+    wait_for_text(store.path(), "start-partition");
+    assert!(!leftovers_of(pid).is_empty(), "the nodes should be running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("sigint");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3), "an interrupted run exits 3");
+    assert!(leftovers_of(pid).is_empty(), "left behind: {:?}", leftovers_of(pid));
+    let run_dir = std::fs::canonicalize(store.path().join("latest")).expect("latest");
+    let h = history(&run_dir);
+    h.pairs().expect("the interrupted history is well-formed");
+    assert!(
+        nemesis_fs(&h).iter().any(|f| f == "start-partition"),
+        "the run was interrupted mid-fault"
+    );
+}
+
+#[test]
+fn killed_harness_history_is_analyzable_and_clean_removes_its_nodes() {
+    let _serial = serial();
+    let store = tempfile::tempdir().expect("tempdir");
+    let mut child = faultline()
+        .args([
+            "test",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "60",
+            "--nodes",
+            "3",
+            "--no-progress",
+            "--store",
+        ])
+        .arg(store.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    wait_for_events(store.path(), 100);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // The nodes survive the harness (their own process group)...
+    let left = leftovers_of(pid);
+    assert_eq!(left.len(), 3, "{left:?}");
+    // ...the history up to the kill checks...
+    let out =
+        faultline().arg("analyze").arg(store.path().join("latest")).output().expect("analyze");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("linearizable: valid"), "{text}");
+    // ...and clean removes the leftovers.
+    let tag = left[0].1.clone();
+    let report = harness::clean::clean_matching(false, Some(&tag));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !leftovers_of(pid).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(leftovers_of(pid).is_empty(), "clean left {:?}", leftovers_of(pid));
+}
+
+/// Waits until the newest run's history mentions `text` (or 60 s pass).
+fn wait_for_text(store: &Path, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(store.join("latest/history.jsonl"))
+            .is_ok_and(|t| t.contains(text))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the run never recorded {text:?}");
+}
+
+/// Waits until the newest run's history holds `n` lines (or 60 s pass).
+fn wait_for_events(store: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let lines =
+            std::fs::read_to_string(store.join("latest/history.jsonl")).map(|t| t.lines().count());
+        if lines.is_ok_and(|l| l > n) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the run recorded fewer than {n} events in 60 s");
+}
+
+#[test]
+fn ssh_runtime_against_sshd_in_namespaces() {
+    let _serial = serial();
+    if !root_or_skip("ssh end-to-end", &["sshd", "ssh-keygen"]) {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let tag = format!("sshhosts-{}", std::process::id());
+    let hosts = rt
+        .block_on(NetnsRuntime::start(3, dir.join("hosts"), "/bin/true".into(), &tag))
+        .expect("namespaces");
+    let keygen = |path: &Path| {
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .status()
+            .expect("ssh-keygen")
+            .success();
+        assert!(ok, "ssh-keygen failed");
+    };
+    keygen(&dir.join("host_key"));
+    keygen(&dir.join("client_key"));
+    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
+        .expect("authorized_keys");
+    std::fs::create_dir_all("/run/sshd").expect("privilege separation dir");
+    let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).expect("host key");
+    let mut known = String::new();
+    let mut ips = Vec::new();
+    for node in ["n1", "n2", "n3"] {
+        let ip = hosts.ip(node).expect("ip").to_string();
+        let cfg = dir.join(format!("sshd-{node}.conf"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "ListenAddress {ip}\nPort 22\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 PidFile {dir}/sshd-{node}.pid\n",
+                hk = dir.join("host_key").display(),
+                ak = dir.join("authorized_keys").display(),
+                dir = dir.display()
+            ),
+        )
+        .expect("sshd config");
+        let control = harness::Runtime::node(&hosts, node).expect("node");
+        rt.block_on(control.start_daemon(&harness::node::DaemonSpec {
+            name: "sshd".into(),
+            program: "/usr/sbin/sshd".into(),
+            args: vec!["-D".into(), "-e".into(), "-f".into(), cfg.to_string_lossy().into_owned()],
+            env: Vec::new(),
+            log_file: dir.join(format!("sshd-{node}.log")),
+        }))
+        .expect("start sshd");
+        known.push_str(&format!("{ip} {host_pub}"));
+        ips.push(ip);
+    }
+    std::fs::write(dir.join("known_hosts"), &known).expect("known_hosts");
+    // sshd needs a moment to listen.
+    std::thread::sleep(Duration::from_millis(500));
+    let store = dir.join("store");
+    let hosts_arg = ips.join(",");
+    let key = dir.join("client_key").to_string_lossy().into_owned();
+    let known_arg = dir.join("known_hosts").to_string_lossy().into_owned();
+    let ssh_args = [
+        "--runtime",
+        "ssh",
+        "--ssh-hosts",
+        &hosts_arg,
+        "--ssh-key",
+        &key,
+        "--ssh-known-hosts",
+        &known_arg,
+    ];
+    let mut args = vec![
+        "--mode",
+        "raft",
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition,kill",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "20",
+        "--nemesis-interval",
+        "3",
+        "--recovery",
+        "3",
+    ];
+    args.extend_from_slice(&ssh_args);
+    let r = run(&args, &store);
+    assert_eq!(r.code, 0, "raft over ssh must be linearizable:\n{}\n{}", r.stdout, r.stderr);
+    let fs = nemesis_fs(&history(&r.run_dir));
+    assert!(
+        fs.iter().any(|f| f == "start-partition") && fs.iter().any(|f| f == "start-kill"),
+        "{fs:?}"
+    );
+    // Node logs were fetched over ssh; the remote files and rules are gone.
+    assert!(r.run_dir.join("nodes/n2/refstore.log").is_file());
+    for node in ["n1", "n2", "n3"] {
+        let ns = hosts.namespace(node).expect("ns");
+        let tables =
+            netns::run("ip", &["netns", "exec", ns, "nft", "list", "tables"]).unwrap_or_default();
+        assert!(
+            !tables.contains("faultline"),
+            "the ssh runtime left its nft table on {node}: {tables}"
+        );
+    }
+    assert!(
+        tagged_processes(None).iter().all(
+            |(_, t)| !t.contains(r.run_dir.file_name().and_then(|s| s.to_str()).unwrap_or("-"))
+        ),
+        "remote processes left behind"
+    );
+
+    // Strict host-key checking refuses a host whose key is not known.
+    std::fs::write(dir.join("known_hosts"), "").expect("empty known_hosts");
+    let mut args = vec!["--mode", "raft", "--nodes", "3", "--time-limit", "1", "--nemesis", "none"];
+    args.extend_from_slice(&ssh_args);
+    let refused = run(&args, &dir.join("store2"));
+    assert_eq!(refused.code, 3, "an unknown host key must be refused");
+    assert!(refused.stderr.contains("not in"), "{}", refused.stderr);
+    rt.block_on(harness::Runtime::teardown(&hosts)).expect("teardown");
+}
