@@ -2,5 +2,7 @@
 
 /// Verdicts on the Porcupine / Horn–Kroening benchmark histories.
 mod benchdata;
+/// Hand-written histories with their expected verdicts and explanations.
+mod golden;
 /// Generated histories, valid and corrupted, for every linearizability model.
 mod linear_props;

@@ -402,9 +402,11 @@ fn explain<M: Model>(
         let done = m.complete.map(|c| &ops[c]).filter(|d| d.kind == OpType::Ok);
         let key = inv.key.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
         match done {
+            Some(d) if d.value.is_nil() && inv.value.is_nil() => format!("{}{key}", inv.f),
             Some(d) if inv.value.is_nil() || d.value != inv.value => {
                 format!("{}{key} → {}", inv.f, d.value)
             }
+            _ if inv.value.is_nil() => format!("{}{key}", inv.f),
             _ => format!("{}{key} {}", inv.f, inv.value),
         }
     };

@@ -200,6 +200,12 @@ pub(crate) struct Search<'a, M: Model> {
     best_pos: u32,
     best_stuck: u32,
     best_witness: u32,
+    /// `best_prefix` is kept incrementally: `snap_offsets[i]` is where
+    /// frame i's ops start in it, and frames `0..snap_valid` have not changed
+    /// since they were recorded. Copying the whole stack at every new
+    /// furthest failure would be quadratic on long histories.
+    snap_offsets: Vec<usize>,
+    snap_valid: usize,
     best_prefix: Vec<u32>,
     best_states: Vec<M::State>,
 }
@@ -284,6 +290,8 @@ impl<'a, M: Model> Search<'a, M> {
             best_pos: 0,
             best_stuck: NIL,
             best_witness: NIL,
+            snap_offsets: vec![0],
+            snap_valid: 0,
             best_prefix: Vec::new(),
             best_states: Vec::new(),
         }
@@ -596,13 +604,17 @@ impl<'a, M: Model> Search<'a, M> {
                     self.best_witness = self.ok[node.op as usize].id;
                 }
             }
-            self.best_prefix.clear();
-            for f in &frames[..depth] {
+            let keep = self.snap_valid.min(depth).min(self.snap_offsets.len() - 1);
+            self.snap_offsets.truncate(keep + 1);
+            self.best_prefix.truncate(self.snap_offsets[keep]);
+            for f in &frames[keep..depth] {
                 for &c in &f.applied {
                     self.best_prefix.push(self.crashed[c as usize].id);
                 }
                 self.best_prefix.push(self.ok[f.descended as usize].id);
+                self.snap_offsets.push(self.best_prefix.len());
             }
+            self.snap_valid = depth;
             self.best_states.clear();
         }
         for m in &frame.members {
@@ -667,6 +679,8 @@ impl<'a, M: Model> Search<'a, M> {
             for &c in applied.iter().rev() {
                 self.unapply_crashed(c);
             }
+            // Frame `depth` changes from here on: recorded frames above it are stale.
+            self.snap_valid = self.snap_valid.min(depth);
             let next_member = frames[depth].member + 1;
             while next_member as usize >= frames[depth].members.len()
                 && self.expand(&mut frames[depth])
@@ -693,6 +707,7 @@ impl<'a, M: Model> Search<'a, M> {
                 });
             }
             depth -= 1;
+            self.snap_valid = self.snap_valid.min(depth);
             let rank = frames[depth].descended;
             self.unlift_ok(rank);
         }
