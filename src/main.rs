@@ -7,6 +7,8 @@ mod clean;
 mod generate;
 mod refstore;
 mod test;
+mod report;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -38,6 +40,10 @@ enum Command {
     /// Run refstore, the reference replicated store (arguments as for `refstore`).
     #[command(hide = true)]
     Refstore(refstore::RefstoreArgs),
+    /// Redraw a run's report.html from the files in its directory.
+    Report(report::ReportArgs),
+    /// Browse the store of runs in a web browser (127.0.0.1 by default).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +64,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(*args),
         Command::Analyze(args) => analyze::run(args),
         Command::Clean(args) => clean::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
