@@ -6,6 +6,9 @@ mod common;
 /// The store: run directories, `results.json` and its compatibility.
 mod store;
 
+/// Properties of pairing, fault periods and the packed timeline, on random histories.
+mod intervals;
+
 /// Reports for valid, invalid and unknown runs of each checker.
 mod reports;
 
