@@ -6,6 +6,7 @@
 //! functions from a `History` to a `Verdict`, so they run the same in the
 //! harness, in `faultline check`, in tests and in benchmarks.
 
+pub mod elle;
 pub mod error;
 pub mod formats;
 pub mod history;

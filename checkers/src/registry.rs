@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::elle::{Elle, Workload};
 use crate::error::CheckError;
 use crate::linear::{Algorithm, LinearChecker, ModelName};
 use crate::value::Value;
@@ -32,10 +33,22 @@ pub struct CheckSpec {
 }
 
 /// Names and one-line descriptions of the built-in checkers.
-pub const NAMES: &[(&str, &str)] = &[(
-    "linearizable",
-    "linearizability against a model (--model register|cas-register|multi-register|mutex|set|unordered-queue|fifo-queue|kv)",
-)];
+pub const NAMES: &[(&str, &str)] = &[
+    (
+        "linearizable",
+        "linearizability against a model (--model register|cas-register|multi-register|mutex|set|unordered-queue|fifo-queue|kv)",
+    ),
+    (
+        "list-append",
+        "Elle-style isolation check of [:append k v]/[:r k [..]] transactions \
+         (--consistency-models, default strict-serializable)",
+    ),
+    (
+        "rw-register",
+        "Elle-style isolation check of [:w k v]/[:r k v] transactions \
+         (--consistency-models, default strict-serializable; --opt wfr-keys/sequential-keys/linearizable-keys=true)",
+    ),
+];
 
 /// Builds the checker `spec` names.
 pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
@@ -64,6 +77,8 @@ pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
             }
             Ok(Box::new(c))
         }
+        "list-append" => Ok(Box::new(Elle::from_spec(spec, Workload::ListAppend)?)),
+        "rw-register" => Ok(Box::new(Elle::from_spec(spec, Workload::RwRegister)?)),
         other => Err(CheckError::BadOption(format!(
             "unknown checker {other:?}; known checkers: {}",
             NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")

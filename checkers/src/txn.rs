@@ -61,12 +61,90 @@ impl std::fmt::Display for MicroOp {
     }
 }
 
+/// A micro-operation borrowed from an op's value: what `parse_txn` returns,
+/// without copying keys and values. Checkers that read millions of
+/// transactions use this form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MicroOpRef<'a> {
+    /// `[:append key value]`.
+    Append {
+        /// The key.
+        key: &'a Value,
+        /// The element appended.
+        value: &'a Value,
+    },
+    /// `[:r key value]`.
+    Read {
+        /// The key.
+        key: &'a Value,
+        /// The value read (`nil` in an invocation).
+        value: &'a Value,
+    },
+    /// `[:w key value]`.
+    Write {
+        /// The key.
+        key: &'a Value,
+        /// The value written.
+        value: &'a Value,
+    },
+}
+
+impl<'a> MicroOpRef<'a> {
+    /// The key this micro-op touches.
+    pub fn key(&self) -> &'a Value {
+        match *self {
+            MicroOpRef::Append { key, .. }
+            | MicroOpRef::Read { key, .. }
+            | MicroOpRef::Write { key, .. } => key,
+        }
+    }
+
+    /// The micro-op's value: the element appended, the value read or written.
+    pub fn value(&self) -> &'a Value {
+        match *self {
+            MicroOpRef::Append { value, .. }
+            | MicroOpRef::Read { value, .. }
+            | MicroOpRef::Write { value, .. } => value,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> MicroOp {
+        let (key, value) = (self.key().clone(), self.value().clone());
+        match self {
+            MicroOpRef::Append { .. } => MicroOp::Append { key, value },
+            MicroOpRef::Read { .. } => MicroOp::Read { key, value },
+            MicroOpRef::Write { .. } => MicroOp::Write { key, value },
+        }
+    }
+}
+
+impl std::fmt::Display for MicroOpRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            MicroOpRef::Append { .. } => "append",
+            MicroOpRef::Read { .. } => "r",
+            MicroOpRef::Write { .. } => "w",
+        };
+        write!(f, "[:{name} {} {}]", self.key(), self.value())
+    }
+}
+
 /// Reads a transaction from an op's value. The error says what was wrong in
 /// words; the caller adds the location (file, line, field `value`).
 pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
+    let mut mops = Vec::new();
+    parse_txn_into(value, &mut mops)?;
+    Ok(mops.iter().map(MicroOpRef::to_owned).collect())
+}
+
+/// Like `parse_txn`, but borrows from `value` and appends to `out`, so that a
+/// checker can reuse one buffer for every transaction of a history. On error
+/// `out` may hold the micro-ops read before the bad one.
+pub fn parse_txn_into<'a>(value: &'a Value, out: &mut Vec<MicroOpRef<'a>>) -> Result<(), String> {
     let items = match value {
         Value::List(items) => items,
-        Value::Nil => return Ok(Vec::new()),
+        Value::Nil => return Ok(()),
         other => {
             return Err(format!(
                 "expected a transaction (a list of micro-ops such as [[:append 1 2] [:r 1 nil]]), found a {}: {other}",
@@ -74,31 +152,30 @@ pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
             ));
         }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, mop)| {
-            let parts = match mop {
-                Value::List(p) if p.len() == 3 => p,
-                other => {
-                    return Err(format!(
-                        "micro-op {i} should be [f key value] with f one of append, r, w; found {other}"
-                    ));
-                }
-            };
-            let key = parts[1].clone();
-            let value = parts[2].clone();
-            match parts[0].as_str() {
-                Some("append") => Ok(MicroOp::Append { key, value }),
-                Some("r" | "read") => Ok(MicroOp::Read { key, value }),
-                Some("w" | "write") => Ok(MicroOp::Write { key, value }),
-                _ => Err(format!(
+    out.reserve(items.len());
+    for (i, mop) in items.iter().enumerate() {
+        let parts = match mop {
+            Value::List(p) if p.len() == 3 => p,
+            other => {
+                return Err(format!(
+                    "micro-op {i} should be [f key value] with f one of append, r, w; found {other}"
+                ));
+            }
+        };
+        let (key, value) = (&parts[1], &parts[2]);
+        out.push(match parts[0].as_str() {
+            Some("append") => MicroOpRef::Append { key, value },
+            Some("r" | "read") => MicroOpRef::Read { key, value },
+            Some("w" | "write") => MicroOpRef::Write { key, value },
+            _ => {
+                return Err(format!(
                     "micro-op {i} has function {}, expected append, r or w",
                     parts[0]
-                )),
+                ));
             }
-        })
-        .collect()
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -119,6 +196,10 @@ mod tests {
             MicroOp::Read { key: Value::Int(5), value: Value::List(vec![Value::Int(3)]) }
         );
         assert_eq!(txn[0].to_string(), "[:append 5 3]");
+        let mut refs = Vec::new();
+        parse_txn_into(&v, &mut refs).expect("parse");
+        assert_eq!(refs[1].to_string(), "[:r 5 [3]]");
+        assert_eq!(refs[2].to_owned(), txn[2]);
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! Writes (and optionally checks) a generated list-append or rw-register
+//! history: the benchmark generator for the Elle-style checker.
+//!
+//! ```sh
+//! cargo run --release -p faultline-checkers --example elle_gen -- \
+//!     --txns 1000000 --out history.jsonl            # write it
+//! cargo run --release -p faultline-checkers --example elle_gen -- \
+//!     --txns 1000000 --check strict-serializable     # generate and check in memory
+//! ```
+//!
+//! Defaults follow the benchmark in issue 3: 1 to 5 micro-ops per
+//! transaction, 100 keys in use (each retired after 32 appends), 20
+//! processes, and one stale read in every 10,000 transactions as the
+//! injected anomaly rate. `--check` prints the time of each phase and the
+//! process's peak resident memory (VmHWM), which includes the history.
+
+use std::time::Instant;
+
+use checkers::Checker;
+use checkers::elle::generate::{GenOptions, Isolation, generate};
+use checkers::elle::{Elle, ElleOptions, Workload};
+use checkers::formats::{self, Format};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: elle_gen [--txns N] [--seed S] [--keys K] [--processes P] [--max-writes W]\n\
+         \x20               [--stale-rate R] [--fail-rate R] [--info-rate R] [--register] [--si]\n\
+         \x20               [--out FILE [--format jsonl|edn|elle-json]] [--check MODELS]"
+    );
+    std::process::exit(2);
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() {
+    let mut o = GenOptions { stale_read_rate: 1e-4, ..GenOptions::default() };
+    let mut out: Option<String> = None;
+    let mut format = Format::Jsonl;
+    let mut check: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        let num = |s: String| s.parse::<f64>().unwrap_or_else(|_| usage());
+        match a.as_str() {
+            "--txns" => o.txns = num(val()) as usize,
+            "--seed" => o.seed = num(val()) as u64,
+            "--keys" => o.active_keys = num(val()) as usize,
+            "--processes" => o.processes = num(val()) as usize,
+            "--max-writes" => o.max_writes_per_key = num(val()) as usize,
+            "--stale-rate" => o.stale_read_rate = num(val()),
+            "--fail-rate" => o.fail_rate = num(val()),
+            "--info-rate" => o.info_rate = num(val()),
+            "--register" => o.workload = Workload::RwRegister,
+            "--si" => o.isolation = Isolation::SnapshotIsolation,
+            "--out" => out = Some(val()),
+            "--format" => {
+                format = val().parse().unwrap_or_else(|e: String| {
+                    eprintln!("{e}");
+                    usage()
+                })
+            }
+            "--check" => check = Some(val()),
+            _ => usage(),
+        }
+    }
+    eprintln!("seed {} ({} transactions)", o.seed, o.txns);
+    let t = Instant::now();
+    let history = generate(&o);
+    eprintln!("generated {} ops in {:.2} s", history.len(), t.elapsed().as_secs_f64());
+    if let Some(path) = &out {
+        let t = Instant::now();
+        if let Err(e) = std::fs::write(path, formats::write(&history, format)) {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+        eprintln!("wrote {path} ({format}) in {:.2} s", t.elapsed().as_secs_f64());
+    }
+    if let Some(models) = check {
+        let opts = ElleOptions {
+            consistency_models: models.split(',').map(str::to_owned).collect(),
+            ..ElleOptions::default()
+        };
+        let checker = Elle::new(o.workload, opts);
+        let t = Instant::now();
+        let pairs = history.pairs().map(|p| p.len()).unwrap_or(0);
+        eprintln!(
+            "baseline: History::pairs() paired {pairs} operations in {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        let t = Instant::now();
+        let verdict = match checker.check(&history) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        };
+        let secs = t.elapsed().as_secs_f64();
+        println!("{}", verdict.summary);
+        println!(
+            "checked {} transactions in {:.3} s ({:.0} txns/s); peak RSS {:.0} MiB",
+            o.txns,
+            secs,
+            o.txns as f64 / secs,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+        println!("phases (ms): {}", verdict.details["timings_ms"]);
+        println!("graph: {}", verdict.details["graph"]);
+    }
+}

@@ -1,0 +1,294 @@
+//! The transaction dependency graph: edges labelled ww/wr/rw/process/rt in
+//! a compact CSR layout (one `u32` target and one `u8` label set per edge,
+//! no allocation per edge), real-time and process edges, and strongly
+//! connected components through petgraph.
+
+use fixedbitset::FixedBitSet;
+use petgraph::Direction;
+use petgraph::visit::{
+    GraphBase, IntoNeighbors, IntoNeighborsDirected, IntoNodeIdentifiers, Visitable,
+};
+use rustc_hash::FxHashMap;
+
+use super::prep::{NONE, Prepared, Status};
+
+/// Edge relations, as bits so that one edge can carry several.
+pub(crate) mod rel {
+    /// Write-write: the target overwrote (appended after) the source's write.
+    pub const WW: u8 = 1;
+    /// Write-read: the target read the source's write.
+    pub const WR: u8 = 2;
+    /// Read-write (anti-dependency): the target overwrote what the source read.
+    pub const RW: u8 = 4;
+    /// Process order: same process, source first.
+    pub const PROCESS: u8 = 8;
+    /// Real-time order: the source completed before the target was invoked.
+    pub const RT: u8 = 16;
+    /// Every relation, in the order explanations prefer them.
+    pub const ALL: [u8; 5] = [WW, WR, PROCESS, RT, RW];
+
+    /// The relation's short name.
+    pub fn name(r: u8) -> &'static str {
+        match r {
+            WW => "ww",
+            WR => "wr",
+            RW => "rw",
+            PROCESS => "process",
+            RT => "rt",
+            _ => "?",
+        }
+    }
+}
+
+/// Edges as they are inferred, before they are laid out: three parallel
+/// columns, so an edge costs nine bytes.
+#[derive(Default)]
+pub(crate) struct EdgeList {
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    rel: Vec<u8>,
+}
+
+impl EdgeList {
+    /// An empty list with room for `n` edges.
+    pub fn with_capacity(n: usize) -> EdgeList {
+        EdgeList {
+            src: Vec::with_capacity(n),
+            dst: Vec::with_capacity(n),
+            rel: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds `a -> b` with relation `r`; self-edges are dropped (a
+    /// transaction does not depend on itself).
+    #[inline]
+    pub fn add(&mut self, a: u32, b: u32, r: u8) {
+        if a != b && a != NONE && b != NONE {
+            self.src.push(a);
+            self.dst.push(b);
+            self.rel.push(r);
+        }
+    }
+
+    /// Number of edges (counting parallel edges separately).
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Number of edges per relation.
+    pub fn counts(&self) -> [(u8, usize); 5] {
+        let mut c = [0usize; 32];
+        for &r in &self.rel {
+            c[r as usize] += 1;
+        }
+        rel::ALL.map(|r| (r, c[r as usize]))
+    }
+}
+
+/// A directed graph over transactions `0..n` in CSR form: for node `a`,
+/// `out_dst[out_off[a]..out_off[a+1]]` are its successors, with labels in
+/// `out_rel`; `in_src` likewise lists predecessors (Kosaraju's algorithm
+/// walks edges backwards).
+pub(crate) struct Graph {
+    out_off: Vec<usize>,
+    out_dst: Vec<u32>,
+    out_rel: Vec<u8>,
+    in_off: Vec<usize>,
+    in_src: Vec<u32>,
+}
+
+impl Graph {
+    /// Lays out `edges` over `n` nodes with a counting sort: linear time, and
+    /// the edge list is freed column by column as the layout is built.
+    pub fn build(n: usize, edges: EdgeList) -> Graph {
+        let EdgeList { src, dst, rel } = edges;
+        let offsets = |keys: &[u32]| {
+            let mut off = vec![0usize; n + 1];
+            for &k in keys {
+                off[k as usize + 1] += 1;
+            }
+            for i in 0..n {
+                off[i + 1] += off[i];
+            }
+            off
+        };
+        let out_off = offsets(&src);
+        let mut fill = out_off.clone();
+        let mut out_dst = vec![0u32; src.len()];
+        let mut out_rel = vec![0u8; src.len()];
+        for i in 0..src.len() {
+            let slot = &mut fill[src[i] as usize];
+            out_dst[*slot] = dst[i];
+            out_rel[*slot] = rel[i];
+            *slot += 1;
+        }
+        drop(rel);
+        let in_off = offsets(&dst);
+        let mut fill = in_off.clone();
+        let mut in_src = vec![0u32; src.len()];
+        for i in 0..src.len() {
+            let slot = &mut fill[dst[i] as usize];
+            in_src[*slot] = src[i];
+            *slot += 1;
+        }
+        Graph { out_off, out_dst, out_rel, in_off, in_src }
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.out_off.len() - 1
+    }
+
+    /// Successors of `a` with their labels.
+    pub fn out(&self, a: u32) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let r = self.out_off[a as usize]..self.out_off[a as usize + 1];
+        self.out_dst[r.clone()].iter().copied().zip(self.out_rel[r].iter().copied())
+    }
+
+    /// The strongly connected components with more than one node (the only
+    /// places a cycle can be), each sorted, ordered by their first node.
+    pub fn nontrivial_sccs(&self) -> Vec<Vec<u32>> {
+        let mut sccs: Vec<Vec<u32>> = petgraph::algo::kosaraju_scc(self)
+            .into_iter()
+            .filter(|c| c.len() > 1)
+            .map(|mut c| {
+                c.sort_unstable();
+                c
+            })
+            .collect();
+        sccs.sort_unstable_by_key(|c| c[0]);
+        sccs
+    }
+}
+
+impl GraphBase for Graph {
+    type EdgeId = ();
+    type NodeId = u32;
+}
+
+impl Visitable for Graph {
+    type Map = FixedBitSet;
+    fn visit_map(&self) -> FixedBitSet {
+        FixedBitSet::with_capacity(self.node_count())
+    }
+    fn reset_map(&self, map: &mut FixedBitSet) {
+        map.clear();
+        map.grow(self.node_count());
+    }
+}
+
+impl<'a> IntoNeighbors for &'a Graph {
+    type Neighbors = std::iter::Copied<std::slice::Iter<'a, u32>>;
+    fn neighbors(self, a: u32) -> Self::Neighbors {
+        self.out_dst[self.out_off[a as usize]..self.out_off[a as usize + 1]].iter().copied()
+    }
+}
+
+impl<'a> IntoNeighborsDirected for &'a Graph {
+    type NeighborsDirected = std::iter::Copied<std::slice::Iter<'a, u32>>;
+    fn neighbors_directed(self, a: u32, d: Direction) -> Self::NeighborsDirected {
+        match d {
+            Direction::Outgoing => self.neighbors(a),
+            Direction::Incoming => {
+                self.in_src[self.in_off[a as usize]..self.in_off[a as usize + 1]].iter().copied()
+            }
+        }
+    }
+}
+
+impl IntoNodeIdentifiers for &Graph {
+    type NodeIdentifiers = std::ops::Range<u32>;
+    fn node_identifiers(self) -> std::ops::Range<u32> {
+        0..self.node_count() as u32
+    }
+}
+
+/// Real-time edges, as the transitive reduction of "completed before invoked".
+///
+/// Walking the history in order, the *frontier* holds the committed
+/// transactions that no other completed transaction follows in real time.
+/// Each invocation gets an edge from every frontier member (they are exactly
+/// its immediate real-time predecessors); each completion removes from the
+/// frontier the members that were already complete when it was invoked, and
+/// joins it. The frontier never outgrows the number of concurrent clients,
+/// so this is linear in the history. Failed and indeterminate transactions
+/// never join: an aborted transaction took no effect, and an indeterminate
+/// one may take effect at any later time.
+pub(crate) fn realtime_edges(prep: &Prepared<'_>, edges: &mut EdgeList) {
+    let mut at = vec![NONE; prep.history.len()];
+    for (t, txn) in prep.txns.iter().enumerate() {
+        if txn.status == Status::Fail {
+            continue;
+        }
+        at[txn.invoke as usize] = t as u32;
+        if txn.status == Status::Ok && txn.complete != NONE {
+            at[txn.complete as usize] = t as u32;
+        }
+    }
+    let mut frontier: Vec<u32> = Vec::new();
+    for (pos, &t) in at.iter().enumerate() {
+        if t == NONE {
+            continue;
+        }
+        let txn = &prep.txns[t as usize];
+        if pos as u32 == txn.invoke {
+            for &f in &frontier {
+                edges.add(f, t, rel::RT);
+            }
+        } else {
+            let invoked = txn.invoke;
+            frontier.retain(|&f| prep.txns[f as usize].complete > invoked);
+            frontier.push(t);
+        }
+    }
+}
+
+/// Process edges: each transaction follows the previous committed one of
+/// its process. A failed transaction is skipped (it had no effect); an
+/// indeterminate one is never a source (its effect may come later).
+pub(crate) fn process_edges(prep: &Prepared<'_>, edges: &mut EdgeList) {
+    let mut last: FxHashMap<u64, u32> = FxHashMap::default();
+    for (t, txn) in prep.txns.iter().enumerate() {
+        if txn.status == Status::Fail {
+            continue;
+        }
+        if let Some(&prev) = last.get(&txn.process) {
+            edges.add(prev, t as u32, rel::PROCESS);
+        }
+        if txn.status == Status::Ok {
+            last.insert(txn.process, t as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_nontrivial_components() {
+        let mut e = EdgeList::default();
+        e.add(0, 1, rel::WW);
+        e.add(1, 2, rel::WR);
+        e.add(2, 1, rel::RW);
+        e.add(3, 3, rel::WW); // dropped: self-edge
+        e.add(3, 0, rel::RT);
+        let g = Graph::build(4, e);
+        assert_eq!(g.nontrivial_sccs(), vec![vec![1, 2]]);
+        assert_eq!(g.out(2).collect::<Vec<_>>(), vec![(1, rel::RW)]);
+    }
+
+    #[test]
+    fn long_chains_do_not_overflow_the_stack() {
+        let n = 200_000u32;
+        let mut e = EdgeList::default();
+        for i in 0..n - 1 {
+            e.add(i, i + 1, rel::RT);
+        }
+        e.add(n - 1, 0, rel::RW);
+        let g = Graph::build(n as usize, e);
+        let sccs = g.nontrivial_sccs();
+        assert_eq!(sccs.len(), 1);
+        assert_eq!(sccs[0].len(), n as usize);
+    }
+}

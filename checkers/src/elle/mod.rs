@@ -1,0 +1,589 @@
+//! Elle-style transactional isolation checking for list-append and
+//! rw-register histories.
+//!
+//! The method is Kingsbury and Alvaro's ("Elle: Inferring Isolation
+//! Anomalies from Experimental Observations", VLDB 2020); the code is ours.
+//! A check runs in five steps:
+//!
+//! 1. `prep`: every client operation becomes a transaction in compact
+//!    tables (keys interned, values borrowed from the history).
+//! 2. `append` / `register`: the workload's inference. It reports the
+//!    anomalies a single read or transaction reveals (G1a, G1b, internal,
+//!    lost update...) and emits write-write, write-read and read-write
+//!    dependency edges.
+//! 3. `graph`: real-time edges (a transitive reduction) or process edges,
+//!    when the requested consistency models need them, join the dependency
+//!    edges in one CSR graph; petgraph finds its strongly connected
+//!    components.
+//! 4. `cycles`: inside each non-trivial component only (in parallel), a
+//!    search for the shortest cycle of each anomaly kind, most severe
+//!    first, within a per-component time budget.
+//! 5. `models`: the anomalies found are judged against the requested
+//!    consistency models; the verdict lists the weakest models violated and
+//!    the strongest still possible, and explains each anomaly in words.
+//!
+//! The default model is `strict-serializable`, as in Elle and in Jepsen's
+//! list-append tests: it asks the most of a database, and the verdict still
+//! names the weaker models the history satisfies.
+
+mod append;
+mod cycles;
+mod explain;
+pub mod generate;
+mod graph;
+pub mod models;
+mod prep;
+mod register;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde_json::json;
+
+use self::cycles::{Cycle, Kind, Variant};
+use self::explain::{Finding, Names};
+use self::graph::{EdgeList, Graph, rel};
+use self::prep::{MopKind, Prepared, Status};
+use crate::error::CheckError;
+use crate::history::History;
+use crate::registry::CheckSpec;
+use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+
+/// The time each component's cycle search may take when the spec sets no
+/// budget: Elle's default.
+pub const DEFAULT_CYCLE_SEARCH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// At most this many anomalies of one kind are written out in full; the
+/// verdict's details count all of them.
+pub const MAX_ANOMALIES_PER_KIND: usize = 100;
+
+/// The transaction workloads this checker understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `[:append k v]` and `[:r k [v1 v2 ...]]` over lists.
+    ListAppend,
+    /// `[:w k v]` and `[:r k v]` over registers.
+    RwRegister,
+}
+
+impl Workload {
+    /// The checker's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ListAppend => "list-append",
+            Workload::RwRegister => "rw-register",
+        }
+    }
+}
+
+/// Options of an Elle check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElleOptions {
+    /// Canonical names of the models the history must satisfy.
+    pub consistency_models: Vec<String>,
+    /// Further anomalies to treat as violations (`--opt anomalies=G2-item`).
+    pub anomalies: Vec<String>,
+    /// Time allowed for the cycle search in each strongly connected component.
+    pub cycle_search_timeout: Duration,
+    /// rw-register: assume each process sees each key's versions in order.
+    pub sequential_keys: bool,
+    /// rw-register: assume each key is linearizable (real time orders versions).
+    pub linearizable_keys: bool,
+    /// rw-register: assume a transaction's writes follow its reads.
+    pub wfr_keys: bool,
+}
+
+impl Default for ElleOptions {
+    fn default() -> Self {
+        ElleOptions {
+            consistency_models: vec!["strict-serializable".into()],
+            anomalies: Vec::new(),
+            cycle_search_timeout: DEFAULT_CYCLE_SEARCH_TIMEOUT,
+            sequential_keys: false,
+            linearizable_keys: false,
+            wfr_keys: false,
+        }
+    }
+}
+
+const APPEND_OPTIONS: &[&str] = &["anomalies", "cycle-search-timeout"];
+const REGISTER_OPTIONS: &[&str] =
+    &["anomalies", "cycle-search-timeout", "sequential-keys", "linearizable-keys", "wfr-keys"];
+
+impl ElleOptions {
+    /// Reads options from a command-line spec: `--consistency-models`
+    /// (comma-separated or repeated; default strict-serializable), the time
+    /// budget (per component), and `--opt` keys `anomalies`,
+    /// `cycle-search-timeout` (milliseconds, when no budget is set) and, for
+    /// rw-register, `sequential-keys`, `linearizable-keys`, `wfr-keys`
+    /// (true/false).
+    pub fn from_spec(spec: &CheckSpec, workload: Workload) -> Result<ElleOptions, CheckError> {
+        let bad = |m: String| CheckError::BadOption(m);
+        let mut opts = ElleOptions::default();
+        if let Some(m) = &spec.model {
+            return Err(bad(format!(
+                "--model {m:?} does not apply to {}; name consistency models with \
+                 --consistency-models (e.g. serializable)",
+                workload.name()
+            )));
+        }
+        if spec.independent {
+            return Err(bad(format!(
+                "{} histories are transactions over many keys already; --independent does not apply",
+                workload.name()
+            )));
+        }
+        let requested: Vec<&str> = spec
+            .consistency_models
+            .iter()
+            .flat_map(|m| m.split(','))
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        if !requested.is_empty() {
+            opts.consistency_models = requested
+                .iter()
+                .map(|m| {
+                    models::canonical(m).map(str::to_owned).ok_or_else(|| {
+                        bad(format!(
+                            "unknown consistency model {m:?}; known models: {}",
+                            models::all_models().join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let allowed =
+            if workload == Workload::ListAppend { APPEND_OPTIONS } else { REGISTER_OPTIONS };
+        let flag = |k: &str, v: &str| match v {
+            "true" | "yes" | "1" | "on" => Ok(true),
+            "false" | "no" | "0" | "off" => Ok(false),
+            _ => Err(bad(format!("--opt {k}={v}: expected true or false"))),
+        };
+        for (k, v) in &spec.options {
+            match k.as_str() {
+                _ if !allowed.contains(&k.as_str()) => {
+                    return Err(bad(format!(
+                        "unknown option {k:?} for {}; known options: {}",
+                        workload.name(),
+                        allowed.join(", ")
+                    )));
+                }
+                "anomalies" => {
+                    opts.anomalies = v
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+                "cycle-search-timeout" => {
+                    let ms: u64 = v.parse().map_err(|_| {
+                        bad(format!("--opt cycle-search-timeout={v}: expected milliseconds"))
+                    })?;
+                    opts.cycle_search_timeout = Duration::from_millis(ms);
+                }
+                "sequential-keys" => opts.sequential_keys = flag(k, v)?,
+                "linearizable-keys" => opts.linearizable_keys = flag(k, v)?,
+                "wfr-keys" => opts.wfr_keys = flag(k, v)?,
+                _ => {}
+            }
+        }
+        if let Some(t) = spec.budget.time {
+            opts.cycle_search_timeout = t;
+        }
+        Ok(opts)
+    }
+
+    /// Every anomaly that violates what was asked for.
+    pub fn prohibited(&self) -> BTreeSet<String> {
+        let mut p = models::forbidden_by(self.consistency_models.iter().map(String::as_str));
+        // Extra anomalies, and anything implying them.
+        let extra: BTreeSet<String> = self.anomalies.iter().cloned().collect();
+        for k in Kind::all() {
+            if models::implied_anomalies([k.name()]).iter().any(|a| extra.contains(a)) {
+                p.insert(k.name().to_owned());
+            }
+        }
+        p.extend(extra);
+        p
+    }
+}
+
+/// An Elle-style checker: `list-append` or `rw-register`.
+pub struct Elle {
+    workload: Workload,
+    opts: ElleOptions,
+}
+
+impl Elle {
+    /// A checker for `workload` with `opts`.
+    pub fn new(workload: Workload, opts: ElleOptions) -> Elle {
+        Elle { workload, opts }
+    }
+
+    /// A checker built from a command-line spec.
+    pub fn from_spec(spec: &CheckSpec, workload: Workload) -> Result<Elle, CheckError> {
+        Ok(Elle::new(workload, ElleOptions::from_spec(spec, workload)?))
+    }
+}
+
+/// What a workload's inference hands to the shared pipeline.
+pub(crate) struct Analysis {
+    /// Anomalies found without the cycle search.
+    pub findings: Vec<Finding>,
+    /// Data-dependency edges (ww, wr, rw).
+    pub edges: EdgeList,
+    /// Why the analysis cannot be trusted, if it cannot.
+    pub unknown: Vec<String>,
+    /// Workload statistics for the verdict's details.
+    pub stats: serde_json::Value,
+}
+
+/// Justifies one data-dependency edge in words.
+pub(crate) trait Explainer: Sync {
+    /// Why transaction `a` precedes `b` through relation `r` (ww, wr or rw):
+    /// one sentence naming both through `names`.
+    fn edge(&self, prep: &Prepared<'_>, names: &mut Names, a: u32, b: u32, r: u8) -> String;
+}
+
+/// Severity order for listing anomalies: dirty writes and reads first,
+/// then other problems of single reads, then the anti-dependency cycles,
+/// then the session (process) and real-time cycles.
+const SEVERITY: &[&str] = &[
+    "G0",
+    "G1a",
+    "G1b",
+    "G1c",
+    "dirty-update",
+    "garbage-read",
+    "duplicate-elements",
+    "incompatible-order",
+    "cyclic-versions",
+    "internal",
+    "future-read",
+    "G-single",
+    "G-nonadjacent",
+    "lost-update",
+    "G2-item",
+    "G0-process",
+    "G1c-process",
+    "G-single-process",
+    "G-nonadjacent-process",
+    "G2-item-process",
+    "G0-realtime",
+    "G1c-realtime",
+    "G-single-realtime",
+    "G-nonadjacent-realtime",
+    "G2-item-realtime",
+];
+
+fn severity(kind: &str) -> usize {
+    SEVERITY.iter().position(|k| *k == kind).unwrap_or(SEVERITY.len())
+}
+
+/// A sentence on what a cycle of this kind means.
+fn kind_meaning(kind: Kind) -> String {
+    use cycles::Class::*;
+    let base = match kind.class {
+        G0 => {
+            "a cycle of write-write dependencies alone (G0, dirty write): the transactions \
+               overwrote each other in an order no serial execution has"
+        }
+        G1c => {
+            "a cycle of write-write and write-read dependencies (G1c, circular information \
+                flow): each transaction saw or overwrote the effects of the next"
+        }
+        GSingle => {
+            "a cycle with exactly one read-write anti-dependency (G-single, read skew): a \
+                    transaction missed a write that, by the other dependencies, happened before it"
+        }
+        GNonadjacent => {
+            "a cycle with several read-write anti-dependencies, no two in a row \
+                         (G-nonadjacent): snapshot isolation forbids it"
+        }
+        G2Item => {
+            "a cycle with read-write anti-dependencies two in a row (G2-item, as in write \
+                   skew): serializability forbids it, snapshot isolation allows it"
+        }
+    };
+    let variant = match kind.variant {
+        Variant::Plain => "",
+        Variant::Process => {
+            "; it needs process order, so it breaks a session guarantee: a \
+                             process must see the effects of its own earlier transactions"
+        }
+        Variant::Realtime => {
+            "; it needs real-time order: a transaction that began after another \
+                              completed must see its effects"
+        }
+    };
+    format!("{base}{variant}")
+}
+
+/// Explains a cycle: legend, one line per edge, and the conclusion.
+fn cycle_anomaly(
+    prep: &Prepared<'_>,
+    explainer: &dyn Explainer,
+    cycle: &Cycle,
+    scc_size: usize,
+) -> Anomaly {
+    let mut names = Names::default();
+    for &(t, _) in &cycle.steps {
+        names.of(t);
+    }
+    let n = cycle.steps.len();
+    let mut lines = String::new();
+    let mut steps_json = Vec::with_capacity(n);
+    for i in 0..n {
+        let (a, r) = cycle.steps[i];
+        let b = cycle.steps[(i + 1) % n].0;
+        let why = match r {
+            rel::RT => {
+                let (na, nb) = (names.of(a), names.of(b));
+                format!(
+                    "{na} completed (op {}) before {nb} was invoked (op {}), so {na} < {nb} in \
+                     real time.",
+                    prep.op_index(a),
+                    prep.history.ops()[prep.txns[b as usize].invoke as usize].index
+                )
+            }
+            rel::PROCESS => {
+                let (na, nb) = (names.of(a), names.of(b));
+                format!(
+                    "{na} and {nb} ran on process {}, {na} first, so {na} < {nb} in process order.",
+                    prep.txns[a as usize].process
+                )
+            }
+            _ => explainer.edge(prep, &mut names, a, b, r),
+        };
+        lines.push_str(&format!("{why}\n"));
+        steps_json.push(json!({
+            "from": names.of(a), "to": names.of(b), "rel": rel::name(r), "why": why,
+        }));
+    }
+    let mut order: Vec<String> = cycle.steps.iter().map(|&(t, _)| names.of(t)).collect();
+    order.push(names.of(cycle.steps[0].0));
+    let explanation = format!(
+        "{}{lines}So {}: {}, and no order of the transactions agrees with it all.\n",
+        explain::legend(prep, &names),
+        order.join(" < "),
+        kind_meaning(cycle.kind)
+    );
+    // The legend was written after every name was given out (the explainer
+    // may have named other transactions), so it lists them all.
+    Anomaly {
+        kind: cycle.kind.name().to_owned(),
+        explanation,
+        ops: names.ids().iter().map(|&t| prep.op_index(t)).collect(),
+        data: json!({
+            "txns": explain::txns_json(prep, &names),
+            "cycle": steps_json,
+            "cycle_length": n,
+            "component_size": scc_size,
+        }),
+    }
+}
+
+impl Checker for Elle {
+    fn name(&self) -> &str {
+        self.workload.name()
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let started = Instant::now();
+        let mut timings = serde_json::Map::new();
+        let mut lap = {
+            let mut last = Instant::now();
+            move |name: &str, timings: &mut serde_json::Map<String, serde_json::Value>| {
+                let now = Instant::now();
+                timings.insert(name.into(), json!((now - last).as_secs_f64() * 1000.0));
+                last = now;
+            }
+        };
+        let allowed: &[MopKind] = match self.workload {
+            Workload::ListAppend => &[MopKind::Append, MopKind::Read],
+            Workload::RwRegister => &[MopKind::Write, MopKind::Read],
+        };
+        let mut prep = Prepared::new(history, self.workload.name(), allowed)?;
+        lap("prepare", &mut timings);
+        let (analysis, explainer): (Analysis, Box<dyn Explainer + '_>) = match self.workload {
+            Workload::ListAppend => {
+                let (a, o) = append::analyze(&mut prep);
+                (a, Box::new(o))
+            }
+            Workload::RwRegister => {
+                let (a, o) = register::analyze(&prep, &self.opts);
+                (a, Box::new(o))
+            }
+        };
+        lap("infer", &mut timings);
+        let prep = prep;
+
+        let prohibited = self.opts.prohibited();
+        let wants = |suffix: &str| prohibited.iter().any(|a| a.ends_with(suffix));
+        let variant = if wants("-realtime") {
+            Variant::Realtime
+        } else if wants("-process") {
+            Variant::Process
+        } else {
+            Variant::Plain
+        };
+        let Analysis { findings, mut edges, unknown, stats } = analysis;
+        match variant {
+            Variant::Realtime => graph::realtime_edges(&prep, &mut edges),
+            Variant::Process => graph::process_edges(&prep, &mut edges),
+            Variant::Plain => {}
+        }
+        let edge_counts: BTreeMap<&str, usize> = edges
+            .counts()
+            .iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|&(r, c)| (rel::name(r), c))
+            .collect();
+        let edge_total = edges.len();
+        let graph = Graph::build(prep.txns.len(), edges);
+        let sccs = graph.nontrivial_sccs();
+        lap("graph", &mut timings);
+
+        let kinds: Vec<Kind> = Kind::all()
+            .into_iter()
+            .filter(|k| k.variant == Variant::Plain || k.variant == variant)
+            .collect();
+        let budget = self.opts.cycle_search_timeout;
+        let results: Vec<cycles::SccResult> = sccs
+            .par_iter()
+            .map(|scc| cycles::search_scc(&graph, scc, &kinds, Instant::now() + budget))
+            .collect();
+        drop(graph);
+        lap("cycle-search", &mut timings);
+
+        // Every anomaly found, grouped by kind.
+        let mut found: BTreeMap<String, Vec<Anomaly>> = BTreeMap::new();
+        let mut timeouts = Vec::new();
+        for r in &results {
+            for c in &r.cycles {
+                found.entry(c.kind.name().to_owned()).or_default().push(cycle_anomaly(
+                    &prep,
+                    explainer.as_ref(),
+                    c,
+                    r.size,
+                ));
+            }
+            if let Some((searched, pending)) = &r.timeout {
+                timeouts.push(json!({
+                    "component_size": r.size,
+                    "searched": searched.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                    "unfinished": pending.name(),
+                }));
+            }
+        }
+        for f in findings {
+            found.entry(f.kind.to_owned()).or_default().push(f.into_anomaly(&prep));
+        }
+        lap("explain", &mut timings);
+
+        let is_prohibited = |kind: &str| {
+            prohibited.contains(kind)
+                || models::item_form(kind).is_some_and(|i| prohibited.contains(&i))
+        };
+        let boundary = models::boundary(found.keys().map(String::as_str));
+        let counts: BTreeMap<&str, usize> =
+            found.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+        let mut reported: Vec<(&String, &Vec<Anomaly>)> =
+            found.iter().filter(|(k, _)| is_prohibited(k)).collect();
+        reported.sort_by_key(|(k, _)| (severity(k), (*k).clone()));
+        let allowed_kinds: Vec<&str> =
+            found.keys().filter(|k| !is_prohibited(k)).map(String::as_str).collect();
+
+        let mut reasons = unknown;
+        if !timeouts.is_empty() {
+            reasons.push(format!(
+                "the cycle search ran out of its {} ms budget in {} of {} strongly connected \
+                 components (largest searched: {} transactions); anomalies there may be missing",
+                budget.as_millis(),
+                timeouts.len(),
+                sccs.len(),
+                results.iter().filter(|r| r.timeout.is_some()).map(|r| r.size).max().unwrap_or(0)
+            ));
+        }
+        let committed = prep.txns.iter().filter(|t| t.status != Status::Fail).count();
+        if committed == 0 {
+            reasons.push(
+                "no transaction committed (or may have), so there is nothing to judge".into(),
+            );
+        }
+        // A broken premise (duplicate writes) makes any anomaly suspect, so it
+        // decides first; then a prohibited anomaly; then an unfinished search.
+        let premise_broken = reasons.iter().any(|r| r.contains("more than once"));
+        let validity = if premise_broken {
+            Validity::Unknown
+        } else if !reported.is_empty() {
+            Validity::Invalid
+        } else if !reasons.is_empty() {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        };
+
+        let models_text = self.opts.consistency_models.join(", ");
+        let mut summary =
+            format!("{} transactions checked against {models_text}: ", prep.txns.len());
+        if reported.is_empty() {
+            summary.push_str("no prohibited anomalies");
+        } else {
+            let parts: Vec<String> =
+                reported.iter().map(|(k, v)| format!("{k} ({})", v.len())).collect();
+            summary.push_str(&format!("found {}", parts.join(", ")));
+        }
+        if !boundary.not.is_empty() {
+            summary.push_str(&format!("; not {}", boundary.not.join(", ")));
+        }
+        summary.push_str(&format!("; may still be {}", boundary.possible.join(", ")));
+
+        let mut anomalies: Vec<Anomaly> = Vec::new();
+        for (_, list) in &reported {
+            anomalies.extend(list.iter().take(MAX_ANOMALIES_PER_KIND).cloned());
+        }
+        let status_count = |s: Status| prep.txns.iter().filter(|t| t.status == s).count();
+        let mut verdict = Verdict::new(self.workload.name(), validity, summary);
+        verdict.unknown_reason = (validity == Validity::Unknown).then(|| reasons.join("; "));
+        verdict.anomalies = anomalies;
+        verdict.details = json!({
+            "consistency_models": self.opts.consistency_models,
+            "anomaly_types": reported.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            "anomaly_counts": counts,
+            "allowed_anomaly_types": allowed_kinds,
+            "not": boundary.not,
+            "also_not": boundary.also_not,
+            "possible": boundary.possible,
+            "transactions": {
+                "ok": status_count(Status::Ok),
+                "info": status_count(Status::Info),
+                "fail": status_count(Status::Fail),
+            },
+            "graph": {
+                "edges": edge_total,
+                "edges_by_relation": edge_counts,
+                "order_edges": match variant {
+                    Variant::Realtime => "realtime",
+                    Variant::Process => "process",
+                    Variant::Plain => "none",
+                },
+                "components": sccs.len(),
+                "largest_component": sccs.iter().map(Vec::len).max().unwrap_or(0),
+            },
+            "search_timeouts": timeouts,
+            "inference": stats,
+            "timings_ms": timings,
+        });
+        verdict.elapsed = started.elapsed();
+        Ok(verdict)
+    }
+
+    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        render::pages(self.workload.name(), verdict)
+    }
+}

@@ -1,0 +1,295 @@
+//! Transactions read out of a history into compact tables: one `Txn` per
+//! client operation, its micro-ops in one flat `Vec<Mop>`, keys and values
+//! interned to integers, and the elements of every list read in one flat
+//! arena.
+//!
+//! This is the only pass that touches the history's values. A history is a
+//! tree of small allocations scattered over the heap, so every later pass
+//! that dereferenced them would pay a cache miss per value; with the codes
+//! here, the analyses scan dense arrays instead.
+
+use rustc_hash::FxHashMap;
+
+use crate::error::CheckError;
+use crate::history::{History, OpType, Process};
+use crate::txn::{MicroOpRef, parse_txn_into};
+use crate::value::Value;
+
+/// "No such thing" in the `u32` index columns below.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// The code of `nil`.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Codes at or above this are interned non-integer values (or large or
+/// negative integers); below it, a code is the integer itself.
+const INTERNED: u32 = 1 << 31;
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Committed: its completion carries what it read.
+    Ok,
+    /// Indeterminate: it may or may not have committed. Its reads are unknown.
+    Info,
+    /// Aborted: it had no effect.
+    Fail,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Info => "info",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One transaction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Txn {
+    /// Position of the invocation in `History::ops`.
+    pub invoke: u32,
+    /// Position of the completion, `NONE` if it never completed.
+    pub complete: u32,
+    /// The client process.
+    pub process: u64,
+    /// First micro-op in `Prepared::mops`.
+    pub first: u32,
+    /// Number of micro-ops.
+    pub len: u32,
+    /// How it ended.
+    pub status: Status,
+}
+
+impl Txn {
+    /// Range of its micro-ops in `Prepared::mops`.
+    pub fn mops(&self) -> std::ops::Range<usize> {
+        self.first as usize..(self.first + self.len) as usize
+    }
+
+    /// The position of the op that names this transaction in reports: its
+    /// completion when there is one, as Jepsen does.
+    pub fn name_pos(&self) -> u32 {
+        if self.complete == NONE { self.invoke } else { self.complete }
+    }
+}
+
+/// What a micro-op does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MopKind {
+    Append,
+    Read,
+    Write,
+}
+
+/// One micro-op, with its key and values as codes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mop {
+    /// The transaction it belongs to.
+    pub txn: u32,
+    /// Interned key (index into `Prepared::keys`).
+    pub key: u32,
+    /// Scratch column for the analyses (a read's version, an append's position).
+    pub aux: u32,
+    /// The element appended, the value written, or (registers) the value
+    /// read, as a code; for a list read, the offset of its elements in
+    /// `Prepared::elems`.
+    pub val: u32,
+    /// For a list read, the number of elements (0 for nil).
+    pub len: u32,
+    /// What it does.
+    pub kind: MopKind,
+    /// Its position within the transaction.
+    pub pos: u8,
+}
+
+/// A history's transactions, ready for analysis.
+pub(crate) struct Prepared<'a> {
+    pub history: &'a History,
+    pub txns: Vec<Txn>,
+    pub mops: Vec<Mop>,
+    /// Elements of list reads, as codes.
+    pub elems: Vec<u32>,
+    /// Interned keys, by id.
+    pub keys: Vec<&'a Value>,
+    /// Whether reads return lists (list-append) rather than single values.
+    pub lists: bool,
+    /// Interned values, by code minus `INTERNED`.
+    values: Vec<&'a Value>,
+}
+
+/// Interns values to codes.
+#[derive(Default)]
+struct Codes<'a> {
+    ids: FxHashMap<&'a Value, u32>,
+    values: Vec<&'a Value>,
+}
+
+impl<'a> Codes<'a> {
+    #[inline]
+    fn code(&mut self, v: &'a Value) -> u32 {
+        match v {
+            Value::Int(i) if (0..i64::from(INTERNED)).contains(i) => *i as u32,
+            Value::Nil => NIL,
+            _ => match self.ids.get(v) {
+                Some(&c) => c,
+                None => {
+                    let c = INTERNED + self.values.len() as u32;
+                    self.ids.insert(v, c);
+                    self.values.push(v);
+                    c
+                }
+            },
+        }
+    }
+}
+
+impl<'a> Prepared<'a> {
+    /// Reads every client operation of `history` as a transaction.
+    ///
+    /// `workload` names the checker in error messages; `allowed` says which
+    /// micro-op kinds the workload has (appends and reads, or writes and
+    /// reads). With appends allowed, reads must return lists.
+    pub fn new(
+        history: &'a History,
+        workload: &str,
+        allowed: &[MopKind],
+    ) -> Result<Prepared<'a>, CheckError> {
+        let lists = allowed.contains(&MopKind::Append);
+        let pairs = history.pairs()?;
+        let ops = history.ops();
+        let mut txns = Vec::with_capacity(pairs.len());
+        let mut mops: Vec<Mop> = Vec::with_capacity(pairs.len() * 3);
+        let mut elems: Vec<u32> = Vec::with_capacity(pairs.len() * 8);
+        let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut keys: Vec<&'a Value> = Vec::new();
+        let mut codes = Codes::default();
+        let mut buf: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
+        let too_big = || {
+            CheckError::BadOption(format!(
+                "history too large for the {workload} checker (more than 4 billion operations)"
+            ))
+        };
+        for pair in &pairs {
+            let inv = &ops[pair.invoke];
+            let Process::Client(process) = inv.process else { continue };
+            if inv.f != "txn" {
+                return Err(CheckError::BadOp {
+                    location: history.locate(pair.invoke).field("f"),
+                    message: format!(
+                        "the {workload} checker reads transactions (f = txn); this op has f = {:?}",
+                        inv.f
+                    ),
+                });
+            }
+            let status = match history.outcome(pair) {
+                OpType::Ok => Status::Ok,
+                OpType::Fail => Status::Fail,
+                _ => Status::Info,
+            };
+            let complete = match pair.complete {
+                Some(c) if c != pair.invoke => u32::try_from(c).map_err(|_| too_big())?,
+                _ => NONE,
+            };
+            let invoke = u32::try_from(pair.invoke).map_err(|_| too_big())?;
+            let txn_id = u32::try_from(txns.len()).map_err(|_| too_big())?;
+            let value_pos = if status == Status::Ok { complete as usize } else { pair.invoke };
+            let bad = |message: String| CheckError::BadOp {
+                location: history.locate(value_pos).field("value"),
+                message,
+            };
+            buf.clear();
+            parse_txn_into(&ops[value_pos].value, &mut buf).map_err(bad)?;
+            if buf.len() > usize::from(u8::MAX) {
+                return Err(bad(format!(
+                    "transaction has {} micro-ops; at most 255 are supported",
+                    buf.len()
+                )));
+            }
+            let first = u32::try_from(mops.len()).map_err(|_| too_big())?;
+            for (i, m) in buf.iter().enumerate() {
+                let kind = match m {
+                    MicroOpRef::Append { .. } => MopKind::Append,
+                    MicroOpRef::Read { .. } => MopKind::Read,
+                    MicroOpRef::Write { .. } => MopKind::Write,
+                };
+                if !allowed.contains(&kind) {
+                    return Err(bad(format!(
+                        "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
+                        if lists { "only :append and :r" } else { "only :w and :r" }
+                    )));
+                }
+                // Keys are interned through their value code, so a lookup
+                // hashes an integer and never touches the history again.
+                let kc = codes.code(m.key());
+                let key = match key_ids.get(&kc) {
+                    Some(&k) => k,
+                    None => {
+                        let k = u32::try_from(keys.len()).map_err(|_| too_big())?;
+                        key_ids.insert(kc, k);
+                        keys.push(m.key());
+                        k
+                    }
+                };
+                let (val, len) = match (kind, m.value()) {
+                    // Reads of transactions that did not commit are unknown.
+                    (MopKind::Read, _) if status != Status::Ok => (if lists { 0 } else { NIL }, 0),
+                    (MopKind::Read, v) if lists => {
+                        let items: &[Value] = match v {
+                            Value::List(items) => items,
+                            Value::Nil => &[],
+                            other => {
+                                return Err(bad(format!(
+                                    "micro-op {i} read key {} as {other}; a list-append read \
+                                     returns a list (or nil)",
+                                    m.key()
+                                )));
+                            }
+                        };
+                        let off = u32::try_from(elems.len()).map_err(|_| too_big())?;
+                        elems.extend(items.iter().map(|e| codes.code(e)));
+                        (off, items.len() as u32)
+                    }
+                    (_, v) => (codes.code(v), 0),
+                };
+                mops.push(Mop { txn: txn_id, key, aux: NONE, val, len, kind, pos: i as u8 });
+            }
+            txns.push(Txn { invoke, complete, process, first, len: buf.len() as u32, status });
+        }
+        Ok(Prepared { history, txns, mops, elems, keys, lists, values: codes.values })
+    }
+
+    /// The micro-ops of transaction `t`.
+    pub fn txn_mops(&self, t: u32) -> &[Mop] {
+        &self.mops[self.txns[t as usize].mops()]
+    }
+
+    /// The elements a list read returned, as codes.
+    #[inline]
+    pub fn read_elems(&self, m: &Mop) -> &[u32] {
+        &self.elems[m.val as usize..(m.val + m.len) as usize]
+    }
+
+    /// The `Op::index` that names transaction `t`.
+    pub fn op_index(&self, t: u32) -> u64 {
+        self.history.ops()[self.txns[t as usize].name_pos() as usize].index
+    }
+
+    /// The key with id `k`.
+    pub fn key(&self, k: u32) -> &'a Value {
+        self.keys[k as usize]
+    }
+
+    /// A value code as text, as EDN writes the value.
+    pub fn text(&self, code: u32) -> String {
+        if code == NIL {
+            "nil".into()
+        } else if code >= INTERNED {
+            self.values[(code - INTERNED) as usize].to_string()
+        } else {
+            code.to_string()
+        }
+    }
+}
