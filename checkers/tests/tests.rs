@@ -6,3 +6,6 @@ mod benchdata;
 mod golden;
 /// Generated histories, valid and corrupted, for every linearizability model.
 mod linear_props;
+
+/// The Elle-style transactional checkers (`list-append`, `rw-register`).
+mod elle;

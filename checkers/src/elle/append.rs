@@ -641,6 +641,10 @@ fn lost_updates(prep: &Prepared<'_>, findings: &mut Vec<Finding>) {
     for (k, ts) in groups {
         let mut names = Names::default();
         let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
+        let (who, all) = match list.as_slice() {
+            [a, b] => (format!("{a} and {b}"), "both"),
+            _ => (list.join(", "), "all"),
+        };
         let read = prep
             .txn_mops(ts[0])
             .iter()
@@ -649,10 +653,9 @@ fn lost_updates(prep: &Prepared<'_>, findings: &mut Vec<Finding>) {
         findings.push(Finding {
             kind: "lost-update",
             body: format!(
-                "{} all read key {k} = {read} and then appended to key {k}, and all committed. \
-                 Whichever committed last overwrote a state that did not include the others' \
-                 appends: an update was lost.\n",
-                list.join(", "),
+                "{who} {all} read key {k} = {read}, then appended to key {k}, and committed. \
+                 Whichever committed last wrote over a state without the others' appends: an \
+                 update was lost.\n",
                 k = prep.key(k)
             ),
             names,

@@ -522,8 +522,15 @@ pub(crate) fn search_scc(
     let mut result = SccResult { size: scc.len(), ..SccResult::default() };
     let mut implied: std::collections::BTreeSet<String> = Default::default();
     let mut searched: Vec<Kind> = Vec::new();
+    // Cycles are written from their earliest transaction, which reads most
+    // naturally (and is the same whichever anchor the search started from).
     let to_global = |steps: Vec<(u32, u8)>| -> Vec<(u32, u8)> {
-        steps.into_iter().map(|(n, r)| (local.g[NodeIndex::new(n as usize)], r)).collect()
+        let mut g: Vec<(u32, u8)> =
+            steps.into_iter().map(|(n, r)| (local.g[NodeIndex::new(n as usize)], r)).collect();
+        if let Some(first) = g.iter().enumerate().min_by_key(|(_, s)| s.0).map(|(i, _)| i) {
+            g.rotate_left(first);
+        }
+        g
     };
     for &kind in kinds {
         if implied.contains(kind.name()) {
@@ -586,6 +593,8 @@ mod tests {
         assert_eq!(search(&g)[0].0, "G1c");
         let g = graph(2, &[(0, 1, rel::RW), (1, 0, rel::WR)]);
         assert_eq!(search(&g), vec![("G-single".to_owned(), vec![(0, rel::RW), (1, rel::WR)])]);
+        let g = graph(3, &[(0, 1, rel::WR), (1, 2, rel::WR), (2, 0, rel::RW)]);
+        assert_eq!(search(&g)[0].1[0].0, 0, "cycles start at their earliest transaction");
         let g = graph(2, &[(0, 1, rel::RW), (1, 0, rel::RW)]);
         assert_eq!(search(&g)[0].0, "G2-item");
         let g = graph(4, &[(0, 1, rel::RW), (1, 2, rel::WR), (2, 3, rel::RW), (3, 0, rel::WR)]);
@@ -604,7 +613,7 @@ mod tests {
         let found = search(&g);
         assert_eq!(found[0].0, "G0");
         assert_eq!(found[0].1.len(), 4);
-        assert_eq!(found[1], ("G-single".to_owned(), vec![(1, rel::RW), (0, rel::WW)]));
+        assert_eq!(found[1], ("G-single".to_owned(), vec![(0, rel::WW), (1, rel::RW)]));
     }
 
     #[test]

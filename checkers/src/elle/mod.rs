@@ -284,43 +284,48 @@ fn severity(kind: &str) -> usize {
     SEVERITY.iter().position(|k| *k == kind).unwrap_or(SEVERITY.len())
 }
 
-/// A sentence on what a cycle of this kind means.
-fn kind_meaning(kind: Kind) -> String {
+/// What a cycle of this kind means, as a sentence that starts with its name.
+pub(crate) fn kind_meaning(kind: Kind) -> String {
     use cycles::Class::*;
-    let base = match kind.class {
-        G0 => {
-            "a cycle of write-write dependencies alone (G0, dirty write): the transactions \
-               overwrote each other in an order no serial execution has"
-        }
-        G1c => {
-            "a cycle of write-write and write-read dependencies (G1c, circular information \
-                flow): each transaction saw or overwrote the effects of the next"
-        }
-        GSingle => {
-            "a cycle with exactly one read-write anti-dependency (G-single, read skew): a \
-                    transaction missed a write that, by the other dependencies, happened before it"
-        }
-        GNonadjacent => {
-            "a cycle with several read-write anti-dependencies, no two in a row \
-                         (G-nonadjacent): snapshot isolation forbids it"
-        }
-        G2Item => {
-            "a cycle with read-write anti-dependencies two in a row (G2-item, as in write \
-                   skew): serializability forbids it, snapshot isolation allows it"
-        }
+    let (nickname, what) = match kind.class {
+        G0 => (
+            " (dirty write)",
+            "the cycle has only write-write dependencies: the transactions overwrote each \
+             other in an order no serial execution has",
+        ),
+        G1c => (
+            " (circular information flow)",
+            "the cycle has write-write and write-read dependencies only: each transaction saw \
+             or overwrote the effects of the next",
+        ),
+        GSingle => (
+            " (read skew)",
+            "the cycle has exactly one read-write anti-dependency: a transaction missed a write \
+             that, by the other dependencies, happened before it",
+        ),
+        GNonadjacent => (
+            "",
+            "the cycle has several read-write anti-dependencies, no two in a row; snapshot \
+             isolation forbids it",
+        ),
+        G2Item => (
+            " (anti-dependency cycle, as in write skew)",
+            "the cycle has read-write anti-dependencies two in a row; serializability forbids \
+             it, snapshot isolation allows it",
+        ),
     };
     let variant = match kind.variant {
         Variant::Plain => "",
         Variant::Process => {
-            "; it needs process order, so it breaks a session guarantee: a \
-                             process must see the effects of its own earlier transactions"
+            "; it needs process order, so it breaks a session guarantee: a process must see \
+             the effects of its own earlier transactions"
         }
         Variant::Realtime => {
-            "; it needs real-time order: a transaction that began after another \
-                              completed must see its effects"
+            "; it needs real-time order: a transaction that began after another completed \
+             must see its effects"
         }
     };
-    format!("{base}{variant}")
+    format!("{}{nickname}: {what}{variant}.", kind.name())
 }
 
 /// Explains a cycle: legend, one line per edge, and the conclusion.
@@ -367,7 +372,8 @@ fn cycle_anomaly(
     let mut order: Vec<String> = cycle.steps.iter().map(|&(t, _)| names.of(t)).collect();
     order.push(names.of(cycle.steps[0].0));
     let explanation = format!(
-        "{}{lines}So {}: {}, and no order of the transactions agrees with it all.\n",
+        "{}{lines}So {}: a cycle, and no serial order of these transactions explains what they \
+         did.\n{}\n",
         explain::legend(prep, &names),
         order.join(" < "),
         kind_meaning(cycle.kind)
@@ -538,10 +544,20 @@ impl Checker for Elle {
                 reported.iter().map(|(k, v)| format!("{k} ({})", v.len())).collect();
             summary.push_str(&format!("found {}", parts.join(", ")));
         }
+        if !allowed_kinds.is_empty() {
+            let parts: Vec<String> =
+                allowed_kinds.iter().map(|k| format!("{k} ({})", counts[k])).collect();
+            summary
+                .push_str(&format!("; also found, allowed by these models: {}", parts.join(", ")));
+        }
         if !boundary.not.is_empty() {
             summary.push_str(&format!("; not {}", boundary.not.join(", ")));
         }
-        summary.push_str(&format!("; may still be {}", boundary.possible.join(", ")));
+        if boundary.possible.is_empty() {
+            summary.push_str("; no transactional model holds");
+        } else {
+            summary.push_str(&format!("; may still be {}", boundary.possible.join(", ")));
+        }
 
         let mut anomalies: Vec<Anomaly> = Vec::new();
         for (_, list) in &reported {

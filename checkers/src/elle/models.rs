@@ -179,7 +179,6 @@ const ANOMALY_IMPLIES: &[(&str, &[&str])] = &[
     ("G2-item-realtime", &["G2-realtime"]),
     ("G2", &["G2-process"]),
     ("G2-process", &["G2-realtime"]),
-    ("G-SIa", &["G-SI"]),
     ("G-SIb", &["G-SI"]),
     ("incompatible-order", &["G1a"]),
     ("dirty-update", &["G1a"]),

@@ -237,13 +237,16 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         let value = prep.text(value);
         let mut names = Names::default();
         let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
+        let (who, all) = match list.as_slice() {
+            [a, b] => (format!("{a} and {b}"), "both"),
+            _ => (list.join(", "), "all"),
+        };
         findings.push(Finding {
             kind: "lost-update",
             body: format!(
-                "{} all read key {k} = {value} and then wrote key {k}, and all committed. \
-                 Whichever committed last overwrote a value that did not include the others' \
-                 writes: an update was lost.\n",
-                list.join(", "),
+                "{who} {all} read key {k} = {value}, then wrote key {k}, and committed. \
+                 Whichever committed last overwrote a value the others' writes never saw: an \
+                 update was lost.\n",
                 k = prep.key(k)
             ),
             names,
@@ -603,7 +606,12 @@ impl Explainer for RegisterOrders {
                             let why = self.why(prep, names, e);
                             let k = prep.key(y.key);
                             let (v1, v2) = (self.value(prep, from), self.value(prep, y.write));
-                            return if r == rel::WW {
+                            return if r == rel::RW && e.why == Why::Initial {
+                                format!(
+                                    "{na} read key {k} = nil, the initial state, and {nb} wrote \
+                                     {v2} over it, so {na} < {nb}."
+                                )
+                            } else if r == rel::WW {
                                 format!(
                                     "{nb} wrote key {k} = {v2} after {na} wrote {v1} ({v1} < {v2} \
                                      because {why}), so {na} < {nb}."

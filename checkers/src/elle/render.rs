@@ -16,10 +16,7 @@ use crate::verdict::{HtmlPage, Verdict};
 /// What an anomaly type means, for the top of its page.
 pub(crate) fn describe(kind: &str) -> String {
     if let Some(k) = Kind::all().into_iter().find(|k| k.name() == kind) {
-        let mut m = kind_meaning(k);
-        m.insert_str(0, "Each of these is ");
-        m.push('.');
-        return m;
+        return kind_meaning(k);
     }
     match kind {
         "G1a" => {
