@@ -86,7 +86,8 @@ pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
     }
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, CheckError> {
+/// Reads a true/false `--opt` value.
+pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, CheckError> {
     match v {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),

@@ -51,8 +51,8 @@ use crate::history::History;
 use crate::registry::CheckSpec;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
-/// The time each component's cycle search may take when the spec sets no
-/// budget: Elle's default.
+/// The time each component's cycle search may take unless `--opt
+/// cycle-search-timeout` says otherwise: Elle's default.
 pub const DEFAULT_CYCLE_SEARCH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// At most this many anomalies of one kind are written out in full; the
@@ -87,6 +87,12 @@ pub struct ElleOptions {
     pub anomalies: Vec<String>,
     /// Time allowed for the cycle search in each strongly connected component.
     pub cycle_search_timeout: Duration,
+    /// Time allowed for the whole check (`--time-limit`): no component's
+    /// search goes past it, whatever its own limit.
+    pub time_limit: Option<Duration>,
+    /// Memory allowed for the dependency graph, in bytes (`--memory-limit`):
+    /// a graph that would need more is not searched.
+    pub memory_limit: Option<usize>,
     /// rw-register: assume each process sees each key's versions in order.
     pub sequential_keys: bool,
     /// rw-register: assume each key is linearizable (real time orders versions).
@@ -101,6 +107,8 @@ impl Default for ElleOptions {
             consistency_models: vec!["strict-serializable".into()],
             anomalies: Vec::new(),
             cycle_search_timeout: DEFAULT_CYCLE_SEARCH_TIMEOUT,
+            time_limit: None,
+            memory_limit: None,
             sequential_keys: false,
             linearizable_keys: false,
             wfr_keys: false,
@@ -114,10 +122,11 @@ const REGISTER_OPTIONS: &[&str] =
 
 impl ElleOptions {
     /// Reads options from a command-line spec: `--consistency-models`
-    /// (comma-separated or repeated; default strict-serializable), the time
-    /// budget (per component), and `--opt` keys `anomalies`,
-    /// `cycle-search-timeout` (milliseconds, when no budget is set) and, for
-    /// rw-register, `sequential-keys`, `linearizable-keys`, `wfr-keys`
+    /// (comma-separated or repeated; default strict-serializable), the
+    /// budget (`--time-limit` for the whole check, `--memory-limit` for the
+    /// graph), and `--opt` keys `anomalies`, `cycle-search-timeout`
+    /// (milliseconds per strongly connected component; default 1000) and,
+    /// for rw-register, `sequential-keys`, `linearizable-keys`, `wfr-keys`
     /// (true/false).
     pub fn from_spec(spec: &CheckSpec, workload: Workload) -> Result<ElleOptions, CheckError> {
         let bad = |m: String| CheckError::BadOption(m);
@@ -157,11 +166,7 @@ impl ElleOptions {
         }
         let allowed =
             if workload == Workload::ListAppend { APPEND_OPTIONS } else { REGISTER_OPTIONS };
-        let flag = |k: &str, v: &str| match v {
-            "true" | "yes" | "1" | "on" => Ok(true),
-            "false" | "no" | "0" | "off" => Ok(false),
-            _ => Err(bad(format!("--opt {k}={v}: expected true or false"))),
-        };
+        let flag = crate::registry::parse_bool;
         for (k, v) in &spec.options {
             match k.as_str() {
                 _ if !allowed.contains(&k.as_str()) => {
@@ -191,9 +196,8 @@ impl ElleOptions {
                 _ => {}
             }
         }
-        if let Some(t) = spec.budget.time {
-            opts.cycle_search_timeout = t;
-        }
+        opts.time_limit = spec.budget.time;
+        opts.memory_limit = spec.budget.memory;
         Ok(opts)
     }
 
@@ -450,6 +454,23 @@ impl Checker for Elle {
             .map(|&(r, c)| (rel::name(r), c))
             .collect();
         let edge_total = edges.len();
+        let mut reasons = unknown;
+        // What the graph and its search would hold: the edge columns twice
+        // over (list, then out- and in-layout) and the transaction tables.
+        let graph_bytes = edge_total * 18
+            + prep.txns.len() * (std::mem::size_of::<prep::Txn>() + 16)
+            + prep.mops.len() * std::mem::size_of::<prep::Mop>()
+            + prep.elems.len() * 4;
+        let over_memory = self.opts.memory_limit.filter(|&m| graph_bytes > m);
+        if let Some(m) = over_memory {
+            reasons.push(format!(
+                "the dependency graph would take about {} MiB, over the memory limit of {} MiB, \
+                 so no cycle was searched for",
+                graph_bytes >> 20,
+                m >> 20
+            ));
+            edges = EdgeList::default();
+        }
         let graph = Graph::build(prep.txns.len(), edges);
         let sccs = graph.nontrivial_sccs();
         lap("graph", &mut timings);
@@ -458,10 +479,15 @@ impl Checker for Elle {
             .into_iter()
             .filter(|k| k.variant == Variant::Plain || k.variant == variant)
             .collect();
-        let budget = self.opts.cycle_search_timeout;
+        let per_component = self.opts.cycle_search_timeout;
+        let overall = self.opts.time_limit.map(|t| started + t);
         let results: Vec<cycles::SccResult> = sccs
             .par_iter()
-            .map(|scc| cycles::search_scc(&graph, scc, &kinds, Instant::now() + budget))
+            .map(|scc| {
+                let own = Instant::now() + per_component;
+                let deadline = overall.map_or(own, |o| o.min(own));
+                cycles::search_scc(&graph, scc, &kinds, deadline)
+            })
             .collect();
         drop(graph);
         lap("cycle-search", &mut timings);
@@ -504,12 +530,18 @@ impl Checker for Elle {
         let allowed_kinds: Vec<&str> =
             found.keys().filter(|k| !is_prohibited(k)).map(String::as_str).collect();
 
-        let mut reasons = unknown;
         if !timeouts.is_empty() {
+            let limit = match self.opts.time_limit {
+                Some(t) => format!(
+                    "{} ms per component, {:.1} s in all",
+                    per_component.as_millis(),
+                    t.as_secs_f64()
+                ),
+                None => format!("{} ms per component", per_component.as_millis()),
+            };
             reasons.push(format!(
-                "the cycle search ran out of its {} ms budget in {} of {} strongly connected \
-                 components (largest searched: {} transactions); anomalies there may be missing",
-                budget.as_millis(),
+                "the cycle search ran out of time ({limit}) in {} of {} strongly connected \
+                 components (the largest of them: {} transactions); anomalies there may be missing",
                 timeouts.len(),
                 sccs.len(),
                 results.iter().filter(|r| r.timeout.is_some()).map(|r| r.size).max().unwrap_or(0)

@@ -87,6 +87,9 @@ pub(crate) fn pages(checker: &str, verdict: &Verdict) -> Vec<HtmlPage> {
                 let _ = write!(body, "; the first {} are shown", list.len());
             }
             body.push_str(".</p>\n");
+            if list.iter().any(|a| a.data.get("cycle").is_some()) {
+                body.push_str(LEGEND);
+            }
             for (i, a) in list.iter().enumerate() {
                 let _ = write!(
                     body,
@@ -144,6 +147,15 @@ fn colour(rel: &str) -> &'static str {
         _ => "#555555",
     }
 }
+
+/// The key to the arrows, once per page.
+const LEGEND: &str = "<p class=\"muted\">Arrows: \
+    <span style=\"color:#1565c0\">ww</span> write-write (overwrote), \
+    <span style=\"color:#2e7d32\">wr</span> write-read (saw), \
+    <span style=\"color:#c62828\">rw</span> read-write, dashed (missed), \
+    <span style=\"color:#6a1b9a\">rt</span> real time (completed before the other began), \
+    <span style=\"color:#ef6c00\">process</span> same process, in order. \
+    Hover an arrow for its reason.</p>\n";
 
 const CHAR_W: f64 = 7.4;
 const LINE_H: f64 = 15.0;

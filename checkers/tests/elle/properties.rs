@@ -102,6 +102,30 @@ fn a_zero_time_budget_gives_unknown_with_the_reason_never_a_pass() {
     // allowed, so the unfinished search decides: unknown, with the reason.
     assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
     let reason = v.unknown_reason.clone().unwrap_or_default();
-    assert!(reason.contains("ran out of its 0 ms budget"), "{reason}");
+    assert!(reason.contains("ran out of time (0 ms per component)"), "{reason}");
     assert!(v.details["search_timeouts"].as_array().is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn limits_from_the_command_line_give_unknown_with_the_reason() {
+    use checkers::Budget;
+    use checkers::registry::{self, CheckSpec};
+    use std::time::Duration;
+    let o = GenOptions { txns: 2000, stale_read_rate: 0.01, seed: 3, ..GenOptions::default() };
+    let h = generate(&o);
+    let run = |budget: Budget| {
+        let spec = CheckSpec {
+            checker: "list-append".into(),
+            consistency_models: vec!["read-uncommitted".into()],
+            budget,
+            ..CheckSpec::default()
+        };
+        registry::build(&spec).expect("build").check(&h).expect("check")
+    };
+    let v = run(Budget { memory: Some(1 << 10), time: None });
+    assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
+    assert!(v.unknown_reason.unwrap_or_default().contains("over the memory limit of 0 MiB"));
+    let v = run(Budget { memory: None, time: Some(Duration::from_nanos(1)) });
+    assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
+    assert!(v.unknown_reason.unwrap_or_default().contains("in all"));
 }
