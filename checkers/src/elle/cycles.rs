@@ -246,7 +246,7 @@ struct Local {
 }
 
 impl Local {
-    fn new(graph: &Graph, scc: &[u32]) -> Local {
+    fn new(graph: &Graph, scc: &[u32], realtime: &[(u32, u32)]) -> Local {
         let index: FxHashMap<u32, u32> =
             scc.iter().enumerate().map(|(i, &t)| (t, i as u32)).collect();
         let mut edges: Vec<(u32, u32, u8)> = Vec::new();
@@ -255,6 +255,11 @@ impl Local {
                 if let Some(&j) = index.get(&d) {
                     edges.push((i as u32, j, r));
                 }
+            }
+        }
+        for &(a, b) in realtime {
+            if let (Some(&i), Some(&j)) = (index.get(&a), index.get(&b)) {
+                edges.push((i, j, rel::RT));
             }
         }
         edges.sort_unstable();
@@ -510,13 +515,16 @@ fn any_cycle(local: &Local) -> Vec<(u32, u8)> {
 
 /// Searches one component for each kind in `kinds` (most severe first),
 /// skipping kinds that a cycle already found implies, until `deadline`.
+/// `realtime` holds the component's real-time edges (the graph itself
+/// carries real-time order only in compact form).
 pub(crate) fn search_scc(
     graph: &Graph,
     scc: &[u32],
+    realtime: &[(u32, u32)],
     kinds: &[Kind],
     deadline: Instant,
 ) -> SccResult {
-    let local = Local::new(graph, scc);
+    let local = Local::new(graph, scc, realtime);
     let mut clock = Clock { deadline, ticks: 0 };
     let mut bfs = Bfs::default();
     let mut result = SccResult { size: scc.len(), ..SccResult::default() };
@@ -577,10 +585,10 @@ mod tests {
     }
 
     fn search(g: &Graph) -> Vec<(String, Vec<(u32, u8)>)> {
-        let sccs = g.nontrivial_sccs();
+        let sccs = g.nontrivial_sccs(g.node_count() as u32);
         let far = Instant::now() + Duration::from_secs(60);
         sccs.iter()
-            .flat_map(|c| search_scc(g, c, &Kind::all(), far).cycles)
+            .flat_map(|c| search_scc(g, c, &[], &Kind::all(), far).cycles)
             .map(|c| (c.kind.name().to_owned(), c.steps))
             .collect()
     }
@@ -627,8 +635,8 @@ mod tests {
     #[test]
     fn an_exhausted_budget_still_shows_a_cycle() {
         let g = graph(3, &[(0, 1, rel::WR), (1, 2, rel::WR), (2, 0, rel::RW)]);
-        let sccs = g.nontrivial_sccs();
-        let r = search_scc(&g, &sccs[0], &Kind::all(), Instant::now());
+        let sccs = g.nontrivial_sccs(3);
+        let r = search_scc(&g, &sccs[0], &[], &Kind::all(), Instant::now());
         assert!(r.timeout.is_some());
         assert_eq!(r.cycles.len(), 1);
         assert_eq!(r.cycles[0].kind.name(), "G-single");

@@ -145,16 +145,20 @@ impl Graph {
         self.out_dst[r.clone()].iter().copied().zip(self.out_rel[r].iter().copied())
     }
 
-    /// The strongly connected components with more than one node (the only
-    /// places a cycle can be), each sorted, ordered by their first node.
-    pub fn nontrivial_sccs(&self) -> Vec<Vec<u32>> {
+    /// The strongly connected components with more than one node below
+    /// `real` (the only places a cycle can be), each holding only its nodes
+    /// below `real` (completion nodes are left out), sorted, ordered by
+    /// their first node.
+    pub fn nontrivial_sccs(&self, real: u32) -> Vec<Vec<u32>> {
         let mut sccs: Vec<Vec<u32>> = petgraph::algo::kosaraju_scc(self)
             .into_iter()
             .filter(|c| c.len() > 1)
             .map(|mut c| {
+                c.retain(|&n| n < real);
                 c.sort_unstable();
                 c
             })
+            .filter(|c| c.len() > 1)
             .collect();
         sccs.sort_unstable_by_key(|c| c[0]);
         sccs
@@ -203,18 +207,52 @@ impl IntoNodeIdentifiers for &Graph {
     }
 }
 
-/// Real-time edges, as the transitive reduction of "completed before invoked".
+/// Real-time order for finding components, in about three edges per
+/// transaction: a chain of *completion nodes* (ids from `first_node` up),
+/// one per run of completions with no invocation between them. A committed
+/// transaction points to the node of its completion, each node to the
+/// next, and each node to the transactions invoked after it (before the
+/// next one). So A reaches B through the chain exactly when A completed
+/// before B was invoked. Returns the number of nodes added.
 ///
-/// Walking the history in order, the *frontier* holds the committed
-/// transactions that no other completed transaction follows in real time.
-/// Each invocation gets an edge from every frontier member (they are exactly
-/// its immediate real-time predecessors); each completion removes from the
-/// frontier the members that were already complete when it was invoked, and
-/// joins it. The frontier never outgrows the number of concurrent clients,
-/// so this is linear in the history. Failed and indeterminate transactions
-/// never join: an aborted transaction took no effect, and an indeterminate
-/// one may take effect at any later time.
-pub(crate) fn realtime_edges(prep: &Prepared<'_>, edges: &mut EdgeList) {
+/// Failed and indeterminate transactions never point into the chain: an
+/// aborted transaction took no effect, and an indeterminate one may take
+/// effect at any later time.
+///
+/// The chain is for strongly connected components only. Any transaction on
+/// a real-time path between two members of a component is itself a member,
+/// so the real-time edges a cycle may use are those among the members, and
+/// `realtime_among` builds them, exactly, component by component.
+pub(crate) fn realtime_chain(prep: &Prepared<'_>, edges: &mut EdgeList, first_node: u32) -> u32 {
+    let at = event_index(prep);
+    let mut current = NONE;
+    let mut next = first_node;
+    let mut completion_run = false;
+    for (pos, &t) in at.iter().enumerate() {
+        if t == NONE {
+            continue;
+        }
+        let txn = &prep.txns[t as usize];
+        if pos as u32 == txn.invoke {
+            edges.add(current, t, rel::RT);
+            completion_run = false;
+        } else {
+            if !completion_run {
+                edges.add(current, next, rel::RT);
+                current = next;
+                next += 1;
+                completion_run = true;
+            }
+            edges.add(t, current, rel::RT);
+        }
+    }
+    next - first_node
+}
+
+/// For each history position, the transaction invoked or committed there
+/// (`NONE` elsewhere). Only committed completions are marked; failed
+/// transactions are left out entirely.
+fn event_index(prep: &Prepared<'_>) -> Vec<u32> {
     let mut at = vec![NONE; prep.history.len()];
     for (t, txn) in prep.txns.iter().enumerate() {
         if txn.status == Status::Fail {
@@ -225,22 +263,43 @@ pub(crate) fn realtime_edges(prep: &Prepared<'_>, edges: &mut EdgeList) {
             at[txn.complete as usize] = t as u32;
         }
     }
-    let mut frontier: Vec<u32> = Vec::new();
-    for (pos, &t) in at.iter().enumerate() {
-        if t == NONE {
+    at
+}
+
+/// The real-time edges among `members` (sorted transaction ids): the
+/// transitive reduction of "completed before invoked".
+///
+/// Walking their events in history order, the *frontier* holds the
+/// committed members that no other completed member follows. Each
+/// invocation gets an edge from every frontier member (exactly its
+/// immediate predecessors); each completion removes from the frontier the
+/// members already complete when it was invoked, and joins it. The frontier
+/// never outgrows the number of concurrent clients.
+pub(crate) fn realtime_among(prep: &Prepared<'_>, members: &[u32]) -> Vec<(u32, u32)> {
+    let mut events: Vec<(u32, u32)> = Vec::with_capacity(members.len() * 2);
+    for &t in members {
+        let txn = &prep.txns[t as usize];
+        if txn.status == Status::Fail {
             continue;
         }
+        events.push((txn.invoke, t));
+        if txn.status == Status::Ok && txn.complete != NONE {
+            events.push((txn.complete, t));
+        }
+    }
+    events.sort_unstable();
+    let mut frontier: Vec<u32> = Vec::new();
+    let mut out = Vec::new();
+    for (pos, t) in events {
         let txn = &prep.txns[t as usize];
-        if pos as u32 == txn.invoke {
-            for &f in &frontier {
-                edges.add(f, t, rel::RT);
-            }
+        if pos == txn.invoke {
+            out.extend(frontier.iter().map(|&f| (f, t)));
         } else {
-            let invoked = txn.invoke;
-            frontier.retain(|&f| prep.txns[f as usize].complete > invoked);
+            frontier.retain(|&f| prep.txns[f as usize].complete > txn.invoke);
             frontier.push(t);
         }
     }
+    out
 }
 
 /// Process edges: each transaction follows the previous committed one of
@@ -274,8 +333,69 @@ mod tests {
         e.add(3, 3, rel::WW); // dropped: self-edge
         e.add(3, 0, rel::RT);
         let g = Graph::build(4, e);
-        assert_eq!(g.nontrivial_sccs(), vec![vec![1, 2]]);
+        assert_eq!(g.nontrivial_sccs(4), vec![vec![1, 2]]);
         assert_eq!(g.out(2).collect::<Vec<_>>(), vec![(1, rel::RW)]);
+    }
+
+    /// Reachability from `a` through `edges` (a small adjacency list).
+    fn reach(n: usize, edges: &[(u32, u32)], a: u32) -> Vec<bool> {
+        let mut seen = vec![false; n];
+        let mut stack = vec![a];
+        while let Some(x) = stack.pop() {
+            for &(s, d) in edges {
+                if s == x && !seen[d as usize] {
+                    seen[d as usize] = true;
+                    stack.push(d);
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn the_completion_chain_and_the_reduction_both_encode_real_time_order() {
+        use crate::elle::generate::{GenOptions, generate};
+        use crate::elle::prep::MopKind;
+        for seed in 0..5 {
+            let o = GenOptions {
+                txns: 60,
+                processes: 5,
+                fail_rate: 0.1,
+                info_rate: 0.1,
+                seed,
+                ..GenOptions::default()
+            };
+            let h = generate(&o);
+            let prep = Prepared::new(&h, "test", &[MopKind::Append, MopKind::Read]).expect("prep");
+            let n = prep.txns.len();
+            let before = |a: usize, b: usize| {
+                let (ta, tb) = (&prep.txns[a], &prep.txns[b]);
+                ta.status == Status::Ok
+                    && tb.status != Status::Fail
+                    && ta.complete != NONE
+                    && ta.complete < tb.invoke
+            };
+            let mut chain = EdgeList::default();
+            let extra = realtime_chain(&prep, &mut chain, n as u32) as usize;
+            let chain: Vec<(u32, u32)> =
+                chain.src.iter().copied().zip(chain.dst.iter().copied()).collect();
+            let members: Vec<u32> = (0..n as u32).collect();
+            let reduced = realtime_among(&prep, &members);
+            for a in 0..n {
+                let via_chain = reach(n + extra, &chain, a as u32);
+                let via_reduced = reach(n, &reduced, a as u32);
+                for b in 0..n {
+                    assert_eq!(via_chain[b], before(a, b), "seed {seed}: chain {a} -> {b}");
+                    assert_eq!(via_reduced[b], before(a, b), "seed {seed}: reduction {a} -> {b}");
+                }
+            }
+            // A reduction: no edge is implied by a longer path.
+            for &(a, b) in &reduced {
+                let others: Vec<(u32, u32)> =
+                    reduced.iter().copied().filter(|&e| e != (a, b)).collect();
+                assert!(!reach(n, &others, a)[b as usize], "seed {seed}: {a} -> {b} is redundant");
+            }
+        }
     }
 
     #[test]
@@ -287,7 +407,7 @@ mod tests {
         }
         e.add(n - 1, 0, rel::RW);
         let g = Graph::build(n as usize, e);
-        let sccs = g.nontrivial_sccs();
+        let sccs = g.nontrivial_sccs(n);
         assert_eq!(sccs.len(), 1);
         assert_eq!(sccs[0].len(), n as usize);
     }

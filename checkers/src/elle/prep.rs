@@ -11,7 +11,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::error::CheckError;
-use crate::history::{History, OpType, Process};
+use crate::history::{History, OpType, Pair, Process};
 use crate::txn::{MicroOpRef, parse_txn_into};
 use crate::value::Value;
 
@@ -146,117 +146,204 @@ impl<'a> Codes<'a> {
     }
 }
 
+/// One slice of the history, read on its own thread: ids (transactions,
+/// micro-ops, keys, interned values) are local to the chunk until merged.
+struct Chunk<'a> {
+    txns: Vec<Txn>,
+    mops: Vec<Mop>,
+    elems: Vec<u32>,
+    /// Keys by local id, with their local codes.
+    keys: Vec<(&'a Value, u32)>,
+    codes: Codes<'a>,
+}
+
+/// The error for a history with more than `u32::MAX` of something.
+fn too_big(workload: &str) -> CheckError {
+    CheckError::BadOption(format!(
+        "history too large for the {workload} checker (more than 4 billion operations)"
+    ))
+}
+
+/// Reads the transactions of `pairs` (see `Prepared::new`).
+fn read_chunk<'a>(
+    history: &'a History,
+    pairs: &[Pair],
+    workload: &str,
+    allowed: &[MopKind],
+) -> Result<Chunk<'a>, CheckError> {
+    let lists = allowed.contains(&MopKind::Append);
+    let ops = history.ops();
+    let mut c = Chunk {
+        txns: Vec::with_capacity(pairs.len()),
+        mops: Vec::with_capacity(pairs.len() * 3),
+        elems: Vec::with_capacity(if lists { pairs.len() * 8 } else { 0 }),
+        keys: Vec::new(),
+        codes: Codes::default(),
+    };
+    let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut buf: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
+    let too_big = || too_big(workload);
+    for pair in pairs {
+        let inv = &ops[pair.invoke];
+        let Process::Client(process) = inv.process else { continue };
+        if inv.f != "txn" {
+            return Err(CheckError::BadOp {
+                location: history.locate(pair.invoke).field("f"),
+                message: format!(
+                    "the {workload} checker reads transactions (f = txn); this op has f = {:?}",
+                    inv.f
+                ),
+            });
+        }
+        let status = match history.outcome(pair) {
+            OpType::Ok => Status::Ok,
+            OpType::Fail => Status::Fail,
+            _ => Status::Info,
+        };
+        let complete = match pair.complete {
+            Some(c) if c != pair.invoke => u32::try_from(c).map_err(|_| too_big())?,
+            _ => NONE,
+        };
+        let invoke = u32::try_from(pair.invoke).map_err(|_| too_big())?;
+        let txn_id = c.txns.len() as u32;
+        let value_pos = if status == Status::Ok { complete as usize } else { pair.invoke };
+        let bad = |message: String| CheckError::BadOp {
+            location: history.locate(value_pos).field("value"),
+            message,
+        };
+        buf.clear();
+        parse_txn_into(&ops[value_pos].value, &mut buf).map_err(bad)?;
+        if buf.len() > usize::from(u8::MAX) {
+            return Err(bad(format!(
+                "transaction has {} micro-ops; at most 255 are supported",
+                buf.len()
+            )));
+        }
+        let first = u32::try_from(c.mops.len()).map_err(|_| too_big())?;
+        for (i, m) in buf.iter().enumerate() {
+            let kind = match m {
+                MicroOpRef::Append { .. } => MopKind::Append,
+                MicroOpRef::Read { .. } => MopKind::Read,
+                MicroOpRef::Write { .. } => MopKind::Write,
+            };
+            if !allowed.contains(&kind) {
+                return Err(bad(format!(
+                    "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
+                    if lists { "only :append and :r" } else { "only :w and :r" }
+                )));
+            }
+            // Keys are interned through their value code, so a lookup
+            // hashes an integer and never touches the history again.
+            let kc = c.codes.code(m.key());
+            let key = match key_ids.get(&kc) {
+                Some(&k) => k,
+                None => {
+                    let k = u32::try_from(c.keys.len()).map_err(|_| too_big())?;
+                    key_ids.insert(kc, k);
+                    c.keys.push((m.key(), kc));
+                    k
+                }
+            };
+            let (val, len) = match (kind, m.value()) {
+                // Reads of transactions that did not commit are unknown.
+                (MopKind::Read, _) if status != Status::Ok => (if lists { 0 } else { NIL }, 0),
+                (MopKind::Read, v) if lists => {
+                    let items: &[Value] = match v {
+                        Value::List(items) => items,
+                        Value::Nil => &[],
+                        other => {
+                            return Err(bad(format!(
+                                "micro-op {i} read key {} as {other}; a list-append read \
+                                 returns a list (or nil)",
+                                m.key()
+                            )));
+                        }
+                    };
+                    let off = u32::try_from(c.elems.len()).map_err(|_| too_big())?;
+                    let codes = &mut c.codes;
+                    c.elems.extend(items.iter().map(|e| codes.code(e)));
+                    (off, items.len() as u32)
+                }
+                (_, v) => (c.codes.code(v), 0),
+            };
+            c.mops.push(Mop { txn: txn_id, key, aux: NONE, val, len, kind, pos: i as u8 });
+        }
+        c.txns.push(Txn { invoke, complete, process, first, len: buf.len() as u32, status });
+    }
+    Ok(c)
+}
+
 impl<'a> Prepared<'a> {
     /// Reads every client operation of `history` as a transaction.
     ///
     /// `workload` names the checker in error messages; `allowed` says which
     /// micro-op kinds the workload has (appends and reads, or writes and
     /// reads). With appends allowed, reads must return lists.
+    ///
+    /// The history is read in chunks on all cores (this pass is bound by
+    /// memory latency, walking the history's values), then the chunks are
+    /// merged, turning chunk-local ids into global ones.
     pub fn new(
         history: &'a History,
         workload: &str,
         allowed: &[MopKind],
     ) -> Result<Prepared<'a>, CheckError> {
+        use rayon::prelude::*;
         let lists = allowed.contains(&MopKind::Append);
         let pairs = history.pairs()?;
-        let ops = history.ops();
-        let mut txns = Vec::with_capacity(pairs.len());
-        let mut mops: Vec<Mop> = Vec::with_capacity(pairs.len() * 3);
-        let mut elems: Vec<u32> = Vec::with_capacity(pairs.len() * 8);
+        let chunk = (pairs.len() / (rayon::current_num_threads() * 4)).max(4096);
+        let chunks: Vec<Result<Chunk<'a>, CheckError>> =
+            pairs.par_chunks(chunk).map(|p| read_chunk(history, p, workload, allowed)).collect();
+        drop(pairs);
+        let mut txns: Vec<Txn> = Vec::new();
+        let mut mops: Vec<Mop> = Vec::new();
+        let mut elems: Vec<u32> = Vec::new();
         let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
         let mut keys: Vec<&'a Value> = Vec::new();
         let mut codes = Codes::default();
-        let mut buf: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
-        let too_big = || {
-            CheckError::BadOption(format!(
-                "history too large for the {workload} checker (more than 4 billion operations)"
-            ))
-        };
-        for pair in &pairs {
-            let inv = &ops[pair.invoke];
-            let Process::Client(process) = inv.process else { continue };
-            if inv.f != "txn" {
-                return Err(CheckError::BadOp {
-                    location: history.locate(pair.invoke).field("f"),
-                    message: format!(
-                        "the {workload} checker reads transactions (f = txn); this op has f = {:?}",
-                        inv.f
-                    ),
-                });
-            }
-            let status = match history.outcome(pair) {
-                OpType::Ok => Status::Ok,
-                OpType::Fail => Status::Fail,
-                _ => Status::Info,
-            };
-            let complete = match pair.complete {
-                Some(c) if c != pair.invoke => u32::try_from(c).map_err(|_| too_big())?,
-                _ => NONE,
-            };
-            let invoke = u32::try_from(pair.invoke).map_err(|_| too_big())?;
-            let txn_id = u32::try_from(txns.len()).map_err(|_| too_big())?;
-            let value_pos = if status == Status::Ok { complete as usize } else { pair.invoke };
-            let bad = |message: String| CheckError::BadOp {
-                location: history.locate(value_pos).field("value"),
-                message,
-            };
-            buf.clear();
-            parse_txn_into(&ops[value_pos].value, &mut buf).map_err(bad)?;
-            if buf.len() > usize::from(u8::MAX) {
-                return Err(bad(format!(
-                    "transaction has {} micro-ops; at most 255 are supported",
-                    buf.len()
-                )));
-            }
-            let first = u32::try_from(mops.len()).map_err(|_| too_big())?;
-            for (i, m) in buf.iter().enumerate() {
-                let kind = match m {
-                    MicroOpRef::Append { .. } => MopKind::Append,
-                    MicroOpRef::Read { .. } => MopKind::Read,
-                    MicroOpRef::Write { .. } => MopKind::Write,
-                };
-                if !allowed.contains(&kind) {
-                    return Err(bad(format!(
-                        "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
-                        if lists { "only :append and :r" } else { "only :w and :r" }
-                    )));
+        // Chunks are in history order, so the first error is the earliest.
+        let chunks: Vec<Chunk<'a>> = chunks.into_iter().collect::<Result<_, _>>()?;
+        txns.reserve(chunks.iter().map(|c| c.txns.len()).sum());
+        mops.reserve(chunks.iter().map(|c| c.mops.len()).sum());
+        elems.reserve(chunks.iter().map(|c| c.elems.len()).sum());
+        for c in chunks {
+            let values: Vec<u32> = c.codes.values.iter().map(|v| codes.code(v)).collect();
+            let remap = |code: u32| {
+                if code >= INTERNED && code != NIL {
+                    values[(code - INTERNED) as usize]
+                } else {
+                    code
                 }
-                // Keys are interned through their value code, so a lookup
-                // hashes an integer and never touches the history again.
-                let kc = codes.code(m.key());
-                let key = match key_ids.get(&kc) {
-                    Some(&k) => k,
-                    None => {
-                        let k = u32::try_from(keys.len()).map_err(|_| too_big())?;
-                        key_ids.insert(kc, k);
-                        keys.push(m.key());
-                        k
-                    }
-                };
-                let (val, len) = match (kind, m.value()) {
-                    // Reads of transactions that did not commit are unknown.
-                    (MopKind::Read, _) if status != Status::Ok => (if lists { 0 } else { NIL }, 0),
-                    (MopKind::Read, v) if lists => {
-                        let items: &[Value] = match v {
-                            Value::List(items) => items,
-                            Value::Nil => &[],
-                            other => {
-                                return Err(bad(format!(
-                                    "micro-op {i} read key {} as {other}; a list-append read \
-                                     returns a list (or nil)",
-                                    m.key()
-                                )));
-                            }
-                        };
-                        let off = u32::try_from(elems.len()).map_err(|_| too_big())?;
-                        elems.extend(items.iter().map(|e| codes.code(e)));
-                        (off, items.len() as u32)
-                    }
-                    (_, v) => (codes.code(v), 0),
-                };
-                mops.push(Mop { txn: txn_id, key, aux: NONE, val, len, kind, pos: i as u8 });
+            };
+            let key_map: Vec<u32> = c
+                .keys
+                .iter()
+                .map(|&(v, local)| {
+                    *key_ids.entry(remap(local)).or_insert_with(|| {
+                        keys.push(v);
+                        (keys.len() - 1) as u32
+                    })
+                })
+                .collect();
+            let (txn_off, mop_off, elem_off) = (txns.len(), mops.len(), elems.len());
+            if txn_off + c.txns.len() >= NONE as usize
+                || mop_off + c.mops.len() >= NONE as usize
+                || elem_off + c.elems.len() >= NONE as usize
+            {
+                return Err(too_big(workload));
             }
-            txns.push(Txn { invoke, complete, process, first, len: buf.len() as u32, status });
+            txns.extend(c.txns.iter().map(|t| Txn { first: t.first + mop_off as u32, ..*t }));
+            mops.extend(c.mops.iter().map(|m| Mop {
+                txn: m.txn + txn_off as u32,
+                key: key_map[m.key as usize],
+                val: if lists && m.kind == MopKind::Read {
+                    m.val + elem_off as u32
+                } else {
+                    remap(m.val)
+                },
+                ..*m
+            }));
+            elems.extend(c.elems.iter().map(|&e| remap(e)));
         }
         Ok(Prepared { history, txns, mops, elems, keys, lists, values: codes.values })
     }

@@ -286,7 +286,7 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         }
     }
     if opts.linearizable_keys {
-        // Per key, a real-time frontier as in `graph::realtime_edges`.
+        // Per key, a real-time frontier as in `graph::realtime_among`.
         let mut at = vec![NONE; prep.history.len()];
         for (t, txn) in prep.txns.iter().enumerate() {
             if txn.status != Status::Fail {
@@ -324,7 +324,7 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
             el.add(e.from, e.to, rel::WW);
         }
         let vg = Graph::build(versions.len(), el);
-        for scc in vg.nontrivial_sccs() {
+        for scc in vg.nontrivial_sccs(versions.len() as u32) {
             let k = versions[scc[0] as usize].0;
             if cyclic_key.contains(k as usize) {
                 continue;
