@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::graph::{Graph, rel};
 use super::models;
@@ -124,7 +124,7 @@ impl Kind {
     }
 }
 
-/// Path state bits.
+/// Path state bits (at most seven, so a node's states fit in a `u128`).
 mod st {
     pub const LAST_RW: u8 = 1;
     pub const RW1: u8 = 2;
@@ -316,20 +316,32 @@ impl Clock {
     }
 }
 
+/// What one breadth-first search from an anchor found.
+enum Walk {
+    /// A path back to the anchor's source: (node, label of the edge
+    /// leaving it), ending with the source.
+    Found(Vec<(u32, u8)>),
+    /// No path within the depth limit, and some path was cut off by it.
+    Cut,
+    /// No path of any length.
+    None,
+}
+
 /// Reusable breadth-first search buffers.
 #[derive(Default)]
 struct Bfs {
     /// (node, state, parent entry, label of the edge from the parent).
     arena: Vec<(u32, u8, u32, u8)>,
-    seen: FxHashSet<(u32, u8)>,
+    /// Per local node, the states it has been reached in (bit `s`).
+    seen: Vec<u128>,
+    /// Nodes whose `seen` bits must be cleared before the next search.
+    touched: Vec<u32>,
 }
 
 impl Bfs {
     /// The shortest path from `from` to `to` that, after an anchor edge
     /// labelled `anchor`, closes a cycle of `kind`, staying inside
-    /// sub-component `comp_id`, of at most `max_len` edges. Returns the
-    /// path's (node, label) steps, labels being those of the edges leaving
-    /// each node.
+    /// sub-component `comp_id`, of at most `max_len` edges.
     #[allow(clippy::too_many_arguments)]
     fn search(
         &mut self,
@@ -342,15 +354,20 @@ impl Bfs {
         to: u32,
         max_len: usize,
         clock: &mut Clock,
-    ) -> Result<Option<Vec<(u32, u8)>>, OutOfTime> {
-        let Some(mut start) = kind.step(0, anchor) else { return Ok(None) };
+    ) -> Result<Walk, OutOfTime> {
+        let Some(mut start) = kind.step(0, anchor) else { return Ok(Walk::None) };
         if anchor == rel::RW {
             start |= st::FIRST_RW & kind.relevant();
         }
+        for &t in &self.touched {
+            self.seen[t as usize] = 0;
+        }
+        self.touched.clear();
+        self.seen.resize(local.g.node_count(), 0);
         self.arena.clear();
-        self.seen.clear();
         self.arena.push((from, start, u32::MAX, 0));
-        self.seen.insert((from, start));
+        self.seen[from as usize] |= 1u128 << start;
+        self.touched.push(from);
         let allowed = kind.labels();
         let mut head = 0usize;
         let mut level_end = 1usize;
@@ -361,7 +378,7 @@ impl Bfs {
                 level_end = self.arena.len();
             }
             if depth > max_len {
-                return Ok(None);
+                return Ok(Walk::Cut);
             }
             let (node, state, _, _) = self.arena[head];
             for e in local.g.edges(NodeIndex::new(node as usize)) {
@@ -379,18 +396,23 @@ impl Bfs {
                     if next == to {
                         if kind.accepts(s) {
                             self.arena.push((next, s, head as u32, label));
-                            return Ok(Some(self.path(self.arena.len() - 1)));
+                            return Ok(Walk::Found(self.path(self.arena.len() - 1)));
                         }
                         continue;
                     }
-                    if self.seen.insert((next, s)) {
+                    let seen = &mut self.seen[next as usize];
+                    if *seen & (1u128 << s) == 0 {
+                        if *seen == 0 {
+                            self.touched.push(next);
+                        }
+                        *seen |= 1u128 << s;
                         self.arena.push((next, s, head as u32, label));
                     }
                 }
             }
             head += 1;
         }
-        Ok(None)
+        Ok(Walk::None)
     }
 
     /// Walks parent links back from arena entry `i`: the path as (node,
@@ -413,9 +435,18 @@ impl Bfs {
 }
 
 /// The shortest cycle of `kind` in the component, if any.
+///
+/// Searches from every anchor with a depth limit that doubles each round
+/// (1, 2, 4... edges): short cycles, the usual case, are found after
+/// looking only at small neighbourhoods of the anchors, where searching
+/// each anchor exhaustively in turn could sweep the whole component for
+/// every anchor that has no cycle. A round that finds a cycle finds the
+/// shortest (later anchors only look for shorter ones); a round in which
+/// no search was cut off by the limit proves there is none.
 fn shortest_of_kind(
     local: &Local,
     kind: Kind,
+    components: &mut FxHashMap<u8, Vec<u32>>,
     bfs: &mut Bfs,
     clock: &mut Clock,
 ) -> Result<Option<Vec<(u32, u8)>>, OutOfTime> {
@@ -423,7 +454,10 @@ fn shortest_of_kind(
     if kind.required().iter().any(|&r| local.present & r == 0) {
         return Ok(None);
     }
-    let comp = local.components(kind.labels());
+    // Kinds share label sets (G-single, G-nonadjacent and G2-item all use
+    // ww, wr and rw), so each split is computed once per component.
+    let comp: &[u32] =
+        components.entry(kind.labels()).or_insert_with(|| local.components(kind.labels()));
     // Anchor on the rarest required label.
     let candidates = |label: u8| -> Vec<(u32, u32)> {
         local
@@ -440,14 +474,28 @@ fn shortest_of_kind(
         .map(|l| (l, candidates(l)))
         .min_by_key(|(_, c)| c.len())
         .unwrap_or((0, Vec::new()));
+    if anchors.is_empty() {
+        return Ok(None);
+    }
     let mut best: Option<Vec<(u32, u8)>> = None;
-    for (u, v) in anchors {
-        let limit = best.as_ref().map_or(usize::MAX, |b| b.len() - 2);
-        if limit == 0 {
-            break;
-        }
-        let found = bfs.search(local, &comp, comp[u as usize], kind, anchor, v, u, limit, clock)?;
-        if let Some(path) = found {
+    let mut limit = 1usize;
+    loop {
+        let mut cut = false;
+        for &(u, v) in &anchors {
+            let max_len = best.as_ref().map_or(limit, |b| b.len() - 2);
+            if max_len == 0 {
+                break;
+            }
+            let walk =
+                bfs.search(local, comp, comp[u as usize], kind, anchor, v, u, max_len, clock)?;
+            let path = match walk {
+                Walk::Found(path) => path,
+                Walk::Cut => {
+                    cut = true;
+                    continue;
+                }
+                Walk::None => continue,
+            };
             // The cycle: the anchor from u, then the path from v back to u.
             let mut cycle = vec![(u, anchor)];
             cycle.extend(path[..path.len() - 1].iter().copied());
@@ -458,13 +506,15 @@ fn shortest_of_kind(
             nodes.dedup();
             if nodes.len() == cycle.len() {
                 best = Some(cycle);
-                if best.as_ref().is_some_and(|b| b.len() == 2) {
-                    break;
-                }
+            } else {
+                cut = true;
             }
         }
+        if best.is_some() || !cut || limit >= local.g.node_count() {
+            return Ok(best);
+        }
+        limit *= 2;
     }
-    Ok(best)
 }
 
 /// Some cycle, found without regard to kind: the shortest way back to the
@@ -527,6 +577,7 @@ pub(crate) fn search_scc(
     let local = Local::new(graph, scc, realtime);
     let mut clock = Clock { deadline, ticks: 0 };
     let mut bfs = Bfs::default();
+    let mut components: FxHashMap<u8, Vec<u32>> = FxHashMap::default();
     let mut result = SccResult { size: scc.len(), ..SccResult::default() };
     let mut implied: std::collections::BTreeSet<String> = Default::default();
     let mut searched: Vec<Kind> = Vec::new();
@@ -544,7 +595,7 @@ pub(crate) fn search_scc(
         if implied.contains(kind.name()) {
             continue;
         }
-        match shortest_of_kind(&local, kind, &mut bfs, &mut clock) {
+        match shortest_of_kind(&local, kind, &mut components, &mut bfs, &mut clock) {
             Ok(Some(steps)) => {
                 implied = models::implied_anomalies(
                     result.cycles.iter().map(|c| c.kind.name()).chain([kind.name()]),
