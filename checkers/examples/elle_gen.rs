@@ -37,6 +37,17 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// User plus system CPU time of this process so far, in seconds (from
+/// /proc/self/stat, in clock ticks of 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn main() {
     let mut o = GenOptions { stale_read_rate: 1e-4, ..GenOptions::default() };
     let mut out: Option<String> = None;
@@ -92,7 +103,9 @@ fn main() {
             "baseline: History::pairs() paired {pairs} operations in {:.3} s",
             t.elapsed().as_secs_f64()
         );
+        let rss_before = peak_rss_mib().unwrap_or(f64::NAN);
         let t = Instant::now();
+        let cpu_before = cpu_seconds();
         let verdict = match checker.check(&history) {
             Ok(v) => v,
             Err(e) => {
@@ -101,13 +114,17 @@ fn main() {
             }
         };
         let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds().zip(cpu_before).map_or(f64::NAN, |(a, b)| a - b);
         println!("{}", verdict.summary);
         println!(
-            "checked {} transactions in {:.3} s ({:.0} txns/s); peak RSS {:.0} MiB",
+            "checked {} transactions in {:.3} s ({:.0} txns/s, {:.2} s of CPU); peak RSS {:.0} MiB \
+             ({:.0} MiB holding the history before the check)",
             o.txns,
             secs,
             o.txns as f64 / secs,
-            peak_rss_mib().unwrap_or(f64::NAN)
+            cpu,
+            peak_rss_mib().unwrap_or(f64::NAN),
+            rss_before
         );
         println!("phases (ms): {}", verdict.details["timings_ms"]);
         println!("graph: {}", verdict.details["graph"]);
