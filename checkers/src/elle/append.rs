@@ -505,7 +505,7 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
         "reads": reads.len(),
         "unread_appends": orders.unread.len(),
     });
-    (Analysis { findings, edges, unknown, stats }, orders)
+    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
 }
 
 /// Internal consistency (a read disagrees with the transaction's own earlier

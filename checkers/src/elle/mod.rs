@@ -240,8 +240,10 @@ pub(crate) struct Analysis {
     pub findings: Vec<Finding>,
     /// Data-dependency edges (ww, wr, rw).
     pub edges: EdgeList,
-    /// Why the analysis cannot be trusted, if it cannot.
-    pub unknown: Vec<String>,
+    /// Why the analysis cannot be trusted, if it cannot (a premise of the
+    /// workload is broken, such as a value written twice): the verdict is
+    /// then unknown whatever was found.
+    pub broken_premise: Vec<String>,
     /// Workload statistics for the verdict's details.
     pub stats: serde_json::Value,
 }
@@ -441,7 +443,7 @@ impl Checker for Elle {
         } else {
             Variant::Plain
         };
-        let Analysis { findings, mut edges, unknown, stats } = analysis;
+        let Analysis { findings, mut edges, broken_premise, stats } = analysis;
         let n = prep.txns.len() as u32;
         let chain_nodes = match variant {
             Variant::Realtime => graph::realtime_chain(&prep, &mut edges, n),
@@ -458,7 +460,8 @@ impl Checker for Elle {
             .map(|&(r, c)| (rel::name(r), c))
             .collect();
         let edge_total = edges.len();
-        let mut reasons = unknown;
+        let premise_broken = !broken_premise.is_empty();
+        let mut reasons = broken_premise;
         // What the graph and its search would hold: the edge columns twice
         // over (list, then out- and in-layout) and the transaction tables.
         let graph_bytes = edge_total * 18
@@ -563,7 +566,6 @@ impl Checker for Elle {
         }
         // A broken premise (duplicate writes) makes any anomaly suspect, so it
         // decides first; then a prohibited anomaly; then an unfinished search.
-        let premise_broken = reasons.iter().any(|r| r.contains("more than once"));
         let validity = if premise_broken {
             Validity::Unknown
         } else if !reported.is_empty() {

@@ -397,7 +397,7 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         "cyclic_keys": cyclic_key.count_ones(..),
     });
     let orders = RegisterOrders { versions, edges: vedges, tk_off, tk, writer };
-    (Analysis { findings, edges, unknown, stats }, orders)
+    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
 }
 
 /// G1a, G1b, garbage reads, internal inconsistency and future reads: what

@@ -263,3 +263,22 @@ fn write_skew_is_allowed_by_snapshot_isolation_but_not_serializable() {
     assert_eq!(ser.validity, Validity::Invalid);
     assert_eq!(ser.details["not"], serde_json::json!(["repeatable-read"]));
 }
+
+#[test]
+fn a_value_written_twice_makes_the_verdict_unknown_whatever_else_is_found() {
+    let h = Builder::new()
+        .txn(1, "[[:append :a 1]]")
+        .txn(2, "[[:append :a 1]]")
+        .txn(3, "[[:r :a [1 1]]]")
+        .history();
+    let v = check("list-append", &["serializable"], &[], &h);
+    assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
+    let reason = v.unknown_reason.unwrap_or_default();
+    assert!(
+        reason.contains("value 1 was appended to key :a more than once (ops 1 and 3)"),
+        "{reason}"
+    );
+    let h = Builder::new().txn(1, "[[:w :x 1]]").txn(2, "[[:w :x 1]]").history();
+    let v = check("rw-register", &["serializable"], &[], &h);
+    assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
+}
