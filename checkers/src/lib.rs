@@ -6,13 +6,20 @@
 //! functions from a `History` to a `Verdict`, so they run the same in the
 //! harness, in `faultline check`, in tests and in benchmarks.
 
+pub mod causal;
+pub mod classic;
+pub mod convergence;
+pub mod diagram;
 pub mod elle;
 pub mod error;
 pub mod formats;
 pub mod history;
 pub mod html;
+pub mod kv;
 pub mod linear;
 pub mod registry;
+pub mod session;
+pub mod sim;
 pub mod synth;
 pub mod txn;
 pub mod value;

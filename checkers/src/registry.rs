@@ -48,11 +48,67 @@ pub const NAMES: &[(&str, &str)] = &[
         "Elle-style isolation check of [:w k v]/[:r k v] transactions \
          (--consistency-models, default strict-serializable; --opt wfr-keys/sequential-keys/linearizable-keys=true)",
     ),
+    (
+        "causal",
+        "causal consistency of key-value histories by bad patterns; --model causal|ccv|causal-memory",
+    ),
+    ("session", "all four session guarantees, each reported separately (list-append or register)"),
+    ("read-your-writes", "session guarantee: reads see the session's own earlier writes"),
+    ("monotonic-reads", "session guarantee: reads see what the session's earlier reads saw"),
+    (
+        "monotonic-writes",
+        "session guarantee: a write is visible only after its author's earlier writes",
+    ),
+    (
+        "writes-follow-reads",
+        "session guarantee: a write is visible only after the writes its author had read",
+    ),
+    (
+        "convergence",
+        "eventual convergence: final reads on every node agree and hold every acknowledged write",
+    ),
+    (
+        "set",
+        "Jepsen set: every acknowledged add is in the final read (lost, unexpected, recovered)",
+    ),
+    ("set-full", "Jepsen set-full: per element stable, lost, never read or stale, with latencies"),
+    ("counter", "Jepsen counter: each read lies between acknowledged and attempted sums"),
+    ("bank", "Jepsen bank: every read sums to --opt total=N, no negative balances"),
+    ("unique-ids", "Jepsen unique-ids: no id generated twice"),
+    ("long-fork", "Jepsen long-fork: reads of key groups agree on one order of inserts"),
+    ("total-queue", "Jepsen total-queue: every acknowledged enqueue comes out, nothing else does"),
+    ("stats", "operation counts per function; invalid when a function never succeeded"),
+    (
+        "compose",
+        "several checkers in parallel (--opt checkers=a,b), merged: invalid beats unknown beats valid",
+    ),
 ];
 
 /// Builds the checker `spec` names.
 pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
     match spec.checker.as_str() {
+        "causal" => Ok(Box::new(crate::causal::CausalChecker::from_spec(spec)?)),
+        "convergence" => Ok(Box::new(crate::convergence::ConvergenceChecker::from_spec(spec)?)),
+        "set" => Ok(Box::new(crate::classic::set::SetChecker)),
+        "set-full" => Ok(Box::new(crate::classic::set_full::SetFullChecker::from_spec(spec)?)),
+        "counter" => Ok(Box::new(crate::classic::counter::CounterChecker {
+            limit: crate::causal::limit_option(spec)?,
+        })),
+        "bank" => Ok(Box::new(crate::classic::bank::BankChecker::from_spec(spec)?)),
+        "unique-ids" => Ok(Box::new(crate::classic::unique_ids::UniqueIdsChecker {
+            limit: crate::causal::limit_option(spec)?,
+        })),
+        "long-fork" => Ok(Box::new(crate::classic::long_fork::LongForkChecker {
+            limit: crate::causal::limit_option(spec)?,
+        })),
+        "total-queue" => Ok(Box::new(crate::classic::total_queue::TotalQueueChecker)),
+        "stats" => Ok(Box::new(crate::classic::stats::StatsChecker)),
+        "compose" => Ok(Box::new(crate::classic::compose(spec)?)),
+        "session"
+        | "read-your-writes"
+        | "monotonic-reads"
+        | "monotonic-writes"
+        | "writes-follow-reads" => Ok(Box::new(crate::session::SessionChecker::from_spec(spec)?)),
         "linearizable" | "linearizability" => {
             let model = spec.model.as_deref().ok_or_else(|| {
                 CheckError::BadOption(

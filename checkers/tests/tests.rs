@@ -9,3 +9,16 @@ mod linear_props;
 
 /// The Elle-style transactional checkers (`list-append`, `rw-register`).
 mod elle;
+
+/// Hand-written histories, each naming its checker, with their expected
+/// verdicts checked in as text.
+mod golden_verdicts;
+
+/// The causal checker against simulated causally consistent replication.
+mod causal;
+
+/// Session guarantees against simulated sticky-session replication.
+mod session;
+
+/// Jepsen's classic checkers and convergence against simulated objects.
+mod classic;

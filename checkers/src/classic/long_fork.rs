@@ -1,0 +1,156 @@
+//! `long-fork`: writes insert single keys (`[[:w k v]]`, each key once);
+//! reads read a group of keys in one transaction (`[[:r k1 nil] [:r k2 nil]]`).
+//! Under snapshot isolation (or anything stronger) all reads of a group see
+//! the inserts in one order, so their sets of visible keys form a chain.
+//! Two reads where each saw an insert the other missed are a *long fork*:
+//! they observed two independent writes in opposite orders.
+//!
+//! Reads are grouped by the keys they read. Within a group, sorting by how
+//! many keys each saw and checking each neighbour pair for inclusion finds a
+//! fork whenever one exists, in O(r log r) per group.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde_json::json;
+
+use super::intervals;
+use crate::error::CheckError;
+use crate::history::{History, OpType};
+use crate::html::escape;
+use crate::txn::{MicroOp, parse_txn};
+use crate::value::Value;
+use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+
+/// The `long-fork` checker.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LongForkChecker {
+    /// Forks explained at most.
+    pub limit: usize,
+}
+
+impl Checker for LongForkChecker {
+    fn name(&self) -> &str {
+        "long-fork"
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let started = Instant::now();
+        let ops = intervals(history)?;
+        let mut writer: FxHashMap<Value, u64> = FxHashMap::default();
+        // Group (sorted keys) → reads as (op index, which keys were seen).
+        let mut groups: BTreeMap<Vec<Value>, Vec<(u64, Vec<bool>)>> = BTreeMap::new();
+        for op in &ops {
+            if op.outcome == OpType::Fail {
+                continue;
+            }
+            let txn = parse_txn(op.result()).map_err(|e| CheckError::BadOp {
+                location: history.locate(op.complete).field("value"),
+                message: format!("long-fork reads transactions of [:w k v] and [:r k v]: {e}"),
+            })?;
+            let mut reads: Vec<(Value, bool)> = Vec::new();
+            for m in txn {
+                match m {
+                    MicroOp::Write { key, .. } | MicroOp::Append { key, .. } => {
+                        if let Some(first) = writer.insert(key.clone(), op.index()) {
+                            return Err(CheckError::BadOp {
+                                location: history.locate(op.complete).field("value"),
+                                message: format!(
+                                    "key {key} is written again (first by op {first}); long-fork needs each key \
+                                     inserted once"
+                                ),
+                            });
+                        }
+                    }
+                    MicroOp::Read { key, value } if op.outcome == OpType::Ok => {
+                        reads.push((key, !value.is_nil()))
+                    }
+                    MicroOp::Read { .. } => {}
+                }
+            }
+            if reads.len() < 2 {
+                continue;
+            }
+            reads.sort();
+            reads.dedup_by(|a, b| a.0 == b.0);
+            let keys: Vec<Value> = reads.iter().map(|r| r.0.clone()).collect();
+            groups.entry(keys).or_default().push((op.index(), reads.iter().map(|r| r.1).collect()));
+        }
+        let mut forks = Vec::new();
+        let mut read_count = 0;
+        for (keys, reads) in &mut groups {
+            read_count += reads.len();
+            reads.sort_by_key(|(op, seen)| (seen.iter().filter(|s| **s).count(), *op));
+            for pair in reads.windows(2) {
+                let ((ra, a), (rb, b)) = (&pair[0], &pair[1]);
+                let only_a = (0..keys.len()).find(|&i| a[i] && !b[i]);
+                if let Some(i) = only_a {
+                    // b saw at least as many keys, so it saw one a missed.
+                    let j = (0..keys.len()).find(|&j| b[j] && !a[j]).unwrap_or(i);
+                    forks.push((keys[i].clone(), keys[j].clone(), *ra, *rb));
+                }
+            }
+        }
+        let anomalies = forks
+            .iter()
+            .take(self.limit.max(1))
+            .map(|(x, y, ra, rb)| {
+                let wx = writer.get(x).map_or("an unrecorded write".into(), |o| format!("op {o}"));
+                let wy = writer.get(y).map_or("an unrecorded write".into(), |o| format!("op {o}"));
+                Anomaly {
+                    kind: "long-fork".into(),
+                    explanation: format!(
+                        "op {ra} saw the insert of {x} ({wx}) but not that of {y}; op {rb} saw {y} ({wy}) but not {x}. \
+                         The two reads observed independent inserts in opposite orders, so no single order of \
+                         transactions explains both."
+                    ),
+                    ops: [Some(*ra), Some(*rb), writer.get(x).copied(), writer.get(y).copied()].into_iter().flatten().collect(),
+                    data: json!({"reads": [ra, rb], "keys": [x, y]}),
+                }
+            })
+            .collect();
+        let validity = if !forks.is_empty() {
+            Validity::Invalid
+        } else if read_count < 2 {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        };
+        let summary = if forks.is_empty() {
+            format!(
+                "{read_count} multi-key reads in {} groups all agree on one order of inserts",
+                groups.len()
+            )
+        } else {
+            format!(
+                "{} long fork{} among {read_count} multi-key reads",
+                forks.len(),
+                if forks.len() == 1 { "" } else { "s" }
+            )
+        };
+        let mut v = Verdict::new("long-fork", validity, summary);
+        if validity == Validity::Unknown {
+            v.unknown_reason = Some("fewer than two ok reads of several keys".into());
+        }
+        v.anomalies = anomalies;
+        v.details = json!({"reads": read_count, "groups": groups.len(), "forks": forks.len(), "inserts": writer.len()});
+        v.elapsed = started.elapsed();
+        Ok(v)
+    }
+
+    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        let mut body = format!(
+            "<h1>Long fork</h1>\n<p class=\"{}\">{}</p>\n",
+            verdict.validity.as_str(),
+            escape(&verdict.summary)
+        );
+        for a in &verdict.anomalies {
+            body.push_str(&format!(
+                "<div class=\"explanation\">{}</div>\n",
+                escape(&a.explanation)
+            ));
+        }
+        vec![HtmlPage { name: "long-fork".into(), title: "Long fork".into(), body }]
+    }
+}

@@ -1,0 +1,169 @@
+//! Jepsen's classic checkers, one file each: `set`, `set-full`, `counter`,
+//! `bank`, `unique-ids`, `long-fork`, `total-queue` and `stats`, plus
+//! `compose` (several checkers in parallel, verdicts merged).
+//!
+//! They follow Jepsen's definitions (`jepsen.checker` and `jepsen.tests.*`)
+//! so that results compare, and explain each violation in words.
+
+pub mod bank;
+pub mod counter;
+pub mod long_fork;
+pub mod set;
+pub mod set_full;
+pub mod stats;
+pub mod total_queue;
+pub mod unique_ids;
+
+use crate::error::CheckError;
+use crate::history::{History, Op, OpType, Process};
+use crate::registry::CheckSpec;
+use crate::value::Value;
+use crate::verdict::Compose;
+
+/// A client operation as an interval, with its outcome.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Interval<'a> {
+    /// The invocation.
+    pub inv: &'a Op,
+    /// The completion, if one came.
+    pub done: Option<&'a Op>,
+    /// Its history positions.
+    pub invoke: usize,
+    /// Position of the completion (of the invocation when there is none).
+    pub complete: usize,
+    /// ok, fail or info (info also when the history ended first).
+    pub outcome: OpType,
+}
+
+impl Interval<'_> {
+    /// The op index that names this operation: its completion's, else its invocation's.
+    pub fn index(&self) -> u64 {
+        self.done.unwrap_or(self.inv).index
+    }
+
+    /// The completion's value when it completed ok, else the invocation's.
+    pub fn result(&self) -> &Value {
+        match (self.outcome, self.done) {
+            (OpType::Ok, Some(d)) => &d.value,
+            _ => &self.inv.value,
+        }
+    }
+}
+
+/// The client operations of `history`, in invocation order.
+pub(crate) fn intervals(history: &History) -> Result<Vec<Interval<'_>>, CheckError> {
+    let ops = history.ops();
+    Ok(history
+        .pairs()?
+        .into_iter()
+        .filter(|p| ops[p.invoke].process != Process::Nemesis)
+        .map(|p| {
+            let done = p.complete.filter(|&c| c != p.invoke);
+            Interval {
+                inv: &ops[p.invoke],
+                done: done.map(|c| &ops[c]),
+                invoke: p.invoke,
+                complete: done.unwrap_or(p.invoke),
+                outcome: history.outcome(&p),
+            }
+        })
+        .collect())
+}
+
+/// Sorted values written compactly, Jepsen style: `#{1..4 7 9..12}`.
+pub(crate) fn compact<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut ints: Vec<i64> = Vec::new();
+    let mut others: Vec<String> = Vec::new();
+    for v in values {
+        match v.as_int() {
+            Some(i) => ints.push(i),
+            None => others.push(v.to_string()),
+        }
+    }
+    ints.sort_unstable();
+    ints.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ints.len() {
+        let start = ints[i];
+        let mut end = start;
+        while i + 1 < ints.len() && ints[i + 1] == end + 1 {
+            i += 1;
+            end = ints[i];
+        }
+        parts.push(if end > start { format!("{start}..{end}") } else { start.to_string() });
+        i += 1;
+    }
+    others.sort();
+    parts.extend(others);
+    format!("#{{{}}}", parts.join(" "))
+}
+
+/// Up to `n` items, then how many more.
+pub(crate) fn first_few(items: &[u64], n: usize) -> String {
+    let shown: Vec<String> = items.iter().take(n).map(|i| format!("op {i}")).collect();
+    match items.len().saturating_sub(n) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// Reads a boolean `--opt name=...`.
+pub(crate) fn bool_option(spec: &CheckSpec, name: &str, default: bool) -> Result<bool, CheckError> {
+    match spec.options.get(name).map(String::as_str) {
+        None => Ok(default),
+        Some("true" | "yes" | "on" | "1") => Ok(true),
+        Some("false" | "no" | "off" | "0") => Ok(false),
+        Some(v) => Err(CheckError::BadOption(format!("--opt {name}={v}: expected true or false"))),
+    }
+}
+
+/// `compose`: the checkers named by `--opt checkers=a,b,c`, run in parallel
+/// on the same history with the rest of the spec, verdicts merged (invalid
+/// beats unknown beats valid).
+pub fn compose(spec: &CheckSpec) -> Result<Compose, CheckError> {
+    let names = spec.options.get("checkers").ok_or_else(|| {
+        CheckError::BadOption("compose needs --opt checkers=NAME,NAME,... (e.g. set,stats)".into())
+    })?;
+    let children = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|name| {
+            if name == "compose" {
+                return Err(CheckError::BadOption("compose cannot contain compose".into()));
+            }
+            let mut child = spec.clone();
+            child.checker = name.to_owned();
+            crate::registry::build(&child)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if children.is_empty() {
+        return Err(CheckError::BadOption("--opt checkers names no checker".into()));
+    }
+    Ok(Compose::new("compose", children))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ranges_like_jepsen() {
+        let v: Vec<Value> =
+            [1, 2, 3, 5, 7, 8].into_iter().map(Value::Int).chain([Value::str("a")]).collect();
+        assert_eq!(compact(&v), "#{1..3 5 7..8 \"a\"}");
+        assert_eq!(compact(&[]), "#{}");
+    }
+
+    #[test]
+    fn compose_refuses_itself_and_unknown_names() {
+        let mut spec = CheckSpec { checker: "compose".into(), ..CheckSpec::default() };
+        let err = |spec: &CheckSpec| compose(spec).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err(&spec).contains("needs --opt checkers"), "{}", err(&spec));
+        spec.options.insert("checkers".into(), "stats,compose".into());
+        assert!(err(&spec).contains("cannot contain compose"), "{}", err(&spec));
+        spec.options.insert("checkers".into(), "stats,nope".into());
+        assert!(err(&spec).contains("unknown checker \"nope\""), "{}", err(&spec));
+    }
+}

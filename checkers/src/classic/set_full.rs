@@ -1,0 +1,365 @@
+//! `set-full`: adds of single elements interleaved with reads of the whole
+//! set. For each element it finds when it was *known* (its add was
+//! acknowledged, or a read saw it, whichever came first) and then:
+//!
+//! - *stable*: every read that began after some point saw it;
+//! - *lost*: it was known, and every read that began after some point (after
+//!   it was known) missed it;
+//! - *never read*: no read began after it was known;
+//! - *stale*: stable, but a read that began after it was known missed it
+//!   first. With `--opt linearizable=true`, stale elements are violations.
+//!
+//! Latencies (milliseconds, from the op times) say how long elements took to
+//! become stable or to be lost: quantiles 0, 0.5, 0.95, 0.99 and 1.
+
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use serde_json::json;
+
+use super::{bool_option, compact, intervals};
+use crate::error::CheckError;
+use crate::history::{History, OpType};
+use crate::html::escape;
+use crate::registry::CheckSpec;
+use crate::value::Value;
+use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+
+/// The `set-full` checker.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetFullChecker {
+    /// Stale reads are violations (the set claims linearizability).
+    pub linearizable: bool,
+}
+
+impl SetFullChecker {
+    /// From `--opt linearizable=true|false`.
+    pub fn from_spec(spec: &CheckSpec) -> Result<SetFullChecker, CheckError> {
+        Ok(SetFullChecker { linearizable: bool_option(spec, "linearizable", false)? })
+    }
+}
+
+/// A moment: a history position and its time, if recorded.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    pos: usize,
+    index: u64,
+    time: Option<u64>,
+}
+
+struct Element<'a> {
+    value: &'a Value,
+    add: u64,
+    known: Option<At>,
+    last_present: Option<At>,
+    last_absent: Option<At>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Stable,
+    Lost,
+    NeverRead,
+}
+
+fn latency(from: Option<u64>, to: Option<u64>) -> Option<f64> {
+    Some(to?.saturating_sub(from?) as f64 / 1e6)
+}
+
+/// Jepsen's quantile points over sorted values.
+fn distribution(sorted: &[f64]) -> serde_json::Value {
+    if sorted.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let n = sorted.len();
+    let at = |q: f64| sorted[((n as f64 * q).floor() as usize).min(n - 1)];
+    json!({"0": at(0.0), "0.5": at(0.5), "0.95": at(0.95), "0.99": at(0.99), "1": at(1.0)})
+}
+
+impl Checker for SetFullChecker {
+    fn name(&self) -> &str {
+        "set-full"
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let started = Instant::now();
+        let ops = intervals(history)?;
+        let hops = history.ops();
+        // Events in history order: adds are tracked from their invocation;
+        // reads update every element tracked when they complete.
+        let mut events: Vec<(usize, usize)> = Vec::new(); // (position, interval)
+        for (i, op) in ops.iter().enumerate() {
+            match op.inv.f.as_str() {
+                "add" => {
+                    events.push((op.invoke, i));
+                    if op.outcome == OpType::Ok {
+                        events.push((op.complete, i));
+                    }
+                }
+                "read" if op.outcome == OpType::Ok => events.push((op.complete, i)),
+                _ => {}
+            }
+        }
+        events.sort_unstable();
+        let mut elements: Vec<Element<'_>> = Vec::new();
+        let mut ids: FxHashMap<&Value, usize> = FxHashMap::default();
+        let mut duplicates: Vec<(u64, &Value, usize)> = Vec::new();
+        let mut reads = 0usize;
+        let mut present = Vec::new();
+        for (pos, i) in events {
+            let op = &ops[i];
+            let at = At { pos, index: hops[pos].index, time: hops[pos].time };
+            if op.inv.f == "add" {
+                if pos == op.invoke {
+                    ids.entry(&op.inv.value).or_insert_with(|| {
+                        elements.push(Element {
+                            value: &op.inv.value,
+                            add: op.index(),
+                            known: None,
+                            last_present: None,
+                            last_absent: None,
+                        });
+                        elements.len() - 1
+                    });
+                } else if let Some(&e) = ids.get(&op.inv.value) {
+                    elements[e].known.get_or_insert(at);
+                }
+                continue;
+            }
+            reads += 1;
+            let Some(items) = op.result().as_list() else {
+                return Err(CheckError::BadOp {
+                    location: history.locate(op.complete).field("value"),
+                    message: format!(
+                        "set-full expects a read to return a set or list, not {}",
+                        op.result()
+                    ),
+                });
+            };
+            let inv = At { pos: op.invoke, index: op.inv.index, time: op.inv.time };
+            present.clear();
+            present.resize(elements.len(), 0u32);
+            for v in items {
+                if let Some(&e) = ids.get(v) {
+                    present[e] += 1;
+                }
+            }
+            for (e, el) in elements.iter_mut().enumerate() {
+                if present[e] > 0 {
+                    el.known.get_or_insert(at);
+                    if el.last_present.is_none_or(|p| p.pos < inv.pos) {
+                        el.last_present = Some(inv);
+                    }
+                    if present[e] > 1 {
+                        duplicates.push((at.index, el.value, present[e] as usize));
+                    }
+                } else if el.last_absent.is_none_or(|a| a.pos < inv.pos) {
+                    el.last_absent = Some(inv);
+                }
+            }
+        }
+        let mut stable = Vec::new();
+        let mut lost = Vec::new();
+        let mut never = Vec::new();
+        let mut stale = Vec::new();
+        let mut stable_lat = Vec::new();
+        let mut lost_lat = Vec::new();
+        let mut outcomes: Vec<&str> = Vec::with_capacity(elements.len());
+        for el in &elements {
+            let pres = el.last_present.map(|p| p.pos);
+            let abs = el.last_absent.map(|a| a.pos);
+            let outcome = if pres.is_some() && abs.is_none_or(|a| Some(a) < pres) {
+                Outcome::Stable
+            } else if let (Some(k), Some(a)) = (el.known, abs)
+                && pres.is_none_or(|p| p < a)
+                && k.pos < a
+            {
+                Outcome::Lost
+            } else {
+                Outcome::NeverRead
+            };
+            let known_time = el.known.and_then(|k| k.time);
+            match outcome {
+                Outcome::Stable => {
+                    // Stable from just after the last read that missed it.
+                    let lat = match el.last_absent {
+                        Some(a) => latency(known_time, a.time.map(|t| t + 1)),
+                        None => Some(0.0),
+                    };
+                    if let Some(l) = lat {
+                        stable_lat.push(l);
+                    }
+                    let was_stale =
+                        el.last_absent.zip(el.known).is_some_and(|(a, k)| a.pos > k.pos);
+                    if was_stale {
+                        stale.push((el, lat));
+                    }
+                    outcomes.push(if was_stale { "stale" } else { "stable" });
+                    stable.push(el);
+                }
+                Outcome::Lost => {
+                    let lat = match el.last_present {
+                        Some(p) => latency(known_time, p.time.map(|t| t + 1)),
+                        None => Some(0.0),
+                    };
+                    if let Some(l) = lat {
+                        lost_lat.push(l);
+                    }
+                    outcomes.push("lost");
+                    lost.push(el);
+                }
+                Outcome::NeverRead => {
+                    outcomes.push("never-read");
+                    never.push(el);
+                }
+            }
+        }
+        stable_lat.sort_by(f64::total_cmp);
+        lost_lat.sort_by(f64::total_cmp);
+        stale.sort_by(|a, b| b.1.unwrap_or(0.0).total_cmp(&a.1.unwrap_or(0.0)));
+        let values = |els: &[&Element<'_>]| compact(els.iter().map(|e| e.value));
+        let mut anomalies = Vec::new();
+        if !lost.is_empty() {
+            let ex = lost[0];
+            anomalies.push(Anomaly {
+                kind: "lost".into(),
+                explanation: format!(
+                    "{} element{} {} lost: known to be in the set, then missing from every read that began later: {}.\n\
+                     For example {}: added by op {}, {}, missing from the read invoked at op {} and every later one.",
+                    lost.len(),
+                    if lost.len() == 1 { "" } else { "s" },
+                    if lost.len() == 1 { "was" } else { "were" },
+                    values(&lost),
+                    ex.value,
+                    ex.add,
+                    match ex.last_present {
+                        Some(p) => format!("last seen by the read invoked at op {}", p.index),
+                        None => "acknowledged but never seen".into(),
+                    },
+                    ex.last_absent.map_or(0, |a| a.index)
+                ),
+                ops: lost.iter().map(|e| e.add).take(50).collect(),
+                data: json!({"elements": lost.iter().map(|e| e.value).collect::<Vec<_>>()}),
+            });
+        }
+        if !duplicates.is_empty() {
+            anomalies.push(Anomaly {
+                kind: "duplicated".into(),
+                explanation: format!(
+                    "{} read{} returned an element more than once; e.g. op {} holds {} {} times.",
+                    duplicates.len(),
+                    if duplicates.len() == 1 { "" } else { "s" },
+                    duplicates[0].0,
+                    duplicates[0].1,
+                    duplicates[0].2
+                ),
+                ops: duplicates.iter().map(|d| d.0).take(50).collect(),
+                data: json!({"reads": duplicates.iter().map(|d| json!({"op": d.0, "element": d.1, "times": d.2})).collect::<Vec<_>>()}),
+            });
+        }
+        if self.linearizable && !stale.is_empty() {
+            let ex = stale[0].0;
+            anomalies.push(Anomaly {
+                kind: "stale".into(),
+                explanation: format!(
+                    "{} element{} showed up late (a read that began after the element was known missed it), which a \
+                     linearizable set forbids: {}.\nThe worst: {}, added by op {}, still missing from the read invoked \
+                     at op {}{}.",
+                    stale.len(),
+                    if stale.len() == 1 { "" } else { "s" },
+                    compact(stale.iter().map(|s| s.0.value)),
+                    ex.value,
+                    ex.add,
+                    ex.last_absent.map_or(0, |a| a.index),
+                    stale[0].1.map_or(String::new(), |l| format!(", {l:.0} ms after it was known"))
+                ),
+                ops: stale.iter().map(|s| s.0.add).take(50).collect(),
+                data: json!({"elements": stale.iter().map(|s| s.0.value).collect::<Vec<_>>()}),
+            });
+        }
+        let validity = if !anomalies.is_empty() {
+            Validity::Invalid
+        } else if stable.is_empty() {
+            Validity::Unknown
+        } else {
+            Validity::Valid
+        };
+        let summary = format!(
+            "{} attempted: {} stable, {} lost, {} never read; {} stale{}",
+            elements.len(),
+            stable.len(),
+            lost.len(),
+            never.len(),
+            stale.len(),
+            match stable_lat.last() {
+                Some(max) => format!("; stable within {max:.0} ms at worst"),
+                None => String::new(),
+            }
+        );
+        let mut v = Verdict::new("set-full", validity, summary);
+        if validity == Validity::Unknown {
+            v.unknown_reason = Some(format!(
+                "no element was ever stable ({} read{}): nothing to judge",
+                reads,
+                if reads == 1 { "" } else { "s" }
+            ));
+        }
+        v.anomalies = anomalies;
+        v.details = json!({
+            "attempt_count": elements.len(),
+            "stable_count": stable.len(),
+            "lost_count": lost.len(),
+            "never_read_count": never.len(),
+            "stale_count": stale.len(),
+            "duplicated_count": duplicates.len(),
+            "lost": values(&lost),
+            "never_read": values(&never),
+            "stale": compact(stale.iter().map(|s| s.0.value)),
+            "worst_stale": stale.iter().take(8).map(|(e, l)| json!({
+                "element": e.value, "add": e.add, "stable_latency_ms": l,
+                "last_absent": e.last_absent.map(|a| a.index),
+            })).collect::<Vec<_>>(),
+            "stable_latencies_ms": distribution(&stable_lat),
+            "lost_latencies_ms": distribution(&lost_lat),
+            "elements": if elements.len() <= 10_000 {
+                json!(elements.iter().zip(&outcomes).map(|(e, o)| json!([e.value, o])).collect::<Vec<_>>())
+            } else {
+                serde_json::Value::Null
+            },
+        });
+        v.elapsed = started.elapsed();
+        Ok(v)
+    }
+
+    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        let d = &verdict.details;
+        let mut body = format!(
+            "<h1>Set (full)</h1>\n<p class=\"{}\">{}</p>\n",
+            verdict.validity.as_str(),
+            escape(&verdict.summary)
+        );
+        for a in &verdict.anomalies {
+            body.push_str(&format!(
+                "<h2>{}</h2>\n<div class=\"explanation\">{}</div>\n",
+                escape(&a.kind),
+                escape(&a.explanation)
+            ));
+        }
+        for (title, key) in [
+            ("Time to become stable", "stable_latencies_ms"),
+            ("Time until lost", "lost_latencies_ms"),
+        ] {
+            if let Some(q) = d[key].as_object() {
+                let items: Vec<(String, f64)> = q
+                    .iter()
+                    .map(|(k, v)| (format!("quantile {k}"), v.as_f64().unwrap_or(0.0)))
+                    .collect();
+                body.push_str(&format!("<h2>{title}</h2>\n{}", crate::diagram::bars(&items, "ms")));
+            }
+        }
+        if let Some(elements) = d["elements"].as_array() {
+            body.push_str(&super::set::grid(elements));
+        }
+        vec![HtmlPage { name: "set-full".into(), title: "Set (full)".into(), body }]
+    }
+}

@@ -1,0 +1,143 @@
+//! Golden files: every `tests/golden/<area>/<name>.edn` history whose first
+//! line names a checker (`;; checker: NAME`) is checked with it, and the
+//! verdict's text (or the error) must equal `<name>.expected` byte for byte.
+//! Histories without that header belong to other golden tests.
+//!
+//! The `;;` comment lines at the top of a history configure the check:
+//! `;; checker: NAME`, `;; model: M`, `;; init: VALUE`, `;; opt: key=value`.
+//! The files are ordinary EDN histories, so `faultline check` reads them as
+//! they are. Run with `FAULTLINE_BLESS=1` to rewrite the expected files after
+//! a deliberate change, then review the diff as text.
+
+use std::path::{Path, PathBuf};
+
+use checkers::formats;
+use checkers::registry::{self, CheckSpec};
+
+fn spec_from_header(text: &str, path: &Path) -> CheckSpec {
+    let mut spec = CheckSpec::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(";;") else { break };
+        let rest = rest.trim();
+        if let Some(v) = rest.strip_prefix("checker:") {
+            spec.checker = v.trim().to_owned();
+        } else if let Some(v) = rest.strip_prefix("model:") {
+            spec.model = Some(v.trim().to_owned());
+        } else if let Some(v) = rest.strip_prefix("opt:") {
+            let (k, v) = v
+                .trim()
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{}: bad opt line {line:?}", path.display()));
+            spec.options.insert(k.to_owned(), v.to_owned());
+        } else if let Some(v) = rest.strip_prefix("init:") {
+            spec.init =
+                Some(v.trim().parse::<i64>().map(Into::into).unwrap_or_else(|_| v.trim().into()));
+        }
+    }
+    assert!(!spec.checker.is_empty(), "{}: no `;; checker: NAME` header", path.display());
+    spec
+}
+
+/// The text a golden file pins: the verdict (without timing) or the error.
+fn render(path: &Path, root: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read golden history");
+    let spec = spec_from_header(&text, path);
+    // Name the file relative to the crate so expected texts do not depend
+    // on where the repository is checked out.
+    let source = path.strip_prefix(root).unwrap_or(path).display().to_string();
+    let history = match formats::parse(&text, &source, None) {
+        Ok(h) => h,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    let checker = match registry::build(&spec) {
+        Ok(c) => c,
+        Err(e) => return format!("error: {e}\n"),
+    };
+    match checker.check(&history) {
+        Ok(verdict) => verdict.to_text(),
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+fn histories(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("golden dir").map(|e| e.expect("entry").path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            histories(&p, out);
+        } else if p.extension().is_some_and(|e| e == "edn")
+            && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(";; checker:"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn golden_histories_give_their_expected_verdicts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    histories(&root.join("tests/golden"), &mut files);
+    // Counted, so that a history that lost its header cannot drop out unseen.
+    assert!(
+        files.len() >= 40,
+        "expected at least 40 golden histories with a checker header, found {}",
+        files.len()
+    );
+    let bless = std::env::var_os("FAULTLINE_BLESS").is_some();
+    let mut failures = Vec::new();
+    for path in &files {
+        let actual = render(path, root);
+        let expected_path = path.with_extension("expected");
+        if bless {
+            std::fs::write(&expected_path, &actual).expect("write expected");
+            continue;
+        }
+        match std::fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => failures
+                .push(format!("{}:\n--- expected\n{expected}--- actual\n{actual}", path.display())),
+            Err(_) => {
+                failures.push(format!("{}: no .expected file; actual:\n{actual}", path.display()))
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden file(s) differ (FAULTLINE_BLESS=1 rewrites them):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every checker `docs/checkers.md` documents (`## name — ...`, several
+/// names separated by commas) is registered: listed in `NAMES` and built by
+/// `registry::build`.
+#[test]
+fn documented_checkers_are_registered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("../docs/checkers.md")).expect("docs/checkers.md");
+    let mut documented = Vec::new();
+    for line in docs.lines() {
+        let Some(head) = line.strip_prefix("## ").and_then(|h| h.split(" — ").nth(1).map(|_| h))
+        else {
+            continue;
+        };
+        let names = head.split(" — ").next().unwrap_or("");
+        documented.extend(names.split(',').map(|n| n.trim().to_owned()));
+    }
+    assert!(documented.len() >= 16, "found only {documented:?} in docs/checkers.md");
+    for name in &documented {
+        assert!(
+            registry::NAMES.iter().any(|(n, _)| n == name),
+            "{name} is documented but not in registry::NAMES"
+        );
+        let mut spec = CheckSpec { checker: name.clone(), ..CheckSpec::default() };
+        spec.options.insert("total".into(), "0".into());
+        spec.options.insert("checkers".into(), "stats".into());
+        if let Err(e) = registry::build(&spec) {
+            assert!(!e.to_string().contains("unknown checker"), "{name}: {e}");
+        }
+    }
+}
