@@ -28,6 +28,7 @@ fn history(arbitration: Arbitration) -> checkers::History {
         info_permille: 2,
         arbitration,
         fault: None,
+        initial: checkers::Value::Nil,
     };
     simulate(&cfg, SEED).history
 }
