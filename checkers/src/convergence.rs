@@ -612,6 +612,8 @@ fn lost_and_unexpected(
     match kind {
         Kind::Set | Kind::List => {
             let attempted: BTreeSet<&Value> = obj.writes.iter().map(|w| &w.value).collect();
+            // One anomaly per group of nodes that miss the same writes.
+            let mut lost: BTreeMap<Vec<&str>, Vec<&Write>> = BTreeMap::new();
             for w in obj.writes.iter().filter(|w| w.acked) {
                 let missing: Vec<&str> = states
                     .iter()
@@ -619,18 +621,40 @@ fn lost_and_unexpected(
                     .map(|(n, _)| *n)
                     .collect();
                 if !missing.is_empty() {
-                    let op = ctx.idx(w.complete.unwrap_or(w.invoke));
-                    anomalies.push(Anomaly {
-                        kind: "lost-write".into(),
-                        explanation: format!(
-                            "{} (added by op {op}, acknowledged) is missing from the final state{label} on {}.",
-                            w.value,
-                            nodes_text(&missing)
-                        ),
-                        ops: std::iter::once(op).chain(missing.iter().map(|n| ctx.idx(finals[n].complete))).collect(),
-                        data: json!({"key": key, "element": w.value, "nodes": missing}),
-                    });
+                    lost.entry(missing).or_default().push(w);
                 }
+            }
+            for (missing, writes) in lost {
+                let add_ops: Vec<u64> =
+                    writes.iter().map(|w| ctx.idx(w.complete.unwrap_or(w.invoke))).collect();
+                let example = writes[0];
+                anomalies.push(Anomaly {
+                    kind: "lost-write".into(),
+                    explanation: if writes.len() == 1 {
+                        format!(
+                            "{} (added by op {}, acknowledged) is missing from the final state{label} on {}.",
+                            example.value,
+                            add_ops[0],
+                            nodes_text(&missing)
+                        )
+                    } else {
+                        format!(
+                            "{} acknowledged writes are missing from the final state{label} on {}: {}.\nFor \
+                             example {}, added by op {} and acknowledged.",
+                            writes.len(),
+                            nodes_text(&missing),
+                            crate::classic::compact(writes.iter().map(|w| &w.value)),
+                            example.value,
+                            add_ops[0]
+                        )
+                    },
+                    ops: add_ops.iter().copied().take(50).chain(missing.iter().map(|n| ctx.idx(finals[n].complete))).collect(),
+                    data: json!({
+                        "key": key,
+                        "elements": writes.iter().map(|w| &w.value).collect::<Vec<_>>(),
+                        "nodes": missing,
+                    }),
+                });
             }
             let mut unexpected: BTreeMap<&Value, Vec<&str>> = BTreeMap::new();
             for (n, v) in states {

@@ -278,7 +278,7 @@ proptest! {
         let kept: Vec<Value> = fin.as_list().unwrap_or(&[]).iter().filter(|e| e.as_int() != Some(gone)).cloned().collect();
         let v = check("convergence", &[("type", "set")], &with_value(&h, pos, Value::set(kept)));
         prop_assert_eq!(v.validity, Validity::Invalid, "seed {}", seed);
-        prop_assert!(v.anomalies.iter().any(|a| a.kind == "lost-write" && a.data["element"] == serde_json::json!(gone)), "seed {}: {}", seed, v.to_text());
+        prop_assert!(v.anomalies.iter().any(|a| a.kind == "lost-write" && a.data["elements"] == serde_json::json!([gone])), "seed {}: {}", seed, v.to_text());
         if nodes > 1 {
             prop_assert!(v.anomalies.iter().any(|a| a.kind == "divergence"), "seed {}", seed);
         }
