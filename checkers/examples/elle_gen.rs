@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release -p faultline-checkers --example elle_gen -- \
+//!     --in history.jsonl --check serializable         # read a file and check it
+//! cargo run --release -p faultline-checkers --example elle_gen -- \
 //!     --txns 1000000 --out history.jsonl            # write it
 //! cargo run --release -p faultline-checkers --example elle_gen -- \
 //!     --txns 1000000 --check strict-serializable     # generate and check in memory
@@ -25,7 +27,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: elle_gen [--txns N] [--seed S] [--keys K] [--processes P] [--max-writes W]\n\
          \x20               [--stale-rate R] [--fail-rate R] [--info-rate R] [--register] [--si]\n\
-         \x20               [--out FILE [--format jsonl|edn|elle-json]] [--check MODELS]"
+         \x20               [--in FILE | --out FILE [--format jsonl|edn|elle-json]] [--check MODELS]"
     );
     std::process::exit(2);
 }
@@ -53,6 +55,7 @@ fn main() {
     let mut out: Option<String> = None;
     let mut format = Format::Jsonl;
     let mut check: Option<String> = None;
+    let mut input: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
@@ -76,13 +79,30 @@ fn main() {
                 })
             }
             "--check" => check = Some(val()),
+            "--in" => input = Some(val()),
             _ => usage(),
         }
     }
-    eprintln!("seed {} ({} transactions)", o.seed, o.txns);
     let t = Instant::now();
-    let history = generate(&o);
-    eprintln!("generated {} ops in {:.2} s", history.len(), t.elapsed().as_secs_f64());
+    let history = match &input {
+        Some(path) => match formats::read_path(std::path::Path::new(path), None) {
+            Ok(h) => {
+                o.txns = h.len() / 2;
+                eprintln!("read {path}: {} ops in {:.2} s", h.len(), t.elapsed().as_secs_f64());
+                h
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        None => {
+            eprintln!("seed {} ({} transactions)", o.seed, o.txns);
+            let h = generate(&o);
+            eprintln!("generated {} ops in {:.2} s", h.len(), t.elapsed().as_secs_f64());
+            h
+        }
+    };
     if let Some(path) = &out {
         let t = Instant::now();
         if let Err(e) = std::fs::write(path, formats::write(&history, format)) {
