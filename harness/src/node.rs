@@ -115,17 +115,82 @@ pub trait NodeControl: Send + Sync {
     async fn download(&self, remote: &Path, local: &Path) -> Result<()>;
 }
 
-/// How a packet fault shapes one directed link (issue 7 fills this in:
-/// delay, jitter, loss, duplication, reordering, rate). A runtime that cannot
-/// shape returns `HarnessError::Unsupported`.
+/// How a packet fault shapes one directed link, in the vocabulary of
+/// `tc netem`: delay with jitter, loss, duplication, reordering and a rate
+/// limit. Runtimes apply it to packets (netem, or the NFQUEUE shaper in
+/// `netns`) or to the byte stream of a proxied TCP connection (`local`),
+/// where duplication and reordering cannot show (TCP hides them) and a loss
+/// shows as what TCP makes of it: a retransmission delay. A runtime that
+/// cannot shape returns `HarnessError::Unsupported`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkShape {
     /// Added one-way delay.
     pub delay: Duration,
     /// Random extra delay, uniform in `0..=jitter`.
     pub jitter: Duration,
-    /// Probability (0..1) that a packet (or proxied chunk) is dropped.
+    /// Probability (0..1) that a packet is dropped.
     pub loss: f64,
+    /// Probability (0..1) that a packet is sent twice.
+    pub duplicate: f64,
+    /// Probability (0..1) that a packet skips the delay and so overtakes
+    /// the packets delayed before it (netem's `reorder`).
+    pub reorder: f64,
+    /// Bandwidth limit in bytes per second (0: unlimited).
+    pub rate: u64,
+    /// Seed of the shaper's random choices (drawn by the nemesis, so a run
+    /// replays the same choices given the same packets).
+    pub seed: u64,
+}
+
+impl LinkShape {
+    /// Whether this shape changes nothing.
+    pub fn is_identity(&self) -> bool {
+        self.delay.is_zero()
+            && self.jitter.is_zero()
+            && self.loss <= 0.0
+            && self.duplicate <= 0.0
+            && self.reorder <= 0.0
+            && self.rate == 0
+    }
+
+    /// Checks that probabilities are probabilities.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, p) in
+            [("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)]
+        {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p} is not a probability between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shape as a history value (milliseconds, probabilities, bytes/s).
+    pub fn to_value(&self) -> checkers::Value {
+        use checkers::Value;
+        let mut m = vec![
+            (
+                Value::str("delay-ms"),
+                Value::Float(checkers::value::Float(self.delay.as_secs_f64() * 1e3)),
+            ),
+            (
+                Value::str("jitter-ms"),
+                Value::Float(checkers::value::Float(self.jitter.as_secs_f64() * 1e3)),
+            ),
+        ];
+        for (k, v) in
+            [("loss", self.loss), ("duplicate", self.duplicate), ("reorder", self.reorder)]
+        {
+            if v > 0.0 {
+                m.push((Value::str(k), Value::Float(checkers::value::Float(v))));
+            }
+        }
+        if self.rate > 0 {
+            m.push((Value::str("rate-bytes-per-s"), Value::Int(self.rate as i64)));
+        }
+        Value::map(m)
+    }
 }
 
 /// A partition: for each node, the set of nodes it drops traffic from.
@@ -223,10 +288,21 @@ pub trait Runtime: Send + Sync {
     /// Shapes the directed link `from → to` (`None` restores it).
     async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
         let _ = (from, to, shape);
+        Err(self.link_shaper().await.err().unwrap_or_else(|| crate::HarnessError::Unsupported {
+            runtime: self.name().to_owned(),
+            what: "shape links".into(),
+            why: "this runtime implements no packet faults".into(),
+        }))
+    }
+
+    /// What shapes links in this runtime (`proxy`, `netem`, `nfqueue`), as
+    /// detected on this machine, or `Unsupported` saying what is missing.
+    /// Packet nemeses log it and record it with each fault.
+    async fn link_shaper(&self) -> Result<String> {
         Err(crate::HarnessError::Unsupported {
             runtime: self.name().to_owned(),
             what: "shape links".into(),
-            why: "packet faults are not implemented for this runtime yet".into(),
+            why: "this runtime implements no packet faults".into(),
         })
     }
 

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use harness::node::{DaemonSpec, Grudge, Runtime};
+use harness::node::{DaemonSpec, Grudge, LinkShape, Runtime};
 use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
 use harness::runtime::process::pid_alive;
 
@@ -175,4 +175,71 @@ async fn dropping_the_runtime_or_cleaning_removes_everything() {
     let mut child = spawned;
     let _ = child.wait();
     assert!(!pid_alive(pid));
+}
+
+/// How long TCP connects from inside `ns` to `addr` take: `n` samples,
+/// sorted (a thread joins the namespace and connects).
+fn connect_times(ns: &str, addr: SocketAddr, n: usize) -> Vec<Duration> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let mut times: Vec<Duration> = (0..n)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let c = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3));
+                let t = started.elapsed();
+                assert!(c.is_ok(), "connect to {addr} failed: {c:?}");
+                t
+            })
+            .collect();
+        times.sort();
+        times
+    })
+    .join()
+    .expect("connect thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_delay_is_applied_per_directed_link_and_removed() {
+    if !root_or_skip("netns packet shaping") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = format!("nsshape-{}", std::process::id());
+    let rt = NetnsRuntime::start(3, dir.path().to_owned(), "/bin/true".into(), &tag)
+        .await
+        .expect("start");
+    let state = state_of(&tag);
+    let kind = rt.link_shaper().await.expect("some shaper works here");
+    eprintln!("packet shaper: {kind}");
+    let ns1 = rt.namespace("n1").expect("ns").to_owned();
+    let ns2 = rt.namespace("n2").expect("ns").to_owned();
+    let ns3 = rt.namespace("n3").expect("ns").to_owned();
+    let target = SocketAddr::new(rt.ip("n2").expect("ip").into(), 7902);
+    listen_in(&ns2, target);
+    let before = connect_times(&ns1, target, 5);
+    assert!(before[2] < Duration::from_millis(20), "unshaped connects: {before:?}");
+
+    // n1 -> n2 delayed 100 ms: a connect (SYN out, SYN-ACK back) takes the
+    // delay once; n3 -> n2 is untouched.
+    let shape = LinkShape { delay: Duration::from_millis(100), ..LinkShape::default() };
+    rt.set_link_shape("n1", "n2", Some(&shape)).await.expect("shape");
+    assert!(!netns::shaping_rules(&ns1).is_empty());
+    let shaped = connect_times(&ns1, target, 5);
+    let median = shaped[2];
+    eprintln!("delay 100 ms: connect times {shaped:?}");
+    assert!(
+        median >= Duration::from_millis(100) && median < Duration::from_millis(130),
+        "median connect {median:?} for a 100 ms delay"
+    );
+    let other = connect_times(&ns3, target, 5);
+    assert!(other[2] < Duration::from_millis(20), "n3 -> n2 is not shaped: {other:?}");
+
+    rt.set_link_shape("n1", "n2", None).await.expect("unshape");
+    assert!(netns::shaping_rules(&ns1).is_empty(), "{}", netns::shaping_rules(&ns1));
+    let after = connect_times(&ns1, target, 5);
+    assert!(after[2] < Duration::from_millis(20), "healed: {after:?}");
+    rt.teardown().await.expect("teardown");
+    assert_gone(&state);
 }

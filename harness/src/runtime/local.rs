@@ -1,6 +1,7 @@
 //! The `local` runtime: every node is a process on this machine listening on
 //! loopback ports, and node-to-node traffic goes through a proxy per
-//! directed link, so partitions need no privileges. The default runtime.
+//! directed link, so partitions and packet faults need no privileges. The
+//! default runtime.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use crate::error::{HarnessError, Result};
-use crate::node::{Grudge, NodeAddrs, NodeControl, NodeId, Runtime};
+use crate::node::{Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime};
 use crate::runtime::process::ProcessNode;
 use crate::runtime::proxy::Proxy;
 
@@ -74,6 +75,11 @@ impl LocalRuntime {
         Ok(LocalRuntime { nodes: ids, controls, addrs, proxies, binary })
     }
 
+    /// The shape of link `from → to` (for tests).
+    pub fn link_shape(&self, from: &str, to: &str) -> Option<LinkShape> {
+        self.proxies.get(&(from.to_owned(), to.to_owned())).and_then(Proxy::shape)
+    }
+
     /// Whether the link `from → to` is currently cut (for tests).
     pub fn is_cut(&self, from: &str, to: &str) -> bool {
         self.proxies.get(&(from.to_owned(), to.to_owned())).is_some_and(Proxy::is_cut)
@@ -107,6 +113,24 @@ impl Runtime for LocalRuntime {
             proxy.set_cut(grudge.cuts(from, to));
         }
         Ok(())
+    }
+
+    async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
+        let proxy = self
+            .proxies
+            .get(&(from.to_owned(), to.to_owned()))
+            .ok_or_else(|| HarnessError::Net(format!("no link {from} -> {to} in this cluster")))?;
+        if let Some(s) = shape {
+            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
+        }
+        proxy.set_shape(shape.cloned());
+        Ok(())
+    }
+
+    async fn link_shaper(&self) -> Result<String> {
+        // The proxies carry every node-to-node byte; they shape the stream
+        // (delay, jitter, rate; loss as a retransmission delay).
+        Ok("proxy".into())
     }
 
     async fn teardown(&self) -> Result<()> {

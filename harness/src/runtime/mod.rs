@@ -1,9 +1,12 @@
 //! The three runtimes, and building one from a spec.
 
 pub mod local;
+pub mod netem;
 pub mod netns;
+pub mod nfqueue;
 pub mod process;
 pub mod proxy;
+pub mod shape;
 pub mod ssh;
 
 use std::path::Path;

@@ -1,7 +1,10 @@
 //! The `netns` runtime (root, Linux): each node is a network namespace with
 //! its own address on a bridge this runtime creates, its own hostname (a
 //! UTS namespace per process) and its own data directory; partitions are
-//! nftables rules inside the receiving node's namespace.
+//! nftables rules inside the receiving node's namespace. Packet faults use
+//! `tc netem` in the sending node's namespace when the kernel has it, and
+//! otherwise the NFQUEUE shaper (`nfqueue.rs`); which one is detected once
+//! and logged.
 //!
 //! Every object it creates is named after a short id of the run
 //! (`fl-<id>-n1`, bridge `flb<id>`, veth `flv<id>h1`) and listed in a
@@ -19,7 +22,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
-use crate::node::{Grudge, NodeAddrs, NodeControl, NodeId, Runtime};
+use crate::node::{Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime};
+use crate::runtime::nfqueue::{self, NfqShaper};
 use crate::runtime::process::{ProcessNode, pid_alive};
 
 /// Where state files live.
@@ -185,6 +189,13 @@ pub struct NetnsRuntime {
     namespaces: BTreeMap<NodeId, String>,
     binary: PathBuf,
     state: Mutex<Option<NetnsState>>,
+    /// What shapes links here (`netem` or `nfqueue`), or why nothing can;
+    /// detected at the first packet fault.
+    shaper_kind: Mutex<Option<std::result::Result<String, String>>>,
+    /// The current shape of every shaped directed link.
+    shapes: Mutex<BTreeMap<(NodeId, NodeId), LinkShape>>,
+    /// Running NFQUEUE shapers, by sending node.
+    nfq_shapers: Mutex<BTreeMap<NodeId, NfqShaper>>,
 }
 
 fn short_id(tag: &str) -> String {
@@ -298,6 +309,9 @@ impl NetnsRuntime {
             namespaces,
             binary: binary2,
             state: Mutex::new(Some(state)),
+            shaper_kind: Mutex::new(None),
+            shapes: Mutex::new(BTreeMap::new()),
+            nfq_shapers: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -312,6 +326,11 @@ impl NetnsRuntime {
     }
 
     fn remove_all(&self) -> Result<()> {
+        // Shaper threads release what they hold and leave their queues
+        // before the namespaces go.
+        if let Ok(mut shapers) = self.nfq_shapers.lock() {
+            shapers.clear();
+        }
         for node in self.controls.values() {
             node.kill_all();
         }
@@ -324,6 +343,153 @@ impl NetnsRuntime {
         }
         Ok(())
     }
+}
+
+impl NetnsRuntime {
+    /// Finds out what can shape packets here: `tc netem` if the kernel has
+    /// it, else NFQUEUE (queue bound in a namespace and the iptables
+    /// `NFQUEUE` target accepted), else the reasons neither works.
+    fn detect_shaper(&self) -> std::result::Result<String, String> {
+        let Some(ns) = self.namespaces.values().next() else {
+            return Err("the cluster has no nodes".into());
+        };
+        let netem = run(
+            "ip",
+            &[
+                "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+                "1ms",
+            ],
+        );
+        let netem_err = match netem {
+            Ok(_) => {
+                let _ =
+                    run("ip", &["netns", "exec", ns, "tc", "qdisc", "del", "dev", "lo", "root"]);
+                return Ok("netem".into());
+            }
+            Err(e) => e,
+        };
+        if !nfqueue::kernel_has_nfqueue() {
+            return Err(format!(
+                "tc netem is unavailable ({netem_err}) and the kernel has no NFQUEUE \
+                 (nfnetlink_queue)"
+            ));
+        }
+        let probe = NfqShaper::start(&Path::new("/run/netns").join(ns))
+            .map_err(|e| format!("tc netem is unavailable ({netem_err}); NFQUEUE: {e}"))?;
+        drop(probe);
+        // A rule nothing matches (loopback traffic never leaves through
+        // the chain's destination), added and removed at once.
+        let rule = ["OUTPUT", "-d", "127.0.0.2", "-j", "NFQUEUE", "--queue-num", "0"];
+        let with = |op: &'static str| {
+            let mut args = vec!["netns", "exec", ns, "iptables", op];
+            args.extend_from_slice(&rule);
+            run("ip", &args)
+        };
+        with("-A").map_err(|e| {
+            format!("tc netem is unavailable ({netem_err}); the iptables NFQUEUE target: {e}")
+        })?;
+        let _ = with("-D");
+        tracing::info!(
+            "packet faults: tc netem is not available ({netem_err}); using faultline's NFQUEUE \
+             shaper inside each namespace"
+        );
+        Ok("nfqueue".into())
+    }
+
+    /// Makes `from`'s outgoing links follow `self.shapes` (blocking).
+    fn apply_shapes(&self, kind: &str, from: &str) -> std::result::Result<(), String> {
+        let ns = self.namespaces.get(from).ok_or_else(|| format!("no node {from}"))?;
+        let links: Vec<(Ipv4Addr, LinkShape)> = self
+            .shapes
+            .lock()
+            .map_err(|_| "shape table lock".to_owned())?
+            .iter()
+            .filter(|((f, _), _)| f == from)
+            .filter_map(|((_, to), shape)| self.ips.get(to).map(|ip| (*ip, shape.clone())))
+            .collect();
+        let in_ns = |args: &[String]| {
+            let mut full: Vec<&str> = vec!["netns", "exec", ns];
+            full.extend(args.iter().map(String::as_str));
+            run("ip", &full)
+        };
+        match kind {
+            "netem" => {
+                for (i, cmd) in crate::runtime::netem::commands("eth0", &links).iter().enumerate() {
+                    let mut args = vec!["tc".to_owned()];
+                    args.extend(cmd.iter().cloned());
+                    match in_ns(&args) {
+                        // Removing a root that is not there fails; fine.
+                        Err(_) if i == 0 => {}
+                        Err(e) => return Err(e),
+                        Ok(_) => {}
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                let ipt = |a: &[&str]| {
+                    let mut args = vec!["iptables".to_owned()];
+                    args.extend(a.iter().map(|s| (*s).to_owned()));
+                    in_ns(&args)
+                };
+                let mut shapers =
+                    self.nfq_shapers.lock().map_err(|_| "shaper table lock".to_owned())?;
+                if links.is_empty() {
+                    // Rules first, so no packet is queued to a gone shaper.
+                    let _ = ipt(&["-F", nfqueue::CHAIN]);
+                    shapers.remove(from);
+                    return Ok(());
+                }
+                if !shapers.contains_key(from) {
+                    let shaper = NfqShaper::start(&Path::new("/run/netns").join(ns))
+                        .map_err(|e| e.to_string())?;
+                    shapers.insert(from.to_owned(), shaper);
+                }
+                if let Some(shaper) = shapers.get(from) {
+                    shaper.set_links(links.iter().cloned().collect());
+                }
+                if ipt(&["-L", nfqueue::CHAIN, "-n"]).is_err() {
+                    ipt(&["-N", nfqueue::CHAIN])?;
+                    ipt(&["-A", "OUTPUT", "-j", nfqueue::CHAIN])?;
+                }
+                ipt(&["-F", nfqueue::CHAIN])?;
+                let mark = format!("0x{:x}", nfqueue::SHAPER_MARK);
+                let queue = nfqueue::QUEUE.to_string();
+                for (ip, _) in &links {
+                    let dst = ip.to_string();
+                    ipt(&[
+                        "-A",
+                        nfqueue::CHAIN,
+                        "-d",
+                        &dst,
+                        "-m",
+                        "mark",
+                        "!",
+                        "--mark",
+                        &mark,
+                        "-j",
+                        "NFQUEUE",
+                        "--queue-num",
+                        &queue,
+                        "--queue-bypass",
+                    ])?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The packet-shaping state inside `ns`, for tests: the NFQUEUE chain and
+/// the qdiscs (empty when nothing is shaped).
+pub fn shaping_rules(ns: &str) -> String {
+    let ipt =
+        run("ip", &["netns", "exec", ns, "iptables", "-S", nfqueue::CHAIN]).unwrap_or_default();
+    let tc =
+        run("ip", &["netns", "exec", ns, "tc", "qdisc", "show", "dev", "eth0"]).unwrap_or_default();
+    let queued: Vec<&str> = ipt.lines().filter(|l| l.contains("NFQUEUE")).collect();
+    let shaped: Vec<&str> = tc.lines().filter(|l| l.contains("netem")).collect();
+    [queued, shaped].concat().join("\n")
 }
 
 /// Creates the bridge, the namespaces and their veths, recording each
@@ -481,6 +647,44 @@ impl Runtime for NetnsRuntime {
                 .map_err(HarnessError::Net)?;
         }
         Ok(())
+    }
+
+    async fn link_shaper(&self) -> Result<String> {
+        let known = self.shaper_kind.lock().ok().and_then(|k| k.clone());
+        let kind = match known {
+            Some(k) => k,
+            None => {
+                let k = tokio::task::block_in_place(|| self.detect_shaper());
+                if let Ok(mut slot) = self.shaper_kind.lock() {
+                    *slot = Some(k.clone());
+                }
+                k
+            }
+        };
+        kind.map_err(|why| HarnessError::Unsupported {
+            runtime: "netns".into(),
+            what: "shape links".into(),
+            why,
+        })
+    }
+
+    async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
+        let kind = self.link_shaper().await?;
+        if !self.ips.contains_key(to) || !self.ips.contains_key(from) || from == to {
+            return Err(HarnessError::Net(format!("no link {from} -> {to} in this cluster")));
+        }
+        if let Some(s) = shape {
+            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
+        }
+        if let Ok(mut shapes) = self.shapes.lock() {
+            let key = (from.to_owned(), to.to_owned());
+            match shape.filter(|s| !s.is_identity()) {
+                Some(s) => shapes.insert(key, s.clone()),
+                None => shapes.remove(&key),
+            };
+        }
+        tokio::task::block_in_place(|| self.apply_shapes(&kind, from))
+            .map_err(|e| HarnessError::Net(format!("shaping {from} -> {to} ({kind}): {e}")))
     }
 
     async fn teardown(&self) -> Result<()> {
