@@ -6,9 +6,9 @@ mod check;
 mod clean;
 mod generate;
 mod refstore;
-mod test;
 mod report;
 mod serve;
+mod test;
 
 use std::process::ExitCode;
 

@@ -146,6 +146,67 @@ fn unknown_function(model: &str, f: &str, known: &str) -> String {
 pub(crate) struct Register {
     values: Arc<[Value]>,
     init: u32,
+    /// Per value: completed ops still to come that need the register to
+    /// hold it (reads returning it, successful CASes from it).
+    readers: FxHashMap<u32, u32>,
+    /// Per value: ops still to come that may write it (writes, CASes to it,
+    /// crashed or not).
+    producers: FxHashMap<u32, u32>,
+    /// Values with readers to come and no producer left: once the register
+    /// holds anything else, those readers can never be satisfied.
+    orphans: rustc_hash::FxHashSet<u32>,
+    /// Completion positions of each value's readers, and which of them are
+    /// linearized, to name a reader as the witness.
+    reader_rets: Arc<FxHashMap<u32, Vec<u32>>>,
+    lifted: rustc_hash::FxHashSet<u32>,
+}
+
+impl Register {
+    fn recount(&mut self, v: u32) {
+        let needed = self.readers.get(&v).is_some_and(|&c| c > 0);
+        let available = self.producers.get(&v).is_some_and(|&c| c > 0);
+        if needed && !available {
+            self.orphans.insert(v);
+        } else {
+            self.orphans.remove(&v);
+        }
+    }
+
+    fn count(map: &mut FxHashMap<u32, u32>, v: u32, up: bool) {
+        let c = map.entry(v).or_insert(0);
+        *c = if up { *c + 1 } else { c.saturating_sub(1) };
+    }
+
+    /// Adjusts the counts for `op` leaving (`up == false`) or re-entering
+    /// the set of ops still to come.
+    fn track(&mut self, op: &RegOp, ret: u32, up: bool) {
+        let completed = ret != u32::MAX;
+        match *op {
+            RegOp::Read(v) => {
+                Self::count(&mut self.readers, v, up);
+                self.recount(v);
+            }
+            RegOp::Write(v) => {
+                Self::count(&mut self.producers, v, up);
+                self.recount(v);
+            }
+            RegOp::Cas(from, to) => {
+                if completed {
+                    Self::count(&mut self.readers, from, up);
+                    self.recount(from);
+                }
+                Self::count(&mut self.producers, to, up);
+                self.recount(to);
+            }
+        }
+        if completed && matches!(op, RegOp::Read(_) | RegOp::Cas(..)) {
+            if up {
+                self.lifted.remove(&ret);
+            } else {
+                self.lifted.insert(ret);
+            }
+        }
+    }
 }
 
 /// A register operation with its observed output.
@@ -171,6 +232,19 @@ impl Model for Register {
             RegOp::Write(v) => Some(v),
             RegOp::Cas(from, to) => (from == *s).then_some(to),
         }
+    }
+    fn on_lift(&mut self, op: &RegOp, ret: u32) {
+        self.track(op, ret, false);
+    }
+    fn on_unlift(&mut self, op: &RegOp, ret: u32) {
+        self.track(op, ret, true);
+    }
+    /// A value that some op still to come must read, and that no op still to
+    /// come can write, is lost as soon as the register holds anything else:
+    /// the classic stale read, caught at the write that overwrote it.
+    fn doomed(&self, s: &u32, _op: &RegOp) -> Option<u32> {
+        let lost = self.orphans.iter().find(|&&v| v != *s)?;
+        self.reader_rets.get(lost)?.iter().copied().find(|r| !self.lifted.contains(r))
     }
     fn show_state(&self, s: &u32) -> String {
         show(&self.values, *s)
@@ -234,7 +308,30 @@ impl ModelKind for RegisterKind {
                 _ => {}
             }
         }
-        Register { values: self.interner.frozen(), init }
+        let mut model = Register {
+            values: self.interner.frozen(),
+            init,
+            readers: FxHashMap::default(),
+            producers: FxHashMap::default(),
+            orphans: Default::default(),
+            reader_rets: Arc::default(),
+            lifted: Default::default(),
+        };
+        let mut reader_rets: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            model.track(op, ret, true);
+            match *op {
+                RegOp::Read(v) | RegOp::Cas(v, _) if ret != u32::MAX => {
+                    reader_rets.entry(v).or_default().push(ret)
+                }
+                _ => {}
+            }
+        }
+        for rets in reader_rets.values_mut() {
+            rets.sort_unstable();
+        }
+        model.reader_rets = Arc::new(reader_rets);
+        model
     }
     fn useful(&self, ops: &[RegOp], rets: &[u32]) -> Vec<bool> {
         // A value is observed when a completed read returns it or any CAS

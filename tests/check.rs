@@ -1,0 +1,191 @@
+//! `faultline check` and `faultline generate` as users run them: exit codes
+//! (0 valid, 1 invalid, 2 unknown, 254 unreadable), the table for several
+//! files, JSON and HTML output, and errors that name file, line and field.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn run(args: &[&str]) -> Output {
+    match faultline().args(args).output() {
+        Ok(o) => o,
+        Err(e) => panic!("running faultline {args:?}: {e}"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh temporary directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-check-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+fn generate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut args = vec!["generate", "--model", "cas-register", "--keys", "3", "--processes", "6"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", out.to_str().unwrap_or_default()]);
+    let o = run(&args);
+    assert!(o.status.success(), "generate failed: {}", text(&o.stderr));
+    out
+}
+
+#[test]
+fn exit_codes_follow_jepsen() {
+    let dir = scratch("codes");
+    let valid =
+        generate(&dir, "valid.jsonl", &["--ops", "2000", "--crash-rate", "0.02", "--seed", "3"]);
+    let stale = generate(
+        &dir,
+        "stale.jsonl",
+        &["--ops", "2000", "--crash-rate", "0.02", "--seed", "3", "--corrupt", "stale-read"],
+    );
+    let o = run(&["check", "-m", "cas-register", valid.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("linearizable: valid"));
+
+    let o = run(&["check", "-m", "cas-register", stale.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("cannot be linearized"), "{}", text(&o.stdout));
+
+    // A budget that is already spent: the search stops at its first check.
+    let big = generate(&dir, "big.jsonl", &["--ops", "20000", "--seed", "4"]);
+    let o = run(&[
+        "check",
+        "-m",
+        "cas-register",
+        "--time-limit",
+        "0.000000001",
+        big.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("time limit"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn unreadable_input_names_file_line_and_field_and_exits_254() {
+    let dir = scratch("bad");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"okay\",\"f\":\"read\"}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = run(&["check", "-m", "cas-register", bad.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(254));
+    let err = text(&o.stderr);
+    assert!(err.contains("bad.jsonl:2:"), "{err}");
+    assert!(err.contains("okay"), "{err}");
+
+    let empty = dir.join("etcd_095.log");
+    std::fs::write(&empty, "").unwrap_or_else(|e| panic!("{e}"));
+    let o = run(&["check", "-m", "cas-register", empty.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(text(&o.stderr).contains("etcd_095.log: the history is empty"), "{}", text(&o.stderr));
+
+    let o = run(&["check", "-m", "no-such-model", bad.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(text(&o.stderr).contains("unknown model"), "{}", text(&o.stderr));
+
+    let o = run(&["check", "--bogus-flag"]);
+    assert_eq!(o.status.code(), Some(254));
+}
+
+#[test]
+fn several_files_make_a_table_and_json() {
+    let dir = scratch("table");
+    let a = generate(&dir, "a.jsonl", &["--ops", "300", "--seed", "1"]);
+    let b =
+        generate(&dir, "b.jsonl", &["--ops", "300", "--seed", "2", "--corrupt", "impossible-read"]);
+    let (a, b) = (a.to_str().unwrap_or_default(), b.to_str().unwrap_or_default());
+    let o = run(&["check", "-m", "cas-register", a, b]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("2 files: 1 valid, 1 invalid, 0 unknown, 0 unreadable"), "{out}");
+
+    let o = run(&["check", "-m", "cas-register", "--json", a]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc["verdict"]["validity"], "valid");
+    assert_eq!(doc["verdict"]["checker"], "linearizable");
+}
+
+#[test]
+fn html_draws_the_failure() {
+    let dir = scratch("html");
+    let stale =
+        generate(&dir, "stale.jsonl", &["--ops", "1000", "--seed", "5", "--corrupt", "stale-read"]);
+    let page = dir.join("stale.html");
+    let o = run(&[
+        "check",
+        "-m",
+        "cas-register",
+        stale.to_str().unwrap_or_default(),
+        "--html",
+        page.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{e}"));
+    assert!(html.contains("<svg") && html.contains("No linearization"), "{html}");
+    // The SVG namespace URI is a name, not a fetch; nothing may be loaded.
+    for fetch in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!html.contains(fetch), "the page must be self-contained, found {fetch}");
+    }
+}
+
+#[test]
+fn every_format_generated_is_read_back_with_the_same_verdict() {
+    let dir = scratch("formats");
+    for format in ["jsonl", "edn", "elle-json", "jepsen-log"] {
+        let file = dir.join(format!("h.{format}"));
+        let o = run(&[
+            "generate",
+            "-m",
+            "cas-register",
+            "--ops",
+            "400",
+            "--processes",
+            "4",
+            "--crash-rate",
+            "0.05",
+            "--seed",
+            "9",
+            "--corrupt",
+            "stale-read",
+            "--format",
+            format,
+            "-o",
+            file.to_str().unwrap_or_default(),
+        ]);
+        assert!(o.status.success(), "{format}: {}", text(&o.stderr));
+        let o = run(&["check", "-m", "cas-register", file.to_str().unwrap_or_default()]);
+        assert_eq!(o.status.code(), Some(1), "{format}: {}", text(&o.stdout));
+    }
+    let kv = dir.join("kv.txt");
+    let o = run(&[
+        "generate",
+        "-m",
+        "kv",
+        "--ops",
+        "400",
+        "--keys",
+        "4",
+        "--seed",
+        "2",
+        "--format",
+        "porcupine-kv",
+        "-o",
+        kv.to_str().unwrap_or_default(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(&["check", "-m", "kv", kv.to_str().unwrap_or_default()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+}
