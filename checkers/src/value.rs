@@ -340,6 +340,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(v) = seq.next_element()? {
             items.push(v);
         }
+        // JSON gives no length up front, so the vector grew by doubling; a
+        // history holds millions of these lists (every read's result), and
+        // the unused half of each would be a third of its memory.
+        items.shrink_to_fit();
         Ok(Value::List(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -403,5 +407,20 @@ mod tests {
             (Value::Int(1), Value::Int(11)),
         ]);
         assert_eq!(m.get(&Value::Int(1)), Some(&Value::Int(11)));
+    }
+
+    /// Regression: JSON lists were kept with the spare capacity of their
+    /// doubling growth, a third of a million-transaction history's memory.
+    #[test]
+    fn lists_read_from_json_hold_no_spare_capacity() {
+        let v: Value = serde_json::from_str("[[1,2,3,4,5],[\"r\",1,[1,2,3,4,5,6,7,8,9]]]")
+            .expect("valid JSON");
+        fn check(v: &Value) {
+            if let Value::List(items) = v {
+                assert_eq!(items.capacity(), items.len(), "{v}");
+                items.iter().for_each(check);
+            }
+        }
+        check(&v);
     }
 }
