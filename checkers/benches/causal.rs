@@ -15,6 +15,8 @@ use checkers::causal::{CausalChecker, Model};
 use checkers::sim::{Arbitration, SimConfig, simulate};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+mod support;
+
 const SEED: u64 = 20_170_101;
 
 fn history(arbitration: Arbitration) -> checkers::History {
@@ -33,28 +35,11 @@ fn history(arbitration: Arbitration) -> checkers::History {
     simulate(&cfg, SEED).history
 }
 
-/// Resident memory (kB) from /proc/self/status: (current, high water mark).
-fn rss_kb() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-fn peak_memory(name: &str, checker: &CausalChecker, h: &checkers::History) {
-    // Writing 5 to clear_refs resets the high water mark to the current size.
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let before = rss_kb();
-    let verdict = checker.check(h).expect("check");
-    match (reset, before, rss_kb()) {
-        (true, Some((rss, _)), Some((_, peak))) => eprintln!(
-            "{name}: {} — peak memory of one check: {:.1} MiB above the {:.1} MiB already resident",
-            verdict.validity,
-            peak.saturating_sub(rss) as f64 / 1024.0,
-            rss as f64 / 1024.0
-        ),
-        _ => eprintln!(
+fn report_peak_memory(name: &str, checker: &CausalChecker, h: &checkers::History) {
+    let (verdict, memory) = support::peak_memory(|| checker.check(h).expect("check"));
+    match memory {
+        Some(m) => eprintln!("{name}: {} — one check: {m}", verdict.validity),
+        None => eprintln!(
             "{name}: {} — peak memory not measurable here (needs Linux /proc)",
             verdict.validity
         ),
@@ -80,7 +65,7 @@ fn bench(c: &mut Criterion) {
         [(Model::Causal, &delivery), (Model::Convergent, &lww), (Model::Memory, &delivery)]
     {
         let checker = CausalChecker::new(model);
-        peak_memory(model.name(), &checker, h);
+        report_peak_memory(model.name(), &checker, h);
         g.bench_function(model.name(), |b| {
             b.iter(|| black_box(checker.check(h).expect("check").validity))
         });

@@ -14,6 +14,10 @@
 //! large many-core machines) is the outside reference; criterion reports
 //! transactions per second as the throughput.
 //!
+//! Before timing each size, one check is run outside criterion with the
+//! process's resident high-water mark reset, and its peak memory is printed
+//! next to what the history itself holds (the 2 GiB target).
+//!
 //! `FAULTLINE_ELLE_BENCH_SIZES=10000,100000` limits the sizes.
 
 use std::time::Duration;
@@ -22,6 +26,8 @@ use checkers::Checker;
 use checkers::elle::generate::{GenOptions, generate};
 use checkers::elle::{Elle, ElleOptions, Workload};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+mod support;
 
 fn sizes() -> Vec<usize> {
     match std::env::var("FAULTLINE_ELLE_BENCH_SIZES") {
@@ -40,8 +46,12 @@ fn list_append(c: &mut Criterion) {
         // The verdict is part of the benchmark's meaning: a generator or
         // checker change that stops finding the injected anomalies would
         // make the timing meaningless.
-        let verdict = checker.check(&history).expect("check");
+        let (verdict, memory) = support::peak_memory(|| checker.check(&history).expect("check"));
         eprintln!("{n} transactions: {}", verdict.summary);
+        match memory {
+            Some(m) => eprintln!("{n} transactions, one check: {m}"),
+            None => eprintln!("{n} transactions: peak memory not measurable here (needs /proc)"),
+        }
         group.throughput(Throughput::Elements(n as u64));
         group.measurement_time(Duration::from_secs(if n >= 1_000_000 { 60 } else { 10 }));
         group.bench_with_input(BenchmarkId::new("baseline-pairs", n), &history, |b, h| {

@@ -32,23 +32,8 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// User plus system CPU time of this process so far, in seconds (from
-/// /proc/self/stat, in clock ticks of 1/100 s).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 fn main() {
     let mut o = GenOptions { stale_read_rate: 1e-4, ..GenOptions::default() };
@@ -123,29 +108,37 @@ fn main() {
             "baseline: History::pairs() paired {pairs} operations in {:.3} s",
             t.elapsed().as_secs_f64()
         );
-        let rss_before = peak_rss_mib().unwrap_or(f64::NAN);
+        // The high-water mark so far is what building the history cost
+        // (the file's text and the parsed history, when reading a file);
+        // the check is then measured from a reset mark.
+        let load_peak = support::rss_kib().map_or(f64::NAN, |(_, hwm)| hwm as f64 / 1024.0);
         let t = Instant::now();
-        let cpu_before = cpu_seconds();
-        let verdict = match checker.check(&history) {
+        let cpu_before = support::cpu_seconds();
+        let (verdict, memory) = support::peak_memory(|| match checker.check(&history) {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("{e}");
                 std::process::exit(1);
             }
-        };
+        });
         let secs = t.elapsed().as_secs_f64();
-        let cpu = cpu_seconds().zip(cpu_before).map_or(f64::NAN, |(a, b)| a - b);
+        let cpu = support::cpu_seconds().zip(cpu_before).map_or(f64::NAN, |(a, b)| a - b);
         println!("{}", verdict.summary);
         println!(
-            "checked {} transactions in {:.3} s ({:.0} txns/s, {:.2} s of CPU); peak RSS {:.0} MiB \
-             ({:.0} MiB holding the history before the check)",
+            "checked {} transactions in {:.3} s ({:.0} txns/s, {:.2} s of CPU)",
             o.txns,
             secs,
             o.txns as f64 / secs,
             cpu,
-            peak_rss_mib().unwrap_or(f64::NAN),
-            rss_before
         );
+        match memory {
+            Some(m) => println!(
+                "memory: building the history peaked at {load_peak:.0} MiB; the check: {m}; \
+                 whole run: {:.0} MiB",
+                load_peak.max(m.peak_mib)
+            ),
+            None => println!("memory: not measurable here (needs Linux /proc)"),
+        }
         println!("phases (ms): {}", verdict.details["timings_ms"]);
         println!("graph: {}", verdict.details["graph"]);
     }
