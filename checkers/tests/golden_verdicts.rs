@@ -7,7 +7,8 @@
 //! `;; checker: NAME`, `;; model: M`, `;; init: VALUE`, `;; opt: key=value`.
 //! The files are ordinary EDN histories, so `faultline check` reads them as
 //! they are. Run with `FAULTLINE_BLESS=1` to rewrite the expected files after
-//! a deliberate change, then review the diff as text.
+//! a deliberate change, then review the diff as text. Each checker's HTML
+//! pages for the history are checked too (see `html.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +39,9 @@ fn spec_from_header(text: &str, path: &Path) -> CheckSpec {
     spec
 }
 
-/// The text a golden file pins: the verdict (without timing) or the error.
-fn render(path: &Path, root: &Path) -> String {
+/// The text a golden file pins: the verdict (without timing) or the error;
+/// and what is wrong with the checker's HTML pages for it.
+fn render(path: &Path, root: &Path) -> (String, Vec<String>) {
     let text = std::fs::read_to_string(path).expect("read golden history");
     let spec = spec_from_header(&text, path);
     // Name the file relative to the crate so expected texts do not depend
@@ -47,15 +49,18 @@ fn render(path: &Path, root: &Path) -> String {
     let source = path.strip_prefix(root).unwrap_or(path).display().to_string();
     let history = match formats::parse(&text, &source, None) {
         Ok(h) => h,
-        Err(e) => return format!("error: {e}\n"),
+        Err(e) => return (format!("error: {e}\n"), Vec::new()),
     };
     let checker = match registry::build(&spec) {
         Ok(c) => c,
-        Err(e) => return format!("error: {e}\n"),
+        Err(e) => return (format!("error: {e}\n"), Vec::new()),
     };
     match checker.check(&history) {
-        Ok(verdict) => verdict.to_text(),
-        Err(e) => format!("error: {e}\n"),
+        Ok(verdict) => {
+            let html = crate::html::problems(checker.as_ref(), &history, &verdict, &source);
+            (verdict.to_text(), html)
+        }
+        Err(e) => (format!("error: {e}\n"), Vec::new()),
     }
 }
 
@@ -88,7 +93,8 @@ fn golden_histories_give_their_expected_verdicts() {
     let bless = std::env::var_os("FAULTLINE_BLESS").is_some();
     let mut failures = Vec::new();
     for path in &files {
-        let actual = render(path, root);
+        let (actual, html) = render(path, root);
+        failures.extend(html);
         let expected_path = path.with_extension("expected");
         if bless {
             std::fs::write(&expected_path, &actual).expect("write expected");

@@ -14,6 +14,9 @@ mod elle;
 /// verdicts checked in as text.
 mod golden_verdicts;
 
+/// What every checker's HTML pages must hold (used by the golden tests).
+mod html;
+
 /// The causal checker against simulated causally consistent replication.
 mod causal;
 

@@ -11,7 +11,6 @@ use serde_json::json;
 use super::{first_few, intervals};
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::html::escape;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `counter` checker.
@@ -164,17 +163,7 @@ impl Checker for CounterChecker {
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        let mut body = format!(
-            "<h1>Counter</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<div class=\"explanation\">{}</div>\n",
-                escape(&a.explanation)
-            ));
-        }
+        let mut body = super::page_head("Counter", verdict);
         if let Some(reads) = verdict.details["reads"].as_array() {
             body.push_str("<h2>Reads and their bounds</h2>\n<p class=\"muted\">Each read is a dot (red when out of bounds) with a bar from its lower to its upper bound, in history order.</p>\n");
             body.push_str(&bounds_plot(reads));

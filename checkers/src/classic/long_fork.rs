@@ -18,7 +18,6 @@ use serde_json::json;
 use super::intervals;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::html::escape;
 use crate::txn::{MicroOp, parse_txn};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
@@ -140,17 +139,7 @@ impl Checker for LongForkChecker {
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        let mut body = format!(
-            "<h1>Long fork</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<div class=\"explanation\">{}</div>\n",
-                escape(&a.explanation)
-            ));
-        }
+        let body = super::page_head("Long fork", verdict);
         vec![HtmlPage { name: "long-fork".into(), title: "Long fork".into(), body }]
     }
 }

@@ -16,9 +16,10 @@ pub mod unique_ids;
 
 use crate::error::CheckError;
 use crate::history::{History, Op, OpType, Process};
+use crate::html::escape;
 use crate::registry::CheckSpec;
 use crate::value::Value;
-use crate::verdict::Compose;
+use crate::verdict::{Compose, Verdict};
 
 /// A client operation as an interval, with its outcome.
 #[derive(Clone, Copy, Debug)]
@@ -97,6 +98,26 @@ pub(crate) fn compact<'a>(values: impl IntoIterator<Item = &'a Value>) -> String
     others.sort();
     parts.extend(others);
     format!("#{{{}}}", parts.join(" "))
+}
+
+/// The top of a classic checker's page: its title, the verdict's summary,
+/// and each anomaly under its kind, so a reader sees what was found before
+/// the pictures that give it context.
+pub(crate) fn page_head(title: &str, verdict: &Verdict) -> String {
+    let mut body = format!(
+        "<h1>{}</h1>\n<p class=\"{}\">{}</p>\n",
+        escape(title),
+        verdict.validity.as_str(),
+        escape(&verdict.summary)
+    );
+    for a in &verdict.anomalies {
+        body.push_str(&format!(
+            "<h2>{}</h2>\n<div class=\"explanation\">{}</div>\n",
+            escape(&a.kind),
+            escape(&a.explanation)
+        ));
+    }
+    body
 }
 
 /// Up to `n` items, then how many more.

@@ -142,18 +142,7 @@ impl Checker for SetChecker {
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
         let d = &verdict.details;
-        let mut body = format!(
-            "<h1>Set</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<h2>{}</h2>\n<div class=\"explanation\">{}</div>\n",
-                escape(&a.kind),
-                escape(&a.explanation)
-            ));
-        }
+        let mut body = super::page_head("Set", verdict);
         if let Some(elements) = d["elements"].as_array() {
             body.push_str(&grid(elements));
         }

@@ -20,7 +20,6 @@ use serde_json::json;
 use super::{bool_option, compact, intervals};
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::html::escape;
 use crate::registry::CheckSpec;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
@@ -333,18 +332,7 @@ impl Checker for SetFullChecker {
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
         let d = &verdict.details;
-        let mut body = format!(
-            "<h1>Set (full)</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<h2>{}</h2>\n<div class=\"explanation\">{}</div>\n",
-                escape(&a.kind),
-                escape(&a.explanation)
-            ));
-        }
+        let mut body = super::page_head("Set (full)", verdict);
         for (title, key) in [
             ("Time to become stable", "stable_latencies_ms"),
             ("Time until lost", "lost_latencies_ms"),

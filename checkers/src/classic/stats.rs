@@ -104,10 +104,9 @@ impl Checker for StatsChecker {
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        let mut body = format!(
-            "<h1>Operation statistics</h1>\n<p class=\"{}\">{}</p>\n<table><tr><th>f</th><th>ok</th><th>fail</th><th>info</th><th>ok rate</th></tr>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
+        let mut body = super::page_head("Operation statistics", verdict);
+        body.push_str(
+            "<table><tr><th>f</th><th>ok</th><th>fail</th><th>info</th><th>ok rate</th></tr>\n",
         );
         let mut items = Vec::new();
         if let Some(fs) = verdict.details["by_f"].as_object() {

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::{compact, intervals};
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::html::escape;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
@@ -125,18 +124,7 @@ impl Checker for TotalQueueChecker {
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        let mut body = format!(
-            "<h1>Total queue</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<h2>{}</h2>\n<div class=\"explanation\">{}</div>\n",
-                escape(&a.kind),
-                escape(&a.explanation)
-            ));
-        }
+        let mut body = super::page_head("Total queue", verdict);
         let d = &verdict.details;
         let items: Vec<(String, f64)> = [
             "acknowledged_count",

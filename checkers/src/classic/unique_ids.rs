@@ -9,7 +9,6 @@ use serde_json::json;
 use super::intervals;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::html::escape;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
@@ -79,17 +78,7 @@ impl Checker for UniqueIdsChecker {
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        let mut body = format!(
-            "<h1>Unique ids</h1>\n<p class=\"{}\">{}</p>\n",
-            verdict.validity.as_str(),
-            escape(&verdict.summary)
-        );
-        for a in &verdict.anomalies {
-            body.push_str(&format!(
-                "<div class=\"explanation\">{}</div>\n",
-                escape(&a.explanation)
-            ));
-        }
+        let body = super::page_head("Unique ids", verdict);
         vec![HtmlPage { name: "unique-ids".into(), title: "Unique ids".into(), body }]
     }
 }

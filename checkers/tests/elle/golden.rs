@@ -2,11 +2,13 @@
 //! with the checker, models and options its header comments name, and the
 //! verdict's text must equal `NAME.txt`, reviewed as text. Set
 //! `FAULTLINE_BLESS=1` to rewrite the expected files after a deliberate
-//! change, then read the diff.
+//! change, then read the diff. The checker's HTML pages for each history are
+//! checked too (see `tests/html.rs`).
 
 use std::path::{Path, PathBuf};
 
 use checkers::formats;
+use checkers::registry::{self, CheckSpec};
 
 use super::support::check;
 
@@ -42,7 +44,21 @@ fn explanations_match_their_golden_files() {
             o.split(',').filter_map(|kv| kv.trim().split_once('=')).collect()
         });
         let history = formats::read_path(input, None).expect("golden history parses");
-        let got = check(checker, &models, &opts, &history).to_text();
+        let verdict = check(checker, &models, &opts, &history);
+        let spec = CheckSpec {
+            checker: checker.into(),
+            consistency_models: models.iter().map(|m| (*m).to_owned()).collect(),
+            options: opts.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..CheckSpec::default()
+        };
+        let built = registry::build(&spec).expect("the golden file's checker");
+        failures.extend(crate::html::problems(
+            built.as_ref(),
+            &history,
+            &verdict,
+            &input.display().to_string(),
+        ));
+        let got = verdict.to_text();
         let expected_path = input.with_extension("txt");
         if bless {
             std::fs::write(&expected_path, &got).expect("write golden output");
