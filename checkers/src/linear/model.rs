@@ -725,6 +725,12 @@ pub(crate) struct Queue {
     dequeued: Arc<FxHashMap<u32, Option<(u32, u32)>>>,
     /// Whether any crashed dequeue exists (one could remove any head).
     crashed_dequeues: bool,
+    /// When some value is dequeued (by completed dequeues) more often than
+    /// it is enqueued (by all enqueues, crashed or not): the completion
+    /// position of the dequeue that overdraws it, the (n+1)-th to return
+    /// for a value enqueued n times. Every dequeue that returned by then
+    /// took effect by then, so no linearization reaches past it.
+    overdrawn: Option<u32>,
 }
 
 /// A queue operation.
@@ -778,6 +784,9 @@ impl Model for Queue {
         }
     }
     fn doomed(&self, s: &Box<[u32]>, op: &QueueOp) -> Option<u32> {
+        if self.overdrawn.is_some() {
+            return self.overdrawn;
+        }
         let (true, QueueOp::Enqueue(y)) = (self.fifo, *op) else { return None };
         let &(_, y_ret) = self.dequeued.get(&y)?.as_ref()?;
         s[..s.len().saturating_sub(1)]
@@ -854,6 +863,15 @@ impl ModelKind for QueueKind {
                 QueueOp::DequeueHead => crashed_dequeues = true,
             }
         }
+        let overdrawn = dequeues
+            .iter()
+            .filter_map(|(x, ds)| {
+                let n = enqueues.get(x).copied().unwrap_or(0) as usize;
+                let mut by_return: Vec<u32> = ds.iter().map(|&(_, ret)| ret).collect();
+                by_return.sort_unstable();
+                by_return.get(n).copied()
+            })
+            .min();
         let dequeued = enqueues
             .iter()
             .filter(|(x, n)| **n == 1 || **x == UNOBSERVED)
@@ -868,6 +886,7 @@ impl ModelKind for QueueKind {
             fifo: self.fifo,
             dequeued: Arc::new(dequeued),
             crashed_dequeues,
+            overdrawn,
         }
     }
     fn useful(&self, ops: &[QueueOp], rets: &[u32]) -> Vec<bool> {
@@ -917,6 +936,15 @@ pub(crate) struct Kv {
     /// For each (key, value read by a get): the values of puts to that key
     /// that are prefixes of it, i.e. puts from which the get could be reached.
     resets: Arc<FxHashMap<(u32, u32), SmallVec<[u32; 2]>>>,
+    /// Per key: remaining appends (crashed or not), by value.
+    appends: Vec<FxHashMap<u32, u32>>,
+    /// Per key: the distinct lengths of appended strings, so that "does a
+    /// remaining append start this text" costs a few lookups.
+    append_lens: Arc<[SmallVec<[u32; 4]>]>,
+    /// The completion position of the first get whose value no sequence of
+    /// a put (or the initial empty value) and appends to its key spells:
+    /// no linearization reaches past it, whatever the order.
+    hopeless: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -985,7 +1013,11 @@ impl Model for Kv {
                     *c = c.saturating_sub(1);
                 }
             }
-            KvOp::Append(..) => {}
+            KvOp::Append(k, v) => {
+                if let Some(c) = self.appends[k as usize].get_mut(&v) {
+                    *c = c.saturating_sub(1);
+                }
+            }
         }
     }
     fn on_unlift(&mut self, op: &KvOp, ret: u32) {
@@ -998,10 +1030,13 @@ impl Model for Kv {
                 }
             }
             KvOp::Put(k, v) => *self.puts[k as usize].entry(v).or_insert(0) += 1,
-            KvOp::Append(..) => {}
+            KvOp::Append(k, v) => *self.appends[k as usize].entry(v).or_insert(0) += 1,
         }
     }
     fn doomed(&self, state: &Self::State, op: &KvOp) -> Option<u32> {
+        if self.hopeless.is_some() {
+            return self.hopeless;
+        }
         let k = match *op {
             KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
         };
@@ -1009,7 +1044,12 @@ impl Model for Kv {
         // The shortest value a remaining get that no put leads to will read:
         // appends alone must get there from here.
         if let Some((&(_, ret), &want)) = self.fixed[k as usize].first_key_value() {
-            if !self.strings.strs[want as usize].starts_with(&**cur) {
+            let want = &self.strings.strs[want as usize];
+            if !want.starts_with(&**cur) {
+                return Some(ret);
+            }
+            // And the next of those appends must start what is missing.
+            if want.len() > cur.len() && !self.an_append_starts(k, &want[cur.len()..]) {
                 return Some(ret);
             }
         }
@@ -1057,6 +1097,23 @@ impl Model for Kv {
     }
 }
 
+impl Kv {
+    /// Whether some append to key `k` not yet linearized is a prefix of `text`.
+    fn an_append_starts(&self, k: u32, text: &str) -> bool {
+        let remaining = &self.appends[k as usize];
+        self.append_lens[k as usize].iter().any(|&len| {
+            let len = len as usize;
+            len <= text.len()
+                && text.is_char_boundary(len)
+                && self
+                    .strings
+                    .map
+                    .get(&text[..len])
+                    .is_some_and(|id| remaining.get(id).is_some_and(|&c| c > 0))
+        })
+    }
+}
+
 /// Builds kv ops; every op needs a key (the op's `key` field).
 pub(crate) struct KvKind {
     strings: Strings,
@@ -1066,6 +1123,50 @@ pub(crate) struct KvKind {
 impl Default for KvKind {
     fn default() -> Self {
         KvKind { strings: Strings::new(), keys: Interner::default() }
+    }
+}
+
+impl KvKind {
+    /// Whether `value` is the initial empty string or a put's value, followed
+    /// by appended strings (each used any number of times: a necessary
+    /// condition only, cheap to decide by dynamic programming over the
+    /// positions of `value`).
+    fn spelled(
+        &self,
+        value: u32,
+        puts: &FxHashMap<u32, u32>,
+        appends: &FxHashMap<u32, u32>,
+        lens: &[u32],
+    ) -> bool {
+        let text = &*self.strings.strs[value as usize];
+        let mut reach = vec![false; text.len() + 1];
+        reach[0] = true;
+        for &p in puts.keys() {
+            let put = &*self.strings.strs[p as usize];
+            if text.starts_with(put) {
+                reach[put.len()] = true;
+            }
+        }
+        for at in 0..text.len() {
+            if !reach[at] {
+                continue;
+            }
+            for &len in lens {
+                let end = at + len as usize;
+                if len > 0
+                    && end <= text.len()
+                    && text.is_char_boundary(end)
+                    && self
+                        .strings
+                        .map
+                        .get(&text[at..end])
+                        .is_some_and(|id| appends.contains_key(id))
+                {
+                    reach[end] = true;
+                }
+            }
+        }
+        reach[text.len()]
     }
 }
 
@@ -1114,13 +1215,21 @@ impl ModelKind for KvKind {
         }
         let mut gets = vec![std::collections::BTreeMap::new(); keys.len()];
         let mut puts = vec![FxHashMap::default(); keys.len()];
+        let mut appends = vec![FxHashMap::default(); keys.len()];
+        let mut append_lens = vec![SmallVec::<[u32; 4]>::new(); keys.len()];
         for (op, &ret) in ops.iter().zip(rets) {
             match *op {
                 KvOp::Get(k, v) => {
                     gets[k as usize].insert(ret, v);
                 }
                 KvOp::Put(k, v) => *puts[k as usize].entry(v).or_insert(0u32) += 1,
-                KvOp::Append(..) => {}
+                KvOp::Append(k, v) => {
+                    *appends[k as usize].entry(v).or_insert(0u32) += 1;
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    if !append_lens[k as usize].contains(&len) {
+                        append_lens[k as usize].push(len);
+                    }
+                }
             }
         }
         let mut resets: FxHashMap<(u32, u32), SmallVec<[u32; 2]>> = FxHashMap::default();
@@ -1146,6 +1255,13 @@ impl ModelKind for KvKind {
                 }
             }
         }
+        let hopeless = gets
+            .iter()
+            .enumerate()
+            .flat_map(|(k, key_gets)| key_gets.iter().map(move |(&ret, &g)| (k, ret, g)))
+            .filter(|&(k, _, g)| !self.spelled(g, &puts[k], &appends[k], &append_lens[k]))
+            .map(|(_, ret, _)| ret)
+            .min();
         Kv {
             strings: self.strings.clone(),
             keys: keys.into(),
@@ -1153,7 +1269,35 @@ impl ModelKind for KvKind {
             fixed,
             puts,
             resets: Arc::new(resets),
+            appends,
+            append_lens: append_lens.into(),
+            hopeless,
         }
+    }
+    /// A crashed append whose text no get of its key contains, or a crashed
+    /// put whose value no get of its key starts with, was never followed by
+    /// a get before the next put on that key (that get would show it), so
+    /// leaving it out changes no result.
+    fn useful(&self, ops: &[KvOp], rets: &[u32]) -> Vec<bool> {
+        let mut seen: FxHashMap<u32, rustc_hash::FxHashSet<u32>> = FxHashMap::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if let (KvOp::Get(k, v), true) = (*op, ret != u32::MAX) {
+                seen.entry(k).or_default().insert(v);
+            }
+        }
+        let text = |id: u32| &*self.strings.strs[id as usize];
+        let shown = |k: u32, test: &dyn Fn(&str) -> bool| {
+            seen.get(&k).is_some_and(|vs| vs.iter().any(|&v| test(text(v))))
+        };
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| match *op {
+                _ if ret != u32::MAX => true,
+                KvOp::Append(k, a) => shown(k, &|v| v.contains(text(a))),
+                KvOp::Put(k, p) => shown(k, &|v| v.starts_with(text(p))),
+                KvOp::Get(..) => true,
+            })
+            .collect()
     }
 }
 
@@ -1208,6 +1352,34 @@ mod tests {
     }
 
     #[test]
+    fn kv_get_no_append_spells_is_hopeless_and_unseen_crashes_are_dropped() {
+        let mut k = KvKind::default();
+        let key = Value::str("k");
+        let mut ops = vec![
+            k.compile("put", Some(&key), &Value::str("p"), None).expect("p").expect("op"),
+            k.compile("append", Some(&key), &Value::str("ab"), None).expect("a").expect("op"),
+            k.compile("append", Some(&key), &Value::str("zz"), None).expect("a").expect("op"),
+            k.compile("put", Some(&key), &Value::str("q"), None).expect("p").expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabab")))
+                .expect("g")
+                .expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabc")))
+                .expect("g")
+                .expect("op"),
+        ];
+        let crashed = u32::MAX;
+        // Crashed: the put of "p" (a get starts with it), the append of "ab"
+        // (gets contain it), the append of "zz" and the put of "q" (no get
+        // shows them).
+        let rets = [crashed, crashed, crashed, crashed, 8, 9];
+        assert_eq!(k.useful(&ops, &rets), vec![true, true, false, false, true, true]);
+        // "pabab" is "p" then "ab" twice: possible. "pabc": no append spells "c".
+        let m = k.model_for(&mut ops, &[0, 1, 2, 3, 4, 5], &rets);
+        assert_eq!(m.hopeless, Some(9));
+        assert_eq!(m.doomed(&m.init(), &ops[0]), Some(9));
+    }
+
+    #[test]
     fn fifo_queue_requires_head() {
         let mut k = QueueKind { fifo: true, interner: Interner::default() };
         let e1 = k.compile("enqueue", None, &Value::Int(1), None).expect("e").expect("op");
@@ -1220,5 +1392,26 @@ mod tests {
         assert_eq!(m.step(&s, &d2), None);
         let mut u = Queue { fifo: false, ..m.clone() };
         assert!(u.step(&s, &d2).is_some());
+    }
+
+    #[test]
+    fn a_value_dequeued_more_often_than_enqueued_dooms_every_state() {
+        for fifo in [true, false] {
+            let mut k = QueueKind { fifo, interner: Interner::default() };
+            let mut ops = vec![
+                k.compile("enqueue", None, &Value::Int(1), None).expect("e").expect("op"),
+                k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
+                    .expect("d")
+                    .expect("op"),
+                k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
+                    .expect("d")
+                    .expect("op"),
+            ];
+            // Two dequeues of 1 return, at 7 and at 9; the second overdraws it.
+            let m = k.model_for(&mut ops, &[0, 2, 3], &[1, 9, 7]);
+            assert_eq!(m.overdrawn, Some(9));
+            let s = m.clone().step(&m.init(), &ops[0]).expect("enqueue");
+            assert_eq!(m.doomed(&s, &ops[0]), Some(9));
+        }
     }
 }
