@@ -77,9 +77,13 @@ pub(crate) fn pages(checker: &str, verdict: &Verdict) -> Vec<HtmlPage> {
             let mut body = String::new();
             let _ = write!(
                 body,
-                "<h1>{} — {}</h1>\n<p>{}</p>\n<p class=\"muted\">{} found",
+                "<h1>{} — {}</h1>\n<p class=\"{}\">{}</p>\n<p>{}</p>\n<p class=\"muted\">{} found",
                 escape(checker),
                 escape(kind),
+                // The verdict's summary names the models ruled out and those
+                // still possible, which a page about one anomaly type needs.
+                verdict.validity.as_str(),
+                escape(&verdict.summary),
                 escape(&describe(kind)),
                 total
             );

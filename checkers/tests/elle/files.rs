@@ -117,6 +117,7 @@ fn html_has_one_page_per_anomaly_type_with_a_drawing_of_each_cycle() {
     assert!(pages[0].body.contains("<svg"), "{}", pages[0].body);
     assert!(pages[0].body.contains(">rw</text>"));
     assert!(pages[0].body.contains("[:append 9 1]"));
+    assert!(pages[0].body.contains("not repeatable-read"), "the lattice verdict is on the page");
     let register =
         generate(&GenOptions { txns: 50, workload: Workload::RwRegister, ..GenOptions::default() });
     let v = check("rw-register", &["strict-serializable"], &[], &register);
