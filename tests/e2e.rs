@@ -17,7 +17,7 @@ use harness::runtime::process::tagged_processes;
 /// load, and two at once on a 2-core machine would measure the machine.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -47,14 +47,14 @@ fn root_or_skip(test: &str, extra: &[&str]) -> bool {
 }
 
 /// A finished `faultline test`.
-struct Finished {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    run_dir: PathBuf,
+pub(crate) struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub run_dir: PathBuf,
 }
 
-fn run(args: &[&str], store: &Path) -> Finished {
+pub(crate) fn run(args: &[&str], store: &Path) -> Finished {
     let out: Output = faultline()
         .arg("test")
         .args(args)
@@ -78,11 +78,11 @@ fn leftovers_of(pid: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
-fn history(run_dir: &Path) -> checkers::History {
+pub(crate) fn history(run_dir: &Path) -> checkers::History {
     checkers::formats::read_path(&run_dir.join("history.jsonl"), None).expect("history")
 }
 
-fn nemesis_fs(h: &checkers::History) -> Vec<String> {
+pub(crate) fn nemesis_fs(h: &checkers::History) -> Vec<String> {
     h.ops()
         .iter()
         .filter(|o| o.process == checkers::Process::Nemesis)

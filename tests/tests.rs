@@ -6,3 +6,5 @@ mod check;
 mod checkers;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;
+/// Each workload end to end: the verdict its replication mode deserves.
+mod workloads;

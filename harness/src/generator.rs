@@ -534,7 +534,19 @@ impl Generator for TimeLimit {
             return Peek::Done;
         }
         match self.inner.peek(ctx, rng) {
-            Peek::Ready(p) if p.time >= deadline => Peek::Done,
+            // The soonest proposal lies past the deadline. While some
+            // thread is busy, its completion may bring an earlier one (a
+            // client freed while the nemesis's next fault is due after the
+            // deadline): wait, don't end, or a run stops early whenever
+            // every client waits on a dead node. With every thread free,
+            // nothing can bring one before the deadline.
+            Peek::Ready(p) if p.time >= deadline => {
+                if ctx.all_free() {
+                    Peek::Done
+                } else {
+                    Peek::Pending
+                }
+            }
             other => other,
         }
     }
@@ -1146,6 +1158,26 @@ mod tests {
             g.update(&threads.context(0), &Event { thread: 0, kind, op: &op });
         }
         assert_eq!(g.peek(&threads.context(9), &mut rng), Peek::Done);
+    }
+
+    #[test]
+    fn time_limit_waits_out_its_deadline_when_the_next_op_is_later() {
+        let mut rng = Rng::seed_from_u64(0);
+        let mut threads = Threads::new(2);
+        let mut g = time_limit(Duration::from_millis(10), delay(Duration::from_millis(50), f("x")));
+        assert!(matches!(g.peek(&threads.context(0), &mut rng), Peek::Ready(_)));
+        assert!(g.take(&threads.context(0), 0, &mut rng).is_some());
+        threads.set_free(0, false);
+        // The next op is due at 50 ms, past the deadline at 10 ms, but thread
+        // 0 is still busy: its completion may change that.
+        assert_eq!(g.peek(&threads.context(1_000_000), &mut rng), Peek::Pending);
+        assert_eq!(g.peek(&threads.context(10_000_000), &mut rng), Peek::Done);
+        // With every thread free, nothing can come before the deadline.
+        let mut g = time_limit(Duration::from_millis(10), delay(Duration::from_millis(50), f("x")));
+        threads.set_free(0, true);
+        assert!(matches!(g.peek(&threads.context(0), &mut rng), Peek::Ready(_)));
+        assert!(g.take(&threads.context(0), 0, &mut rng).is_some());
+        assert_eq!(g.peek(&threads.context(1_000_000), &mut rng), Peek::Done);
     }
 
     #[test]
