@@ -440,12 +440,15 @@ fn explain<M: Model>(
     };
     let at_states =
         if states.len() == 1 { states[0].clone() } else { format!("one of {}", states.join(", ")) };
-    let why = if failure.witness.is_some() {
+    let why = if let Some(witness) = failure.witness {
         let blocked = &metas[failure.stuck as usize];
+        let reason = model.doom_reason(&entries[witness as usize].op).unwrap_or_else(|| {
+            "each way forward leaves this result out of reach of the operations that remain"
+                .to_owned()
+        });
         format!(
             "{} must take effect by {}, and from every state the model can be in just before \
-             that ({at_states}) each way forward leaves this result out of reach of the \
-             operations that remain",
+             that ({at_states}), {reason}",
             describe(failure.stuck),
             line(blocked.complete.unwrap_or(blocked.invoke)),
         )

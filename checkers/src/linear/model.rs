@@ -45,6 +45,12 @@ pub(crate) trait Model: Send {
     fn doomed(&self, _state: &Self::State, _op: &Self::Op) -> Option<u32> {
         None
     }
+    /// Why `op`, which `doomed` named, can never be explained, in words
+    /// that follow "from every state the model can be in just before that":
+    /// for evidence. `None` keeps the general wording.
+    fn doom_reason(&self, _op: &Self::Op) -> Option<String> {
+        None
+    }
     /// The state in words, for evidence.
     fn show_state(&self, state: &Self::State) -> String;
 }
@@ -245,6 +251,14 @@ impl Model for Register {
     fn doomed(&self, s: &u32, _op: &RegOp) -> Option<u32> {
         let lost = self.orphans.iter().find(|&&v| v != *s)?;
         self.reader_rets.get(lost)?.iter().copied().find(|r| !self.lifted.contains(r))
+    }
+    fn doom_reason(&self, op: &RegOp) -> Option<String> {
+        let RegOp::Read(v) = *op else { return None };
+        let v = show(&self.values, v);
+        Some(format!(
+            "every way forward overwrites {v} before this read can return it, and no operation \
+             still to come writes {v} again"
+        ))
     }
     fn show_state(&self, s: &u32) -> String {
         show(&self.values, *s)
@@ -597,6 +611,13 @@ impl Model for SetModel {
             .copied()
             .find(|ret| self.reads.get(ret).is_some_and(|read| !is_subset(state, read)))
     }
+    fn doom_reason(&self, op: &SetOp) -> Option<String> {
+        matches!(op, SetOp::Read(_)).then(|| {
+            "every way forward adds an element this read lacks before it can take effect, and \
+             a set never loses an element"
+                .to_owned()
+        })
+    }
     fn init(&self) -> Box<[u32]> {
         Box::new([])
     }
@@ -798,6 +819,18 @@ impl Model for Queue {
                 None => false,
             })
             .then_some(y_ret)
+    }
+    fn doom_reason(&self, op: &QueueOp) -> Option<String> {
+        let QueueOp::Dequeue(x) = *op else { return None };
+        let x = show(&self.values, x);
+        Some(if self.overdrawn.is_some() {
+            format!("{x} is returned by more completed dequeues than there are enqueues of it")
+        } else {
+            format!(
+                "every way forward puts an element ahead of {x} that cannot leave the queue \
+                 before this dequeue returns {x}"
+            )
+        })
     }
     fn state_bytes(s: &Box<[u32]>) -> usize {
         s.len() * 4
@@ -1065,6 +1098,19 @@ impl Model for Kv {
             .get(&(k, want))
             .is_some_and(|ps| ps.iter().any(|p| puts.get(p).is_some_and(|&c| c > 0)));
         (!resettable).then_some(ret)
+    }
+    fn doom_reason(&self, op: &KvOp) -> Option<String> {
+        let KvOp::Get(k, _) = *op else { return None };
+        Some(if self.hopeless.is_some() {
+            format!(
+                "no put or the empty start value, followed by appends to key {}, spells this value",
+                self.keys[k as usize]
+            )
+        } else {
+            "every way forward leaves the key's value where no append still to come continues \
+             it toward this get's value, and no put still to come leads there"
+                .to_owned()
+        })
     }
     fn init(&self) -> Self::State {
         SmallVec::from_elem(0, self.keys.len())
