@@ -20,6 +20,7 @@ pub mod clean;
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod faketime;
 pub mod generator;
 pub mod interpreter;
 pub mod logging;
@@ -34,5 +35,8 @@ pub mod spec;
 pub use error::{HarnessError, Result};
 pub use generator::{Gen, Invocation};
 pub use node::{Grudge, NodeControl, Runtime};
-pub use plugin::{Client, Completion, Db, Nemesis, NemesisPackage, Registry, TestEnv, Workload};
+pub use plugin::{
+    Client, Completion, DataFile, Db, Durability, Nemesis, NemesisPackage, Registry, TestEnv,
+    Workload,
+};
 pub use spec::TestSpec;

@@ -306,6 +306,23 @@ pub trait Runtime: Send + Sync {
         })
     }
 
+    /// The partition the network really has now, read back from where it
+    /// is enforced (the proxies, or the firewall rules on each node), so a
+    /// nemesis can verify a partition and above all a heal.
+    async fn current_grudge(&self) -> Result<Grudge> {
+        Err(crate::HarnessError::Unsupported {
+            runtime: self.name().to_owned(),
+            what: "read back partitions".into(),
+            why: "this runtime does not report its partition rules".into(),
+        })
+    }
+
+    /// What enforces partitions here (`proxy`, `nft`, `iptables`), for the
+    /// log and the history.
+    fn partitioner(&self) -> String {
+        self.name().to_owned()
+    }
+
     /// Removes every fault, process, namespace, rule and file this runtime
     /// created, except the node logs already copied into the run directory.
     /// Safe to call twice.

@@ -93,12 +93,39 @@ pub trait Db: Send + Sync {
         })
     }
 
+    /// The files on `node` that hold the database's durable state, for file
+    /// faults (truncation, bit flips, rollbacks, lost unsynced writes). The
+    /// default names none, and file faults then refuse this target.
+    fn data_files(&self, _env: &TestEnv, _node: &str) -> Vec<DataFile> {
+        Vec::new()
+    }
+
     /// A fresh, unopened client for this test.
     fn client(&self, env: &TestEnv) -> Box<dyn Client>;
 
     /// The functions (`read`, `write`, `cas`, `txn`, `add`) its client can
     /// perform, so an unsupported workload is refused before the test starts.
     fn supported_fs(&self) -> &[&str];
+}
+
+/// When the database makes what it writes to a data file durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// It fsyncs before acknowledging anything that depends on the write, so
+    /// a machine crash loses only writes nobody was told about.
+    FsyncBeforeAck,
+    /// It never fsyncs: a machine crash loses whatever the kernel had not
+    /// written back yet, acknowledged or not.
+    NoFsync,
+}
+
+/// A file holding a database's durable state on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataFile {
+    /// Its path on the node.
+    pub path: PathBuf,
+    /// When writes to it become durable.
+    pub durability: Durability,
 }
 
 /// How an operation ended.

@@ -115,6 +115,20 @@ impl Runtime for LocalRuntime {
         Ok(())
     }
 
+    async fn current_grudge(&self) -> Result<Grudge> {
+        let mut g = Grudge::none();
+        for ((from, to), proxy) in &self.proxies {
+            if proxy.is_cut() {
+                g.0.entry(to.clone()).or_default().insert(from.clone());
+            }
+        }
+        Ok(g)
+    }
+
+    fn partitioner(&self) -> String {
+        "proxy".into()
+    }
+
     async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
         let proxy = self
             .proxies

@@ -1,5 +1,6 @@
 //! The three runtimes, and building one from a spec.
 
+pub mod firewall;
 pub mod local;
 pub mod netem;
 pub mod netns;
@@ -31,7 +32,14 @@ pub async fn build(
             local::LocalRuntime::start(spec.nodes, nodes_dir, binary.to_owned(), tag).await?,
         ),
         RuntimeKind::Netns => Arc::new(
-            netns::NetnsRuntime::start(spec.nodes, nodes_dir, binary.to_owned(), tag).await?,
+            netns::NetnsRuntime::start_with(
+                spec.nodes,
+                nodes_dir,
+                binary.to_owned(),
+                tag,
+                firewall_choice(spec)?,
+            )
+            .await?,
         ),
         RuntimeKind::Ssh => {
             let ssh = spec.ssh.clone().ok_or_else(|| {
@@ -41,7 +49,23 @@ pub async fn build(
                     "the ssh runtime needs an [ssh] table",
                 )
             })?;
-            Arc::new(ssh::SshRuntime::start(spec.nodes, &ssh, run_dir, binary, tag).await?)
+            Arc::new(
+                ssh::SshRuntime::start(
+                    spec.nodes,
+                    &ssh,
+                    run_dir,
+                    binary,
+                    tag,
+                    firewall_choice(spec)?,
+                )
+                .await?,
+            )
         }
     })
+}
+
+/// `options.firewall` (`auto`, `nft` or `iptables`): which tool installs
+/// partitions in the `netns` and `ssh` runtimes.
+fn firewall_choice(spec: &TestSpec) -> Result<firewall::FirewallChoice> {
+    spec.option("firewall", firewall::FirewallChoice::Auto)
 }

@@ -1,7 +1,8 @@
 //! The `netns` runtime (root, Linux): each node is a network namespace with
 //! its own address on a bridge this runtime creates, its own hostname (a
 //! UTS namespace per process) and its own data directory; partitions are
-//! nftables rules inside the receiving node's namespace. Packet faults use
+//! nftables (or, without nft, iptables) rules inside the receiving node's
+//! namespace, read back after every change. Packet faults use
 //! `tc netem` in the sending node's namespace when the kernel has it, and
 //! otherwise the NFQUEUE shaper (`nfqueue.rs`); which one is detected once
 //! and logged.
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
 use crate::node::{Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime};
+use crate::runtime::firewall::{Firewall, FirewallChoice};
 use crate::runtime::nfqueue::{self, NfqShaper};
 use crate::runtime::process::{ProcessNode, pid_alive};
 
@@ -188,6 +190,8 @@ pub struct NetnsRuntime {
     ips: BTreeMap<NodeId, Ipv4Addr>,
     namespaces: BTreeMap<NodeId, String>,
     binary: PathBuf,
+    /// What installs the partition rules in every namespace.
+    firewall: Firewall,
     state: Mutex<Option<NetnsState>>,
     /// What shapes links here (`netem` or `nfqueue`), or why nothing can;
     /// detected at the first packet fault.
@@ -219,12 +223,24 @@ fn free_subnet(seed: u64) -> Result<u8> {
 }
 
 impl NetnsRuntime {
-    /// Creates the bridge and one namespace per node. Needs root.
+    /// Creates the bridge and one namespace per node, partitions by nft
+    /// where it works and iptables otherwise. Needs root.
     pub async fn start(
         nodes: u32,
         nodes_dir: PathBuf,
         binary: PathBuf,
         run_tag: &str,
+    ) -> Result<NetnsRuntime> {
+        NetnsRuntime::start_with(nodes, nodes_dir, binary, run_tag, FirewallChoice::Auto).await
+    }
+
+    /// Like `start`, with the firewall chosen by `firewall`.
+    pub async fn start_with(
+        nodes: u32,
+        nodes_dir: PathBuf,
+        binary: PathBuf,
+        run_tag: &str,
+        firewall: FirewallChoice,
     ) -> Result<NetnsRuntime> {
         if !have_root() {
             return Err(HarnessError::Unsupported {
@@ -244,13 +260,13 @@ impl NetnsRuntime {
         // Namespace plumbing is a few dozen quick commands; run them off the
         // async threads.
         let built = tokio::task::spawn_blocking(move || {
-            let result = build_network(&mut state, &ids2, seed);
+            let result = build_network(&mut state, &ids2, seed, firewall);
             (state, result)
         })
         .await
         .map_err(|e| HarnessError::Internal(format!("netns setup task: {e}")))?;
         let (state, result) = built;
-        let third = match result {
+        let (third, firewall) = match result {
             Ok(t) => t,
             Err(e) => {
                 state.remove();
@@ -300,7 +316,12 @@ impl NetnsRuntime {
                 .insert(node.clone(), ProcessNode::new(node, nodes_dir.join(node), &tag, prefix));
             namespaces.insert(node.clone(), ns);
         }
-        tracing::info!(bridge = %format!("flb{id}"), subnet = %format!("10.231.{third}.0/24"), "netns cluster created");
+        tracing::info!(
+            bridge = %format!("flb{id}"),
+            subnet = %format!("10.231.{third}.0/24"),
+            firewall = firewall.name(),
+            "netns cluster created"
+        );
         Ok(NetnsRuntime {
             nodes: ids,
             controls,
@@ -308,6 +329,7 @@ impl NetnsRuntime {
             ips,
             namespaces,
             binary: binary2,
+            firewall,
             state: Mutex::new(Some(state)),
             shaper_kind: Mutex::new(None),
             shapes: Mutex::new(BTreeMap::new()),
@@ -494,7 +516,12 @@ pub fn shaping_rules(ns: &str) -> String {
 
 /// Creates the bridge, the namespaces and their veths, recording each
 /// object in `state` (saved after every step) as soon as it exists.
-fn build_network(state: &mut NetnsState, nodes: &[NodeId], seed: u64) -> Result<u8> {
+fn build_network(
+    state: &mut NetnsState,
+    nodes: &[NodeId],
+    seed: u64,
+    choice: FirewallChoice,
+) -> Result<(u8, Firewall)> {
     let net = |r: std::result::Result<String, String>| r.map_err(HarnessError::Net);
     let third = free_subnet(seed)?;
     let bridge = format!("flb{}", state.id);
@@ -538,37 +565,37 @@ fn build_network(state: &mut NetnsState, nodes: &[NodeId], seed: u64) -> Result<
             args.extend(cmd);
             net(run("ip", &args))?;
         }
-        // The partition table: an input chain that drops packets from the
-        // nodes this one holds a grudge against. Empty means healed.
-        net(run("ip", &["netns", "exec", &ns, "nft", "add", "table", "inet", "faultline"]))?;
-        net(run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &ns,
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                "faultline",
-                "input",
-                "{",
-                "type",
-                "filter",
-                "hook",
-                "input",
-                "priority",
-                "0",
-                ";",
-                "policy",
-                "accept",
-                ";",
-                "}",
-            ],
-        ))?;
     }
-    Ok(third)
+    // The partition chain in every namespace: an input chain that drops
+    // packets from the nodes this one holds a grudge against. Empty means
+    // healed. The first firewall whose chain can be made in the first
+    // namespace is used everywhere.
+    let in_ns = |ns: &str, cmd: &[String]| {
+        let mut args: Vec<&str> = vec!["netns", "exec", ns];
+        args.extend(cmd.iter().map(String::as_str));
+        run("ip", &args)
+    };
+    let mut chosen = None;
+    let mut why = Vec::new();
+    for fw in choice.candidates() {
+        let Some(first) = state.namespaces.first() else { break };
+        match fw.prepare().iter().try_for_each(|c| in_ns(first, c).map(|_| ())) {
+            Ok(()) => {
+                chosen = Some(*fw);
+                break;
+            }
+            Err(e) => why.push(format!("{}: {e}", fw.name())),
+        }
+    }
+    let firewall = chosen.ok_or_else(|| {
+        HarnessError::Net(format!("no firewall can hold partition rules: {}", why.join("; ")))
+    })?;
+    for ns in state.namespaces.iter().skip(1) {
+        for cmd in firewall.prepare() {
+            net(in_ns(ns, &cmd))?;
+        }
+    }
+    Ok((third, firewall))
 }
 
 impl Drop for NetnsRuntime {
@@ -603,40 +630,21 @@ impl Runtime for NetnsRuntime {
     async fn set_grudge(&self, grudge: &Grudge) -> Result<()> {
         let mut jobs = Vec::new();
         for (node, ns) in &self.namespaces {
-            let sources: Vec<String> = grudge
+            let sources: Vec<std::net::IpAddr> = grudge
                 .0
                 .get(node)
                 .into_iter()
                 .flatten()
                 .filter_map(|from| self.ips.get(from))
-                .map(Ipv4Addr::to_string)
+                .map(|ip| (*ip).into())
                 .collect();
             let ns = ns.clone();
+            let cmds = self.firewall.set(&sources);
             jobs.push(tokio::task::spawn_blocking(move || {
-                run(
-                    "ip",
-                    &["netns", "exec", &ns, "nft", "flush", "chain", "inet", "faultline", "input"],
-                )?;
-                if !sources.is_empty() {
-                    let set = format!("{{ {} }}", sources.join(", "));
-                    run(
-                        "ip",
-                        &[
-                            "netns",
-                            "exec",
-                            &ns,
-                            "nft",
-                            "add",
-                            "rule",
-                            "inet",
-                            "faultline",
-                            "input",
-                            "ip",
-                            "saddr",
-                            &set,
-                            "drop",
-                        ],
-                    )?;
+                for cmd in cmds {
+                    let mut args: Vec<&str> = vec!["netns", "exec", &ns];
+                    args.extend(cmd.iter().map(String::as_str));
+                    run("ip", &args)?;
                 }
                 Ok::<(), String>(())
             }));
@@ -647,6 +655,28 @@ impl Runtime for NetnsRuntime {
                 .map_err(HarnessError::Net)?;
         }
         Ok(())
+    }
+
+    async fn current_grudge(&self) -> Result<Grudge> {
+        let by_ip: BTreeMap<std::net::IpAddr, &NodeId> =
+            self.ips.iter().map(|(n, ip)| ((*ip).into(), n)).collect();
+        let mut grudge = Grudge::none();
+        for (node, ns) in &self.namespaces {
+            let mut args: Vec<&str> = vec!["netns", "exec", ns];
+            let list = self.firewall.list();
+            args.extend(list.iter().map(String::as_str));
+            let listing = tokio::task::block_in_place(|| run("ip", &args))
+                .map_err(|e| HarnessError::Net(format!("reading the rules of {node}: {e}")))?;
+            for ip in self.firewall.parse_dropped(&listing) {
+                let from = by_ip.get(&ip).map_or_else(|| ip.to_string(), |n| (*n).clone());
+                grudge.0.entry(node.clone()).or_default().insert(from);
+            }
+        }
+        Ok(grudge)
+    }
+
+    fn partitioner(&self) -> String {
+        self.firewall.name().to_owned()
     }
 
     async fn link_shaper(&self) -> Result<String> {
@@ -693,8 +723,14 @@ impl Runtime for NetnsRuntime {
     }
 }
 
-/// The rules currently installed in `ns`'s partition chain (for tests).
+/// The rules currently installed in `ns`'s partition chain, whichever
+/// firewall holds them (for tests).
 pub fn partition_rules(ns: &str) -> String {
-    run("ip", &["netns", "exec", ns, "nft", "list", "chain", "inet", "faultline", "input"])
-        .unwrap_or_default()
+    let nft =
+        run("ip", &["netns", "exec", ns, "nft", "list", "chain", "inet", "faultline", "input"]);
+    let ipt = run(
+        "ip",
+        &["netns", "exec", ns, "iptables", "-S", crate::runtime::firewall::IPTABLES_CHAIN],
+    );
+    [nft.unwrap_or_default(), ipt.unwrap_or_default()].join("")
 }

@@ -1,12 +1,16 @@
 //! The `ssh` runtime: real remote hosts driven over SSH (the `ssh2` crate):
 //! a user, a port, a private key, optional `sudo`, strict host-key checking
 //! by default, and retries when connecting. Partitions are nftables rules on
-//! each host; the faultline binary is uploaded once per host.
+//! each host (iptables where nft is missing), read back after each change;
+//! packet faults are `tc netem` on the host's interface toward its peers,
+//! where the host's kernel has `sch_netem` (the NFQUEUE shaper of `netns`
+//! needs the harness on the host, so it is not used here). The faultline
+//! binary is uploaded once per host.
 //!
 //! `ssh2` is blocking, so every call runs on tokio's blocking pool, one
 //! session per host behind a mutex.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -17,20 +21,14 @@ use async_trait::async_trait;
 
 use crate::error::{HarnessError, Result};
 use crate::node::{
-    DaemonSpec, ExecOutput, Grudge, NodeAddrs, NodeControl, NodeId, Runtime, Signal,
+    DaemonSpec, ExecOutput, Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime, Signal,
 };
 use crate::rundir::RunDir;
+use crate::runtime::firewall::{Firewall, FirewallChoice, shell_line};
 use crate::runtime::process::RUN_TAG_ENV;
 use crate::spec::SshSpec;
 
-/// Quotes `s` for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub use crate::runtime::firewall::shell_quote;
 
 /// One remote host.
 pub struct SshNode {
@@ -314,6 +312,13 @@ pub struct SshRuntime {
     ips: BTreeMap<NodeId, IpAddr>,
     binary: BTreeMap<NodeId, PathBuf>,
     base: PathBuf,
+    /// What holds the partition rules on each host.
+    firewalls: BTreeMap<NodeId, Firewall>,
+    /// Whether `tc netem` works on the hosts (`Ok(())`) or why not;
+    /// detected at the first packet fault.
+    netem: Mutex<Option<std::result::Result<(), String>>>,
+    /// The current shape of every shaped directed link.
+    shapes: Mutex<BTreeMap<(NodeId, NodeId), LinkShape>>,
 }
 
 fn resolve(host: &str, default_port: u16) -> Result<SocketAddr> {
@@ -335,6 +340,7 @@ impl SshRuntime {
         run_dir: &RunDir,
         binary: &Path,
         tag: &str,
+        firewall: FirewallChoice,
     ) -> Result<SshRuntime> {
         let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();
         let base = spec.remote_dir.join(tag);
@@ -377,30 +383,134 @@ impl SshRuntime {
                 },
             );
         }
-        let rt = SshRuntime {
+        let mut rt = SshRuntime {
             nodes: ids.clone(),
             controls,
             addrs,
             ips,
             binary: ids.iter().map(|id| (id.clone(), base.join("faultline"))).collect(),
             base,
+            firewalls: BTreeMap::new(),
+            netem: Mutex::new(None),
+            shapes: Mutex::new(BTreeMap::new()),
         };
         for id in &ids {
             let c = &rt.controls[id];
             c.0.run_ok(format!("mkdir -p {}", shell_quote(&c.0.dir.to_string_lossy())), "mkdir")
                 .await?;
             c.upload(binary, &rt.binary[id], 0o755).await?;
-            c.0.run_ok(
-                "nft add table inet faultline && nft add chain inet faultline input \
-                 '{ type filter hook input priority 0; policy accept; }' && \
-                 nft flush chain inet faultline input"
-                    .into(),
-                "prepare the partition table (nft)",
-            )
-            .await?;
+            // The first firewall whose chain can be made holds this host's
+            // partition rules.
+            let mut why = Vec::new();
+            let mut chosen = None;
+            for fw in firewall.candidates() {
+                let script =
+                    fw.prepare().iter().map(|c| shell_line(c)).collect::<Vec<_>>().join(" && ");
+                match c
+                    .0
+                    .run_ok(script, &format!("prepare the partition chain ({})", fw.name()))
+                    .await
+                {
+                    Ok(_) => {
+                        chosen = Some(*fw);
+                        break;
+                    }
+                    Err(e) => why.push(e.to_string()),
+                }
+            }
+            let Some(fw) = chosen else {
+                return Err(HarnessError::node(id, "prepare partitions", why.join("; ")));
+            };
+            tracing::info!(node = %id, firewall = fw.name(), "partition chain ready");
+            rt.firewalls.insert(id.clone(), fw);
         }
         let _ = run_dir;
         Ok(rt)
+    }
+
+    /// The host's interface toward `peer` (blocking).
+    fn dev_toward(&self, node: &SshNode, peer: IpAddr) -> Result<String> {
+        let out = node.run_blocking(&format!("ip -o route get {peer}"))?;
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        words
+            .iter()
+            .position(|w| *w == "dev")
+            .and_then(|i| words.get(i + 1))
+            .map(|d| (*d).to_owned())
+            .ok_or_else(|| {
+                HarnessError::node(
+                    &node.id,
+                    format!("find the interface toward {peer}"),
+                    out.stdout,
+                )
+            })
+    }
+
+    /// Whether `tc netem` can work on the hosts: the module is loaded,
+    /// built in, or loadable (blocking; checked on the first host).
+    fn detect_netem(&self) -> std::result::Result<(), String> {
+        let Some(c) = self.controls.values().next() else {
+            return Err("the cluster has no nodes".into());
+        };
+        let out =
+            c.0.run_blocking(
+                "test -d /sys/module/sch_netem || modinfo sch_netem >/dev/null 2>&1 || \
+                 grep -qs 'sch_netem' /lib/modules/$(uname -r)/modules.builtin",
+            )
+            .map_err(|e| e.to_string())?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} has no tc netem (kernel module sch_netem); packet faults over ssh need it",
+                c.0.id
+            ))
+        }
+    }
+
+    /// Makes `from`'s outgoing links follow `self.shapes` (blocking).
+    fn apply_shapes(&self, from: &str) -> Result<()> {
+        let c = self
+            .controls
+            .get(from)
+            .ok_or_else(|| HarnessError::Net(format!("no node {from} in this cluster")))?;
+        let links: Vec<(IpAddr, LinkShape)> = self
+            .shapes
+            .lock()
+            .map_err(|_| HarnessError::Internal("shape table lock".into()))?
+            .iter()
+            .filter(|((f, _), _)| f == from)
+            .filter_map(|((_, to), shape)| self.ips.get(to).map(|ip| (*ip, shape.clone())))
+            .collect();
+        // Every peer is reached through one interface on ordinary hosts;
+        // shape that one, per destination address.
+        let Some(peer) = self.ips.iter().find(|(n, _)| n.as_str() != from).map(|(_, ip)| *ip)
+        else {
+            return Ok(());
+        };
+        let dev = self.dev_toward(&c.0, peer)?;
+        let v4: Vec<(std::net::Ipv4Addr, LinkShape)> = links
+            .into_iter()
+            .filter_map(|(ip, s)| match ip {
+                IpAddr::V4(v4) => Some((v4, s)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let cmds = crate::runtime::netem::commands(&dev, &v4);
+        for (i, cmd) in cmds.iter().enumerate() {
+            let mut line = vec!["tc".to_owned()];
+            line.extend(cmd.iter().cloned());
+            let out = c.0.run_blocking(&shell_line(&line))?;
+            // Removing a root that is not there fails; fine.
+            if out.status != 0 && i > 0 {
+                return Err(HarnessError::node(
+                    from,
+                    "shape links (tc netem)",
+                    format!("{}: {}", shell_line(&line), out.stderr.trim()),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn cleanup_blocking(&self) -> Vec<String> {
@@ -413,7 +523,22 @@ impl SshRuntime {
                     "kill -s CONT {pid} 2>/dev/null; kill -s KILL {pid} 2>/dev/null; "
                 ));
             }
-            script.push_str("nft delete table inet faultline 2>/dev/null; ");
+            if let Some(fw) = self.firewalls.get(&c.0.id) {
+                for cmd in fw.remove() {
+                    script.push_str(&format!("{} 2>/dev/null; ", shell_line(&cmd)));
+                }
+            }
+            let shaped =
+                self.shapes.lock().map(|s| s.keys().any(|(f, _)| f == &c.0.id)).unwrap_or(false);
+            if shaped
+                && let Some(peer) = self.ips.iter().find(|(n, _)| **n != c.0.id).map(|(_, ip)| *ip)
+                && let Ok(dev) = self.dev_toward(&c.0, peer)
+            {
+                script.push_str(&format!(
+                    "tc qdisc del dev {} root 2>/dev/null; ",
+                    shell_quote(&dev)
+                ));
+            }
             script.push_str(&format!("rm -rf {}; true", shell_quote(&self.base.to_string_lossy())));
             if let Err(e) = c.0.run_blocking(&script) {
                 failed.push(e.to_string());
@@ -456,24 +581,76 @@ impl Runtime for SshRuntime {
 
     async fn set_grudge(&self, grudge: &Grudge) -> Result<()> {
         for (id, c) in &self.controls {
-            let sources: Vec<String> = grudge
+            let sources: Vec<IpAddr> = grudge
                 .0
                 .get(id)
                 .into_iter()
                 .flatten()
                 .filter_map(|from| self.ips.get(from))
-                .map(IpAddr::to_string)
+                .copied()
                 .collect();
-            let mut script = "nft flush chain inet faultline input".to_owned();
-            if !sources.is_empty() {
-                script.push_str(&format!(
-                    " && nft add rule inet faultline input ip saddr '{{ {} }}' drop",
-                    sources.join(", ")
-                ));
-            }
+            let fw = self.firewalls.get(id).copied().unwrap_or(Firewall::Nft);
+            let script =
+                fw.set(&sources).iter().map(|c| shell_line(c)).collect::<Vec<_>>().join(" && ");
             c.0.run_ok(script, "set partition rules").await?;
         }
         Ok(())
+    }
+
+    async fn current_grudge(&self) -> Result<Grudge> {
+        let by_ip: BTreeMap<IpAddr, &NodeId> = self.ips.iter().map(|(n, ip)| (*ip, n)).collect();
+        let mut grudge = Grudge::none();
+        for (id, c) in &self.controls {
+            let fw = self.firewalls.get(id).copied().unwrap_or(Firewall::Nft);
+            let listing = c.0.run_ok(shell_line(&fw.list()), "read partition rules").await?;
+            for ip in fw.parse_dropped(&listing) {
+                let from = by_ip.get(&ip).map_or_else(|| ip.to_string(), |n| (*n).clone());
+                grudge.0.entry(id.clone()).or_default().insert(from);
+            }
+        }
+        Ok(grudge)
+    }
+
+    fn partitioner(&self) -> String {
+        let names: BTreeSet<&str> = self.firewalls.values().map(|f| f.name()).collect();
+        names.into_iter().collect::<Vec<_>>().join("+")
+    }
+
+    async fn link_shaper(&self) -> Result<String> {
+        let known = self.netem.lock().ok().and_then(|k| k.clone());
+        let found = match known {
+            Some(k) => k,
+            None => {
+                let k = tokio::task::block_in_place(|| self.detect_netem());
+                if let Ok(mut slot) = self.netem.lock() {
+                    *slot = Some(k.clone());
+                }
+                k
+            }
+        };
+        found.map(|()| "netem".to_owned()).map_err(|why| HarnessError::Unsupported {
+            runtime: "ssh".into(),
+            what: "shape links".into(),
+            why,
+        })
+    }
+
+    async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
+        self.link_shaper().await?;
+        if !self.ips.contains_key(to) || !self.ips.contains_key(from) || from == to {
+            return Err(HarnessError::Net(format!("no link {from} -> {to} in this cluster")));
+        }
+        if let Some(s) = shape {
+            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
+        }
+        if let Ok(mut shapes) = self.shapes.lock() {
+            let key = (from.to_owned(), to.to_owned());
+            match shape.filter(|s| !s.is_identity()) {
+                Some(s) => shapes.insert(key, s.clone()),
+                None => shapes.remove(&key),
+            };
+        }
+        tokio::task::block_in_place(|| self.apply_shapes(from))
     }
 
     async fn teardown(&self) -> Result<()> {

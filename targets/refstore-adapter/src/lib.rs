@@ -2,6 +2,12 @@
 //! faultline executable embeds refstore as `faultline refstore ...`) and
 //! speaks its HTTP JSON client API.
 //!
+//! Options (`--opt KEY=VALUE`): `clock = admin | faketime` (how clock faults
+//! reach a node: refstore's `/admin/clock`, the default, or libfaketime,
+//! which shows the same faults work on a program without clock control);
+//! `wal_recovery = refuse | truncate` (passed to refstore: what a node does
+//! with a corrupted log).
+//!
 //! Outcomes follow refstore's contract: an error answer with
 //! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
 //! or a lost connection is `info`; a refused connection is `fail` (nothing
@@ -14,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use checkers::Value;
+use harness::faketime::Faketime;
 use harness::node::{DaemonSpec, Signal};
 use harness::{
-    Client, Completion, Db, HarnessError, Invocation, Registry, Result, TestEnv, TestSpec,
+    Client, Completion, DataFile, Db, Durability, HarnessError, Invocation, Registry, Result,
+    TestEnv, TestSpec,
 };
 use serde_json::json;
 
@@ -33,6 +41,15 @@ pub fn register_all(registry: &mut Registry) {
     );
 }
 
+/// How clock faults reach a refstore node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockControl {
+    /// refstore's own `/admin/clock` offset.
+    Admin,
+    /// libfaketime preloaded, its offset in a file on the node.
+    Faketime,
+}
+
 /// The refstore target.
 pub struct RefstoreDb {
     mode: String,
@@ -40,7 +57,14 @@ pub struct RefstoreDb {
     op_timeout: Duration,
     http: reqwest::Client,
     pids: Mutex<BTreeMap<String, u32>>,
+    clock: ClockControl,
+    /// libfaketime per node, once prepared (with `clock = faketime`).
+    faketime: Mutex<BTreeMap<String, Faketime>>,
+    wal_recovery: Option<String>,
 }
+
+/// The modes that fsync their log before acknowledging (the others never do).
+const FSYNC_MODES: &[&str] = &["raft", "paxos", "sync", "causal"];
 
 /// refstore's numeric id of node `n3` is 3.
 fn numeric_id(node: &str) -> Result<u64> {
@@ -66,12 +90,37 @@ impl RefstoreDb {
             .connect_timeout(Duration::from_millis(500))
             .build()
             .map_err(|e| HarnessError::Internal(format!("http client: {e}")))?;
+        let clock = match spec.option("clock", "admin".to_owned())?.as_str() {
+            "admin" => ClockControl::Admin,
+            "faketime" => ClockControl::Faketime,
+            other => {
+                return Err(HarnessError::spec(
+                    "test spec",
+                    "options.clock",
+                    format!("{other:?}: use admin (refstore's /admin/clock) or faketime"),
+                ));
+            }
+        };
+        let wal_recovery = match spec.options.get("wal_recovery").map(String::as_str) {
+            None => None,
+            Some(p @ ("refuse" | "truncate")) => Some(p.to_owned()),
+            Some(other) => {
+                return Err(HarnessError::spec(
+                    "test spec",
+                    "options.wal_recovery",
+                    format!("{other:?}: use refuse or truncate"),
+                ));
+            }
+        };
         Ok(RefstoreDb {
             mode: spec.mode.clone(),
             seed: spec.seed.unwrap_or(0),
             op_timeout,
             http,
             pids: Mutex::new(BTreeMap::new()),
+            clock,
+            faketime: Mutex::new(BTreeMap::new()),
+            wal_recovery,
         })
     }
 
@@ -81,6 +130,19 @@ impl RefstoreDb {
 
     fn log_file(env: &TestEnv, node: &str) -> Result<PathBuf> {
         Ok(control(env, node)?.dir().join("refstore.log"))
+    }
+
+    /// libfaketime on `node`, prepared on first use.
+    async fn faketime(&self, env: &TestEnv, node: &str) -> Result<Faketime> {
+        if let Some(ft) = self.faketime.lock().ok().and_then(|f| f.get(node).cloned()) {
+            return Ok(ft);
+        }
+        let c = control(env, node)?;
+        let ft = Faketime::prepare(c, &c.dir().join("faketime.rc")).await?;
+        if let Ok(mut f) = self.faketime.lock() {
+            f.insert(node.to_owned(), ft.clone());
+        }
+        Ok(ft)
     }
 
     fn pid(&self, node: &str) -> Option<u32> {
@@ -125,6 +187,12 @@ impl Db for RefstoreDb {
     }
 
     async fn start(&self, env: &TestEnv, node: &str) -> Result<()> {
+        // Several nemeses may restart the same node (a kill and a file fault
+        // overlapping); a second process would only fail on the port and
+        // make the harness lose track of the first.
+        if self.is_running(env, node).await? {
+            return Ok(());
+        }
         let addrs = env.addrs(node)?;
         let id = numeric_id(node)?;
         let mut args = vec![
@@ -150,11 +218,19 @@ impl Db for RefstoreDb {
             args.push("--peer".into());
             args.push(format!("{}={addr}", numeric_id(peer)?));
         }
+        if let Some(policy) = &self.wal_recovery {
+            args.push("--wal-recovery".into());
+            args.push(policy.clone());
+        }
+        let daemon_env = match self.clock {
+            ClockControl::Admin => Vec::new(),
+            ClockControl::Faketime => self.faketime(env, node).await?.env(),
+        };
         let spec = DaemonSpec {
             name: "refstore".into(),
             program: env.runtime.faultline_binary(node),
             args,
-            env: Vec::new(),
+            env: daemon_env,
             log_file: Self::log_file(env, node)?,
         };
         let pid = control(env, node)?.start_daemon(&spec).await?;
@@ -251,6 +327,10 @@ impl Db for RefstoreDb {
     }
 
     async fn set_clock_offset(&self, env: &TestEnv, node: &str, offset_ms: i64) -> Result<()> {
+        if self.clock == ClockControl::Faketime {
+            let ft = self.faketime(env, node).await?;
+            return ft.set_offset_ms(control(env, node)?, offset_ms).await;
+        }
         let addr = env.addrs(node)?.client;
         let resp = self
             .http
@@ -265,12 +345,24 @@ impl Db for RefstoreDb {
         Ok(())
     }
 
+    fn data_files(&self, env: &TestEnv, node: &str) -> Vec<DataFile> {
+        let durability = if FSYNC_MODES.contains(&self.mode.as_str()) {
+            Durability::FsyncBeforeAck
+        } else {
+            Durability::NoFsync
+        };
+        Self::data_dir(env, node)
+            .map(|d| DataFile { path: d.join("wal.log"), durability })
+            .into_iter()
+            .collect()
+    }
+
     fn client(&self, env: &TestEnv) -> Box<dyn Client> {
         Box::new(RefstoreClient { http: self.http.clone(), env: env.clone(), base: String::new() })
     }
 
     fn supported_fs(&self) -> &[&str] {
-        &["read", "write", "cas", "txn", "add"]
+        &["read", "final-read", "write", "cas", "txn", "add"]
     }
 }
 
@@ -397,7 +489,7 @@ impl Client for RefstoreClient {
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
         let key = inv.key.as_ref().map(to_json).unwrap_or(serde_json::Value::Null);
         let result = match inv.f.as_str() {
-            "read" if inv.key.is_none() => {
+            "read" | "final-read" if inv.key.is_none() => {
                 // The set workload reads the whole set.
                 self.post("/v1/read", json!({ "key": SET_KEY }), inv).await.map(|b| {
                     let items =
@@ -405,7 +497,7 @@ impl Client for RefstoreClient {
                     Value::set(items.into_iter().map(from_json).collect())
                 })
             }
-            "read" => self
+            "read" | "final-read" => self
                 .post("/v1/read", json!({ "key": key }), inv)
                 .await
                 .map(|b| from_json(b.get("value").cloned().unwrap_or_default())),

@@ -250,6 +250,9 @@ async fn status(State(s): State<ApiState>) -> Result<Response, ApiError> {
     body.insert("leader".into(), json!(core.leader));
     body.insert("peers".into(), peers.into());
     body.insert("clock_offset_ms".into(), s.clock.offset_ms().into());
+    // The wall clock as the node reads it (host clock, as this process sees
+    // it, plus the offset), so a clock fault can be measured from outside.
+    body.insert("wall_clock_us".into(), s.clock.now().wall_us.into());
     body.insert("wal".into(), json!(*s.wal));
     for (k, v) in core.extra {
         body.insert(k, v);
