@@ -6,5 +6,8 @@ mod check;
 mod checkers;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;
+/// Every fault kind on the netns runtime: the fault measurably happens and
+/// its stop undoes it.
+mod faults;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;

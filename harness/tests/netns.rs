@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use harness::node::{DaemonSpec, Grudge, LinkShape, Runtime};
+use harness::runtime::firewall::FirewallChoice;
 use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
 use harness::runtime::process::pid_alive;
 
@@ -101,10 +102,12 @@ async fn namespaces_partition_one_way_and_leave_nothing_behind() {
     g.0.entry("n2".into()).or_default().insert("n1".into());
     rt.set_grudge(&g).await.expect("grudge");
     assert!(netns::partition_rules(&ns2).contains("drop"));
+    assert_eq!(rt.current_grudge().await.expect("read back"), g, "the rules in force");
     assert!(!connects_from(&ns1, target), "the partition must cut n1 -> n2");
     assert!(connects_from(&ns3, target), "n3 -> n2 is not cut");
     rt.set_grudge(&Grudge::none()).await.expect("heal");
     assert!(!netns::partition_rules(&ns2).contains("drop"));
+    assert!(rt.current_grudge().await.expect("read back").is_empty());
     assert!(connects_from(&ns1, target), "healed");
 
     // Processes run inside the namespace under the node's hostname.
@@ -240,6 +243,188 @@ async fn packet_delay_is_applied_per_directed_link_and_removed() {
     assert!(netns::shaping_rules(&ns1).is_empty(), "{}", netns::shaping_rules(&ns1));
     let after = connect_times(&ns1, target, 5);
     assert!(after[2] < Duration::from_millis(20), "healed: {after:?}");
+    rt.teardown().await.expect("teardown");
+    assert_gone(&state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iptables_partitions_are_read_back_and_healed() {
+    if !root_or_skip("netns partitions with iptables") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = format!("nsipt-{}", std::process::id());
+    let rt = NetnsRuntime::start_with(
+        3,
+        dir.path().to_owned(),
+        "/bin/true".into(),
+        &tag,
+        FirewallChoice::Iptables,
+    )
+    .await
+    .expect("start");
+    assert_eq!(rt.partitioner(), "iptables");
+    let state = state_of(&tag);
+    let ns1 = rt.namespace("n1").expect("ns").to_owned();
+    let ns3 = rt.namespace("n3").expect("ns").to_owned();
+    let target = SocketAddr::new(rt.ip("n3").expect("ip").into(), 7903);
+    listen_in(&ns3, target);
+    let mut g = Grudge::none();
+    g.0.entry("n3".into()).or_default().insert("n1".into());
+    g.0.entry("n2".into()).or_default().insert("n1".into());
+    rt.set_grudge(&g).await.expect("grudge");
+    assert!(netns::partition_rules(&ns3).contains("-j DROP"), "{}", netns::partition_rules(&ns3));
+    assert_eq!(rt.current_grudge().await.expect("read back"), g);
+    assert!(!connects_from(&ns1, target), "n1 -> n3 is cut");
+    rt.set_grudge(&Grudge::none()).await.expect("heal");
+    assert!(rt.current_grudge().await.expect("read back").is_empty());
+    assert!(connects_from(&ns1, target), "healed");
+    rt.teardown().await.expect("teardown");
+    assert_gone(&state);
+}
+
+/// Runs `f` on a thread inside namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// Sends `count` numbered UDP datagrams from `from_ns` to `to` (one every
+/// `gap`) and returns the numbers `to_ns` received, in arrival order.
+fn udp_sequence(from_ns: &str, to_ns: &str, to: SocketAddr, count: u32, gap: Duration) -> Vec<u32> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = {
+        let ns = to_ns.to_owned();
+        std::thread::spawn(move || {
+            in_ns(&ns, move || {
+                let sock = std::net::UdpSocket::bind(to).expect("bind");
+                sock.set_read_timeout(Some(Duration::from_millis(400))).expect("timeout");
+                tx.send(()).expect("ready");
+                let mut got = Vec::new();
+                let mut buf = [0u8; 16];
+                while let Ok(n) = sock.recv(&mut buf) {
+                    if n == 4 {
+                        got.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+                    }
+                }
+                got
+            })
+        })
+    };
+    rx.recv_timeout(Duration::from_secs(5)).expect("receiver ready");
+    in_ns(from_ns, move || {
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        for i in 0..count {
+            sock.send_to(&i.to_be_bytes(), to).expect("send");
+            std::thread::sleep(gap);
+        }
+    });
+    receiver.join().expect("receiver")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_duplication_reordering_and_rate_are_measured_per_link() {
+    if !root_or_skip("netns packet faults") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = format!("nspkt-{}", std::process::id());
+    let rt = NetnsRuntime::start(2, dir.path().to_owned(), "/bin/true".into(), &tag)
+        .await
+        .expect("start");
+    let state = state_of(&tag);
+    let kind = rt.link_shaper().await.expect("some shaper works here");
+    eprintln!("packet shaper: {kind}");
+    let ns1 = rt.namespace("n1").expect("ns").to_owned();
+    let ns2 = rt.namespace("n2").expect("ns").to_owned();
+    let to = SocketAddr::new(rt.ip("n2").expect("ip").into(), 7904);
+    let gap = Duration::from_micros(500);
+
+    // Loss 30 %: of 1000 datagrams about 700 arrive (binomial sd about 15).
+    let shape = LinkShape { loss: 0.3, seed: 1, ..LinkShape::default() };
+    rt.set_link_shape("n1", "n2", Some(&shape)).await.expect("shape");
+    let got = udp_sequence(&ns1, &ns2, to, 1000, gap);
+    eprintln!("loss 0.3: {} of 1000 arrived", got.len());
+    assert!((620..=780).contains(&got.len()), "{} of 1000 arrived at 30 % loss", got.len());
+
+    // Duplication 50 %: about 1500 arrive, every number at least once.
+    let shape = LinkShape { duplicate: 0.5, seed: 2, ..LinkShape::default() };
+    rt.set_link_shape("n1", "n2", Some(&shape)).await.expect("shape");
+    let got = udp_sequence(&ns1, &ns2, to, 1000, gap);
+    let distinct: std::collections::BTreeSet<u32> = got.iter().copied().collect();
+    eprintln!("duplicate 0.5: {} arrivals of {} numbers", got.len(), distinct.len());
+    assert_eq!(distinct.len(), 1000, "duplication loses nothing");
+    assert!((1400..=1600).contains(&got.len()), "{} arrivals at 50 % duplication", got.len());
+
+    // Reordering 50 % against a 20 ms delay: about half the datagrams
+    // overtake those sent up to 20 ms before them.
+    let shape = LinkShape {
+        delay: Duration::from_millis(20),
+        reorder: 0.5,
+        seed: 3,
+        ..LinkShape::default()
+    };
+    rt.set_link_shape("n1", "n2", Some(&shape)).await.expect("shape");
+    let got = udp_sequence(&ns1, &ns2, to, 400, Duration::from_millis(1));
+    let mut highest = 0;
+    let overtaken = got
+        .iter()
+        .filter(|n| {
+            let late = **n < highest;
+            highest = highest.max(**n);
+            late
+        })
+        .count();
+    eprintln!("reorder 0.5: {overtaken} of {} arrived after a later one", got.len());
+    assert_eq!(got.len(), 400, "reordering loses nothing");
+    assert!(overtaken > 100, "only {overtaken} of 400 arrived out of order");
+
+    // Rate 200 kB/s: 200 kB over TCP takes about a second (headers add a
+    // few per cent), not the few milliseconds it takes unshaped.
+    let shape = LinkShape { rate: 200_000, seed: 4, ..LinkShape::default() };
+    rt.set_link_shape("n1", "n2", Some(&shape)).await.expect("shape");
+    let listen = SocketAddr::new(rt.ip("n2").expect("ip").into(), 7905);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = {
+        let ns = ns2.clone();
+        std::thread::spawn(move || {
+            in_ns(&ns, move || {
+                let l = std::net::TcpListener::bind(listen).expect("bind");
+                tx.send(()).expect("ready");
+                let (mut c, _) = l.accept().expect("accept");
+                let mut all = Vec::new();
+                std::io::Read::read_to_end(&mut c, &mut all).expect("read");
+                all.len()
+            })
+        })
+    };
+    rx.recv_timeout(Duration::from_secs(5)).expect("sink ready");
+    let took = in_ns(&ns1, move || {
+        let started = std::time::Instant::now();
+        let mut c = std::net::TcpStream::connect(listen).expect("connect");
+        std::io::Write::write_all(&mut c, &vec![7u8; 200_000]).expect("write");
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut c, &mut rest);
+        started.elapsed()
+    });
+    assert_eq!(sink.join().expect("sink"), 200_000);
+    eprintln!("rate 200 kB/s: 200 kB in {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1600),
+        "200 kB at 200 kB/s took {took:?}"
+    );
+
+    rt.set_link_shape("n1", "n2", None).await.expect("unshape");
+    assert!(netns::shaping_rules(&ns1).is_empty());
+    let got = udp_sequence(&ns1, &ns2, to, 200, gap);
+    assert_eq!(got, (0..200).collect::<Vec<u32>>(), "restored: all, in order, once");
     rt.teardown().await.expect("teardown");
     assert_gone(&state);
 }
