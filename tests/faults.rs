@@ -182,6 +182,12 @@ async fn invoke(nem: &mut Box<dyn Nemesis>, f: &str, value: Value, rng: &mut Rng
     v
 }
 
+/// The first node a start operation's value names under `nodes`.
+fn first_node(v: &Value) -> String {
+    let nodes = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes");
+    nodes[0].as_str().expect("a node name").to_owned()
+}
+
 fn map(pairs: &[(&str, &str)]) -> Value {
     Value::map(pairs.iter().map(|(k, v)| (Value::str(*k), Value::str(*v))).collect())
 }
@@ -439,10 +445,7 @@ async fn clock_faults_move_wall_clocks(c: &Cluster) {
     let v =
         invoke(&mut nem, "start-clock", map(&[("fault", "strobe"), ("targets", "one")]), &mut rng)
             .await;
-    let node = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes")[0]
-        .as_str()
-        .expect("name")
-        .to_owned();
+    let node = first_node(&v);
     let strobe = clock_param(&v, &node, "strobe").expect("strobe");
     let off = strobe.get(&Value::str("offset-ms")).and_then(Value::as_int).expect("offset") as f64;
     let (mut at_offset, mut on_time) = (0, 0);
@@ -468,10 +471,7 @@ async fn clock_faults_move_wall_clocks(c: &Cluster) {
     let v =
         invoke(&mut nem, "start-clock", map(&[("fault", "skew"), ("targets", "one")]), &mut rng)
             .await;
-    let node = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes")[0]
-        .as_str()
-        .expect("name")
-        .to_owned();
+    let node = first_node(&v);
     let Some(Value::Float(rate)) = clock_param(&v, &node, "rate") else { panic!("rate in {v}") };
     let a = clock_offset_ms(c, &node).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -635,10 +635,7 @@ fn file_faults_on_a_durable_log_are_refused_or_survived_and_stop_heals() {
             &mut rng,
         )
         .await;
-        let node = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes")[0]
-            .as_str()
-            .expect("name")
-            .to_owned();
+        let node = first_node(&v);
         assert!(c.pids(&node).is_empty(), "the node is down during the fault");
         let files =
             v.get(&Value::str("files")).and_then(|f| f.get(&Value::str(&node))).expect("files");
@@ -661,10 +658,7 @@ fn file_faults_on_a_durable_log_are_refused_or_survived_and_stop_heals() {
             &mut rng,
         )
         .await;
-        let node = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes")[0]
-            .as_str()
-            .expect("name")
-            .to_owned();
+        let node = first_node(&v);
         let f = &v
             .get(&Value::str("files"))
             .and_then(|f| f.get(&Value::str(&node)))
@@ -691,10 +685,7 @@ fn file_faults_on_a_durable_log_are_refused_or_survived_and_stop_heals() {
             &mut rng,
         )
         .await;
-        let node = v.get(&Value::str("nodes")).and_then(Value::as_list).expect("nodes")[0]
-            .as_str()
-            .expect("name")
-            .to_owned();
+        let node = first_node(&v);
         let leader = c.leader().await;
         for k in 0..50 {
             c.write(&leader, k, k + 100).await;

@@ -25,7 +25,7 @@ use harness::{Db, HarnessError, Nemesis, Result, TestEnv, TestSpec};
 use rand::Rng as _;
 use tokio::task::JoinHandle;
 
-use crate::targets::{Targets, nodes_value, option_list, targets_option};
+use crate::targets::{Bound, Targets, field, nodes_value, option_list, targets_option};
 
 /// A kind of clock fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +70,7 @@ pub struct ClockLimits {
 /// Injects clock faults and resets them.
 pub struct ClockNemesis {
     limits: ClockLimits,
-    env: Option<TestEnv>,
-    db: Option<Arc<dyn Db>>,
+    bound: Bound,
     /// Background tasks moving clocks (strobe, skew), stopped at the stop.
     tasks: Vec<JoinHandle<()>>,
     /// Whether any offset may be in force.
@@ -81,7 +80,7 @@ pub struct ClockNemesis {
 impl ClockNemesis {
     /// A clock nemesis within `limits`.
     pub fn new(limits: ClockLimits) -> ClockNemesis {
-        ClockNemesis { limits, env: None, db: None, tasks: Vec::new(), dirty: false }
+        ClockNemesis { limits, bound: Bound::default(), tasks: Vec::new(), dirty: false }
     }
 
     fn offset(&self, rng: &mut Rng) -> i64 {
@@ -97,9 +96,9 @@ impl ClockNemesis {
             t.abort();
             let _ = t.await;
         }
-        let (Some(env), Some(db)) = (&self.env, &self.db) else { return Vec::new() };
+        let Ok((env, db)) = self.bound.get("clock") else { return Vec::new() };
         let all = env.nodes().iter().map(|n| (n.clone(), 0)).collect();
-        let failed = set_all(db, env, all).await;
+        let failed = set_all(&db, &env, all).await;
         self.dirty = !failed.is_empty();
         failed
     }
@@ -141,33 +140,21 @@ impl Nemesis for ClockNemesis {
     }
 
     async fn setup(&mut self, env: &TestEnv, db: Arc<dyn Db>) -> Result<()> {
-        self.env = Some(env.clone());
-        self.db = Some(db);
+        self.bound.set(env, db);
         Ok(())
     }
 
     async fn invoke(&mut self, op: &Invocation, rng: &mut Rng) -> Result<Value> {
-        let (Some(env), Some(db)) = (self.env.clone(), self.db.clone()) else {
-            return Err(HarnessError::Internal("clock nemesis not set up".into()));
-        };
+        let (env, db) = self.bound.get("clock")?;
         match op.f.as_str() {
             "start-clock" => {
                 // A new fault replaces whatever the previous one left.
                 if !self.tasks.is_empty() {
                     self.reset().await;
                 }
-                let fault = op
-                    .value
-                    .get(&Value::str("fault"))
-                    .and_then(Value::as_str)
-                    .and_then(ClockFault::parse)
-                    .unwrap_or(ClockFault::Bump);
-                let rule = op
-                    .value
-                    .get(&Value::str("targets"))
-                    .and_then(Value::as_str)
-                    .and_then(Targets::parse)
-                    .unwrap_or(Targets::One);
+                let fault =
+                    field(&op.value, "fault", ClockFault::parse).unwrap_or(ClockFault::Bump);
+                let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
                 let nodes = rule.choose(env.nodes(), db.as_ref(), &env, rng).await;
                 self.dirty = true;
                 let mut per_node = Vec::new();

@@ -35,7 +35,7 @@ use harness::{
 };
 use rand::Rng as _;
 
-use crate::targets::{Targets, nodes_value, option_list, targets_option};
+use crate::targets::{Bound, Targets, field, nodes_value, option_list, targets_option};
 
 /// How long a restarted node may take to answer.
 const READY: Duration = Duration::from_secs(15);
@@ -117,8 +117,7 @@ struct Pending {
 /// Damages and restores data files.
 #[derive(Default)]
 pub struct FileNemesis {
-    env: Option<TestEnv>,
-    db: Option<Arc<dyn Db>>,
+    bound: Bound,
     pending: Vec<Pending>,
     seq: u64,
 }
@@ -173,6 +172,57 @@ impl FileNemesis {
             copies.push((f, Some(local)));
         }
         Ok(Pending { node: node.to_owned(), fault: FileFault::Truncate, files: copies })
+    }
+
+    /// Begins `fault` on `node`: kills it and damages its files
+    /// (truncate, bitflip), or snapshots them (rollback, lose-unfsynced);
+    /// the fault is then pending until the stop. Returns what was done, per
+    /// file.
+    async fn begin(
+        &mut self,
+        env: &TestEnv,
+        db: &dyn Db,
+        node: &str,
+        fault: FileFault,
+        rng: &mut Rng,
+    ) -> Result<Value> {
+        let damaging = matches!(fault, FileFault::Truncate | FileFault::Bitflip);
+        if damaging {
+            db.kill(env, node).await?;
+        }
+        let mut p = self.copy_files(env, db, node).await?;
+        p.fault = fault;
+        let c = control(env, node)?;
+        let mut files = Vec::new();
+        for (f, local) in &p.files {
+            let mut d = vec![(Value::str("file"), Value::str(f.path.to_string_lossy()))];
+            let Some(local) = local else {
+                d.push((Value::str("absent"), Value::Bool(true)));
+                files.push(Value::map(d));
+                continue;
+            };
+            let mut bytes = std::fs::read(local).map_err(io(local))?;
+            d.push((Value::str("bytes"), Value::Int(bytes.len() as i64)));
+            if damaging {
+                if fault == FileFault::Truncate {
+                    let cut = truncate(&mut bytes, rng);
+                    d.push((Value::str("cut-bytes"), Value::Int(cut as i64)));
+                } else {
+                    let at = bitflip(&mut bytes, rng);
+                    let at = at.iter().map(|o| Value::Int(*o as i64)).collect();
+                    d.push((Value::str("flipped-at"), Value::List(at)));
+                }
+                let damaged = local.with_extension("damaged");
+                std::fs::write(&damaged, &bytes).map_err(io(&damaged))?;
+                c.upload(&damaged, &f.path, 0o644).await?;
+                let _ = std::fs::remove_file(&damaged);
+            } else {
+                d.push((Value::str("snapshot"), Value::Bool(true)));
+            }
+            files.push(Value::map(d));
+        }
+        self.pending.push(p);
+        Ok(Value::List(files))
     }
 
     /// Starts `node`; if it refuses (exits), records why, puts back the
@@ -273,9 +323,7 @@ impl FileNemesis {
     /// Ends every pending fault; each outcome (or failure) is a value to
     /// record, and the first failure is also returned.
     async fn finish_all(&mut self) -> (Vec<Value>, Option<HarnessError>) {
-        let (Some(env), Some(db)) = (self.env.clone(), self.db.clone()) else {
-            return (Vec::new(), None);
-        };
+        let Ok((env, db)) = self.bound.get("file") else { return (Vec::new(), None) };
         let mut out = Vec::new();
         let mut first = None;
         for p in std::mem::take(&mut self.pending) {
@@ -332,15 +380,12 @@ impl Nemesis for FileNemesis {
     }
 
     async fn setup(&mut self, env: &TestEnv, db: Arc<dyn Db>) -> Result<()> {
-        self.env = Some(env.clone());
-        self.db = Some(db);
+        self.bound.set(env, db);
         Ok(())
     }
 
     async fn invoke(&mut self, op: &Invocation, rng: &mut Rng) -> Result<Value> {
-        let (Some(env), Some(db)) = (self.env.clone(), self.db.clone()) else {
-            return Err(HarnessError::Internal("file nemesis not set up".into()));
-        };
+        let (env, db) = self.bound.get("file")?;
         match op.f.as_str() {
             "start-file" => {
                 if !self.pending.is_empty()
@@ -348,66 +393,31 @@ impl Nemesis for FileNemesis {
                 {
                     return Err(e);
                 }
-                let fault = op
-                    .value
-                    .get(&Value::str("fault"))
-                    .and_then(Value::as_str)
-                    .and_then(FileFault::parse)
-                    .unwrap_or(FileFault::Bitflip);
-                let rule = op
-                    .value
-                    .get(&Value::str("targets"))
-                    .and_then(Value::as_str)
-                    .and_then(Targets::parse)
-                    .unwrap_or(Targets::One);
+                let fault =
+                    field(&op.value, "fault", FileFault::parse).unwrap_or(FileFault::Bitflip);
+                let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
                 let nodes = rule.choose(env.nodes(), db.as_ref(), &env, rng).await;
+                // A target without data files is refused before any node
+                // goes down.
+                if let Some(n) = nodes.iter().find(|n| db.data_files(&env, n).is_empty()) {
+                    return Err(HarnessError::Unsupported {
+                        runtime: env.runtime.name().to_owned(),
+                        what: format!("damage the data files of {n}"),
+                        why: "the target names no data files (Db::data_files)".into(),
+                    });
+                }
                 let mut per_node = Vec::new();
                 for node in &nodes {
-                    let damaging = matches!(fault, FileFault::Truncate | FileFault::Bitflip);
-                    if damaging {
-                        db.kill(&env, node).await?;
-                    }
-                    let mut p = self.copy_files(&env, db.as_ref(), node).await?;
-                    p.fault = fault;
-                    let c = control(&env, node)?;
-                    let mut files = Vec::new();
-                    for (f, local) in &p.files {
-                        let mut d =
-                            vec![(Value::str("file"), Value::str(f.path.to_string_lossy()))];
-                        let Some(local) = local else {
-                            d.push((Value::str("absent"), Value::Bool(true)));
-                            files.push(Value::map(d));
-                            continue;
-                        };
-                        let mut bytes = std::fs::read(local).map_err(io(local))?;
-                        d.push((Value::str("bytes"), Value::Int(bytes.len() as i64)));
-                        if damaging {
-                            match fault {
-                                FileFault::Truncate => {
-                                    let cut = truncate(&mut bytes, rng);
-                                    d.push((Value::str("cut-bytes"), Value::Int(cut as i64)));
-                                }
-                                _ => {
-                                    let at = bitflip(&mut bytes, rng);
-                                    d.push((
-                                        Value::str("flipped-at"),
-                                        Value::List(
-                                            at.iter().map(|o| Value::Int(*o as i64)).collect(),
-                                        ),
-                                    ));
-                                }
-                            }
-                            let damaged = local.with_extension("damaged");
-                            std::fs::write(&damaged, &bytes).map_err(io(&damaged))?;
-                            c.upload(&damaged, &f.path, 0o644).await?;
-                            let _ = std::fs::remove_file(&damaged);
-                        } else {
-                            d.push((Value::str("snapshot"), Value::Bool(true)));
+                    match self.begin(&env, db.as_ref(), node, fault, rng).await {
+                        Ok(files) => per_node.push((Value::str(node), files)),
+                        Err(e) => {
+                            // Not left down by a fault that could not be
+                            // done (what was begun on other nodes is
+                            // pending and ends at the stop).
+                            let _ = db.start(&env, node).await;
+                            return Err(e);
                         }
-                        files.push(Value::map(d));
                     }
-                    per_node.push((Value::str(node), Value::List(files)));
-                    self.pending.push(p);
                 }
                 tracing::info!(fault = fault.name(), ?nodes, "file fault");
                 Ok(Value::map(vec![

@@ -16,7 +16,7 @@ use harness::plugin::NemesisPackage;
 use harness::{Db, HarnessError, Nemesis, Result, TestEnv, TestSpec};
 use rand::Rng as _;
 
-use crate::targets::{Targets, nodes_value, option_list, targets_option};
+use crate::targets::{Bound, Targets, field, nodes_value, option_list, targets_option};
 
 /// One packet behaviour (Jepsen's netem behaviours).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,15 +88,14 @@ pub fn shape_of(behaviours: &[Behaviour], seed: u64) -> LinkShape {
 /// Shapes the links out of target nodes, and restores them.
 #[derive(Default)]
 pub struct PacketNemesis {
-    env: Option<TestEnv>,
-    db: Option<Arc<dyn Db>>,
+    bound: Bound,
     /// Links currently shaped, `(from, to)`.
     shaped: Vec<(String, String)>,
 }
 
 impl PacketNemesis {
     async fn restore(&mut self) -> Result<usize> {
-        let Some(env) = &self.env else { return Ok(0) };
+        let Some(env) = self.bound.env() else { return Ok(0) };
         let mut first = None;
         let mut restored = 0;
         for (from, to) in std::mem::take(&mut self.shaped) {
@@ -122,15 +121,12 @@ impl Nemesis for PacketNemesis {
     }
 
     async fn setup(&mut self, env: &TestEnv, db: Arc<dyn Db>) -> Result<()> {
-        self.env = Some(env.clone());
-        self.db = Some(db);
+        self.bound.set(env, db);
         Ok(())
     }
 
     async fn invoke(&mut self, op: &Invocation, rng: &mut Rng) -> Result<Value> {
-        let (Some(env), Some(db)) = (self.env.clone(), self.db.clone()) else {
-            return Err(HarnessError::Internal("packet nemesis not set up".into()));
-        };
+        let (env, db) = self.bound.get("packet")?;
         match op.f.as_str() {
             "start-packet" => {
                 if !self.shaped.is_empty() {
@@ -148,12 +144,7 @@ impl Nemesis for PacketNemesis {
                     .collect();
                 let behaviours =
                     if behaviours.is_empty() { vec![Behaviour::Delay] } else { behaviours };
-                let rule = op
-                    .value
-                    .get(&Value::str("targets"))
-                    .and_then(Value::as_str)
-                    .and_then(Targets::parse)
-                    .unwrap_or(Targets::One);
+                let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
                 let targets = rule.choose(env.nodes(), db.as_ref(), &env, rng).await;
                 let shape = shape_of(&behaviours, rng.random());
                 for from in &targets {

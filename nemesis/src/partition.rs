@@ -16,7 +16,7 @@ use harness::{Db, Grudge, HarnessError, Nemesis, Result, TestEnv, TestSpec};
 use rand::Rng as _;
 use rand::seq::SliceRandom;
 
-use crate::targets::{nodes_value, option_list};
+use crate::targets::{Bound, nodes_value, option_list};
 
 /// The partition shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,8 +266,7 @@ fn normalized(g: &Grudge) -> Grudge {
 /// Installs partitions, verifies them, and heals.
 #[derive(Default)]
 pub struct PartitionNemesis {
-    env: Option<TestEnv>,
-    db: Option<Arc<dyn Db>>,
+    bound: Bound,
 }
 
 impl PartitionNemesis {
@@ -305,15 +304,12 @@ impl Nemesis for PartitionNemesis {
     }
 
     async fn setup(&mut self, env: &TestEnv, db: Arc<dyn Db>) -> Result<()> {
-        self.env = Some(env.clone());
-        self.db = Some(db);
+        self.bound.set(env, db);
         Ok(())
     }
 
     async fn invoke(&mut self, op: &Invocation, rng: &mut Rng) -> Result<Value> {
-        let (Some(env), Some(db)) = (&self.env, &self.db) else {
-            return Err(HarnessError::Internal("partition nemesis not set up".into()));
-        };
+        let (env, db) = &self.bound.get("partition")?;
         match op.f.as_str() {
             "start-partition" => {
                 let name = op.value.as_str().unwrap_or("random-halves");
@@ -351,7 +347,7 @@ impl Nemesis for PartitionNemesis {
     }
 
     async fn heal(&mut self) -> Result<()> {
-        match &self.env {
+        match self.bound.env() {
             Some(env) => Self::install(env, &Grudge::none()).await.map(|_| ()),
             None => Ok(()),
         }

@@ -14,7 +14,7 @@ use harness::plugin::NemesisPackage;
 use harness::{Db, HarnessError, Nemesis, Result, TestEnv, TestSpec};
 use rand::Rng as _;
 
-use crate::targets::{Targets, nodes_value, targets_option};
+use crate::targets::{Bound, Targets, nodes_value, targets_option};
 
 /// How long a restarted node may take to answer again.
 const RESTART_READY: Duration = Duration::from_secs(20);
@@ -41,8 +41,7 @@ impl ProcessFault {
 /// Kills and restarts, or pauses and resumes, database processes.
 pub struct ProcessNemesis {
     fault: ProcessFault,
-    env: Option<TestEnv>,
-    db: Option<Arc<dyn Db>>,
+    bound: Bound,
     /// Nodes this nemesis broke and has not yet brought back.
     affected: BTreeSet<String>,
 }
@@ -55,15 +54,16 @@ pub type KillTargets = Targets;
 impl ProcessNemesis {
     /// A nemesis doing `fault`.
     pub fn new(fault: ProcessFault) -> ProcessNemesis {
-        ProcessNemesis { fault, env: None, db: None, affected: BTreeSet::new() }
+        ProcessNemesis { fault, bound: Bound::default(), affected: BTreeSet::new() }
     }
 
     /// Brings back every affected node: restarts (kill) or resumes (pause),
     /// then waits for each to answer. Returns `(back, still_down)`.
     async fn restore(&mut self) -> Result<(Vec<String>, Vec<(String, String)>)> {
-        let (Some(env), Some(db)) = (&self.env, &self.db) else {
+        let Ok((env, db)) = self.bound.get(self.fault.kind()) else {
             return Ok((Vec::new(), Vec::new()));
         };
+        let env = &env;
         let mut back = Vec::new();
         let mut down = Vec::new();
         let mut first_err = None;
@@ -108,18 +108,12 @@ impl Nemesis for ProcessNemesis {
     }
 
     async fn setup(&mut self, env: &TestEnv, db: Arc<dyn Db>) -> Result<()> {
-        self.env = Some(env.clone());
-        self.db = Some(db);
+        self.bound.set(env, db);
         Ok(())
     }
 
     async fn invoke(&mut self, op: &Invocation, rng: &mut Rng) -> Result<Value> {
-        let (Some(env), Some(db)) = (self.env.clone(), self.db.clone()) else {
-            return Err(HarnessError::Internal(format!(
-                "{} nemesis not set up",
-                self.fault.kind()
-            )));
-        };
+        let (env, db) = self.bound.get(self.fault.kind())?;
         let k = self.fault.kind();
         if op.f == format!("start-{k}") {
             let rule = op.value.as_str().and_then(Targets::parse).unwrap_or(Targets::One);

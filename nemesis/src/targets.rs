@@ -1,10 +1,13 @@
 //! Which nodes a fault hits (Jepsen's node specs): one node, a minority, a
-//! majority, all, or the current primaries as the database reports them; and
-//! the comma-separated option lists every package reads its choices from.
+//! majority, all, or the current primaries as the database reports them;
+//! the comma-separated option lists every package reads its choices from;
+//! and what every nemesis keeps from its setup.
+
+use std::sync::Arc;
 
 use checkers::Value;
 use harness::generator::Rng;
-use harness::{HarnessError, Result, TestSpec};
+use harness::{Db, HarnessError, Result, TestEnv, TestSpec};
 use rand::seq::SliceRandom;
 
 /// A rule for picking the nodes a fault hits.
@@ -129,6 +132,35 @@ pub fn targets_option(spec: &TestSpec, key: &str, default: &[Targets]) -> Result
         .chain([("primary", Targets::Primaries)])
         .collect();
     option_list(spec, key, &known, default)
+}
+
+/// What a nemesis keeps from `setup`: the test's environment and database.
+#[derive(Clone, Default)]
+pub struct Bound(Option<(TestEnv, Arc<dyn Db>)>);
+
+impl Bound {
+    /// Keeps `env` and `db`.
+    pub fn set(&mut self, env: &TestEnv, db: Arc<dyn Db>) {
+        self.0 = Some((env.clone(), db));
+    }
+
+    /// The environment and database, or an error naming the `nemesis` that
+    /// was used before its setup.
+    pub fn get(&self, nemesis: &str) -> Result<(TestEnv, Arc<dyn Db>)> {
+        self.0
+            .clone()
+            .ok_or_else(|| HarnessError::Internal(format!("{nemesis} nemesis not set up")))
+    }
+
+    /// The environment, once set up.
+    pub fn env(&self) -> Option<&TestEnv> {
+        self.0.as_ref().map(|(e, _)| e)
+    }
+}
+
+/// The field `key` of an operation's value (a map), parsed by `parse`.
+pub fn field<T>(value: &Value, key: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    value.get(&Value::str(key)).and_then(Value::as_str).and_then(parse)
 }
 
 /// Nodes as a history value (a list of names).

@@ -27,6 +27,7 @@ use crate::node::{Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime};
 use crate::runtime::firewall::{Firewall, FirewallChoice};
 use crate::runtime::nfqueue::{self, NfqShaper};
 use crate::runtime::process::{ProcessNode, pid_alive};
+use crate::runtime::shape::ShapeTable;
 
 /// Where state files live.
 pub const STATE_DIR: &str = "/run/faultline";
@@ -197,7 +198,7 @@ pub struct NetnsRuntime {
     /// detected at the first packet fault.
     shaper_kind: Mutex<Option<std::result::Result<String, String>>>,
     /// The current shape of every shaped directed link.
-    shapes: Mutex<BTreeMap<(NodeId, NodeId), LinkShape>>,
+    shapes: ShapeTable,
     /// Running NFQUEUE shapers, by sending node.
     nfq_shapers: Mutex<BTreeMap<NodeId, NfqShaper>>,
 }
@@ -332,7 +333,7 @@ impl NetnsRuntime {
             firewall,
             state: Mutex::new(Some(state)),
             shaper_kind: Mutex::new(None),
-            shapes: Mutex::new(BTreeMap::new()),
+            shapes: ShapeTable::default(),
             nfq_shapers: Mutex::new(BTreeMap::new()),
         })
     }
@@ -423,11 +424,9 @@ impl NetnsRuntime {
         let ns = self.namespaces.get(from).ok_or_else(|| format!("no node {from}"))?;
         let links: Vec<(Ipv4Addr, LinkShape)> = self
             .shapes
-            .lock()
-            .map_err(|_| "shape table lock".to_owned())?
-            .iter()
-            .filter(|((f, _), _)| f == from)
-            .filter_map(|((_, to), shape)| self.ips.get(to).map(|ip| (*ip, shape.clone())))
+            .outgoing(from)
+            .into_iter()
+            .filter_map(|(to, shape)| self.ips.get(&to).map(|ip| (*ip, shape)))
             .collect();
         let in_ns = |args: &[String]| {
             let mut full: Vec<&str> = vec!["netns", "exec", ns];
@@ -700,19 +699,7 @@ impl Runtime for NetnsRuntime {
 
     async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
         let kind = self.link_shaper().await?;
-        if !self.ips.contains_key(to) || !self.ips.contains_key(from) || from == to {
-            return Err(HarnessError::Net(format!("no link {from} -> {to} in this cluster")));
-        }
-        if let Some(s) = shape {
-            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
-        }
-        if let Ok(mut shapes) = self.shapes.lock() {
-            let key = (from.to_owned(), to.to_owned());
-            match shape.filter(|s| !s.is_identity()) {
-                Some(s) => shapes.insert(key, s.clone()),
-                None => shapes.remove(&key),
-            };
-        }
+        self.shapes.set(&self.nodes, from, to, shape)?;
         tokio::task::block_in_place(|| self.apply_shapes(&kind, from))
             .map_err(|e| HarnessError::Net(format!("shaping {from} -> {to} ({kind}): {e}")))
     }

@@ -12,12 +12,60 @@
 //! order, and a loss is what TCP would turn it into: the chunk (and, head of
 //! line, everything behind it) waits one retransmission timeout.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng};
 
+use crate::error::{HarnessError, Result};
 use crate::generator::Rng;
-use crate::node::LinkShape;
+use crate::node::{LinkShape, NodeId};
+
+/// The shapes of a cluster's directed links, as a runtime that applies them
+/// per sending node (netem, NFQUEUE) keeps them.
+#[derive(Debug, Default)]
+pub struct ShapeTable(Mutex<BTreeMap<(NodeId, NodeId), LinkShape>>);
+
+impl ShapeTable {
+    /// Checks `shape` and records it for `from → to`, where both are among
+    /// `nodes` (`None`, or a shape that changes nothing, removes it).
+    pub fn set(
+        &self,
+        nodes: &[NodeId],
+        from: &str,
+        to: &str,
+        shape: Option<&LinkShape>,
+    ) -> Result<()> {
+        if from == to || !nodes.iter().any(|n| n == from) || !nodes.iter().any(|n| n == to) {
+            return Err(HarnessError::Net(format!("no link {from} -> {to} in this cluster")));
+        }
+        if let Some(s) = shape {
+            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
+        }
+        let mut shapes =
+            self.0.lock().map_err(|_| HarnessError::Internal("shape table lock".into()))?;
+        let key = (from.to_owned(), to.to_owned());
+        match shape.filter(|s| !s.is_identity()) {
+            Some(s) => shapes.insert(key, s.clone()),
+            None => shapes.remove(&key),
+        };
+        Ok(())
+    }
+
+    /// The shaped links out of `from`: destination and shape.
+    pub fn outgoing(&self, from: &str) -> Vec<(NodeId, LinkShape)> {
+        self.0
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|((f, _), _)| f == from)
+                    .map(|((_, to), shape)| (to.clone(), shape.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
 
 /// The retransmission timeout a lost segment costs a TCP stream (Linux's
 /// minimum RTO).

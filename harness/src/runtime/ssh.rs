@@ -26,6 +26,7 @@ use crate::node::{
 use crate::rundir::RunDir;
 use crate::runtime::firewall::{Firewall, FirewallChoice, shell_line};
 use crate::runtime::process::RUN_TAG_ENV;
+use crate::runtime::shape::ShapeTable;
 use crate::spec::SshSpec;
 
 pub use crate::runtime::firewall::shell_quote;
@@ -318,7 +319,7 @@ pub struct SshRuntime {
     /// detected at the first packet fault.
     netem: Mutex<Option<std::result::Result<(), String>>>,
     /// The current shape of every shaped directed link.
-    shapes: Mutex<BTreeMap<(NodeId, NodeId), LinkShape>>,
+    shapes: ShapeTable,
 }
 
 fn resolve(host: &str, default_port: u16) -> Result<SocketAddr> {
@@ -392,7 +393,7 @@ impl SshRuntime {
             base,
             firewalls: BTreeMap::new(),
             netem: Mutex::new(None),
-            shapes: Mutex::new(BTreeMap::new()),
+            shapes: ShapeTable::default(),
         };
         for id in &ids {
             let c = &rt.controls[id];
@@ -476,11 +477,9 @@ impl SshRuntime {
             .ok_or_else(|| HarnessError::Net(format!("no node {from} in this cluster")))?;
         let links: Vec<(IpAddr, LinkShape)> = self
             .shapes
-            .lock()
-            .map_err(|_| HarnessError::Internal("shape table lock".into()))?
-            .iter()
-            .filter(|((f, _), _)| f == from)
-            .filter_map(|((_, to), shape)| self.ips.get(to).map(|ip| (*ip, shape.clone())))
+            .outgoing(from)
+            .into_iter()
+            .filter_map(|(to, shape)| self.ips.get(&to).map(|ip| (*ip, shape)))
             .collect();
         // Every peer is reached through one interface on ordinary hosts;
         // shape that one, per destination address.
@@ -528,9 +527,7 @@ impl SshRuntime {
                     script.push_str(&format!("{} 2>/dev/null; ", shell_line(&cmd)));
                 }
             }
-            let shaped =
-                self.shapes.lock().map(|s| s.keys().any(|(f, _)| f == &c.0.id)).unwrap_or(false);
-            if shaped
+            if !self.shapes.outgoing(&c.0.id).is_empty()
                 && let Some(peer) = self.ips.iter().find(|(n, _)| **n != c.0.id).map(|(_, ip)| *ip)
                 && let Ok(dev) = self.dev_toward(&c.0, peer)
             {
@@ -637,19 +634,7 @@ impl Runtime for SshRuntime {
 
     async fn set_link_shape(&self, from: &str, to: &str, shape: Option<&LinkShape>) -> Result<()> {
         self.link_shaper().await?;
-        if !self.ips.contains_key(to) || !self.ips.contains_key(from) || from == to {
-            return Err(HarnessError::Net(format!("no link {from} -> {to} in this cluster")));
-        }
-        if let Some(s) = shape {
-            s.validate().map_err(|e| HarnessError::Net(format!("link {from} -> {to}: {e}")))?;
-        }
-        if let Ok(mut shapes) = self.shapes.lock() {
-            let key = (from.to_owned(), to.to_owned());
-            match shape.filter(|s| !s.is_identity()) {
-                Some(s) => shapes.insert(key, s.clone()),
-                None => shapes.remove(&key),
-            };
-        }
+        self.shapes.set(&self.nodes, from, to, shape)?;
         tokio::task::block_in_place(|| self.apply_shapes(from))
     }
 
