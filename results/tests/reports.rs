@@ -446,3 +446,53 @@ fn linearizable_register_runs_valid_invalid_and_unknown() {
         }
     }
 }
+
+/// Real runs of the transactional, causal, set and convergence checkers on
+/// the checkers crate's hand-written violations: the report names every
+/// anomaly with its explanation, links its operations, and embeds the
+/// checker's own page.
+#[test]
+fn reports_of_real_violations_from_each_family_of_checkers() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkers/tests");
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("data/elle/golden/append-g-single.edn", "list-append", &["serializable"]),
+        ("data/elle/golden/register-write-skew.edn", "rw-register", &["serializable"]),
+        ("golden/causal/cyclic-co.edn", "causal", &[]),
+        ("golden/set-full/lost-and-stale.edn", "set-full", &[]),
+        ("golden/convergence/set-divergent.edn", "convergence", &[]),
+    ];
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (file, checker, models) in cases {
+        let path = golden.join(file);
+        let h = checkers::formats::read_path(&path, None).unwrap_or_else(|e| panic!("{e}"));
+        let check_spec = CheckSpec {
+            checker: checker.into(),
+            consistency_models: models.iter().map(|m| (*m).to_owned()).collect(),
+            ..CheckSpec::default()
+        };
+        let verdict = checkers::registry::build(&check_spec)
+            .unwrap_or_else(|e| panic!("{checker}: {e}"))
+            .check(&h)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(verdict.validity, Validity::Invalid, "{file}: {}", verdict.to_text());
+        let dir = make_run(tmp.path(), checker, "1", &h, &spec(checker, 1));
+        let w = results::finish_run(&dir, &h, vec![CheckResult::new(&check_spec, verdict.clone())])
+            .expect("finish");
+        let html = read(&w.report);
+        assert!(html.contains("id=\"overall-verdict\">invalid<"), "{file}");
+        assert!(
+            html.contains(&format!("drawn by the {checker} checker")),
+            "{file}: the checker's own page is missing"
+        );
+        for a in &verdict.anomalies {
+            assert!(
+                html.contains(&checkers::html::escape(&a.explanation)),
+                "{file}: the explanation of {} is missing",
+                a.kind
+            );
+            for op in &a.ops {
+                assert!(html.contains(&format!("href=\"#op-{op}\"")), "{file}: op {op} not linked");
+            }
+        }
+    }
+}
