@@ -14,7 +14,7 @@ mod search;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -221,7 +221,7 @@ impl LinearChecker {
             deadline: self.budget.time.map(|t| started + t),
             memory: self.budget.memory,
             used: AtomicUsize::new(0),
-            exhausted: AtomicBool::new(false),
+            exhausted: std::sync::OnceLock::new(),
         };
         let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
         let mut unobservable = 0usize;

@@ -33,7 +33,7 @@
 //! so an R is the frontier plus the few bits of the window after it.
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -101,8 +101,9 @@ pub(crate) struct Limits {
     pub memory: Option<usize>,
     /// Bytes of cache in use across partitions.
     pub used: AtomicUsize,
-    /// Set when any partition ran out, so the others stop early.
-    pub exhausted: AtomicBool,
+    /// Why the first partition that ran out did, so the others stop early
+    /// and say which limit it was.
+    pub exhausted: std::sync::OnceLock<String>,
 }
 
 const MAX_STATES: usize = 16;
@@ -563,8 +564,8 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     fn over_budget(&self) -> Option<String> {
-        if self.limits.exhausted.load(Ordering::Relaxed) {
-            return Some("another partition exhausted the shared budget".into());
+        if let Some(why) = self.limits.exhausted.get() {
+            return Some(format!("stopped when another partition ran out: {why}"));
         }
         if let Some(d) = self.limits.deadline {
             if Instant::now() >= d {
@@ -642,7 +643,7 @@ impl<'a, M: Model> Search<'a, M> {
             if steps % 1024 == 0 {
                 self.publish_bytes();
                 if let Some(reason) = self.over_budget() {
-                    self.limits.exhausted.store(true, Ordering::Relaxed);
+                    let _ = self.limits.exhausted.set(reason.clone());
                     return Outcome::Unknown(reason);
                 }
             }
