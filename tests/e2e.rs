@@ -139,12 +139,25 @@ fn netns_raft_register_under_partitions_and_kills_is_valid() {
         return;
     }
     let store = tempfile::tempdir().expect("tempdir");
-    let before = netns::faultline_namespaces();
     raft_is_valid(&["--runtime", "netns"], store.path());
-    // Nothing of ours is left: namespaces, links, state files.
-    let after: Vec<String> =
-        netns::faultline_namespaces().into_iter().filter(|n| !before.contains(n)).collect();
-    assert!(after.is_empty(), "namespaces left behind: {after:?}");
+    // Nothing of this run is left: its namespaces, links and state file
+    // carry the id its log names (other runs on the machine may have
+    // theirs meanwhile).
+    let run_dir = std::fs::canonicalize(store.path().join("latest")).expect("latest");
+    let log = std::fs::read_to_string(run_dir.join("faultline.log")).expect("log");
+    let id = log
+        .split("bridge=flb")
+        .nth(1)
+        .and_then(|rest| rest.get(..6))
+        .unwrap_or_else(|| panic!("the log names no bridge:\n{log}"))
+        .to_owned();
+    assert!(id.len() == 6 && id.chars().all(|c| c.is_ascii_hexdigit()), "run id {id:?}");
+    let ours = |n: &String| n.contains(&id);
+    let left: Vec<String> = netns::faultline_namespaces().into_iter().filter(ours).collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let left: Vec<String> = netns::faultline_links().into_iter().filter(ours).collect();
+    assert!(left.is_empty(), "links left behind: {left:?}");
+    assert!(!Path::new(netns::STATE_DIR).join(format!("{id}.json")).exists(), "state file left");
 }
 
 #[test]
