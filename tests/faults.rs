@@ -578,13 +578,13 @@ fn packet_delay_shapes_the_links_out_of_the_target_and_stop_restores_them() {
             .expect("name")
             .to_owned();
         let others: Vec<String> = c.nodes().into_iter().filter(|n| *n != target).collect();
-        // 50 ms ± 10 ms on the target's outgoing packets: a connect (SYN out,
+        // 50 ms plus up to 10 ms of jitter on the target's outgoing packets: a connect (SYN out,
         // SYN-ACK back) takes it once.
         let shaped = connect_times(&c, &target, &others[0], 7);
         eprintln!("{target} -> {}: {shaped:?}", others[0]);
         assert!(
             shaped[3] >= Duration::from_millis(50) && shaped[3] < Duration::from_millis(75),
-            "median {:?} for 50 ± 10 ms",
+            "median {:?} for 50 ms + up to 10 ms jitter",
             shaped[3]
         );
         let free = connect_times(&c, &others[0], &others[1], 5);

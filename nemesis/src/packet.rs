@@ -21,7 +21,7 @@ use crate::targets::{Bound, Targets, field, nodes_value, option_list, targets_op
 /// One packet behaviour (Jepsen's netem behaviours).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
-    /// 50 ms ± 10 ms.
+    /// 50 ms plus a uniform jitter of up to 10 ms.
     Delay,
     /// 20 % of packets dropped.
     Loss,

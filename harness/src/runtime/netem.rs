@@ -24,12 +24,15 @@ fn pct(p: f64) -> String {
 /// The `netem` arguments for `shape`.
 pub fn netem_args(shape: &LinkShape) -> Vec<String> {
     let mut a: Vec<String> = vec!["netem".into()];
-    // netem's reorder needs a delay to reorder against.
+    // netem's reorder needs a delay to reorder against. netem spreads its
+    // jitter uniformly on both sides of the delay, while `LinkShape` (and
+    // the user-space shapers) add 0 to `jitter`: centre netem's range on
+    // the middle of ours.
     if !shape.delay.is_zero() || !shape.jitter.is_zero() || shape.reorder > 0.0 {
         a.push("delay".into());
-        a.push(ms(shape.delay));
+        a.push(ms(shape.delay + shape.jitter / 2));
         if !shape.jitter.is_zero() {
-            a.push(ms(shape.jitter));
+            a.push(ms(shape.jitter / 2));
         }
     }
     if shape.loss > 0.0 {
@@ -104,7 +107,7 @@ mod tests {
                 "qdisc add dev eth0 root handle 1: htb default 1",
                 "class add dev eth0 parent 1: classid 1:1 htb rate 100gbit",
                 "class add dev eth0 parent 1: classid 1:10 htb rate 100gbit",
-                "qdisc add dev eth0 parent 1:10 handle 10: netem delay 50.000ms 5.000ms \
+                "qdisc add dev eth0 parent 1:10 handle 10: netem delay 52.500ms 2.500ms \
                  loss 10.0000% duplicate 2.0000% reorder 25.0000% rate 1000000bit",
                 "filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.231.4.2/32 flowid 1:10",
             ]
