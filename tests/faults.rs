@@ -686,9 +686,17 @@ fn file_faults_on_a_durable_log_are_refused_or_survived_and_stop_heals() {
         )
         .await;
         let node = first_node(&v);
+        let snapshot_len = file_len(&c.wal(&node));
         let leader = c.leader().await;
         for k in 0..50 {
             c.write(&leader, k, k + 100).await;
+        }
+        // A majority acknowledges the writes; the target may still be
+        // catching up (it was restarted just before). Roll back only once its
+        // own log has grown past the snapshot, or there is nothing to lose.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while file_len(&c.wal(&node)) <= snapshot_len && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let v = invoke(&mut nem, "stop-file", Value::Nil, &mut rng).await;
         let done = &v.as_list().expect("list")[0];
