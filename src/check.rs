@@ -124,9 +124,9 @@ struct FileResult {
 
 fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.list {
-        for (name, about) in registry::NAMES {
-            println!("{name:<14} {about}");
-        }
+        let list: String =
+            registry::NAMES.iter().map(|(name, about)| format!("{name:<14} {about}\n")).collect();
+        emit(&list)?;
         return Ok(ExitCode::SUCCESS);
     }
     let spec = spec_from(&args)?;
@@ -158,7 +158,7 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let doc = if items.len() == 1 { items[0].clone() } else { serde_json::Value::Array(items) };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     }
     for r in &results {
         match &r.outcome {
@@ -172,10 +172,10 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if !args.json {
         if results.len() == 1 {
             if let Ok((_, v)) = &results[0].outcome {
-                print!("{}", v.to_text());
+                emit(&v.to_text())?;
             }
         } else {
-            print!("{}", table(&results));
+            emit(&table(&results))?;
         }
     }
     if let Some(out) = &args.html {
@@ -185,6 +185,18 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     Ok(ExitCode::from(worst.exit_code() as u8))
+}
+
+/// Writes `text` to standard output. A reader that went away early
+/// (`faultline check --json h.jsonl | head`) is not an error: what it read
+/// was right, and the exit code still gives the verdict.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
 }
 
 /// One row per file: verdict, time, summary.
@@ -247,11 +259,33 @@ fn write_html(
             }
         }
     }
+    if pages.is_empty() {
+        // Checkers draw evidence, and a history without anomalies has none
+        // (a valid history, or an unknown verdict): the page then says what
+        // was found, so that --html always leaves a page for the verdict.
+        let mut body = format!("<h1>{} check</h1>\n", html::escape(checker.name()));
+        for r in results {
+            if let Ok((_, v)) = &r.outcome {
+                body.push_str(&format!(
+                    "<h2>{}: {}</h2>\n<pre>{}</pre>\n",
+                    html::escape(&r.path.display().to_string()),
+                    v.validity.as_str(),
+                    html::escape(&v.to_text())
+                ));
+            }
+        }
+        if body.contains("<h2>") {
+            eprintln!(
+                "faultline check: --html: the {} checker found nothing to draw; {} shows the verdict",
+                checker.name(),
+                out.display()
+            );
+            std::fs::write(out, html::page(&format!("{} check", checker.name()), &body))
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        return Ok(());
+    }
     match pages.len() {
-        0 => anyhow::bail!(
-            "--html: the {} checker has nothing to draw for these files",
-            checker.name()
-        ),
         1 => std::fs::write(out, html::page(&pages[0].title, &pages[0].body))
             .with_context(|| format!("writing {}", out.display()))?,
         _ => {

@@ -189,3 +189,59 @@ fn every_format_generated_is_read_back_with_the_same_verdict() {
     let o = run(&["check", "-m", "kv", kv.to_str().unwrap_or_default()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
 }
+
+/// Regression: `faultline check --json FILE | head` panicked in `println!`
+/// once `head` had closed the pipe.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = scratch("pipe");
+    let stale =
+        generate(&dir, "stale.jsonl", &["--ops", "300", "--seed", "5", "--corrupt", "stale-read"]);
+    for extra in [&["--json"][..], &[][..]] {
+        // The reading end is closed before the command starts, so its first
+        // write meets a broken pipe whatever the timing.
+        let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("{e}"));
+        drop(reader);
+        let o = faultline()
+            .args(["check", "-m", "cas-register"])
+            .args(extra)
+            .arg(&stale)
+            .stdout(writer)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains("panicked"), "{extra:?}: {}", text(&o.stderr));
+    }
+}
+
+/// Regression: `--html` exited 254 ("nothing to draw") for a valid Elle
+/// history; the page now shows the verdict and the exit code is the verdict's.
+#[test]
+fn html_of_a_valid_history_shows_the_verdict() {
+    let dir = scratch("html-valid");
+    let history = dir.join("append.jsonl");
+    std::fs::write(
+        &history,
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",1,1]]}\n\
+         {\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",1,1]]}\n\
+         {\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",1,null]]}\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",1,[1]]]}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let page = dir.join("append.html");
+    let o = run(&[
+        "check",
+        "--checker",
+        "list-append",
+        "--consistency-models",
+        "strict-serializable",
+        "--html",
+        page.to_str().unwrap_or_default(),
+        history.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{e}"));
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("append.jsonl: valid"), "{html}");
+    assert!(html.contains("list-append: valid"), "{html}");
+}

@@ -87,7 +87,7 @@ pub(crate) fn nemesis_fs(h: &checkers::History) -> Vec<String> {
     h.ops()
         .iter()
         .filter(|o| o.process == checkers::Process::Nemesis)
-        .map(|o| o.f.clone())
+        .map(|o| o.f.to_string())
         .collect()
 }
 

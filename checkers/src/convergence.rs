@@ -31,7 +31,7 @@ use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
 use crate::html::escape;
 use crate::registry::CheckSpec;
-use crate::value::Value;
+use crate::value::{ThinVec, Value};
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The kind of replicated object.
@@ -145,7 +145,7 @@ impl Ctx<'_> {
 fn state(kind: Kind, v: &Value) -> Value {
     match kind {
         Kind::Set => Value::set(v.as_list().map(<[Value]>::to_vec).unwrap_or_default()),
-        Kind::List => Value::List(v.as_list().map(<[Value]>::to_vec).unwrap_or_default()),
+        Kind::List => Value::List(v.as_list().map(ThinVec::from).unwrap_or_default()),
         Kind::Counter => Value::Int(v.as_int().unwrap_or(0)),
         Kind::Register => v.clone(),
     }
@@ -219,9 +219,9 @@ impl Checker for ConvergenceChecker {
                     let done = &ops[c];
                     let node = done
                         .node
-                        .clone()
-                        .or_else(|| inv.node.clone())
-                        .unwrap_or_else(|| format!("process {}", inv.process));
+                        .as_deref()
+                        .or(inv.node.as_deref())
+                        .map_or_else(|| format!("process {}", inv.process), str::to_owned);
                     match &done.value {
                         Value::List(_) | Value::Set(_) => saw.3 = true,
                         Value::Int(_) => int_read = true,

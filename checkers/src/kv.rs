@@ -271,14 +271,14 @@ mod tests {
 
     #[test]
     fn flattens_single_ops_and_transactions_into_sessions() {
-        let w = Value::List(vec![Value::keyword("w"), Value::keyword("x"), Value::Int(1)]);
-        let r = Value::List(vec![Value::keyword("r"), Value::keyword("y"), Value::Nil]);
+        let w = Value::list([Value::keyword("w"), Value::keyword("x"), Value::Int(1)]);
+        let r = Value::list([Value::keyword("r"), Value::keyword("y"), Value::Nil]);
         let h = History::from_ops_renumbered(vec![
-            op(0, OpType::Invoke, "txn", Value::List(vec![w.clone(), r.clone()])),
-            op(1, OpType::Invoke, "write", Value::List(vec![Value::keyword("y"), Value::Int(2)])),
-            op(0, OpType::Ok, "txn", Value::List(vec![w, r])),
+            op(0, OpType::Invoke, "txn", Value::list([w.clone(), r.clone()])),
+            op(1, OpType::Invoke, "write", Value::list([Value::keyword("y"), Value::Int(2)])),
+            op(0, OpType::Ok, "txn", Value::list([w, r])),
             op(1, OpType::Info, "write", Value::Nil),
-            op(2, OpType::Invoke, "read", Value::List(vec![Value::keyword("y"), Value::Nil])),
+            op(2, OpType::Invoke, "read", Value::list([Value::keyword("y"), Value::Nil])),
             op(2, OpType::Fail, "read", Value::Nil),
         ]);
         let kv = KvHistory::parse(&h, "causal").expect("parse");

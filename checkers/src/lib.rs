@@ -27,5 +27,5 @@ pub mod verdict;
 
 pub use error::{CheckError, HistoryError, Location};
 pub use history::{History, Op, OpType, Pair, Process};
-pub use value::Value;
+pub use value::{ArcStr, Value};
 pub use verdict::{Anomaly, Budget, Checker, Compose, HtmlPage, Validity, Verdict};

@@ -562,7 +562,7 @@ fn list_append(
                             ctx.key(*k),
                             ctx.op(witness),
                             ctx.key(*k),
-                            Value::List(order.longest[k].0.to_vec())
+                            Value::list(order.longest[k].0.iter().cloned())
                         ),
                         chain: vec![
                             (pu, did, None),

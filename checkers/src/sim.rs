@@ -15,7 +15,7 @@
 //! Randomness comes from a seeded SplitMix64, so a seed replays a history.
 
 use crate::history::{History, Op, OpType, Process};
-use crate::value::Value;
+use crate::value::{Value, shared_str};
 
 /// How a replica resolves two writes of one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,7 @@ impl Sim<'_> {
         let index = self.ops.len() as u64;
         let mut op = Op::new(index, Process::Client(process), kind, f, value);
         op.key = Some(Value::Int(key as i64));
-        op.node = Some(format!("n{}", node + 1));
+        op.node = Some(shared_str(&format!("n{}", node + 1)));
         op.time = Some(self.step * 1_000_000);
         if kind == OpType::Info {
             op.error = Some(Value::keyword("timeout"));

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::history::{History, Op, OpType, Process};
 use crate::linear::ModelName;
-use crate::value::Value;
+use crate::value::{ThinVec, Value};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -163,7 +163,7 @@ fn choose(spec: &SynthSpec, rng: &mut SmallRng, world: &mut World, t: usize) -> 
                 } else {
                     Value::Int(fresh(spec, rng, world))
                 };
-                op("cas", Value::List(vec![from, Value::Int(fresh(spec, rng, world))]))
+                op("cas", Value::list([from, Value::Int(fresh(spec, rng, world))]))
             } else {
                 op("write", Value::Int(fresh(spec, rng, world)))
             }
@@ -174,13 +174,9 @@ fn choose(spec: &SynthSpec, rng: &mut SmallRng, world: &mut World, t: usize) -> 
                 .map(|_| {
                     let k = Value::Int(rng.random_range(0..spec.keys.max(1) as i64));
                     if rng.random_bool(spec.read_rate) {
-                        Value::List(vec![Value::keyword("r"), k, Value::Nil])
+                        Value::list([Value::keyword("r"), k, Value::Nil])
                     } else {
-                        Value::List(vec![
-                            Value::keyword("w"),
-                            k,
-                            Value::Int(fresh(spec, rng, world)),
-                        ])
+                        Value::list([Value::keyword("w"), k, Value::Int(fresh(spec, rng, world))])
                     }
                 })
                 .collect();
@@ -212,7 +208,7 @@ fn choose(spec: &SynthSpec, rng: &mut SmallRng, world: &mut World, t: usize) -> 
                 op("get", Value::Nil)
             } else {
                 let v = fresh(spec, rng, world);
-                let text = Value::Str(format!("x {t} {v} y"));
+                let text = Value::str(format!("x {t} {v} y"));
                 if rng.random_bool(0.1) { op("put", text) } else { op("append", text) }
             }
         }
@@ -246,7 +242,7 @@ fn apply(spec: &SynthSpec, world: &mut World, t: usize, op: &mut InFlight) -> (O
         (ModelName::MultiRegister, _) => {
             let mops = match &op.input {
                 Value::List(m) => m.clone(),
-                _ => Vec::new(),
+                _ => ThinVec::new(),
             };
             let done = mops
                 .into_iter()
@@ -254,7 +250,7 @@ fn apply(spec: &SynthSpec, world: &mut World, t: usize, op: &mut InFlight) -> (O
                     Value::List(p) if p.len() == 3 && p[0] == Value::keyword("r") => {
                         let k = p[1].as_int().unwrap_or(0);
                         let v = world.registers.get(&k).cloned().unwrap_or_default();
-                        Value::List(vec![p[0].clone(), p[1].clone(), v])
+                        Value::list([p[0].clone(), p[1].clone(), v])
                     }
                     Value::List(p) if p.len() == 3 => {
                         world.registers.insert(p[1].as_int().unwrap_or(0), p[2].clone());
@@ -306,7 +302,7 @@ fn apply(spec: &SynthSpec, world: &mut World, t: usize, op: &mut InFlight) -> (O
             (OpType::Ok, Value::Int(x))
         }
         (ModelName::Kv, "get") => {
-            (OpType::Ok, Value::Str(world.kv.get(&key).cloned().unwrap_or_default()))
+            (OpType::Ok, Value::str(world.kv.get(&key).map_or("", String::as_str)))
         }
         (ModelName::Kv, "put") => {
             world.kv.insert(key, op.input.as_str().unwrap_or_default().to_owned());
@@ -428,7 +424,7 @@ pub fn impossible_read(history: &History, model: ModelName, before: u64) -> Opti
             }
             (ModelName::FifoQueue | ModelName::UnorderedQueue, "dequeue") => bogus,
             (ModelName::Kv, "get") => {
-                Value::Str(format!("{}never appended", ops[c].value.as_str().unwrap_or("")))
+                Value::str(format!("{}never appended", ops[c].value.as_str().unwrap_or("")))
             }
             (ModelName::Register | ModelName::CasRegister, "read") => bogus,
             (ModelName::MultiRegister, "txn") => {

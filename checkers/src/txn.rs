@@ -51,7 +51,7 @@ impl MicroOp {
             MicroOp::Read { key, value } => ("r", key, value),
             MicroOp::Write { key, value } => ("w", key, value),
         };
-        Value::List(vec![Value::keyword(f), k.clone(), v.clone()])
+        Value::list([Value::keyword(f), k.clone(), v.clone()])
     }
 }
 
@@ -184,16 +184,16 @@ mod tests {
 
     #[test]
     fn parses_edn_and_json_spellings() {
-        let v = Value::List(vec![
-            Value::List(vec![Value::keyword("append"), Value::Int(5), Value::Int(3)]),
-            Value::List(vec![Value::str("r"), Value::Int(5), Value::List(vec![Value::Int(3)])]),
-            Value::List(vec![Value::keyword("w"), Value::str("x"), Value::Int(1)]),
+        let v = Value::list([
+            Value::list([Value::keyword("append"), Value::Int(5), Value::Int(3)]),
+            Value::list([Value::str("r"), Value::Int(5), Value::list([Value::Int(3)])]),
+            Value::list([Value::keyword("w"), Value::str("x"), Value::Int(1)]),
         ]);
         let txn = parse_txn(&v).expect("parse");
         assert_eq!(txn.len(), 3);
         assert_eq!(
             txn[1],
-            MicroOp::Read { key: Value::Int(5), value: Value::List(vec![Value::Int(3)]) }
+            MicroOp::Read { key: Value::Int(5), value: Value::list([Value::Int(3)]) }
         );
         assert_eq!(txn[0].to_string(), "[:append 5 3]");
         let mut refs = Vec::new();
@@ -204,11 +204,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_micro_op_in_words() {
-        let v = Value::List(vec![Value::List(vec![
-            Value::keyword("inc"),
-            Value::Int(1),
-            Value::Int(1),
-        ])]);
+        let v = Value::list([Value::list([Value::keyword("inc"), Value::Int(1), Value::Int(1)])]);
         let err = parse_txn(&v).expect_err("bad");
         assert!(err.contains("micro-op 0 has function :inc"), "{err}");
     }

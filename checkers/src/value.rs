@@ -5,9 +5,15 @@
 //! (a CAS pair, a keyed tuple, a transaction's micro-ops) when they prepare a
 //! history, and report a typed error naming the op when the shape is wrong.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+
+pub use arcstr::ArcStr;
+use rustc_hash::FxHashSet;
+use smallvec::SmallVec;
+pub use thin_vec::ThinVec;
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -18,6 +24,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Ordering and equality are structural, so values can key maps and sets.
 /// Keywords (`:read` in EDN) are kept apart from strings so that EDN
 /// round-trips exactly; JSON has no keywords and writes them as strings.
+///
+/// A value is 16 bytes: a history of a million transactions holds tens of
+/// millions of them (every element of every read), so strings are thin
+/// shared pointers ([`ArcStr`], shared between equal short strings by
+/// [`shared_str`]) and sequences thin vectors ([`ThinVec`], length and
+/// capacity in the allocation). Build them with [`Value::list`],
+/// [`Value::str`], [`Value::set`] and [`Value::map`]; read them through
+/// [`Value::as_list`] and [`Value::as_str`], or match on the variants, which
+/// dereference to `&[Value]` and `&str`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Value {
     /// `nil` / `null`: absent, or (in a read's invocation) not yet known.
@@ -30,15 +45,79 @@ pub enum Value {
     /// A float, compared by its total order so values stay `Eq`.
     Float(Float),
     /// A string.
-    Str(String),
+    Str(ArcStr),
     /// An EDN keyword, without its leading colon.
-    Keyword(String),
+    Keyword(ArcStr),
     /// An ordered sequence (EDN vectors and lists, JSON arrays).
-    List(Vec<Value>),
+    List(ThinVec<Value>),
     /// A set, kept sorted and free of duplicates.
-    Set(Vec<Value>),
+    Set(ThinVec<Value>),
     /// A map, kept sorted by key.
-    Map(Vec<(Value, Value)>),
+    Map(ThinVec<(Value, Value)>),
+}
+
+/// Strings of at most this many bytes are shared by [`shared_str`].
+const SHARED_MAX_LEN: usize = 24;
+/// How many distinct short strings each thread remembers before it starts
+/// afresh: enough for every function name, micro-op name, node and key
+/// name a history repeats, while a history of unique short strings cannot
+/// grow the table without bound.
+const SHARED_MAX_ENTRIES: usize = 4096;
+
+thread_local! {
+    /// Short strings seen lately on this thread. A table per thread needs no
+    /// lock, and parsers that run on several threads each share within
+    /// their own part of the history, which is where the repetition is.
+    static SHARED: RefCell<FxHashSet<ArcStr>> = RefCell::new(FxHashSet::default());
+}
+
+/// Text for a history, shared with earlier equal short strings.
+///
+/// A list-append history spells `"append"` and `"r"` millions of times;
+/// one allocation each instead of one per micro-op is a large part of what
+/// keeps a million-transaction history under a gigabyte and a half. Long
+/// strings are rarely repeated and are copied as they are.
+pub fn shared_str(s: &str) -> ArcStr {
+    if s.len() > SHARED_MAX_LEN {
+        return ArcStr::from(s);
+    }
+    SHARED.with(|table| {
+        let mut table = table.borrow_mut();
+        if let Some(found) = table.get(s) {
+            return found.clone();
+        }
+        if table.len() >= SHARED_MAX_ENTRIES {
+            table.clear();
+        }
+        let text = ArcStr::from(s);
+        table.insert(text.clone());
+        text
+    })
+}
+
+/// Deserialises a string into shared text ([`shared_str`]), for `serde`'s
+/// `deserialize_with` on fields such as `Op::f` and `Op::node`.
+pub(crate) fn deserialize_shared<'de, D: Deserializer<'de>>(d: D) -> Result<ArcStr, D::Error> {
+    struct SharedVisitor;
+    impl Visitor<'_> for SharedVisitor {
+        type Value = ArcStr;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E>(self, s: &str) -> Result<ArcStr, E> {
+            Ok(shared_str(s))
+        }
+    }
+    d.deserialize_str(SharedVisitor)
+}
+
+/// [`deserialize_shared`] for an optional field.
+pub(crate) fn deserialize_shared_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ArcStr>, D::Error> {
+    #[derive(Deserialize)]
+    struct Shared(#[serde(deserialize_with = "deserialize_shared")] ArcStr);
+    Ok(Option::<Shared>::deserialize(d)?.map(|s| s.0))
 }
 
 /// An `f64` with a total order (`f64::total_cmp`), so it can live in `Value`.
@@ -68,11 +147,16 @@ impl Hash for Float {
 }
 
 impl Value {
+    /// Builds a list from its elements, in order.
+    pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(items.into_iter().collect())
+    }
+
     /// Builds a set: sorts and removes duplicates.
     pub fn set(mut items: Vec<Value>) -> Value {
         items.sort();
         items.dedup();
-        Value::Set(items)
+        Value::Set(items.into())
     }
 
     /// Builds a map: sorts by key; a later duplicate key replaces an earlier one.
@@ -87,17 +171,17 @@ impl Value {
                 _ => out.push((k, v)),
             }
         }
-        Value::Map(out)
+        Value::Map(out.into())
     }
 
-    /// A string value.
-    pub fn str(s: impl Into<String>) -> Value {
-        Value::Str(s.into())
+    /// A string value (short strings are shared, see [`shared_str`]).
+    pub fn str(s: impl AsRef<str>) -> Value {
+        Value::Str(shared_str(s.as_ref()))
     }
 
     /// A keyword value (`:name`).
-    pub fn keyword(s: impl Into<String>) -> Value {
-        Value::Keyword(s.into())
+    pub fn keyword(s: impl AsRef<str>) -> Value {
+        Value::Keyword(shared_str(s.as_ref()))
     }
 
     /// True for `nil`.
@@ -162,11 +246,16 @@ impl From<i64> for Value {
 }
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::str(s)
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
+        Value::str(s)
+    }
+}
+impl From<ArcStr> for Value {
+    fn from(s: ArcStr) -> Self {
         Value::Str(s)
     }
 }
@@ -269,7 +358,7 @@ impl Serialize for Value {
             }
             Value::Set(items) => {
                 let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("$set", items)?;
+                m.serialize_entry("$set", &items[..])?;
                 m.end()
             }
             Value::Map(entries) => {
@@ -330,21 +419,19 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(Float(x)))
     }
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::Str(s.to_owned()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::Str(s))
+        Ok(Value::str(s))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        // JSON gives no length up front. Growing the list itself would leave
+        // spare capacity (or, shrunk afterwards, holes the allocator cannot
+        // reuse) in each of the millions of lists a history holds (every
+        // micro-op, every read's result), so the elements gather on the
+        // stack first and the list is allocated once, at its exact length.
+        let mut items: SmallVec<[Value; 16]> = SmallVec::new();
         while let Some(v) = seq.next_element()? {
             items.push(v);
         }
-        // JSON gives no length up front, so the vector grew by doubling; a
-        // history holds millions of these lists (every read's result), and
-        // the unused half of each would be a third of its memory.
-        items.shrink_to_fit();
-        Ok(Value::List(items))
+        Ok(Value::List(items.into_iter().collect()))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
@@ -366,7 +453,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 }
                 _ => {
                     let v: Value = map.next_value()?;
-                    entries.push((Value::Str(k), v));
+                    entries.push((Value::str(k), v));
                 }
             }
         }
@@ -380,7 +467,7 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_sets_and_non_string_maps() {
-        let v = Value::List(vec![
+        let v = Value::list([
             Value::Nil,
             Value::Int(-3),
             Value::set(vec![Value::Int(2), Value::Int(1), Value::Int(2)]),
@@ -395,7 +482,7 @@ mod tests {
 
     #[test]
     fn display_is_edn() {
-        let v = Value::List(vec![Value::keyword("append"), Value::Int(5), Value::str("x\"y")]);
+        let v = Value::list([Value::keyword("append"), Value::Int(5), Value::str("x\"y")]);
         assert_eq!(v.to_string(), r#"[:append 5 "x\"y"]"#);
     }
 
@@ -422,5 +509,27 @@ mod tests {
             }
         }
         check(&v);
+    }
+
+    /// The layout the memory figures in `docs/elle.md` rest on: a value
+    /// wider than two words would add hundreds of megabytes to a
+    /// million-transaction history.
+    #[test]
+    fn a_value_is_two_words() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 16);
+    }
+
+    #[test]
+    fn equal_short_strings_share_one_allocation() {
+        let a: Value = serde_json::from_str("[\"append\",\"append\"]").expect("valid JSON");
+        let items = a.as_list().expect("a list");
+        match (&items[0], &items[1]) {
+            (Value::Str(x), Value::Str(y)) => assert!(ArcStr::ptr_eq(x, y)),
+            _ => panic!("expected two strings, got {a}"),
+        }
+        let long = "a string longer than the sharing limit of short strings";
+        assert!(!ArcStr::ptr_eq(&shared_str(long), &shared_str(long)));
+        assert_eq!(shared_str(long), long);
     }
 }

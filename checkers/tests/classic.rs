@@ -263,9 +263,9 @@ proptest! {
         for n in 0..nodes {
             let p = Process::Client(500 + n as u64);
             let mut inv = Op::new(0, p, OpType::Invoke, "final-read", Value::Nil);
-            inv.node = Some(format!("n{n}"));
+            inv.node = Some(format!("n{n}").into());
             let mut ok = Op::new(0, p, OpType::Ok, "final-read", fin.clone());
-            ok.node = Some(format!("n{n}"));
+            ok.node = Some(format!("n{n}").into());
             ops.extend([inv, ok]);
         }
         let h = History::from_ops_renumbered(ops);

@@ -95,7 +95,7 @@ fn raw_jsonl(dir: &std::path::Path, n: &AtomicU64) {
             time: Some(i),
             process: Process::Client(i % u64::from(THREADS)),
             kind: OpType::Invoke,
-            f: inv.f,
+            f: inv.f.into(),
             value: inv.value,
             key: inv.key,
             node: Some("n1".into()),

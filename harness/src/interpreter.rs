@@ -19,7 +19,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use checkers::{Op, OpType, Process, Value};
+use checkers::value::shared_str;
+use checkers::{ArcStr, Op, OpType, Process, Value};
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -172,7 +173,8 @@ impl Interpreter {
         ));
         drop(done_tx);
 
-        let nodes: Vec<Option<String>> = (0..n).map(|t| node_of(t).cloned()).collect();
+        let nodes: Vec<Option<ArcStr>> =
+            (0..n).map(|t| node_of(t).map(|name| shared_str(name))).collect();
         let mut threads = Threads::new(n);
         let mut process: Vec<u64> = (0..u64::from(n)).collect();
         let mut outstanding: u32 = 0;
@@ -232,7 +234,7 @@ impl Interpreter {
                                     Process::Client(process[thread as usize])
                                 },
                                 kind: if is_nemesis { OpType::Info } else { OpType::Invoke },
-                                f: inv.f,
+                                f: shared_str(&inv.f),
                                 value: inv.value,
                                 key: inv.key,
                                 node: if is_nemesis {
@@ -246,7 +248,7 @@ impl Interpreter {
                             self.progress.invoked.fetch_add(1, Ordering::Relaxed);
                             generator
                                 .update(&ctx, &Event { thread, kind: OpType::Invoke, op: &op });
-                            let inv = Invocation { f: op.f, value: op.value, key: op.key };
+                            let inv = Invocation { f: inv.f, value: op.value, key: op.key };
                             threads.set_free(thread, false);
                             outstanding += 1;
                             send(&senders, thread, Work::Invoke(inv))?;
@@ -318,7 +320,7 @@ impl Interpreter {
                             Process::Client(process[t as usize])
                         },
                         kind,
-                        f: inv.f,
+                        f: shared_str(&inv.f),
                         value: d.completion.value,
                         key: inv.key,
                         node: if is_nemesis { None } else { nodes[t as usize].clone() },

@@ -25,10 +25,7 @@ fn register_ops() -> g::Gen {
             1 => Invocation::new("write", rng.random_range(0..4i64)),
             _ => Invocation::new(
                 "cas",
-                Value::List(vec![
-                    rng.random_range(0..4i64).into(),
-                    rng.random_range(0..4i64).into(),
-                ]),
+                Value::list([rng.random_range(0..4i64).into(), rng.random_range(0..4i64).into()]),
             ),
         };
         Some(inv.with_key(key))

@@ -135,7 +135,7 @@ impl Intervals {
             let next_id = functions.len().min(u16::MAX as usize) as u16;
             let f = *function_ids.entry(op.f.as_str()).or_insert_with(|| {
                 if functions.len() < u16::MAX as usize {
-                    functions.push(op.f.clone());
+                    functions.push(op.f.to_string());
                 }
                 next_id
             });
@@ -317,7 +317,7 @@ fn fault_periods(
             last_stop = None;
             marks.push(NemesisMark {
                 time: t,
-                f: op.f.clone(),
+                f: op.f.to_string(),
                 detail: if op.value == checkers::Value::Nil {
                     String::new()
                 } else {

@@ -56,17 +56,17 @@ impl Workload for ListAppend {
                 let k = active[slot];
                 if rng.random_bool(0.5) {
                     let v = next_value.entry(k).or_insert(1);
-                    mops.push(Value::List(vec![Value::str("append"), k.into(), (*v).into()]));
+                    mops.push(Value::list([Value::str("append"), k.into(), (*v).into()]));
                     *v += 1;
                     if *v > per_key {
                         active[slot] = next_key;
                         next_key += 1;
                     }
                 } else {
-                    mops.push(Value::List(vec![Value::str("r"), k.into(), Value::Nil]));
+                    mops.push(Value::list([Value::str("r"), k.into(), Value::Nil]));
                 }
             }
-            Some(Invocation::new("txn", Value::List(mops)))
+            Some(Invocation::new("txn", Value::list(mops)))
         })
     }
 

@@ -54,7 +54,7 @@ impl Workload for Register {
                 1 => Invocation::new("write", rng.random_range(0..values)),
                 _ => Invocation::new(
                     "cas",
-                    Value::List(vec![
+                    Value::list([
                         rng.random_range(0..values).into(),
                         rng.random_range(0..values).into(),
                     ]),

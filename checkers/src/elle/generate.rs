@@ -161,7 +161,7 @@ impl Store {
 }
 
 fn mop(f: &str, key: u64, value: Value) -> Value {
-    Value::List(vec![Value::keyword(f), Value::Int(key as i64), value])
+    Value::list([Value::keyword(f), Value::Int(key as i64), value])
 }
 
 /// Generates a history as described in the module documentation.

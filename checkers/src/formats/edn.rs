@@ -10,7 +10,7 @@ use edn_format::Value as Edn;
 
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
-use crate::value::{Float, Value};
+use crate::value::{Float, Value, shared_str};
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
@@ -218,20 +218,20 @@ pub fn edn_to_value(v: Edn) -> Value {
     match v {
         Edn::Nil => Value::Nil,
         Edn::Boolean(b) => Value::Bool(b),
-        Edn::Character(c) => Value::Str(c.to_string()),
-        Edn::String(s) => Value::Str(s),
-        Edn::Symbol(s) => Value::Str(s.to_string()),
-        Edn::Keyword(_) => Value::Keyword(keyword_name(&v).unwrap_or_default()),
+        Edn::Character(c) => Value::str(c.to_string()),
+        Edn::String(s) => Value::str(s),
+        Edn::Symbol(s) => Value::str(s.to_string()),
+        Edn::Keyword(_) => Value::keyword(keyword_name(&v).unwrap_or_default()),
         Edn::Integer(i) => Value::Int(i),
         Edn::Float(f) => Value::Float(Float(f.into_inner())),
         Edn::BigInt(b) => match i64::try_from(&b) {
             Ok(i) => Value::Int(i),
-            Err(_) => Value::Str(b.to_string()),
+            Err(_) => Value::str(b.to_string()),
         },
         Edn::BigDec(d) => d
             .to_string()
             .parse::<f64>()
-            .map_or_else(|_| Value::Str(d.to_string()), |f| Value::Float(Float(f))),
+            .map_or_else(|_| Value::str(d.to_string()), |f| Value::Float(Float(f))),
         Edn::List(items) | Edn::Vector(items) => {
             Value::List(items.into_iter().map(edn_to_value).collect())
         }
@@ -239,14 +239,14 @@ pub fn edn_to_value(v: Edn) -> Value {
             Value::map(m.into_iter().map(|(k, v)| (edn_to_value(k), edn_to_value(v))).collect())
         }
         Edn::Set(s) => Value::set(s.into_iter().map(edn_to_value).collect()),
-        Edn::Inst(t) => Value::Str(t.to_rfc3339()),
-        Edn::Uuid(u) => Value::Str(u.to_string()),
+        Edn::Inst(t) => Value::str(t.to_rfc3339()),
+        Edn::Uuid(u) => Value::str(u.to_string()),
         Edn::TaggedElement(tag, inner) => {
             let inner = edn_to_value(*inner);
             if tag.name().ends_with("Tuple") {
                 let k = inner.get(&Value::keyword("key")).cloned().unwrap_or_default();
                 let v = inner.get(&Value::keyword("value")).cloned().unwrap_or_default();
-                Value::List(vec![k, v])
+                Value::list([k, v])
             } else {
                 inner
             }
@@ -285,12 +285,14 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryErr
         }
     };
     let f = match take("f") {
-        None => "txn".to_owned(),
-        Some(v) => keyword_name(&v).ok_or_else(|| HistoryError::Syntax {
-            location: loc.clone().field("f"),
-            expected: "a keyword such as :read".into(),
-            found: edn_format::emit_str(&v),
-        })?,
+        None => arcstr::literal!("txn"),
+        Some(v) => {
+            keyword_name(&v).map(|name| shared_str(&name)).ok_or_else(|| HistoryError::Syntax {
+                location: loc.clone().field("f"),
+                expected: "a keyword such as :read".into(),
+                found: edn_format::emit_str(&v),
+            })?
+        }
     };
     let index = match take("index") {
         None => position,
@@ -334,7 +336,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryErr
     }
     let node = take("node").map(|n| match edn_to_value(n) {
         Value::Str(s) | Value::Keyword(s) => s,
-        other => other.to_string(),
+        other => shared_str(&other.to_string()),
     });
     let error = take("error").map(edn_to_value);
     Ok(Op { index, time, process, kind, f, value, key, node, error })

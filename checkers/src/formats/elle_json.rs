@@ -3,7 +3,7 @@
 
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
-use crate::value::Value;
+use crate::value::{Value, shared_str};
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     let items: Vec<serde_json::Value> =
@@ -73,7 +73,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             None => i as u64,
         };
         let f = match field("f") {
-            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::String(s)) => shared_str(s),
             Some(other) => {
                 return Err(HistoryError::Syntax {
                     location: loc().field("f"),
@@ -81,7 +81,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                     found: other.to_string(),
                 });
             }
-            None => "txn".to_owned(),
+            None => arcstr::literal!("txn"),
         };
         let error = match field("error") {
             Some(v) => serde_json::from_value::<Value>(v.clone()).ok(),
@@ -95,7 +95,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             f,
             value,
             key: None,
-            node: field("node").and_then(|v| v.as_str()).map(str::to_owned),
+            node: field("node").and_then(|v| v.as_str()).map(shared_str),
             error,
         });
         lines.push(line);

@@ -131,7 +131,7 @@ mod tests {
                     INFO  jepsen.util - 0\t:fail\t:read\t:timed-out\n";
         let h = parse(text, "etcd.log").expect("parse");
         assert_eq!(h.len(), 4);
-        assert_eq!(h.ops()[0].value, Value::List(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(h.ops()[0].value, Value::list([Value::Int(1), Value::Int(2)]));
         assert_eq!(h.ops()[1].kind, OpType::Info);
         assert_eq!(h.ops()[1].value, h.ops()[0].value);
         assert_eq!(h.ops()[1].error, Some(Value::keyword("timed-out")));

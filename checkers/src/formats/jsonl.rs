@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
-use crate::value::Value;
+use crate::value::{ArcStr, Value};
 
 /// The version of the JSONL schema this code writes and reads.
 pub const JSONL_SCHEMA_VERSION: u64 = 1;
@@ -31,11 +31,13 @@ struct JsonOp {
     process: Process,
     #[serde(rename = "type")]
     kind: OpType,
-    f: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::deserialize_shared_opt")]
+    f: Option<ArcStr>,
     #[serde(default)]
     value: Value,
     key: Option<Value>,
-    node: Option<String>,
+    #[serde(default, deserialize_with = "crate::value::deserialize_shared_opt")]
+    node: Option<ArcStr>,
     error: Option<Value>,
 }
 
@@ -100,7 +102,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             time: op.time,
             process: op.process,
             kind: op.kind,
-            f: op.f.unwrap_or_else(|| "txn".to_owned()),
+            f: op.f.unwrap_or(arcstr::literal!("txn")),
             value: op.value,
             key: op.key,
             node: op.node,

@@ -1219,7 +1219,7 @@ impl KvKind {
 fn kv_text(v: &Value) -> Result<String, String> {
     match v {
         Value::Nil => Ok(String::new()),
-        Value::Str(s) | Value::Keyword(s) => Ok(s.clone()),
+        Value::Str(s) | Value::Keyword(s) => Ok(s.to_string()),
         Value::Int(i) => Ok(i.to_string()),
         other => Err(format!("the kv model stores strings, found {other}")),
     }
@@ -1357,12 +1357,7 @@ mod tests {
         let w =
             k.compile("write", None, &Value::Int(1), Some(&Value::Int(1))).expect("w").expect("op");
         let cas = k
-            .compile(
-                "cas",
-                None,
-                &Value::List(vec![Value::Int(1), Value::Int(2)]),
-                Some(&Value::Nil),
-            )
+            .compile("cas", None, &Value::list([Value::Int(1), Value::Int(2)]), Some(&Value::Nil))
             .expect("cas")
             .expect("op");
         let r2 =

@@ -138,11 +138,11 @@ fn string_keys_and_values_give_the_same_verdict_as_integers() {
     let o = GenOptions { txns: 30_000, stale_read_rate: 0.002, seed: 5, ..GenOptions::default() };
     let ints = generate(&o);
     let stringify = |v: &Value, prefix: &str| match v {
-        Value::Int(i) => Value::Str(format!("{prefix}{i}")),
+        Value::Int(i) => Value::str(format!("{prefix}{i}")),
         Value::List(items) => Value::List(
             items
                 .iter()
-                .map(|e| Value::Str(format!("{prefix}{}", e.as_int().unwrap_or(-1))))
+                .map(|e| Value::str(format!("{prefix}{}", e.as_int().unwrap_or(-1))))
                 .collect(),
         ),
         other => other.clone(),
@@ -156,7 +156,7 @@ fn string_keys_and_values_give_the_same_verdict_as_integers() {
                 op.value = Value::List(
                     mops.iter()
                         .map(|m| match m {
-                            Value::List(p) => Value::List(vec![
+                            Value::List(p) => Value::list([
                                 p[0].clone(),
                                 stringify(&p[1], "k"),
                                 stringify(&p[2], "v"),

@@ -24,7 +24,7 @@ fn unknown_reads(v: &Value) -> Value {
             mops.iter()
                 .map(|m| match m {
                     Value::List(p) if p.len() == 3 && p[0].as_str() == Some("r") => {
-                        Value::List(vec![p[0].clone(), p[1].clone(), Value::Nil])
+                        Value::list([p[0].clone(), p[1].clone(), Value::Nil])
                     }
                     other => other.clone(),
                 })
