@@ -453,7 +453,7 @@ fn nemesis_events(h: &checkers::History) -> Vec<(String, checkers::Value)> {
         .filter(|p| ops[p.invoke].process == checkers::Process::Nemesis)
         .filter_map(|p| p.complete.filter(|c| *c != p.invoke))
         .filter(|c| ops[*c].error.is_none())
-        .map(|c| (ops[c].f.clone(), ops[c].value.clone()))
+        .map(|c| (ops[c].f.to_string(), ops[c].value.clone()))
         .collect()
 }
 
@@ -541,7 +541,7 @@ fn final_sets(h: &checkers::History) -> std::collections::BTreeMap<String, Vec<i
         if o.f == "read" && o.kind == checkers::OpType::Ok {
             let elems = o.value.as_list().map(|l| l.iter().filter_map(|e| e.as_int()).collect());
             if let (Some(node), Some(elems)) = (&o.node, elems) {
-                out.insert(node.clone(), elems);
+                out.insert(node.to_string(), elems);
             }
         }
     }

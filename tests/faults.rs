@@ -308,7 +308,7 @@ fn partition_shapes_cut_exactly_their_grudge_and_heal_restores_every_link() {
             if let Some(leader) = leader {
                 // The leader asked for just before is the node cut off alone.
                 let isolated = v.get(&Value::str("primaries")).expect("primaries");
-                assert_eq!(isolated, &Value::List(vec![Value::str(&leader)]), "{v}");
+                assert_eq!(isolated, &Value::list([Value::str(&leader)]), "{v}");
                 assert!(!measured.iter().any(|(a, b)| *a == leader || *b == leader));
             }
             let healed = invoke(&mut nem, "stop-partition", Value::Nil, &mut rng).await;
@@ -348,11 +348,11 @@ fn kill_and_pause_stop_the_processes_and_their_stop_brings_them_back() {
         let before = c.pids(&leader);
         assert_eq!(before.len(), 1, "one refstore in {leader}'s namespace: {before:?}");
         let v = invoke(&mut kill, "start-kill", Value::str("primaries"), &mut rng).await;
-        assert_eq!(v.get(&Value::str("nodes")), Some(&Value::List(vec![Value::str(&leader)])));
+        assert_eq!(v.get(&Value::str("nodes")), Some(&Value::list([Value::str(&leader)])));
         assert!(before.iter().all(|p| proc_state(*p).is_none_or(|s| s == 'Z')), "killed");
         assert!(!c.answers(&leader).await, "a killed node does not answer");
         let v = invoke(&mut kill, "stop-kill", Value::Nil, &mut rng).await;
-        assert_eq!(v.get(&Value::str("restarted")), Some(&Value::List(vec![Value::str(&leader)])));
+        assert_eq!(v.get(&Value::str("restarted")), Some(&Value::list([Value::str(&leader)])));
         assert!(c.answers(&leader).await, "restarted");
         let after = c.pids(&leader);
         assert_eq!(after.len(), 1);
@@ -564,7 +564,7 @@ fn packet_delay_shapes_the_links_out_of_the_target_and_stop_restores_them() {
         let mut rng = Rng::seed_from_u64(2);
         let mut nem = c.setup_nemesis(Box::new(nemesis::PacketNemesis::default())).await;
         let start = Value::map(vec![
-            (Value::str("behaviours"), Value::List(vec![Value::str("delay")])),
+            (Value::str("behaviours"), Value::list([Value::str("delay")])),
             (Value::str("targets"), Value::str("one")),
         ]);
         let v = invoke(&mut nem, "start-packet", start, &mut rng).await;
@@ -743,7 +743,7 @@ fn losing_unsynced_writes_of_an_unsynced_log_rolls_the_file_back() {
             &mut rng,
         )
         .await;
-        assert_eq!(v.get(&Value::str("nodes")), Some(&Value::List(vec![Value::str(&primary)])));
+        assert_eq!(v.get(&Value::str("nodes")), Some(&Value::list([Value::str(&primary)])));
         let at_snapshot = file_len(&c.wal(&primary));
         for k in 0..30 {
             assert!(c.write(&primary, k, k).await, "acknowledged write {k}");

@@ -222,7 +222,7 @@ impl FileNemesis {
             files.push(Value::map(d));
         }
         self.pending.push(p);
-        Ok(Value::List(files))
+        Ok(Value::list(files))
     }
 
     /// Starts `node`; if it refuses (exits), records why, puts back the
@@ -308,7 +308,7 @@ impl FileNemesis {
                     }
                     files.push(Value::map(d));
                 }
-                fields.push((Value::str("files"), Value::List(files)));
+                fields.push((Value::str("files"), Value::list(files)));
                 fields.push((Value::str("restart"), Self::restart(env, db, &p.node, None).await?));
             }
         }
@@ -429,7 +429,7 @@ impl Nemesis for FileNemesis {
             }
             // Failures are part of the record; the harness logs nothing
             // more useful than what the value says.
-            "stop-file" => Ok(Value::List(self.finish_all().await.0)),
+            "stop-file" => Ok(Value::list(self.finish_all().await.0)),
             other => Err(HarnessError::Internal(format!("file nemesis cannot {other}"))),
         }
     }
