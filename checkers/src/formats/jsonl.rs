@@ -41,74 +41,109 @@ struct JsonOp {
     error: Option<Value>,
 }
 
+/// Lines parsed together on every core before their ops join the history:
+/// large enough to keep the cores busy, small enough that the parsed wave
+/// waiting to be appended costs a few megabytes, not a second copy of the
+/// history's ops.
+const WAVE: usize = 1 << 16;
+/// Lines per parallel task within a wave.
+const CHUNK: usize = 2048;
+
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    use rayon::prelude::*;
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     let ends_with_newline = text.ends_with('\n');
-    let total_lines = text.lines().count();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i as u64 + 1;
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            continue;
+    let total_lines = text.lines().count() as u64;
+    let mut rest = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i as u64 + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .peekable();
+    // Schema lines come before the first op.
+    while let Some(&(line_no, line)) = rest.peek() {
+        let Some(h) = line
+            .contains("\"format\"")
+            .then(|| serde_json::from_str::<Header>(line).ok())
+            .flatten()
+        else {
+            break;
+        };
+        if h.format != "faultline-history" || h.version > JSONL_SCHEMA_VERSION {
+            return Err(HistoryError::Invalid {
+                location: Location::new(source, Some(line_no)).field("version"),
+                message: format!(
+                    "this is {} version {}; this faultline reads faultline-history up to version {}",
+                    h.format, h.version, JSONL_SCHEMA_VERSION
+                ),
+            });
         }
-        if ops.is_empty() && trimmed.contains("\"format\"") {
-            if let Ok(h) = serde_json::from_str::<Header>(trimmed) {
-                if h.format != "faultline-history" || h.version > JSONL_SCHEMA_VERSION {
+        rest.next();
+    }
+    // serde_json takes about a microsecond and a half per op, so a large
+    // history is parsed on every core, a wave of lines at a time; the ops
+    // then join the history in file order, which keeps the first bad line
+    // the one reported and the checks below sequential.
+    let mut wave: Vec<(u64, &str)> = Vec::with_capacity(WAVE);
+    loop {
+        wave.clear();
+        wave.extend(rest.by_ref().take(WAVE));
+        if wave.is_empty() {
+            break;
+        }
+        let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = wave
+            .par_chunks(CHUNK)
+            .map(|chunk| chunk.iter().map(|(_, line)| serde_json::from_str(line)).collect())
+            .collect();
+        for (&(line_no, _), op) in wave.iter().zip(parsed.into_iter().flatten()) {
+            let op: JsonOp = match op {
+                Ok(op) => op,
+                Err(e) => {
+                    let torn_tail = !ends_with_newline && line_no == total_lines && e.is_eof();
+                    if torn_tail {
+                        // The writer was killed mid-line: everything before it is intact.
+                        break;
+                    }
+                    let field = field_of(&e);
+                    let mut location =
+                        Location::new(source, Some(line_no)).column(e.column() as u64);
+                    if let Some(f) = field {
+                        location = location.field(f);
+                    }
+                    return Err(HistoryError::Syntax {
+                        location,
+                        expected: "one operation per line: a JSON object with at least \
+                                   \"process\" and \"type\" (see docs/history-format.md)"
+                            .into(),
+                        found: e.to_string(),
+                    });
+                }
+            };
+            let index = op.index.unwrap_or(ops.len() as u64);
+            if let Some(prev) = ops.last().map(|o: &Op| o.index) {
+                if index <= prev {
                     return Err(HistoryError::Invalid {
-                        location: Location::new(source, Some(line_no)).field("version"),
+                        location: Location::new(source, Some(line_no)).field("index"),
                         message: format!(
-                            "this is {} version {}; this faultline reads faultline-history up to version {}",
-                            h.format, h.version, JSONL_SCHEMA_VERSION
+                            "index {index} does not increase (previous op has {prev})"
                         ),
                     });
                 }
-                continue;
             }
+            ops.push(Op {
+                index,
+                time: op.time,
+                process: op.process,
+                kind: op.kind,
+                f: op.f.unwrap_or(arcstr::literal!("txn")),
+                value: op.value,
+                key: op.key,
+                node: op.node,
+                error: op.error,
+            });
+            lines.push(u32::try_from(line_no).unwrap_or(u32::MAX));
         }
-        let op: JsonOp = match serde_json::from_str(trimmed) {
-            Ok(op) => op,
-            Err(e) => {
-                let torn_tail = !ends_with_newline && i + 1 == total_lines && e.is_eof();
-                if torn_tail {
-                    // The writer was killed mid-line: everything before it is intact.
-                    break;
-                }
-                let field = field_of(&e);
-                let mut location = Location::new(source, Some(line_no)).column(e.column() as u64);
-                if let Some(f) = field {
-                    location = location.field(f);
-                }
-                return Err(HistoryError::Syntax {
-                    location,
-                    expected: "one operation per line: a JSON object with at least \
-                               \"process\" and \"type\" (see docs/history-format.md)"
-                        .into(),
-                    found: e.to_string(),
-                });
-            }
-        };
-        let index = op.index.unwrap_or(ops.len() as u64);
-        if let Some(prev) = ops.last().map(|o: &Op| o.index) {
-            if index <= prev {
-                return Err(HistoryError::Invalid {
-                    location: Location::new(source, Some(line_no)).field("index"),
-                    message: format!("index {index} does not increase (previous op has {prev})"),
-                });
-            }
-        }
-        ops.push(Op {
-            index,
-            time: op.time,
-            process: op.process,
-            kind: op.kind,
-            f: op.f.unwrap_or(arcstr::literal!("txn")),
-            value: op.value,
-            key: op.key,
-            node: op.node,
-            error: op.error,
-        });
-        lines.push(u32::try_from(line_no).unwrap_or(u32::MAX));
     }
     Ok(History::with_lines(ops, lines, source))
 }
@@ -162,6 +197,39 @@ mod tests {
         let err = parse(text, "t.jsonl").expect_err("bad type").to_string();
         assert!(err.starts_with("t.jsonl:2:"), "{err}");
         assert!(err.contains("done"), "{err}");
+    }
+
+    /// Lines are parsed in parallel chunks; the history keeps file order
+    /// and the first bad line is the one reported, whichever chunk it is in.
+    #[test]
+    fn chunks_keep_file_order_and_the_first_error() {
+        let line = |i: usize| {
+            format!("{{\"process\":{},\"type\":\"invoke\",\"f\":\"w\",\"value\":{i}}}\n", i)
+        };
+        let n = 3 * CHUNK + 17;
+        let text: String = (0..n).map(line).collect();
+        let h = parse(&text, "t.jsonl").expect("parse");
+        assert_eq!(h.len(), n);
+        assert!(h.ops().iter().enumerate().all(|(i, op)| op.value == Value::Int(i as i64)));
+        let bad = |text: &mut String, at: usize| {
+            let start: usize = (0..at).map(|i| line(i).len()).sum();
+            text.replace_range(start..start + 1, "[");
+        };
+        let mut broken = text.clone();
+        bad(&mut broken, 2 * CHUNK + 5);
+        bad(&mut broken, 3 * CHUNK + 2);
+        let err = parse(&broken, "t.jsonl").expect_err("bad lines").to_string();
+        assert!(err.starts_with(&format!("t.jsonl:{}:", 2 * CHUNK + 6)), "{err}");
+    }
+
+    #[test]
+    fn schema_line_is_skipped_and_a_newer_version_refused() {
+        let op = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n";
+        let ours = format!("\n{{\"format\":\"faultline-history\",\"version\":1}}\n{op}");
+        assert_eq!(parse(&ours, "t.jsonl").expect("parse").ops()[0].f, "read");
+        let newer = format!("{{\"format\":\"faultline-history\",\"version\":9}}\n{op}");
+        let err = parse(&newer, "t.jsonl").expect_err("newer schema").to_string();
+        assert!(err.starts_with("t.jsonl:1 (field `version`)"), "{err}");
     }
 
     #[test]
