@@ -12,12 +12,11 @@ use std::hash::{Hash, Hasher};
 
 pub use arcstr::ArcStr;
 use rustc_hash::FxHashSet;
-use smallvec::SmallVec;
-pub use thin_vec::ThinVec;
-
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+pub use thin_vec::ThinVec;
 
 /// A value in a history.
 ///

@@ -81,7 +81,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         }
         rest.next();
     }
-    // serde_json takes about a microsecond and a half per op, so a large
+    // serde_json takes about two microseconds per op, so a large
     // history is parsed on every core, a wave of lines at a time; the ops
     // then join the history in file order, which keeps the first bad line
     // the one reported and the checks below sequential.
