@@ -187,6 +187,21 @@ pub struct History {
     lines: Vec<u32>,
     /// The file the history was read from, for error messages.
     source: String,
+    /// What the reader noticed and a verdict on this history must mention:
+    /// a torn last line it ignored, ops it had to read with a default. See
+    /// [`History::notes`].
+    notes: Vec<Note>,
+}
+
+/// Something the reader of a history noticed that a verdict on it must
+/// mention, because it changes what the verdict means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// What was noticed, in a sentence naming the file and line.
+    pub text: String,
+    /// True when part of the file could not be read, so the history judged
+    /// is not the whole file: a checker's `valid` then becomes `unknown`.
+    pub incomplete: bool,
 }
 
 /// An operation as an interval: its invocation and, if it came, its completion.
@@ -202,13 +217,13 @@ impl History {
     /// A history from events already in order; indices are kept as given.
     pub fn new(ops: Vec<Op>) -> History {
         let lines = vec![0; ops.len()];
-        History { ops, lines, source: String::new() }
+        History { ops, lines, source: String::new(), notes: Vec::new() }
     }
 
     /// A history with known source lines for each op (same length as `ops`).
     pub fn with_lines(ops: Vec<Op>, lines: Vec<u32>, source: impl Into<String>) -> History {
         debug_assert_eq!(ops.len(), lines.len());
-        History { ops, lines, source: source.into() }
+        History { ops, lines, source: source.into(), notes: Vec::new() }
     }
 
     /// Builds a history from events, numbering them 0.. in order.
@@ -247,6 +262,18 @@ impl History {
     /// Sets the source name used in error messages.
     pub fn set_source(&mut self, source: impl Into<String>) {
         self.source = source.into();
+    }
+
+    /// What the reader noticed that a verdict must mention (a torn last
+    /// line, defaults it applied), in the order noticed.
+    pub fn notes(&self) -> &[Note] {
+        &self.notes
+    }
+
+    /// Records a note for verdicts on this history; `incomplete` says that
+    /// part of the file was not read (see [`Note::incomplete`]).
+    pub fn add_note(&mut self, text: impl Into<String>, incomplete: bool) {
+        self.notes.push(Note { text: text.into(), incomplete });
     }
 
     /// Where the event at `pos` came from, for error messages.
@@ -363,7 +390,7 @@ impl History {
 /// becomes `key` and `value`, so checkers can partition by key. Ops that
 /// already carry a key are left alone.
 pub fn split_independent(history: History) -> Result<History, HistoryError> {
-    let History { mut ops, lines, source } = history;
+    let History { mut ops, lines, source, notes } = history;
     for (pos, op) in ops.iter_mut().enumerate() {
         if op.process == Process::Nemesis || op.key.is_some() {
             continue;
@@ -384,7 +411,7 @@ pub fn split_independent(history: History) -> Result<History, HistoryError> {
             }
         }
     }
-    Ok(History { ops, lines, source })
+    Ok(History { ops, lines, source, notes })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! functions from a `History` to a `Verdict`, so they run the same in the
 //! harness, in `faultline check`, in tests and in benchmarks.
 
+pub mod budget;
 pub mod causal;
 pub mod classic;
 pub mod convergence;
@@ -26,6 +27,6 @@ pub mod value;
 pub mod verdict;
 
 pub use error::{CheckError, HistoryError, Location};
-pub use history::{History, Op, OpType, Pair, Process};
+pub use history::{History, Note, Op, OpType, Pair, Process};
 pub use value::{ArcStr, Value};
-pub use verdict::{Anomaly, Budget, Checker, Compose, HtmlPage, Validity, Verdict};
+pub use verdict::{Anomaly, Budget, Checker, Compose, HtmlPage, Validity, Verdict, judge};

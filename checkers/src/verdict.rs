@@ -85,6 +85,10 @@ pub struct Verdict {
     /// Checker-specific details and statistics.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
+    /// What the history's reader noticed that changes what this verdict
+    /// means (a torn last line ignored, defaults applied), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Verdicts of sub-checkers, for compositions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Verdict>,
@@ -107,6 +111,7 @@ impl Verdict {
             unknown_reason: None,
             anomalies: Vec::new(),
             details: serde_json::Value::Null,
+            notes: Vec::new(),
             children: Vec::new(),
             elapsed: Duration::ZERO,
         }
@@ -125,6 +130,9 @@ impl Verdict {
         let _ = writeln!(out, "{pad}{}: {} ({})", self.checker, self.validity, self.summary);
         if let Some(r) = &self.unknown_reason {
             let _ = writeln!(out, "{pad}  unknown because: {r}");
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "{pad}  note: {n}");
         }
         for a in &self.anomalies {
             let _ = writeln!(out, "{pad}  [{}]", a.kind);
@@ -163,14 +171,7 @@ pub struct HtmlPage {
     pub body: String,
 }
 
-/// Limits on a checker's search. When one runs out the answer is `Unknown`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Budget {
-    /// Wall-clock time allowed.
-    pub time: Option<Duration>,
-    /// Memory allowed for the checker's own search structures, in bytes.
-    pub memory: Option<usize>,
-}
+pub use crate::budget::Budget;
 
 /// A consistency checker. Implement this in your own crate to add a checker;
 /// register it by name to reach it from the command line.
@@ -188,6 +189,37 @@ pub trait Checker: Send + Sync {
     /// Empty when this checker has no picture to draw.
     fn render_html(&self, _history: &History, _verdict: &Verdict) -> Vec<HtmlPage> {
         Vec::new()
+    }
+}
+
+/// Runs `checker` on `history` and carries the history's notes into the
+/// verdict: what its reader noticed is part of what the verdict means. A
+/// history that was not read whole (a torn last line) cannot be `valid`:
+/// what is missing might have broken the property, so `valid` becomes
+/// `unknown` with the reason. An `invalid` verdict stands, because the
+/// violation is in the part that was read.
+///
+/// Every front end (`faultline check`, the end of a test, `analyze`) judges
+/// through this function rather than calling [`Checker::check`] directly.
+pub fn judge(checker: &dyn Checker, history: &History) -> Result<Verdict, CheckError> {
+    let mut verdict = checker.check(history)?;
+    apply_notes(&mut verdict, history);
+    Ok(verdict)
+}
+
+/// Adds `history`'s notes to `verdict` (see [`judge`]).
+pub fn apply_notes(verdict: &mut Verdict, history: &History) {
+    for note in history.notes() {
+        if !verdict.notes.contains(&note.text) {
+            verdict.notes.push(note.text.clone());
+        }
+        if note.incomplete && verdict.validity == Validity::Valid {
+            verdict.validity = Validity::Unknown;
+            verdict.unknown_reason = Some(format!(
+                "the history was not read whole, so what is missing could break the property: {}",
+                note.text
+            ));
+        }
     }
 }
 
