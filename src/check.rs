@@ -124,9 +124,7 @@ struct FileResult {
 
 fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.list {
-        let list: String =
-            registry::NAMES.iter().map(|(name, about)| format!("{name:<14} {about}\n")).collect();
-        emit(&list)?;
+        emit(&registry::CheckerTable::builtin().describe())?;
         return Ok(ExitCode::SUCCESS);
     }
     let spec = spec_from(&args)?;
@@ -140,7 +138,10 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 if spec.independent {
                     history = checkers::history::split_independent(history)?;
                 }
-                let verdict = checker.check(&history)?;
+                for note in history.notes() {
+                    eprintln!("faultline check: {}", note.text);
+                }
+                let verdict = checkers::judge(checker.as_ref(), &history)?;
                 Ok((history, verdict))
             })();
             FileResult { path: path.clone(), outcome }

@@ -93,7 +93,7 @@ fn unreadable_input_names_file_line_and_field_and_exits_254() {
 
     let o = run(&["check", "-m", "no-such-model", bad.to_str().unwrap_or_default()]);
     assert_eq!(o.status.code(), Some(254));
-    assert!(text(&o.stderr).contains("unknown model"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("has no model \"no-such-model\""), "{}", text(&o.stderr));
 
     let o = run(&["check", "--bogus-flag"]);
     assert_eq!(o.status.code(), Some(254));

@@ -226,7 +226,9 @@ fn killed_harness_history_is_analyzable_and_clean_removes_its_nodes() {
         .spawn()
         .expect("spawn");
     let pid = child.id();
-    wait_for_events(store.path(), 100);
+    // Enough events that some reads saw written values: a history of
+    // writes alone observes nothing and is judged unknown.
+    wait_for_events(store.path(), 400);
     child.kill().expect("kill -9");
     let _ = child.wait();
     // The nodes survive the harness (their own process group)...
@@ -236,8 +238,16 @@ fn killed_harness_history_is_analyzable_and_clean_removes_its_nodes() {
     let out =
         faultline().arg("analyze").arg(store.path().join("latest")).output().expect("analyze");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("linearizable: valid"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // kill -9 may cut the last line in half: the history is then not the
+    // whole file, and a verdict of valid would overstate it.
+    if text.contains("last line incomplete") {
+        assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+        assert!(text.contains("the history was not read whole"), "{text}");
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+        assert!(text.contains("linearizable: valid"), "{text}");
+    }
     // ...and clean removes the leftovers.
     let tag = left[0].1.clone();
     let report = harness::clean::clean_matching(false, Some(&tag));

@@ -21,6 +21,7 @@ pub mod linear;
 pub mod registry;
 pub mod session;
 pub mod sim;
+pub mod spec;
 pub mod synth;
 pub mod txn;
 pub mod value;

@@ -1,152 +1,654 @@
-//! Built-in checkers by name, for the command line and for test specs.
+//! The checker table: every checker by name, with what it accepts and how
+//! to build it.
 //!
-//! `faultline check --checker NAME` and a test's `checkers = [...]` both go
-//! through `build`. Plugins register their own checkers with the harness;
-//! this table holds the ones that ship with faultline.
+//! One table serves every front end: `faultline check`, a test's checks,
+//! `analyze`, `compose` and the report pages all resolve checker names
+//! through a [`CheckerTable`]. [`CheckerTable::builtin`] holds the checkers
+//! that ship with faultline; a plugin registers its own into the same table
+//! (the harness's `Registry` holds one), so a plugin checker is reachable
+//! everywhere a built-in one is.
+//!
+//! Each entry says what it [`Accepts`]: which models, whether an initial
+//! value, consistency models or `--independent` mean anything to it, and
+//! which `--opt` keys it reads. [`CheckerTable::build`] refuses anything
+//! else with an error naming what the checker does take, so a flag is never
+//! silently ignored.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::elle::{Elle, Workload};
 use crate::error::CheckError;
 use crate::linear::{Algorithm, LinearChecker, ModelName};
-use crate::value::Value;
-use crate::verdict::{Budget, Checker};
+use crate::verdict::{Checker, Compose};
 
-/// What the user asked for: a checker name and its options.
-#[derive(Clone, Debug, Default)]
-pub struct CheckSpec {
-    /// The checker's name (see `NAMES`).
-    pub checker: String,
-    /// The model, for checkers that take one (`cas-register` for
-    /// `linearizable`, `causal` for `causal`).
-    pub model: Option<String>,
-    /// The model's initial value, where it has one.
-    pub init: Option<Value>,
-    /// Consistency models to check against, for the transactional checkers.
-    pub consistency_models: Vec<String>,
-    /// Treat each op's value as an independent `[key value]` tuple.
-    pub independent: bool,
-    /// Time and memory limits.
-    pub budget: Budget,
-    /// Checker-specific options (`--opt key=value`).
-    pub options: BTreeMap<String, String>,
+pub use crate::spec::{CheckSpec, parse_bool};
+
+/// Builds a checker from a spec the table has already validated. It gets
+/// the table too, so a checker made of other checkers (`compose`) can build
+/// them by name.
+pub type Factory =
+    Arc<dyn Fn(&CheckSpec, &CheckerTable) -> Result<Box<dyn Checker>, CheckError> + Send + Sync>;
+
+/// An `--opt` key a checker reads, with one line of help.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// The key (`max-anomalies`).
+    pub name: String,
+    /// What it does and what it takes.
+    pub help: String,
 }
 
-/// Names and one-line descriptions of the built-in checkers.
-pub const NAMES: &[(&str, &str)] = &[
-    (
-        "linearizable",
-        "linearizability against a model (--model register|cas-register|multi-register|mutex|set|unordered-queue|fifo-queue|kv)",
-    ),
-    (
-        "list-append",
-        "Elle-style isolation check of [:append k v]/[:r k [..]] transactions \
-         (--consistency-models, default strict-serializable)",
-    ),
-    (
-        "rw-register",
-        "Elle-style isolation check of [:w k v]/[:r k v] transactions \
-         (--consistency-models, default strict-serializable; --opt wfr-keys/sequential-keys/linearizable-keys=true)",
-    ),
-    (
-        "causal",
-        "causal consistency of key-value histories by bad patterns; --model causal|ccv|causal-memory",
-    ),
-    ("session", "all four session guarantees, each reported separately (list-append or register)"),
-    ("read-your-writes", "session guarantee: reads see the session's own earlier writes"),
-    ("monotonic-reads", "session guarantee: reads see what the session's earlier reads saw"),
-    (
-        "monotonic-writes",
-        "session guarantee: a write is visible only after its author's earlier writes",
-    ),
-    (
-        "writes-follow-reads",
-        "session guarantee: a write is visible only after the writes its author had read",
-    ),
-    (
-        "convergence",
-        "eventual convergence: final reads on every node agree and hold every acknowledged write",
-    ),
-    (
-        "set",
-        "Jepsen set: every acknowledged add is in the final read (lost, unexpected, recovered)",
-    ),
-    ("set-full", "Jepsen set-full: per element stable, lost, never read or stale, with latencies"),
-    ("counter", "Jepsen counter: each read lies between acknowledged and attempted sums"),
-    ("bank", "Jepsen bank: every read sums to --opt total=N, no negative balances"),
-    ("unique-ids", "Jepsen unique-ids: no id generated twice"),
-    ("long-fork", "Jepsen long-fork: reads of key groups agree on one order of inserts"),
-    ("total-queue", "Jepsen total-queue: every acknowledged enqueue comes out, nothing else does"),
-    ("stats", "operation counts per function; invalid when a function never succeeded"),
-    (
-        "compose",
-        "several checkers in parallel (--opt checkers=a,b), merged: invalid beats unknown beats valid",
-    ),
-];
+/// What a checker reads from a [`CheckSpec`] besides its name and budget
+/// (every checker honours `--time-limit` and `--memory-limit`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepts {
+    /// The `--model` values it understands; empty when it takes no model.
+    pub models: Vec<String>,
+    /// Whether it reads `--init` (a model may still refuse it; see the
+    /// linearizable checker, whose set and queue models start empty).
+    pub init: bool,
+    /// Whether it reads `--consistency-models`.
+    pub consistency_models: bool,
+    /// Whether `--independent` (values as `[key value]` tuples, checked
+    /// per key) makes sense for it.
+    pub independent: bool,
+    /// The `--opt` keys it reads.
+    pub options: Vec<OptionDoc>,
+    /// For a checker that passes the spec on to others (`compose`): the
+    /// table does not validate the spec, the factory does, per child.
+    pub delegates: bool,
+}
 
-/// Builds the checker `spec` names.
-pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
-    match spec.checker.as_str() {
-        "causal" => Ok(Box::new(crate::causal::CausalChecker::from_spec(spec)?)),
-        "convergence" => Ok(Box::new(crate::convergence::ConvergenceChecker::from_spec(spec)?)),
-        "set" => Ok(Box::new(crate::classic::set::SetChecker)),
-        "set-full" => Ok(Box::new(crate::classic::set_full::SetFullChecker::from_spec(spec)?)),
-        "counter" => Ok(Box::new(crate::classic::counter::CounterChecker {
-            limit: crate::causal::limit_option(spec)?,
-        })),
-        "bank" => Ok(Box::new(crate::classic::bank::BankChecker::from_spec(spec)?)),
-        "unique-ids" => Ok(Box::new(crate::classic::unique_ids::UniqueIdsChecker {
-            limit: crate::causal::limit_option(spec)?,
-        })),
-        "long-fork" => Ok(Box::new(crate::classic::long_fork::LongForkChecker {
-            limit: crate::causal::limit_option(spec)?,
-        })),
-        "total-queue" => Ok(Box::new(crate::classic::total_queue::TotalQueueChecker)),
-        "stats" => Ok(Box::new(crate::classic::stats::StatsChecker)),
-        "compose" => Ok(Box::new(crate::classic::compose(spec)?)),
-        "session"
-        | "read-your-writes"
-        | "monotonic-reads"
-        | "monotonic-writes"
-        | "writes-follow-reads" => Ok(Box::new(crate::session::SessionChecker::from_spec(spec)?)),
-        "linearizable" | "linearizability" => {
-            let model = spec.model.as_deref().ok_or_else(|| {
-                CheckError::BadOption(
-                    "the linearizable checker needs --model (e.g. --model cas-register)".into(),
-                )
-            })?;
-            let mut c =
-                LinearChecker::new(model.parse::<ModelName>().map_err(CheckError::BadOption)?);
-            c.init = spec.init.clone().unwrap_or_default();
-            c.budget = spec.budget;
-            if let Some(p) = spec.options.get("partition") {
-                c.partition = parse_bool("partition", p)?;
+impl Accepts {
+    /// Accepts nothing but the budget.
+    pub fn nothing() -> Accepts {
+        Accepts::default()
+    }
+
+    /// The same, also reading `--opt name=...`.
+    #[must_use]
+    pub fn option(mut self, name: &str, help: &str) -> Accepts {
+        self.options.push(OptionDoc { name: name.to_owned(), help: help.to_owned() });
+        self
+    }
+
+    /// The same, also reading `--opt max-anomalies=N`.
+    #[must_use]
+    pub fn max_anomalies(self) -> Accepts {
+        self.option("max-anomalies", "how many violations of each kind to explain (default 20)")
+    }
+
+    /// The same, taking these `--model` values.
+    #[must_use]
+    pub fn models(mut self, models: &[&str]) -> Accepts {
+        self.models = models.iter().map(|m| (*m).to_owned()).collect();
+        self
+    }
+
+    /// The same, reading `--init`.
+    #[must_use]
+    pub fn init(mut self) -> Accepts {
+        self.init = true;
+        self
+    }
+
+    /// The same, reading `--independent`.
+    #[must_use]
+    pub fn independent(mut self) -> Accepts {
+        self.independent = true;
+        self
+    }
+
+    /// Whether `--opt name` is one of these options.
+    pub fn has_option(&self, name: &str) -> bool {
+        self.options.iter().any(|o| o.name == name)
+    }
+
+    /// Checks that `spec` asks only for what this accepts; `checker` names
+    /// the checker in the error.
+    pub fn validate(&self, checker: &str, spec: &CheckSpec) -> Result<(), CheckError> {
+        let bad = |m: String| Err(CheckError::BadOption(m));
+        if let Some(m) = &spec.model {
+            if self.models.is_empty() {
+                return bad(format!("the {checker} checker takes no --model (given {m:?})"));
             }
-            match spec.options.get("algorithm").map(String::as_str) {
-                None | Some("search") => {}
-                Some("reference") => c.algorithm = Algorithm::Reference,
-                Some(other) => {
-                    return Err(CheckError::BadOption(format!(
-                        "--opt algorithm={other}: expected search or reference"
-                    )));
-                }
+            if !self.models.iter().any(|k| k == m) {
+                return bad(format!(
+                    "the {checker} checker has no model {m:?}; its models are {}",
+                    self.models.join(", ")
+                ));
             }
-            Ok(Box::new(c))
         }
-        "list-append" => Ok(Box::new(Elle::from_spec(spec, Workload::ListAppend)?)),
-        "rw-register" => Ok(Box::new(Elle::from_spec(spec, Workload::RwRegister)?)),
-        other => Err(CheckError::BadOption(format!(
-            "unknown checker {other:?}; known checkers: {}",
-            NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-        ))),
+        if spec.init.is_some() && !self.init {
+            return bad(format!(
+                "the {checker} checker has no initial value to set, so --init does not apply to it"
+            ));
+        }
+        if !spec.consistency_models.is_empty() && !self.consistency_models {
+            return bad(format!(
+                "the {checker} checker does not judge consistency models; --consistency-models \
+                 applies to list-append and rw-register"
+            ));
+        }
+        if spec.independent && !self.independent {
+            return bad(format!(
+                "--independent does not apply to the {checker} checker, which does not check \
+                 keys apart"
+            ));
+        }
+        for name in spec.options.keys() {
+            if !self.has_option(name) {
+                let known: Vec<&str> = self.options.iter().map(|o| o.name.as_str()).collect();
+                return bad(if known.is_empty() {
+                    format!("the {checker} checker takes no --opt options (given {name:?})")
+                } else {
+                    format!(
+                        "unknown option {name:?} for the {checker} checker; its options are {}",
+                        known.join(", ")
+                    )
+                });
+            }
+        }
+        Ok(())
     }
 }
 
-/// Reads a true/false `--opt` value.
-pub(crate) fn parse_bool(name: &str, v: &str) -> Result<bool, CheckError> {
-    match v {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(CheckError::BadOption(format!("--opt {name}={v}: expected true or false"))),
+/// One checker in the table.
+#[derive(Clone)]
+pub struct CheckerEntry {
+    /// The name users give (`linearizable`).
+    pub name: String,
+    /// One line saying what it checks.
+    pub description: String,
+    /// Other names that reach it (`linearizability`).
+    pub aliases: Vec<String>,
+    /// What it reads from a spec.
+    pub accepts: Accepts,
+    factory: Factory,
+}
+
+impl std::fmt::Debug for CheckerEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckerEntry")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("accepts", &self.accepts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checkers by name: the built-ins and whatever plugins register.
+#[derive(Clone, Debug, Default)]
+pub struct CheckerTable {
+    entries: Vec<CheckerEntry>,
+}
+
+impl CheckerTable {
+    /// A table with no checkers.
+    pub fn empty() -> CheckerTable {
+        CheckerTable::default()
+    }
+
+    /// The checkers that ship with faultline.
+    pub fn builtin() -> CheckerTable {
+        let mut t = CheckerTable::empty();
+        register_builtins(&mut t);
+        t
+    }
+
+    /// Adds a checker, replacing any of the same name: a plugin may
+    /// override a built-in.
+    pub fn register(
+        &mut self,
+        name: &str,
+        description: &str,
+        accepts: Accepts,
+        factory: impl Fn(&CheckSpec, &CheckerTable) -> Result<Box<dyn Checker>, CheckError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut CheckerEntry {
+        self.entries.retain(|e| e.name != name);
+        self.entries.push(CheckerEntry {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            aliases: Vec::new(),
+            accepts,
+            factory: Arc::new(factory),
+        });
+        self.entries.last_mut().expect("just pushed")
+    }
+
+    /// The entry `name` (or an alias) names.
+    pub fn get(&self, name: &str) -> Option<&CheckerEntry> {
+        self.entries.iter().find(|e| e.name == name || e.aliases.iter().any(|a| a == name))
+    }
+
+    /// Every entry, in registration order.
+    pub fn entries(&self) -> &[CheckerEntry] {
+        &self.entries
+    }
+
+    /// Every checker's name, in registration order.
+    pub fn names(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// Builds the checker `spec` names, after checking that the spec asks
+    /// only for what that checker accepts.
+    pub fn build(&self, spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
+        let entry = self.get(&spec.checker).ok_or_else(|| {
+            CheckError::BadOption(format!(
+                "unknown checker {:?}; known checkers: {}",
+                spec.checker,
+                self.names().join(", ")
+            ))
+        })?;
+        if !entry.accepts.delegates {
+            entry.accepts.validate(&entry.name, spec)?;
+        }
+        (entry.factory)(spec, self)
+    }
+
+    /// The table as `faultline check --list` prints it: one line per
+    /// checker, then its models and options indented below.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for e in &self.entries {
+            let _ = writeln!(out, "{:<20} {}", e.name, e.description);
+            let a = &e.accepts;
+            if !a.models.is_empty() {
+                let _ = writeln!(out, "{:<22}--model {}", "", a.models.join("|"));
+            }
+            let mut flags = Vec::new();
+            if a.init {
+                flags.push("--init");
+            }
+            if a.consistency_models {
+                flags.push("--consistency-models");
+            }
+            if a.independent {
+                flags.push("--independent");
+            }
+            if !flags.is_empty() {
+                let _ = writeln!(out, "{:<22}{}", "", flags.join(" "));
+            }
+            for o in &a.options {
+                let _ = writeln!(out, "{:<22}--opt {}=...  {}", "", o.name, o.help);
+            }
+        }
+        out
+    }
+}
+
+/// Builds the built-in checker `spec` names (see [`CheckerTable::builtin`]).
+pub fn build(spec: &CheckSpec) -> Result<Box<dyn Checker>, CheckError> {
+    CheckerTable::builtin().build(spec)
+}
+
+fn boxed<C: Checker + 'static>(c: Result<C, CheckError>) -> Result<Box<dyn Checker>, CheckError> {
+    Ok(Box::new(c?))
+}
+
+const LINEAR_MODELS: &[&str] = &[
+    "register",
+    "cas-register",
+    "multi-register",
+    "mutex",
+    "set",
+    "unordered-queue",
+    "fifo-queue",
+    "kv",
+];
+
+fn register_builtins(t: &mut CheckerTable) {
+    t.register(
+        "linearizable",
+        "linearizability against a sequential model (--model)",
+        Accepts::nothing()
+            .models(LINEAR_MODELS)
+            .init()
+            .independent()
+            .option("partition", "check each key apart (true, the default) or as one state (false)")
+            .option(
+                "algorithm",
+                "search (default) or reference (the classic search, for comparison)",
+            ),
+        |spec, _| boxed(linear_from_spec(spec)),
+    )
+    .aliases
+    .push("linearizability".into());
+    t.register(
+        "list-append",
+        "Elle-style isolation check of [:append k v]/[:r k [..]] transactions \
+         (default strict-serializable)",
+        elle_accepts(false),
+        |spec, _| boxed(Elle::from_spec(spec, Workload::ListAppend)),
+    );
+    t.register(
+        "rw-register",
+        "Elle-style isolation check of [:w k v]/[:r k v] transactions \
+         (default strict-serializable)",
+        elle_accepts(true),
+        |spec, _| boxed(Elle::from_spec(spec, Workload::RwRegister)),
+    );
+    t.register(
+        "causal",
+        "causal consistency of key-value histories by bad patterns",
+        Accepts::nothing().models(&["causal", "ccv", "causal-memory"]).init().independent().max_anomalies(),
+        |spec, _| boxed(crate::causal::CausalChecker::from_spec(spec)),
+    );
+    let session = |all: bool| {
+        let a = Accepts::nothing()
+            .option("workload", "list-append or register (detected when left out)")
+            .max_anomalies();
+        if all {
+            a.option(
+                "guarantees",
+                "which guarantees, comma-separated (default all four): read-your-writes, \
+                 monotonic-reads, monotonic-writes, writes-follow-reads",
+            )
+        } else {
+            a
+        }
+    };
+    let session_factory = |spec: &CheckSpec, _: &CheckerTable| {
+        boxed(crate::session::SessionChecker::from_spec(spec))
+    };
+    t.register(
+        "session",
+        "all four session guarantees, each reported separately (list-append or register)",
+        session(true),
+        session_factory,
+    );
+    for (name, about) in [
+        ("read-your-writes", "session guarantee: reads see the session's own earlier writes"),
+        ("monotonic-reads", "session guarantee: reads see what the session's earlier reads saw"),
+        (
+            "monotonic-writes",
+            "session guarantee: a write is visible only after its author's earlier writes",
+        ),
+        (
+            "writes-follow-reads",
+            "session guarantee: a write is visible only after the writes its author had read",
+        ),
+    ] {
+        t.register(name, about, session(false), session_factory);
+    }
+    t.register(
+        "convergence",
+        "eventual convergence: final reads on every node agree and hold every acknowledged write",
+        Accepts::nothing()
+            .independent()
+            .option("type", "set, list, counter or register (detected when left out)")
+            .max_anomalies(),
+        |spec, _| boxed(crate::convergence::ConvergenceChecker::from_spec(spec)),
+    );
+    t.register(
+        "set",
+        "Jepsen set: every acknowledged add is in the final read (lost, unexpected, recovered)",
+        Accepts::nothing(),
+        |spec, _| boxed(crate::classic::set::SetChecker::from_spec(spec)),
+    );
+    t.register(
+        "set-full",
+        "Jepsen set-full: per element stable, lost, never read or stale, with latencies",
+        Accepts::nothing().option(
+            "linearizable",
+            "true: an element missing from a read that began after its add completed is stale",
+        ),
+        |spec, _| boxed(crate::classic::set_full::SetFullChecker::from_spec(spec)),
+    );
+    t.register(
+        "counter",
+        "Jepsen counter: each read lies between acknowledged and attempted sums",
+        Accepts::nothing().max_anomalies(),
+        |spec, _| boxed(crate::classic::counter::CounterChecker::from_spec(spec)),
+    );
+    t.register(
+        "bank",
+        "Jepsen bank: every read sums to the total, no negative balances",
+        Accepts::nothing()
+            .option("total", "the total every read must sum to (default: the first ok read's sum)")
+            .option("accounts", "the accounts, comma-separated (default: the first ok read's)")
+            .option("negative-balances", "true: negative balances are allowed")
+            .max_anomalies(),
+        |spec, _| boxed(crate::classic::bank::BankChecker::from_spec(spec)),
+    );
+    t.register(
+        "unique-ids",
+        "Jepsen unique-ids: no id generated twice",
+        Accepts::nothing().max_anomalies(),
+        |spec, _| boxed(crate::classic::unique_ids::UniqueIdsChecker::from_spec(spec)),
+    );
+    t.register(
+        "long-fork",
+        "Jepsen long-fork: reads of key groups agree on one order of inserts",
+        Accepts::nothing().max_anomalies(),
+        |spec, _| boxed(crate::classic::long_fork::LongForkChecker::from_spec(spec)),
+    );
+    t.register(
+        "total-queue",
+        "Jepsen total-queue: every acknowledged enqueue comes out, nothing else does",
+        Accepts::nothing(),
+        |spec, _| boxed(crate::classic::total_queue::TotalQueueChecker::from_spec(spec)),
+    );
+    t.register(
+        "stats",
+        "operation counts per function; invalid when a function never succeeded",
+        Accepts::nothing(),
+        |spec, _| boxed(crate::classic::stats::StatsChecker::from_spec(spec)),
+    );
+    let compose = t.register(
+        "compose",
+        "several checkers in parallel (--opt checkers=a,b), merged: invalid beats unknown beats valid",
+        Accepts::nothing().option("checkers", "the checkers to run, comma-separated"),
+        |spec, table| boxed(compose(spec, table)),
+    );
+    compose.accepts.delegates = true;
+}
+
+fn elle_accepts(register: bool) -> Accepts {
+    let mut a = Accepts { consistency_models: true, ..Accepts::nothing() }
+        .option("anomalies", "extra anomaly kinds to report as violations, comma-separated")
+        .option(
+            "cycle-search-timeout",
+            "milliseconds of cycle search per strongly connected component (default 1000)",
+        );
+    if register {
+        for (k, what) in [
+            ("sequential-keys", "each key is sequentially consistent"),
+            ("linearizable-keys", "each key is linearizable"),
+            ("wfr-keys", "each transaction's writes follow its reads of the same key"),
+        ] {
+            a = a.option(k, &format!("true: assume {what}, inferring more version order"));
+        }
+    }
+    a
+}
+
+/// The linearizable checker from its spec. The models with a fixed
+/// initial state (an empty set or queue, a free lock, empty strings) refuse
+/// `--init` rather than ignore it.
+fn linear_from_spec(spec: &CheckSpec) -> Result<LinearChecker, CheckError> {
+    let model = spec.model.as_deref().ok_or_else(|| {
+        CheckError::BadOption(
+            "the linearizable checker needs --model (e.g. --model cas-register)".into(),
+        )
+    })?;
+    let model = model.parse::<ModelName>().map_err(CheckError::BadOption)?;
+    let mut c = LinearChecker::new(model);
+    if let Some(init) = &spec.init {
+        if let Some(fixed) = model.fixed_initial_state() {
+            return Err(CheckError::BadOption(format!(
+                "the {model} model always starts {fixed}; --init {init} does not apply to it"
+            )));
+        }
+        c.init = init.clone();
+    }
+    c.budget = spec.budget;
+    c.partition = spec.bool_option("partition", true)?;
+    match spec.option("algorithm") {
+        None | Some("search") => {}
+        Some("reference") => c.algorithm = Algorithm::Reference,
+        Some(other) => {
+            return Err(CheckError::BadOption(format!(
+                "--opt algorithm={other}: expected search or reference"
+            )));
+        }
+    }
+    Ok(c)
+}
+
+/// `compose`: the checkers named by `--opt checkers=a,b,c`, run in parallel
+/// on the same history, verdicts merged (invalid beats unknown beats
+/// valid). Each child gets the parts of the spec it accepts; a flag or
+/// option that no child accepts is refused, like any other.
+pub fn compose(spec: &CheckSpec, table: &CheckerTable) -> Result<Compose, CheckError> {
+    let names = spec.option("checkers").ok_or_else(|| {
+        CheckError::BadOption("compose needs --opt checkers=NAME,NAME,... (e.g. set,stats)".into())
+    })?;
+    let names: Vec<&str> = names.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(CheckError::BadOption("--opt checkers names no checker".into()));
+    }
+    let mut entries = Vec::new();
+    for name in &names {
+        if *name == "compose" {
+            return Err(CheckError::BadOption("compose cannot contain compose".into()));
+        }
+        let entry = table.get(name).ok_or_else(|| {
+            CheckError::BadOption(format!(
+                "unknown checker {name:?}; known checkers: {}",
+                table.names().join(", ")
+            ))
+        })?;
+        entries.push(entry);
+    }
+    // Everything given must reach at least one child.
+    let union = Accepts {
+        models: entries.iter().flat_map(|e| e.accepts.models.clone()).collect(),
+        init: entries.iter().any(|e| e.accepts.init),
+        consistency_models: entries.iter().any(|e| e.accepts.consistency_models),
+        independent: entries.iter().any(|e| e.accepts.independent),
+        options: entries.iter().flat_map(|e| e.accepts.options.clone()).collect(),
+        delegates: false,
+    };
+    let mut own = spec.clone();
+    own.options.remove("checkers");
+    union.validate(&format!("compose ({})", names.join(", ")), &own)?;
+    let children = entries
+        .iter()
+        .map(|entry| {
+            let a = &entry.accepts;
+            let mut child = CheckSpec {
+                checker: entry.name.clone(),
+                model: own.model.clone().filter(|m| a.models.contains(m)),
+                init: own.init.clone().filter(|_| a.init),
+                consistency_models: if a.consistency_models {
+                    own.consistency_models.clone()
+                } else {
+                    Vec::new()
+                },
+                independent: own.independent && a.independent,
+                budget: own.budget,
+                options: own.options.clone(),
+            };
+            child.options.retain(|k, _| a.has_option(k));
+            table.build(&child)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Compose::new("compose", children))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(spec: &CheckSpec) -> String {
+        build(spec).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn compose_refuses_itself_and_unknown_names() {
+        let spec = CheckSpec::new("compose");
+        assert!(err(&spec).contains("needs --opt checkers"), "{}", err(&spec));
+        let spec = CheckSpec::new("compose").with_option("checkers", "stats,compose");
+        assert!(err(&spec).contains("cannot contain compose"), "{}", err(&spec));
+        let spec = CheckSpec::new("compose").with_option("checkers", "stats,nope");
+        assert!(err(&spec).contains("unknown checker \"nope\""), "{}", err(&spec));
+    }
+
+    #[test]
+    fn compose_gives_each_child_only_what_it_takes_and_refuses_what_none_takes() {
+        let spec = CheckSpec::new("compose")
+            .with_option("checkers", "counter,set-full")
+            .with_option("linearizable", "true")
+            .with_option("max-anomalies", "3");
+        assert!(build(&spec).is_ok(), "{}", err(&spec));
+        let spec = spec.with_option("partition", "false");
+        assert_eq!(
+            err(&spec),
+            "unknown option \"partition\" for the compose (counter, set-full) checker; its \
+             options are max-anomalies, linearizable"
+        );
+    }
+
+    /// Regression: options, models and initial values a checker does not
+    /// read were dropped without a word.
+    #[test]
+    fn a_flag_a_checker_would_ignore_is_refused() {
+        let mut spec = CheckSpec::new("counter");
+        spec.init = Some(crate::Value::Int(0));
+        assert_eq!(
+            err(&spec),
+            "the counter checker has no initial value to set, so --init does not apply to it"
+        );
+        let spec = CheckSpec::new("set").with_option("total", "10");
+        assert_eq!(err(&spec), "the set checker takes no --opt options (given \"total\")");
+        let mut spec = CheckSpec::new("bank");
+        spec.model = Some("cas-register".into());
+        assert_eq!(err(&spec), "the bank checker takes no --model (given \"cas-register\")");
+        let mut spec = CheckSpec::new("stats");
+        spec.independent = true;
+        assert!(err(&spec).starts_with("--independent does not apply to the stats"));
+        let mut spec = CheckSpec::new("counter");
+        spec.consistency_models = vec!["serializable".into()];
+        assert!(err(&spec).contains("does not judge consistency models"), "{}", err(&spec));
+    }
+
+    /// Regression: `--init` was dropped for every model but the registers.
+    #[test]
+    fn models_with_a_fixed_initial_state_refuse_init() {
+        for (model, ok) in [
+            ("register", true),
+            ("cas-register", true),
+            ("multi-register", true),
+            ("set", false),
+            ("mutex", false),
+            ("fifo-queue", false),
+            ("unordered-queue", false),
+            ("kv", false),
+        ] {
+            let mut spec = CheckSpec::new("linearizable");
+            spec.model = Some(model.into());
+            spec.init = Some(crate::Value::Int(0));
+            assert_eq!(build(&spec).is_ok(), ok, "{model}: {}", err(&spec));
+            if !ok {
+                assert!(err(&spec).contains("--init 0 does not apply"), "{}", err(&spec));
+            }
+        }
+    }
+
+    #[test]
+    fn every_checker_is_listed_with_its_options() {
+        let t = CheckerTable::builtin();
+        let text = t.describe();
+        for name in t.names() {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+        assert!(text.contains("--opt max-anomalies=..."), "{text}");
+        assert_eq!(t.get("linearizability").map(|e| e.name.as_str()), Some("linearizable"));
     }
 }

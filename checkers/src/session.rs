@@ -28,11 +28,12 @@ use std::time::Instant;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::json;
 
+use crate::budget::{Budget, Meter};
 use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
 use crate::html::escape;
 use crate::kv::{is_read_f, is_write_f, split_key};
-use crate::registry::CheckSpec;
+use crate::spec::CheckSpec;
 use crate::txn::{MicroOp, parse_txn};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
@@ -97,6 +98,7 @@ pub struct SessionChecker {
     guarantees: Vec<Guarantee>,
     workload: Option<Workload>,
     limit: usize,
+    budget: Budget,
 }
 
 impl SessionChecker {
@@ -106,7 +108,8 @@ impl SessionChecker {
             name: name.into(),
             guarantees,
             workload: None,
-            limit: crate::causal::DEFAULT_LIMIT,
+            limit: crate::spec::DEFAULT_MAX_ANOMALIES,
+            budget: Budget::default(),
         }
     }
 
@@ -142,7 +145,8 @@ impl SessionChecker {
                 )));
             }
         };
-        c.limit = crate::causal::limit_option(spec)?;
+        c.limit = spec.max_anomalies()?;
+        c.budget = spec.budget;
         Ok(c)
     }
 }
@@ -276,6 +280,7 @@ struct Found {
 struct Ctx<'a> {
     history: &'a History,
     p: &'a Parsed,
+    meter: &'a Meter,
 }
 
 impl Ctx<'_> {
@@ -369,11 +374,13 @@ impl<'a> Track<'a> {
     }
 }
 
+/// Finds the violations of a list-append history; `Some(reason)` when the
+/// budget ran out first.
 fn list_append(
     ctx: &Ctx<'_>,
     enabled: &[Guarantee],
     out: &mut Vec<Found>,
-) -> Result<(), CheckError> {
+) -> Result<Option<String>, CheckError> {
     let p = ctx.p;
     let order = VersionOrder::new(p);
     let mut appended_by: FxHashMap<(u32, &Value), u32> = FxHashMap::default();
@@ -420,6 +427,9 @@ fn list_append(
         // observed a write the author made in its unit `bound`.
         let mut bounds: BTreeMap<u32, (u32, u32)> = BTreeMap::default();
         for &u in units {
+            if let Some(reason) = ctx.meter.tick() {
+                return Ok(Some(reason));
+            }
             let unit = &p.units[u as usize];
             for (k, v) in &unit.reads {
                 for e in v.as_list().unwrap_or(&[]) {
@@ -535,6 +545,9 @@ fn list_append(
     for (_, units) in p.sessions.iter().filter(|_| writes_ordered) {
         let mut latest: FxHashMap<u32, (usize, &Value, u32, Guarantee)> = FxHashMap::default();
         for &u in units {
+            if let Some(reason) = ctx.meter.tick() {
+                return Ok(Some(reason));
+            }
             let unit = &p.units[u as usize];
             for (k, e) in &unit.writes {
                 let Some(&pos) = order.pos.get(&(*k, e)) else { continue };
@@ -589,7 +602,7 @@ fn list_append(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The words for a monotonic-writes or writes-follow-reads violation seen in
@@ -672,7 +685,13 @@ type Accesses<'a> = Vec<(u32, u32, &'a Value)>;
 /// Per key: each value read with its first reading unit, and the last read.
 type SeenValues<'a> = FxHashMap<u32, (FxHashMap<&'a Value, u32>, Option<(u32, &'a Value)>)>;
 
-fn register(ctx: &Ctx<'_>, enabled: &[Guarantee], out: &mut Vec<Found>) -> Result<(), CheckError> {
+/// Finds the violations of a register history; `Some(reason)` when the
+/// budget ran out first.
+fn register(
+    ctx: &Ctx<'_>,
+    enabled: &[Guarantee],
+    out: &mut Vec<Found>,
+) -> Result<Option<String>, CheckError> {
     let p = ctx.p;
     // The write of each (key, value): its unit.
     let mut writer: FxHashMap<(u32, &Value), u32> = FxHashMap::default();
@@ -719,6 +738,9 @@ fn register(ctx: &Ctx<'_>, enabled: &[Guarantee], out: &mut Vec<Found>) -> Resul
         // Per key: values read so far with their first read unit, and the last read.
         let mut seen: SeenValues<'_> = FxHashMap::default();
         for &u in units {
+            if let Some(reason) = ctx.meter.tick() {
+                return Ok(Some(reason));
+            }
             let unit = &p.units[u as usize];
             for (k, v) in &unit.reads {
                 if let Some(&w) = writer.get(&(*k, v)) {
@@ -937,7 +959,7 @@ fn register(ctx: &Ctx<'_>, enabled: &[Guarantee], out: &mut Vec<Found>) -> Resul
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The last entry of `list` (seq, unit, value) with seq below `bound` (or at it, when `inclusive`).
@@ -973,12 +995,31 @@ impl Checker for SessionChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let p = parse(history, self.workload)?;
-        let ctx = Ctx { history, p: &p };
+        if !p.units.iter().any(|u| !u.reads.is_empty()) {
+            // A session guarantee is about what reads see: without one,
+            // nothing was observed that could keep or break it.
+            let mut v = Verdict::unknown(
+                self.name.clone(),
+                "no read to judge",
+                format!(
+                    "no operation read anything ({} over {}), so no session guarantee was observed",
+                    crate::causal::plural(p.units.len(), "operation"),
+                    crate::causal::plural(p.sessions.len(), "process"),
+                ),
+            );
+            v.elapsed = started.elapsed();
+            return Ok(v);
+        }
+        let ctx = Ctx { history, p: &p, meter: &meter };
         let mut found = Vec::new();
-        match p.workload {
+        let exhausted = match p.workload {
             Workload::ListAppend => list_append(&ctx, &self.guarantees, &mut found)?,
             Workload::Register => register(&ctx, &self.guarantees, &mut found)?,
+        };
+        if let Some(reason) = exhausted {
+            return Ok(Verdict::out_of_budget(self.name.clone(), reason, started.elapsed()));
         }
         // Report in history order of the violating read, grouped by guarantee.
         found.sort_by_key(|f| (f.guarantee, f.chain.last().map(|c| ctx.op(c.0))));

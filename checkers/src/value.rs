@@ -41,6 +41,13 @@ pub enum Value {
     Bool(bool),
     /// A 64-bit signed integer.
     Int(i64),
+    /// An integer beyond 64 bits, exactly: its decimal digits, with a `-`
+    /// when negative and no leading zeros. Histories hold them (Clojure
+    /// reads any integer literal, EDN's `N` suffix, JSON numbers of any
+    /// length), and a checker must compare them exactly, never rounded to
+    /// a float. Integers that fit in 64 bits are always [`Value::Int`], so
+    /// equal numbers are equal values; build one with [`Value::integer`].
+    BigInt(ArcStr),
     /// A float, compared by its total order so values stay `Eq`.
     Float(Float),
     /// A string.
@@ -183,6 +190,31 @@ impl Value {
         Value::Keyword(shared_str(s.as_ref()))
     }
 
+    /// The integer written in decimal as `digits` (an optional `-`, then
+    /// ASCII digits; leading zeros allowed): a [`Value::Int`] when it fits
+    /// in 64 bits, else an exact [`Value::BigInt`]. `None` when the text is
+    /// not such an integer.
+    pub fn integer(digits: &str) -> Option<Value> {
+        let (negative, body) = match digits.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, digits),
+        };
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if let Ok(i) = digits.parse::<i64>() {
+            return Some(Value::Int(i));
+        }
+        let body = body.trim_start_matches('0');
+        if body.is_empty() {
+            return Some(Value::Int(0));
+        }
+        let canonical = if negative { format!("-{body}") } else { body.to_owned() };
+        // A canonical form that still parses as i64 cannot arise here: the
+        // whole text did not fit, and leading zeros do not change that.
+        Some(Value::BigInt(ArcStr::from(canonical)))
+    }
+
     /// True for `nil`.
     pub fn is_nil(&self) -> bool {
         matches!(self, Value::Nil)
@@ -227,7 +259,7 @@ impl Value {
         match self {
             Value::Nil => "nil",
             Value::Bool(_) => "boolean",
-            Value::Int(_) => "integer",
+            Value::Int(_) | Value::BigInt(_) => "integer",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
             Value::Keyword(_) => "keyword",
@@ -290,6 +322,9 @@ impl fmt::Display for Value {
             Value::Nil => f.write_str("nil"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
+            // EDN's suffix for an arbitrary-precision integer, as Clojure
+            // prints one.
+            Value::BigInt(digits) => write!(f, "{digits}N"),
             Value::Float(x) => {
                 if x.0.is_finite() && x.0.fract() == 0.0 {
                     write!(f, "{:.1}", x.0)
@@ -339,13 +374,20 @@ impl fmt::Display for Value {
 /// JSON encoding, documented in `docs/history-format.md`: scalars and lists
 /// map directly; a keyword becomes a string; a set becomes `{"$set": [...]}`;
 /// a map whose keys are all strings or keywords becomes a JSON object, any
-/// other map `{"$map": [[k, v], ...]}`.
+/// other map `{"$map": [[k, v], ...]}`; an integer beyond 64 bits
+/// `{"$bigint": "digits"}`, because most JSON readers (serde_json among
+/// them) would turn a bare one into a float.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Value::Nil => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
+            Value::BigInt(digits) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("$bigint", digits.as_str())?;
+                m.end()
+            }
             Value::Float(x) => s.serialize_f64(x.0),
             Value::Str(t) | Value::Keyword(t) => s.serialize_str(t),
             Value::List(items) => {
@@ -409,10 +451,16 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
         Ok(Value::Int(i))
     }
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        i64::try_from(u)
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(i64::try_from(u)
             .map(Value::Int)
-            .map_err(|_| E::custom(format!("integer {u} does not fit in 64 signed bits")))
+            .unwrap_or_else(|_| Value::BigInt(ArcStr::from(u.to_string()))))
+    }
+    fn visit_i128<E>(self, i: i128) -> Result<Value, E> {
+        Ok(Value::integer(&i.to_string()).unwrap_or_default())
+    }
+    fn visit_u128<E>(self, u: u128) -> Result<Value, E> {
+        Ok(Value::integer(&u.to_string()).unwrap_or_default())
     }
     fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
         Ok(Value::Float(Float(x)))
@@ -442,6 +490,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
                         return Err(de::Error::custom("a {\"$set\": [...]} object has one field"));
                     }
                     return Ok(Value::set(items));
+                }
+                "$bigint" if entries.is_empty() => {
+                    let digits: String = map.next_value()?;
+                    if map.next_key::<String>()?.is_some() {
+                        return Err(de::Error::custom("a {\"$bigint\": \"digits\"} object has one field"));
+                    }
+                    return Value::integer(&digits).ok_or_else(|| {
+                        de::Error::custom(format!(
+                            "{{\"$bigint\": {digits:?}}} holds no integer (an optional - then digits)"
+                        ))
+                    });
                 }
                 "$map" if entries.is_empty() => {
                     let pairs: Vec<(Value, Value)> = map.next_value()?;

@@ -117,6 +117,31 @@ impl Verdict {
         }
     }
 
+    /// An `unknown` verdict: `reason` says why the checker could not decide
+    /// (a budget ran out, or nothing in the history observed the property).
+    pub fn unknown(
+        checker: impl Into<String>,
+        summary: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Verdict {
+        let mut v = Verdict::new(checker, Validity::Unknown, summary);
+        v.unknown_reason = Some(reason.into());
+        v
+    }
+
+    /// The `unknown` verdict of a checker whose budget ran out (`reason`
+    /// from [`crate::budget::Meter`]) after `elapsed`.
+    pub fn out_of_budget(
+        checker: impl Into<String>,
+        reason: impl Into<String>,
+        elapsed: Duration,
+    ) -> Verdict {
+        let reason = reason.into();
+        let mut v = Verdict::unknown(checker, format!("gave up: {reason}"), reason);
+        v.elapsed = elapsed;
+        v
+    }
+
     /// Plain-text rendering: the summary, then each anomaly's explanation.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

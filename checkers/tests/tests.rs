@@ -25,3 +25,6 @@ mod session;
 
 /// Jepsen's classic checkers and convergence against simulated objects.
 mod classic;
+
+/// Regressions for wrong verdicts, named after what they caught.
+mod verdict_truth;

@@ -352,9 +352,9 @@ impl Registry {
         for (n, (a, _)) in &self.checkers {
             out.push(("checker", n.clone(), a.clone()));
         }
-        for (n, a) in checkers::registry::NAMES {
-            if !self.checkers.contains_key(*n) {
-                out.push(("checker", (*n).to_owned(), (*a).to_owned()));
+        for e in checkers::registry::CheckerTable::builtin().entries() {
+            if !self.checkers.contains_key(&e.name) {
+                out.push(("checker", e.name.clone(), e.description.clone()));
             }
         }
         out

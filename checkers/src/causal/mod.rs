@@ -30,12 +30,12 @@ use crate::error::CheckError;
 use crate::history::History;
 use crate::html::escape;
 use crate::kv::{Access, KvHistory};
-use crate::registry::CheckSpec;
+use crate::spec::CheckSpec;
 use crate::value::Value;
 use crate::verdict::{Budget, Checker, HtmlPage, Validity, Verdict};
 
 /// Default number of violations explained per pattern.
-pub const DEFAULT_LIMIT: usize = 20;
+pub const DEFAULT_LIMIT: usize = crate::spec::DEFAULT_MAX_ANOMALIES;
 
 /// The causal consistency checker (`causal`).
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ impl CausalChecker {
         if let Some(init) = &spec.init {
             c.init = init.clone();
         }
-        c.limit = limit_option(spec)?;
+        c.limit = spec.max_anomalies()?;
         c.budget = spec.budget;
         Ok(c)
     }
@@ -78,16 +78,9 @@ impl CausalChecker {
     }
 }
 
-/// Reads `--opt max-anomalies=N` (how many violations of each kind are explained).
+/// Reads `--opt max-anomalies=N` (see [`CheckSpec::max_anomalies`]).
 pub(crate) fn limit_option(spec: &CheckSpec) -> Result<usize, CheckError> {
-    match spec.options.get("max-anomalies") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(v) => v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-            CheckError::BadOption(format!(
-                "--opt max-anomalies must be a positive number, not {v:?}"
-            ))
-        }),
-    }
+    spec.max_anomalies()
 }
 
 fn model_title(model: Model) -> &'static str {
@@ -163,6 +156,20 @@ impl Checker for CausalChecker {
             "processes": kv.sessions.len(),
             "keys": kv.keys.len(),
         });
+        if reads == 0 {
+            // Every bad pattern is about what a read returned.
+            let mut v = Verdict::unknown(
+                "causal",
+                format!("{} not judged: no read", model_title(self.model)),
+                format!(
+                    "no read completed ok ({} writes), so nothing observed what the store held",
+                    kv.events.len()
+                ),
+            );
+            v.details = counts;
+            v.elapsed = started.elapsed();
+            return Ok(v);
+        }
         if let Some(limit) = self.budget.memory
             && clock_bytes > limit
         {

@@ -1,44 +1,56 @@
 //! `bank`: transfers between accounts and reads of every balance. Money is
-//! neither made nor destroyed, so every read must sum to the total
-//! (`--opt total=N`, required), and, unless `--opt negative-balances=true`,
-//! no balance may be negative. With `--opt accounts=0,1,2` a read must show
-//! exactly those accounts. Read values are maps from account to balance.
+//! neither made nor destroyed, so every read must sum to the total, and,
+//! unless `--opt negative-balances=true`, no balance may be negative; every
+//! read must show exactly the test's accounts. Read values are maps from
+//! account to balance.
+//!
+//! The total is `--opt total=N` and the accounts `--opt accounts=0,1,2`;
+//! left out, they are taken from the first ok read (its sum and its keys),
+//! as elle-cli does, and the verdict says so: a history whose first read is
+//! already wrong then shows every later read as wrong instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{bool_option, intervals};
+use super::{intervals, wide};
+use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
 use crate::html::escape;
-use crate::registry::CheckSpec;
+use crate::spec::CheckSpec;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `bank` checker.
 #[derive(Clone, Debug)]
 pub struct BankChecker {
-    /// The total every read must sum to.
-    pub total: i64,
+    /// The total every read must sum to; the first ok read's sum when
+    /// the test does not name it.
+    pub total: Option<i128>,
     /// Whether negative balances are allowed.
     pub negative_balances: bool,
-    /// The accounts, if the test names them.
+    /// The accounts; the first ok read's when the test does not name them.
     pub accounts: Option<BTreeSet<Value>>,
     /// Violations explained per kind at most.
     pub limit: usize,
+    /// Time and memory limits.
+    pub budget: Budget,
 }
 
 impl BankChecker {
-    /// From `--opt total=N` (required), `negative-balances`, `accounts`.
+    /// From `--opt total=N`, `negative-balances`, `accounts`,
+    /// `max-anomalies` and the budget.
     pub fn from_spec(spec: &CheckSpec) -> Result<BankChecker, CheckError> {
-        let total = spec.options.get("total").ok_or_else(|| {
-            CheckError::BadOption("bank needs the total balance: --opt total=N".into())
-        })?;
-        let total = total.parse::<i64>().map_err(|_| {
-            CheckError::BadOption(format!("--opt total must be an integer, not {total:?}"))
-        })?;
+        let total = spec
+            .option("total")
+            .map(|total| {
+                total.parse::<i128>().map_err(|_| {
+                    CheckError::BadOption(format!("--opt total must be an integer, not {total:?}"))
+                })
+            })
+            .transpose()?;
         let accounts = spec.options.get("accounts").map(|list| {
             list.split(',')
                 .map(str::trim)
@@ -48,9 +60,10 @@ impl BankChecker {
         });
         Ok(BankChecker {
             total,
-            negative_balances: bool_option(spec, "negative-balances", false)?,
+            negative_balances: spec.bool_option("negative-balances", false)?,
             accounts,
-            limit: crate::causal::limit_option(spec)?,
+            limit: spec.max_anomalies()?,
+            budget: spec.budget,
         })
     }
 }
@@ -64,6 +77,31 @@ fn account(k: &Value) -> Value {
     }
 }
 
+/// The first ok read: its op index and balances by account, for the total
+/// and accounts a test did not name.
+fn first_read<'a>(
+    history: &History,
+    ops: &'a [super::Interval<'a>],
+) -> Result<Option<(u64, BTreeMap<Value, &'a Value>)>, CheckError> {
+    let Some(op) = ops
+        .iter()
+        .filter(|op| op.inv.f == "read" && op.outcome == OpType::Ok)
+        .min_by_key(|op| op.complete)
+    else {
+        return Ok(None);
+    };
+    let Value::Map(entries) = op.result() else {
+        return Err(CheckError::BadOp {
+            location: history.locate(op.complete).field("value"),
+            message: format!(
+                "the bank checker expects a read to return a map of account to balance, not {}",
+                op.result()
+            ),
+        });
+    };
+    Ok(Some((op.index(), entries.iter().map(|(k, v)| (account(k), v)).collect())))
+}
+
 impl Checker for BankChecker {
     fn name(&self) -> &str {
         "bank"
@@ -71,12 +109,34 @@ impl Checker for BankChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
+        let first = first_read(history, &ops)?;
+        // What every read is held to, and where it came from.
+        let (total, total_source) = match (self.total, &first) {
+            (Some(t), _) => (t, "given".to_owned()),
+            (None, Some((op, balances))) => (
+                balances.values().filter_map(|b| b.as_int()).map(i128::from).sum(),
+                format!("the sum of the first ok read, op {op}"),
+            ),
+            (None, None) => (0, "none: no ok read".to_owned()),
+        };
+        let (accounts, accounts_source) = match (&self.accounts, &first) {
+            (Some(a), _) => (Some(a.clone()), "given".to_owned()),
+            (None, Some((op, balances))) => (
+                Some(balances.keys().cloned().collect()),
+                format!("the keys of the first ok read, op {op}"),
+            ),
+            (None, None) => (None, "none: no ok read".to_owned()),
+        };
         let mut reads = 0usize;
         let mut by_kind: BTreeMap<&str, Vec<Anomaly>> = BTreeMap::new();
         let mut totals = Vec::new();
         let mut transfers = (0usize, 0usize);
         for op in &ops {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("bank", reason, started.elapsed()));
+            }
             match op.inv.f.as_str() {
                 "transfer" => {
                     transfers.0 += 1;
@@ -97,7 +157,8 @@ impl Checker for BankChecker {
                     };
                     let balances: BTreeMap<Value, &Value> =
                         entries.iter().map(|(k, v)| (account(k), v)).collect();
-                    let mut sum = 0i64;
+                    // 128 bits: 64-bit balances must not wrap when summed.
+                    let mut sum = 0i128;
                     let mut add =
                         |kind: &'static str, explanation: String, data: serde_json::Value| {
                             by_kind.entry(kind).or_default().push(Anomaly {
@@ -108,9 +169,20 @@ impl Checker for BankChecker {
                             });
                         };
                     for (acct, bal) in &balances {
+                        if let Value::BigInt(_) = bal {
+                            // Summing it would need arbitrary precision;
+                            // calling it "no balance" would be a lie.
+                            return Err(CheckError::BadOp {
+                                location: history.locate(op.complete).field("value"),
+                                message: format!(
+                                    "account {acct} holds {bal}, beyond 64 bits; the bank checker sums \
+                                     64-bit balances"
+                                ),
+                            });
+                        }
                         match bal.as_int() {
                             Some(b) => {
-                                sum += b;
+                                sum += i128::from(b);
                                 if b < 0 && !self.negative_balances {
                                     add(
                                         "negative-value",
@@ -132,36 +204,49 @@ impl Checker for BankChecker {
                             ),
                         }
                     }
-                    if let Some(expected) = &self.accounts {
+                    if let Some(expected) = &accounts {
                         let got: BTreeSet<Value> = balances.keys().cloned().collect();
                         let extra: Vec<&Value> = got.difference(expected).collect();
                         let missing: Vec<&Value> = expected.difference(&got).collect();
                         if !extra.is_empty() || !missing.is_empty() {
                             add(
                                 "unexpected-key",
-                                format!(
-                                    "op {} read accounts that do not match the test's: extra {extra:?}, missing {missing:?}.",
-                                    op.index()
-                                ),
+                                {
+                                    let show = |vs: &[&Value]| {
+                                        vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                                    };
+                                    let mut parts = Vec::new();
+                                    if !extra.is_empty() {
+                                        parts.push(format!("extra {}", show(&extra)));
+                                    }
+                                    if !missing.is_empty() {
+                                        parts.push(format!("missing {}", show(&missing)));
+                                    }
+                                    format!(
+                                        "op {} read accounts that do not match the test's ({}): {}.",
+                                        op.index(),
+                                        accounts_source,
+                                        parts.join("; ")
+                                    )
+                                },
                                 json!({"extra": extra, "missing": missing}),
                             );
                         }
                     }
-                    if sum != self.total {
+                    if sum != total {
                         add(
                             "wrong-total",
                             format!(
-                                "op {} (process {}) read balances summing to {sum}, not {}: {} {}.",
+                                "op {} (process {}) read balances summing to {sum}, not {total}: {} {}.",
                                 op.index(),
                                 op.inv.process,
-                                self.total,
-                                if sum > self.total { sum - self.total } else { self.total - sum },
-                                if sum > self.total { "created from nothing" } else { "vanished" }
+                                (sum - total).abs(),
+                                if sum > total { "created from nothing" } else { "vanished" }
                             ),
-                            json!({"total": sum, "expected": self.total, "balances": op.result()}),
+                            json!({"total": wide(sum), "expected": wide(total), "balances": op.result()}),
                         );
                     }
-                    totals.push(json!([op.index(), op.inv.time, sum]));
+                    totals.push(json!([op.index(), op.inv.time, wide(sum)]));
                 }
                 _ => {}
             }
@@ -177,7 +262,7 @@ impl Checker for BankChecker {
         };
         let summary = match validity {
             Validity::Valid => {
-                format!("all {reads} reads sum to {} with no negative balance", self.total)
+                format!("all {reads} reads sum to {total} with no negative balance")
             }
             Validity::Unknown => "no successful read to check".into(),
             Validity::Invalid => format!(
@@ -186,6 +271,11 @@ impl Checker for BankChecker {
                 if bad == 1 { "" } else { "s" },
                 counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
             ),
+        };
+        let summary = if self.total.is_none() && first.is_some() {
+            format!("{summary}; the total, {total}, is {total_source}")
+        } else {
+            summary
         };
         let mut v = Verdict::new("bank", validity, summary);
         if validity == Validity::Unknown {
@@ -197,7 +287,10 @@ impl Checker for BankChecker {
             "reads": reads,
             "transfers_attempted": transfers.0,
             "transfers_acknowledged": transfers.1,
-            "expected_total": self.total,
+            "expected_total": wide(total),
+            "total_source": total_source,
+            "accounts": accounts,
+            "accounts_source": accounts_source,
             "errors": counts,
             "totals": totals,
         });
@@ -211,11 +304,11 @@ impl Checker for BankChecker {
             verdict.validity.as_str(),
             escape(&verdict.summary)
         );
+        let expected = verdict.details["expected_total"].as_f64().unwrap_or(0.0);
         if let Some(totals) = verdict.details["totals"].as_array().filter(|t| !t.is_empty()) {
             body.push_str(&format!(
-                "<h2>Total of each read</h2>\n<p class=\"muted\">In history order; the line is the expected total {}.</p>\n{}",
-                self.total,
-                totals_plot(totals, self.total)
+                "<h2>Total of each read</h2>\n<p class=\"muted\">In history order; the line is the expected total {expected}.</p>\n{}",
+                totals_plot(totals, expected)
             ));
         }
         for a in &verdict.anomalies {
@@ -229,15 +322,15 @@ impl Checker for BankChecker {
     }
 }
 
-fn totals_plot(totals: &[serde_json::Value], expected: i64) -> String {
+fn totals_plot(totals: &[serde_json::Value], expected: f64) -> String {
     let vals: Vec<f64> = totals.iter().map(|t| t[2].as_f64().unwrap_or(0.0)).collect();
-    let lo = vals.iter().copied().fold(expected as f64, f64::min);
-    let hi = vals.iter().copied().fold(expected as f64, f64::max);
+    let lo = vals.iter().copied().fold(expected, f64::min);
+    let hi = vals.iter().copied().fold(expected, f64::max);
     let span = (hi - lo).max(1.0);
     let (w, h, pad) = (900.0, 240.0, 30.0);
     let x = |i: usize| pad + (w - 2.0 * pad) * (i as f64 + 0.5) / vals.len() as f64;
     let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / span;
-    let (right, line_y, bottom) = (w - pad, y(expected as f64), h - pad);
+    let (right, line_y, bottom) = (w - pad, y(expected), h - pad);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\">\n\
          <line x1=\"{pad}\" x2=\"{right}\" y1=\"{line_y:.1}\" y2=\"{line_y:.1}\" stroke=\"#2e7d32\" stroke-dasharray=\"5 4\"/>\n\
@@ -248,7 +341,7 @@ fn totals_plot(totals: &[serde_json::Value], expected: i64) -> String {
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>\n",
             x(i),
             y(*v),
-            if (*v - expected as f64).abs() < 0.5 { "#1e88e5" } else { "#e53935" }
+            if (*v - expected).abs() < 0.5 { "#1e88e5" } else { "#e53935" }
         ));
     }
     svg.push_str("</svg>\n");

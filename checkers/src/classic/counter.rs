@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{first_few, intervals};
+use super::{first_few, intervals, wide};
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
@@ -18,6 +20,15 @@ use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 pub struct CounterChecker {
     /// Violations explained at most.
     pub limit: usize,
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl CounterChecker {
+    /// From `--opt max-anomalies=N` and the budget.
+    pub fn from_spec(spec: &CheckSpec) -> Result<CounterChecker, CheckError> {
+        Ok(CounterChecker { limit: spec.max_anomalies()?, budget: spec.budget })
+    }
 }
 
 impl Checker for CounterChecker {
@@ -27,12 +38,13 @@ impl Checker for CounterChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         // Sweep the history: at a read's invocation note what is certain; at
         // its completion, what was attempted.
         enum Ev {
-            AddInvoked(i64),
-            AddAcked(i64),
+            AddInvoked(i128),
+            AddAcked(i128),
             ReadInvoked(usize),
             ReadDone(usize),
         }
@@ -49,10 +61,13 @@ impl Checker for CounterChecker {
                         v => v.as_int().ok_or_else(|| CheckError::BadOp {
                             location: history.locate(op.invoke).field("value"),
                             message: format!(
-                                "the counter checker expects an integer delta, not {v}"
+                                "the counter checker expects a 64-bit integer delta, not {v}"
                             ),
                         })?,
                     };
+                    // Sums are kept in 128 bits: a history's deltas are
+                    // 64-bit, and their sum must not wrap.
+                    let delta = i128::from(delta);
                     events.push((op.invoke, Ev::AddInvoked(delta)));
                     if op.outcome == OpType::Ok {
                         events.push((op.complete, Ev::AddAcked(delta)));
@@ -62,24 +77,43 @@ impl Checker for CounterChecker {
                     let value = op.result().as_int().ok_or_else(|| CheckError::BadOp {
                         location: history.locate(op.complete).field("value"),
                         message: format!(
-                            "the counter checker expects a read to return an integer, not {}",
+                            "the counter checker expects a read to return a 64-bit integer, not {}",
                             op.result()
                         ),
                     })?;
                     let r = reads.len();
-                    reads.push((op, value, 0i64, 0i64, 0i64));
+                    reads.push((op, i128::from(value), 0i128, 0i128, 0i128));
                     events.push((op.invoke, Ev::ReadInvoked(r)));
                     events.push((op.complete, Ev::ReadDone(r)));
                 }
                 _ => {}
             }
         }
+        if reads.is_empty() {
+            // Without a read nothing observed the counter: a history of
+            // increments alone cannot show one lost.
+            let mut v = Verdict::unknown(
+                "counter",
+                "no read to judge",
+                format!(
+                    "no read completed ok, so nothing observed the counter ({} increments \
+                     attempted)",
+                    events.iter().filter(|e| matches!(e.1, Ev::AddInvoked(_))).count()
+                ),
+            );
+            v.elapsed = started.elapsed();
+            return Ok(v);
+        }
         events.sort_by_key(|e| e.0);
         // Sums of acknowledged (positive and negative parts) and attempted deltas.
-        let (mut acked_pos, mut acked_neg, mut tried_pos, mut tried_neg) = (0i64, 0i64, 0i64, 0i64);
+        let (mut acked_pos, mut acked_neg, mut tried_pos, mut tried_neg) =
+            (0i128, 0i128, 0i128, 0i128);
         // For each read: certain sum and its parts at invocation.
-        let mut at_invoke: Vec<(i64, i64)> = vec![(0, 0); reads.len()];
+        let mut at_invoke: Vec<(i128, i128)> = vec![(0, 0); reads.len()];
         for (_, ev) in &events {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("counter", reason, started.elapsed()));
+            }
             match *ev {
                 Ev::AddInvoked(d) => {
                     if d >= 0 {
@@ -140,7 +174,7 @@ impl Checker for CounterChecker {
                     )
                 },
                 ops: vec![op.index()],
-                data: json!({"read": op.index(), "value": v, "lower": lo, "upper": hi}),
+                data: json!({"read": op.index(), "value": wide(*v), "lower": wide(*lo), "upper": wide(*hi)}),
             })
             .collect();
         let validity = if bad.is_empty() { Validity::Valid } else { Validity::Invalid };
@@ -153,10 +187,10 @@ impl Checker for CounterChecker {
         let mut v = Verdict::new("counter", validity, summary);
         v.anomalies = anomalies;
         v.details = json!({
-            "reads": reads.iter().map(|(op, v, lo, hi, _)| json!([op.index(), op.inv.time, v, lo, hi])).collect::<Vec<_>>(),
+            "reads": reads.iter().map(|(op, v, lo, hi, _)| json!([op.index(), op.inv.time, wide(*v), wide(*lo), wide(*hi)])).collect::<Vec<_>>(),
             "errors": bad.len(),
-            "acknowledged_sum": acked_pos + acked_neg,
-            "attempted_sum": tried_pos + tried_neg,
+            "acknowledged_sum": wide(acked_pos + acked_neg),
+            "attempted_sum": wide(tried_pos + tried_neg),
         });
         v.elapsed = started.elapsed();
         Ok(v)

@@ -16,7 +16,9 @@ use rustc_hash::FxHashMap;
 use serde_json::json;
 
 use super::intervals;
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::txn::{MicroOp, parse_txn};
 use crate::value::Value;
@@ -27,6 +29,15 @@ use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 pub struct LongForkChecker {
     /// Forks explained at most.
     pub limit: usize,
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl LongForkChecker {
+    /// From `--opt max-anomalies=N` and the budget.
+    pub fn from_spec(spec: &CheckSpec) -> Result<LongForkChecker, CheckError> {
+        Ok(LongForkChecker { limit: spec.max_anomalies()?, budget: spec.budget })
+    }
 }
 
 impl Checker for LongForkChecker {
@@ -36,11 +47,15 @@ impl Checker for LongForkChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let mut writer: FxHashMap<Value, u64> = FxHashMap::default();
         // Group (sorted keys) → reads as (op index, which keys were seen).
         let mut groups: BTreeMap<Vec<Value>, Vec<(u64, Vec<bool>)>> = BTreeMap::new();
         for op in &ops {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("long-fork", reason, started.elapsed()));
+            }
             if op.outcome == OpType::Fail {
                 continue;
             }

@@ -1,6 +1,5 @@
 //! Jepsen's classic checkers, one file each: `set`, `set-full`, `counter`,
-//! `bank`, `unique-ids`, `long-fork`, `total-queue` and `stats`, plus
-//! `compose` (several checkers in parallel, verdicts merged).
+//! `bank`, `unique-ids`, `long-fork`, `total-queue` and `stats`.
 //!
 //! They follow Jepsen's definitions (`jepsen.checker` and `jepsen.tests.*`)
 //! so that results compare, and explain each violation in words.
@@ -17,9 +16,8 @@ pub mod unique_ids;
 use crate::error::CheckError;
 use crate::history::{History, Op, OpType, Process};
 use crate::html::escape;
-use crate::registry::CheckSpec;
 use crate::value::Value;
-use crate::verdict::{Compose, Verdict};
+use crate::verdict::Verdict;
 
 /// A client operation as an interval, with its outcome.
 #[derive(Clone, Copy, Debug)]
@@ -129,40 +127,14 @@ pub(crate) fn first_few(items: &[u64], n: usize) -> String {
     }
 }
 
-/// Reads a boolean `--opt name=...`.
-pub(crate) fn bool_option(spec: &CheckSpec, name: &str, default: bool) -> Result<bool, CheckError> {
-    match spec.options.get(name).map(String::as_str) {
-        None => Ok(default),
-        Some("true" | "yes" | "on" | "1") => Ok(true),
-        Some("false" | "no" | "off" | "0") => Ok(false),
-        Some(v) => Err(CheckError::BadOption(format!("--opt {name}={v}: expected true or false"))),
+/// A 128-bit sum as JSON: a number while it fits in 64 bits (every real
+/// history), else its digits as a string, since JSON numbers beyond 64
+/// bits do not survive most readers.
+pub(crate) fn wide(x: i128) -> serde_json::Value {
+    match i64::try_from(x) {
+        Ok(i) => serde_json::Value::from(i),
+        Err(_) => serde_json::Value::from(x.to_string()),
     }
-}
-
-/// `compose`: the checkers named by `--opt checkers=a,b,c`, run in parallel
-/// on the same history with the rest of the spec, verdicts merged (invalid
-/// beats unknown beats valid).
-pub fn compose(spec: &CheckSpec) -> Result<Compose, CheckError> {
-    let names = spec.options.get("checkers").ok_or_else(|| {
-        CheckError::BadOption("compose needs --opt checkers=NAME,NAME,... (e.g. set,stats)".into())
-    })?;
-    let children = names
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|name| {
-            if name == "compose" {
-                return Err(CheckError::BadOption("compose cannot contain compose".into()));
-            }
-            let mut child = spec.clone();
-            child.checker = name.to_owned();
-            crate::registry::build(&child)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if children.is_empty() {
-        return Err(CheckError::BadOption("--opt checkers names no checker".into()));
-    }
-    Ok(Compose::new("compose", children))
 }
 
 #[cfg(test)]
@@ -175,16 +147,5 @@ mod tests {
             [1, 2, 3, 5, 7, 8].into_iter().map(Value::Int).chain([Value::str("a")]).collect();
         assert_eq!(compact(&v), "#{1..3 5 7..8 \"a\"}");
         assert_eq!(compact(&[]), "#{}");
-    }
-
-    #[test]
-    fn compose_refuses_itself_and_unknown_names() {
-        let mut spec = CheckSpec { checker: "compose".into(), ..CheckSpec::default() };
-        let err = |spec: &CheckSpec| compose(spec).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err(&spec).contains("needs --opt checkers"), "{}", err(&spec));
-        spec.options.insert("checkers".into(), "stats,compose".into());
-        assert!(err(&spec).contains("cannot contain compose"), "{}", err(&spec));
-        spec.options.insert("checkers".into(), "stats,nope".into());
-        assert!(err(&spec).contains("unknown checker \"nope\""), "{}", err(&spec));
     }
 }

@@ -9,7 +9,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{compact, intervals};
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::html::escape;
 use crate::value::Value;
@@ -17,7 +19,17 @@ use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `set` checker.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SetChecker;
+pub struct SetChecker {
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl SetChecker {
+    /// From the spec's budget (the set checker has no options).
+    pub fn from_spec(spec: &CheckSpec) -> Result<SetChecker, CheckError> {
+        Ok(SetChecker { budget: spec.budget })
+    }
+}
 
 impl Checker for SetChecker {
     fn name(&self) -> &str {
@@ -26,11 +38,15 @@ impl Checker for SetChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let mut attempts: BTreeSet<&Value> = BTreeSet::new();
         let mut acked: BTreeSet<&Value> = BTreeSet::new();
         let mut final_read = None;
         for op in &ops {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("set", reason, started.elapsed()));
+            }
             match op.inv.f.as_str() {
                 "add" => {
                     attempts.insert(&op.inv.value);

@@ -17,10 +17,11 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde_json::json;
 
-use super::{bool_option, compact, intervals};
+use super::{compact, intervals};
+use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
-use crate::registry::CheckSpec;
+use crate::spec::CheckSpec;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
@@ -29,12 +30,17 @@ use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 pub struct SetFullChecker {
     /// Stale reads are violations (the set claims linearizability).
     pub linearizable: bool,
+    /// Time and memory limits.
+    pub budget: Budget,
 }
 
 impl SetFullChecker {
     /// From `--opt linearizable=true|false`.
     pub fn from_spec(spec: &CheckSpec) -> Result<SetFullChecker, CheckError> {
-        Ok(SetFullChecker { linearizable: bool_option(spec, "linearizable", false)? })
+        Ok(SetFullChecker {
+            linearizable: spec.bool_option("linearizable", false)?,
+            budget: spec.budget,
+        })
     }
 }
 
@@ -82,6 +88,7 @@ impl Checker for SetFullChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let hops = history.ops();
         // Events in history order: adds are tracked from their invocation;
@@ -106,6 +113,9 @@ impl Checker for SetFullChecker {
         let mut reads = 0usize;
         let mut present = Vec::new();
         for (pos, i) in events {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("set-full", reason, started.elapsed()));
+            }
             let op = &ops[i];
             let at = At { pos, index: hops[pos].index, time: hops[pos].time };
             if op.inv.f == "add" {

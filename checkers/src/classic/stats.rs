@@ -8,14 +8,26 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::intervals;
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::html::escape;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `stats` checker.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct StatsChecker;
+pub struct StatsChecker {
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl StatsChecker {
+    /// From the spec's budget (stats has no options).
+    pub fn from_spec(spec: &CheckSpec) -> Result<StatsChecker, CheckError> {
+        Ok(StatsChecker { budget: spec.budget })
+    }
+}
 
 #[derive(Default, Clone, Copy)]
 struct Tally {
@@ -31,9 +43,13 @@ impl Checker for StatsChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let mut by_f: BTreeMap<&str, Tally> = BTreeMap::new();
         for op in &ops {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("stats", reason, started.elapsed()));
+            }
             let t = by_f.entry(op.inv.f.as_str()).or_default();
             match op.outcome {
                 OpType::Ok => t.ok += 1,

@@ -10,14 +10,26 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{compact, intervals};
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `total-queue` checker.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TotalQueueChecker;
+pub struct TotalQueueChecker {
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl TotalQueueChecker {
+    /// From the spec's budget (total-queue has no options).
+    pub fn from_spec(spec: &CheckSpec) -> Result<TotalQueueChecker, CheckError> {
+        Ok(TotalQueueChecker { budget: spec.budget })
+    }
+}
 
 impl Checker for TotalQueueChecker {
     fn name(&self) -> &str {
@@ -26,11 +38,18 @@ impl Checker for TotalQueueChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let mut attempts: BTreeSet<&Value> = BTreeSet::new();
         let mut acked: BTreeMap<&Value, u64> = BTreeMap::new();
         let mut out: BTreeMap<&Value, Vec<u64>> = BTreeMap::new();
+        // Whether any dequeue or drain completed ok: without one, nothing
+        // ever looked inside the queue.
+        let mut observed = false;
         for op in &ops {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("total-queue", reason, started.elapsed()));
+            }
             match op.inv.f.as_str() {
                 "enqueue" => {
                     attempts.insert(&op.inv.value);
@@ -38,10 +57,14 @@ impl Checker for TotalQueueChecker {
                         acked.insert(&op.inv.value, op.index());
                     }
                 }
-                "dequeue" if op.outcome == OpType::Ok && !op.result().is_nil() => {
-                    out.entry(op.result()).or_default().push(op.index());
+                "dequeue" if op.outcome == OpType::Ok => {
+                    observed = true;
+                    if !op.result().is_nil() {
+                        out.entry(op.result()).or_default().push(op.index());
+                    }
                 }
                 "drain" if op.outcome == OpType::Ok => {
+                    observed = true;
                     let items = op.result().as_list().ok_or_else(|| CheckError::BadOp {
                         location: history.locate(op.complete).field("value"),
                         message: format!(
@@ -55,6 +78,20 @@ impl Checker for TotalQueueChecker {
                 }
                 _ => {}
             }
+        }
+        if !observed {
+            let mut v = Verdict::unknown(
+                "total-queue",
+                "the queue was never read",
+                format!(
+                    "no dequeue or drain completed ok, so nothing observed what the queue held \
+                     ({} enqueues attempted, {} acknowledged)",
+                    attempts.len(),
+                    acked.len()
+                ),
+            );
+            v.elapsed = started.elapsed();
+            return Ok(v);
         }
         let lost: Vec<&Value> = acked.keys().filter(|e| !out.contains_key(*e)).copied().collect();
         let unexpected: Vec<&Value> =

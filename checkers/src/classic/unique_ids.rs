@@ -7,7 +7,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::intervals;
+use crate::budget::Budget;
 use crate::error::CheckError;
+use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
@@ -17,6 +19,15 @@ use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 pub struct UniqueIdsChecker {
     /// Duplicated ids explained at most.
     pub limit: usize,
+    /// Time and memory limits.
+    pub budget: Budget,
+}
+
+impl UniqueIdsChecker {
+    /// From `--opt max-anomalies=N` and the budget.
+    pub fn from_spec(spec: &CheckSpec) -> Result<UniqueIdsChecker, CheckError> {
+        Ok(UniqueIdsChecker { limit: spec.max_anomalies()?, budget: spec.budget })
+    }
 }
 
 impl Checker for UniqueIdsChecker {
@@ -26,10 +37,14 @@ impl Checker for UniqueIdsChecker {
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
+        let meter = self.budget.start();
         let ops = intervals(history)?;
         let attempted = ops.iter().filter(|o| o.inv.f == "generate").count();
         let mut seen: BTreeMap<&Value, Vec<u64>> = BTreeMap::new();
         for op in ops.iter().filter(|o| o.inv.f == "generate" && o.outcome == OpType::Ok) {
+            if let Some(reason) = meter.tick() {
+                return Ok(Verdict::out_of_budget("unique-ids", reason, started.elapsed()));
+            }
             seen.entry(op.result()).or_default().push(op.index());
         }
         let acknowledged: usize = seen.values().map(Vec::len).sum();

@@ -224,10 +224,7 @@ pub fn edn_to_value(v: Edn) -> Value {
         Edn::Keyword(_) => Value::keyword(keyword_name(&v).unwrap_or_default()),
         Edn::Integer(i) => Value::Int(i),
         Edn::Float(f) => Value::Float(Float(f.into_inner())),
-        Edn::BigInt(b) => match i64::try_from(&b) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::str(b.to_string()),
-        },
+        Edn::BigInt(b) => Value::integer(&b.to_string()).unwrap_or_default(),
         Edn::BigDec(d) => d
             .to_string()
             .parse::<f64>()

@@ -6,8 +6,10 @@ use crate::history::{History, Op, OpType, Process};
 use crate::value::{Value, shared_str};
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    // Integers beyond 64 bits stay exact (see `formats::bigint`).
+    let protected = super::bigint::protect_big_integers(text);
     let items: Vec<serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| HistoryError::Syntax {
+        serde_json::from_str(&protected).map_err(|e| HistoryError::Syntax {
             location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
             expected: "a JSON array of operation objects".into(),
             found: e.to_string(),

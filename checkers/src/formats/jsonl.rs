@@ -49,6 +49,19 @@ const WAVE: usize = 1 << 16;
 /// Lines per parallel task within a wave.
 const CHUNK: usize = 2048;
 
+/// Parses one line, keeping integers beyond 64 bits exact (see
+/// `formats::bigint`).
+fn parse_line(line: &str) -> Result<JsonOp, serde_json::Error> {
+    match super::bigint::protect_big_integers(line) {
+        std::borrow::Cow::Borrowed(line) => serde_json::from_str(line),
+        std::borrow::Cow::Owned(protected) => serde_json::from_str(&protected).map_err(|e| {
+            // The error of the line as written names what the user wrote
+            // (a big integer where a small one belongs), not our encoding.
+            serde_json::from_str::<JsonOp>(line).err().unwrap_or(e)
+        }),
+    }
+}
+
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
     let mut ops = Vec::new();
@@ -86,6 +99,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     // then join the history in file order, which keeps the first bad line
     // the one reported and the checks below sequential.
     let mut wave: Vec<(u64, &str)> = Vec::with_capacity(WAVE);
+    let mut torn: Option<u64> = None;
     loop {
         wave.clear();
         wave.extend(rest.by_ref().take(WAVE));
@@ -94,7 +108,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         }
         let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = wave
             .par_chunks(CHUNK)
-            .map(|chunk| chunk.iter().map(|(_, line)| serde_json::from_str(line)).collect())
+            .map(|chunk| chunk.iter().map(|(_, line)| parse_line(line)).collect())
             .collect();
         for (&(line_no, _), op) in wave.iter().zip(parsed.into_iter().flatten()) {
             let op: JsonOp = match op {
@@ -102,7 +116,10 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                 Err(e) => {
                     let torn_tail = !ends_with_newline && line_no == total_lines && e.is_eof();
                     if torn_tail {
-                        // The writer was killed mid-line: everything before it is intact.
+                        // The writer was killed mid-line: everything before
+                        // it is intact, but the history is not the whole
+                        // file, and the verdict must say so.
+                        torn = Some(line_no);
                         break;
                     }
                     let field = field_of(&e);
@@ -145,7 +162,18 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             lines.push(u32::try_from(line_no).unwrap_or(u32::MAX));
         }
     }
-    Ok(History::with_lines(ops, lines, source))
+    let judged = ops.len();
+    let mut history = History::with_lines(ops, lines, source);
+    if let Some(line) = torn {
+        history.add_note(
+            format!(
+                "{source}:{line}: last line incomplete (cut off mid-write), ignored; only the \
+                 {judged} ops before it are judged"
+            ),
+            true,
+        );
+    }
+    Ok(history)
 }
 
 /// Names the field a serde error is about, when its message quotes one.
@@ -237,6 +265,51 @@ mod tests {
         let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"ty";
         let h = parse(text, "t.jsonl").expect("parse");
         assert_eq!(h.len(), 1);
+        // Regression: the torn line was dropped without a word, so a
+        // truncated file was judged as if it were whole.
+        assert_eq!(h.notes().len(), 1);
+        assert!(h.notes()[0].incomplete);
+        assert_eq!(
+            h.notes()[0].text,
+            "t.jsonl:2: last line incomplete (cut off mid-write), ignored; only the 1 ops before \
+             it are judged"
+        );
+    }
+
+    /// Regression: integers beyond 64 bits became floats (or, between
+    /// i64::MAX and u64::MAX, were refused), so 10^30 + 1 equalled 10^30.
+    #[test]
+    fn integers_beyond_64_bits_stay_exact() {
+        let text = concat!(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1000000000000000000000000000000}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1000000000000000000000000000001}\n",
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":18446744073709551615}\n",
+            "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":[-99999999999999999999,{\"$bigint\":\"007\"}]}\n",
+        );
+        let h = parse(text, "t.jsonl").expect("parse");
+        let values: Vec<String> = h.ops().iter().map(|o| o.value.to_string()).collect();
+        assert_eq!(
+            values,
+            [
+                "1000000000000000000000000000000N",
+                "1000000000000000000000000000001N",
+                "18446744073709551615N",
+                "[-99999999999999999999N 7]"
+            ]
+        );
+        assert_ne!(h.ops()[0].value, h.ops()[1].value);
+        // And back: written as {"$bigint": ...}, read as the same values.
+        let back = parse(&write(&h), "w.jsonl").expect("parse");
+        assert_eq!(back.ops(), h.ops());
+        // A big integer where a small one belongs is an error naming it.
+        let err = parse(
+            "{\"index\":100000000000000000000000,\"process\":0,\"type\":\"invoke\"}\n",
+            "t.jsonl",
+        )
+        .expect_err("index beyond 64 bits")
+        .to_string();
+        assert!(err.starts_with("t.jsonl:1:"), "{err}");
+        assert!(err.contains("expected u64"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `porcupine-kv` | Porcupine's kv data | EDN op maps with `:key` |
 //! | `elle-json` | elle-cli's JSON | one JSON array of op objects |
 
+mod bigint;
 mod edn;
 mod elle_json;
 mod jepsen_log;

@@ -27,6 +27,7 @@ use self::model::{
 use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
+use crate::txn::MicroOp;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
 
@@ -68,6 +69,19 @@ impl ModelName {
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(m, _)| *m == self).map_or("?", |(_, n)| n)
     }
+
+    /// For a model whose initial state is fixed (it cannot take `--init`),
+    /// that state in words; `None` for the registers, which start from
+    /// `--init` (nil unless given).
+    pub fn fixed_initial_state(self) -> Option<&'static str> {
+        match self {
+            ModelName::Register | ModelName::CasRegister | ModelName::MultiRegister => None,
+            ModelName::Mutex => Some("free"),
+            ModelName::Set => Some("as the empty set"),
+            ModelName::UnorderedQueue | ModelName::FifoQueue => Some("as an empty queue"),
+            ModelName::Kv => Some("with every key holding the empty string"),
+        }
+    }
 }
 
 impl std::fmt::Display for ModelName {
@@ -103,7 +117,9 @@ pub enum Algorithm {
 pub struct LinearChecker {
     /// The model.
     pub model: ModelName,
-    /// The initial value (registers), `nil` unless given.
+    /// The initial value, `nil` unless given: a register's value, or for
+    /// `multi-register` either a map from key to value (keys it leaves out
+    /// start nil) or one value every register starts with.
     pub init: Value,
     /// Split the history by key (P-compositionality). On by default; off
     /// only makes sense for the kv model, whose state then spans all keys.
@@ -148,7 +164,10 @@ impl Checker for LinearChecker {
                     interner: Interner::default(),
                 },
             ),
-            ModelName::MultiRegister => self.run(history, MultiRegisterKind::default()),
+            ModelName::MultiRegister => self.run(
+                history,
+                MultiRegisterKind { init: self.init.clone(), ..MultiRegisterKind::default() },
+            ),
             ModelName::Mutex => self.run(history, MutexKind),
             ModelName::Set => self.run(history, SetKind::default()),
             ModelName::UnorderedQueue | ModelName::FifoQueue => self.run(
@@ -194,6 +213,7 @@ impl LinearChecker {
         // Compile every client op into a model op, grouped by partition key.
         let mut parts: BTreeMap<Option<Value>, (Vec<Entry<<K::M as Model>::Op>>, Vec<Meta>)> =
             BTreeMap::new();
+        let mut observations = 0usize;
         for pair in &pairs {
             let inv = &ops[pair.invoke];
             if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
@@ -206,6 +226,9 @@ impl LinearChecker {
             let done = pair.complete.map(|c| &ops[c]);
             let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
             let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
+            if let Some(out) = output {
+                observations += usize::from(observes(self.model, &inv.f, out));
+            }
             let op = kind.compile(&inv.f, key, &inv.value, output).map_err(|message| {
                 CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
             })?;
@@ -217,9 +240,26 @@ impl LinearChecker {
             metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
         }
 
+        if observations == 0 {
+            // Writes alone are linearizable in any order: a verdict of
+            // valid would say nothing about the system.
+            let mut v = Verdict::unknown(
+                "linearizable",
+                "nothing observed the state",
+                format!(
+                    "no operation that completed ok observed the {} model's state ({}), so there \
+                     is nothing to judge",
+                    self.model,
+                    observing_ops(self.model)
+                ),
+            );
+            v.elapsed = started.elapsed();
+            return Ok(v);
+        }
         let limits = Limits {
             deadline: self.budget.time.map(|t| started + t),
             memory: self.budget.memory,
+            heap_at_start: crate::budget::heap_in_use(),
             used: AtomicUsize::new(0),
             exhausted: std::sync::OnceLock::new(),
         };
@@ -307,6 +347,14 @@ impl LinearChecker {
         if let Some(d) = v.details.as_object_mut() {
             d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
         }
+        if v.validity == Validity::Invalid && looks_independent(history) {
+            v.notes.push(
+                "every client value in this history looks like a Jepsen independent [key value] \
+                 tuple, and none carries a key: if it came from jepsen.independent, check it with \
+                 --independent, so each key is judged as its own register"
+                    .into(),
+            );
+        }
         Ok(v)
     }
 
@@ -378,6 +426,52 @@ impl LinearChecker {
         v.elapsed = started.elapsed();
         v
     }
+}
+
+/// Whether an ok op with function `f` and result `output` observed the
+/// model's state. Knossos's reads of nil say nothing (the value was not
+/// known), and neither do the sets' and queues' empty answers.
+fn observes(model: ModelName, f: &str, output: &Value) -> bool {
+    match model {
+        ModelName::Register | ModelName::CasRegister => {
+            matches!(f, "read" | "r" | "get") && !output.is_nil() || f == "cas"
+        }
+        ModelName::MultiRegister => crate::txn::parse_txn(output).is_ok_and(|txn| {
+            txn.iter().any(|m| matches!(m, MicroOp::Read { value, .. } if !value.is_nil()))
+        }),
+        ModelName::Mutex => true,
+        ModelName::Set => f == "read" && !output.is_nil(),
+        ModelName::UnorderedQueue | ModelName::FifoQueue => f == "dequeue" && !output.is_nil(),
+        ModelName::Kv => matches!(f, "get" | "read") && !output.is_nil(),
+    }
+}
+
+/// The operations that observe `model`'s state, for the words of an
+/// unknown verdict.
+fn observing_ops(model: ModelName) -> &'static str {
+    match model {
+        ModelName::Register => "an ok read of a value",
+        ModelName::CasRegister => "an ok read of a value or an ok cas",
+        ModelName::MultiRegister => "an ok transaction reading a value",
+        ModelName::Mutex => "an ok acquire or release",
+        ModelName::Set => "an ok read",
+        ModelName::UnorderedQueue | ModelName::FifoQueue => "an ok dequeue of an element",
+        ModelName::Kv => "an ok get",
+    }
+}
+
+/// Whether every client op's value is a two-element list and none has a
+/// key: the shape of a Jepsen history of independent keys read without
+/// `--independent`, where each tuple would be judged as one register value.
+fn looks_independent(history: &History) -> bool {
+    let mut values = history
+        .ops()
+        .iter()
+        .filter(|o| o.process != Process::Nemesis && !o.value.is_nil())
+        .peekable();
+    values.peek().is_some()
+        && !history.ops().iter().any(|o| o.key.is_some())
+        && values.all(|o| matches!(&o.value, Value::List(kv) if kv.len() == 2))
 }
 
 /// How many final steps of the longest prefix the evidence keeps.

@@ -380,6 +380,8 @@ impl ModelKind for RegisterKind {
 pub(crate) struct MultiRegister {
     values: Arc<[Value]>,
     keys: Arc<[Value]>,
+    /// Each register's initial value (interned), by key slot.
+    init: Box<[u32]>,
 }
 
 /// A micro-operation on register `slot`: read `Some(value)` (known) or write.
@@ -393,7 +395,7 @@ impl Model for MultiRegister {
     type State = Box<[u32]>;
     type Op = Box<[SlotOp]>;
     fn init(&self) -> Box<[u32]> {
-        vec![0; self.keys.len()].into()
+        self.init.clone()
     }
     fn step(&mut self, s: &Box<[u32]>, op: &Box<[SlotOp]>) -> Option<Box<[u32]>> {
         let mut next = s.clone();
@@ -424,6 +426,28 @@ impl Model for MultiRegister {
 pub(crate) struct MultiRegisterKind {
     pub interner: Interner,
     pub keys: Interner,
+    /// `--init`: a map from key to initial value (keys it leaves out start
+    /// nil), or one value for every register; nil by default.
+    pub init: Value,
+}
+
+impl MultiRegisterKind {
+    /// The initial value of register `key`. A map given on the command line
+    /// in EDN names keys as keywords (`{:x 0}`) while a JSON history names
+    /// them as strings (`"x"`), so a keyword and a string of the same text
+    /// are the same key here.
+    fn initial(&self, key: &Value) -> Value {
+        match &self.init {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| {
+                    k == key || matches!((k.as_str(), key.as_str()), (Some(a), Some(b)) if a == b)
+                })
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            other => other.clone(),
+        }
+    }
 }
 
 impl ModelKind for MultiRegisterKind {
@@ -465,8 +489,9 @@ impl ModelKind for MultiRegisterKind {
         _rets: &[u32],
     ) -> MultiRegister {
         // Key ids start at 1 (0 is nil in the interner); slots are id - 1.
-        let keys = self.keys.values[1..].to_vec().into();
-        MultiRegister { values: self.interner.frozen(), keys }
+        let keys: Arc<[Value]> = self.keys.values[1..].to_vec().into();
+        let init = keys.iter().map(|k| self.interner.id(&self.initial(k))).collect();
+        MultiRegister { values: self.interner.frozen(), keys, init }
     }
     fn useful(&self, ops: &[Box<[SlotOp]>], rets: &[u32]) -> Vec<bool> {
         let mut observed = rustc_hash::FxHashSet::default();
@@ -1221,6 +1246,7 @@ fn kv_text(v: &Value) -> Result<String, String> {
         Value::Nil => Ok(String::new()),
         Value::Str(s) | Value::Keyword(s) => Ok(s.to_string()),
         Value::Int(i) => Ok(i.to_string()),
+        Value::BigInt(digits) => Ok(digits.to_string()),
         other => Err(format!("the kv model stores strings, found {other}")),
     }
 }

@@ -104,6 +104,11 @@ pub(crate) struct Limits {
     /// Why the first partition that ran out did, so the others stop early
     /// and say which limit it was.
     pub exhausted: std::sync::OnceLock<String>,
+    /// The process's heap when the check began, where a heap meter is
+    /// installed (`crate::budget`): the memory limit also holds the heap's
+    /// growth, which counts what the cache's own count misses (the
+    /// allocator's overhead, the frames of the search).
+    pub heap_at_start: Option<usize>,
 }
 
 const MAX_STATES: usize = 16;
@@ -573,7 +578,11 @@ impl<'a, M: Model> Search<'a, M> {
             }
         }
         if let Some(m) = self.limits.memory {
-            if self.limits.used.load(Ordering::Relaxed) > m {
+            let grown = match (self.limits.heap_at_start, crate::budget::heap_in_use()) {
+                (Some(start), Some(now)) => now.saturating_sub(start),
+                _ => 0,
+            };
+            if self.limits.used.load(Ordering::Relaxed).max(grown) > m {
                 return Some(format!("the memory limit ({} MiB) ran out", m >> 20));
             }
         }

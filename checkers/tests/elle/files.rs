@@ -95,7 +95,7 @@ fn bad_options_are_errors_that_list_what_is_known() {
     let mut spec = CheckSpec { checker: "list-append".into(), ..CheckSpec::default() };
     spec.options.insert("wfr-keys".into(), "true".into());
     let msg = build(spec).expect("register-only option");
-    assert!(msg.contains("unknown option \"wfr-keys\" for list-append"), "{msg}");
+    assert!(msg.contains("unknown option \"wfr-keys\" for the list-append checker"), "{msg}");
     let mut spec = CheckSpec { checker: "rw-register".into(), ..CheckSpec::default() };
     spec.options.insert("wfr-keys".into(), "maybe".into());
     assert!(build(spec).expect("bad flag").contains("expected true or false"));

@@ -125,7 +125,7 @@ fn checker_pages(
     s.checker = v.checker.clone();
     let checker = match lookup.and_then(|l| l(&s)) {
         Some(c) => c,
-        None if !checkers::registry::NAMES.iter().any(|(n, _)| *n == s.checker) => {
+        None if checkers::registry::CheckerTable::builtin().get(&s.checker).is_none() => {
             return Err(format!("this faultline has no checker named {:?}", s.checker));
         }
         None => checkers::registry::build(&s).map_err(|e| e.to_string())?,
