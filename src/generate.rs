@@ -3,7 +3,6 @@
 //! Useful to try checkers and to reproduce benchmark inputs.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use checkers::formats::{self, Format};
@@ -11,7 +10,7 @@ use checkers::linear::ModelName;
 use checkers::synth::{self, SynthSpec};
 use clap::{Args, ValueEnum};
 
-use crate::EXIT_BAD_INPUT;
+use harness::cli::{EXIT_BAD_INPUT, EXIT_VALID};
 
 /// How to corrupt the generated history.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -61,12 +60,12 @@ pub struct GenerateArgs {
 }
 
 /// Runs `faultline generate`.
-pub fn run(args: GenerateArgs) -> ExitCode {
+pub fn run(args: GenerateArgs) -> i32 {
     match run_inner(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => EXIT_VALID,
         Err(e) => {
             eprintln!("faultline generate: {e:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            EXIT_BAD_INPUT
         }
     }
 }

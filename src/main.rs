@@ -1,21 +1,15 @@
 //! The `faultline` command: argument parsing and exit codes, nothing else.
-//! Every subcommand lives in its own file and calls into the library crates.
+//! Every command is a library function: `harness::cli` for the commands
+//! that take plugins (here, the built-in ones), and a file of its own for
+//! the two that only the binary has (`generate`, the hidden `refstore`).
 
-mod analyze;
-mod check;
-mod clean;
 mod generate;
 mod refstore;
-mod report;
-mod serve;
-mod test;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit code for bad arguments or unreadable input, as Jepsen users expect.
-pub const EXIT_BAD_INPUT: u8 = 254;
+use harness::cli;
 
 /// faultline: Jepsen-style consistency testing.
 #[derive(Parser)]
@@ -28,43 +22,58 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Check recorded histories against a consistency model.
-    Check(check::CheckArgs),
+    Check(cli::CheckArgs),
     /// Write a synthetic history (valid by construction, or corrupted).
     Generate(generate::GenerateArgs),
     /// Run a test campaign: a cluster, a workload under faults, a verdict.
-    Test(Box<test::Args>),
+    Test(Box<cli::TestArgs>),
     /// Check a recorded run again: faultline analyze store/latest.
-    Analyze(analyze::Args),
+    Analyze(cli::AnalyzeArgs),
     /// Remove leftovers (processes, namespaces, links) of interrupted runs.
-    Clean(clean::Args),
+    Clean(cli::CleanArgs),
     /// Run refstore, the reference replicated store (arguments as for `refstore`).
     #[command(hide = true)]
     Refstore(refstore::RefstoreArgs),
     /// Redraw a run's report.html from the files in its directory.
-    Report(report::ReportArgs),
+    Report(cli::ReportArgs),
     /// Browse the store of runs in a web browser (127.0.0.1 by default).
-    Serve(serve::ServeArgs),
+    Serve(cli::ServeArgs),
+}
+
+/// Every built-in plugin, registered by name.
+fn registry() -> harness::Registry {
+    let mut r = harness::Registry::new();
+    faultline_refstore::register_all(&mut r);
+    workloads::register_all(&mut r);
+    nemesis::register_all(&mut r);
+    r
 }
 
 fn main() -> ExitCode {
+    harness::memory::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout with success; real
             // argument errors get the bad-input exit code.
-            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let code = if e.use_stderr() { cli::EXIT_BAD_INPUT } else { cli::EXIT_VALID };
             let _ = e.print();
-            return ExitCode::from(code);
+            return exit(code);
         }
     };
-    match cli.command {
-        Command::Check(args) => check::run(args),
+    let code = match cli.command {
+        Command::Check(args) => cli::check(&args, &registry()),
         Command::Generate(args) => generate::run(args),
-        Command::Refstore(args) => refstore::run(args),
-        Command::Test(args) => test::run(*args),
-        Command::Analyze(args) => analyze::run(args),
-        Command::Clean(args) => clean::run(args),
-        Command::Report(args) => report::run(args),
-        Command::Serve(args) => serve::run(args),
-    }
+        Command::Refstore(args) => return refstore::run(args),
+        Command::Test(args) => cli::test(&args, &registry()),
+        Command::Analyze(args) => cli::analyze(&args, &registry()),
+        Command::Clean(args) => cli::clean(&args),
+        Command::Report(args) => cli::report(&args, &registry()),
+        Command::Serve(args) => cli::serve(&args, &registry()),
+    };
+    exit(code)
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }

@@ -709,22 +709,3 @@ fn raft_stays_linearizable_under_every_fault_kind_together_for_60_s() {
     let oks = h.ops().iter().filter(|o| o.kind == checkers::OpType::Ok).count();
     assert!(oks > 300, "only {oks} operations succeeded");
 }
-
-/// The harness writes run directories and `results` reads them; neither
-/// crate may depend on the other, so the binary holds them to one layout.
-#[test]
-fn harness_and_results_agree_on_the_run_directory_layout() {
-    use harness::rundir::files as written;
-    use results::store::files as read;
-    assert_eq!(
-        [
-            written::SPEC,
-            written::HISTORY,
-            written::LOG,
-            written::NODES,
-            written::RESULTS,
-            written::REPORT
-        ],
-        [read::SPEC, read::HISTORY, read::LOG, read::NODES, read::RESULTS, read::REPORT]
-    );
-}

@@ -1,5 +1,7 @@
 //! Integration tests of the `faultline` binary, one module per area.
 
+/// The crates' dependencies point the way ARCHITECTURE.md says.
+mod architecture;
 /// `faultline check` and `faultline generate`: exit codes, outputs, errors.
 mod check;
 /// Every listed checker run by the binary on the checkers' golden histories.

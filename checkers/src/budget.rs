@@ -7,12 +7,12 @@
 //! what a checker counts of its own structures (the linearizability search
 //! counts its cache), and how much the process's heap grew since the check
 //! began, where the program installed a heap meter ([`set_heap_meter`]).
-//! The library does no I/O and has no allocator of its own, so it cannot
-//! measure the heap by itself: `faultline` installs a counting allocator's
-//! figure at start-up; a library user may install their own.
+//! The library does no I/O, so it cannot measure the process by itself:
+//! `faultline` installs the harness's resident-set meter at start-up
+//! (`harness::memory::install`); a library user may install their own.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Limits on a checker's work. When one runs out the answer is `Unknown`.
@@ -46,14 +46,40 @@ impl Budget {
 static HEAP_METER: OnceLock<fn() -> usize> = OnceLock::new();
 
 /// Installs the function that says how many bytes the process's heap holds
-/// now (a counting global allocator's figure). Only the first call counts.
+/// now (its resident set, say). Only the first call counts.
 pub fn set_heap_meter(meter: fn() -> usize) {
     let _ = HEAP_METER.set(meter);
 }
 
-/// Bytes the process's heap holds now, if a heap meter is installed.
+/// How long a reading of the heap meter stays good. A meter may cost
+/// microseconds (the harness's reads `/proc`), and searches poll their
+/// budget many thousand times a second; memory does not grow by much in a
+/// few milliseconds.
+const HEAP_READING_TTL: Duration = Duration::from_millis(5);
+
+/// The last reading: nanoseconds after [`epoch`] it was taken, and bytes.
+static HEAP_READ_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+static HEAP_READING: AtomicUsize = AtomicUsize::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Bytes the process's heap holds now, if a heap meter is installed; a
+/// reading at most a few milliseconds old (races between threads only
+/// cost an extra reading).
 pub fn heap_in_use() -> Option<usize> {
-    HEAP_METER.get().map(|f| f())
+    let meter = HEAP_METER.get()?;
+    let now = epoch().elapsed().as_nanos() as u64;
+    let at = HEAP_READ_AT.load(Ordering::Relaxed);
+    if at != u64::MAX && now.saturating_sub(at) < HEAP_READING_TTL.as_nanos() as u64 {
+        return Some(HEAP_READING.load(Ordering::Relaxed));
+    }
+    let bytes = meter();
+    HEAP_READING.store(bytes, Ordering::Relaxed);
+    HEAP_READ_AT.store(now, Ordering::Relaxed);
+    Some(bytes)
 }
 
 /// A budget being spent. Shared by reference between the threads of one

@@ -30,7 +30,7 @@ use serde_json::json;
 use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
 use crate::html::escape;
-use crate::registry::CheckSpec;
+use crate::spec::CheckSpec;
 use crate::value::{ThinVec, Value};
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 

@@ -21,137 +21,13 @@ use crate::error::CheckError;
 use crate::linear::{Algorithm, LinearChecker, ModelName};
 use crate::verdict::{Checker, Compose};
 
-pub use crate::spec::{CheckSpec, parse_bool};
+pub use crate::spec::{Accepts, CheckSpec, OptionDoc, parse_bool};
 
 /// Builds a checker from a spec the table has already validated. It gets
 /// the table too, so a checker made of other checkers (`compose`) can build
 /// them by name.
 pub type Factory =
     Arc<dyn Fn(&CheckSpec, &CheckerTable) -> Result<Box<dyn Checker>, CheckError> + Send + Sync>;
-
-/// An `--opt` key a checker reads, with one line of help.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OptionDoc {
-    /// The key (`max-anomalies`).
-    pub name: String,
-    /// What it does and what it takes.
-    pub help: String,
-}
-
-/// What a checker reads from a [`CheckSpec`] besides its name and budget
-/// (every checker honours `--time-limit` and `--memory-limit`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Accepts {
-    /// The `--model` values it understands; empty when it takes no model.
-    pub models: Vec<String>,
-    /// Whether it reads `--init` (a model may still refuse it; see the
-    /// linearizable checker, whose set and queue models start empty).
-    pub init: bool,
-    /// Whether it reads `--consistency-models`.
-    pub consistency_models: bool,
-    /// Whether `--independent` (values as `[key value]` tuples, checked
-    /// per key) makes sense for it.
-    pub independent: bool,
-    /// The `--opt` keys it reads.
-    pub options: Vec<OptionDoc>,
-    /// For a checker that passes the spec on to others (`compose`): the
-    /// table does not validate the spec, the factory does, per child.
-    pub delegates: bool,
-}
-
-impl Accepts {
-    /// Accepts nothing but the budget.
-    pub fn nothing() -> Accepts {
-        Accepts::default()
-    }
-
-    /// The same, also reading `--opt name=...`.
-    #[must_use]
-    pub fn option(mut self, name: &str, help: &str) -> Accepts {
-        self.options.push(OptionDoc { name: name.to_owned(), help: help.to_owned() });
-        self
-    }
-
-    /// The same, also reading `--opt max-anomalies=N`.
-    #[must_use]
-    pub fn max_anomalies(self) -> Accepts {
-        self.option("max-anomalies", "how many violations of each kind to explain (default 20)")
-    }
-
-    /// The same, taking these `--model` values.
-    #[must_use]
-    pub fn models(mut self, models: &[&str]) -> Accepts {
-        self.models = models.iter().map(|m| (*m).to_owned()).collect();
-        self
-    }
-
-    /// The same, reading `--init`.
-    #[must_use]
-    pub fn init(mut self) -> Accepts {
-        self.init = true;
-        self
-    }
-
-    /// The same, reading `--independent`.
-    #[must_use]
-    pub fn independent(mut self) -> Accepts {
-        self.independent = true;
-        self
-    }
-
-    /// Whether `--opt name` is one of these options.
-    pub fn has_option(&self, name: &str) -> bool {
-        self.options.iter().any(|o| o.name == name)
-    }
-
-    /// Checks that `spec` asks only for what this accepts; `checker` names
-    /// the checker in the error.
-    pub fn validate(&self, checker: &str, spec: &CheckSpec) -> Result<(), CheckError> {
-        let bad = |m: String| Err(CheckError::BadOption(m));
-        if let Some(m) = &spec.model {
-            if self.models.is_empty() {
-                return bad(format!("the {checker} checker takes no --model (given {m:?})"));
-            }
-            if !self.models.iter().any(|k| k == m) {
-                return bad(format!(
-                    "the {checker} checker has no model {m:?}; its models are {}",
-                    self.models.join(", ")
-                ));
-            }
-        }
-        if spec.init.is_some() && !self.init {
-            return bad(format!(
-                "the {checker} checker has no initial value to set, so --init does not apply to it"
-            ));
-        }
-        if !spec.consistency_models.is_empty() && !self.consistency_models {
-            return bad(format!(
-                "the {checker} checker does not judge consistency models; --consistency-models \
-                 applies to list-append and rw-register"
-            ));
-        }
-        if spec.independent && !self.independent {
-            return bad(format!(
-                "--independent does not apply to the {checker} checker, which does not check \
-                 keys apart"
-            ));
-        }
-        for name in spec.options.keys() {
-            if !self.has_option(name) {
-                let known: Vec<&str> = self.options.iter().map(|o| o.name.as_str()).collect();
-                return bad(if known.is_empty() {
-                    format!("the {checker} checker takes no --opt options (given {name:?})")
-                } else {
-                    format!(
-                        "unknown option {name:?} for the {checker} checker; its options are {}",
-                        known.join(", ")
-                    )
-                });
-            }
-        }
-        Ok(())
-    }
-}
 
 /// One checker in the table.
 #[derive(Clone)]
@@ -232,6 +108,34 @@ impl CheckerTable {
     /// Every checker's name, in registration order.
     pub fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// `spec` for the checker `name`, keeping only what that checker
+    /// accepts: how a composition hands its spec to each child, and how a
+    /// report rebuilds a child of a composition to draw its evidence.
+    pub fn restrict(&self, spec: &CheckSpec, name: &str) -> CheckSpec {
+        let Some(entry) = self.get(name) else {
+            return CheckSpec { checker: name.to_owned(), ..spec.clone() };
+        };
+        let a = &entry.accepts;
+        if a.delegates {
+            return CheckSpec { checker: entry.name.clone(), ..spec.clone() };
+        }
+        let mut child = CheckSpec {
+            checker: entry.name.clone(),
+            model: spec.model.clone().filter(|m| a.models.contains(m)),
+            init: spec.init.clone().filter(|_| a.init),
+            consistency_models: if a.consistency_models {
+                spec.consistency_models.clone()
+            } else {
+                Vec::new()
+            },
+            independent: spec.independent && a.independent,
+            budget: spec.budget,
+            options: spec.options.clone(),
+        };
+        child.options.retain(|k, _| a.has_option(k));
+        child
     }
 
     /// Builds the checker `spec` names, after checking that the spec asks
@@ -336,7 +240,11 @@ fn register_builtins(t: &mut CheckerTable) {
     t.register(
         "causal",
         "causal consistency of key-value histories by bad patterns",
-        Accepts::nothing().models(&["causal", "ccv", "causal-memory"]).init().independent().max_anomalies(),
+        Accepts::nothing()
+            .models(&["causal", "ccv", "causal-memory"])
+            .init()
+            .independent()
+            .max_anomalies(),
         |spec, _| boxed(crate::causal::CausalChecker::from_spec(spec)),
     );
     let session = |all: bool| {
@@ -353,9 +261,8 @@ fn register_builtins(t: &mut CheckerTable) {
             a
         }
     };
-    let session_factory = |spec: &CheckSpec, _: &CheckerTable| {
-        boxed(crate::session::SessionChecker::from_spec(spec))
-    };
+    let session_factory =
+        |spec: &CheckSpec, _: &CheckerTable| boxed(crate::session::SessionChecker::from_spec(spec));
     t.register(
         "session",
         "all four session guarantees, each reported separately (list-append or register)",
@@ -540,24 +447,7 @@ pub fn compose(spec: &CheckSpec, table: &CheckerTable) -> Result<Compose, CheckE
     union.validate(&format!("compose ({})", names.join(", ")), &own)?;
     let children = entries
         .iter()
-        .map(|entry| {
-            let a = &entry.accepts;
-            let mut child = CheckSpec {
-                checker: entry.name.clone(),
-                model: own.model.clone().filter(|m| a.models.contains(m)),
-                init: own.init.clone().filter(|_| a.init),
-                consistency_models: if a.consistency_models {
-                    own.consistency_models.clone()
-                } else {
-                    Vec::new()
-                },
-                independent: own.independent && a.independent,
-                budget: own.budget,
-                options: own.options.clone(),
-            };
-            child.options.retain(|k, _| a.has_option(k));
-            table.build(&child)
-        })
+        .map(|entry| table.build(&table.restrict(&own, &entry.name)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Compose::new("compose", children))
 }

@@ -1005,8 +1005,8 @@ impl Checker for SessionChecker {
                 "no read to judge",
                 format!(
                     "no operation read anything ({} over {}), so no session guarantee was observed",
-                    crate::causal::plural(p.units.len(), "operation"),
-                    crate::causal::plural(p.sessions.len(), "process"),
+                    crate::text::plural(p.units.len(), "operation"),
+                    crate::text::plural(p.sessions.len(), "process"),
                 ),
             );
             v.elapsed = started.elapsed();
@@ -1057,8 +1057,8 @@ impl Checker for SessionChecker {
             format!(
                 "{} held over {} by {} ({workload})",
                 listing.iter().map(|l| l.trim_end_matches(" 0")).collect::<Vec<_>>().join(", "),
-                crate::causal::plural(p.units.len(), "operation"),
-                crate::causal::plural(p.sessions.len(), "process"),
+                crate::text::plural(p.units.len(), "operation"),
+                crate::text::plural(p.sessions.len(), "process"),
             )
         } else {
             let nonzero: Vec<&String> = listing.iter().filter(|l| !l.ends_with(" 0")).collect();

@@ -494,7 +494,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 "$bigint" if entries.is_empty() => {
                     let digits: String = map.next_value()?;
                     if map.next_key::<String>()?.is_some() {
-                        return Err(de::Error::custom("a {\"$bigint\": \"digits\"} object has one field"));
+                        return Err(de::Error::custom(
+                            "a {\"$bigint\": \"digits\"} object has one field",
+                        ));
                     }
                     return Value::integer(&digits).ok_or_else(|| {
                         de::Error::custom(format!(

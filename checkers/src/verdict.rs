@@ -28,12 +28,13 @@ pub enum Validity {
 }
 
 impl Validity {
-    /// The process exit code Jepsen users expect: 0 valid, 1 invalid, 2 unknown.
+    /// The process exit code Jepsen users expect: 0 valid, 1 invalid, 2
+    /// unknown (see [`crate::exit`]).
     pub fn exit_code(self) -> i32 {
         match self {
-            Validity::Valid => 0,
-            Validity::Invalid => 1,
-            Validity::Unknown => 2,
+            Validity::Valid => crate::exit::VALID,
+            Validity::Invalid => crate::exit::INVALID,
+            Validity::Unknown => crate::exit::UNKNOWN,
         }
     }
 
@@ -139,6 +140,29 @@ impl Verdict {
         let reason = reason.into();
         let mut v = Verdict::unknown(checker, format!("gave up: {reason}"), reason);
         v.elapsed = elapsed;
+        v
+    }
+
+    /// The verdicts `children` merged into one named `name`: invalid beats
+    /// unknown beats valid, and no verdict at all is unknown (nothing was
+    /// judged). The children are kept, so each still speaks for itself.
+    /// Every composition merges this way: `compose`, and a test's checks.
+    pub fn merged(name: impl Into<String>, children: Vec<Verdict>) -> Verdict {
+        let name = name.into();
+        let validity = children.iter().map(|c| c.validity).max().unwrap_or(Validity::Unknown);
+        let summary = children
+            .iter()
+            .map(|c| format!("{} {}", c.checker, c.validity))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut v = Verdict::new(name.clone(), validity, summary);
+        if children.is_empty() {
+            v.summary = "no checker ran".into();
+            v.unknown_reason = Some(format!("{name} names no checker, so nothing was judged"));
+        } else if validity == Validity::Unknown {
+            v.unknown_reason = Some("at least one checker could not decide".into());
+        }
+        v.children = children;
         v
     }
 
@@ -272,17 +296,7 @@ impl Checker for Compose {
         let started = std::time::Instant::now();
         let children: Vec<Verdict> =
             self.checkers.par_iter().map(|c| c.check(history)).collect::<Result<_, _>>()?;
-        let validity = children.iter().map(|c| c.validity).max().unwrap_or(Validity::Valid);
-        let summary = children
-            .iter()
-            .map(|c| format!("{} {}", c.checker, c.validity))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut v = Verdict::new(self.name.clone(), validity, summary);
-        if validity == Validity::Unknown {
-            v.unknown_reason = Some("at least one checker could not decide".into());
-        }
-        v.children = children;
+        let mut v = Verdict::merged(self.name.clone(), children);
         v.elapsed = started.elapsed();
         Ok(v)
     }

@@ -147,3 +147,52 @@ fn documented_checkers_are_registered() {
         }
     }
 }
+
+/// Every checker honours `--time-limit`: with no time at all, no golden
+/// history is judged valid, and an unknown verdict names the limit.
+/// Regression: only the linearizability, Elle and causal checkers read
+/// the budget; the rest ran to the end whatever the limit.
+#[test]
+fn a_spent_time_limit_is_unknown_in_every_checker() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    histories(&root.join("tests/golden"), &mut files);
+    let mut checked = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read golden history");
+        let mut spec = spec_from_header(&text, path);
+        spec.budget.time = Some(std::time::Duration::ZERO);
+        let (Ok(history), Ok(checker)) = (formats::parse(&text, "h", None), registry::build(&spec))
+        else {
+            continue;
+        };
+        let Ok(v) = checker.check(&history) else { continue };
+        checked.insert(spec.checker.clone());
+        let reason = v.unknown_reason.clone().unwrap_or_default()
+            + &v.children.iter().filter_map(|c| c.unknown_reason.clone()).collect::<String>();
+        match v.validity {
+            checkers::Validity::Valid => {
+                failures.push(format!("{}: valid with no time", path.display()))
+            }
+            checkers::Validity::Unknown
+                if !reason.contains("time limit")
+                    && !reason.contains("time budget")
+                    && unbounded_validity(&spec, &history) != checkers::Validity::Unknown =>
+            {
+                failures
+                    .push(format!("{}: unknown without naming the limit: {reason}", path.display()))
+            }
+            _ => {}
+        }
+    }
+    assert!(checked.len() >= 15, "only {checked:?} were checked");
+    fn unbounded_validity(spec: &CheckSpec, history: &checkers::History) -> checkers::Validity {
+        let mut spec = spec.clone();
+        spec.budget.time = None;
+        registry::build(&spec)
+            .and_then(|c| c.check(history))
+            .map_or(checkers::Validity::Unknown, |v| v.validity)
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,5 +1,8 @@
 //! Integration tests of the checkers crate, one module per area.
 
+/// The modules import each other without cycles.
+mod architecture;
+
 /// Verdicts on the Porcupine / Horn–Kroening benchmark histories.
 mod benchdata;
 /// Hand-written histories with their expected verdicts and explanations.

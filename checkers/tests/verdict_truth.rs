@@ -74,12 +74,11 @@ fn integers_beyond_64_bits_are_not_rounded_into_agreement() {
     assert_eq!(v.validity, Validity::Invalid, "{}", v.to_text());
     assert!(v.to_text().contains("100000000000000000000001N"), "{}", v.to_text());
     // EDN's own big integers, too.
-    let h = edn(
-        "{:process 0, :type :invoke, :f :write, :value 1000000000000000000000000000000N}\n\
+    let h =
+        edn("{:process 0, :type :invoke, :f :write, :value 1000000000000000000000000000000N}\n\
          {:process 0, :type :ok, :f :write, :value 1000000000000000000000000000000N}\n\
          {:process 1, :type :invoke, :f :read, :value nil}\n\
-         {:process 1, :type :ok, :f :read, :value 1000000000000000000000000000001N}\n",
-    );
+         {:process 1, :type :ok, :f :read, :value 1000000000000000000000000000001N}\n");
     assert_eq!(check(&model("register"), &h).validity, Validity::Invalid);
 }
 
@@ -104,7 +103,9 @@ fn nothing_observed_is_unknown_never_valid() {
     );
     let v = check(&model("cas-register"), &writes);
     assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
-    assert!(v.unknown_reason.as_deref().unwrap_or("").contains("an ok read of a value or an ok cas"));
+    assert!(
+        v.unknown_reason.as_deref().unwrap_or("").contains("an ok read of a value or an ok cas")
+    );
 
     let enqueues = edn(
         "{:process 0, :type :invoke, :f :enqueue, :value 1}\n{:process 0, :type :ok, :f :enqueue, :value 1}\n",
@@ -114,10 +115,8 @@ fn nothing_observed_is_unknown_never_valid() {
     let v = check(&model("fifo-queue"), &enqueues);
     assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
 
-    let appends = edn(
-        "{:process 0, :type :invoke, :f :txn, :value [[:append :x 1]]}\n\
-         {:process 0, :type :ok, :f :txn, :value [[:append :x 1]]}\n",
-    );
+    let appends = edn("{:process 0, :type :invoke, :f :txn, :value [[:append :x 1]]}\n\
+         {:process 0, :type :ok, :f :txn, :value [[:append :x 1]]}\n");
     for name in ["session", "read-your-writes", "list-append"] {
         let v = check(&CheckSpec::new(name), &appends);
         assert_eq!(v.validity, Validity::Unknown, "{name}: {}", v.to_text());
@@ -151,7 +150,8 @@ fn a_truncated_history_is_never_judged_valid() {
     );
     assert!(v.to_text().contains("note: torn.jsonl:5: last line incomplete"), "{}", v.to_text());
     // A violation in the part that was read stands.
-    let bad = text.replacen("\"ok\",\"f\":\"read\",\"value\":1", "\"ok\",\"f\":\"read\",\"value\":2", 1);
+    let bad =
+        text.replacen("\"ok\",\"f\":\"read\",\"value\":1", "\"ok\",\"f\":\"read\",\"value\":2", 1);
     let h = formats::parse(&bad, "torn.jsonl", None).expect("a torn tail is not fatal");
     assert_eq!(h.notes().len(), 1);
     assert_eq!(check(&model("register"), &h).validity, Validity::Invalid);
@@ -161,14 +161,12 @@ fn a_truncated_history_is_never_judged_valid() {
 /// reads as one register holding tuples: the verdict says what to try.
 #[test]
 fn independent_tuples_without_independent_get_a_hint() {
-    let h = edn(
-        "{:process 0, :type :invoke, :f :write, :value [1 5]}\n\
+    let h = edn("{:process 0, :type :invoke, :f :write, :value [1 5]}\n\
          {:process 0, :type :ok, :f :write, :value [1 5]}\n\
          {:process 1, :type :invoke, :f :write, :value [2 7]}\n\
          {:process 1, :type :ok, :f :write, :value [2 7]}\n\
          {:process 0, :type :invoke, :f :read, :value [1 nil]}\n\
-         {:process 0, :type :ok, :f :read, :value [1 5]}\n",
-    );
+         {:process 0, :type :ok, :f :read, :value [1 5]}\n");
     let v = check(&model("register"), &h);
     assert_eq!(v.validity, Validity::Invalid);
     assert!(v.notes.iter().any(|n| n.contains("check it with --independent")), "{:?}", v.notes);

@@ -77,6 +77,9 @@ pub enum HarnessError {
     /// The recorded history could not be read back.
     #[error(transparent)]
     History(Box<checkers::HistoryError>),
+    /// The store could not write or read a run's files.
+    #[error(transparent)]
+    Store(Box<results::StoreError>),
 }
 
 // Boxed, because the checkers' errors carry a whole `Location` and would
@@ -122,6 +125,21 @@ impl HarnessError {
             source_name: source_name.into(),
             field: field.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// The store's errors become harness errors; a bad spec stays a spec error
+/// (its exit code is "bad input", not "the harness failed").
+impl From<results::StoreError> for HarnessError {
+    fn from(e: results::StoreError) -> HarnessError {
+        match e {
+            results::StoreError::Spec { source_name, field, message } => {
+                HarnessError::Spec { source_name, field, message }
+            }
+            results::StoreError::Io { path, source } => HarnessError::Io { path, source },
+            results::StoreError::History(h) => HarnessError::History(h),
+            other => HarnessError::Store(Box::new(other)),
         }
     }
 }

@@ -8,27 +8,35 @@
 //! - `generator`: Jepsen's generator vocabulary.
 //! - `interpreter`: concurrent clients and the nemesis driven by a generator.
 //! - `recorder`: the crash-safe `history.jsonl` writer.
-//! - `spec`, `rundir`, `run`: test specifications, run directories, and the
-//!   whole test from setup to verdict; `analyze` re-checks a recorded run.
+//! - `run`: the whole test from setup to verdict; `finish` owns the end of
+//!   every run (check the history, write `results.json`, draw
+//!   `report.html`), for `test` and `analyze` alike. The test spec and the
+//!   run directory are the store's types (`results::spec`,
+//!   `results::rundir`), re-exported here.
+//! - `cli`: every command as a library function over a `Registry`, so a
+//!   plugin author's own binary has the whole command line.
+//!
+//! Dependencies: `checkers` and `results` (the store) below, plugins and
+//! the binary above; `results` never sees a harness type.
 //!
 //! **Architecture invariant:** only nemeses break things. Runtimes expose
 //! the means (grudges, signals, link shapes) and DB adapters expose kill and
 //! pause, but nothing calls them except a `Nemesis` and teardown.
 
-pub mod analyze;
 pub mod clean;
 pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod faketime;
+pub mod finish;
 pub mod generator;
 pub mod interpreter;
 pub mod logging;
+pub mod memory;
 pub mod node;
 pub mod plugin;
 pub mod recorder;
 pub mod run;
-pub mod rundir;
 pub mod runtime;
 pub mod spec;
 
@@ -39,4 +47,5 @@ pub use plugin::{
     Client, Completion, DataFile, Db, Durability, Nemesis, NemesisPackage, Registry, TestEnv,
     Workload,
 };
+pub use results::rundir::RunDir;
 pub use spec::TestSpec;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use checkers::registry::CheckSpec;
+use checkers::registry::{Accepts, CheckSpec, CheckerTable};
 use checkers::{Checker, OpType, Value};
 
 use crate::error::{HarnessError, Result};
@@ -227,18 +227,27 @@ pub type DbFactory = Arc<dyn Fn(&TestSpec) -> Result<Arc<dyn Db>> + Send + Sync>
 pub type WorkloadFactory = Arc<dyn Fn(&TestSpec) -> Result<Box<dyn Workload>> + Send + Sync>;
 /// Builds a nemesis package for a test.
 pub type NemesisFactory = Arc<dyn Fn(&TestSpec) -> Result<NemesisPackage> + Send + Sync>;
-/// Builds a checker from a check spec.
-pub type CheckerFactory = Arc<
-    dyn Fn(&CheckSpec) -> std::result::Result<Box<dyn Checker>, checkers::CheckError> + Send + Sync,
->;
-
-/// Plugins by name. Built-ins register themselves into it like any plugin.
-#[derive(Clone, Default)]
+/// Plugins by name. Built-ins register themselves into it like any plugin;
+/// its checkers are one [`CheckerTable`], which starts with the built-in
+/// checkers, and through which every command (`check`, `test`, `analyze`,
+/// `report`, `serve`) finds a checker by name.
+#[derive(Clone)]
 pub struct Registry {
     targets: BTreeMap<String, (String, DbFactory)>,
     workloads: BTreeMap<String, (String, WorkloadFactory)>,
     nemeses: BTreeMap<String, (String, NemesisFactory)>,
-    checkers: BTreeMap<String, (String, CheckerFactory)>,
+    checkers: CheckerTable,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry {
+            targets: BTreeMap::new(),
+            workloads: BTreeMap::new(),
+            nemeses: BTreeMap::new(),
+            checkers: CheckerTable::builtin(),
+        }
+    }
 }
 
 fn unknown<T>(kind: &'static str, name: &str, map: &BTreeMap<String, T>) -> HarnessError {
@@ -250,7 +259,7 @@ fn unknown<T>(kind: &'static str, name: &str, map: &BTreeMap<String, T>) -> Harn
 }
 
 impl Registry {
-    /// An empty registry.
+    /// A registry with the built-in checkers and no other plugin.
     pub fn new() -> Registry {
         Registry::default()
     }
@@ -288,19 +297,26 @@ impl Registry {
         self
     }
 
-    /// Registers a checker; it takes precedence over a built-in of the same
-    /// name in `checkers::registry`.
+    /// Registers a checker: its name, one line saying what it checks, what
+    /// it reads from a spec (anything else given to it is refused before
+    /// it is built) and its factory. It replaces a built-in of the same name.
     pub fn checker(
         &mut self,
         name: &str,
         about: &str,
+        accepts: Accepts,
         f: impl Fn(&CheckSpec) -> std::result::Result<Box<dyn Checker>, checkers::CheckError>
         + Send
         + Sync
         + 'static,
     ) -> &mut Self {
-        self.checkers.insert(name.into(), (about.into(), Arc::new(f)));
+        self.checkers.register(name, about, accepts, move |spec, _| f(spec));
         self
+    }
+
+    /// The checkers, built-in and registered.
+    pub fn checkers(&self) -> &CheckerTable {
+        &self.checkers
     }
 
     /// Builds the target named `name`.
@@ -324,17 +340,14 @@ impl Registry {
         f(spec)
     }
 
-    /// Builds a checker: a registered plugin first, then the built-ins.
-    // The error type is the checkers' own, shared with `registry::build`.
+    /// Builds the checker `spec` names.
+    // The error type is the checkers' own, shared with `CheckerTable::build`.
     #[allow(clippy::result_large_err)]
     pub fn build_checker(
         &self,
         spec: &CheckSpec,
     ) -> std::result::Result<Box<dyn Checker>, checkers::CheckError> {
-        match self.checkers.get(&spec.checker) {
-            Some((_, f)) => f(spec),
-            None => checkers::registry::build(spec),
-        }
+        self.checkers.build(spec)
     }
 
     /// `(kind, name, description)` of everything registered, for `--list`.
@@ -349,13 +362,8 @@ impl Registry {
         for (n, (a, _)) in &self.nemeses {
             out.push(("nemesis", n.clone(), a.clone()));
         }
-        for (n, (a, _)) in &self.checkers {
-            out.push(("checker", n.clone(), a.clone()));
-        }
-        for e in checkers::registry::CheckerTable::builtin().entries() {
-            if !self.checkers.contains_key(&e.name) {
-                out.push(("checker", e.name.clone(), e.description.clone()));
-            }
+        for e in self.checkers.entries() {
+            out.push(("checker", e.name.clone(), e.description.clone()));
         }
         out
     }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use rand::SeedableRng;
 use tokio::sync::watch;
 
-use crate::analyze::Checked;
 use crate::clock::MonotonicClock;
 use crate::error::{HarnessError, Result};
 use crate::generator::{self as g, Gen, Rng};
@@ -20,9 +19,9 @@ use crate::interpreter::{Interpreter, Progress, RunStats};
 use crate::node::Runtime;
 use crate::plugin::{ComposedNemesis, Db, Nemesis, Registry, TestEnv, Workload};
 use crate::recorder::{Recorder, RecorderConfig};
-use crate::rundir::RunDir;
 use crate::runtime;
 use crate::spec::TestSpec;
+use results::RunDir;
 
 /// How long a node may take to answer after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,8 +45,8 @@ pub struct RunOutcome {
     pub seed: u64,
     /// The interpreter's statistics.
     pub stats: RunStats,
-    /// The history as recorded, each checker's verdict, and the merged one.
-    pub checked: Checked,
+    /// The verdicts, and the report they were written to.
+    pub finished: crate::finish::Finished,
 }
 
 /// The plugins a spec names, built.
@@ -171,8 +170,8 @@ pub async fn run_test(
     let teardown = rt.teardown().await;
     let stats = result?;
     teardown?;
-    let checked = crate::analyze::check_run(&run_dir, &spec, registry)?;
-    Ok(RunOutcome { run_dir, seed, stats, checked })
+    let finished = crate::finish::finish_run(&run_dir, &spec, registry)?;
+    Ok(RunOutcome { run_dir, seed, stats, finished })
 }
 
 async fn drive(

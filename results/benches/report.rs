@@ -9,7 +9,7 @@ use std::time::Duration;
 use checkers::Checker;
 use checkers::formats::{Format, write};
 use criterion::{Criterion, criterion_group, criterion_main};
-use results::{CheckResult, CheckerConfig, RunResults};
+use results::{CheckResult, RunResults};
 
 #[path = "../tests/common.rs"]
 mod common;
@@ -17,13 +17,16 @@ mod common;
 fn bench(c: &mut Criterion) {
     let history = common::with_phantom_read(&common::register_history(1_000_000, 10, 42));
     let check = CheckResult {
-        spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+        spec: checkers::registry::CheckSpec::new("reads-written"),
         verdict: common::ReadsWritten.check(&history).expect("check"),
     };
     let results = RunResults::new(&history, vec![check]);
-    let spec =
-        results::TestSpec::parse(&common::spec("million", 42), std::path::Path::new("test.toml"))
-            .expect("spec");
+    let text = common::spec("million", 42);
+    let spec = results::SpecFile {
+        spec: results::TestSpec::from_toml(&text, "test.toml").expect("spec"),
+        text,
+    };
+    let table = common::plugins();
     let render = || {
         let input = results::report::ReportInput {
             name: "million",
@@ -35,7 +38,7 @@ fn bench(c: &mut Criterion) {
             problems: Vec::new(),
             node_logs: &[],
             run_files: Vec::new(),
-            lookup: Some(&common::plugins),
+            checkers: &table,
         };
         results::report::render(&input)
     };

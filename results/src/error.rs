@@ -28,14 +28,15 @@ pub enum StoreError {
         /// What serde_json said, which names the field when it knows it.
         message: String,
     },
-    /// `test.toml` does not parse.
-    #[error("{}:{line}: {message}", path.display())]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line, 0 when the parser gave no position.
-        line: usize,
-        /// What the TOML parser said.
+    /// A test specification is wrong; `field` names what is wrong.
+    #[error("{source_name}: field `{field}`: {message}")]
+    Spec {
+        /// The file (or `command line`) the spec came from, with the line
+        /// where the parser gave one.
+        source_name: String,
+        /// The field that is wrong.
+        field: String,
+        /// What is wrong, in words.
         message: String,
     },
     /// A file was written by a newer faultline in a format this one does not read.
@@ -85,7 +86,21 @@ impl From<HistoryError> for StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> StoreError {
+    /// A spec error from `source_name` about `field`.
+    pub fn spec(
+        source_name: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> StoreError {
+        StoreError::Spec {
+            source_name: source_name.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error about `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> StoreError {
         StoreError::Io { path: path.to_owned(), source }
     }
 

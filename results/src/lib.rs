@@ -3,18 +3,24 @@
 //! `faultline serve`.
 //!
 //! **Architecture invariant:** this crate depends on `checkers` and on no
-//! other workspace crate. It reads what the harness wrote through the
-//! documented run-directory layout (`store::files`), never through harness
-//! types, so runs recorded by any faultline version stay readable.
+//! other workspace crate. It owns the store's files: the run-directory
+//! layout ([`store::files`], [`rundir::RunDir`]), the test spec written as
+//! `test.toml` ([`spec::TestSpec`]), `results.json` and `report.html`. The
+//! harness writes and reads runs through these types; nothing here sees a
+//! harness type.
 //!
-//! The binary calls [`finish_run`] once the harness has returned its
-//! verdicts, [`regenerate_report`] for `faultline report RUN_DIR`, and
-//! [`serve::run_server`] for `faultline serve`.
+//! The harness calls [`finish_run`] once it has its verdicts,
+//! [`record_harness_failure`] when it could not carry a run out, and
+//! [`regenerate_report`] for `faultline report RUN_DIR`; the binary calls
+//! [`serve::run_server`] for `faultline serve`. Reports draw each verdict's
+//! evidence with the checker that gave it, looked up in the caller's
+//! [`CheckerTable`], so a plugin checker draws its own pages.
 
 pub mod error;
 pub mod intervals;
 pub mod report;
 pub mod run_results;
+pub mod rundir;
 pub mod serve;
 pub mod spec;
 pub mod store;
@@ -22,11 +28,12 @@ pub mod store;
 use std::path::{Path, PathBuf};
 
 use checkers::History;
+use checkers::registry::CheckerTable;
 
 pub use error::StoreError;
-pub use report::evidence::CheckerLookup;
-pub use run_results::{CheckResult, CheckerConfig, RESULTS_VERSION, RunResults};
-pub use spec::TestSpec;
+pub use run_results::{CheckResult, RESULTS_VERSION, RunResults};
+pub use rundir::RunDir;
+pub use spec::{RuntimeKind, SpecFile, SshSpec, TestSpec};
 pub use store::{Run, RunSummary, Store};
 
 /// What [`finish_run`] and [`regenerate_report`] wrote.
@@ -42,26 +49,16 @@ pub struct Written {
 
 /// Records the verdicts of a finished run: writes `results.json` and then
 /// `report.html` into `run_dir`. `history` is the run's history as the
-/// harness holds it in memory (it is not read again from disk).
+/// harness holds it in memory (it is not read again from disk); `table`
+/// holds the checkers that drew the verdicts.
 pub fn finish_run(
     run_dir: &Path,
     history: &History,
     checks: Vec<CheckResult>,
-) -> Result<Written, StoreError> {
-    finish_run_with(run_dir, history, checks, None)
-}
-
-/// [`finish_run`], with plugin checkers: `lookup` builds a checker that is
-/// not built in from its spec, so that its `render_html` pages appear in
-/// the report.
-pub fn finish_run_with(
-    run_dir: &Path,
-    history: &History,
-    checks: Vec<CheckResult>,
-    lookup: Option<CheckerLookup<'_>>,
+    table: &CheckerTable,
 ) -> Result<Written, StoreError> {
     let results = RunResults::new(history, checks);
-    write_run(run_dir, Some(history), results, lookup)
+    write_run(run_dir, Some(history), results, table)
 }
 
 /// Records a run the harness could not carry out (a node would not start):
@@ -77,43 +74,36 @@ pub fn record_harness_failure(
         None => RunResults::with_summary(Default::default(), Vec::new()),
     };
     results.harness_error = Some(error.to_owned());
-    write_run(run_dir, history, results, None)
+    write_run(run_dir, history, results, &CheckerTable::builtin())
 }
 
 fn write_run(
     run_dir: &Path,
     history: Option<&History>,
     results: RunResults,
-    lookup: Option<CheckerLookup<'_>>,
+    table: &CheckerTable,
 ) -> Result<Written, StoreError> {
     let results_path = store::write_results(run_dir, &results)?;
     let mut warnings = Vec::new();
-    let spec = match TestSpec::read(&run_dir.join(store::files::SPEC)) {
+    let spec = match SpecFile::read(&run_dir.join(store::files::SPEC)) {
         Ok(s) => s,
         Err(e) => {
             warnings.push(e.to_string());
             None
         }
     };
-    let html = render_dir(run_dir, spec.as_ref(), history, Some(&results), &warnings, lookup);
+    let html = render_dir(run_dir, spec.as_ref(), history, Some(&results), &warnings, table);
     let report = run_dir.join(store::files::REPORT);
     store::write_atomic(&report, html.as_bytes())?;
     Ok(Written { results: Some(results_path), report, warnings })
 }
 
 /// `faultline report RUN_DIR`: regenerates `report.html` from the files in
-/// the run directory. A file that cannot be read is named in the report and
-/// in `Written::warnings`; the report is written all the same.
-pub fn regenerate_report(run_dir: &Path) -> Result<Written, StoreError> {
-    regenerate_report_with(run_dir, None)
-}
-
-/// [`regenerate_report`], with plugin checkers (see [`finish_run_with`]).
-pub fn regenerate_report_with(
-    run_dir: &Path,
-    lookup: Option<CheckerLookup<'_>>,
-) -> Result<Written, StoreError> {
-    let (html, warnings, dir) = render_run_dir_with(run_dir, lookup)?;
+/// the run directory, drawing evidence with the checkers of `table`. A
+/// file that cannot be read is named in the report and in
+/// `Written::warnings`; the report is written all the same.
+pub fn regenerate_report(run_dir: &Path, table: &CheckerTable) -> Result<Written, StoreError> {
+    let (html, warnings, dir) = render_run_dir(run_dir, table)?;
     let report = dir.join(store::files::REPORT);
     store::write_atomic(&report, html.as_bytes())?;
     Ok(Written { results: None, report, warnings })
@@ -121,13 +111,9 @@ pub fn regenerate_report_with(
 
 /// Renders the report of the run in `run_dir` without writing it.
 /// Returns the page, the warnings, and the resolved run directory.
-pub fn render_run_dir(run_dir: &Path) -> Result<(String, Vec<String>, PathBuf), StoreError> {
-    render_run_dir_with(run_dir, None)
-}
-
-fn render_run_dir_with(
+pub fn render_run_dir(
     run_dir: &Path,
-    lookup: Option<CheckerLookup<'_>>,
+    table: &CheckerTable,
 ) -> Result<(String, Vec<String>, PathBuf), StoreError> {
     let dir = run_dir
         .canonicalize()
@@ -139,7 +125,7 @@ fn render_run_dir_with(
         });
     }
     let mut warnings = Vec::new();
-    let spec = match TestSpec::read(&dir.join(store::files::SPEC)) {
+    let spec = match SpecFile::read(&dir.join(store::files::SPEC)) {
         Ok(s) => s,
         Err(e) => {
             warnings.push(e.to_string());
@@ -168,17 +154,17 @@ fn render_run_dir_with(
         None
     };
     let html =
-        render_dir(&dir, spec.as_ref(), history.as_ref(), results.as_ref(), &warnings, lookup);
+        render_dir(&dir, spec.as_ref(), history.as_ref(), results.as_ref(), &warnings, table);
     Ok((html, warnings, dir))
 }
 
 fn render_dir(
     dir: &Path,
-    spec: Option<&TestSpec>,
+    spec: Option<&SpecFile>,
     history: Option<&History>,
     results: Option<&RunResults>,
     warnings: &[String],
-    lookup: Option<CheckerLookup<'_>>,
+    table: &CheckerTable,
 ) -> String {
     let node_logs = store::node_logs(dir);
     let dir_name = |p: Option<&Path>| {
@@ -211,7 +197,7 @@ fn render_dir(
         problems: warnings.to_vec(),
         node_logs: &node_logs,
         run_files,
-        lookup,
+        checkers: table,
     };
     report::render(&input)
 }

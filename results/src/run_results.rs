@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use checkers::registry::CheckSpec;
-use checkers::{Budget, History, Validity, Value, Verdict};
+use checkers::{History, Validity, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -59,7 +59,7 @@ pub struct CheckResult {
     /// How the checker was configured; `faultline report` rebuilds the
     /// checker from this to draw its evidence.
     #[serde(default)]
-    pub spec: CheckerConfig,
+    pub spec: CheckSpec,
     /// What it found.
     pub verdict: Verdict,
 }
@@ -67,69 +67,7 @@ pub struct CheckResult {
 impl CheckResult {
     /// The verdict `verdict` of the checker configured by `spec`.
     pub fn new(spec: &CheckSpec, verdict: Verdict) -> CheckResult {
-        CheckResult { spec: CheckerConfig::from(spec), verdict }
-    }
-}
-
-/// A serialisable copy of `checkers::registry::CheckSpec`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CheckerConfig {
-    /// The checker's registry name.
-    #[serde(default)]
-    pub checker: String,
-    /// The model, for checkers that take one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The model's initial value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<Value>,
-    /// Consistency models checked against.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub consistency_models: Vec<String>,
-    /// Whether values were independent `[key value]` tuples.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub independent: bool,
-    /// Time budget in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub budget_ms: Option<u64>,
-    /// Memory budget in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_bytes: Option<u64>,
-    /// Checker-specific options.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub options: BTreeMap<String, String>,
-}
-
-impl From<&CheckSpec> for CheckerConfig {
-    fn from(s: &CheckSpec) -> CheckerConfig {
-        CheckerConfig {
-            checker: s.checker.clone(),
-            model: s.model.clone(),
-            init: s.init.clone(),
-            consistency_models: s.consistency_models.clone(),
-            independent: s.independent,
-            budget_ms: s.budget.time.map(|d| d.as_millis().min(u64::MAX as u128) as u64),
-            memory_bytes: s.budget.memory.map(|m| m as u64),
-            options: s.options.clone(),
-        }
-    }
-}
-
-impl CheckerConfig {
-    /// The registry spec this configuration describes.
-    pub fn to_spec(&self) -> CheckSpec {
-        CheckSpec {
-            checker: self.checker.clone(),
-            model: self.model.clone(),
-            init: self.init.clone(),
-            consistency_models: self.consistency_models.clone(),
-            independent: self.independent,
-            budget: Budget {
-                time: self.budget_ms.map(std::time::Duration::from_millis),
-                memory: self.memory_bytes.and_then(|m| usize::try_from(m).ok()),
-            },
-            options: self.options.clone(),
-        }
+        CheckResult { spec: spec.clone(), verdict }
     }
 }
 
@@ -326,10 +264,8 @@ mod tests {
             data: serde_json::json!({"lost": [3]}),
         });
         let spec = CheckSpec { checker: "set-full".into(), ..CheckSpec::default() };
-        let r = RunResults::with_summary(
-            HistorySummary::default(),
-            vec![CheckResult { spec: CheckerConfig::from(&spec), verdict: v }],
-        );
+        let r =
+            RunResults::with_summary(HistorySummary::default(), vec![CheckResult::new(&spec, v)]);
         assert_eq!(r.validity, Some(Validity::Invalid));
         let text = r.to_json();
         let back = RunResults::parse(&text, Path::new("results.json")).expect("parse");

@@ -15,20 +15,23 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{FromRef, Path as UrlPath, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use checkers::html::escape;
+use checkers::registry::CheckerTable;
 
 use crate::report::page;
 use crate::store::{Run, RunSummary, Store, files};
 
 /// The web application over `store`.
-pub fn router(store: Store) -> Router {
+pub fn router(store: Store, checkers: CheckerTable) -> Router {
+    let app = App { store, checkers: Arc::new(checkers) };
     Router::new()
         .route("/", get(index))
         .route("/api/runs", get(api_runs))
@@ -36,7 +39,21 @@ pub fn router(store: Store) -> Router {
         .route("/runs/{name}/{ts}", get(run_redirect))
         .route("/runs/{name}/{ts}/", get(run_report))
         .route("/runs/{name}/{ts}/{*file}", get(run_file))
-        .with_state(store)
+        .with_state(app)
+}
+
+/// What every page is served from: the store, and the checkers that draw
+/// the evidence of a run whose report is not written yet.
+#[derive(Clone)]
+struct App {
+    store: Store,
+    checkers: Arc<CheckerTable>,
+}
+
+impl FromRef<App> for Store {
+    fn from_ref(app: &App) -> Store {
+        app.store.clone()
+    }
 }
 
 /// Serves `store` on `addr` until Ctrl-C, on a runtime of its own (so the
@@ -44,6 +61,7 @@ pub fn router(store: Store) -> Router {
 /// (useful with port 0) before the first request is accepted.
 pub fn run_server(
     store: Store,
+    checkers: CheckerTable,
     addr: SocketAddr,
     ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
@@ -51,7 +69,7 @@ pub fn run_server(
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         ready(listener.local_addr()?);
-        axum::serve(listener, router(store))
+        axum::serve(listener, router(store, checkers))
             .with_graceful_shutdown(async {
                 // If the signal handler cannot be installed, serve until killed.
                 if tokio::signal::ctrl_c().await.is_err() {
@@ -254,11 +272,11 @@ fn run_dir(store: &Store, name: &str, ts: &str) -> Result<PathBuf, PageError> {
 }
 
 async fn run_report(
-    State(store): State<Store>,
+    State(app): State<App>,
     UrlPath((name, ts)): UrlPath<(String, String)>,
 ) -> Result<Response, PageError> {
     let html = blocking(move || {
-        let dir = run_dir(&store, &name, &ts)?;
+        let dir = run_dir(&app.store, &name, &ts)?;
         let stored = dir.join(files::REPORT);
         if stored.is_file() {
             return std::fs::read_to_string(&stored).map_err(|e| {
@@ -266,7 +284,7 @@ async fn run_report(
             });
         }
         // No report yet (a run not yet checked, or one that crashed): draw it now.
-        crate::render_run_dir(&dir)
+        crate::render_run_dir(&dir, &app.checkers)
             .map(|(html, _, _)| html)
             .map_err(|e| PageError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     })

@@ -13,7 +13,7 @@ use checkers::{History, Validity};
 
 use crate::error::StoreError;
 use crate::run_results::RunResults;
-use crate::spec::TestSpec;
+use crate::spec::SpecFile;
 
 /// File names inside a run directory.
 pub mod files {
@@ -110,7 +110,7 @@ pub struct Run {
     /// The run's timestamp (the folder's name).
     pub timestamp: String,
     /// `test.toml`, when present.
-    pub spec: Option<TestSpec>,
+    pub spec: Option<SpecFile>,
     /// `results.json`, when the run has been checked.
     pub results: Option<RunResults>,
 }
@@ -133,7 +133,7 @@ impl Run {
                 ),
             });
         }
-        let spec = TestSpec::read(&dir.join(files::SPEC))?;
+        let spec = SpecFile::read(&dir.join(files::SPEC))?;
         let results = RunResults::read(&dir.join(files::RESULTS))?;
         let (name, timestamp) = names_of(&dir);
         Ok(Run { dir, name, timestamp, spec, results })
@@ -256,13 +256,13 @@ impl RunSummary {
             operations: None,
             problem: None,
         };
-        match TestSpec::read(&dir.join(files::SPEC)) {
-            Ok(Some(spec)) => {
-                s.workload = spec.workload();
-                s.target = spec.target();
-                s.faults = spec.faults();
-                s.seed = spec.seed();
-                s.campaign = spec.campaign();
+        match SpecFile::read(&dir.join(files::SPEC)) {
+            Ok(Some(SpecFile { spec, .. })) => {
+                s.workload = Some(spec.workload.clone());
+                s.target = Some(spec.target_label());
+                s.faults = spec.nemeses().into_iter().map(str::to_owned).collect();
+                s.seed = spec.seed.map(|s| s.to_string());
+                s.campaign = Some(spec.campaign.clone()).filter(|c| !c.is_empty());
             }
             Ok(None) => {}
             Err(e) => s.problem = Some(e.to_string()),

@@ -19,7 +19,7 @@ use checkers::Checker;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::{Browser, LaunchOptions, Tab};
-use results::{CheckResult, CheckerConfig};
+use results::CheckResult;
 
 use crate::common::{
     ReadsWritten, TestServer, make_run, register_history, spec, with_phantom_read,
@@ -203,7 +203,7 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
     for (ts, h) in [("20260101T000000Z", &good), ("20260102T000000Z", &bad)] {
         let dir = make_run(&store, "register", ts, h, &spec("register", seed));
         let check = CheckResult {
-            spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+            spec: checkers::registry::CheckSpec::new("reads-written"),
             verdict: ReadsWritten.check(h).expect("check"),
         };
         let linear = checkers::registry::CheckSpec {
@@ -213,7 +213,7 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
         };
         let verdict = checkers::registry::build(&linear).expect("build").check(h).expect("check");
         let checks = vec![check, CheckResult::new(&linear, verdict)];
-        results::finish_run_with(&dir, h, checks, Some(&crate::common::plugins)).expect("finish");
+        results::finish_run(&dir, h, checks, &crate::common::plugins()).expect("finish");
     }
     let server = TestServer::start(&store);
     let s = launch(chrome);
@@ -305,10 +305,10 @@ fn a_million_op_report_opens_in_headless_chromium() {
     let dir = make_run(&store, "million", "20260101T000000Z", &h, &spec("million", 42));
     let started = Instant::now();
     let check = CheckResult {
-        spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+        spec: checkers::registry::CheckSpec::new("reads-written"),
         verdict: ReadsWritten.check(&h).expect("check"),
     };
-    let w = results::finish_run(&dir, &h, vec![check]).expect("finish");
+    let w = results::finish_run(&dir, &h, vec![check], &crate::common::plugins()).expect("finish");
     let size = std::fs::metadata(&w.report).expect("report").len();
     eprintln!(
         "1,000,000-event report: {:.1} MiB, written in {:.1} s (test profile; see the bench for release)",

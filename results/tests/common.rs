@@ -134,7 +134,7 @@ pub fn make_run(store: &Path, name: &str, ts: &str, history: &History, spec: &st
 pub fn spec(name: &str, seed: u64) -> String {
     format!(
         "name = \"{name}\"\nseed = {seed}\nworkload = \"register\"\ntarget = \"refstore\"\n\
-         mode = \"raft\"\nnemesis = \"partition,kill\"\nnodes = 5\ntime-limit = 30\n"
+         mode = \"raft\"\nnemesis = [\"partition\", \"kill\"]\nnodes = 5\ntime_limit = 30.0\n"
     )
 }
 
@@ -221,9 +221,17 @@ impl Checker for ReadsWritten {
     }
 }
 
-/// Finds the plugin checker by name, as the harness's plugin registry would.
-pub fn plugins(spec: &checkers::registry::CheckSpec) -> Option<Box<dyn Checker>> {
-    (spec.checker == "reads-written").then(|| Box::new(ReadsWritten) as Box<dyn Checker>)
+/// The built-in checkers and this plugin one, as the harness's registry
+/// holds them.
+pub fn plugins() -> checkers::registry::CheckerTable {
+    let mut table = checkers::registry::CheckerTable::builtin();
+    table.register(
+        "reads-written",
+        "every value read was written (test plugin)",
+        checkers::registry::Accepts::nothing(),
+        |_, _| Ok(Box::new(ReadsWritten)),
+    );
+    table
 }
 
 /// A read of 99, which nobody wrote, appended to `history`.
@@ -261,7 +269,7 @@ impl TestServer {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
-                axum::serve(listener, results::serve::router(store))
+                axum::serve(listener, results::serve::router(store, crate::common::plugins()))
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;
                     })

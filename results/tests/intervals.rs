@@ -111,7 +111,7 @@ proptest! {
         let r = results::RunResults::new(&h, Vec::new());
         let input = results::report::ReportInput {
             name: "p", timestamp: "1", spec: None, spec_path: String::new(), history: Some(&h),
-            results: Some(&r), problems: Vec::new(), node_logs: &[], run_files: Vec::new(), lookup: None,
+            results: Some(&r), problems: Vec::new(), node_logs: &[], run_files: Vec::new(), checkers: &checkers::registry::CheckerTable::builtin(),
         };
         let html = results::report::render(&input);
         prop_assert!(html.contains("id=\"timeline-data\""));

@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine;
 use checkers::registry::{CheckSpec, CheckerTable};
 use checkers::{Anomaly, Checker, History, Validity, Verdict};
-use results::{CheckResult, CheckerConfig, RunResults};
+use results::{CheckResult, RunResults};
 
 use crate::common::{ReadsWritten, make_run, plugins, register_history, spec, with_phantom_read};
 
@@ -32,7 +32,7 @@ fn column_u32(d: &serde_json::Value, name: &str) -> Vec<u32> {
 
 fn plugin_check(history: &History) -> CheckResult {
     CheckResult {
-        spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+        spec: checkers::registry::CheckSpec::new("reads-written"),
         verdict: ReadsWritten.check(history).expect("check"),
     }
 }
@@ -54,8 +54,8 @@ fn plugin_checker_reports_valid_invalid_and_unknown_runs() {
         ("unknown", &unknown, Validity::Unknown),
     ] {
         let dir = make_run(tmp.path(), name, "20260101T000000Z", h, &spec(name, seed));
-        let written = results::finish_run_with(&dir, h, vec![plugin_check(h)], Some(&plugins))
-            .expect("finish");
+        let written =
+            results::finish_run(&dir, h, vec![plugin_check(h)], &plugins()).expect("finish");
         assert!(written.warnings.is_empty(), "{:?}", written.warnings);
         let html = read(&written.report);
         let badge = format!("<span class=\"badge {want}\" id=\"overall-verdict\">{want}</span>");
@@ -153,7 +153,7 @@ fn render(h: &History, r: &RunResults) -> String {
         problems: Vec::new(),
         node_logs: &[],
         run_files: Vec::new(),
-        lookup: None,
+        checkers: &checkers::registry::CheckerTable::builtin(),
     };
     results::report::render(&input)
 }
@@ -175,7 +175,10 @@ fn verdicts_of_checkers_this_build_lacks_are_drawn_from_their_data() {
         ops: vec![5],
         data: serde_json::json!({"lost": [41, 42]}),
     });
-    let r = RunResults::new(&h, vec![CheckResult { spec: CheckerConfig::default(), verdict: v }]);
+    let r = RunResults::new(
+        &h,
+        vec![CheckResult { spec: checkers::registry::CheckSpec::default(), verdict: v }],
+    );
     let html = render(&h, &r);
     assert!(
         html.contains("Pictures above are drawn from the verdict's data"),
@@ -207,9 +210,14 @@ fn a_checker_that_panics_while_drawing_costs_only_its_picture() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let h = with_phantom_read(&register_history(200, 2, 4));
     let dir = make_run(tmp.path(), "t", "1", &h, &spec("t", 4));
-    let lookup = |_: &CheckSpec| Some(Box::new(PanicsWhileDrawing) as Box<dyn Checker>);
-    let w =
-        results::finish_run_with(&dir, &h, vec![plugin_check(&h)], Some(&lookup)).expect("finish");
+    let mut table = plugins();
+    table.register(
+        "reads-written",
+        "draws badly",
+        checkers::registry::Accepts::nothing(),
+        |_, _| Ok(Box::new(PanicsWhileDrawing)),
+    );
+    let w = results::finish_run(&dir, &h, vec![plugin_check(&h)], &table).expect("finish");
     let html = read(&w.report);
     assert!(
         html.contains("failed while drawing its evidence: index out of bounds in the drawing code")
@@ -222,10 +230,11 @@ fn report_regenerates_identically_from_stored_files() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let h = with_phantom_read(&register_history(1_000, 3, 21));
     let dir = make_run(tmp.path(), "t", "1", &h, &spec("t", 21));
-    let w = results::finish_run(&dir, &h, vec![plugin_check(&h)]).expect("finish");
+    let w = results::finish_run(&dir, &h, vec![plugin_check(&h)], &crate::common::plugins())
+        .expect("finish");
     let first = read(&w.report);
     std::fs::remove_file(&w.report).expect("rm");
-    let again = results::regenerate_report(&dir).expect("regenerate");
+    let again = results::regenerate_report(&dir, &crate::common::plugins()).expect("regenerate");
     assert!(again.warnings.is_empty(), "{:?}", again.warnings);
     assert_eq!(read(&again.report), first);
 }
@@ -239,7 +248,7 @@ fn a_crashed_run_without_results_still_gets_a_report() {
     let mut text = std::fs::read_to_string(dir.join("history.jsonl")).expect("read");
     text.push_str("{\"index\":500,\"process\":1,\"ty");
     std::fs::write(dir.join("history.jsonl"), text).expect("write");
-    let w = results::regenerate_report(&dir).expect("report");
+    let w = results::regenerate_report(&dir, &crate::common::plugins()).expect("report");
     let html = read(&w.report);
     assert!(html.contains("id=\"overall-verdict\">not checked<"));
     assert!(html.contains("faultline analyze RUN_DIR"));
@@ -264,7 +273,7 @@ fn an_unreadable_history_is_named_in_the_report_and_nothing_is_lost() {
         .collect();
     lines[4] = "{\"process\":0,\"type\":\"maybe\",\"f\":\"read\"}".into();
     std::fs::write(dir.join("history.jsonl"), lines.join("\n") + "\n").expect("write");
-    let w = results::regenerate_report(&dir).expect("report");
+    let w = results::regenerate_report(&dir, &crate::common::plugins()).expect("report");
     assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
     assert!(w.warnings[0].contains("history.jsonl:5:"), "{}", w.warnings[0]);
     let html = read(&w.report);
@@ -340,11 +349,19 @@ fn golden_violations_section() {
         "values": ["99"],
         "cycle": [{"from": 38, "to": 39, "type": "rt"}, {"from": 39, "to": 38, "type": "wr"}]
     });
-    let r = RunResults::new(&h, vec![CheckResult { spec: CheckerConfig::default(), verdict: v }]);
+    let r = RunResults::new(
+        &h,
+        vec![CheckResult { spec: checkers::registry::CheckSpec::default(), verdict: v }],
+    );
     let iv = results::intervals::Intervals::of(&h);
     let refs = results::report::evidence::referenced_ops(&r);
     let idx = results::report::evidence::OpIndex::new(&h, &iv, &refs);
-    let got = results::report::evidence::violations(&r, &idx, None).replace("><", ">\n<");
+    let got = results::report::evidence::violations(
+        &r,
+        &idx,
+        &checkers::registry::CheckerTable::builtin(),
+    )
+    .replace("><", ">\n<");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/violations.html");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).expect("write golden");
@@ -365,7 +382,10 @@ fn many_anomalies_are_listed_not_drawn() {
             data: serde_json::Value::Null,
         });
     }
-    let r = RunResults::new(&h, vec![CheckResult { spec: CheckerConfig::default(), verdict: v }]);
+    let r = RunResults::new(
+        &h,
+        vec![CheckResult { spec: checkers::registry::CheckSpec::default(), verdict: v }],
+    );
     let html = render(&h, &r);
     assert_eq!(html.matches("<div class=\"anomaly\"").count(), 40);
     assert!(html.contains("<h4>80 more anomalies</h4>"));
@@ -375,7 +395,8 @@ fn many_anomalies_are_listed_not_drawn() {
 #[test]
 fn a_folder_that_is_not_a_run_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let err = results::regenerate_report(tmp.path()).expect_err("not a run");
+    let err =
+        results::regenerate_report(tmp.path(), &crate::common::plugins()).expect_err("not a run");
     let msg = err.to_string();
     assert!(
         msg.contains("not a run directory") && msg.contains(&tmp.path().display().to_string()),
@@ -418,8 +439,13 @@ fn linearizable_register_runs_valid_invalid_and_unknown() {
         let verdict = checker.check(h).expect("check");
         assert_eq!(verdict.validity, want, "{name}: {}", verdict.to_text());
         let dir = make_run(tmp.path(), name, "1", h, &spec(name, seed));
-        let w = results::finish_run(&dir, h, vec![CheckResult::new(&check_spec, verdict.clone())])
-            .expect("finish");
+        let w = results::finish_run(
+            &dir,
+            h,
+            vec![CheckResult::new(&check_spec, verdict.clone())],
+            &crate::common::plugins(),
+        )
+        .expect("finish");
         let html = read(&w.report);
         assert!(html.contains(&format!("id=\"overall-verdict\">{want}<")), "{name}");
         match want {
@@ -478,8 +504,13 @@ fn reports_of_real_violations_from_each_family_of_checkers() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(verdict.validity, Validity::Invalid, "{file}: {}", verdict.to_text());
         let dir = make_run(tmp.path(), checker, "1", &h, &spec(checker, 1));
-        let w = results::finish_run(&dir, &h, vec![CheckResult::new(&check_spec, verdict.clone())])
-            .expect("finish");
+        let w = results::finish_run(
+            &dir,
+            &h,
+            vec![CheckResult::new(&check_spec, verdict.clone())],
+            &crate::common::plugins(),
+        )
+        .expect("finish");
         let html = read(&w.report);
         assert!(html.contains("id=\"overall-verdict\">invalid<"), "{file}");
         assert!(

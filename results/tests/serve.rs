@@ -1,7 +1,7 @@
 //! `faultline serve` over a real store, through HTTP on loopback.
 
 use checkers::Checker;
-use results::{CheckResult, CheckerConfig};
+use results::CheckResult;
 
 use crate::common::{
     ReadsWritten, TestServer, get, make_run, register_history, spec, with_phantom_read,
@@ -17,15 +17,15 @@ fn store_with_runs(root: &std::path::Path) {
             ts,
             hist,
             &spec("reg", 31).replace(
-                "nemesis = \"partition,kill\"",
-                "nemesis = \"partition\"\ncampaign = \"nightly\"",
+                "nemesis = [\"partition\", \"kill\"]",
+                "nemesis = [\"partition\"]\ncampaign = \"nightly\"",
             ),
         );
         let check = CheckResult {
-            spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+            spec: checkers::registry::CheckSpec::new("reads-written"),
             verdict: ReadsWritten.check(hist).expect("check"),
         };
-        results::finish_run(&dir, hist, vec![check]).expect("finish");
+        results::finish_run(&dir, hist, vec![check], &crate::common::plugins()).expect("finish");
     }
     // A run that crashed before it was checked, of another test.
     make_run(
@@ -33,7 +33,7 @@ fn store_with_runs(root: &std::path::Path) {
         "la",
         "20260103T000000Z",
         &h,
-        "name = \"la\"\nworkload = \"list-append\"\ntarget = \"etcd\"\n",
+        "name = \"la\"\nworkload = \"list-append\"\ntarget = \"etcd\"\nmode = \"\"\nnemesis = []\n",
     );
 }
 

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use checkers::Validity;
 use results::run_results::HistorySummary;
-use results::{CheckResult, CheckerConfig, RunResults, Store, StoreError};
+use results::{CheckResult, RunResults, Store, StoreError};
 
 use crate::common::{ReadsWritten, make_run, register_history, spec, with_phantom_read};
 
 fn check(history: &checkers::History) -> CheckResult {
     use checkers::Checker;
     CheckResult {
-        spec: CheckerConfig { checker: "reads-written".into(), ..CheckerConfig::default() },
+        spec: checkers::registry::CheckSpec::new("reads-written"),
         verdict: ReadsWritten.check(history).expect("check"),
     }
 }
@@ -26,8 +26,8 @@ fn lists_runs_newest_first_with_verdicts_and_skips_latest_links() {
     let a = make_run(root, "reg", "20260101T000000Z", &h, &spec("reg", 7));
     let b = make_run(root, "reg", "20260102T000000Z", &bad, &spec("reg", 8));
     let c = make_run(root, "other", "20260103T000000Z", &h, &spec("other", 9));
-    results::finish_run(&a, &h, vec![check(&h)]).expect("finish a");
-    results::finish_run(&b, &bad, vec![check(&bad)]).expect("finish b");
+    results::finish_run(&a, &h, vec![check(&h)], &crate::common::plugins()).expect("finish a");
+    results::finish_run(&b, &bad, vec![check(&bad)], &crate::common::plugins()).expect("finish b");
     // c crashed before checking: no results.json.
     std::os::unix::fs::symlink(&b, root.join("reg/latest")).expect("symlink");
     std::os::unix::fs::symlink(&c, root.join("latest")).expect("symlink");

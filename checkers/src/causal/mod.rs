@@ -188,6 +188,16 @@ impl Checker for CausalChecker {
             v.elapsed = started.elapsed();
             return Ok(v);
         }
+        // The search looks at the clock between its passes; a budget that
+        // is already spent (or spent reading the history) stops it here.
+        if let Some(t) = self.budget.time
+            && started.elapsed() >= t
+        {
+            let reason = format!("the time limit of {} ran out", crate::budget::show_duration(t));
+            let mut v = Verdict::out_of_budget("causal", reason, started.elapsed());
+            v.details = counts;
+            return Ok(v);
+        }
         let search = patterns::Search {
             model: self.model,
             init: &self.init,
@@ -305,14 +315,7 @@ fn hidden_count(verdict: &Verdict) -> Option<u64> {
     (total > shown).then_some(total - shown)
 }
 
-/// `1 key`, `3 keys`, `2 processes`.
-pub(crate) fn plural(n: usize, noun: &str) -> String {
-    match (n, noun.ends_with('s')) {
-        (1, _) => format!("1 {noun}"),
-        (_, true) => format!("{n} {noun}es"),
-        _ => format!("{n} {noun}s"),
-    }
-}
+pub(crate) use crate::text::plural;
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();

@@ -213,7 +213,10 @@ impl Checker for BankChecker {
                                 "unexpected-key",
                                 {
                                     let show = |vs: &[&Value]| {
-                                        vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+                                        vs.iter()
+                                            .map(|v| v.to_string())
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
                                     };
                                     let mut parts = Vec::new();
                                     if !extra.is_empty() {

@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{first_few, intervals, wide};
+use super::{intervals, wide};
 use crate::budget::Budget;
 use crate::error::CheckError;
-use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
+use crate::spec::CheckSpec;
+use crate::text::first_few;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `counter` checker.

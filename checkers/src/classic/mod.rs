@@ -19,6 +19,9 @@ use crate::html::escape;
 use crate::value::Value;
 use crate::verdict::Verdict;
 
+// Until the convergence checker takes its words from `crate::text` too.
+pub(crate) use crate::text::compact;
+
 /// A client operation as an interval, with its outcome.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Interval<'a> {
@@ -69,35 +72,6 @@ pub(crate) fn intervals(history: &History) -> Result<Vec<Interval<'_>>, CheckErr
         .collect())
 }
 
-/// Sorted values written compactly, Jepsen style: `#{1..4 7 9..12}`.
-pub(crate) fn compact<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
-    let mut ints: Vec<i64> = Vec::new();
-    let mut others: Vec<String> = Vec::new();
-    for v in values {
-        match v.as_int() {
-            Some(i) => ints.push(i),
-            None => others.push(v.to_string()),
-        }
-    }
-    ints.sort_unstable();
-    ints.dedup();
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ints.len() {
-        let start = ints[i];
-        let mut end = start;
-        while i + 1 < ints.len() && ints[i + 1] == end + 1 {
-            i += 1;
-            end = ints[i];
-        }
-        parts.push(if end > start { format!("{start}..{end}") } else { start.to_string() });
-        i += 1;
-    }
-    others.sort();
-    parts.extend(others);
-    format!("#{{{}}}", parts.join(" "))
-}
-
 /// The top of a classic checker's page: its title, the verdict's summary,
 /// and each anomaly under its kind, so a reader sees what was found before
 /// the pictures that give it context.
@@ -118,15 +92,6 @@ pub(crate) fn page_head(title: &str, verdict: &Verdict) -> String {
     body
 }
 
-/// Up to `n` items, then how many more.
-pub(crate) fn first_few(items: &[u64], n: usize) -> String {
-    let shown: Vec<String> = items.iter().take(n).map(|i| format!("op {i}")).collect();
-    match items.len().saturating_sub(n) {
-        0 => shown.join(", "),
-        more => format!("{} and {more} more", shown.join(", ")),
-    }
-}
-
 /// A 128-bit sum as JSON: a number while it fits in 64 bits (every real
 /// history), else its digits as a string, since JSON numbers beyond 64
 /// bits do not survive most readers.
@@ -134,18 +99,5 @@ pub(crate) fn wide(x: i128) -> serde_json::Value {
     match i64::try_from(x) {
         Ok(i) => serde_json::Value::from(i),
         Err(_) => serde_json::Value::from(x.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compact_ranges_like_jepsen() {
-        let v: Vec<Value> =
-            [1, 2, 3, 5, 7, 8].into_iter().map(Value::Int).chain([Value::str("a")]).collect();
-        assert_eq!(compact(&v), "#{1..3 5 7..8 \"a\"}");
-        assert_eq!(compact(&[]), "#{}");
     }
 }

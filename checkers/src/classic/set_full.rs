@@ -17,11 +17,12 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use serde_json::json;
 
-use super::{compact, intervals};
+use super::intervals;
 use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
 use crate::spec::CheckSpec;
+use crate::text::compact;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 

@@ -10,9 +10,9 @@ use serde_json::json;
 use super::intervals;
 use crate::budget::Budget;
 use crate::error::CheckError;
-use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
 use crate::html::escape;
+use crate::spec::CheckSpec;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `stats` checker.

@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{compact, intervals};
+use super::intervals;
 use crate::budget::Budget;
 use crate::error::CheckError;
-use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
+use crate::spec::CheckSpec;
+use crate::text::compact;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 

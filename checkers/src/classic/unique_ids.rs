@@ -9,8 +9,8 @@ use serde_json::json;
 use super::intervals;
 use crate::budget::Budget;
 use crate::error::CheckError;
-use crate::spec::CheckSpec;
 use crate::history::{History, OpType};
+use crate::spec::CheckSpec;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 

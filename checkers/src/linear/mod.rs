@@ -5,12 +5,16 @@
 //! by the ops' `key`, as Jepsen's independent keys and Porcupine's kv data
 //! have), each partition is searched on its own (in parallel), and the
 //! verdict is invalid as soon as one partition has no linearization. See
-//! `search.rs` for the algorithm and `model.rs` for the models.
+//! `search.rs` for the algorithm, `model/` for the built-in models and
+//! `custom.rs` for checking a model of your own.
 
+mod custom;
 mod html;
 mod model;
 mod reference;
 mod search;
+
+pub use self::custom::{ModelChecker, SequentialModel};
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -27,7 +31,6 @@ use self::model::{
 use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
 use crate::history::{History, OpType, Process};
-use crate::txn::MicroOp;
 use crate::value::Value;
 use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
 
@@ -155,8 +158,17 @@ impl Checker for LinearChecker {
     }
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let cfg = Settings {
+            model: self.model.name().to_owned(),
+            init: self.init.clone(),
+            partition: self.partition,
+            budget: self.budget,
+            algorithm: self.algorithm,
+        };
+        let cfg = &cfg;
         match self.model {
-            ModelName::Register | ModelName::CasRegister => self.run(
+            ModelName::Register | ModelName::CasRegister => run(
+                cfg,
                 history,
                 RegisterKind {
                     cas: self.model == ModelName::CasRegister,
@@ -164,20 +176,22 @@ impl Checker for LinearChecker {
                     interner: Interner::default(),
                 },
             ),
-            ModelName::MultiRegister => self.run(
+            ModelName::MultiRegister => run(
+                cfg,
                 history,
                 MultiRegisterKind { init: self.init.clone(), ..MultiRegisterKind::default() },
             ),
-            ModelName::Mutex => self.run(history, MutexKind),
-            ModelName::Set => self.run(history, SetKind::default()),
-            ModelName::UnorderedQueue | ModelName::FifoQueue => self.run(
+            ModelName::Mutex => run(cfg, history, MutexKind),
+            ModelName::Set => run(cfg, history, SetKind::default()),
+            ModelName::UnorderedQueue | ModelName::FifoQueue => run(
+                cfg,
                 history,
                 QueueKind {
                     fifo: self.model == ModelName::FifoQueue,
                     interner: Interner::default(),
                 },
             ),
-            ModelName::Kv => self.run(history, KvKind::default()),
+            ModelName::Kv => run(cfg, history, KvKind::default()),
         }
     }
 
@@ -201,263 +215,241 @@ enum PartOutcome {
     Invalid(Box<Anomaly>),
 }
 
-impl LinearChecker {
-    fn run<K: ModelKind>(&self, history: &History, mut kind: K) -> Result<Verdict, CheckError>
-    where
-        <K::M as Model>::State: Sync,
-        K::M: Sync,
-    {
-        let started = Instant::now();
-        let pairs = history.pairs()?;
-        let ops = history.ops();
-        // Compile every client op into a model op, grouped by partition key.
-        let mut parts: BTreeMap<Option<Value>, (Vec<Entry<<K::M as Model>::Op>>, Vec<Meta>)> =
-            BTreeMap::new();
-        let mut observations = 0usize;
-        for pair in &pairs {
-            let inv = &ops[pair.invoke];
-            if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
-                continue;
-            }
-            let outcome = history.outcome(pair);
-            if outcome == OpType::Fail {
-                continue; // It did not happen.
-            }
-            let done = pair.complete.map(|c| &ops[c]);
-            let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
-            let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
-            if let Some(out) = output {
-                observations += usize::from(observes(self.model, &inv.f, out));
-            }
-            let op = kind.compile(&inv.f, key, &inv.value, output).map_err(|message| {
-                CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
-            })?;
-            let Some(op) = op else { continue };
-            let part_key = if self.partition { key.cloned() } else { None };
-            let (entries, metas) = parts.entry(part_key).or_default();
-            let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
-            entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
-            metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
-        }
+/// What a check runs with, whichever model it checks (a built-in one or a
+/// user's, see `custom`).
+pub(crate) struct Settings {
+    /// The model's name, for verdicts.
+    pub model: String,
+    /// The initial value, for the verdict's details.
+    pub init: Value,
+    pub partition: bool,
+    pub budget: Budget,
+    pub algorithm: Algorithm,
+}
 
-        if observations == 0 {
-            // Writes alone are linearizable in any order: a verdict of
-            // valid would say nothing about the system.
-            let mut v = Verdict::unknown(
-                "linearizable",
-                "nothing observed the state",
-                format!(
-                    "no operation that completed ok observed the {} model's state ({}), so there \
-                     is nothing to judge",
-                    self.model,
-                    observing_ops(self.model)
-                ),
-            );
-            v.elapsed = started.elapsed();
-            return Ok(v);
+/// Checks `history` against the model `kind` builds.
+pub(crate) fn run<K: ModelKind>(
+    cfg: &Settings,
+    history: &History,
+    mut kind: K,
+) -> Result<Verdict, CheckError>
+where
+    <K::M as Model>::State: Sync,
+    K::M: Sync,
+{
+    let started = Instant::now();
+    let pairs = history.pairs()?;
+    let ops = history.ops();
+    // Compile every client op into a model op, grouped by partition key.
+    let mut parts: BTreeMap<Option<Value>, (Vec<Entry<<K::M as Model>::Op>>, Vec<Meta>)> =
+        BTreeMap::new();
+    let mut observations = 0usize;
+    for pair in &pairs {
+        let inv = &ops[pair.invoke];
+        if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
+            continue;
         }
-        let limits = Limits {
-            deadline: self.budget.time.map(|t| started + t),
-            memory: self.budget.memory,
-            heap_at_start: crate::budget::heap_in_use(),
-            used: AtomicUsize::new(0),
-            exhausted: std::sync::OnceLock::new(),
-        };
-        let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
-        let mut unobservable = 0usize;
-        for (key, (entries, metas)) in parts {
-            // Drop crashed ops whose effects nothing observes (exact; see
-            // `ModelKind::useful`), renumbering the rest.
-            let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-            let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
-            let keep = match self.algorithm {
-                Algorithm::Search => kind.useful(&ops_only, &rets),
-                Algorithm::Reference => vec![true; ops_only.len()],
-            };
-            let before = entries.len();
-            let (mut entries, metas): (Vec<_>, Vec<_>) = entries
-                .into_iter()
-                .zip(metas)
-                .zip(keep)
-                .filter(|(_, k)| *k)
-                .map(|(em, _)| em)
-                .unzip();
-            unobservable += before - entries.len();
-            for (i, e) in entries.iter_mut().enumerate() {
-                e.id = i as u32;
-            }
-            let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
-            let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
-            let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-            let model = kind.model_for(&mut ops_only, &calls, &rets);
-            for (e, op) in entries.iter_mut().zip(ops_only) {
-                e.op = op;
-            }
-            jobs.push((key, model, entries, metas));
+        let outcome = history.outcome(pair);
+        if outcome == OpType::Fail {
+            continue; // It did not happen.
         }
-        // Largest partitions first, so the parallel tail is short.
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
-        let results: Vec<PartResult> = jobs
-            .into_par_iter()
-            .map(|(key, model, entries, metas)| {
-                let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
-                if self.algorithm == Algorithm::Reference {
-                    let outcome = match reference::check(model, &entries, limits.deadline) {
-                        Some(true) => PartOutcome::Valid,
-                        Some(false) => PartOutcome::Invalid(Box::new(Anomaly {
-                            kind: "nonlinearizable".into(),
-                            explanation:
-                                "no linearization exists (the reference search gives no evidence; \
-                                          run the default algorithm for it)"
-                                    .into(),
-                            ops: Vec::new(),
-                            data: json!({ "key": key }),
-                        })),
-                        None => PartOutcome::Unknown("the time limit ran out".into()),
-                    };
-                    return PartResult {
-                        key,
-                        ops: entries.len(),
-                        crashed,
-                        stats: Stats::default(),
-                        outcome,
-                    };
-                }
-                let mut search = Search::new(model, &entries, &limits);
-                let outcome = search.run();
-                let stats = search.stats();
-                let explain_model = search.model().clone();
-                drop(search);
-                let outcome = match outcome {
-                    Outcome::Linearizable => PartOutcome::Valid,
-                    Outcome::Unknown(r) => PartOutcome::Unknown(r),
-                    Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
-                        history,
-                        explain_model,
-                        key.as_ref(),
-                        &entries,
-                        &metas,
-                        f,
-                    ))),
-                };
-                PartResult { key, ops: entries.len(), crashed, stats, outcome }
-            })
-            .collect();
-        let mut v = self.verdict(results, started);
-        if let Some(d) = v.details.as_object_mut() {
-            d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
+        let done = pair.complete.map(|c| &ops[c]);
+        let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
+        let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
+        if let Some(out) = output {
+            observations += usize::from(kind.observes(&inv.f, out));
         }
-        if v.validity == Validity::Invalid && looks_independent(history) {
-            v.notes.push(
-                "every client value in this history looks like a Jepsen independent [key value] \
-                 tuple, and none carries a key: if it came from jepsen.independent, check it with \
-                 --independent, so each key is judged as its own register"
-                    .into(),
-            );
-        }
-        Ok(v)
+        let op = kind.compile(&inv.f, key, &inv.value, output).map_err(|message| {
+            CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
+        })?;
+        let Some(op) = op else { continue };
+        let part_key = if cfg.partition { kind.partition(key) } else { None };
+        let (entries, metas) = parts.entry(part_key).or_default();
+        let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
+        entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
+        metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
     }
 
-    fn verdict(&self, mut results: Vec<PartResult>, started: Instant) -> Verdict {
-        results.sort_by(|a, b| a.key.cmp(&b.key));
-        let total_ops: usize = results.iter().map(|r| r.ops).sum();
-        let crashed: usize = results.iter().map(|r| r.crashed).sum();
-        let n = results.len();
-        let invalid: Vec<&PartResult> =
-            results.iter().filter(|r| matches!(r.outcome, PartOutcome::Invalid(_))).collect();
-        let unknown: Vec<(&PartResult, &String)> = results
-            .iter()
-            .filter_map(|r| match &r.outcome {
-                PartOutcome::Unknown(why) => Some((r, why)),
-                _ => None,
-            })
-            .collect();
-        let validity = if !invalid.is_empty() {
-            Validity::Invalid
-        } else if !unknown.is_empty() {
-            Validity::Unknown
-        } else {
-            Validity::Valid
-        };
-        let model = self.model.name();
-        let what = format!(
-            "{total_ops} operations ({crashed} crashed) in {n} partition{}, model {model}",
-            if n == 1 { "" } else { "s" }
-        );
-        let summary = match validity {
-            Validity::Valid => format!("linearizable: {what}"),
-            Validity::Invalid => format!(
-                "not linearizable: {} of {n} partition{} ha{} no linearization; {what}",
-                invalid.len(),
-                if n == 1 { "" } else { "s" },
-                if invalid.len() == 1 { "s" } else { "ve" }
+    if observations == 0 {
+        // Writes alone are linearizable in any order: a verdict of
+        // valid would say nothing about the system.
+        let mut v = Verdict::unknown(
+            "linearizable",
+            "nothing observed the state",
+            format!(
+                "no operation that completed ok observed the {} model's state ({}), so there \
+                 is nothing to judge",
+                cfg.model,
+                kind.observing()
             ),
-            Validity::Unknown => {
-                format!("undecided: {} partition(s) not finished; {what}", unknown.len())
-            }
-        };
-        let mut v = Verdict::new("linearizable", validity, summary);
-        if let Some((r, why)) = unknown.first() {
-            let which = r.key.as_ref().map_or("the history".to_owned(), |k| format!("key {k}"));
-            v.unknown_reason = Some(format!(
-                "{why} while searching {which} ({} configurations explored); \
-                 raise --time-limit or --memory-limit to let it finish",
-                r.stats.frames
-            ));
-        }
-        let sum = |f: fn(&Stats) -> u64| results.iter().map(|r| f(&r.stats)).sum::<u64>();
-        v.details = json!({
-            "model": model,
-            "init": self.init,
-            "partitions": n,
-            "operations": total_ops,
-            "crashed": crashed,
-            "configurations": sum(|s| s.frames),
-            "cached": sum(|s| s.cached),
-            "pruned": sum(|s| s.pruned),
-            "invalid_keys": invalid.iter().map(|r| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
-            "unknown_keys": unknown.iter().map(|(r, _)| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
-        });
-        for r in results {
-            if let PartOutcome::Invalid(a) = r.outcome {
-                v.anomalies.push(*a);
-            }
-        }
+        );
         v.elapsed = started.elapsed();
-        v
+        return Ok(v);
     }
-}
-
-/// Whether an ok op with function `f` and result `output` observed the
-/// model's state. Knossos's reads of nil say nothing (the value was not
-/// known), and neither do the sets' and queues' empty answers.
-fn observes(model: ModelName, f: &str, output: &Value) -> bool {
-    match model {
-        ModelName::Register | ModelName::CasRegister => {
-            matches!(f, "read" | "r" | "get") && !output.is_nil() || f == "cas"
+    let limits = Limits {
+        deadline: cfg.budget.time.map(|t| started + t),
+        memory: cfg.budget.memory,
+        heap_at_start: crate::budget::heap_in_use(),
+        used: AtomicUsize::new(0),
+        exhausted: std::sync::OnceLock::new(),
+    };
+    let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
+    let mut unobservable = 0usize;
+    for (key, (entries, metas)) in parts {
+        // Drop crashed ops whose effects nothing observes (exact; see
+        // `ModelKind::useful`), renumbering the rest.
+        let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+        let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+        let keep = match cfg.algorithm {
+            Algorithm::Search => kind.useful(&ops_only, &rets),
+            Algorithm::Reference => vec![true; ops_only.len()],
+        };
+        let before = entries.len();
+        let (mut entries, metas): (Vec<_>, Vec<_>) =
+            entries.into_iter().zip(metas).zip(keep).filter(|(_, k)| *k).map(|(em, _)| em).unzip();
+        unobservable += before - entries.len();
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.id = i as u32;
         }
-        ModelName::MultiRegister => crate::txn::parse_txn(output).is_ok_and(|txn| {
-            txn.iter().any(|m| matches!(m, MicroOp::Read { value, .. } if !value.is_nil()))
-        }),
-        ModelName::Mutex => true,
-        ModelName::Set => f == "read" && !output.is_nil(),
-        ModelName::UnorderedQueue | ModelName::FifoQueue => f == "dequeue" && !output.is_nil(),
-        ModelName::Kv => matches!(f, "get" | "read") && !output.is_nil(),
+        let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+        let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
+        let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+        let model = kind.model_for(&mut ops_only, &calls, &rets);
+        for (e, op) in entries.iter_mut().zip(ops_only) {
+            e.op = op;
+        }
+        jobs.push((key, model, entries, metas));
     }
+    // Largest partitions first, so the parallel tail is short.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
+    let results: Vec<PartResult> = jobs
+        .into_par_iter()
+        .map(|(key, model, entries, metas)| {
+            let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
+            if cfg.algorithm == Algorithm::Reference {
+                let outcome = match reference::check(model, &entries, limits.deadline) {
+                    Some(true) => PartOutcome::Valid,
+                    Some(false) => PartOutcome::Invalid(Box::new(Anomaly {
+                        kind: "nonlinearizable".into(),
+                        explanation:
+                            "no linearization exists (the reference search gives no evidence; \
+                                      run the default algorithm for it)"
+                                .into(),
+                        ops: Vec::new(),
+                        data: json!({ "key": key }),
+                    })),
+                    None => PartOutcome::Unknown("the time limit ran out".into()),
+                };
+                return PartResult {
+                    key,
+                    ops: entries.len(),
+                    crashed,
+                    stats: Stats::default(),
+                    outcome,
+                };
+            }
+            let mut search = Search::new(model, &entries, &limits);
+            let outcome = search.run();
+            let stats = search.stats();
+            let explain_model = search.model().clone();
+            drop(search);
+            let outcome = match outcome {
+                Outcome::Linearizable => PartOutcome::Valid,
+                Outcome::Unknown(r) => PartOutcome::Unknown(r),
+                Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
+                    history,
+                    explain_model,
+                    key.as_ref(),
+                    &entries,
+                    &metas,
+                    f,
+                ))),
+            };
+            PartResult { key, ops: entries.len(), crashed, stats, outcome }
+        })
+        .collect();
+    let mut v = verdict(cfg, results, started);
+    if let Some(d) = v.details.as_object_mut() {
+        d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
+    }
+    if v.validity == Validity::Invalid && looks_independent(history) {
+        v.notes.push(
+            "every client value in this history looks like a Jepsen independent [key value] \
+             tuple, and none carries a key: if it came from jepsen.independent, check it with \
+             --independent, so each key is judged as its own register"
+                .into(),
+        );
+    }
+    Ok(v)
 }
 
-/// The operations that observe `model`'s state, for the words of an
-/// unknown verdict.
-fn observing_ops(model: ModelName) -> &'static str {
-    match model {
-        ModelName::Register => "an ok read of a value",
-        ModelName::CasRegister => "an ok read of a value or an ok cas",
-        ModelName::MultiRegister => "an ok transaction reading a value",
-        ModelName::Mutex => "an ok acquire or release",
-        ModelName::Set => "an ok read",
-        ModelName::UnorderedQueue | ModelName::FifoQueue => "an ok dequeue of an element",
-        ModelName::Kv => "an ok get",
+fn verdict(cfg: &Settings, mut results: Vec<PartResult>, started: Instant) -> Verdict {
+    results.sort_by(|a, b| a.key.cmp(&b.key));
+    let total_ops: usize = results.iter().map(|r| r.ops).sum();
+    let crashed: usize = results.iter().map(|r| r.crashed).sum();
+    let n = results.len();
+    let invalid: Vec<&PartResult> =
+        results.iter().filter(|r| matches!(r.outcome, PartOutcome::Invalid(_))).collect();
+    let unknown: Vec<(&PartResult, &String)> = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            PartOutcome::Unknown(why) => Some((r, why)),
+            _ => None,
+        })
+        .collect();
+    let validity = if !invalid.is_empty() {
+        Validity::Invalid
+    } else if !unknown.is_empty() {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    };
+    let model = cfg.model.as_str();
+    let what = format!(
+        "{total_ops} operations ({crashed} crashed) in {n} partition{}, model {model}",
+        if n == 1 { "" } else { "s" }
+    );
+    let summary = match validity {
+        Validity::Valid => format!("linearizable: {what}"),
+        Validity::Invalid => format!(
+            "not linearizable: {} of {n} partition{} ha{} no linearization; {what}",
+            invalid.len(),
+            if n == 1 { "" } else { "s" },
+            if invalid.len() == 1 { "s" } else { "ve" }
+        ),
+        Validity::Unknown => {
+            format!("undecided: {} partition(s) not finished; {what}", unknown.len())
+        }
+    };
+    let mut v = Verdict::new("linearizable", validity, summary);
+    if let Some((r, why)) = unknown.first() {
+        let which = r.key.as_ref().map_or("the history".to_owned(), |k| format!("key {k}"));
+        v.unknown_reason = Some(format!(
+            "{why} while searching {which} ({} configurations explored); \
+             raise --time-limit or --memory-limit to let it finish",
+            r.stats.frames
+        ));
     }
+    let sum = |f: fn(&Stats) -> u64| results.iter().map(|r| f(&r.stats)).sum::<u64>();
+    v.details = json!({
+        "model": model,
+        "init": cfg.init,
+        "partitions": n,
+        "operations": total_ops,
+        "crashed": crashed,
+        "configurations": sum(|s| s.frames),
+        "cached": sum(|s| s.cached),
+        "pruned": sum(|s| s.pruned),
+        "invalid_keys": invalid.iter().map(|r| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
+        "unknown_keys": unknown.iter().map(|(r, _)| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
+    });
+    for r in results {
+        if let PartOutcome::Invalid(a) = r.outcome {
+            v.anomalies.push(*a);
+        }
+    }
+    v.elapsed = started.elapsed();
+    v
 }
 
 /// Whether every client op's value is a two-element list and none has a

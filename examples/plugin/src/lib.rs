@@ -1,25 +1,47 @@
-//! An example plugin crate: a workload (`unique-writes`) and a checker
-//! (`no-phantom-reads`) that live outside faultline, registered by name so
-//! `faultline-plugins test --workload unique-writes` runs them against any
-//! target that can `read` and `write`.
+//! An example plugin crate: a workload (`unique-writes`), a checker
+//! (`no-phantom-reads`) and a linearizability model of a data type of its
+//! own (`bounded-stack`) that live outside faultline, registered by name
+//! so `faultline-plugins test --workload unique-writes` runs them against
+//! any target that can `read` and `write`, and `faultline-plugins check`,
+//! `analyze`, `report` and `serve` know them like the built-ins.
 //!
 //! The workload writes unique, increasing integers to a few keys and reads
 //! them back; the checker verifies that every value a read returned was
 //! written by some operation (a store that returns values nobody wrote has
-//! corrupted or fabricated data).
+//! corrupted or fabricated data). The stack shows the linearizability
+//! model API: the sequential specification is all a user writes; the
+//! search, the evidence and the report page come with it.
 
 use std::collections::BTreeSet;
 
-use checkers::registry::CheckSpec;
+use checkers::linear::{ModelChecker, SequentialModel};
+use checkers::registry::{Accepts, CheckSpec};
 use checkers::{Anomaly, CheckError, Checker, History, OpType, Process, Validity, Value, Verdict};
 use harness::generator::{self as g, Gen, Invocation};
 use harness::{Registry, TestSpec, Workload};
 use rand::Rng;
 
-/// Registers the workload and the checker.
+/// Registers the workload, the checker and the stack model.
 // A checker factory returns the checkers' own (large) error type.
 #[allow(clippy::result_large_err)]
 pub fn register(registry: &mut Registry) {
+    registry.checker(
+        "bounded-stack",
+        "linearizability of a stack of at most --opt capacity=N elements (example plugin model)",
+        ModelChecker::<BoundedStack>::accepts()
+            .option("capacity", "how many elements the stack holds (default 8)"),
+        |spec| {
+            let capacity = match spec.option("capacity") {
+                None => 8,
+                Some(c) => c.parse().map_err(|_| {
+                    CheckError::BadOption(format!("--opt capacity={c}: expected a count"))
+                })?,
+            };
+            let mut model_spec = spec.clone();
+            model_spec.options.remove("capacity");
+            Ok(Box::new(ModelChecker::from_spec(BoundedStack { capacity }, &model_spec)?))
+        },
+    );
     registry.workload(
         "unique-writes",
         "unique increasing writes and reads on a few keys (example plugin)",
@@ -28,6 +50,7 @@ pub fn register(registry: &mut Registry) {
     registry.checker(
         "no-phantom-reads",
         "every value read was written by someone (example plugin)",
+        Accepts::nothing(),
         |_| Ok(Box::new(NoPhantomReads)),
     );
 }
@@ -104,14 +127,119 @@ impl Checker for NoPhantomReads {
                 });
             }
         }
-        let validity = if anomalies.is_empty() { Validity::Valid } else { Validity::Invalid };
+        // Without a read nothing was observed, and nothing can be valid.
+        let validity = match (anomalies.is_empty(), reads) {
+            (false, _) => Validity::Invalid,
+            (true, 0) => Validity::Unknown,
+            (true, _) => Validity::Valid,
+        };
         let mut v = Verdict::new(
             "no-phantom-reads",
             validity,
             format!("{reads} reads, {} of values nobody wrote", anomalies.len()),
         );
+        if reads == 0 {
+            v.unknown_reason = Some("no read completed ok, so no value was observed".into());
+        }
         v.anomalies = anomalies;
         Ok(v)
+    }
+
+    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<checkers::HtmlPage> {
+        if verdict.anomalies.is_empty() {
+            return Vec::new();
+        }
+        let mut body = String::from("<h1>Phantom reads</h1>\n<ul class=\"phantom-reads\">\n");
+        for a in &verdict.anomalies {
+            body.push_str(&format!("<li>{}</li>\n", checkers::html::escape(&a.explanation)));
+        }
+        body.push_str("</ul>\n");
+        vec![checkers::HtmlPage {
+            name: "phantom-reads".into(),
+            title: "Phantom reads".into(),
+            body,
+        }]
+    }
+}
+
+/// A stack holding at most `capacity` elements: `push` of a value (an
+/// acknowledged push took effect, so it must have found room), and `pop`,
+/// which returns the top element, or nil when the stack is empty.
+#[derive(Clone, Debug)]
+pub struct BoundedStack {
+    /// The most elements the stack holds.
+    pub capacity: usize,
+}
+
+/// A stack operation, with what it observed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StackOp {
+    /// Pushes the value.
+    Push(Value),
+    /// Pops the top: `Some(v)` when it returned `v` (nil: the stack was
+    /// empty), `None` when it crashed and its result is unknown.
+    Pop(Option<Value>),
+}
+
+impl SequentialModel for BoundedStack {
+    type State = Vec<Value>;
+    type Op = StackOp;
+
+    fn name(&self) -> &str {
+        "bounded-stack"
+    }
+
+    fn init(&self) -> Vec<Value> {
+        Vec::new()
+    }
+
+    fn op(
+        &self,
+        f: &str,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<StackOp>, String> {
+        match f {
+            "push" => Ok(Some(StackOp::Push(input.clone()))),
+            "pop" => Ok(Some(StackOp::Pop(output.cloned()))),
+            other => Err(format!("a bounded stack has push and pop, not {other:?}")),
+        }
+    }
+
+    fn step(&self, stack: &Vec<Value>, op: &StackOp) -> Option<Vec<Value>> {
+        let mut next = stack.clone();
+        match op {
+            StackOp::Push(v) => {
+                if next.len() == self.capacity {
+                    return None;
+                }
+                next.push(v.clone());
+            }
+            // A crashed pop took the top, whatever it was, or nothing.
+            StackOp::Pop(None) => {
+                next.pop();
+            }
+            StackOp::Pop(Some(Value::Nil)) => return stack.is_empty().then_some(next),
+            StackOp::Pop(Some(v)) => {
+                if next.pop().as_ref() != Some(v) {
+                    return None;
+                }
+            }
+        }
+        Some(next)
+    }
+
+    fn observes(&self, f: &str, _output: &Value) -> bool {
+        f == "pop"
+    }
+
+    fn describe_state(&self, stack: &Vec<Value>) -> String {
+        let items: Vec<String> = stack.iter().map(Value::to_string).collect();
+        format!("[{}] (top last)", items.join(" "))
+    }
+
+    fn state_bytes(stack: &Vec<Value>) -> usize {
+        stack.capacity() * std::mem::size_of::<Value>()
     }
 }
 

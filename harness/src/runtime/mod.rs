@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::node::Runtime;
-use crate::rundir::RunDir;
 use crate::spec::{RuntimeKind, TestSpec};
+use results::RunDir;
 
 /// Brings up the runtime `spec` asks for, with node directories under the
 /// run directory's `nodes/` and processes tagged with `tag`.
@@ -26,7 +26,7 @@ pub async fn build(
     tag: &str,
     binary: &Path,
 ) -> Result<Arc<dyn Runtime>> {
-    let nodes_dir = run_dir.path().join(crate::rundir::files::NODES);
+    let nodes_dir = run_dir.path().join(results::store::files::NODES);
     Ok(match spec.runtime {
         RuntimeKind::Local => Arc::new(
             local::LocalRuntime::start(spec.nodes, nodes_dir, binary.to_owned(), tag).await?,
@@ -67,5 +67,5 @@ pub async fn build(
 /// `options.firewall` (`auto`, `nft` or `iptables`): which tool installs
 /// partitions in the `netns` and `ssh` runtimes.
 fn firewall_choice(spec: &TestSpec) -> Result<firewall::FirewallChoice> {
-    spec.option("firewall", firewall::FirewallChoice::Auto)
+    Ok(spec.option("firewall", firewall::FirewallChoice::Auto)?)
 }

@@ -23,11 +23,11 @@ use crate::error::{HarnessError, Result};
 use crate::node::{
     DaemonSpec, ExecOutput, Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime, Signal,
 };
-use crate::rundir::RunDir;
 use crate::runtime::firewall::{Firewall, FirewallChoice, shell_line};
 use crate::runtime::process::RUN_TAG_ENV;
 use crate::runtime::shape::ShapeTable;
 use crate::spec::SshSpec;
+use results::RunDir;
 
 pub use crate::runtime::firewall::shell_quote;
 

@@ -3,23 +3,24 @@
 //! timeline), and a picture.
 //!
 //! The picture comes from the checker itself (`Checker::render_html`) when
-//! the checker is built into this faultline: it knows its evidence best (the
-//! cycle of an Elle anomaly, the failing linearization of a register). A
-//! verdict from a checker this build does not have (a plugin, or a newer
-//! faultline) is drawn from its structured data instead: cycles as rings of
-//! operations, element lists (lost, unexpected...) as lists, the rest as JSON.
+//! the checker table the report is drawn with has it (built-in or plugin):
+//! it knows its evidence best (the cycle of an Elle anomaly, the failing
+//! linearization of a register). A verdict from a checker the table does
+//! not have (another program's plugin, or a newer faultline) is drawn from
+//! its structured data instead: cycles as rings of operations, element
+//! lists (lost, unexpected...) as lists, the rest as JSON.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use checkers::html::escape;
-use checkers::registry::CheckSpec;
-use checkers::{Anomaly, Checker, History, HtmlPage, Process, Validity, Verdict};
+use checkers::registry::{CheckSpec, CheckerTable};
+use checkers::{Anomaly, History, HtmlPage, Process, Validity, Verdict};
 
 use crate::intervals::Intervals;
 use crate::report::plots::{fault_colour, outcome_colour};
-use crate::run_results::{CheckerConfig, RunResults};
+use crate::run_results::RunResults;
 
 /// Anomalies drawn in full per verdict; the rest are listed in a table.
 const FULL_ANOMALIES: usize = 40;
@@ -38,11 +39,6 @@ pub fn referenced_ops(results: &RunResults) -> BTreeSet<u64> {
         .flat_map(|v| v.anomalies.iter().flat_map(|a| a.ops.iter().copied()))
         .collect()
 }
-
-/// Finds checkers that are not built in (plugins) by their spec. The
-/// harness passes its plugin registry here so that plugin checkers draw
-/// their own evidence too.
-pub type CheckerLookup<'a> = &'a dyn Fn(&CheckSpec) -> Option<Box<dyn Checker>>;
 
 /// Maps op indices to history positions and positions to intervals, for the
 /// few ops that anomalies name.
@@ -79,16 +75,12 @@ impl<'a> OpIndex<'a> {
     }
 }
 
-/// Draws the evidence of every verdict in `results`. Checkers are found
-/// through `lookup` first, then in the built-in registry.
-pub fn violations(
-    results: &RunResults,
-    idx: &OpIndex<'_>,
-    lookup: Option<CheckerLookup<'_>>,
-) -> String {
+/// Draws the evidence of every verdict in `results`, with the checkers of
+/// `table`.
+pub fn violations(results: &RunResults, idx: &OpIndex<'_>, table: &CheckerTable) -> String {
     let mut out = String::new();
     let mut anomaly_no = 0usize;
-    let ctx = Ctx { idx, lookup };
+    let ctx = Ctx { idx, table };
     for check in &results.checks {
         walk(&check.verdict, &check.spec, &ctx, &mut out, &mut anomaly_no);
     }
@@ -100,10 +92,10 @@ pub fn violations(
 
 struct Ctx<'a, 'b> {
     idx: &'a OpIndex<'b>,
-    lookup: Option<CheckerLookup<'a>>,
+    table: &'a CheckerTable,
 }
 
-fn walk(v: &Verdict, spec: &CheckerConfig, ctx: &Ctx<'_, '_>, out: &mut String, n: &mut usize) {
+fn walk(v: &Verdict, spec: &CheckSpec, ctx: &Ctx<'_, '_>, out: &mut String, n: &mut usize) {
     if (v.validity != Validity::Valid && v.children.is_empty()) || !v.anomalies.is_empty() {
         verdict_section(v, spec, ctx, out, n);
     }
@@ -112,24 +104,21 @@ fn walk(v: &Verdict, spec: &CheckerConfig, ctx: &Ctx<'_, '_>, out: &mut String, 
     }
 }
 
-/// Builds the checker that produced `v`, from the spec it ran with, and asks
-/// it for its pages. A checker that panics while drawing costs its picture,
-/// not the report.
+/// Builds the checker that produced `v`, from the spec it ran with (a
+/// composition's child from the parts of its parent's spec it takes), and
+/// asks it for its pages. A checker that panics while drawing costs its
+/// picture, not the report.
 fn checker_pages(
     v: &Verdict,
-    spec: &CheckerConfig,
+    spec: &CheckSpec,
     history: &History,
-    lookup: Option<CheckerLookup<'_>>,
+    table: &CheckerTable,
 ) -> Result<Vec<HtmlPage>, String> {
-    let mut s: CheckSpec = spec.to_spec();
-    s.checker = v.checker.clone();
-    let checker = match lookup.and_then(|l| l(&s)) {
-        Some(c) => c,
-        None if checkers::registry::CheckerTable::builtin().get(&s.checker).is_none() => {
-            return Err(format!("this faultline has no checker named {:?}", s.checker));
-        }
-        None => checkers::registry::build(&s).map_err(|e| e.to_string())?,
-    };
+    if table.get(&v.checker).is_none() {
+        return Err(format!("this faultline has no checker named {:?}", v.checker));
+    }
+    let s = table.restrict(spec, &v.checker);
+    let checker = table.build(&s).map_err(|e| e.to_string())?;
     catch_unwind(AssertUnwindSafe(|| checker.render_html(history, v))).map_err(|p| {
         let msg = p
             .downcast_ref::<String>()
@@ -142,7 +131,7 @@ fn checker_pages(
 
 fn verdict_section(
     v: &Verdict,
-    spec: &CheckerConfig,
+    spec: &CheckSpec,
     ctx: &Ctx<'_, '_>,
     out: &mut String,
     n: &mut usize,
@@ -158,7 +147,7 @@ fn verdict_section(
     if let Some(r) = &v.unknown_reason {
         let _ = write!(out, "<p class=\"explanation\"><b>Why unknown:</b> {}</p>", escape(r));
     }
-    let pages = checker_pages(v, spec, idx.history, ctx.lookup);
+    let pages = checker_pages(v, spec, idx.history, ctx.table);
     let drawn_by_checker = matches!(&pages, Ok(p) if !p.is_empty());
     for a in v.anomalies.iter().take(FULL_ANOMALIES) {
         *n += 1;

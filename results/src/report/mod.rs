@@ -16,10 +16,11 @@ use std::fmt::Write;
 
 use checkers::History;
 use checkers::html::{STYLE, escape};
+use checkers::registry::CheckerTable;
 
 use crate::intervals::{Clock, Intervals};
 use crate::run_results::RunResults;
-use crate::spec::TestSpec;
+use crate::spec::SpecFile;
 use crate::store::{NodeLogs, files};
 
 /// Everything a report is drawn from. Each part may be missing (a crashed
@@ -31,9 +32,9 @@ pub struct ReportInput<'a> {
     /// The run's timestamp.
     pub timestamp: &'a str,
     /// `test.toml`.
-    pub spec: Option<&'a TestSpec>,
+    pub spec: Option<&'a SpecFile>,
     /// How to reach the run's `test.toml` from where the user stands, for
-    /// the replay command when the spec records none.
+    /// the replay command.
     pub spec_path: String,
     /// The history.
     pub history: Option<&'a History>,
@@ -45,8 +46,9 @@ pub struct ReportInput<'a> {
     pub node_logs: &'a [NodeLogs],
     /// Top-level files of the run, (name, size in bytes).
     pub run_files: Vec<(String, u64)>,
-    /// Plugin checkers, to draw their own evidence (built-in ones are found by name).
-    pub lookup: Option<evidence::CheckerLookup<'a>>,
+    /// The checkers by name, to draw each verdict's own evidence: the
+    /// built-ins and any plugin's.
+    pub checkers: &'a CheckerTable,
 }
 
 /// Styles of the report on top of the checkers' shared stylesheet.
@@ -152,14 +154,14 @@ pub fn render(input: &ReportInput<'_>) -> String {
     match (input.results, input.history, iv.as_ref()) {
         (Some(r), Some(h), Some(iv)) => {
             let idx = evidence::OpIndex::new(h, iv, &referenced);
-            body.push_str(&evidence::violations(r, &idx, input.lookup));
+            body.push_str(&evidence::violations(r, &idx, input.checkers));
         }
         (Some(r), _, _) => {
             // No history: still explain in words.
             let empty = History::default();
             let iv = Intervals::of(&empty);
             let idx = evidence::OpIndex::new(&empty, &iv, &Default::default());
-            body.push_str(&evidence::violations(r, &idx, input.lookup));
+            body.push_str(&evidence::violations(r, &idx, input.checkers));
         }
         (None, _, _) => body.push_str("<p class=\"muted\">Not checked yet.</p>"),
     }
@@ -254,30 +256,27 @@ fn checks_table(body: &mut String, r: &RunResults) {
 }
 
 fn facts(body: &mut String, input: &ReportInput<'_>, iv: Option<&Intervals>) {
-    let spec = input.spec;
+    let spec = input.spec.map(|f| &f.spec);
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(s) = spec {
-        for (k, v) in
-            [("workload", s.workload()), ("target", s.target()), ("campaign", s.campaign())]
-        {
-            if let Some(v) = v {
-                rows.push((k, escape(&v)));
-            }
+        rows.push(("workload", escape(&s.workload)));
+        rows.push(("target", escape(&s.target_label())));
+        if !s.campaign.is_empty() {
+            rows.push(("campaign", escape(&s.campaign)));
         }
-        let faults = s.faults();
+        let faults = s.nemeses();
         rows.push((
             "faults",
             if faults.is_empty() { "none".into() } else { escape(&faults.join(", ")) },
         ));
     }
-    let seed = spec.and_then(|s| s.seed());
-    rows.push(("seed", seed.as_deref().map(escape).unwrap_or_else(|| "not recorded".into())));
-    let replay = match spec.and_then(|s| s.replay_command()) {
-        Some(cmd) => format!("<code id=\"replay\">{}</code>", escape(&cmd)),
-        None if spec.is_some() => format!(
-            "<code id=\"replay\">faultline test -f {}</code> <span class=\"muted\">(test.toml holds the \
+    let seed = spec.and_then(|s| s.seed);
+    rows.push(("seed", seed.map_or_else(|| "not recorded".into(), |s| s.to_string())));
+    let replay = match spec {
+        Some(s) => format!(
+            "<code id=\"replay\">{}</code> <span class=\"muted\">(test.toml holds the \
              full spec{})</span>",
-            escape(&input.spec_path),
+            escape(&s.replay_command(&input.spec_path)),
             if seed.is_some() { " and its seed" } else { "" }
         ),
         None => "<span class=\"muted\">no test.toml: this history did not come from a faultline run</span>".into(),

@@ -26,19 +26,13 @@ use harness::{
     Client, Completion, DataFile, Db, Durability, HarnessError, Invocation, Registry, Result,
     TestEnv, TestSpec,
 };
+use refstore::modes::Mode;
 use serde_json::json;
-
-/// refstore's replication modes.
-pub const MODES: &[&str] =
-    &["raft", "paxos", "sync", "async", "multi-leader", "causal", "eventual"];
 
 /// Registers the `refstore` target.
 pub fn register_all(registry: &mut Registry) {
-    registry.target(
-        "refstore",
-        "faultline's reference store (modes: raft, paxos, sync, async, multi-leader, causal, eventual)",
-        |spec| Ok(Arc::new(RefstoreDb::from_spec(spec)?)),
-    );
+    let about = format!("faultline's reference store (modes: {})", Mode::names());
+    registry.target("refstore", &about, |spec| Ok(Arc::new(RefstoreDb::from_spec(spec)?)));
 }
 
 /// How clock faults reach a refstore node.
@@ -52,7 +46,7 @@ pub enum ClockControl {
 
 /// The refstore target.
 pub struct RefstoreDb {
-    mode: String,
+    mode: Mode,
     seed: u64,
     op_timeout: Duration,
     http: reqwest::Client,
@@ -62,9 +56,6 @@ pub struct RefstoreDb {
     faketime: Mutex<BTreeMap<String, Faketime>>,
     wal_recovery: Option<String>,
 }
-
-/// The modes that fsync their log before acknowledging (the others never do).
-const FSYNC_MODES: &[&str] = &["raft", "paxos", "sync", "causal"];
 
 /// refstore's numeric id of node `n3` is 3.
 fn numeric_id(node: &str) -> Result<u64> {
@@ -76,13 +67,8 @@ fn numeric_id(node: &str) -> Result<u64> {
 impl RefstoreDb {
     /// Reads the mode from the spec.
     pub fn from_spec(spec: &TestSpec) -> Result<RefstoreDb> {
-        if !MODES.contains(&spec.mode.as_str()) {
-            return Err(HarnessError::spec(
-                "test spec",
-                "mode",
-                format!("refstore has no mode {:?}; modes: {}", spec.mode, MODES.join(", ")),
-            ));
-        }
+        let mode: Mode =
+            spec.mode.parse().map_err(|e: String| HarnessError::spec("test spec", "mode", e))?;
         let op_timeout = Duration::from_millis(spec.op_timeout_ms);
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -113,7 +99,7 @@ impl RefstoreDb {
             }
         };
         Ok(RefstoreDb {
-            mode: spec.mode.clone(),
+            mode,
             seed: spec.seed.unwrap_or(0),
             op_timeout,
             http,
@@ -198,7 +184,7 @@ impl Db for RefstoreDb {
         let mut args = vec![
             "refstore".to_owned(),
             "--mode".into(),
-            self.mode.clone(),
+            self.mode.name().into(),
             "--id".into(),
             id.to_string(),
             "--client-addr".into(),
@@ -346,7 +332,7 @@ impl Db for RefstoreDb {
     }
 
     fn data_files(&self, env: &TestEnv, node: &str) -> Vec<DataFile> {
-        let durability = if FSYNC_MODES.contains(&self.mode.as_str()) {
+        let durability = if self.mode.fsyncs_before_ack() {
             Durability::FsyncBeforeAck
         } else {
             Durability::NoFsync

@@ -5,11 +5,11 @@
 use crate::clock::Clock;
 use crate::core::{Core, Timing};
 use crate::http::{self, ApiState};
-use crate::modes::Mode;
 use crate::modes::causal::CausalCore;
-use crate::modes::lww::{Flavor, LwwCore};
+use crate::modes::lww::LwwCore;
 use crate::modes::paxos::PaxosCore;
-use crate::modes::replog::{Policy, ReplogCore};
+use crate::modes::replog::ReplogCore;
+use crate::modes::{CoreFamily, Mode};
 use crate::transport::{self, Directory, Hello, Outbound};
 use crate::types::{ClientOp, CoreStatus, NodeId, OpError, Reply, RequestId};
 use crate::wal::{RecoveryPolicy, RecoveryReport, Wal, WalError};
@@ -154,27 +154,21 @@ pub fn start_with_listeners(
     let stop = CancellationToken::new();
     let shell = Shell::new(&cfg, clock.clone(), stop.clone());
     let dir = &cfg.data_dir;
-    let (core_task, io_tasks) = match cfg.mode {
-        Mode::Raft | Mode::Sync | Mode::Async => {
-            let p = match cfg.mode {
-                Mode::Raft => Policy::Raft,
-                Mode::Sync => Policy::Sync,
-                _ => Policy::Async,
-            };
+    // Which core serves the mode is the modes table's to say.
+    let (core_task, io_tasks) = match cfg.mode.core() {
+        CoreFamily::Replog(p) => {
             let (wal, recs, report) = open_wal(dir, policy)?;
             shell.spawn(ReplogCore::new(id, peers, p, t, s, recs, now), wal, report, client, peer)
         }
-        Mode::Paxos => {
+        CoreFamily::Paxos => {
             let (wal, recs, report) = open_wal(dir, policy)?;
             shell.spawn(PaxosCore::new(id, peers, t, s, recs), wal, report, client, peer)
         }
-        Mode::MultiLeader | Mode::Eventual => {
-            let flavor =
-                if cfg.mode == Mode::MultiLeader { Flavor::MultiLeader } else { Flavor::Eventual };
+        CoreFamily::Lww(flavor) => {
             let (wal, recs, report) = open_wal(dir, policy)?;
             shell.spawn(LwwCore::new(id, peers, flavor, t, s, recs), wal, report, client, peer)
         }
-        Mode::Causal => {
+        CoreFamily::Causal => {
             let (wal, recs, report) = open_wal(dir, policy)?;
             shell.spawn(CausalCore::new(id, peers, t, s, recs), wal, report, client, peer)
         }

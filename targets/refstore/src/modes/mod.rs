@@ -1,4 +1,7 @@
-//! The replication protocol cores, one per mode family, and the `Mode` a cluster runs.
+//! The replication protocol cores, one per mode family, and the `Mode` a
+//! cluster runs: the one table of modes, which the node shell, the command
+//! line and faultline's adapter all read. Adding a mode is a variant here
+//! (its name, its promise, the core that serves it) and that core.
 
 pub mod causal;
 pub mod lww;
@@ -10,6 +13,23 @@ mod testnet;
 use crate::wal::RecoveryPolicy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+use self::lww::Flavor;
+use self::replog::Policy;
+
+/// The protocol core that serves a mode, with the setting that makes it
+/// that mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreFamily {
+    /// One replicated log (`replog::ReplogCore`) under a commit policy.
+    Replog(Policy),
+    /// Per-key CASPaxos (`paxos::PaxosCore`).
+    Paxos,
+    /// Last-write-wins replicas (`lww::LwwCore`).
+    Lww(Flavor),
+    /// Vector-clock causal replication (`causal::CausalCore`).
+    Causal,
+}
 
 /// The replication mode of a cluster (every node of a cluster runs the same one).
 #[derive(
@@ -82,6 +102,47 @@ impl Mode {
     /// Whether one node coordinates writes (the others answer `not-leader`).
     pub fn has_leader(self) -> bool {
         matches!(self, Mode::Raft | Mode::Sync | Mode::Async)
+    }
+
+    /// The core that serves this mode.
+    pub fn core(self) -> CoreFamily {
+        match self {
+            Mode::Raft => CoreFamily::Replog(Policy::Raft),
+            Mode::Sync => CoreFamily::Replog(Policy::Sync),
+            Mode::Async => CoreFamily::Replog(Policy::Async),
+            Mode::Paxos => CoreFamily::Paxos,
+            Mode::MultiLeader => CoreFamily::Lww(Flavor::MultiLeader),
+            Mode::Eventual => CoreFamily::Lww(Flavor::Eventual),
+            Mode::Causal => CoreFamily::Causal,
+        }
+    }
+
+    /// What the mode promises, in one line (the README's table has more).
+    pub fn promise(self) -> &'static str {
+        match self {
+            Mode::Raft => "linearizable; no acknowledged write is lost",
+            Mode::Paxos => "linearizable per key; no acknowledged write is lost",
+            Mode::Sync => "linearizable while the primary holds its lease",
+            Mode::Async => "may lose acknowledged writes when the primary fails",
+            Mode::MultiLeader => "converges; last write wins by wall clock, so skew loses writes",
+            Mode::Causal => "causal+ consistency; available under partitions",
+            Mode::Eventual => "converges; stale reads and lost concurrent writes",
+        }
+    }
+
+    /// Every mode's name, comma-separated, for help and error messages.
+    pub fn names() -> String {
+        Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("refstore has no mode {s:?}; modes: {}", Mode::names()))
     }
 }
 

@@ -1,19 +1,22 @@
-//! `faultline check`: judge history files with a checker, print a summary,
-//! optionally JSON and HTML, and exit 0 valid, 1 invalid, 2 unknown, 254 on
-//! bad arguments or unreadable input.
+//! `faultline check`: judge history files with a checker from the
+//! registry's table (built-in or plugin), print a summary, optionally JSON
+//! and HTML, and exit 0 valid, 1 invalid, 2 unknown, 254 on bad arguments
+//! or unreadable input.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use checkers::formats::{self, Format};
-use checkers::registry::{self, CheckSpec};
+use checkers::registry::CheckSpec;
 use checkers::{Budget, Checker, History, Validity, Verdict, html};
 use clap::Args;
 use rayon::prelude::*;
 
-use crate::EXIT_BAD_INPUT;
+use super::EXIT_BAD_INPUT;
+use crate::error::HarnessError;
+use crate::plugin::Registry;
+
+type Result<T> = std::result::Result<T, HarnessError>;
 
 /// Options of `faultline check`.
 #[derive(Args, Debug)]
@@ -47,7 +50,8 @@ pub struct CheckArgs {
     /// Give up (verdict unknown) after this many seconds per file.
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
-    /// Give up (verdict unknown) when the search holds this many MiB.
+    /// Give up (verdict unknown) when the check holds this many MiB more
+    /// than when it began (default: half the machine's memory).
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<usize>,
     /// Print the verdicts as JSON instead of text.
@@ -62,31 +66,45 @@ pub struct CheckArgs {
     list: bool,
 }
 
-/// Runs `faultline check`.
-pub fn run(args: CheckArgs) -> ExitCode {
-    match run_inner(args) {
+/// Runs `faultline check` with the checkers of `registry`; returns the
+/// exit code.
+pub fn check(args: &CheckArgs, registry: &Registry) -> i32 {
+    match run(args, registry) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("faultline check: {e:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            eprintln!("faultline check: {e}");
+            EXIT_BAD_INPUT
         }
     }
 }
 
-fn spec_from(args: &CheckArgs) -> anyhow::Result<CheckSpec> {
-    let init = match &args.init {
-        None => None,
-        Some(text) => Some(parse_value(text).with_context(|| format!("--init {text:?}"))?),
-    };
+fn bad_arg(field: &str, message: String) -> HarnessError {
+    HarnessError::spec("command line", field, message)
+}
+
+fn spec_from(args: &CheckArgs) -> Result<CheckSpec> {
+    let init =
+        match &args.init {
+            None => None,
+            Some(text) => Some(edn_or_json(text).ok_or_else(|| {
+                bad_arg("--init", format!("{text:?} is not an EDN or JSON value"))
+            })?),
+        };
     let mut options = std::collections::BTreeMap::new();
     for kv in &args.options {
-        let (k, v) =
-            kv.split_once('=').with_context(|| format!("--opt {kv:?}: expected KEY=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| bad_arg("--opt", format!("{kv:?}: expected KEY=VALUE")))?;
         options.insert(k.to_owned(), v.to_owned());
     }
     let time = match args.time_limit {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => anyhow::bail!("--time-limit {s}: expected a positive number of seconds"),
+        Some(s) => {
+            return Err(bad_arg(
+                "--time-limit",
+                format!("{s}: expected a positive number of seconds"),
+            ));
+        }
         None => None,
     };
     Ok(CheckSpec {
@@ -95,19 +113,17 @@ fn spec_from(args: &CheckArgs) -> anyhow::Result<CheckSpec> {
         init,
         consistency_models: args.consistency_models.clone(),
         independent: args.independent,
-        budget: Budget { time, memory: args.memory_limit.map(|m| m << 20) },
+        // Without --memory-limit, half the machine: a search must stop and
+        // say unknown, never be killed by the kernel.
+        budget: Budget {
+            time,
+            memory: args.memory_limit.map(|m| m << 20).or_else(crate::memory::default_limit),
+        },
         options,
     })
 }
 
 /// Parses a value given on the command line: EDN (`nil`, `:k`, `[1 2]`) or JSON.
-fn parse_value(text: &str) -> anyhow::Result<checkers::Value> {
-    match edn_or_json(text) {
-        Some(v) => Ok(v),
-        None => anyhow::bail!("not an EDN or JSON value"),
-    }
-}
-
 fn edn_or_json(text: &str) -> Option<checkers::Value> {
     if let Ok(v) = serde_json::from_str::<checkers::Value>(text) {
         return Some(v);
@@ -119,16 +135,16 @@ fn edn_or_json(text: &str) -> Option<checkers::Value> {
 
 struct FileResult {
     path: PathBuf,
-    outcome: anyhow::Result<(History, Verdict)>,
+    outcome: Result<(History, Verdict)>,
 }
 
-fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
+fn run(args: &CheckArgs, registry: &Registry) -> Result<i32> {
     if args.list {
-        emit(&registry::CheckerTable::builtin().describe())?;
-        return Ok(ExitCode::SUCCESS);
+        emit(&registry.checkers().describe())?;
+        return Ok(super::EXIT_VALID);
     }
-    let spec = spec_from(&args)?;
-    let checker = registry::build(&spec)?;
+    let spec = spec_from(args)?;
+    let checker = registry.build_checker(&spec)?;
     let results: Vec<FileResult> = args
         .files
         .par_iter()
@@ -155,18 +171,20 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| match &r.outcome {
                 Ok((_, v)) => serde_json::json!({"file": r.path, "verdict": v}),
-                Err(e) => serde_json::json!({"file": r.path, "error": format!("{e:#}")}),
+                Err(e) => serde_json::json!({"file": r.path, "error": e.to_string()}),
             })
             .collect();
         let doc = if items.len() == 1 { items[0].clone() } else { serde_json::Value::Array(items) };
-        emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| HarnessError::Internal(format!("verdicts as JSON: {e}")))?;
+        emit(&format!("{text}\n"))?;
     }
     for r in &results {
         match &r.outcome {
             Ok((_, v)) => worst = worst.max(v.validity),
             Err(e) => {
                 bad_input = true;
-                eprintln!("faultline check: {e:#}");
+                eprintln!("faultline check: {e}");
             }
         }
     }
@@ -187,20 +205,20 @@ fn run_inner(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // a second for a million transactions) to every large check.
     std::mem::forget(results);
     if bad_input {
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Ok(EXIT_BAD_INPUT);
     }
-    Ok(ExitCode::from(worst.exit_code() as u8))
+    Ok(worst.exit_code())
 }
 
 /// Writes `text` to standard output. A reader that went away early
 /// (`faultline check --json h.jsonl | head`) is not an error: what it read
 /// was right, and the exit code still gives the verdict.
-fn emit(text: &str) -> anyhow::Result<()> {
+fn emit(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to standard output"),
+        other => other.map_err(|e| HarnessError::io("standard output", e)),
     }
 }
 
@@ -230,7 +248,7 @@ fn table(results: &[FileResult]) -> String {
             }
             Err(e) => {
                 errors += 1;
-                let _ = writeln!(out, "{name:<width$}  {:<8}  {:>9}  {e:#}", "error", "-");
+                let _ = writeln!(out, "{name:<width$}  {:<8}  {:>9}  {e}", "error", "-");
             }
         }
     }
@@ -242,11 +260,11 @@ fn table(results: &[FileResult]) -> String {
     out
 }
 
-fn write_html(
-    out: &std::path::Path,
-    checker: &dyn Checker,
-    results: &[FileResult],
-) -> anyhow::Result<()> {
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| HarnessError::io(path, e))
+}
+
+fn write_html(out: &Path, checker: &dyn Checker, results: &[FileResult]) -> Result<()> {
     let mut pages = Vec::new();
     for r in results {
         if let Ok((h, v)) = &r.outcome {
@@ -285,28 +303,25 @@ fn write_html(
                 checker.name(),
                 out.display()
             );
-            std::fs::write(out, html::page(&format!("{} check", checker.name()), &body))
-                .with_context(|| format!("writing {}", out.display()))?;
+            write(out, &html::page(&format!("{} check", checker.name()), &body))?;
         }
         return Ok(());
     }
     match pages.len() {
-        1 => std::fs::write(out, html::page(&pages[0].title, &pages[0].body))
-            .with_context(|| format!("writing {}", out.display()))?,
+        1 => write(out, &html::page(&pages[0].title, &pages[0].body))?,
         _ => {
-            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::create_dir_all(out).map_err(|e| HarnessError::io(out, e))?;
             let mut index = String::from("<h1>faultline check</h1>\n<ul>\n");
             for p in &pages {
                 let file = format!("{}.html", p.name);
-                std::fs::write(out.join(&file), html::page(&p.title, &p.body))
-                    .with_context(|| format!("writing {}", out.join(&file).display()))?;
+                write(&out.join(&file), &html::page(&p.title, &p.body))?;
                 index.push_str(&format!(
                     "<li><a href=\"{file}\">{}</a></li>\n",
                     html::escape(&p.title)
                 ));
             }
             index.push_str("</ul>\n");
-            std::fs::write(out.join("index.html"), html::page("faultline check", &index))?;
+            write(&out.join("index.html"), &html::page("faultline check", &index))?;
         }
     }
     Ok(())

@@ -13,28 +13,16 @@
 //! ```
 //!
 //! The `latest` links are updated when a run starts, so a run that crashed
-//! is still the one `faultline analyze store/latest` finds.
+//! is still the one `faultline analyze store/latest` finds. The names are
+//! [`crate::store::files`], the one place the layout is written down.
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{HarnessError, Result};
+use crate::error::StoreError;
 use crate::spec::TestSpec;
+use crate::store::files;
 
-/// The file names inside a run directory, shared with readers.
-pub mod files {
-    /// The spec, with the seed.
-    pub const SPEC: &str = "test.toml";
-    /// The history.
-    pub const HISTORY: &str = "history.jsonl";
-    /// The harness log.
-    pub const LOG: &str = "faultline.log";
-    /// Node logs, one folder per node.
-    pub const NODES: &str = "nodes";
-    /// Verdicts, written after checking.
-    pub const RESULTS: &str = "results.json";
-    /// The HTML report, written after checking.
-    pub const REPORT: &str = "report.html";
-}
+type Result<T> = std::result::Result<T, StoreError>;
 
 /// One run's directory.
 #[derive(Clone, Debug)]
@@ -48,7 +36,7 @@ impl RunDir {
     pub fn create(store: &Path, test_name: &str) -> Result<RunDir> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let test_dir = store.join(test_name);
-        std::fs::create_dir_all(&test_dir).map_err(|e| HarnessError::io(&test_dir, e))?;
+        std::fs::create_dir_all(&test_dir).map_err(|e| StoreError::io(&test_dir, e))?;
         // Two runs started in the same millisecond get distinct folders.
         let mut path = test_dir.join(&stamp);
         let mut n = 1;
@@ -59,11 +47,11 @@ impl RunDir {
                     n += 1;
                     path = test_dir.join(format!("{stamp}-{n}"));
                 }
-                Err(e) => return Err(HarnessError::io(&path, e)),
+                Err(e) => return Err(StoreError::io(&path, e)),
             }
         }
         let nodes = path.join(files::NODES);
-        std::fs::create_dir_all(&nodes).map_err(|e| HarnessError::io(&nodes, e))?;
+        std::fs::create_dir_all(&nodes).map_err(|e| StoreError::io(&nodes, e))?;
         let dir = RunDir { path };
         dir.update_latest(store, test_name)?;
         Ok(dir)
@@ -71,9 +59,9 @@ impl RunDir {
 
     /// An existing run directory (following symlinks such as `latest`).
     pub fn open(path: &Path) -> Result<RunDir> {
-        let path = std::fs::canonicalize(path).map_err(|e| HarnessError::io(path, e))?;
+        let path = std::fs::canonicalize(path).map_err(|e| StoreError::io(path, e))?;
         if !path.is_dir() {
-            return Err(HarnessError::io(
+            return Err(StoreError::io(
                 &path,
                 std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a run directory"),
             ));
@@ -114,7 +102,7 @@ impl RunDir {
     /// `nodes/<node>/`, created if missing.
     pub fn node_dir(&self, node: &str) -> Result<PathBuf> {
         let dir = self.path.join(files::NODES).join(node);
-        std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io(&dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         Ok(dir)
     }
 
@@ -127,7 +115,7 @@ impl RunDir {
             path.display(),
             spec.to_toml()
         );
-        std::fs::write(&path, text).map_err(|e| HarnessError::io(&path, e))
+        std::fs::write(&path, text).map_err(|e| StoreError::io(&path, e))
     }
 
     /// Reads `test.toml` back.
@@ -138,8 +126,8 @@ impl RunDir {
     fn update_latest(&self, store: &Path, test_name: &str) -> Result<()> {
         let Some(stamp) = self.path.file_name() else { return Ok(()) };
         let stamp = PathBuf::from(stamp);
-        relink(&store.join(test_name).join("latest"), &stamp)?;
-        relink(&store.join("latest"), &Path::new(test_name).join(&stamp))
+        relink(&store.join(test_name).join(files::LATEST), &stamp)?;
+        relink(&store.join(files::LATEST), &Path::new(test_name).join(&stamp))
     }
 }
 
@@ -148,8 +136,8 @@ impl RunDir {
 fn relink(link: &Path, target: &Path) -> Result<()> {
     let tmp = link.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(|e| HarnessError::io(&tmp, e))?;
-    std::fs::rename(&tmp, link).map_err(|e| HarnessError::io(link, e))
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    std::fs::rename(&tmp, link).map_err(|e| StoreError::io(link, e))
 }
 
 #[cfg(test)]

@@ -1,35 +1,34 @@
-//! The `test`, `analyze` and `clean` commands as library functions, so the
+//! Every faultline command as a library function over a `Registry`, so the
 //! `faultline` binary and a plugin author's own binary (see
-//! `examples/plugin`) share the same command line over their own
-//! `Registry`.
-//!
-//! Exit codes: 0 valid, 1 invalid, 2 unknown, 3 the harness itself failed
-//! (a node would not start, the run was interrupted), 254 bad arguments or
-//! unreadable input.
+//! `examples/plugin`) share one command line, and a plugin's workloads,
+//! targets, nemeses and checkers are reachable from all of it: `test`,
+//! `analyze`, `check`, `report`, `serve` and `clean`. Each returns the
+//! process exit code (`checkers::exit`): 0 valid, 1 invalid, 2 unknown, 3
+//! the harness itself failed (a node would not start, the run was
+//! interrupted), 254 bad arguments or unreadable input.
+
+mod check;
+mod store;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use results::RunDir;
 
+pub use self::check::{CheckArgs, check};
+pub use self::store::{ReportArgs, ServeArgs, report, serve};
 use crate::error::HarnessError;
 use crate::interpreter::Progress;
 use crate::plugin::Registry;
-use crate::run::{RunOptions, RunOutcome};
-use crate::rundir::RunDir;
+use crate::run::RunOptions;
 use crate::spec::{RuntimeKind, SshSpec, TestSpec};
 
-/// Exit code: the history is valid.
-pub const EXIT_VALID: i32 = 0;
-/// Exit code: the history is invalid.
-pub const EXIT_INVALID: i32 = 1;
-/// Exit code: the checkers could not decide.
-pub const EXIT_UNKNOWN: i32 = 2;
-/// Exit code: the harness failed (not the system under test).
-pub const EXIT_HARNESS_FAILED: i32 = 3;
-/// Exit code: bad arguments or unreadable input.
-pub const EXIT_BAD_INPUT: i32 = 254;
+pub use checkers::exit::{
+    BAD_INPUT as EXIT_BAD_INPUT, HARNESS_FAILED as EXIT_HARNESS_FAILED, INVALID as EXIT_INVALID,
+    UNKNOWN as EXIT_UNKNOWN, VALID as EXIT_VALID,
+};
 
 /// `faultline test`: run a test campaign. With no arguments: refstore in
 /// raft mode, 5 local nodes, the register workload, partitions and kills,
@@ -45,10 +44,10 @@ pub struct TestArgs {
     /// The system under test.
     #[arg(long)]
     pub target: Option<String>,
-    /// The target's mode (refstore: raft, async, sync, paxos, multi-leader, causal, eventual).
+    /// The target's mode (`--list` shows each target's modes).
     #[arg(long)]
     pub mode: Option<String>,
-    /// The workload: register, list-append, set.
+    /// The workload (`--list` shows them all).
     #[arg(long)]
     pub workload: Option<String>,
     /// Faults, comma-separated (partition,kill), or `none`.
@@ -134,33 +133,6 @@ pub struct CleanArgs {
     pub dry_run: bool,
 }
 
-/// What `test` did: its exit code and, when a run finished, its outcome
-/// (the seam where the results crate writes `results.json` and the report).
-pub struct TestResult {
-    /// The process exit code.
-    pub code: i32,
-    /// The finished run, if it got that far.
-    pub outcome: Option<RunOutcome>,
-    /// The run directory and the harness error, when a run started and the
-    /// harness failed.
-    pub failure: Option<(PathBuf, String)>,
-}
-
-impl TestResult {
-    fn code(code: i32) -> TestResult {
-        TestResult { code, outcome: None, failure: None }
-    }
-}
-
-/// What `analyze` did: its exit code and, when it judged the run, the run
-/// directory and the verdicts.
-pub struct AnalyzeResult {
-    /// The process exit code.
-    pub code: i32,
-    /// The run and its verdicts.
-    pub checked: Option<(RunDir, crate::analyze::Checked)>,
-}
-
 /// Builds the spec from a file and flags.
 pub fn spec_from_args(args: &TestArgs) -> Result<TestSpec, HarnessError> {
     let (mut spec, source) = match &args.file {
@@ -214,19 +186,20 @@ pub fn exit_code_for(e: &HarnessError) -> i32 {
     }
 }
 
-/// Runs `faultline test`.
-pub fn test(args: &TestArgs, registry: &Registry) -> TestResult {
+/// Runs `faultline test`: the run, then its verdicts, `results.json` and
+/// `report.html` (see `crate::finish`). Returns the exit code.
+pub fn test(args: &TestArgs, registry: &Registry) -> i32 {
     if args.list {
         for (kind, name, about) in registry.list() {
             println!("{kind:9} {name:16} {about}");
         }
-        return TestResult::code(EXIT_VALID);
+        return EXIT_VALID;
     }
     let mut spec = match spec_from_args(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("faultline test: {e}");
-            return TestResult::code(exit_code_for(&e));
+            return exit_code_for(&e);
         }
     };
     let seed = *spec.seed.get_or_insert_with(|| {
@@ -240,14 +213,14 @@ pub fn test(args: &TestArgs, registry: &Registry) -> TestResult {
         Ok(b) => b,
         Err(e) => {
             eprintln!("faultline test: cannot find the faultline executable: {e}; pass --binary");
-            return TestResult::code(EXIT_HARNESS_FAILED);
+            return EXIT_HARNESS_FAILED;
         }
     };
     let run_dir = match RunDir::create(&spec.store, &spec.test_name()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("faultline test: {e}");
-            return TestResult::code(EXIT_HARNESS_FAILED);
+            return EXIT_HARNESS_FAILED;
         }
     };
     match std::fs::File::create(run_dir.log_path()) {
@@ -264,10 +237,10 @@ pub fn test(args: &TestArgs, registry: &Registry) -> TestResult {
         Ok(r) => r,
         Err(e) => {
             eprintln!("faultline test: cannot start the async runtime: {e}");
-            return TestResult::code(EXIT_HARNESS_FAILED);
+            return EXIT_HARNESS_FAILED;
         }
     };
-    let dir_for_msg = run_dir.path().to_owned();
+    let failed_dir = run_dir.clone();
     let result = runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -289,31 +262,36 @@ pub fn test(args: &TestArgs, registry: &Registry) -> TestResult {
     crate::logging::log_to(None);
     match result {
         Ok(outcome) => {
-            print!("{}", outcome.checked.verdict.to_text());
+            let verdict = &outcome.finished.checked.verdict;
+            print!("{}", verdict.to_text());
+            for w in &outcome.finished.warnings {
+                eprintln!("faultline test: warning: {w}");
+            }
             println!(
-                "{} events in {:.1} s; run directory {}\nreplay: faultline test -f {}",
+                "{} events in {:.1} s; run directory {}\nreplay: faultline test -f {}\nreport: {}",
                 outcome.stats.events,
                 outcome.stats.elapsed_ns as f64 / 1e9,
                 outcome.run_dir.path().display(),
-                outcome.run_dir.spec_path().display()
+                outcome.run_dir.spec_path().display(),
+                outcome.finished.report.display()
             );
-            let code = if outcome.stats.interrupted {
+            if outcome.stats.interrupted {
                 eprintln!(
                     "faultline: the run was interrupted; the verdict covers the history up to then"
                 );
                 EXIT_HARNESS_FAILED
             } else {
-                outcome.checked.verdict.validity.exit_code()
-            };
-            TestResult { code, outcome: Some(outcome), failure: None }
+                verdict.validity.exit_code()
+            }
         }
         Err(e) => {
-            eprintln!("faultline test: {e}\n(run directory {})", dir_for_msg.display());
-            TestResult {
-                code: exit_code_for(&e),
-                outcome: None,
-                failure: Some((dir_for_msg, e.to_string())),
+            eprintln!("faultline test: {e}\n(run directory {})", failed_dir.path().display());
+            // The run says nothing about the system under test; its report
+            // says why, with whatever history was recorded.
+            if let Err(e) = crate::finish::record_failure(&failed_dir, &e.to_string()) {
+                eprintln!("faultline test: could not record the failure: {e}");
             }
+            exit_code_for(&e)
         }
     }
 }
@@ -355,11 +333,12 @@ fn spawn_progress(
     (bar, task)
 }
 
-/// Runs `faultline analyze`.
-pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> AnalyzeResult {
+/// Runs `faultline analyze`: checks a recorded run again and rewrites its
+/// `results.json` and `report.html`. Returns the exit code.
+pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> i32 {
     let bad = |e: &dyn std::fmt::Display| {
         eprintln!("faultline analyze: {e}");
-        AnalyzeResult { code: EXIT_BAD_INPUT, checked: None }
+        EXIT_BAD_INPUT
     };
     let run = match RunDir::open(&args.run_dir) {
         Ok(r) => r,
@@ -369,9 +348,9 @@ pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> AnalyzeResult {
         Ok(s) => s,
         Err(e) => return bad(&e),
     };
-    match crate::analyze::check_run(&run, &spec, registry) {
-        Ok(checked) => {
-            let v = &checked.verdict;
+    match crate::finish::finish_run(&run, &spec, registry) {
+        Ok(finished) => {
+            let v = &finished.checked.verdict;
             if args.json {
                 match serde_json::to_string_pretty(v) {
                     Ok(s) => println!("{s}"),
@@ -380,7 +359,11 @@ pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> AnalyzeResult {
             } else {
                 print!("{}", v.to_text());
             }
-            AnalyzeResult { code: v.validity.exit_code(), checked: Some((run, checked)) }
+            for w in &finished.warnings {
+                eprintln!("faultline analyze: warning: {w}");
+            }
+            eprintln!("report: {}", finished.report.display());
+            v.validity.exit_code()
         }
         Err(e) => {
             let code = match e {
@@ -390,7 +373,7 @@ pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> AnalyzeResult {
                 ref other => exit_code_for(other),
             };
             eprintln!("faultline analyze: {e}");
-            AnalyzeResult { code, checked: None }
+            code
         }
     }
 }

@@ -1,0 +1,470 @@
+//! Porcupine's key-value store: `get`, `put` and `append` on strings.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+use super::{Interner, Model, ModelKind, unknown_function};
+use crate::value::Value;
+
+/// Porcupine's key-value store: string values, `get`, `put`, `append`
+/// (concatenation), initially empty strings. Strings are interned, and
+/// concatenations memoised, so states are vectors of ids.
+///
+/// Appends only ever extend a value, so every get still to come must
+/// return an extension of the current value, unless a put still to come
+/// resets it. The model tracks the gets and puts not yet linearized, and
+/// `doomed` rejects a state the moment the get that must be linearized
+/// soonest (the remaining get that returned first) could no longer see it:
+/// a wrong order of two concurrent appends is caught at the second append,
+/// not at the get that shows the order, possibly hundreds of steps later.
+#[derive(Clone, Debug)]
+pub(crate) struct Kv {
+    strings: Strings,
+    keys: Arc<[Value]>,
+    /// Per key: remaining gets, by completion position, with the value read.
+    gets: Vec<std::collections::BTreeMap<u32, u32>>,
+    /// Per key: remaining gets that no put leads to, by (length of the
+    /// value read, completion position), with the value: until such a get
+    /// is linearized, the key's value must stay a prefix of what it read.
+    fixed: Vec<std::collections::BTreeMap<(u32, u32), u32>>,
+    /// Per key: remaining puts, by value.
+    puts: Vec<FxHashMap<u32, u32>>,
+    /// For each (key, value read by a get): the values of puts to that key
+    /// that are prefixes of it, i.e. puts from which the get could be reached.
+    resets: Arc<FxHashMap<(u32, u32), SmallVec<[u32; 2]>>>,
+    /// Per key: remaining appends (crashed or not), by value.
+    appends: Vec<FxHashMap<u32, u32>>,
+    /// Per key: the distinct lengths of appended strings, so that "does a
+    /// remaining append start this text" costs a few lookups.
+    append_lens: Arc<[SmallVec<[u32; 4]>]>,
+    /// The completion position of the first get whose value no sequence of
+    /// a put (or the initial empty value) and appends to its key spells:
+    /// no linearization reaches past it, whatever the order.
+    hopeless: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Strings {
+    map: FxHashMap<Box<str>, u32>,
+    strs: Vec<Box<str>>,
+    concat: FxHashMap<(u32, u32), u32>,
+}
+
+impl Strings {
+    fn new() -> Strings {
+        let mut s = Strings::default();
+        s.id("");
+        s
+    }
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.map.get(text) {
+            return id;
+        }
+        let id = self.strs.len() as u32;
+        self.strs.push(text.into());
+        self.map.insert(text.into(), id);
+        id
+    }
+    fn append(&mut self, a: u32, b: u32) -> u32 {
+        if let Some(&id) = self.concat.get(&(a, b)) {
+            return id;
+        }
+        let joined = format!("{}{}", self.strs[a as usize], self.strs[b as usize]);
+        let id = self.id(&joined);
+        self.concat.insert((a, b), id);
+        id
+    }
+}
+
+/// A kv operation on key `slot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum KvOp {
+    Get(u32, u32),
+    Put(u32, u32),
+    Append(u32, u32),
+}
+
+impl KvOp {
+    fn slot_mut(&mut self) -> &mut u32 {
+        match self {
+            KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
+        }
+    }
+}
+
+impl Model for Kv {
+    type State = SmallVec<[u32; 1]>;
+    type Op = KvOp;
+    fn on_lift(&mut self, op: &KvOp, ret: u32) {
+        match *op {
+            KvOp::Get(k, v) => {
+                self.gets[k as usize].remove(&ret);
+                if !self.resets.contains_key(&(k, v)) {
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    self.fixed[k as usize].remove(&(len, ret));
+                }
+            }
+            KvOp::Put(k, v) => {
+                if let Some(c) = self.puts[k as usize].get_mut(&v) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            KvOp::Append(k, v) => {
+                if let Some(c) = self.appends[k as usize].get_mut(&v) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+        }
+    }
+    fn on_unlift(&mut self, op: &KvOp, ret: u32) {
+        match *op {
+            KvOp::Get(k, v) => {
+                self.gets[k as usize].insert(ret, v);
+                if !self.resets.contains_key(&(k, v)) {
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    self.fixed[k as usize].insert((len, ret), v);
+                }
+            }
+            KvOp::Put(k, v) => *self.puts[k as usize].entry(v).or_insert(0) += 1,
+            KvOp::Append(k, v) => *self.appends[k as usize].entry(v).or_insert(0) += 1,
+        }
+    }
+    fn doomed(&self, state: &Self::State, op: &KvOp) -> Option<u32> {
+        if self.hopeless.is_some() {
+            return self.hopeless;
+        }
+        let k = match *op {
+            KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
+        };
+        let cur = &self.strings.strs[state[k as usize] as usize];
+        // The shortest value a remaining get that no put leads to will read:
+        // appends alone must get there from here.
+        if let Some((&(_, ret), &want)) = self.fixed[k as usize].first_key_value() {
+            let want = &self.strings.strs[want as usize];
+            if !want.starts_with(&**cur) {
+                return Some(ret);
+            }
+            // And the next of those appends must start what is missing.
+            if want.len() > cur.len() && !self.an_append_starts(k, &want[cur.len()..]) {
+                return Some(ret);
+            }
+        }
+        // The value the remaining get that returned first will read: appends
+        // from here, or a remaining put, must lead there.
+        let (&ret, &want) = self.gets[k as usize].first_key_value()?;
+        if self.strings.strs[want as usize].starts_with(&**cur) {
+            return None;
+        }
+        let puts = &self.puts[k as usize];
+        let resettable = self
+            .resets
+            .get(&(k, want))
+            .is_some_and(|ps| ps.iter().any(|p| puts.get(p).is_some_and(|&c| c > 0)));
+        (!resettable).then_some(ret)
+    }
+    fn doom_reason(&self, op: &KvOp) -> Option<String> {
+        let KvOp::Get(k, _) = *op else { return None };
+        Some(if self.hopeless.is_some() {
+            format!(
+                "no put or the empty start value, followed by appends to key {}, spells this value",
+                self.keys[k as usize]
+            )
+        } else {
+            "every way forward leaves the key's value where no append still to come continues \
+             it toward this get's value, and no put still to come leads there"
+                .to_owned()
+        })
+    }
+    fn init(&self) -> Self::State {
+        SmallVec::from_elem(0, self.keys.len())
+    }
+    fn step(&mut self, s: &Self::State, op: &KvOp) -> Option<Self::State> {
+        match *op {
+            KvOp::Get(k, v) => (s[k as usize] == v).then(|| s.clone()),
+            KvOp::Put(k, v) => {
+                let mut n = s.clone();
+                n[k as usize] = v;
+                Some(n)
+            }
+            KvOp::Append(k, v) => {
+                let mut n = s.clone();
+                n[k as usize] = self.strings.append(s[k as usize], v);
+                Some(n)
+            }
+        }
+    }
+    fn state_bytes(s: &Self::State) -> usize {
+        if s.spilled() { s.len() * 4 } else { 0 }
+    }
+    fn show_state(&self, s: &Self::State) -> String {
+        let parts: Vec<String> = s
+            .iter()
+            .enumerate()
+            .map(|(k, v)| format!("{} {:?}", self.keys[k], &*self.strings.strs[*v as usize]))
+            .collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+impl Kv {
+    /// Whether some append to key `k` not yet linearized is a prefix of `text`.
+    fn an_append_starts(&self, k: u32, text: &str) -> bool {
+        let remaining = &self.appends[k as usize];
+        self.append_lens[k as usize].iter().any(|&len| {
+            let len = len as usize;
+            len <= text.len()
+                && text.is_char_boundary(len)
+                && self
+                    .strings
+                    .map
+                    .get(&text[..len])
+                    .is_some_and(|id| remaining.get(id).is_some_and(|&c| c > 0))
+        })
+    }
+}
+
+/// Builds kv ops; every op needs a key (the op's `key` field).
+pub(crate) struct KvKind {
+    strings: Strings,
+    keys: Interner,
+}
+
+impl Default for KvKind {
+    fn default() -> Self {
+        KvKind { strings: Strings::new(), keys: Interner::default() }
+    }
+}
+
+impl KvKind {
+    /// Whether `value` is the initial empty string or a put's value, followed
+    /// by appended strings (each used any number of times: a necessary
+    /// condition only, cheap to decide by dynamic programming over the
+    /// positions of `value`).
+    fn spelled(
+        &self,
+        value: u32,
+        puts: &FxHashMap<u32, u32>,
+        appends: &FxHashMap<u32, u32>,
+        lens: &[u32],
+    ) -> bool {
+        let text = &*self.strings.strs[value as usize];
+        let mut reach = vec![false; text.len() + 1];
+        reach[0] = true;
+        for &p in puts.keys() {
+            let put = &*self.strings.strs[p as usize];
+            if text.starts_with(put) {
+                reach[put.len()] = true;
+            }
+        }
+        for at in 0..text.len() {
+            if !reach[at] {
+                continue;
+            }
+            for &len in lens {
+                let end = at + len as usize;
+                if len > 0
+                    && end <= text.len()
+                    && text.is_char_boundary(end)
+                    && self
+                        .strings
+                        .map
+                        .get(&text[at..end])
+                        .is_some_and(|id| appends.contains_key(id))
+                {
+                    reach[end] = true;
+                }
+            }
+        }
+        reach[text.len()]
+    }
+}
+
+fn kv_text(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Nil => Ok(String::new()),
+        Value::Str(s) | Value::Keyword(s) => Ok(s.to_string()),
+        Value::Int(i) => Ok(i.to_string()),
+        Value::BigInt(digits) => Ok(digits.to_string()),
+        other => Err(format!("the kv model stores strings, found {other}")),
+    }
+}
+
+impl ModelKind for KvKind {
+    type M = Kv;
+    fn observes(&self, f: &str, output: &Value) -> bool {
+        matches!(f, "get" | "read") && !output.is_nil()
+    }
+    fn observing(&self) -> String {
+        "an ok get".into()
+    }
+    fn compile(
+        &mut self,
+        f: &str,
+        key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<KvOp>, String> {
+        let key = key.ok_or("the kv model needs a key on every operation (the `key` field)")?;
+        let k = self.keys.id(key) - 1;
+        match f {
+            "get" | "read" => match output {
+                None => Ok(None),
+                Some(v) => Ok(Some(KvOp::Get(k, self.strings.id(&kv_text(v)?)))),
+            },
+            "put" | "write" => Ok(Some(KvOp::Put(k, self.strings.id(&kv_text(input)?)))),
+            "append" => Ok(Some(KvOp::Append(k, self.strings.id(&kv_text(input)?)))),
+            _ => Err(unknown_function("kv", f, "get, put and append")),
+        }
+    }
+    fn model_for(&mut self, ops: &mut [KvOp], _calls: &[u32], rets: &[u32]) -> Kv {
+        // Renumber this partition's keys from 0 so states hold only them.
+        let mut local: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut keys = Vec::new();
+        for op in ops.iter_mut() {
+            let slot = op.slot_mut();
+            let next = local.len() as u32;
+            let l = *local.entry(*slot).or_insert_with(|| {
+                keys.push(self.keys.values[*slot as usize + 1].clone());
+                next
+            });
+            *slot = l;
+        }
+        let mut gets = vec![std::collections::BTreeMap::new(); keys.len()];
+        let mut puts = vec![FxHashMap::default(); keys.len()];
+        let mut appends = vec![FxHashMap::default(); keys.len()];
+        let mut append_lens = vec![SmallVec::<[u32; 4]>::new(); keys.len()];
+        for (op, &ret) in ops.iter().zip(rets) {
+            match *op {
+                KvOp::Get(k, v) => {
+                    gets[k as usize].insert(ret, v);
+                }
+                KvOp::Put(k, v) => *puts[k as usize].entry(v).or_insert(0u32) += 1,
+                KvOp::Append(k, v) => {
+                    *appends[k as usize].entry(v).or_insert(0u32) += 1;
+                    let len = self.strings.strs[v as usize].len() as u32;
+                    if !append_lens[k as usize].contains(&len) {
+                        append_lens[k as usize].push(len);
+                    }
+                }
+            }
+        }
+        let mut resets: FxHashMap<(u32, u32), SmallVec<[u32; 2]>> = FxHashMap::default();
+        for (k, key_gets) in gets.iter().enumerate() {
+            for &g in key_gets.values() {
+                let want = &self.strings.strs[g as usize];
+                let from: SmallVec<[u32; 2]> = puts[k]
+                    .keys()
+                    .copied()
+                    .filter(|&p| want.starts_with(&*self.strings.strs[p as usize]))
+                    .collect();
+                if !from.is_empty() {
+                    resets.insert((k as u32, g), from);
+                }
+            }
+        }
+        let mut fixed = vec![std::collections::BTreeMap::new(); keys.len()];
+        for (k, key_gets) in gets.iter().enumerate() {
+            for (&ret, &g) in key_gets {
+                if !resets.contains_key(&(k as u32, g)) {
+                    let len = self.strings.strs[g as usize].len() as u32;
+                    fixed[k].insert((len, ret), g);
+                }
+            }
+        }
+        let hopeless = gets
+            .iter()
+            .enumerate()
+            .flat_map(|(k, key_gets)| key_gets.iter().map(move |(&ret, &g)| (k, ret, g)))
+            .filter(|&(k, _, g)| !self.spelled(g, &puts[k], &appends[k], &append_lens[k]))
+            .map(|(_, ret, _)| ret)
+            .min();
+        Kv {
+            strings: self.strings.clone(),
+            keys: keys.into(),
+            gets,
+            fixed,
+            puts,
+            resets: Arc::new(resets),
+            appends,
+            append_lens: append_lens.into(),
+            hopeless,
+        }
+    }
+    /// A crashed append whose text no get of its key contains, or a crashed
+    /// put whose value no get of its key starts with, was never followed by
+    /// a get before the next put on that key (that get would show it), so
+    /// leaving it out changes no result.
+    fn useful(&self, ops: &[KvOp], rets: &[u32]) -> Vec<bool> {
+        let mut seen: FxHashMap<u32, rustc_hash::FxHashSet<u32>> = FxHashMap::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            if let (KvOp::Get(k, v), true) = (*op, ret != u32::MAX) {
+                seen.entry(k).or_default().insert(v);
+            }
+        }
+        let text = |id: u32| &*self.strings.strs[id as usize];
+        let shown = |k: u32, test: &dyn Fn(&str) -> bool| {
+            seen.get(&k).is_some_and(|vs| vs.iter().any(|&v| test(text(v))))
+        };
+        ops.iter()
+            .zip(rets)
+            .map(|(op, &ret)| match *op {
+                _ if ret != u32::MAX => true,
+                KvOp::Append(k, a) => shown(k, &|v| v.contains(text(a))),
+                KvOp::Put(k, p) => shown(k, &|v| v.starts_with(text(p))),
+                KvOp::Get(..) => true,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn kv_appends_concatenate_and_renumber_keys() {
+        let mut k = KvKind::default();
+        let key = Value::str("7");
+        let mut ops = vec![
+            k.compile("append", Some(&key), &Value::str("x 1 y"), None).expect("a").expect("op"),
+            k.compile("append", Some(&key), &Value::str("x 2 y"), None).expect("a").expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("x 1 yx 2 y")))
+                .expect("g")
+                .expect("op"),
+        ];
+        let mut m = k.model_for(&mut ops, &[0, 1, 2], &[1, 2, 3]);
+        let s = m.step(&m.init(), &ops[0]).expect("a1");
+        let s = m.step(&s, &ops[1]).expect("a2");
+        assert!(m.step(&s, &ops[2]).is_some());
+        assert_eq!(m.show_state(&s), "{\"7\" \"x 1 yx 2 y\"}");
+    }
+
+    #[test]
+    fn kv_get_no_append_spells_is_hopeless_and_unseen_crashes_are_dropped() {
+        let mut k = KvKind::default();
+        let key = Value::str("k");
+        let mut ops = vec![
+            k.compile("put", Some(&key), &Value::str("p"), None).expect("p").expect("op"),
+            k.compile("append", Some(&key), &Value::str("ab"), None).expect("a").expect("op"),
+            k.compile("append", Some(&key), &Value::str("zz"), None).expect("a").expect("op"),
+            k.compile("put", Some(&key), &Value::str("q"), None).expect("p").expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabab")))
+                .expect("g")
+                .expect("op"),
+            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabc")))
+                .expect("g")
+                .expect("op"),
+        ];
+        let crashed = u32::MAX;
+        // Crashed: the put of "p" (a get starts with it), the append of "ab"
+        // (gets contain it), the append of "zz" and the put of "q" (no get
+        // shows them).
+        let rets = [crashed, crashed, crashed, crashed, 8, 9];
+        assert_eq!(k.useful(&ops, &rets), vec![true, true, false, false, true, true]);
+        // "pabab" is "p" then "ab" twice: possible. "pabc": no append spells "c".
+        let m = k.model_for(&mut ops, &[0, 1, 2, 3, 4, 5], &rets);
+        assert_eq!(m.hopeless, Some(9));
+        assert_eq!(m.doomed(&m.init(), &ops[0]), Some(9));
+    }
+}

@@ -1,0 +1,179 @@
+//! Sequential specifications for the linearizability checker, and their
+//! translation from history operations into compact model operations: the
+//! `Model` and `ModelKind` traits the search works with, the value
+//! interner, and one file per built-in model.
+//!
+//! Every model interns the values it sees into `u32` ids before the search,
+//! so that states are small, cheap to clone, hash and compare. Knossos's
+//! conventions are kept: a read that returned `nil` (or whose result is
+//! unknown) constrains nothing; a failed op did not happen; a crashed op may
+//! take effect at any point after its invocation, or never.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::value::Value;
+
+mod kv;
+mod multi_register;
+mod mutex;
+mod queue;
+mod register;
+mod set;
+
+pub(crate) use self::kv::KvKind;
+pub(crate) use self::multi_register::MultiRegisterKind;
+pub(crate) use self::mutex::MutexKind;
+pub(crate) use self::queue::QueueKind;
+pub(crate) use self::register::RegisterKind;
+pub(crate) use self::set::SetKind;
+
+/// A sequential specification the search can step.
+pub(crate) trait Model: Send {
+    /// A model state. Small and cheap to clone: the search stores many.
+    type State: Clone + Eq + Hash + Send + Debug;
+    /// An operation with its observed output.
+    type Op: Clone + Eq + Hash + Send + Sync + Debug;
+    /// The initial state.
+    fn init(&self) -> Self::State;
+    /// The state after `op`, or `None` when `op`'s output is impossible in `state`.
+    fn step(&mut self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+    /// Heap bytes a state holds, for the memory budget.
+    fn state_bytes(_state: &Self::State) -> usize {
+        0
+    }
+    /// Called when `op` is linearized, so that a model can keep track of
+    /// the operations still to come (see `doomed`). `ret` is the history
+    /// position of the op's completion (`u32::MAX` for a crashed op).
+    fn on_lift(&mut self, _op: &Self::Op, _ret: u32) {}
+    /// Called when `op` is taken back out of the linearization.
+    fn on_unlift(&mut self, _op: &Self::Op, _ret: u32) {}
+    /// When no continuation from `state` (just reached by `op`) can explain
+    /// an operation still to come, the completion position of that
+    /// operation (the witness). Lets a model prune a branch at the step that
+    /// dooms it instead of many steps later. Must never answer for a state
+    /// from which a linearization exists.
+    fn doomed(&self, _state: &Self::State, _op: &Self::Op) -> Option<u32> {
+        None
+    }
+    /// Why `op`, which `doomed` named, can never be explained, in words
+    /// that follow "from every state the model can be in just before that":
+    /// for evidence. `None` keeps the general wording.
+    fn doom_reason(&self, _op: &Self::Op) -> Option<String> {
+        None
+    }
+    /// The state in words, for evidence.
+    fn show_state(&self, state: &Self::State) -> String;
+}
+
+/// Builds a model's operations from history ops, then the model itself.
+pub(crate) trait ModelKind: Send {
+    /// The model this kind builds.
+    type M: Model + Clone;
+    /// Translates one paired operation. `output` is the completion's value
+    /// for an `ok` op and `None` for a crashed one. `Ok(None)` drops an op
+    /// that can neither change the state nor be contradicted.
+    fn compile(
+        &mut self,
+        f: &str,
+        key: Option<&Value>,
+        input: &Value,
+        output: Option<&Value>,
+    ) -> Result<Option<<Self::M as Model>::Op>, String>;
+    /// The model for one partition, whose operations may be rewritten
+    /// (for instance to renumber keys from 0). `calls` and `rets` give each
+    /// op's invocation and completion positions (`u32::MAX` when it crashed).
+    fn model_for(
+        &mut self,
+        ops: &mut [<Self::M as Model>::Op],
+        calls: &[u32],
+        rets: &[u32],
+    ) -> Self::M;
+
+    /// Which ops the search needs: `false` for a crashed op whose effect no
+    /// completed op can ever observe (a write of a value nobody reads, an add
+    /// of an element no read contains). Leaving such an op out of every
+    /// linearization changes no completed op's result, so dropping it is
+    /// exact; and it keeps the search from trying every subset of them.
+    fn useful(&self, ops: &[<Self::M as Model>::Op], rets: &[u32]) -> Vec<bool> {
+        vec![true; ops.len().min(rets.len())]
+    }
+
+    /// Whether an ok op with function `f` and result `output` observed the
+    /// model's state. A history in which nothing did is judged unknown:
+    /// writes alone are linearizable in any order.
+    fn observes(&self, f: &str, output: &Value) -> bool {
+        let _ = (f, output);
+        true
+    }
+
+    /// The operations that observe the state, in words, for that verdict.
+    fn observing(&self) -> String {
+        "an ok operation".into()
+    }
+
+    /// The partition an op with `key` belongs to when the history is
+    /// checked key by key (P-compositionality).
+    fn partition(&self, key: Option<&Value>) -> Option<Value> {
+        key.cloned()
+    }
+}
+
+/// Interns values to ids; id 0 is `nil`.
+#[derive(Clone, Debug)]
+pub(crate) struct Interner {
+    map: FxHashMap<Value, u32>,
+    values: Vec<Value>,
+    /// `values` frozen for sharing, rebuilt only when values were added.
+    shared: Option<Arc<[Value]>>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let mut i = Interner { map: FxHashMap::default(), values: Vec::new(), shared: None };
+        i.id(&Value::Nil);
+        i
+    }
+}
+
+impl Interner {
+    pub(crate) fn id(&mut self, v: &Value) -> u32 {
+        if let Some(&id) = self.map.get(v) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(v.clone());
+        self.map.insert(v.clone(), id);
+        id
+    }
+
+    /// The values by id, shared by every partition's model.
+    fn frozen(&mut self) -> Arc<[Value]> {
+        if self.shared.as_ref().is_none_or(|s| s.len() != self.values.len()) {
+            self.shared = Some(self.values.clone().into());
+        }
+        self.shared.clone().unwrap_or_else(|| Arc::from([]))
+    }
+}
+
+/// Stands for every value that no completed operation ever observes (a
+/// value written but never read, an element enqueued but never dequeued).
+/// Such values are interchangeable, so giving them one id merges states
+/// that differ only in which unobserved value they hold, or in the order of
+/// unobserved elements: the search no longer enumerates orders nothing can
+/// tell apart.
+pub(crate) const UNOBSERVED: u32 = u32::MAX - 1;
+
+fn show(values: &[Value], id: u32) -> String {
+    if id == UNOBSERVED {
+        return "«a value nothing reads»".into();
+    }
+    values.get(id as usize).map_or_else(|| format!("#{id}"), ToString::to_string)
+}
+
+fn unknown_function(model: &str, f: &str, known: &str) -> String {
+    format!("the {model} model has no function {f:?}; it knows {known}")
+}
