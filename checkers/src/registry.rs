@@ -65,7 +65,8 @@ pub const NAMES: &[(&str, &str)] = &[
     ),
     (
         "convergence",
-        "eventual convergence: final reads on every node agree and hold every acknowledged write",
+        "eventual convergence: final reads on every node agree and hold every acknowledged write \
+         (registers: --opt order=real-time|causal|none judges which writes are lost)",
     ),
     (
         "set",

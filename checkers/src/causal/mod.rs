@@ -14,8 +14,10 @@
 //! A history that is not differentiated is rejected with an error naming
 //! both writes: guessing which write a read saw would make the verdict a guess.
 
-mod explain;
-mod graph;
+// The convergence checker judges lost writes by the same causal order, and
+// explains them with the same chains.
+pub(crate) mod explain;
+pub(crate) mod graph;
 mod patterns;
 
 use std::time::Instant;

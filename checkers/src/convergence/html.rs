@@ -1,4 +1,5 @@
-//! The convergence page: each node's final state, the anomalies, the
+//! The convergence page: each node's final state, the anomalies (with the
+//! causal chain of a write lost by causal order), superseded writes, the
 //! convergence time and the stalest reads. Drawn from the verdict alone.
 
 use serde_json::json;
@@ -18,6 +19,9 @@ pub(super) fn page(verdict: &Verdict) -> HtmlPage {
     if let Some(why) = &verdict.unknown_reason {
         body.push_str(&format!("<p class=\"unknown\">Unknown because: {}</p>\n", escape(why)));
     }
+    if let Some(note) = d["order_note"].as_str() {
+        body.push_str(&format!("<p class=\"muted\">{}</p>\n", escape(note)));
+    }
     final_states(d, &mut body);
     for a in &verdict.anomalies {
         body.push_str(&format!(
@@ -25,7 +29,11 @@ pub(super) fn page(verdict: &Verdict) -> HtmlPage {
             escape(&a.kind),
             escape(&a.explanation)
         ));
+        for chain in a.data.get("chains").and_then(|c| c.as_array()).into_iter().flatten() {
+            body.push_str(&crate::causal::chain_svg(chain));
+        }
     }
+    superseded(d, &mut body);
     if let Some(conv) = d["convergence"].as_array().filter(|c| !c.is_empty()) {
         let items: Vec<(String, f64)> = conv
             .iter()
@@ -64,6 +72,35 @@ fn final_states(d: &serde_json::Value, body: &mut String) {
     body.push_str("</table>\n");
 }
 
+/// The writes superseded by a concurrent write: no anomaly, but worth seeing.
+fn superseded(d: &serde_json::Value, body: &mut String) {
+    let s = &d["superseded"];
+    let count = s["count"].as_u64().unwrap_or(0);
+    if count == 0 {
+        return;
+    }
+    body.push_str(&format!(
+        "<h2>Superseded by a concurrent write</h2>\n<p>{} not in the final state, but {} order \
+         does not put {} after the write that won, so last-write-wins may keep either: no anomaly.</p>\n\
+         <table><tr><th>object</th><th>write</th><th>won over by</th><th>why concurrent</th></tr>\n",
+        crate::causal::plural(count as usize, "acknowledged write"),
+        escape(d["order"].as_str().unwrap_or("the chosen")),
+        if count == 1 { "it" } else { "them" },
+    ));
+    for e in s["examples"].as_array().into_iter().flatten() {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td class=\"mono\">op {}: {}</td><td class=\"mono\">op {}: {}</td><td>{}</td></tr>\n",
+            escape(&key_label(&e["key"])),
+            e["op"],
+            escape(&e["value"].to_string()),
+            e["winner"]["op"],
+            escape(&e["winner"]["value"].to_string()),
+            escape(e["why"].as_str().unwrap_or(""))
+        ));
+    }
+    body.push_str("</table>\n");
+}
+
 /// How many reads were stale during the run, and the stalest.
 fn stale_reads(d: &serde_json::Value, body: &mut String) {
     let stale = &d["stale_reads"];
@@ -96,6 +133,30 @@ fn stale_reads(d: &serde_json::Value, body: &mut String) {
 mod tests {
     use super::*;
     use crate::verdict::{Anomaly, Validity};
+
+    #[test]
+    fn the_page_shows_anomalies_superseded_writes_and_escapes_text() {
+        let mut v = Verdict::new("convergence", Validity::Invalid, "did not converge: <lost>");
+        v.anomalies.push(Anomaly {
+            kind: "lost-write".into(),
+            explanation: "op 3 & op 5".into(),
+            ops: vec![3, 5],
+            data: json!({"chains": [[{"op": 1, "process": 0, "what": "write 1", "step": null},
+                                     {"op": 3, "process": 1, "what": "read 1", "step": "read-from"}]]}),
+        });
+        v.details = json!({
+            "order": "causal",
+            "superseded": {"count": 1, "examples": [{"key": null, "op": 7, "value": 2,
+                "winner": {"op": 1, "value": 1}, "why": "no chain"}]},
+            "stale_reads": {"count": 0},
+        });
+        let p = page(&v);
+        assert!(p.body.contains("did not converge: &lt;lost&gt;"), "{}", p.body);
+        assert!(p.body.contains("op 3 &amp; op 5"));
+        assert!(p.body.contains("<svg"), "the chain is drawn");
+        assert!(p.body.contains("1 acknowledged write not in the final state, but causal order"));
+        assert!(p.body.contains("op 7: 2"));
+    }
 
     #[test]
     fn the_page_shows_anomalies_and_escapes_text() {

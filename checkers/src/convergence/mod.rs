@@ -16,6 +16,13 @@
 //! value). Ops with a `key` are checked per key. The kind is detected from the
 //! functions and the values read, or set with `--opt type=set|list|counter|register`.
 //!
+//! **The order.** A register keeps one write, so whether a write that is
+//! not in the final state was lost depends on the order the store promises:
+//! `--opt order=real-time|causal|none` (see `order`). A write the order puts
+//! after the winner is lost; one it leaves concurrent with the winner is
+//! superseded, reported in the details but no anomaly. Sets, lists and
+//! counters keep every write, so the order changes nothing for them.
+//!
 //! Besides the verdict, the checker measures: the convergence time (from the
 //! last write to the first moment every node's reads showed the final state,
 //! as far as timed reads show it) and the stale reads during the run (reads
@@ -24,12 +31,14 @@
 //!
 //! Files: this one holds the checker and assembles the verdict; `read` reads
 //! the history into objects and final reads; `finals` each node's final state
-//! and divergence; `lost` sets, lists and counters; `register` registers;
-//! `timing` stale reads and convergence time; `html` the page.
+//! and divergence; `lost` sets, lists and counters; `register` registers
+//! under an order; `order` the orders and happens-before; `timing` stale
+//! reads and convergence time; `html` the page.
 
 mod finals;
 mod html;
 mod lost;
+mod order;
 mod read;
 mod register;
 mod timing;
@@ -39,15 +48,19 @@ use std::time::Instant;
 
 use serde_json::json;
 
+pub use order::Order;
+
 use crate::budget::{Budget, Meter};
 use crate::error::{CheckError, HistoryError};
 use crate::history::History;
+use crate::kv::KvHistory;
 use crate::registry::CheckSpec;
 use crate::value::{ThinVec, Value};
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 use finals::Finals;
+use order::{Causality, Judge};
 use read::Reading;
-use register::Register;
+use register::{Register, Superseded};
 use timing::StaleReads;
 
 /// The kind of replicated object.
@@ -139,18 +152,20 @@ impl From<HistoryError> for Stop {
 #[derive(Clone, Debug, Default)]
 pub struct ConvergenceChecker {
     kind: Option<Kind>,
+    order: Order,
     limit: usize,
     budget: Budget,
 }
 
 impl ConvergenceChecker {
-    /// A checker that detects the object kind.
+    /// A checker that detects the object kind and judges lost register
+    /// writes by real-time order.
     pub fn new() -> ConvergenceChecker {
         ConvergenceChecker { limit: crate::causal::DEFAULT_LIMIT, ..ConvergenceChecker::default() }
     }
 
-    /// Builds the checker from `--opt type=...`, `--opt max-anomalies=N`
-    /// and the budget.
+    /// Builds the checker from `--opt type=...`, `--opt order=...`,
+    /// `--opt max-anomalies=N` and the budget.
     pub fn from_spec(spec: &CheckSpec) -> Result<ConvergenceChecker, CheckError> {
         let mut c = ConvergenceChecker::new();
         if let Some(t) = spec.options.get("type") {
@@ -160,9 +175,19 @@ impl ConvergenceChecker {
                 ))
             })?);
         }
+        if let Some(o) = spec.options.get("order") {
+            c.order = Order::parse(o).ok_or_else(|| {
+                CheckError::BadOption(format!("--opt order must be {}, not {o:?}", Order::CHOICES))
+            })?;
+        }
         c.limit = crate::causal::limit_option(spec)?;
         c.budget = spec.budget;
         Ok(c)
+    }
+
+    /// The order lost register writes are judged by.
+    pub fn order(&self) -> Order {
+        self.order
     }
 }
 
@@ -174,6 +199,7 @@ struct Findings {
     per_key: Vec<serde_json::Value>,
     stale: StaleReads,
     convergence: Vec<serde_json::Value>,
+    superseded: Superseded,
 }
 
 impl Checker for ConvergenceChecker {
@@ -194,6 +220,7 @@ impl Checker for ConvergenceChecker {
                     format!("convergence not judged: {reason}"),
                 );
                 v.unknown_reason = Some(reason);
+                v.details = json!({"order": self.order.name()});
                 v
             }
         };
@@ -210,8 +237,27 @@ impl ConvergenceChecker {
     /// Reads the history, judges every object and assembles the verdict.
     fn judge(&self, history: &History, meter: &Meter) -> Result<Verdict, Stop> {
         let reading = read::read(history, self.kind, meter)?;
-        let findings = self.judge_objects(history, &reading, meter)?;
-        Ok(self.verdict(&reading, findings))
+        // Happens-before is built only where it is used: registers under causal order.
+        let kv: KvHistory;
+        let causality: Causality<'_>;
+        let judge = match (reading.kind, self.order) {
+            (_, Order::RealTime) => Judge::RealTime,
+            (_, Order::None) => Judge::Unordered,
+            (Kind::Register, Order::Causal) => {
+                kv = order::events(history, &reading.objects)?;
+                causality = Causality::new(history, &kv, meter)?;
+                Judge::Causal(&causality)
+            }
+            // Sets, lists and counters do not consult the order.
+            (_, Order::Causal) => Judge::Unordered,
+        };
+        let findings = self.judge_objects(history, &reading, &judge, meter)?;
+        let mut v = self.verdict(&reading, findings);
+        if let Judge::Causal(c) = &judge {
+            let (events, processes) = c.size();
+            v.details["causal_order"] = json!({"events": events, "processes": processes});
+        }
+        Ok(v)
     }
 
     /// Final states, divergence, lost and unexpected values, stale reads and
@@ -220,10 +266,11 @@ impl ConvergenceChecker {
         &self,
         history: &History,
         reading: &Reading,
+        judge: &Judge<'_>,
         meter: &Meter,
     ) -> Result<Findings, Stop> {
         let kind = reading.kind;
-        let register = Register { history, meter };
+        let register = Register { history, judge, meter };
         let mut f = Findings::default();
         for (key, obj) in &reading.objects {
             if let Some(reason) = meter.tick() {
@@ -240,7 +287,14 @@ impl ConvergenceChecker {
                 Kind::Counter => {
                     lost::counter(history, obj, &finals, &label, key, &mut f.anomalies)
                 }
-                Kind::Register => register.judge(obj, &finals, &label, key, &mut f.anomalies)?,
+                Kind::Register => register.judge(
+                    obj,
+                    &finals,
+                    &label,
+                    key,
+                    &mut f.anomalies,
+                    &mut f.superseded,
+                )?,
             }
             f.convergence.extend(timing::convergence_time(kind, obj, &finals, key));
             f.per_key.push(json!({
@@ -269,9 +323,14 @@ impl ConvergenceChecker {
         }
         let worst_conv =
             f.convergence.iter().filter_map(|c| c["at_most_ms"].as_f64()).reduce(f64::max);
+        // Only registers are judged by an order, so only theirs names it.
+        let order_note = match kind {
+            Kind::Register => format!(" ({})", self.order.summary_note()),
+            _ => String::new(),
+        };
         let summary = match validity {
             Validity::Invalid => format!(
-                "did not converge: {}",
+                "did not converge: {}{order_note}",
                 counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
             ),
             Validity::Unknown => "no final reads to judge convergence by".to_owned(),
@@ -281,19 +340,25 @@ impl ConvergenceChecker {
                     .flat_map(|o| o.reads.iter().filter(|r| r.is_final).map(|r| r.node.as_str()))
                     .collect();
                 format!(
-                    "converged: {} agree on {} and hold every acknowledged write{}",
+                    "converged: {} agree on {} and {}{}{order_note}",
                     crate::causal::plural(nodes.len(), "node"),
                     if objects.len() > 1 {
                         format!("each of {} {}s", objects.len(), kind.name())
                     } else {
                         format!("the final {}", kind.name())
                     },
+                    // A register keeps one write, so it cannot hold them all.
+                    if kind == Kind::Register {
+                        "no acknowledged write is lost"
+                    } else {
+                        "hold every acknowledged write"
+                    },
                     worst_conv
                         .map_or(String::new(), |c| format!(", within {c:.0} ms of the last write")),
                 )
             }
         };
-        let summary = format!("{summary}{}", f.stale.summary_tail());
+        let summary = format!("{summary}{}{}", f.superseded.summary_tail(), f.stale.summary_tail());
         let mut v = Verdict::new("convergence", validity, summary);
         if validity == Validity::Unknown {
             v.unknown_reason = Some(format!(
@@ -313,12 +378,24 @@ impl ConvergenceChecker {
             .collect();
         v.details = json!({
             "kind": kind.name(),
+            "order": self.order.name(),
             "final_phase": reading.phase,
             "keys": f.per_key,
             "violations": counts,
             "convergence": f.convergence,
             "stale_reads": f.stale.details(),
         });
+        if kind == Kind::Register {
+            v.details["superseded"] =
+                json!({"count": f.superseded.count, "examples": f.superseded.examples});
+        } else {
+            v.details["order_note"] = json!(format!(
+                "The order does not matter for a {0}: a {0} keeps every write, so every acknowledged write \
+                 must show in the final state whatever the order (--opt order={1} changes nothing).",
+                kind.name(),
+                self.order.name()
+            ));
+        }
         v
     }
 }
@@ -366,6 +443,58 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_order_is_refused_naming_the_choices() {
+        let err = match ConvergenceChecker::from_spec(&spec(&[("order", "lamport")])) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("lamport is not an order"),
+        };
+        assert_eq!(err, "--opt order must be real-time, causal or none, not \"lamport\"");
+        assert_eq!(checker(&[]).order(), Order::RealTime);
+        assert_eq!(checker(&[("order", "causal")]).order(), Order::Causal);
+    }
+
+    #[test]
+    fn the_verdict_names_the_order_and_the_superseded_writes() {
+        // 2 is written after 1 completed, by a process that never read 1.
+        let h = history(&[
+            (0, "write", 1),
+            (1, "write", 2),
+            (0, "final-read", 1),
+            (1, "final-read", 1),
+        ]);
+        let rt = check(&[], &h).expect("checks");
+        assert_eq!(rt.validity, Validity::Invalid);
+        assert_eq!(
+            rt.summary,
+            "did not converge: lost-write 1 (lost writes judged by real-time order)"
+        );
+        let causal = check(&[("order", "causal")], &h).expect("checks");
+        assert_eq!(causal.validity, Validity::Valid, "{}", causal.to_text());
+        assert_eq!(
+            causal.summary,
+            "converged: 2 nodes agree on the final register and no acknowledged write is lost (lost writes \
+             judged by causal order); 1 acknowledged write superseded by a concurrent write"
+        );
+        assert_eq!(causal.details["order"], "causal");
+        assert_eq!(causal.details["superseded"]["count"], 1);
+        assert_eq!(causal.details["causal_order"], json!({"events": 4, "processes": 2}));
+    }
+
+    #[test]
+    fn sets_accept_an_order_and_say_it_changes_nothing() {
+        let mut h = history(&[(0, "final-read", 0)]).into_ops();
+        h.insert(0, Op::new(0, Process::Client(0), OpType::Invoke, "add", 1));
+        h.insert(1, Op::new(0, Process::Client(0), OpType::Ok, "add", 1));
+        h[3].value = Value::set(vec![Value::Int(1)]);
+        let h = History::from_ops_renumbered(h);
+        let v = check(&[("order", "causal"), ("type", "set")], &h).expect("checks");
+        assert_eq!(v.validity, Validity::Valid, "{}", v.to_text());
+        assert!(!v.summary.contains("order"), "{}", v.summary);
+        assert_eq!(v.details["order"], "causal");
+        assert!(v.details["order_note"].as_str().is_some_and(|n| n.contains("changes nothing")));
+    }
+
+    #[test]
     fn a_spent_time_budget_answers_unknown_with_the_reason() {
         let h = history(&[(0, "write", 1), (0, "final-read", 1)]);
         let c = ConvergenceChecker {
@@ -379,14 +508,14 @@ mod tests {
 
     #[test]
     fn the_budget_comes_from_the_spec() {
-        let mut s = spec(&[("type", "register")]);
+        let mut s = spec(&[("type", "register"), ("order", "causal")]);
         s.budget.time = Some(Duration::ZERO);
         let h = history(&[(0, "write", 1), (0, "final-read", 1)]);
-        let v = ConvergenceChecker::from_spec(&s)
-            .and_then(|c| c.check(&h))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = ConvergenceChecker::from_spec(&s).unwrap_or_else(|e| panic!("{e}"));
+        let v = c.check(&h).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v.validity, Validity::Unknown);
         assert_eq!(v.summary, "convergence not judged: the time limit of 0 ms ran out");
+        assert_eq!(v.details["order"], "causal");
     }
 
     #[test]
@@ -401,7 +530,17 @@ mod tests {
         assert_eq!(v.validity, Validity::Valid, "{}", v.to_text());
         assert_eq!(
             v.summary,
-            "converged: 2 nodes agree on the final register and hold every acknowledged write"
+            "converged: 2 nodes agree on the final register and no acknowledged write is lost (lost \
+             writes judged by real-time order)"
         );
+        assert_eq!(v.details["superseded"]["count"], 0);
+    }
+
+    #[test]
+    fn a_value_written_twice_is_refused_under_causal_order_only() {
+        let h = history(&[(0, "write", 1), (1, "write", 1), (0, "final-read", 1)]);
+        assert!(check(&[], &h).is_ok());
+        let err = check(&[("order", "causal")], &h).expect_err("refused");
+        assert!(err.to_string().contains("given the value 1 twice, by op 1"), "{err}");
     }
 }
