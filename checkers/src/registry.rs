@@ -289,6 +289,10 @@ fn register_builtins(t: &mut CheckerTable) {
         Accepts::nothing()
             .independent()
             .option("type", "set, list, counter or register (detected when left out)")
+            .option(
+                "order",
+                "what a register's last write wins by: real-time (default), causal or none",
+            )
             .max_anomalies(),
         |spec, _| boxed(crate::convergence::ConvergenceChecker::from_spec(spec)),
     );

@@ -7,7 +7,11 @@
 //!
 //! Concurrent writes may legitimately end either way, so this workload
 //! finds what clocks do to a last-write-wins store (a node whose clock is
-//! behind writes in the past), not what concurrency does.
+//! behind writes in the past), not what concurrency does. `order` names
+//! the order the store promises its last write wins by: `real-time` (the
+//! default; a store that orders writes by wall clock, such as refstore's
+//! multi-leader mode), `causal` (by Lamport clocks, such as refstore's
+//! eventual mode: a write concurrent with the winner may lose) or `none`.
 
 use checkers::Value;
 use checkers::registry::CheckSpec;
@@ -22,6 +26,8 @@ pub struct LwwRegister {
     pub keys: i64,
     /// Probability that a main-phase operation is a read.
     pub read_ratio: f64,
+    /// The order the last write wins by (`convergence`'s `--opt order`).
+    pub order: String,
 }
 
 impl LwwRegister {
@@ -29,6 +35,14 @@ impl LwwRegister {
     pub fn from_spec(spec: &TestSpec) -> Result<LwwRegister> {
         let keys: i64 = spec.option("keys", 3)?;
         let read_ratio: f64 = spec.option("read_ratio", 0.5)?;
+        let order: String = spec.option("order", "real-time".to_owned())?;
+        if !["real-time", "causal", "none"].contains(&order.as_str()) {
+            return Err(harness::HarnessError::spec(
+                "test spec",
+                "options.order",
+                format!("{order:?}: use real-time, causal or none"),
+            ));
+        }
         if keys < 1 || !(0.0..=1.0).contains(&read_ratio) {
             return Err(harness::HarnessError::spec(
                 "test spec",
@@ -38,7 +52,7 @@ impl LwwRegister {
                 ),
             ));
         }
-        Ok(LwwRegister { keys, read_ratio })
+        Ok(LwwRegister { keys, read_ratio, order })
     }
 }
 
@@ -79,6 +93,7 @@ impl Workload for LwwRegister {
     fn checks(&self, _spec: &TestSpec) -> Vec<CheckSpec> {
         let mut c = CheckSpec { checker: "convergence".into(), ..CheckSpec::default() };
         c.options.insert("type".into(), "register".into());
+        c.options.insert("order".into(), self.order.clone());
         vec![c]
     }
 }

@@ -76,7 +76,8 @@ impl Explainer<'_> {
         out
     }
 
-    fn chain_json(&self, chain: &Chain) -> serde_json::Value {
+    /// The chain as JSON (`[{op, process, what, step}]`), as `chain_svg` draws it.
+    pub(crate) fn chain_json(&self, chain: &Chain) -> serde_json::Value {
         let items: Vec<serde_json::Value> = chain
             .events
             .iter()

@@ -47,7 +47,7 @@ pub struct Chain {
 
 impl Chain {
     /// Merges runs of session steps (a, b, c in one session become a, c).
-    fn compress(mut self) -> Chain {
+    pub(crate) fn compress(mut self) -> Chain {
         let mut events = Vec::with_capacity(self.events.len());
         let mut steps = Vec::with_capacity(self.steps.len());
         events.push(self.events[0]);
@@ -313,7 +313,9 @@ impl<'a> Graph<'a> {
         out.extend_from_slice(extra.preds(u));
     }
 
-    fn succs(&self, extra: &Extra, u: u32, out: &mut Vec<u32>) {
+    /// The events that directly follow `u`: its session successor, the reads
+    /// of its value, and `extra`'s edges out of it.
+    pub(crate) fn succs(&self, extra: &Extra, u: u32, out: &mut Vec<u32>) {
         out.clear();
         let n = self.po_next[u as usize];
         if n != NONE {

@@ -14,8 +14,10 @@
 //! A history that is not differentiated is rejected with an error naming
 //! both writes: guessing which write a read saw would make the verdict a guess.
 
-mod explain;
-mod graph;
+// The convergence checker judges lost writes by the same causal order, and
+// explains them with the same chains.
+pub(crate) mod explain;
+pub(crate) mod graph;
 mod patterns;
 
 use std::time::Instant;
@@ -78,10 +80,6 @@ impl CausalChecker {
     }
 }
 
-/// Reads `--opt max-anomalies=N` (see [`CheckSpec::max_anomalies`]).
-pub(crate) fn limit_option(spec: &CheckSpec) -> Result<usize, CheckError> {
-    spec.max_anomalies()
-}
 
 fn model_title(model: Model) -> &'static str {
     match model {
@@ -315,7 +313,7 @@ fn hidden_count(verdict: &Verdict) -> Option<u64> {
     (total > shown).then_some(total - shown)
 }
 
-pub(crate) use crate::text::plural;
+use crate::text::plural;
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();

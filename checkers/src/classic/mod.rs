@@ -19,9 +19,6 @@ use crate::html::escape;
 use crate::value::Value;
 use crate::verdict::Verdict;
 
-// Until the convergence checker takes its words from `crate::text` too.
-pub(crate) use crate::text::compact;
-
 /// A client operation as an interval, with its outcome.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Interval<'a> {
