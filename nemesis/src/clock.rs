@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -67,12 +68,19 @@ pub struct ClockLimits {
     pub max_drift: f64,
 }
 
+/// How long a clock task may take to finish its last offset at a stop
+/// (a paused node holds the request until it times out) before it is
+/// aborted.
+const TASK_STOP: Duration = Duration::from_secs(10);
+
 /// Injects clock faults and resets them.
 pub struct ClockNemesis {
     limits: ClockLimits,
     bound: Bound,
     /// Background tasks moving clocks (strobe, skew), stopped at the stop.
     tasks: Vec<JoinHandle<()>>,
+    /// Tells those tasks to stop after the offset they are setting.
+    stop: Arc<AtomicBool>,
     /// Whether any offset may be in force.
     dirty: bool,
 }
@@ -80,7 +88,13 @@ pub struct ClockNemesis {
 impl ClockNemesis {
     /// A clock nemesis within `limits`.
     pub fn new(limits: ClockLimits) -> ClockNemesis {
-        ClockNemesis { limits, bound: Bound::default(), tasks: Vec::new(), dirty: false }
+        ClockNemesis {
+            limits,
+            bound: Bound::default(),
+            tasks: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            dirty: false,
+        }
     }
 
     fn offset(&self, rng: &mut Rng) -> i64 {
@@ -92,10 +106,18 @@ impl ClockNemesis {
     /// Stops the background tasks and puts every node's clock back;
     /// returns the nodes that could not be reset, with the reason.
     async fn reset(&mut self) -> Vec<(String, String)> {
-        for t in self.tasks.drain(..) {
-            t.abort();
-            let _ = t.await;
+        // Each task finishes the offset it is setting before it stops.
+        // Aborting it instead could leave that request in flight (or, with
+        // libfaketime, the command that writes the offset file running) to
+        // land after the reset below and move the clock again.
+        self.stop.store(true, Ordering::SeqCst);
+        for mut t in self.tasks.drain(..) {
+            if tokio::time::timeout(TASK_STOP, &mut t).await.is_err() {
+                t.abort();
+                let _ = t.await;
+            }
         }
+        self.stop = Arc::new(AtomicBool::new(false));
         let Ok((env, db)) = self.bound.get("clock") else { return Vec::new() };
         let all = env.nodes().iter().map(|n| (n.clone(), 0)).collect();
         let failed = set_all(&db, &env, all).await;
@@ -170,9 +192,10 @@ impl Nemesis for ClockNemesis {
                             let off = self.offset(rng);
                             let period = Duration::from_millis(rng.random_range(10..=100));
                             let (db2, env2, n2) = (db.clone(), env.clone(), node.clone());
+                            let stop = self.stop.clone();
                             self.tasks.push(tokio::spawn(async move {
                                 let mut on = false;
-                                loop {
+                                while !stop.load(Ordering::SeqCst) {
                                     on = !on;
                                     let _ = set(db2.as_ref(), &env2, &n2, if on { off } else { 0 })
                                         .await;
@@ -195,11 +218,12 @@ impl Nemesis for ClockNemesis {
                             let magnitude = rng.random_range(max / 10.0..=max);
                             let drift = if rng.random_bool(0.5) { magnitude } else { -magnitude };
                             let (db2, env2, n2) = (db.clone(), env.clone(), node.clone());
+                            let stop = self.stop.clone();
                             self.tasks.push(tokio::spawn(async move {
                                 // The offset grows with real time, so the
                                 // node's clock runs at (1 + drift) × real.
                                 let began = Instant::now();
-                                loop {
+                                while !stop.load(Ordering::SeqCst) {
                                     let off = (began.elapsed().as_secs_f64() * 1e3 * drift) as i64;
                                     let _ = set(db2.as_ref(), &env2, &n2, off).await;
                                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -80,7 +80,6 @@ impl CausalChecker {
     }
 }
 
-
 fn model_title(model: Model) -> &'static str {
     match model {
         Model::Causal => "causal consistency (CC)",

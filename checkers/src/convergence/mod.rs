@@ -161,7 +161,10 @@ impl ConvergenceChecker {
     /// A checker that detects the object kind and judges lost register
     /// writes by real-time order.
     pub fn new() -> ConvergenceChecker {
-        ConvergenceChecker { limit: crate::spec::DEFAULT_MAX_ANOMALIES, ..ConvergenceChecker::default() }
+        ConvergenceChecker {
+            limit: crate::spec::DEFAULT_MAX_ANOMALIES,
+            ..ConvergenceChecker::default()
+        }
     }
 
     /// Builds the checker from `--opt type=...`, `--opt order=...`,
