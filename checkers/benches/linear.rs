@@ -7,14 +7,18 @@
 //! 100,000-op cas-register history over 10 keys with 20 processes and 1%
 //! crashed ops, linearizable and with one late stale read.
 //!
+//! `user-model-register-100k` puts a cas-register written with the public
+//! model API (`SequentialModel`) beside the built-in one on the valid
+//! history.
+//!
 //! Run: `FAULTLINE_BENCHDATA=../shared/benchdata cargo bench -p faultline-checkers --bench linear`
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use checkers::linear::{Algorithm, LinearChecker, ModelName};
+use checkers::linear::{Algorithm, LinearChecker, ModelChecker, ModelName, SequentialModel};
 use checkers::synth::{self, SynthSpec};
-use checkers::{Checker, History, Validity, formats};
+use checkers::{Checker, History, Validity, Value, formats};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn data_dir() -> Option<PathBuf> {
@@ -149,5 +153,92 @@ fn synthetic(crit: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, porcupine_data, synthetic);
+/// A compare-and-set register written as a user would write one with the
+/// public model API: no interning and no search oracles, but the exact
+/// pruning of crashed writes nothing observes (`SequentialModel::useful`).
+#[derive(Clone)]
+struct UserCasRegister;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RegOp {
+    Read(Value),
+    Write(Value),
+    Cas(Value, Value),
+}
+
+impl SequentialModel for UserCasRegister {
+    type State = Value;
+    type Op = RegOp;
+    fn name(&self) -> &str {
+        "user-cas-register"
+    }
+    fn init(&self) -> Value {
+        Value::Nil
+    }
+    fn op(&self, f: &str, input: &Value, output: Option<&Value>) -> Result<Option<RegOp>, String> {
+        Ok(match (f, output) {
+            ("read", None | Some(Value::Nil)) => None,
+            ("read", Some(v)) => Some(RegOp::Read(v.clone())),
+            ("write", _) => Some(RegOp::Write(input.clone())),
+            ("cas", _) => match input.as_list() {
+                Some([from, to]) => Some(RegOp::Cas(from.clone(), to.clone())),
+                _ => return Err(format!("cas takes [from to], not {input}")),
+            },
+            (other, _) => return Err(format!("no function {other}")),
+        })
+    }
+    fn step(&self, s: &Value, op: &RegOp) -> Option<Value> {
+        match op {
+            RegOp::Read(v) => (v == s).then(|| s.clone()),
+            RegOp::Write(v) => Some(v.clone()),
+            RegOp::Cas(from, to) => (from == s).then(|| to.clone()),
+        }
+    }
+    // Crashed writes of values nobody reads or compares against change
+    // nothing anyone saw: the same exact pruning the built-in model does.
+    fn useful(&self, ops: &[RegOp], completed: &[bool]) -> Vec<bool> {
+        let seen: std::collections::HashSet<&Value> = ops
+            .iter()
+            .zip(completed)
+            .filter_map(|(op, done)| match op {
+                RegOp::Read(v) if *done => Some(v),
+                RegOp::Cas(from, _) => Some(from),
+                _ => None,
+            })
+            .collect();
+        ops.iter()
+            .zip(completed)
+            .map(|(op, done)| match op {
+                RegOp::Write(v) | RegOp::Cas(_, v) if !done => seen.contains(v),
+                _ => true,
+            })
+            .collect()
+    }
+    fn describe_state(&self, s: &Value) -> String {
+        s.to_string()
+    }
+}
+
+/// A user's model through the public API beside the built-in model of the
+/// same data type, on the same linearizable history: the search is the
+/// same code, so they should run at the same speed.
+fn user_model(crit: &mut Criterion) {
+    let valid = big_register(1);
+    let builtin = checker(ModelName::CasRegister, true, Algorithm::Search);
+    let user = ModelChecker::new(UserCasRegister);
+    assert_eq!(validity(&builtin, &valid), Validity::Valid);
+    assert_eq!(user.check(&valid).map(|v| v.validity).ok(), Some(Validity::Valid));
+    let mut group = crit.benchmark_group("user-model-register-100k");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("builtin-cas-register", |b| b.iter(|| validity(&builtin, &valid)));
+    group.bench_function("user-cas-register", |b| {
+        b.iter(|| user.check(&valid).map(|v| v.validity).ok())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, porcupine_data, synthetic, user_model);
 criterion_main!(benches);
