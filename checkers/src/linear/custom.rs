@@ -275,9 +275,7 @@ impl<S: SequentialModel> ModelKind for UserKind<S> {
     fn observes(&self, f: &str, output: &Value) -> bool {
         self.0.observes(f, output)
     }
-    fn observing(&self) -> String {
-        "an ok operation the model says observes it".into()
-    }
+    const OBSERVING: &str = "an ok operation the model says observes it";
     fn partition(&self, key: Option<&Value>) -> Option<Value> {
         self.0.partition(key)
     }

@@ -280,7 +280,7 @@ where
                 "no operation that completed ok observed the {} model's state ({}), so there \
                  is nothing to judge",
                 cfg.model,
-                kind.observing()
+                K::OBSERVING
             ),
         );
         v.elapsed = started.elapsed();

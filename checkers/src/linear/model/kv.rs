@@ -296,9 +296,7 @@ impl ModelKind for KvKind {
     fn observes(&self, f: &str, output: &Value) -> bool {
         matches!(f, "get" | "read") && !output.is_nil()
     }
-    fn observing(&self) -> String {
-        "an ok get".into()
-    }
+    const OBSERVING: &str = "an ok get";
     fn compile(
         &mut self,
         f: &str,

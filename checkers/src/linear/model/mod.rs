@@ -111,9 +111,7 @@ pub(crate) trait ModelKind: Send {
     }
 
     /// The operations that observe the state, in words, for that verdict.
-    fn observing(&self) -> String {
-        "an ok operation".into()
-    }
+    const OBSERVING: &'static str = "an ok operation";
 
     /// The partition an op with `key` belongs to when the history is
     /// checked key by key (P-compositionality).

@@ -91,9 +91,7 @@ impl ModelKind for MultiRegisterKind {
             txn.iter().any(|m| matches!(m, MicroOp::Read { value, .. } if !value.is_nil()))
         })
     }
-    fn observing(&self) -> String {
-        "an ok transaction reading a value".into()
-    }
+    const OBSERVING: &str = "an ok transaction reading a value";
     fn compile(
         &mut self,
         _f: &str,

@@ -36,9 +36,7 @@ pub(crate) struct MutexKind;
 
 impl ModelKind for MutexKind {
     type M = Mutex;
-    fn observing(&self) -> String {
-        "an ok acquire or release".into()
-    }
+    const OBSERVING: &str = "an ok acquire or release";
     fn compile(
         &mut self,
         f: &str,

@@ -138,9 +138,7 @@ impl ModelKind for QueueKind {
     fn observes(&self, f: &str, output: &Value) -> bool {
         f == "dequeue" && !output.is_nil()
     }
-    fn observing(&self) -> String {
-        "an ok dequeue of an element".into()
-    }
+    const OBSERVING: &str = "an ok dequeue of an element";
     fn compile(
         &mut self,
         f: &str,

@@ -138,9 +138,7 @@ impl ModelKind for RegisterKind {
     fn observes(&self, f: &str, output: &Value) -> bool {
         matches!(f, "read" | "r" | "get") && !output.is_nil() || self.cas && f == "cas"
     }
-    fn observing(&self) -> String {
-        if self.cas { "an ok read of a value or an ok cas" } else { "an ok read of a value" }.into()
-    }
+    const OBSERVING: &str = "an ok read of a value, or an ok cas";
     fn compile(
         &mut self,
         f: &str,

@@ -117,9 +117,7 @@ impl ModelKind for SetKind {
     fn observes(&self, f: &str, output: &Value) -> bool {
         f == "read" && !output.is_nil()
     }
-    fn observing(&self) -> String {
-        "an ok read".into()
-    }
+    const OBSERVING: &str = "an ok read";
     fn compile(
         &mut self,
         f: &str,
