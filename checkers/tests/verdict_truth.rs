@@ -104,7 +104,7 @@ fn nothing_observed_is_unknown_never_valid() {
     let v = check(&model("cas-register"), &writes);
     assert_eq!(v.validity, Validity::Unknown, "{}", v.to_text());
     assert!(
-        v.unknown_reason.as_deref().unwrap_or("").contains("an ok read of a value or an ok cas")
+        v.unknown_reason.as_deref().unwrap_or("").contains("an ok read of a value, or an ok cas")
     );
 
     let enqueues = edn(
