@@ -69,7 +69,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use super::model::{Model, ModelKind};
+use super::model::{Call, Model, ModelKind};
 use super::{Algorithm, Settings};
 use crate::budget::Budget;
 use crate::error::CheckError;
@@ -253,13 +253,8 @@ struct UserKind<S>(Arc<S>);
 
 impl<S: SequentialModel> ModelKind for UserKind<S> {
     type M = UserModel<S>;
-    fn compile(
-        &mut self,
-        f: &str,
-        _key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<S::Op>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<S::Op>, String> {
+        let Call { f, input, output, .. } = *call;
         self.0.op(f, input, output)
     }
     fn model_for(&mut self, _ops: &mut [S::Op], _calls: &[u32], _rets: &[u32]) -> UserModel<S> {

@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use self::model::{
-    Interner, KvKind, Model, ModelKind, MultiRegisterKind, MutexKind, QueueKind, RegisterKind,
-    SetKind,
+    Call, Interner, KvKind, Model, ModelKind, MultiRegisterKind, MutexKind, QueueKind,
+    RegisterKind, SetKind,
 };
 use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
@@ -259,7 +259,7 @@ where
         if let Some(out) = output {
             observations += usize::from(kind.observes(&inv.f, out));
         }
-        let op = kind.compile(&inv.f, key, &inv.value, output).map_err(|message| {
+        let op = kind.compile(&Call::new(&inv.f, key, &inv.value, output)).map_err(|message| {
             CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
         })?;
         let Some(op) = op else { continue };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::{Interner, Model, ModelKind, unknown_function};
+use super::{Call, Interner, Model, ModelKind, unknown_function};
 use crate::value::Value;
 
 /// Porcupine's key-value store: string values, `get`, `put`, `append`
@@ -297,13 +297,8 @@ impl ModelKind for KvKind {
         matches!(f, "get" | "read") && !output.is_nil()
     }
     const OBSERVING: &str = "an ok get";
-    fn compile(
-        &mut self,
-        f: &str,
-        key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<KvOp>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<KvOp>, String> {
+        let Call { f, key, input, output } = *call;
         let key = key.ok_or("the kv model needs a key on every operation (the `key` field)")?;
         let k = self.keys.id(key) - 1;
         match f {
@@ -420,14 +415,19 @@ impl ModelKind for KvKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::model::CompileArgs;
     #[test]
     fn kv_appends_concatenate_and_renumber_keys() {
         let mut k = KvKind::default();
         let key = Value::str("7");
         let mut ops = vec![
-            k.compile("append", Some(&key), &Value::str("x 1 y"), None).expect("a").expect("op"),
-            k.compile("append", Some(&key), &Value::str("x 2 y"), None).expect("a").expect("op"),
-            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("x 1 yx 2 y")))
+            k.compile_args("append", Some(&key), &Value::str("x 1 y"), None)
+                .expect("a")
+                .expect("op"),
+            k.compile_args("append", Some(&key), &Value::str("x 2 y"), None)
+                .expect("a")
+                .expect("op"),
+            k.compile_args("get", Some(&key), &Value::Nil, Some(&Value::str("x 1 yx 2 y")))
                 .expect("g")
                 .expect("op"),
         ];
@@ -443,14 +443,14 @@ mod tests {
         let mut k = KvKind::default();
         let key = Value::str("k");
         let mut ops = vec![
-            k.compile("put", Some(&key), &Value::str("p"), None).expect("p").expect("op"),
-            k.compile("append", Some(&key), &Value::str("ab"), None).expect("a").expect("op"),
-            k.compile("append", Some(&key), &Value::str("zz"), None).expect("a").expect("op"),
-            k.compile("put", Some(&key), &Value::str("q"), None).expect("p").expect("op"),
-            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabab")))
+            k.compile_args("put", Some(&key), &Value::str("p"), None).expect("p").expect("op"),
+            k.compile_args("append", Some(&key), &Value::str("ab"), None).expect("a").expect("op"),
+            k.compile_args("append", Some(&key), &Value::str("zz"), None).expect("a").expect("op"),
+            k.compile_args("put", Some(&key), &Value::str("q"), None).expect("p").expect("op"),
+            k.compile_args("get", Some(&key), &Value::Nil, Some(&Value::str("pabab")))
                 .expect("g")
                 .expect("op"),
-            k.compile("get", Some(&key), &Value::Nil, Some(&Value::str("pabc")))
+            k.compile_args("get", Some(&key), &Value::Nil, Some(&Value::str("pabc")))
                 .expect("g")
                 .expect("op"),
         ];

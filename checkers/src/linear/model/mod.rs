@@ -69,20 +69,52 @@ pub(crate) trait Model: Send {
     fn show_state(&self, state: &Self::State) -> String;
 }
 
-/// Builds a model's operations from history ops, then the model itself.
-pub(crate) trait ModelKind: Send {
-    /// The model this kind builds.
-    type M: Model + Clone;
-    /// Translates one paired operation. `output` is the completion's value
-    /// for an `ok` op and `None` for a crashed one. `Ok(None)` drops an op
-    /// that can neither change the state nor be contradicted.
-    fn compile(
+/// One paired history operation, as a model kind compiles it: the
+/// function, the key, the invocation's value, and the completion's value
+/// for an `ok` op (`None` for a crashed one).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call<'a> {
+    pub f: &'a str,
+    pub key: Option<&'a Value>,
+    pub input: &'a Value,
+    pub output: Option<&'a Value>,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(
+        f: &'a str,
+        key: Option<&'a Value>,
+        input: &'a Value,
+        output: Option<&'a Value>,
+    ) -> Call<'a> {
+        Call { f, key, input, output }
+    }
+}
+
+/// Compiling from loose arguments, for the models' unit tests.
+#[cfg(test)]
+pub(crate) trait CompileArgs: ModelKind {
+    fn compile_args(
         &mut self,
         f: &str,
         key: Option<&Value>,
         input: &Value,
         output: Option<&Value>,
-    ) -> Result<Option<<Self::M as Model>::Op>, String>;
+    ) -> Result<Option<<Self::M as Model>::Op>, String> {
+        self.compile(&Call::new(f, key, input, output))
+    }
+}
+
+#[cfg(test)]
+impl<K: ModelKind> CompileArgs for K {}
+
+/// Builds a model's operations from history ops, then the model itself.
+pub(crate) trait ModelKind: Send {
+    /// The model this kind builds.
+    type M: Model + Clone;
+    /// Translates one paired operation (see [`Call`]). `Ok(None)` drops an
+    /// op that can neither change the state nor be contradicted.
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<<Self::M as Model>::Op>, String>;
     /// The model for one partition, whose operations may be rewritten
     /// (for instance to renumber keys from 0). `calls` and `rets` give each
     /// op's invocation and completion positions (`u32::MAX` when it crashed).

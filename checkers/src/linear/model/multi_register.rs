@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::{Interner, Model, ModelKind, show};
+use super::{Call, Interner, Model, ModelKind, show};
 use crate::txn::{MicroOp, parse_txn};
 use crate::value::Value;
 
@@ -92,13 +92,8 @@ impl ModelKind for MultiRegisterKind {
         })
     }
     const OBSERVING: &str = "an ok transaction reading a value";
-    fn compile(
-        &mut self,
-        _f: &str,
-        _key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<Box<[SlotOp]>>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<Box<[SlotOp]>>, String> {
+        let Call { input, output, .. } = *call;
         // Writes come from the invocation (a crashed op has no completion);
         // reads from the completion.
         let source = output.unwrap_or(input);

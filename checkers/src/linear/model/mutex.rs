@@ -1,7 +1,6 @@
 //! A lock: acquire when free, release when held.
 
-use super::{Model, ModelKind, unknown_function};
-use crate::value::Value;
+use super::{Call, Model, ModelKind, unknown_function};
 
 /// A lock: acquire when free, release when held.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,13 +36,8 @@ pub(crate) struct MutexKind;
 impl ModelKind for MutexKind {
     type M = Mutex;
     const OBSERVING: &str = "an ok acquire or release";
-    fn compile(
-        &mut self,
-        f: &str,
-        _key: Option<&Value>,
-        _input: &Value,
-        _output: Option<&Value>,
-    ) -> Result<Option<MutexOp>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<MutexOp>, String> {
+        let Call { f, .. } = *call;
         match f {
             "acquire" | "lock" => Ok(Some(MutexOp::Acquire)),
             "release" | "unlock" => Ok(Some(MutexOp::Release)),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
+use super::{Call, Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
 use crate::value::Value;
 
 /// A queue, FIFO or unordered (a multiset).
@@ -139,13 +139,8 @@ impl ModelKind for QueueKind {
         f == "dequeue" && !output.is_nil()
     }
     const OBSERVING: &str = "an ok dequeue of an element";
-    fn compile(
-        &mut self,
-        f: &str,
-        _key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<QueueOp>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<QueueOp>, String> {
+        let Call { f, input, output, .. } = *call;
         match f {
             "enqueue" => Ok(Some(QueueOp::Enqueue(self.interner.id(input)))),
             "dequeue" => Ok(match output {
@@ -234,13 +229,16 @@ impl ModelKind for QueueKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::model::CompileArgs;
     #[test]
     fn fifo_queue_requires_head() {
         let mut k = QueueKind { fifo: true, interner: Interner::default() };
-        let e1 = k.compile("enqueue", None, &Value::Int(1), None).expect("e").expect("op");
-        let e2 = k.compile("enqueue", None, &Value::Int(2), None).expect("e").expect("op");
-        let d2 =
-            k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(2))).expect("d").expect("op");
+        let e1 = k.compile_args("enqueue", None, &Value::Int(1), None).expect("e").expect("op");
+        let e2 = k.compile_args("enqueue", None, &Value::Int(2), None).expect("e").expect("op");
+        let d2 = k
+            .compile_args("dequeue", None, &Value::Nil, Some(&Value::Int(2)))
+            .expect("d")
+            .expect("op");
         let mut m = k.model_for(&mut [], &[], &[]);
         let s = m.step(&m.init(), &e1).expect("e1");
         let s = m.step(&s, &e2).expect("e2");
@@ -254,11 +252,11 @@ mod tests {
         for fifo in [true, false] {
             let mut k = QueueKind { fifo, interner: Interner::default() };
             let mut ops = vec![
-                k.compile("enqueue", None, &Value::Int(1), None).expect("e").expect("op"),
-                k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
+                k.compile_args("enqueue", None, &Value::Int(1), None).expect("e").expect("op"),
+                k.compile_args("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
                     .expect("d")
                     .expect("op"),
-                k.compile("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
+                k.compile_args("dequeue", None, &Value::Nil, Some(&Value::Int(1)))
                     .expect("d")
                     .expect("op"),
             ];

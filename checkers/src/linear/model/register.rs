@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
+use super::{Call, Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
 use crate::value::Value;
 
 /// A read/write register, or a compare-and-set register.
@@ -139,13 +139,8 @@ impl ModelKind for RegisterKind {
         matches!(f, "read" | "r" | "get") && !output.is_nil() || self.cas && f == "cas"
     }
     const OBSERVING: &str = "an ok read of a value, or an ok cas";
-    fn compile(
-        &mut self,
-        f: &str,
-        _key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<RegOp>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<RegOp>, String> {
+        let Call { f, input, output, .. } = *call;
         let name = if self.cas { "cas-register" } else { "register" };
         match f {
             "read" | "r" | "get" => Ok(match output {
@@ -240,19 +235,29 @@ impl ModelKind for RegisterKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linear::model::CompileArgs;
     #[test]
     fn cas_register_steps() {
         let mut k = RegisterKind { cas: true, init: Value::Nil, interner: Interner::default() };
-        let w =
-            k.compile("write", None, &Value::Int(1), Some(&Value::Int(1))).expect("w").expect("op");
+        let w = k
+            .compile_args("write", None, &Value::Int(1), Some(&Value::Int(1)))
+            .expect("w")
+            .expect("op");
         let cas = k
-            .compile("cas", None, &Value::list([Value::Int(1), Value::Int(2)]), Some(&Value::Nil))
+            .compile_args(
+                "cas",
+                None,
+                &Value::list([Value::Int(1), Value::Int(2)]),
+                Some(&Value::Nil),
+            )
             .expect("cas")
             .expect("op");
-        let r2 =
-            k.compile("read", None, &Value::Nil, Some(&Value::Int(2))).expect("r").expect("op");
+        let r2 = k
+            .compile_args("read", None, &Value::Nil, Some(&Value::Int(2)))
+            .expect("r")
+            .expect("op");
         assert_eq!(
-            k.compile("read", None, &Value::Nil, Some(&Value::Nil)).expect("r"),
+            k.compile_args("read", None, &Value::Nil, Some(&Value::Nil)).expect("r"),
             None,
             "nil read is unknown"
         );

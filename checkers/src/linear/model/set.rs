@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
+use super::{Call, Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
 use crate::value::Value;
 
 /// A set with `add` and whole-set `read`.
@@ -118,13 +118,8 @@ impl ModelKind for SetKind {
         f == "read" && !output.is_nil()
     }
     const OBSERVING: &str = "an ok read";
-    fn compile(
-        &mut self,
-        f: &str,
-        _key: Option<&Value>,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<Option<SetOp>, String> {
+    fn compile(&mut self, call: &Call<'_>) -> Result<Option<SetOp>, String> {
+        let Call { f, input, output, .. } = *call;
         match f {
             "add" => Ok(Some(SetOp::Add(self.interner.id(input)))),
             "read" => match output {
