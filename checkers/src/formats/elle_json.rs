@@ -179,6 +179,24 @@ mod tests {
         assert_eq!(h.ops()[1].kind, OpType::Fail);
     }
 
+    /// serde_json's recursion limit (128) bounds the array, its op objects
+    /// and our `Value` read from them: deep nesting is an error, not a stack
+    /// overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let op = |depth: usize| {
+            format!(
+                "[{{\"process\":0,\"type\":\"invoke\"}},\n {{\"process\":0,\"type\":\"ok\",\"value\":{}1{}}}]",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let err = parse(&op(10_000), "x.json").expect_err("too deep").to_string();
+        assert!(err.starts_with("x.json:2:"), "{err}");
+        assert!(err.contains("recursion limit exceeded"), "{err}");
+        assert!(parse(&op(60), "x.json").is_ok());
+    }
+
     #[test]
     fn bad_process_names_line() {
         let text = "[{\"process\":0,\"type\":\"invoke\"},\n{\"process\":-2,\"type\":\"ok\"}]";

@@ -232,6 +232,28 @@ mod tests {
         assert!(err.starts_with("t.jsonl:1 (field `version`)"), "{err}");
     }
 
+    /// serde_json stops at 128 levels of nesting, and our `Value`
+    /// deserialiser goes through that limit (it asks serde_json for each
+    /// element), so a value nested ten thousand deep is an error at its line,
+    /// not a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let op = |open: &str, close: &str, depth: usize| {
+            format!(
+                "{{\"process\":0,\"type\":\"invoke\",\"f\":\"r\"}}\n\
+                 {{\"process\":0,\"type\":\"ok\",\"f\":\"r\",\"value\":{}1{}}}\n",
+                open.repeat(depth),
+                close.repeat(depth)
+            )
+        };
+        for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("{\"$set\":[", "]}")] {
+            let err = parse(&op(open, close, 10_000), "t.jsonl").expect_err(open).to_string();
+            assert!(err.starts_with("t.jsonl:2:"), "{err}");
+            assert!(err.contains("recursion limit exceeded"), "{err}");
+            assert!(parse(&op(open, close, 60), "t.jsonl").is_ok(), "{open}");
+        }
+    }
+
     #[test]
     fn torn_last_line_is_dropped_not_fatal() {
         let text = "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"ty";

@@ -10,6 +10,7 @@
 //! | `elle-json` | elle-cli's JSON | one JSON array of op objects |
 
 mod edn;
+mod edn_text;
 mod elle_json;
 mod jepsen_log;
 mod jsonl;
@@ -21,6 +22,7 @@ use crate::error::HistoryError;
 use crate::history::History;
 
 pub use edn::edn_to_value;
+pub use edn_text::MAX_DEPTH as MAX_EDN_DEPTH;
 pub use jsonl::{JSONL_SCHEMA_VERSION, write_jsonl_line};
 
 /// A history file format.
