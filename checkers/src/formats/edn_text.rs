@@ -688,6 +688,86 @@ fn short(s: &str) -> String {
     if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(60)]) } else { s.to_owned() }
 }
 
+/// What an EDN or JSON text opens with, for format detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// A map whose first key is a string (JSON) or not (EDN), at this byte offset.
+    Map { json: bool, at: usize },
+    /// A vector or list whose first element is such a map; `list` for `(`.
+    Container { list: bool, first: Option<(bool, usize)> },
+}
+
+/// What `text` opens with, skipping whitespace, commas, comments, `#_`
+/// discarded forms, `^` metadata and tags, as Clojure's reader would;
+/// `None` when it opens with anything else.
+pub(crate) fn opening(text: &str) -> Option<Opening> {
+    let mut lexer = Lexer::new(text);
+    let (token, at) = first_real(&mut lexer)?;
+    match token {
+        Token::Open(b'{') => Some(Opening::Map { json: map_is_json(&mut lexer)?, at }),
+        Token::Open(open @ (b'[' | b'(')) => {
+            let first = match first_real(&mut lexer)? {
+                (Token::Open(b'{'), at) => Some((map_is_json(&mut lexer)?, at)),
+                (Token::Close(_), _) => None,
+                _ => return None,
+            };
+            Some(Opening::Container { list: open == b'(', first })
+        }
+        _ => None,
+    }
+}
+
+/// After a map's `{`: whether its first key is a JSON string (`None` for an
+/// empty map or anything that cannot start an op map).
+fn map_is_json(lexer: &mut Lexer<'_>) -> Option<bool> {
+    match lexer.next().ok()?? {
+        (Token::Str, _, _) => Some(true),
+        (Token::Atom, start, _) if lexer.text[start..].starts_with(':') => Some(false),
+        _ => None,
+    }
+}
+
+/// The next token that starts a form of its own: discards and their forms,
+/// metadata and its forms, and tags with their symbols are skipped.
+fn first_real(lexer: &mut Lexer<'_>) -> Option<(Token, usize)> {
+    loop {
+        let (token, start, _) = lexer.next().ok()??;
+        match token {
+            Token::Discard | Token::Meta => skip_form(lexer)?,
+            Token::Tag => {
+                // The tag's symbol; the tagged form follows.
+                lexer.next().ok()??;
+            }
+            _ => return Some((token, start)),
+        }
+    }
+}
+
+/// Skips one whole form, prefixes and all.
+fn skip_form(lexer: &mut Lexer<'_>) -> Option<()> {
+    // Forms still owed: a prefix adds the ones it applies to.
+    let mut owed: usize = 1;
+    let mut depth: usize = 0;
+    while owed > 0 {
+        let (token, _, _) = lexer.next().ok()??;
+        match token {
+            Token::Open(_) => depth += 1,
+            Token::Close(_) => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    owed -= 1;
+                }
+            }
+            // A prefix and what it applies to are one form, so the form
+            // owed is still owed, and so is the one the prefix takes.
+            Token::Discard | Token::Meta | Token::Tag if depth == 0 => owed += 1,
+            _ if depth == 0 => owed -= 1,
+            _ => {}
+        }
+    }
+    Some(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! | format | file | notes |
 //! |---|---|---|
 //! | `jsonl` | `history.jsonl` | ours: one JSON object per line, appendable during a run |
-//! | `edn` | Jepsen `history.edn` | a vector or a sequence of op maps |
+//! | `edn` | Jepsen `history.edn` | a vector, a list or a sequence of op maps |
 //! | `jepsen-log` | Jepsen's `jepsen.log` | `INFO jepsen.util - 3 :ok :read 1` lines |
 //! | `porcupine-kv` | Porcupine's kv data | EDN op maps with `:key` |
 //! | `elle-json` | elle-cli's JSON | one JSON array of op objects |
@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use crate::error::HistoryError;
 use crate::history::History;
+use edn_text::Opening;
 
 pub use edn::edn_to_value;
 pub use edn_text::MAX_DEPTH as MAX_EDN_DEPTH;
@@ -73,39 +74,38 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// Guesses the format from the first meaningful line of the text.
+/// Guesses the format from how the text opens.
 ///
-/// Each format has an unmistakable start: Jepsen logs name `jepsen.util`;
-/// JSON objects start `{"`, EDN maps `{:`; a JSON array of objects is
-/// elle-cli's; EDN op maps carrying `:key` are Porcupine's kv histories.
+/// Each format has an unmistakable start: Jepsen logs name `jepsen.util` on
+/// their first line; JSON objects open with a string key, EDN maps with a
+/// keyword; a JSON array of objects is elle-cli's, an EDN vector or list of
+/// maps (Knossos writes lists) a Jepsen history; EDN op maps carrying `:key`
+/// are Porcupine's kv histories. Before the first form, whatever Clojure's
+/// reader skips is skipped: whitespace, commas, `;` comments, `#_`
+/// discarded forms, `^` metadata.
 pub fn detect(text: &str) -> Option<Format> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with(';'))?;
     if first.contains("jepsen.util") {
         return Some(Format::JepsenLog);
     }
-    let compact: String =
-        first.chars().filter(|c| !c.is_whitespace() && *c != ',').take(3).collect();
-    if compact.starts_with("{\"") {
-        return Some(Format::Jsonl);
-    }
-    if compact.starts_with("[{\"") || compact == "[" || compact.starts_with("[]") {
-        // `[` alone on the first line: look at the next meaningful character.
-        let rest = text.trim_start().trim_start_matches('[').trim_start();
-        return if rest.starts_with('{') && rest[1..].trim_start().starts_with('"') {
-            Some(Format::ElleJson)
-        } else if rest.starts_with('{') || rest.starts_with(']') {
-            Some(Format::Edn)
+    // An EDN op map is Porcupine's when its line names a `:key`.
+    let edn_at = |at: usize| {
+        let line = text[at..].lines().next().unwrap_or_default();
+        if line.contains(":key ") || line.contains(":key\t") {
+            Format::PorcupineKv
         } else {
-            None
-        };
-    }
-    if compact.starts_with("{:") || compact.starts_with("[{:") {
-        if first.contains(":key ") || first.contains(":key\t") {
-            return Some(Format::PorcupineKv);
+            Format::Edn
         }
-        return Some(Format::Edn);
+    };
+    match edn_text::opening(text)? {
+        Opening::Map { json: true, .. } => Some(Format::Jsonl),
+        Opening::Map { json: false, at } => Some(edn_at(at)),
+        // JSON has arrays, not lists.
+        Opening::Container { list, first: Some((true, _)) } => (!list).then_some(Format::ElleJson),
+        Opening::Container { first: Some((false, at)), .. } => Some(edn_at(at)),
+        // An empty vector or list: EDN's reader says it holds no ops.
+        Opening::Container { first: None, .. } => Some(Format::Edn),
     }
-    None
 }
 
 /// Parses `text` (read from `source`, for error messages) in `format`, or in
@@ -184,6 +184,48 @@ mod tests {
         );
         assert_eq!(detect("INFO  jepsen.util - 4\t:invoke\t:read\tnil"), Some(Format::JepsenLog));
         assert_eq!(detect("hello"), None);
+    }
+
+    /// Regression: detection looked only for `{:` and `[{:` on the first
+    /// line, so a history written as a list (Knossos's `rethink-fail*.edn`),
+    /// or opening with a discarded form or metadata, had no format.
+    #[test]
+    fn detects_edn_as_clojure_reads_it() {
+        let op = "{:type :invoke, :f :read, :value nil, :process 0}";
+        let cases = [
+            format!("({op}\n ; a comment between ops\n {op})\n"),
+            format!(",, ; a note\n\n[, ; and another\n {op}]"),
+            format!("#_{{\"not\" \"json\"}}\n{op}"),
+            format!("#_ #_ [1 2] (3) ; two discarded forms\n({op})"),
+            format!("^{{:jepsen \"0.3\"}} [{op}]"),
+            format!("^:history\n{op}"),
+            format!("#_[{{\"a\" 1}}] ^{{:m [1 2]}} #_x\n {op}"),
+        ];
+        for text in &cases {
+            assert_eq!(detect(text), Some(Format::Edn), "{text:?}");
+            let h = parse(text, "h.edn", None).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(h.ops().iter().all(|o| o.f == "read"), "{text:?}");
+        }
+        let kv = "({:process 0, :type :invoke, :f :get, :key \"9\", :value nil})";
+        assert_eq!(detect(kv), Some(Format::PorcupineKv));
+        assert_eq!(detect("(\n{\"type\":\"invoke\"})"), None, "JSON has no lists");
+        assert_eq!(detect("#_{:a 1}"), None, "only a discarded form");
+    }
+
+    /// A `#_` before an op discards it; metadata before an op attaches to it
+    /// (and is dropped); both work inside ops too, and at the end of a
+    /// collection, where edn-format alone fails on a discard.
+    #[test]
+    fn discards_and_metadata_are_read_as_clojure_reads_them() {
+        let text = "#_ {:type :invoke, :f :write, :value 9, :process 9}\n\
+                    ^{:note \"first\"} {:type :invoke, :f :write, :value [1 #_2], :process 0}\n\
+                    {:type :ok, :f :write, :value ^:final [1 #_ #_ 2 3], #_#_ :ignored 4 :process 0}\n";
+        let h = parse(text, "h.edn", None).expect("parse");
+        assert_eq!(h.len(), 2);
+        assert!(h.ops().iter().all(|o| o.process == crate::history::Process::Client(0)));
+        assert_eq!(h.ops()[0].value.to_string(), "[1]");
+        assert_eq!(h.ops()[1].value.to_string(), "[1]");
+        assert_eq!(h.locate(0).line, Some(2));
     }
 
     #[test]
