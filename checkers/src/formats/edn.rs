@@ -23,8 +23,11 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     })?;
     let forms = &scanned.forms;
     let lines: Vec<u32> = forms.iter().map(|&(_, line)| line).collect();
+    // A chunk's ops, and the positions in the history of those that named
+    // no process.
     let parse_chunk = |c: usize, chunk: usize, forms: &[(&str, u32)]| {
         let mut ops = Vec::with_capacity(forms.len());
+        let mut unnamed = Vec::new();
         for (i, &(form, line)) in forms.iter().enumerate() {
             let edn = scanned.parse(form, line).map_err(|e| HistoryError::Syntax {
                 location: Location::new(source, Some(e.line)).column(e.column),
@@ -33,9 +36,13 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             })?;
             let position = (c * chunk + i) as u64;
             let loc = Location::new(source, Some(u64::from(line)));
-            ops.push(op_from_edn(edn, position, &loc)?);
+            let (op, no_process) = op_from_edn(edn, position, &loc)?;
+            if no_process {
+                unnamed.push(position as usize);
+            }
+            ops.push(op);
         }
-        Ok(ops)
+        Ok((ops, unnamed))
     };
     // edn-format spends about 20 µs per op, mostly allocating, so a large
     // history is parsed on every core, in chunks kept in order. Each chunk
@@ -44,14 +51,17 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     // how the work was split. A history of one chunk stays on this thread:
     // handing it to the pool would cost more than it saves.
     let chunk = (forms.len() / (rayon::current_num_threads() * 8)).clamp(1024, 65_536);
-    let parsed: Vec<Result<Vec<Op>, HistoryError>> = if forms.len() <= chunk {
+    let parsed: Vec<Result<(Vec<Op>, Vec<usize>), HistoryError>> = if forms.len() <= chunk {
         vec![parse_chunk(0, chunk, forms)]
     } else {
         forms.par_chunks(chunk).enumerate().map(|(c, forms)| parse_chunk(c, chunk, forms)).collect()
     };
     let mut ops = Vec::with_capacity(forms.len());
+    let mut unnamed = Vec::new();
     for chunk in parsed {
-        ops.append(&mut chunk?);
+        let (mut chunk_ops, mut chunk_unnamed) = chunk?;
+        ops.append(&mut chunk_ops);
+        unnamed.append(&mut chunk_unnamed);
     }
     for w in 1..ops.len() {
         if ops[w].index <= ops[w - 1].index {
@@ -65,7 +75,12 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             });
         }
     }
-    Ok(History::with_lines(ops, lines, source))
+    let process = super::name_unnamed_processes(&mut ops, &unnamed);
+    let mut history = History::with_lines(ops, lines, source);
+    if let Some(p) = process {
+        history.add_note(super::unnamed_note(source, unnamed.len(), ":process", p), false);
+    }
+    Ok(history)
 }
 
 fn keyword_name(v: &Edn) -> Option<String> {
@@ -122,7 +137,8 @@ pub fn edn_to_value(v: Edn) -> Value {
     }
 }
 
-fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryError> {
+/// The op an EDN map describes, and whether it named no process.
+fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), HistoryError> {
     let Edn::Map(mut map) = edn else {
         return Err(HistoryError::Syntax {
             location: loc.clone(),
@@ -141,14 +157,17 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryErr
             },
         )?;
     let process_v = take("process");
-    let process = match &process_v {
-        Some(Edn::Integer(p)) if *p >= 0 => Process::Client(*p as u64),
-        Some(Edn::Keyword(k)) if k.name() == "nemesis" => Process::Nemesis,
-        other => {
+    // Jepsen's history library reads ops without a process as one process's;
+    // the caller numbers it once it has seen every op.
+    let (process, unnamed) = match &process_v {
+        None | Some(Edn::Nil) => (Process::Client(0), true),
+        Some(Edn::Integer(p)) if *p >= 0 => (Process::Client(*p as u64), false),
+        Some(Edn::Keyword(k)) if k.name() == "nemesis" => (Process::Nemesis, false),
+        Some(other) => {
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("process"),
                 expected: "a non-negative integer or :nemesis".into(),
-                found: other.as_ref().map_or("nothing".into(), edn_format::emit_str),
+                found: edn_format::emit_str(other),
             });
         }
     };
@@ -207,7 +226,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<Op, HistoryErr
         other => shared_str(&other.to_string()),
     });
     let error = take("error").map(edn_to_value);
-    Ok(Op { index, time, process, kind, f, value, key, node, error })
+    Ok((Op { index, time, process, kind, f, value, key, node, error }, unnamed))
 }
 
 fn short(s: &str) -> String {
@@ -432,6 +451,38 @@ mod tests {
             let err = parse(text, "h.edn").expect_err(text).to_string();
             assert_eq!(err, expected, "{text:?}");
         }
+    }
+
+    /// Jepsen's history library reads ops without `:process` (or with
+    /// `:process nil`) as one process: they share a number past every named
+    /// client, and a note says so on every verdict.
+    #[test]
+    fn ops_without_process_are_one_process_past_the_others() {
+        let text = "{:type :invoke, :f :read, :value nil}\n\
+                    {:type :ok, :f :read, :value 1, :process nil}\n\
+                    {:type :info, :f :start, :process :nemesis}\n\
+                    {:type :invoke, :f :write, :value 2, :process 6}\n";
+        let h = parse(text, "h.edn").expect("parse");
+        let processes: Vec<Process> = h.ops().iter().map(|o| o.process).collect();
+        assert_eq!(
+            processes,
+            [Process::Client(7), Process::Client(7), Process::Nemesis, Process::Client(6)]
+        );
+        let notes: Vec<&str> = h.notes().iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            notes,
+            ["h.edn: 2 ops have no :process; read as one process, 7, as Jepsen does"]
+        );
+        // With no named client, it is process 0.
+        let h = parse("{:type :invoke, :f :read}\n", "h.edn").expect("parse");
+        assert_eq!(h.ops()[0].process, Process::Client(0));
+        assert_eq!(
+            h.notes()[0].text,
+            "h.edn: 1 op has no :process; read as one process, 0, as Jepsen does"
+        );
+        // A process of the wrong kind is still an error.
+        let err = parse("{:type :invoke, :f :read, :process \"p\"}", "h.edn").expect_err("string");
+        assert!(err.to_string().starts_with("h.edn:1 (field `process`)"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::HistoryError;
-use crate::history::History;
+use crate::history::{History, Op, Process};
 use edn_text::Opening;
 
 pub use edn::edn_to_value;
@@ -156,6 +156,47 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, History
     parse(&text, &source, format)
 }
 
+/// Gives the ops at `unnamed` (sorted positions in `ops` of ops that named
+/// no process) one client process and returns its number, `None` when there
+/// are none. Jepsen's history library reads a missing process as one
+/// process; numbering it past every process the other ops name keeps it
+/// from merging with one of them.
+pub(crate) fn name_unnamed_processes(ops: &mut [Op], unnamed: &[usize]) -> Option<u64> {
+    if unnamed.is_empty() {
+        return None;
+    }
+    let mut rest = unnamed.iter().peekable();
+    let mut named: Vec<u64> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if rest.next_if_eq(&&i).is_some() {
+            continue;
+        }
+        if let Process::Client(p) = op.process {
+            named.push(p);
+        }
+    }
+    let process = match named.iter().max() {
+        None => 0,
+        Some(&max) => max.checked_add(1).unwrap_or_else(|| {
+            // The largest number is taken: the smallest free one will do.
+            named.sort_unstable();
+            named.dedup();
+            named.iter().zip(0u64..).find(|&(&p, i)| p != i).map_or(named.len() as u64, |(_, i)| i)
+        }),
+    };
+    for &i in unnamed {
+        ops[i].process = Process::Client(process);
+    }
+    Some(process)
+}
+
+/// The note a history gets when `count` ops named no process (`field` as the
+/// format spells it) and were read as `process`'s.
+pub(crate) fn unnamed_note(source: &str, count: usize, field: &str, process: u64) -> String {
+    let ops = if count == 1 { "op has" } else { "ops have" };
+    format!("{source}: {count} {ops} no {field}; read as one process, {process}, as Jepsen does")
+}
+
 /// Writes `history` in `format`.
 pub fn write(history: &History, format: Format) -> String {
     match format {
@@ -226,6 +267,20 @@ mod tests {
         assert_eq!(h.ops()[0].value.to_string(), "[1]");
         assert_eq!(h.ops()[1].value.to_string(), "[1]");
         assert_eq!(h.locate(0).line, Some(2));
+    }
+
+    /// The shared process of unnamed ops is one past the largest named, or
+    /// the smallest free number when the largest is `u64::MAX`.
+    #[test]
+    fn unnamed_ops_get_a_free_process_number() {
+        use crate::history::OpType;
+        let op = |p: u64| Op::new(0, Process::Client(p), OpType::Invoke, "r", crate::Value::Nil);
+        let mut ops = vec![op(3), op(0), op(1)];
+        assert_eq!(name_unnamed_processes(&mut ops, &[1]), Some(4));
+        let mut ops = vec![op(u64::MAX), op(0), op(1), op(0)];
+        assert_eq!(name_unnamed_processes(&mut ops, &[3]), Some(2));
+        assert_eq!(ops[3].process, Process::Client(2));
+        assert_eq!(name_unnamed_processes(&mut ops, &[]), None);
     }
 
     #[test]
