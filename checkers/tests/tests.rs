@@ -5,6 +5,8 @@ mod architecture;
 
 /// Verdicts on the Porcupine / Horn–Kroening benchmark histories.
 mod benchdata;
+/// History readers on the shapes other tools write, and fuzzing's finds.
+mod formats;
 /// Hand-written histories with their expected verdicts and explanations.
 mod golden;
 /// Generated histories, valid and corrupted, for every linearizability model.

@@ -1,5 +1,6 @@
 //! elle-cli's JSON histories: one JSON array of op objects, `f` optional
-//! (elle-cli's transactional histories leave it out; it means `txn`).
+//! (elle-cli's transactional histories leave it out; it means `txn`), and
+//! `process` optional (ops without one are one process's, as in Jepsen).
 
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
@@ -19,6 +20,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     let starts = object_start_lines(text);
     let mut ops = Vec::with_capacity(items.len());
     let mut lines = Vec::with_capacity(items.len());
+    let mut unnamed = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let line = starts.get(i).copied().unwrap_or(0);
         let loc = || Location::new(source, (line > 0).then_some(u64::from(line)));
@@ -43,16 +45,22 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                 });
             }
         };
+        // elle-cli's own examples leave the process out; Jepsen's history
+        // library reads that as one process, numbered below.
         let process = match field("process") {
+            None | Some(serde_json::Value::Null) => {
+                unnamed.push(i);
+                Process::Client(0)
+            }
             Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
                 Process::Client(n.as_u64().unwrap_or_default())
             }
             Some(serde_json::Value::String(s)) if s == "nemesis" => Process::Nemesis,
-            other => {
+            Some(other) => {
                 return Err(HistoryError::Syntax {
                     location: loc().field("process"),
                     expected: "a non-negative number or \"nemesis\"".into(),
-                    found: other.map_or("nothing".into(), |v| v.to_string()),
+                    found: other.to_string(),
                 });
             }
         };
@@ -116,7 +124,12 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             });
         }
     }
-    Ok(History::with_lines(ops, lines, source))
+    let process = super::name_unnamed_processes(&mut ops, &unnamed);
+    let mut history = History::with_lines(ops, lines, source);
+    if let Some(p) = process {
+        history.add_note(super::unnamed_note(source, unnamed.len(), "\"process\"", p), false);
+    }
+    Ok(history)
 }
 
 /// 1-based line of each `{` that opens a top-level element of the array.
@@ -179,6 +192,44 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert_eq!(h.ops()[0].f, "txn");
         assert_eq!(h.ops()[1].kind, OpType::Fail);
+    }
+
+    /// serde_json's recursion limit (128) bounds the array, its op objects
+    /// and our `Value` read from them: deep nesting is an error, not a stack
+    /// overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let op = |depth: usize| {
+            format!(
+                "[{{\"process\":0,\"type\":\"invoke\"}},\n {{\"process\":0,\"type\":\"ok\",\"value\":{}1{}}}]",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let err = parse(&op(10_000), "x.json").expect_err("too deep").to_string();
+        assert!(err.starts_with("x.json:2:"), "{err}");
+        assert!(err.contains("recursion limit exceeded"), "{err}");
+        assert!(parse(&op(60), "x.json").is_ok());
+    }
+
+    /// elle-cli's examples leave `process` out: such ops are one process's,
+    /// numbered past the others, and the history says so.
+    #[test]
+    fn ops_without_process_are_one_process() {
+        let text = "[{\"process\":4,\"type\":\"invoke\",\"value\":[[\"r\",1,null]]},\n \
+                    {\"process\":4,\"type\":\"ok\",\"value\":[[\"r\",1,[]]]},\n \
+                    {\"type\":\"invoke\",\"value\":[[\"append\",1,1]]},\n \
+                    {\"type\":\"ok\",\"process\":null,\"value\":[[\"append\",1,1]]}]";
+        let h = parse(text, "x.json").expect("parse");
+        assert_eq!(h.ops()[2].process, Process::Client(5));
+        assert_eq!(h.ops()[3].process, Process::Client(5));
+        assert_eq!(h.ops()[0].process, Process::Client(4));
+        let notes: Vec<&str> = h.notes().iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            notes,
+            ["x.json: 2 ops have no \"process\"; read as one process, 5, as Jepsen does"]
+        );
+        assert!(h.pairs().is_ok());
     }
 
     #[test]

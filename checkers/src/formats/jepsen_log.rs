@@ -11,6 +11,7 @@
 //! Operations still pending at the end of the log stay without completion,
 //! which the history model treats as `info`.
 
+use super::edn_text::{Top, split};
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
 use crate::value::Value;
@@ -64,12 +65,12 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         let value = if value_text.is_empty() {
             Value::Nil
         } else {
-            let edn = edn_format::parse_str(value_text).map_err(|e| HistoryError::Syntax {
-                location: loc()
-                    .field("value")
-                    .column((line.len() - rest[f_end..].len() + e.col) as u64),
-                expected: "an EDN value".into(),
-                found: e.error.to_string(),
+            let edn = read_value(line, value_text).map_err(|(column, expected, found)| {
+                HistoryError::Syntax {
+                    location: loc().field("value").column(column),
+                    expected,
+                    found,
+                }
             })?;
             super::edn_to_value(edn)
         };
@@ -94,6 +95,23 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         lines.push(u32::try_from(line_no).unwrap_or(u32::MAX));
     }
     Ok(History::with_lines(ops, lines, source))
+}
+
+/// Reads the EDN value that ends a log `line` (`value_text`, a part of it):
+/// its first form, as the EDN reader reads forms, bounds and all. An error
+/// is (1-based column in the line, what was expected, what was found).
+fn read_value(line: &str, value_text: &str) -> Result<edn_format::Value, (u64, String, String)> {
+    // Columns count characters, as the EDN reader's do.
+    let offset = value_text.as_ptr() as usize - line.as_ptr() as usize;
+    let before = line[..offset].chars().count() as u64;
+    let scanned = split(value_text, Top::Sequence)
+        .map_err(|e| (before + e.column(value_text), e.expected, e.found))?;
+    let Some(&(form, form_line)) = scanned.forms.first() else {
+        return Ok(edn_format::Value::Nil);
+    };
+    scanned
+        .parse(form, form_line)
+        .map_err(|e| (before + e.column, "an EDN value".to_owned(), e.message))
 }
 
 pub(crate) fn write(history: &History) -> String {
@@ -136,6 +154,36 @@ mod tests {
         assert_eq!(h.ops()[1].value, h.ops()[0].value);
         assert_eq!(h.ops()[1].error, Some(Value::keyword("timed-out")));
         assert_eq!(h.ops()[3].kind, OpType::Info, "a timed-out read is an unknown read");
+    }
+
+    /// Regression: the value's column was computed from edn-format's line
+    /// count (always 1) instead of its column, and nesting was unbounded.
+    #[test]
+    fn value_errors_name_their_column_and_deep_values_are_refused() {
+        let err = parse("INFO  jepsen.util - 3\t:invoke\t:write\t[1 é @]\n", "x.log")
+            .expect_err("bad value")
+            .to_string();
+        assert_eq!(
+            err,
+            "x.log:1:43 (field `value`): expected an EDN value, found Unexpected character '@'"
+        );
+        // A big integer ending the line, and one right before the next form.
+        let h = parse(
+            "INFO  jepsen.util - 3\t:ok\t:read\t123456789012345678901234567\n\
+             INFO  jepsen.util - 3\t:ok\t:read\t[123456789012345678901234567\"x\"]\n",
+            "x.log",
+        )
+        .expect("big integers");
+        assert!(h.ops()[0].value.to_string().contains("123456789012345678901234567"));
+        assert!(h.ops()[1].value.to_string().contains("123456789012345678901234567"));
+        let deep = format!(
+            "INFO  jepsen.util - 3\t:invoke\t:write\t{}1{}\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let err = parse(&deep, "x.log").expect_err("too deep").to_string();
+        assert!(err.starts_with("x.log:1:1038 (field `value`)"), "{err}");
+        assert!(err.contains("at depth 1001"), "{err}");
     }
 
     #[test]

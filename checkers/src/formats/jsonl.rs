@@ -128,12 +128,23 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                     if let Some(f) = field {
                         location = location.field(f);
                     }
+                    // Unlike Jepsen's EDN and elle-cli's JSON, where a missing
+                    // process means one process, our format names it on every
+                    // line: the recorder always knows it, so its absence means
+                    // the file was written by something else.
+                    let found = if e.to_string().starts_with("missing field `process`") {
+                        "no \"process\"; faultline's JSONL requires it on every op (Jepsen EDN \
+                         and elle-cli JSON read a missing process as one process, JSONL does not)"
+                            .to_owned()
+                    } else {
+                        e.to_string()
+                    };
                     return Err(HistoryError::Syntax {
                         location,
                         expected: "one operation per line: a JSON object with at least \
                                    \"process\" and \"type\" (see docs/history-format.md)"
                             .into(),
-                        found: e.to_string(),
+                        found,
                     });
                 }
             };
@@ -258,6 +269,40 @@ mod tests {
         let newer = format!("{{\"format\":\"faultline-history\",\"version\":9}}\n{op}");
         let err = parse(&newer, "t.jsonl").expect_err("newer schema").to_string();
         assert!(err.starts_with("t.jsonl:1 (field `version`)"), "{err}");
+    }
+
+    /// serde_json stops at 128 levels of nesting, and our `Value`
+    /// deserialiser goes through that limit (it asks serde_json for each
+    /// element), so a value nested ten thousand deep is an error at its line,
+    /// not a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let op = |open: &str, close: &str, depth: usize| {
+            format!(
+                "{{\"process\":0,\"type\":\"invoke\",\"f\":\"r\"}}\n\
+                 {{\"process\":0,\"type\":\"ok\",\"f\":\"r\",\"value\":{}1{}}}\n",
+                open.repeat(depth),
+                close.repeat(depth)
+            )
+        };
+        for (open, close) in [("[", "]"), ("{\"a\":", "}"), ("{\"$set\":[", "]}")] {
+            let err = parse(&op(open, close, 10_000), "t.jsonl").expect_err(open).to_string();
+            assert!(err.starts_with("t.jsonl:2:"), "{err}");
+            assert!(err.contains("recursion limit exceeded"), "{err}");
+            assert!(parse(&op(open, close, 60), "t.jsonl").is_ok(), "{open}");
+        }
+    }
+
+    /// JSONL keeps `process` required (the recorder always knows it), and
+    /// says so where Jepsen's formats would read one process.
+    #[test]
+    fn a_missing_process_is_an_error_that_says_it_is_required() {
+        let text =
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"r\"}\n{\"type\":\"ok\",\"f\":\"r\"}\n";
+        let err = parse(text, "t.jsonl").expect_err("no process").to_string();
+        assert!(err.starts_with("t.jsonl:2:"), "{err}");
+        assert!(err.contains("(field `process`)"), "{err}");
+        assert!(err.contains("requires it on every op"), "{err}");
     }
 
     #[test]

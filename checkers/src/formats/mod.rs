@@ -4,13 +4,14 @@
 //! | format | file | notes |
 //! |---|---|---|
 //! | `jsonl` | `history.jsonl` | ours: one JSON object per line, appendable during a run |
-//! | `edn` | Jepsen `history.edn` | a vector or a sequence of op maps |
+//! | `edn` | Jepsen `history.edn` | a vector, a list or a sequence of op maps |
 //! | `jepsen-log` | Jepsen's `jepsen.log` | `INFO jepsen.util - 3 :ok :read 1` lines |
 //! | `porcupine-kv` | Porcupine's kv data | EDN op maps with `:key` |
 //! | `elle-json` | elle-cli's JSON | one JSON array of op objects |
 
 mod bigint;
 mod edn;
+mod edn_text;
 mod elle_json;
 mod jepsen_log;
 mod jsonl;
@@ -19,9 +20,11 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::HistoryError;
-use crate::history::History;
+use crate::history::{History, Op, Process};
+use edn_text::Opening;
 
 pub use edn::edn_to_value;
+pub use edn_text::MAX_DEPTH as MAX_EDN_DEPTH;
 pub use jsonl::{JSONL_SCHEMA_VERSION, write_jsonl_line};
 
 /// A history file format.
@@ -72,39 +75,38 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// Guesses the format from the first meaningful line of the text.
+/// Guesses the format from how the text opens.
 ///
-/// Each format has an unmistakable start: Jepsen logs name `jepsen.util`;
-/// JSON objects start `{"`, EDN maps `{:`; a JSON array of objects is
-/// elle-cli's; EDN op maps carrying `:key` are Porcupine's kv histories.
+/// Each format has an unmistakable start: Jepsen logs name `jepsen.util` on
+/// their first line; JSON objects open with a string key, EDN maps with a
+/// keyword; a JSON array of objects is elle-cli's, an EDN vector or list of
+/// maps (Knossos writes lists) a Jepsen history; EDN op maps carrying `:key`
+/// are Porcupine's kv histories. Before the first form, whatever Clojure's
+/// reader skips is skipped: whitespace, commas, `;` comments, `#_`
+/// discarded forms, `^` metadata.
 pub fn detect(text: &str) -> Option<Format> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with(';'))?;
     if first.contains("jepsen.util") {
         return Some(Format::JepsenLog);
     }
-    let compact: String =
-        first.chars().filter(|c| !c.is_whitespace() && *c != ',').take(3).collect();
-    if compact.starts_with("{\"") {
-        return Some(Format::Jsonl);
-    }
-    if compact.starts_with("[{\"") || compact == "[" || compact.starts_with("[]") {
-        // `[` alone on the first line: look at the next meaningful character.
-        let rest = text.trim_start().trim_start_matches('[').trim_start();
-        return if rest.starts_with('{') && rest[1..].trim_start().starts_with('"') {
-            Some(Format::ElleJson)
-        } else if rest.starts_with('{') || rest.starts_with(']') {
-            Some(Format::Edn)
+    // An EDN op map is Porcupine's when its line names a `:key`.
+    let edn_at = |at: usize| {
+        let line = text[at..].lines().next().unwrap_or_default();
+        if line.contains(":key ") || line.contains(":key\t") {
+            Format::PorcupineKv
         } else {
-            None
-        };
-    }
-    if compact.starts_with("{:") || compact.starts_with("[{:") {
-        if first.contains(":key ") || first.contains(":key\t") {
-            return Some(Format::PorcupineKv);
+            Format::Edn
         }
-        return Some(Format::Edn);
+    };
+    match edn_text::opening(text)? {
+        Opening::Map { json: true, .. } => Some(Format::Jsonl),
+        Opening::Map { json: false, at } => Some(edn_at(at)),
+        // JSON has arrays, not lists.
+        Opening::Container { list, first: Some((true, _)) } => (!list).then_some(Format::ElleJson),
+        Opening::Container { first: Some((false, at)), .. } => Some(edn_at(at)),
+        // An empty vector or list: EDN's reader says it holds no ops.
+        Opening::Container { first: None, .. } => Some(Format::Edn),
     }
-    None
 }
 
 /// Parses `text` (read from `source`, for error messages) in `format`, or in
@@ -155,6 +157,47 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, History
     parse(&text, &source, format)
 }
 
+/// Gives the ops at `unnamed` (sorted positions in `ops` of ops that named
+/// no process) one client process and returns its number, `None` when there
+/// are none. Jepsen's history library reads a missing process as one
+/// process; numbering it past every process the other ops name keeps it
+/// from merging with one of them.
+pub(crate) fn name_unnamed_processes(ops: &mut [Op], unnamed: &[usize]) -> Option<u64> {
+    if unnamed.is_empty() {
+        return None;
+    }
+    let mut rest = unnamed.iter().peekable();
+    let mut named: Vec<u64> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if rest.next_if_eq(&&i).is_some() {
+            continue;
+        }
+        if let Process::Client(p) = op.process {
+            named.push(p);
+        }
+    }
+    let process = match named.iter().max() {
+        None => 0,
+        Some(&max) => max.checked_add(1).unwrap_or_else(|| {
+            // The largest number is taken: the smallest free one will do.
+            named.sort_unstable();
+            named.dedup();
+            named.iter().zip(0u64..).find(|&(&p, i)| p != i).map_or(named.len() as u64, |(_, i)| i)
+        }),
+    };
+    for &i in unnamed {
+        ops[i].process = Process::Client(process);
+    }
+    Some(process)
+}
+
+/// The note a history gets when `count` ops named no process (`field` as the
+/// format spells it) and were read as `process`'s.
+pub(crate) fn unnamed_note(source: &str, count: usize, field: &str, process: u64) -> String {
+    let ops = if count == 1 { "op has" } else { "ops have" };
+    format!("{source}: {count} {ops} no {field}; read as one process, {process}, as Jepsen does")
+}
+
 /// Writes `history` in `format`.
 pub fn write(history: &History, format: Format) -> String {
     match format {
@@ -183,6 +226,62 @@ mod tests {
         );
         assert_eq!(detect("INFO  jepsen.util - 4\t:invoke\t:read\tnil"), Some(Format::JepsenLog));
         assert_eq!(detect("hello"), None);
+    }
+
+    /// Regression: detection looked only for `{:` and `[{:` on the first
+    /// line, so a history written as a list (Knossos's `rethink-fail*.edn`),
+    /// or opening with a discarded form or metadata, had no format.
+    #[test]
+    fn detects_edn_as_clojure_reads_it() {
+        let op = "{:type :invoke, :f :read, :value nil, :process 0}";
+        let cases = [
+            format!("({op}\n ; a comment between ops\n {op})\n"),
+            format!(",, ; a note\n\n[, ; and another\n {op}]"),
+            format!("#_{{\"not\" \"json\"}}\n{op}"),
+            format!("#_ #_ [1 2] (3) ; two discarded forms\n({op})"),
+            format!("^{{:jepsen \"0.3\"}} [{op}]"),
+            format!("^:history\n{op}"),
+            format!("#_[{{\"a\" 1}}] ^{{:m [1 2]}} #_x\n {op}"),
+        ];
+        for text in &cases {
+            assert_eq!(detect(text), Some(Format::Edn), "{text:?}");
+            let h = parse(text, "h.edn", None).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(h.ops().iter().all(|o| o.f == "read"), "{text:?}");
+        }
+        let kv = "({:process 0, :type :invoke, :f :get, :key \"9\", :value nil})";
+        assert_eq!(detect(kv), Some(Format::PorcupineKv));
+        assert_eq!(detect("(\n{\"type\":\"invoke\"})"), None, "JSON has no lists");
+        assert_eq!(detect("#_{:a 1}"), None, "only a discarded form");
+    }
+
+    /// A `#_` before an op discards it; metadata before an op attaches to it
+    /// (and is dropped); both work inside ops too, and at the end of a
+    /// collection, where edn-format alone fails on a discard.
+    #[test]
+    fn discards_and_metadata_are_read_as_clojure_reads_them() {
+        let text = "#_ {:type :invoke, :f :write, :value 9, :process 9}\n\
+                    ^{:note \"first\"} {:type :invoke, :f :write, :value [1 #_2], :process 0}\n\
+                    {:type :ok, :f :write, :value ^:final [1 #_ #_ 2 3], #_#_ :ignored 4 :process 0}\n";
+        let h = parse(text, "h.edn", None).expect("parse");
+        assert_eq!(h.len(), 2);
+        assert!(h.ops().iter().all(|o| o.process == crate::history::Process::Client(0)));
+        assert_eq!(h.ops()[0].value.to_string(), "[1]");
+        assert_eq!(h.ops()[1].value.to_string(), "[1]");
+        assert_eq!(h.locate(0).line, Some(2));
+    }
+
+    /// The shared process of unnamed ops is one past the largest named, or
+    /// the smallest free number when the largest is `u64::MAX`.
+    #[test]
+    fn unnamed_ops_get_a_free_process_number() {
+        use crate::history::OpType;
+        let op = |p: u64| Op::new(0, Process::Client(p), OpType::Invoke, "r", crate::Value::Nil);
+        let mut ops = vec![op(3), op(0), op(1)];
+        assert_eq!(name_unnamed_processes(&mut ops, &[1]), Some(4));
+        let mut ops = vec![op(u64::MAX), op(0), op(1), op(0)];
+        assert_eq!(name_unnamed_processes(&mut ops, &[3]), Some(2));
+        assert_eq!(ops[3].process, Process::Client(2));
+        assert_eq!(name_unnamed_processes(&mut ops, &[]), None);
     }
 
     #[test]
