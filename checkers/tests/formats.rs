@@ -2,6 +2,7 @@
 //! with elle-cli, Elle and Jepsen's own tests, written anew here in the same
 //! shape (our own data, not copies), and regressions found by fuzzing.
 
+use checkers::HistoryError;
 use checkers::formats::{self, Format};
 use checkers::registry::{self, CheckSpec};
 use checkers::{Process, Validity, judge};
@@ -70,4 +71,68 @@ fn elle_cli_indexed_ops_without_process_load() {
     assert_eq!(history.len(), 4);
     assert_eq!(history.locate(3).line, Some(4));
     assert_eq!(history.notes().len(), 1);
+}
+
+// Found by fuzzing (`fuzz/`, see docs/fuzzing.md): each input is the
+// minimised crash, read through the function `read_path` uses.
+
+fn read(bytes: &[u8], format: Option<Format>) -> Result<checkers::History, HistoryError> {
+    formats::parse_bytes(bytes, "fuzz.edn", format)
+}
+
+/// Metadata written right after an op (no space) was blanked as part of
+/// that op, whose text it lies outside of: slicing past its end panicked.
+#[test]
+fn metadata_right_after_an_op_belongs_to_the_next_one() {
+    let h = read(b"{:type :invoke, :f :r, :process 0}^:m\n{:type :ok, :f :r, :process 0}", None)
+        .expect("reads");
+    assert_eq!(h.len(), 2);
+    let h = read(b"[{:type :invoke, :f :r, :process 0, :value 12345678901234567890123}#_x]", None)
+        .expect("reads");
+    assert!(h.ops()[0].value.to_string().contains("12345678901234567890123"));
+}
+/// serde_json counts columns in bytes and from 0 at the start of a line
+/// (and JSONL lines were trimmed before parsing), so JSON errors named
+/// column 0, or columns past the end of lines with multi-byte characters.
+/// Every reader now counts characters from 1, from the start of the line,
+/// and the message no longer repeats serde_json's own position.
+#[test]
+fn json_error_columns_count_characters_from_one() {
+    let cases: [(&[u8], Option<Format>, &str); 3] = [
+        (
+            b"",
+            Some(Format::ElleJson),
+            "fuzz.edn:1:1: expected a JSON array of operation objects, found EOF while parsing a \
+             value",
+        ),
+        (
+            b"[{\"process\":0,\"type\":\"invoke\",\n\"f\":\"a\nb\"}]",
+            None,
+            "fuzz.edn:3:1: expected a JSON array of operation objects, found control character \
+             (\\u0000-\\u001F) found while parsing a string",
+        ),
+        (
+            b"{\"process\":0,\"type\":\"invoke\"}\n   {\"process\":0,\"f\":\"\xc3\xa9\xc3\xa9\",\"type\":\"done\"}\n",
+            None,
+            "fuzz.edn:2:38: expected one operation per line: a JSON object with at least \
+             \"process\" and \"type\" (see docs/history-format.md), found unknown variant `done`, \
+             expected one of `invoke`, `ok`, `fail`, `info`",
+        ),
+    ];
+    for (bytes, format, expected) in cases {
+        let err = read(bytes, format).expect_err("bad JSON").to_string();
+        assert_eq!(err, expected);
+    }
+}
+
+/// The elle-cli reader found each op's line by counting the objects in the
+/// array, so an element that is not an object (reported as the error) had
+/// no line, or the line of another element.
+#[test]
+fn an_element_that_is_not_an_op_is_reported_at_its_line() {
+    let err = read(b"[[]]", Some(Format::ElleJson)).expect_err("not an op").to_string();
+    assert_eq!(err, "fuzz.edn:1: expected an operation object, found []");
+    let text = b"[{\"process\":0,\"type\":\"invoke\"},\n 7,\n {\"process\":0,\"type\":\"ok\"}]";
+    let err = read(text, None).expect_err("not an op").to_string();
+    assert_eq!(err, "fuzz.edn:2: expected an operation object, found 7");
 }

@@ -48,6 +48,14 @@ struct Edit {
     kind: EditKind,
 }
 
+impl Edit {
+    /// The order edits are recorded in: by place, and at one place a suffix
+    /// (ending an atom) before a blank (starting right after it).
+    fn key(&self) -> (usize, u8) {
+        (self.at, matches!(self.kind, EditKind::Blank { .. }) as u8)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum EditKind {
     /// Replace every character up to this byte offset by a space (newlines
@@ -65,7 +73,7 @@ pub(crate) struct Forms<'a> {
     /// Each op form (from its first prefix, if any, to its end) and its
     /// 1-based line.
     pub forms: Vec<(&'a str, u32)>,
-    /// Sorted by `at`; they never overlap.
+    /// Sorted by [`Edit::key`]; blanks never overlap.
     edits: Vec<Edit>,
 }
 
@@ -587,11 +595,13 @@ impl<'a> Forms<'a> {
     /// scanned text.
     pub fn parse(&self, form: &str, line: u32) -> Result<Edn, FormError> {
         let at = form.as_ptr() as usize - self.text.as_ptr() as usize;
-        // A form owns the edits strictly after its start (a blank starts at
-        // a prefix inside it) up to its end included (a suffix ends its last
-        // atom); an edit at its start is the previous form's suffix.
-        let first = self.edits.partition_point(|e| e.at <= at);
-        let last = self.edits.partition_point(|e| e.at <= at + form.len());
+        // A form owns the suffixes after its start up to its end included
+        // (one at its start ends the previous form's last atom), and the
+        // blanks from its start up to its end excluded (one at its end is
+        // metadata or a discard written right after it).
+        let end = at + form.len();
+        let first = self.edits.partition_point(|e| e.key() < (at, 1));
+        let last = self.edits.partition_point(|e| e.key() < (end, 1));
         let (prepared, inserted) = apply(form, at, &self.edits[first..last]);
         edn_format::parse_str(&prepared).map_err(|e| {
             // edn-format swaps its names: `col` counts lines from 1, and

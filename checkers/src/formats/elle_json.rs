@@ -9,13 +9,16 @@ use crate::value::{Value, shared_str};
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     let items: Vec<serde_json::Value> =
         serde_json::from_str(text).map_err(|e| HistoryError::Syntax {
-            location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
+            location: {
+                let (line, column) = super::json_position(text, &e, 1, 1);
+                Location::new(source, Some(line)).column(column)
+            },
             expected: "a JSON array of operation objects".into(),
-            found: e.to_string(),
+            found: super::json_message(&e),
         })?;
-    // Each op's line: the n-th top-level object in the array. Histories
+    // Each op's line: where the n-th element of the array starts. Histories
     // written by elle-cli put one op per line, so find where each starts.
-    let starts = object_start_lines(text);
+    let starts = element_start_lines(text);
     let mut ops = Vec::with_capacity(items.len());
     let mut lines = Vec::with_capacity(items.len());
     let mut unnamed = Vec::new();
@@ -130,10 +133,14 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     Ok(history)
 }
 
-/// 1-based line of each `{` that opens a top-level element of the array.
-fn object_start_lines(text: &str) -> Vec<u32> {
+/// 1-based line of each top-level element of the array, objects or not
+/// (the first element that is not an object is reported at its line).
+fn element_start_lines(text: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let (mut depth, mut line, mut in_str, mut escaped) = (0u32, 1u32, false, false);
+    // After the array's `[` or a `,` in it: the next non-space character
+    // starts an element.
+    let mut expecting = false;
     for c in text.chars() {
         if c == '\n' {
             line += 1;
@@ -147,15 +154,18 @@ fn object_start_lines(text: &str) -> Vec<u32> {
             }
             continue;
         }
+        if expecting && depth == 1 && !c.is_whitespace() && c != ']' {
+            out.push(line);
+            expecting = false;
+        }
         match c {
             '"' => in_str = true,
             '[' | '{' => {
-                if depth == 1 && c == '{' {
-                    out.push(line);
-                }
                 depth += 1;
+                expecting = depth == 1;
             }
             ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => expecting = true,
             _ => {}
         }
     }
