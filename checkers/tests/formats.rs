@@ -136,3 +136,36 @@ fn an_element_that_is_not_an_op_is_reported_at_its_line() {
     let err = read(text, None).expect_err("not an op").to_string();
     assert_eq!(err, "fuzz.edn:2: expected an operation object, found 7");
 }
+
+/// edn-format does not count what follows the backslash of a character
+/// literal, so after `\` and a newline its line was one short and its
+/// columns ran past the end of the line; positions are now recounted.
+#[test]
+fn errors_after_character_literals_are_at_their_line_and_column() {
+    let text = b"{:type :invoke, :f :r, :process 0, :value [\\\n\\newline 1]}\n\
+                 {:type :ok,\n :f :r, :x:y 1, :process 0}";
+    let err = read(text, None).expect_err("bad keyword").to_string();
+    assert_eq!(
+        err,
+        "fuzz.edn:4:12: expected an EDN op map, found Cannot have more a colon in a keyword"
+    );
+    let text = b"{:type :invoke, :f :r, :value [\\space \\u0041 \\a \\\n], :process 0, :f 1}";
+    let err = read(text, None).expect_err("duplicate key").to_string();
+    assert_eq!(err, "fuzz.edn:2:19: expected an EDN op map, found Duplicate key in a map: :f");
+}
+
+/// A big decimal with a large exponent (`777e1697180946M`) was written out
+/// digit by digit to become a float: gigabytes, then out of memory. It is
+/// now the float its digits and exponent make, and error messages show such
+/// values with their exponent.
+#[test]
+fn big_decimals_with_huge_exponents_stay_small() {
+    let h = read(b"INFO  jepsen.util - 1\t:ok\t:read\t777e000000000000000001697180946M\n", None)
+        .expect("reads");
+    assert_eq!(h.ops()[0].value, checkers::Value::Float(checkers::value::Float(f64::INFINITY)));
+    let h =
+        read(b"{:type :ok, :f :r, :process 0, :value [1.5M 7e-1697180946M]}", None).expect("reads");
+    assert_eq!(h.ops()[0].value.to_string(), "[1.5 0.0]");
+    let err = read(b"{:type :ok, :f :r, :process 1e1000000000M}", None).expect_err("bad process");
+    assert!(err.to_string().ends_with("found 1E1000000000M"), "{err}");
+}

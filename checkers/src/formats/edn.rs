@@ -9,7 +9,7 @@
 
 use edn_format::Value as Edn;
 
-use super::edn_text::{Top, split};
+use super::edn_text::{Top, show, split};
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
 use crate::value::{Float, Value, shared_str};
@@ -111,10 +111,14 @@ pub fn edn_to_value(v: Edn) -> Value {
             Ok(i) => Value::Int(i),
             Err(_) => Value::str(b.to_string()),
         },
-        Edn::BigDec(d) => d
-            .to_string()
-            .parse::<f64>()
-            .map_or_else(|_| Value::str(d.to_string()), |f| Value::Float(Float(f))),
+        Edn::BigDec(d) => {
+            // The nearest float, from the digits and the exponent: the float
+            // parser saturates, where writing the number out in full (as
+            // `to_string` does) takes a gigabyte for `1e1000000000M`.
+            let (digits, scale) = d.as_bigint_and_exponent();
+            let text = format!("{digits}e{}", -i128::from(scale));
+            Value::Float(Float(text.parse().unwrap_or(f64::NAN)))
+        }
         Edn::List(items) | Edn::Vector(items) => {
             Value::List(items.into_iter().map(edn_to_value).collect())
         }
@@ -143,7 +147,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
         return Err(HistoryError::Syntax {
             location: loc.clone(),
             expected: "an op map such as {:process 0, :type :invoke, :f :read, :value nil}".into(),
-            found: format!("{}", short(&edn_format::emit_str(&edn))),
+            found: show(&edn),
         });
     };
     let mut take = |name: &str| map.remove(&Edn::Keyword(edn_format::Keyword::from_name(name)));
@@ -153,7 +157,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             || HistoryError::Syntax {
                 location: loc.clone().field("type"),
                 expected: ":invoke, :ok, :fail or :info".into(),
-                found: kind_v.as_ref().map_or("nothing".into(), edn_format::emit_str),
+                found: kind_v.as_ref().map_or("nothing".into(), show),
             },
         )?;
     let process_v = take("process");
@@ -167,7 +171,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("process"),
                 expected: "a non-negative integer or :nemesis".into(),
-                found: edn_format::emit_str(other),
+                found: show(other),
             });
         }
     };
@@ -177,7 +181,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             keyword_name(&v).map(|name| shared_str(&name)).ok_or_else(|| HistoryError::Syntax {
                 location: loc.clone().field("f"),
                 expected: "a keyword such as :read".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             })?
         }
     };
@@ -188,7 +192,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("index"),
                 expected: "a non-negative integer".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             });
         }
     };
@@ -199,7 +203,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("time"),
                 expected: "nanoseconds since the test began, a non-negative integer".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             });
         }
     };
@@ -227,10 +231,6 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
     });
     let error = take("error").map(edn_to_value);
     Ok((Op { index, time, process, kind, f, value, key, node, error }, unnamed))
-}
-
-fn short(s: &str) -> String {
-    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(60)]) } else { s.to_owned() }
 }
 
 /// Writes one op map per line, Jepsen style. With `kv`, the Porcupine kv

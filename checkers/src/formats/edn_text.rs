@@ -605,9 +605,11 @@ impl<'a> Forms<'a> {
         let (prepared, inserted) = apply(form, at, &self.edits[first..last]);
         edn_format::parse_str(&prepared).map_err(|e| {
             // edn-format swaps its names: `col` counts lines from 1, and
-            // `row` counts the characters read on that line, 0 if none.
-            let line_offset = e.col.saturating_sub(1);
-            let mut column = e.row as u64;
+            // `row` counts the characters read on that line, 0 if none; and
+            // it does not count what follows the backslash of a character
+            // literal (a `\` and a newline loses it a line).
+            let (line_offset, column) = position_in(&prepared, e.col, e.row);
+            let mut column = column;
             for &(l, c, len) in &inserted {
                 if l == line_offset && c <= column {
                     column = column.saturating_sub(len);
@@ -625,6 +627,48 @@ impl<'a> Forms<'a> {
             }
         })
     }
+}
+
+/// Where edn-format stopped in `text` (the text it parsed), from what it
+/// reports: `line` (from 1) and `read`, the characters it counted on that
+/// line. It counts every character it reads except those after the
+/// backslash of a character literal, so walk the text counting as it does
+/// and give the place, as (line offset from 0, characters read on the line),
+/// of the last character it counted up to there.
+fn position_in(text: &str, line: usize, read: usize) -> (usize, u64) {
+    // The bodies of character literals: what edn-format reads uncounted.
+    let mut uncounted: Vec<(usize, usize)> = Vec::new();
+    let mut lexer = Lexer::new(text);
+    while let Ok(Some((token, start, _))) = lexer.next() {
+        if token == Token::Char {
+            uncounted.push((start + 1, lexer.pos));
+        }
+    }
+    let target = (line, read);
+    let (mut counted, mut real) = ((1usize, 0usize), (0usize, 0u64));
+    let mut found = (line.saturating_sub(1), read as u64);
+    if counted == target {
+        found = real;
+    }
+    let mut body = uncounted.iter().peekable();
+    for (i, c) in text.char_indices() {
+        while body.next_if(|&&(_, end)| end <= i).is_some() {}
+        let is_counted = body.peek().is_none_or(|&&(start, _)| i < start);
+        if c == '\n' {
+            real = (real.0 + 1, 0);
+        } else {
+            real.1 += 1;
+        }
+        if is_counted {
+            counted = if c == '\n' { (counted.0 + 1, 0) } else { (counted.0, counted.1 + 1) };
+        }
+        if counted == target {
+            found = real;
+        } else if counted > target {
+            break;
+        }
+    }
+    found
 }
 
 /// The form's text after its edits (offsets in `edits` are from the scanned
@@ -683,15 +727,64 @@ fn describe(e: &edn_format::ParserError) -> String {
         P::BadBigDec { parsing, encountered } => format!("{e} {}: {encountered}", short(parsing)),
         P::UnexpectedCharacter(c) => format!("{e} {c:?}"),
         P::DuplicateKeyInMap { value } | P::DuplicateValueInSet { value } => {
-            format!("{e}: {}", short(&edn_format::emit_str(value)))
+            format!("{e}: {}", show(value))
         }
         P::InvalidElementForTag { value } => {
-            format!("{e}, not {}", short(&edn_format::emit_str(value)))
+            format!("{e}, not {}", show(value))
         }
         P::InvalidInst(Some(inner)) => format!("{e}: {inner}"),
         P::InvalidUuid(Some(inner)) => format!("{e}: {inner}"),
         _ => e.to_string(),
     }
+}
+
+/// EDN text of `v` for an error message, cut at about 60 characters.
+/// edn-format's `emit_str` writes a whole value however large, and a big
+/// decimal digit by digit (`1e1000000000M` would be a gigabyte of zeros);
+/// this writes no more than the message shows, a big decimal with its
+/// exponent.
+pub(crate) fn show(v: &Edn) -> String {
+    fn write(v: &Edn, out: &mut String) {
+        fn seq<'v>(
+            out: &mut String,
+            open: &str,
+            items: impl Iterator<Item = &'v Edn>,
+            close: &str,
+        ) {
+            out.push_str(open);
+            for (i, item) in items.enumerate() {
+                if out.len() > 60 {
+                    return;
+                }
+                if i > 0 {
+                    out.push(' ');
+                }
+                write(item, out);
+            }
+            out.push_str(close);
+        }
+        if out.len() > 60 {
+            return;
+        }
+        match v {
+            Edn::BigDec(d) => {
+                let (digits, scale) = d.as_bigint_and_exponent();
+                out.push_str(&format!("{digits}E{}M", -i128::from(scale)));
+            }
+            Edn::Vector(items) => seq(out, "[", items.iter(), "]"),
+            Edn::List(items) => seq(out, "(", items.iter(), ")"),
+            Edn::Set(items) => seq(out, "#{", items.iter(), "}"),
+            Edn::Map(entries) => seq(out, "{", entries.iter().flat_map(|(k, v)| [k, v]), "}"),
+            Edn::TaggedElement(tag, inner) => {
+                out.push_str(&format!("#{tag} "));
+                write(inner, out);
+            }
+            other => out.push_str(&edn_format::emit_str(other)),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    short(&out)
 }
 
 fn short(s: &str) -> String {
