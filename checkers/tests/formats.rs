@@ -169,3 +169,16 @@ fn big_decimals_with_huge_exponents_stay_small() {
     let err = read(b"{:type :ok, :f :r, :process 1e1000000000M}", None).expect_err("bad process");
     assert!(err.to_string().ends_with("found 1E1000000000M"), "{err}");
 }
+
+/// Several insertions on one line (`\u` is spelt `\u0075` for edn-format)
+/// were taken off an error's column one by one, each compared with the
+/// column already shifted, so the later ones were missed.
+#[test]
+fn errors_after_several_rewritten_literals_keep_their_column() {
+    let text = b"{:type :ok, :f :r, :process 0, :a\\u :b\\u\\u}";
+    let err = read(text, None).expect_err("odd map").to_string();
+    assert_eq!(
+        err,
+        "fuzz.edn:1:42: expected an EDN op map, found Map must have an even number of elements"
+    );
+}

@@ -609,12 +609,14 @@ impl<'a> Forms<'a> {
             // it does not count what follows the backslash of a character
             // literal (a `\` and a newline loses it a line).
             let (line_offset, column) = position_in(&prepared, e.col, e.row);
-            let mut column = column;
-            for &(l, c, len) in &inserted {
-                if l == line_offset && c <= column {
-                    column = column.saturating_sub(len);
-                }
-            }
+            // Less what was inserted before it on its line (each insertion's
+            // column is in the edited text, as `column` is).
+            let shift: u64 = inserted
+                .iter()
+                .filter(|&&(l, c, _)| l == line_offset && c <= column)
+                .map(|&(_, _, len)| len)
+                .sum();
+            let column = column.saturating_sub(shift);
             let column = column.max(1);
             FormError {
                 line: u64::from(line) + line_offset as u64,
