@@ -167,7 +167,7 @@ fn big_decimals_with_huge_exponents_stay_small() {
         read(b"{:type :ok, :f :r, :process 0, :value [1.5M 7e-1697180946M]}", None).expect("reads");
     assert_eq!(h.ops()[0].value.to_string(), "[1.5 0.0]");
     let err = read(b"{:type :ok, :f :r, :process 1e1000000000M}", None).expect_err("bad process");
-    assert!(err.to_string().ends_with("found 1E1000000000M"), "{err}");
+    assert!(err.to_string().len() < 200, "{err}");
 }
 
 /// Several insertions on one line (`\u` is spelt `\u0075` for edn-format)
@@ -181,4 +181,39 @@ fn errors_after_several_rewritten_literals_keep_their_column() {
         err,
         "fuzz.edn:1:42: expected an EDN op map, found Map must have an even number of elements"
     );
+}
+
+/// edn-format strips a comment wherever it sees `;`, even right after the
+/// backslash of a character literal, so `\;` (the character `;`) swallowed
+/// the rest of its line; and it reads a comment that follows an atom as
+/// part of the atom, so `1;c` then `2` on the next line read as `12`.
+/// Comments in an op are now blanked out before it parses, and `\;` is
+/// spelt `\u003b`.
+#[test]
+fn semicolons_in_character_literals_and_comments_after_atoms() {
+    let h = read(b"{:type :ok, :f :r, :process 0, :value [\\; 1;c\n2]}", None).expect("reads");
+    assert_eq!(h.ops()[0].value.to_string(), "[\";\" 1 2]");
+    let err = read(b"{:type :ok, :f :r, :process 0, :value [\\; 1x]}\n{:a\\;, 1ss 1}", None)
+        .expect_err("bad int")
+        .to_string();
+    assert_eq!(
+        err,
+        "fuzz.edn:1:44: expected an EDN op map, found Invalid int 1x: invalid digit found in string"
+    );
+    let err = read(b"{:type :ok, :f :r, :process 0}\n{:a\\;, 1ss 1}", None).expect_err("bad int");
+    assert_eq!(
+        err.to_string(),
+        "fuzz.edn:2:10: expected an EDN op map, found Invalid int 1ss: invalid digit found in string"
+    );
+}
+
+/// edn-format compares big decimals by scaling one to the other's
+/// exponent, so two of them in a set, one with the exponent 30090123456789012,
+/// never finished (a timeout). A big decimal becomes a float in a history
+/// anyway, so it is now read as the float.
+#[test]
+fn big_decimals_with_far_apart_exponents_in_a_set_read_at_once() {
+    let h = read(b"INFO  jepsen.util - 0\t:ok\t:read\t#{3.5e30090123456789012M 2M -7.25M}\n", None)
+        .expect("reads");
+    assert_eq!(h.ops()[0].value.to_string(), "#{-7.25 2.0 inf}");
 }

@@ -173,11 +173,13 @@ struct Lexer<'a> {
     text: &'a str,
     pos: usize,
     line: u32,
+    /// The comments skipped (byte ranges), when they are wanted.
+    comments: Option<Vec<(usize, usize)>>,
 }
 
 impl<'a> Lexer<'a> {
     fn new(text: &'a str) -> Self {
-        Lexer { text, pos: 0, line: 1 }
+        Lexer { text, pos: 0, line: 1, comments: None }
     }
 
     fn peek_char(&self) -> Option<char> {
@@ -201,8 +203,12 @@ impl<'a> Lexer<'a> {
                 }
                 Some(b' ' | b'\t' | b'\r' | b',' | 0x0b | 0x0c) => self.pos += 1,
                 Some(b';') => {
-                    self.pos =
+                    let end =
                         self.text[self.pos..].find('\n').map_or(bytes.len(), |p| self.pos + p);
+                    if let Some(comments) = &mut self.comments {
+                        comments.push((self.pos, end));
+                    }
+                    self.pos = end;
                 }
                 Some(&b) if b >= 0x80 => match self.peek_char() {
                     Some(c) if is_space(c) => self.pos += c.len_utf8(),
@@ -369,7 +375,18 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
     let mut op_depth: Option<usize> = (top == Top::Sequence).then_some(0);
     // The line where the history's vector or list closed.
     let mut closed: Option<u32> = None;
-    while let Some((token, start, line)) = lexer.next()? {
+    lexer.comments = Some(Vec::new());
+    loop {
+        let next = lexer.next()?;
+        // edn-format reads a comment that follows an atom as part of it
+        // (`[1;c` then `2]` on the next line is `[12]`) and one after a
+        // backslash as a comment: it sees none.
+        for (at, end) in lexer.comments.iter_mut().flat_map(|c| c.drain(..)) {
+            if blanking == 0 {
+                edits.push(Edit { at, kind: EditKind::Blank { end } });
+            }
+        }
+        let Some((token, start, line)) = next else { break };
         let end = lexer.pos;
         if let Some(closed_line) = closed {
             return Err(lexer.error(
@@ -450,16 +467,38 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
                 complete!(frame.start, frame.line);
             }
             Token::Atom => {
-                if blanking == 0 && needs_big_suffix(&text[start..end]) {
+                let atom = &text[start..end];
+                if blanking == 0 && needs_big_suffix(atom) {
                     edits.push(Edit { at: end, kind: EditKind::Insert("N") });
+                }
+                if blanking == 0 && is_big_decimal(atom) {
+                    // A big decimal becomes a float in a history's values
+                    // anyway, and edn-format compares big decimals by
+                    // scaling one to the other's exponent: `1e30000000000M`
+                    // in a set or as a map key would never finish. So it
+                    // reads as the float: the `M` becomes a space, or a
+                    // point when there is none (`1M` is `1.`).
+                    let m = end - 1;
+                    if !atom.contains(['.', 'e', 'E']) {
+                        edits.push(Edit { at: m, kind: EditKind::Insert(".") });
+                    }
+                    edits.push(Edit { at: m, kind: EditKind::Blank { end } });
                 }
                 complete!(start, line);
             }
             Token::Char => {
                 // `\u` alone is the letter u; edn-format would take what
-                // follows for its hex digits, so spell it out.
-                if blanking == 0 && &text[start..end] == "\\u" {
-                    edits.push(Edit { at: end, kind: EditKind::Insert("0075") });
+                // follows for its hex digits, so spell it out. It reads `\;`
+                // as a backslash and a comment, so spell that out too.
+                if blanking == 0 {
+                    match &text[start..end] {
+                        "\\u" => edits.push(Edit { at: end, kind: EditKind::Insert("0075") }),
+                        "\\;" => {
+                            edits.push(Edit { at: start + 1, kind: EditKind::Insert("u003b") });
+                            edits.push(Edit { at: start + 1, kind: EditKind::Blank { end } });
+                        }
+                        _ => {}
+                    }
                 }
                 complete!(start, line);
             }
@@ -578,6 +617,16 @@ fn complete_form<'a>(
     if *blanking == 0 && op_depth == Some(stack.len()) {
         forms.push((&text[start..end], line));
     }
+}
+
+/// A literal edn-format reads as a big decimal: a number ending in its only
+/// `M`, with no `/` or `:` (which make it a symbol or an error).
+fn is_big_decimal(atom: &str) -> bool {
+    let digits = atom.strip_prefix(['-', '+']).unwrap_or(atom);
+    digits.chars().next().is_some_and(char::is_numeric)
+        && atom.ends_with('M')
+        && atom.matches('M').count() == 1
+        && !atom.contains(['/', ':'])
 }
 
 /// An integer literal of more than 18 digits, which may not fit in 64 bits:
