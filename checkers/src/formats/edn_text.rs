@@ -157,8 +157,25 @@ impl Token {
 
 /// Characters edn-format continues a symbol, keyword or number with.
 fn is_atom_char(c: char) -> bool {
-    c.is_alphanumeric() || ".*+!-_?$%&=<>/:".contains(c)
+    if c.is_ascii() { ATOM_BYTES[c as usize] } else { c.is_alphanumeric() }
 }
+
+/// [`is_atom_char`] for each ASCII byte.
+const ATOM_BYTES: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let punctuation = b".*+!-_?$%&=<>/:";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Whitespace as edn-format sees it: Unicode whitespace and commas.
 fn is_space(c: char) -> bool {
@@ -257,17 +274,39 @@ impl<'a> Lexer<'a> {
                 // A symbol, keyword or number runs on while edn-format would
                 // continue it; any other character stands alone, and
                 // edn-format reports it with its place.
-                let first = self.peek_char().unwrap_or(' ');
+                let first = match bytes[start] {
+                    b if b < 0x80 => b as char,
+                    _ => self.peek_char().unwrap_or(' '),
+                };
                 self.pos += first.len_utf8();
                 if is_atom_char(first) {
-                    while let Some(c) = self.peek_char().filter(|&c| is_atom_char(c)) {
-                        self.pos += c.len_utf8();
-                    }
+                    self.skip_atom_chars();
                 }
                 Token::Atom
             }
         };
         Ok(Some((token, start, line)))
+    }
+
+    /// Skips the characters edn-format continues an atom with. Most of a
+    /// history's bytes are in atoms, so ASCII is looked up by byte.
+    fn skip_atom_chars(&mut self) {
+        let bytes = self.text.as_bytes();
+        loop {
+            match bytes.get(self.pos) {
+                Some(&b) if b < 0x80 => {
+                    if !ATOM_BYTES[b as usize] {
+                        return;
+                    }
+                    self.pos += 1;
+                }
+                Some(_) => match self.peek_char().filter(|&c| is_atom_char(c)) {
+                    Some(c) => self.pos += c.len_utf8(),
+                    None => return,
+                },
+                None => return,
+            }
+        }
     }
 
     /// Skips a string from its opening quote at `start`.
@@ -320,9 +359,7 @@ impl<'a> Lexer<'a> {
             self.line += 1;
         }
         self.pos += first.len_utf8();
-        while let Some(c) = self.peek_char().filter(|&c| is_atom_char(c)) {
-            self.pos += c.len_utf8();
-        }
+        self.skip_atom_chars();
         let name = &self.text[start + 1..self.pos];
         let unicode = name.len() == 5
             && name.starts_with('u')
@@ -381,9 +418,11 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
         // edn-format reads a comment that follows an atom as part of it
         // (`[1;c` then `2]` on the next line is `[12]`) and one after a
         // backslash as a comment: it sees none.
-        for (at, end) in lexer.comments.iter_mut().flat_map(|c| c.drain(..)) {
-            if blanking == 0 {
-                edits.push(Edit { at, kind: EditKind::Blank { end } });
+        if let Some(comments) = lexer.comments.as_mut().filter(|c| !c.is_empty()) {
+            for (at, end) in comments.drain(..) {
+                if blanking == 0 {
+                    edits.push(Edit { at, kind: EditKind::Blank { end } });
+                }
             }
         }
         let Some((token, start, line)) = next else { break };
@@ -568,6 +607,7 @@ fn check_depth(
 /// A form from `span.0` to `span.1` (on line `span.2`) is complete at the
 /// current level: it feeds the prefixes waiting there (and is consumed by a
 /// discard or as metadata), or it is an op form, or part of one.
+#[inline]
 fn complete_form<'a>(
     text: &'a str,
     span: (usize, usize, u32),
@@ -622,9 +662,12 @@ fn complete_form<'a>(
 /// A literal edn-format reads as a big decimal: a number ending in its only
 /// `M`, with no `/` or `:` (which make it a symbol or an error).
 fn is_big_decimal(atom: &str) -> bool {
+    // Most atoms are keywords and integers: the last byte rules them out.
+    if atom.as_bytes().last() != Some(&b'M') {
+        return false;
+    }
     let digits = atom.strip_prefix(['-', '+']).unwrap_or(atom);
     digits.chars().next().is_some_and(char::is_numeric)
-        && atom.ends_with('M')
         && atom.matches('M').count() == 1
         && !atom.contains(['/', ':'])
 }
@@ -634,7 +677,10 @@ fn is_big_decimal(atom: &str) -> bool {
 /// Leading zeros are left for edn-format to refuse, as Clojure would read
 /// them as octal.
 fn needs_big_suffix(atom: &str) -> bool {
-    let digits = atom.strip_prefix(['-', '+']).unwrap_or(atom);
+    let digits = match atom.as_bytes().first() {
+        Some(b'-' | b'+') => &atom[1..],
+        _ => atom,
+    };
     digits.len() > 18 && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
