@@ -14,6 +14,10 @@ use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
 use crate::value::{Float, Value, shared_str};
 
+/// A chunk's ops, and the positions in the history of those that named no
+/// process.
+type ChunkOps = (Vec<Op>, Vec<usize>);
+
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
     let scanned = split(text, Top::History).map_err(|e| HistoryError::Syntax {
@@ -23,27 +27,26 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     })?;
     let forms = &scanned.forms;
     let lines: Vec<u32> = forms.iter().map(|&(_, line)| line).collect();
-    // A chunk's ops, and the positions in the history of those that named
-    // no process.
-    let parse_chunk = |c: usize, chunk: usize, forms: &[(&str, u32)]| {
-        let mut ops = Vec::with_capacity(forms.len());
-        let mut unnamed = Vec::new();
-        for (i, &(form, line)) in forms.iter().enumerate() {
-            let edn = scanned.parse(form, line).map_err(|e| HistoryError::Syntax {
-                location: Location::new(source, Some(e.line)).column(e.column),
-                expected: "an EDN op map".into(),
-                found: e.message,
-            })?;
-            let position = (c * chunk + i) as u64;
-            let loc = Location::new(source, Some(u64::from(line)));
-            let (op, no_process) = op_from_edn(edn, position, &loc)?;
-            if no_process {
-                unnamed.push(position as usize);
+    let parse_chunk =
+        |c: usize, chunk: usize, forms: &[(&str, u32)]| -> Result<ChunkOps, HistoryError> {
+            let mut ops = Vec::with_capacity(forms.len());
+            let mut unnamed = Vec::new();
+            for (i, &(form, line)) in forms.iter().enumerate() {
+                let edn = scanned.parse(form, line).map_err(|e| HistoryError::Syntax {
+                    location: Location::new(source, Some(e.line)).column(e.column),
+                    expected: "an EDN op map".into(),
+                    found: e.message,
+                })?;
+                let position = (c * chunk + i) as u64;
+                let loc = Location::new(source, Some(u64::from(line)));
+                let (op, no_process) = op_from_edn(edn, position, &loc)?;
+                if no_process {
+                    unnamed.push(position as usize);
+                }
+                ops.push(op);
             }
-            ops.push(op);
-        }
-        Ok((ops, unnamed))
-    };
+            Ok((ops, unnamed))
+        };
     // edn-format spends about 20 µs per op, mostly allocating, so a large
     // history is parsed on every core, in chunks kept in order. Each chunk
     // stops at its first bad op; the first failing chunk then holds the
@@ -51,7 +54,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     // how the work was split. A history of one chunk stays on this thread:
     // handing it to the pool would cost more than it saves.
     let chunk = (forms.len() / (rayon::current_num_threads() * 8)).clamp(1024, 65_536);
-    let parsed: Vec<Result<(Vec<Op>, Vec<usize>), HistoryError>> = if forms.len() <= chunk {
+    let parsed: Vec<Result<ChunkOps, HistoryError>> = if forms.len() <= chunk {
         vec![parse_chunk(0, chunk, forms)]
     } else {
         forms.par_chunks(chunk).enumerate().map(|(c, forms)| parse_chunk(c, chunk, forms)).collect()
