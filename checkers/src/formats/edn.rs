@@ -9,10 +9,14 @@
 
 use edn_format::Value as Edn;
 
-use super::edn_text::{Top, split};
+use super::edn_text::{Top, show, split};
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
 use crate::value::{Float, Value, shared_str};
+
+/// A chunk's ops, and the positions in the history of those that named no
+/// process.
+type ChunkOps = (Vec<Op>, Vec<usize>);
 
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
@@ -23,27 +27,26 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     })?;
     let forms = &scanned.forms;
     let lines: Vec<u32> = forms.iter().map(|&(_, line)| line).collect();
-    // A chunk's ops, and the positions in the history of those that named
-    // no process.
-    let parse_chunk = |c: usize, chunk: usize, forms: &[(&str, u32)]| {
-        let mut ops = Vec::with_capacity(forms.len());
-        let mut unnamed = Vec::new();
-        for (i, &(form, line)) in forms.iter().enumerate() {
-            let edn = scanned.parse(form, line).map_err(|e| HistoryError::Syntax {
-                location: Location::new(source, Some(e.line)).column(e.column),
-                expected: "an EDN op map".into(),
-                found: e.message,
-            })?;
-            let position = (c * chunk + i) as u64;
-            let loc = Location::new(source, Some(u64::from(line)));
-            let (op, no_process) = op_from_edn(edn, position, &loc)?;
-            if no_process {
-                unnamed.push(position as usize);
+    let parse_chunk =
+        |c: usize, chunk: usize, forms: &[(&str, u32)]| -> Result<ChunkOps, HistoryError> {
+            let mut ops = Vec::with_capacity(forms.len());
+            let mut unnamed = Vec::new();
+            for (i, &(form, line)) in forms.iter().enumerate() {
+                let edn = scanned.parse(form, line).map_err(|e| HistoryError::Syntax {
+                    location: Location::new(source, Some(e.line)).column(e.column),
+                    expected: "an EDN op map".into(),
+                    found: e.message,
+                })?;
+                let position = (c * chunk + i) as u64;
+                let loc = Location::new(source, Some(u64::from(line)));
+                let (op, no_process) = op_from_edn(edn, position, &loc)?;
+                if no_process {
+                    unnamed.push(position as usize);
+                }
+                ops.push(op);
             }
-            ops.push(op);
-        }
-        Ok((ops, unnamed))
-    };
+            Ok((ops, unnamed))
+        };
     // edn-format spends about 20 µs per op, mostly allocating, so a large
     // history is parsed on every core, in chunks kept in order. Each chunk
     // stops at its first bad op; the first failing chunk then holds the
@@ -51,7 +54,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     // how the work was split. A history of one chunk stays on this thread:
     // handing it to the pool would cost more than it saves.
     let chunk = (forms.len() / (rayon::current_num_threads() * 8)).clamp(1024, 65_536);
-    let parsed: Vec<Result<(Vec<Op>, Vec<usize>), HistoryError>> = if forms.len() <= chunk {
+    let parsed: Vec<Result<ChunkOps, HistoryError>> = if forms.len() <= chunk {
         vec![parse_chunk(0, chunk, forms)]
     } else {
         forms.par_chunks(chunk).enumerate().map(|(c, forms)| parse_chunk(c, chunk, forms)).collect()
@@ -108,10 +111,14 @@ pub fn edn_to_value(v: Edn) -> Value {
         Edn::Integer(i) => Value::Int(i),
         Edn::Float(f) => Value::Float(Float(f.into_inner())),
         Edn::BigInt(b) => Value::integer(&b.to_string()).unwrap_or_default(),
-        Edn::BigDec(d) => d
-            .to_string()
-            .parse::<f64>()
-            .map_or_else(|_| Value::str(d.to_string()), |f| Value::Float(Float(f))),
+        Edn::BigDec(d) => {
+            // The nearest float, from the digits and the exponent: the float
+            // parser saturates, where writing the number out in full (as
+            // `to_string` does) takes a gigabyte for `1e1000000000M`.
+            let (digits, scale) = d.as_bigint_and_exponent();
+            let text = format!("{digits}e{}", -i128::from(scale));
+            Value::Float(Float(text.parse().unwrap_or(f64::NAN)))
+        }
         Edn::List(items) | Edn::Vector(items) => {
             Value::List(items.into_iter().map(edn_to_value).collect())
         }
@@ -140,7 +147,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
         return Err(HistoryError::Syntax {
             location: loc.clone(),
             expected: "an op map such as {:process 0, :type :invoke, :f :read, :value nil}".into(),
-            found: format!("{}", short(&edn_format::emit_str(&edn))),
+            found: show(&edn),
         });
     };
     let mut take = |name: &str| map.remove(&Edn::Keyword(edn_format::Keyword::from_name(name)));
@@ -150,7 +157,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             || HistoryError::Syntax {
                 location: loc.clone().field("type"),
                 expected: ":invoke, :ok, :fail or :info".into(),
-                found: kind_v.as_ref().map_or("nothing".into(), edn_format::emit_str),
+                found: kind_v.as_ref().map_or("nothing".into(), show),
             },
         )?;
     let process_v = take("process");
@@ -164,7 +171,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("process"),
                 expected: "a non-negative integer or :nemesis".into(),
-                found: edn_format::emit_str(other),
+                found: show(other),
             });
         }
     };
@@ -174,7 +181,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             keyword_name(&v).map(|name| shared_str(&name)).ok_or_else(|| HistoryError::Syntax {
                 location: loc.clone().field("f"),
                 expected: "a keyword such as :read".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             })?
         }
     };
@@ -185,7 +192,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("index"),
                 expected: "a non-negative integer".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             });
         }
     };
@@ -196,7 +203,7 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
             return Err(HistoryError::Syntax {
                 location: loc.clone().field("time"),
                 expected: "nanoseconds since the test began, a non-negative integer".into(),
-                found: edn_format::emit_str(&v),
+                found: show(&v),
             });
         }
     };
@@ -224,10 +231,6 @@ fn op_from_edn(edn: Edn, position: u64, loc: &Location) -> Result<(Op, bool), Hi
     });
     let error = take("error").map(edn_to_value);
     Ok((Op { index, time, process, kind, f, value, key, node, error }, unnamed))
-}
-
-fn short(s: &str) -> String {
-    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(60)]) } else { s.to_owned() }
 }
 
 /// Writes one op map per line, Jepsen style. With `kv`, the Porcupine kv

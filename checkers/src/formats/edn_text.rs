@@ -7,16 +7,25 @@
 //! - bounds the nesting at [`MAX_DEPTH`] (collections, tags, `#_` discards
 //!   and `^` metadata counted together), so a broken or hostile file is an
 //!   error instead of a stack overflow that aborts the process;
-//! - blanks out `#_` discarded forms and `^` metadata, keeping every line and
-//!   column where it was (edn-format does not know metadata at all, and
-//!   fails on a discard that ends a collection);
+//! - blanks out `#_` discarded forms, `^` metadata and comments, keeping
+//!   every line and column where it was (edn-format does not know metadata
+//!   at all, fails on a discard that ends a collection, and reads a comment
+//!   right after an atom as part of it);
 //! - gives integer literals of more than 18 digits the `N` suffix, so they
-//!   read as big integers, as Clojure reads them;
-//! - refuses malformed character literals and rewrites `\u`, which
-//!   edn-format can panic on (it slices its lookahead by bytes).
+//!   read as big integers, as Clojure reads them, and spells big decimals
+//!   (`1.5M`) as the floats they become in a history anyway (edn-format
+//!   compares them by scaling, which never ends for far-apart exponents);
+//! - refuses malformed character literals and spells out `\u` and `\;`,
+//!   which edn-format misreads (it slices its lookahead by bytes, and strips
+//!   a comment even after a backslash).
 //!
 //! The scan is iterative and runs once over the text; forms that need no
-//! change are handed to the parser as slices of the original text.
+//! change are handed to the parser as slices of the original text. When
+//! edn-format refuses a form, the place it names is mapped back to the
+//! file's line and column (it counts lines and columns its own way).
+//!
+//! Every one of these was found by fuzzing or while fixing what fuzzing
+//! found; see `docs/fuzzing.md`.
 
 use std::borrow::Cow;
 
@@ -26,8 +35,9 @@ use edn_format::Value as Edn;
 /// metadata, counted together, including the history's own vector and the
 /// op map. Jepsen's histories nest a handful of levels (an op map, a
 /// transaction, a micro-op, a read's list); a thousand leaves room for any
-/// real value while keeping edn-format's recursion (a few hundred bytes of
-/// stack a level) far inside a 2 MiB thread stack.
+/// real value while keeping edn-format's recursion (about 1.1 KiB of stack
+/// a level, measured at opt-level 1) inside a 2 MiB thread stack, the size
+/// of the pool threads `faultline check` reads files on.
 pub const MAX_DEPTH: usize = 1000;
 
 /// What the text around the op forms is.
@@ -48,6 +58,16 @@ struct Edit {
     kind: EditKind,
 }
 
+impl Edit {
+    /// The order edits are recorded in: by place, and at one place an
+    /// insertion before a blank (a suffix ending an atom, then metadata
+    /// written right after it; or a spelling, then the character it
+    /// replaces).
+    fn key(&self) -> (usize, u8) {
+        (self.at, matches!(self.kind, EditKind::Blank { .. }) as u8)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum EditKind {
     /// Replace every character up to this byte offset by a space (newlines
@@ -65,7 +85,7 @@ pub(crate) struct Forms<'a> {
     /// Each op form (from its first prefix, if any, to its end) and its
     /// 1-based line.
     pub forms: Vec<(&'a str, u32)>,
-    /// Sorted by `at`; they never overlap.
+    /// Sorted by [`Edit::key`]; blanks never overlap.
     edits: Vec<Edit>,
 }
 
@@ -149,8 +169,25 @@ impl Token {
 
 /// Characters edn-format continues a symbol, keyword or number with.
 fn is_atom_char(c: char) -> bool {
-    c.is_alphanumeric() || ".*+!-_?$%&=<>/:".contains(c)
+    if c.is_ascii() { ATOM_BYTES[c as usize] } else { c.is_alphanumeric() }
 }
+
+/// [`is_atom_char`] for each ASCII byte.
+const ATOM_BYTES: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let punctuation = b".*+!-_?$%&=<>/:";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Whitespace as edn-format sees it: Unicode whitespace and commas.
 fn is_space(c: char) -> bool {
@@ -165,11 +202,13 @@ struct Lexer<'a> {
     text: &'a str,
     pos: usize,
     line: u32,
+    /// The comments skipped (byte ranges), when they are wanted.
+    comments: Option<Vec<(usize, usize)>>,
 }
 
 impl<'a> Lexer<'a> {
     fn new(text: &'a str) -> Self {
-        Lexer { text, pos: 0, line: 1 }
+        Lexer { text, pos: 0, line: 1, comments: None }
     }
 
     fn peek_char(&self) -> Option<char> {
@@ -193,8 +232,12 @@ impl<'a> Lexer<'a> {
                 }
                 Some(b' ' | b'\t' | b'\r' | b',' | 0x0b | 0x0c) => self.pos += 1,
                 Some(b';') => {
-                    self.pos =
+                    let end =
                         self.text[self.pos..].find('\n').map_or(bytes.len(), |p| self.pos + p);
+                    if let Some(comments) = &mut self.comments {
+                        comments.push((self.pos, end));
+                    }
+                    self.pos = end;
                 }
                 Some(&b) if b >= 0x80 => match self.peek_char() {
                     Some(c) if is_space(c) => self.pos += c.len_utf8(),
@@ -243,17 +286,39 @@ impl<'a> Lexer<'a> {
                 // A symbol, keyword or number runs on while edn-format would
                 // continue it; any other character stands alone, and
                 // edn-format reports it with its place.
-                let first = self.peek_char().unwrap_or(' ');
+                let first = match bytes[start] {
+                    b if b < 0x80 => b as char,
+                    _ => self.peek_char().unwrap_or(' '),
+                };
                 self.pos += first.len_utf8();
                 if is_atom_char(first) {
-                    while let Some(c) = self.peek_char().filter(|&c| is_atom_char(c)) {
-                        self.pos += c.len_utf8();
-                    }
+                    self.skip_atom_chars();
                 }
                 Token::Atom
             }
         };
         Ok(Some((token, start, line)))
+    }
+
+    /// Skips the characters edn-format continues an atom with. Most of a
+    /// history's bytes are in atoms, so ASCII is looked up by byte.
+    fn skip_atom_chars(&mut self) {
+        let bytes = self.text.as_bytes();
+        loop {
+            match bytes.get(self.pos) {
+                Some(&b) if b < 0x80 => {
+                    if !ATOM_BYTES[b as usize] {
+                        return;
+                    }
+                    self.pos += 1;
+                }
+                Some(_) => match self.peek_char().filter(|&c| is_atom_char(c)) {
+                    Some(c) => self.pos += c.len_utf8(),
+                    None => return,
+                },
+                None => return,
+            }
+        }
     }
 
     /// Skips a string from its opening quote at `start`.
@@ -306,9 +371,7 @@ impl<'a> Lexer<'a> {
             self.line += 1;
         }
         self.pos += first.len_utf8();
-        while let Some(c) = self.peek_char().filter(|&c| is_atom_char(c)) {
-            self.pos += c.len_utf8();
-        }
+        self.skip_atom_chars();
         let name = &self.text[start + 1..self.pos];
         let unicode = name.len() == 5
             && name.starts_with('u')
@@ -361,7 +424,20 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
     let mut op_depth: Option<usize> = (top == Top::Sequence).then_some(0);
     // The line where the history's vector or list closed.
     let mut closed: Option<u32> = None;
-    while let Some((token, start, line)) = lexer.next()? {
+    lexer.comments = Some(Vec::new());
+    loop {
+        let next = lexer.next()?;
+        // edn-format reads a comment that follows an atom as part of it
+        // (`[1;c` then `2]` on the next line is `[12]`) and one after a
+        // backslash as a comment: it sees none.
+        if let Some(comments) = lexer.comments.as_mut().filter(|c| !c.is_empty()) {
+            for (at, end) in comments.drain(..) {
+                if blanking == 0 {
+                    edits.push(Edit { at, kind: EditKind::Blank { end } });
+                }
+            }
+        }
+        let Some((token, start, line)) = next else { break };
         let end = lexer.pos;
         if let Some(closed_line) = closed {
             return Err(lexer.error(
@@ -442,16 +518,38 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
                 complete!(frame.start, frame.line);
             }
             Token::Atom => {
-                if blanking == 0 && needs_big_suffix(&text[start..end]) {
+                let atom = &text[start..end];
+                if blanking == 0 && needs_big_suffix(atom) {
                     edits.push(Edit { at: end, kind: EditKind::Insert("N") });
+                }
+                if blanking == 0 && is_big_decimal(atom) {
+                    // A big decimal becomes a float in a history's values
+                    // anyway, and edn-format compares big decimals by
+                    // scaling one to the other's exponent: `1e30000000000M`
+                    // in a set or as a map key would never finish. So it
+                    // reads as the float: the `M` becomes a space, or a
+                    // point when there is none (`1M` is `1.`).
+                    let m = end - 1;
+                    if !atom.contains(['.', 'e', 'E']) {
+                        edits.push(Edit { at: m, kind: EditKind::Insert(".") });
+                    }
+                    edits.push(Edit { at: m, kind: EditKind::Blank { end } });
                 }
                 complete!(start, line);
             }
             Token::Char => {
                 // `\u` alone is the letter u; edn-format would take what
-                // follows for its hex digits, so spell it out.
-                if blanking == 0 && &text[start..end] == "\\u" {
-                    edits.push(Edit { at: end, kind: EditKind::Insert("0075") });
+                // follows for its hex digits, so spell it out. It reads `\;`
+                // as a backslash and a comment, so spell that out too.
+                if blanking == 0 {
+                    match &text[start..end] {
+                        "\\u" => edits.push(Edit { at: end, kind: EditKind::Insert("0075") }),
+                        "\\;" => {
+                            edits.push(Edit { at: start + 1, kind: EditKind::Insert("u003b") });
+                            edits.push(Edit { at: start + 1, kind: EditKind::Blank { end } });
+                        }
+                        _ => {}
+                    }
                 }
                 complete!(start, line);
             }
@@ -521,6 +619,7 @@ fn check_depth(
 /// A form from `span.0` to `span.1` (on line `span.2`) is complete at the
 /// current level: it feeds the prefixes waiting there (and is consumed by a
 /// discard or as metadata), or it is an op form, or part of one.
+#[inline]
 fn complete_form<'a>(
     text: &'a str,
     span: (usize, usize, u32),
@@ -572,12 +671,28 @@ fn complete_form<'a>(
     }
 }
 
+/// A literal edn-format reads as a big decimal: a number ending in its only
+/// `M`, with no `/` or `:` (which make it a symbol or an error).
+fn is_big_decimal(atom: &str) -> bool {
+    // Most atoms are keywords and integers: the last byte rules them out.
+    if atom.as_bytes().last() != Some(&b'M') {
+        return false;
+    }
+    let digits = atom.strip_prefix(['-', '+']).unwrap_or(atom);
+    digits.chars().next().is_some_and(char::is_numeric)
+        && atom.matches('M').count() == 1
+        && !atom.contains(['/', ':'])
+}
+
 /// An integer literal of more than 18 digits, which may not fit in 64 bits:
 /// Clojure reads it as a big integer, edn-format only with the `N` suffix.
 /// Leading zeros are left for edn-format to refuse, as Clojure would read
 /// them as octal.
 fn needs_big_suffix(atom: &str) -> bool {
-    let digits = atom.strip_prefix(['-', '+']).unwrap_or(atom);
+    let digits = match atom.as_bytes().first() {
+        Some(b'-' | b'+') => &atom[1..],
+        _ => atom,
+    };
     digits.len() > 18 && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -587,22 +702,28 @@ impl<'a> Forms<'a> {
     /// scanned text.
     pub fn parse(&self, form: &str, line: u32) -> Result<Edn, FormError> {
         let at = form.as_ptr() as usize - self.text.as_ptr() as usize;
-        // A form owns the edits strictly after its start (a blank starts at
-        // a prefix inside it) up to its end included (a suffix ends its last
-        // atom); an edit at its start is the previous form's suffix.
-        let first = self.edits.partition_point(|e| e.at <= at);
-        let last = self.edits.partition_point(|e| e.at <= at + form.len());
+        // A form owns the suffixes after its start up to its end included
+        // (one at its start ends the previous form's last atom), and the
+        // blanks from its start up to its end excluded (one at its end is
+        // metadata or a discard written right after it).
+        let end = at + form.len();
+        let first = self.edits.partition_point(|e| e.key() < (at, 1));
+        let last = self.edits.partition_point(|e| e.key() < (end, 1));
         let (prepared, inserted) = apply(form, at, &self.edits[first..last]);
         edn_format::parse_str(&prepared).map_err(|e| {
             // edn-format swaps its names: `col` counts lines from 1, and
-            // `row` counts the characters read on that line, 0 if none.
-            let line_offset = e.col.saturating_sub(1);
-            let mut column = e.row as u64;
-            for &(l, c, len) in &inserted {
-                if l == line_offset && c <= column {
-                    column = column.saturating_sub(len);
-                }
-            }
+            // `row` counts the characters read on that line, 0 if none; and
+            // it does not count what follows the backslash of a character
+            // literal (a `\` and a newline loses it a line).
+            let (line_offset, column) = position_in(&prepared, e.col, e.row);
+            // Less what was inserted before it on its line (each insertion's
+            // column is in the edited text, as `column` is).
+            let shift: u64 = inserted
+                .iter()
+                .filter(|&&(l, c, _)| l == line_offset && c <= column)
+                .map(|&(_, _, len)| len)
+                .sum();
+            let column = column.saturating_sub(shift);
             let column = column.max(1);
             FormError {
                 line: u64::from(line) + line_offset as u64,
@@ -615,6 +736,48 @@ impl<'a> Forms<'a> {
             }
         })
     }
+}
+
+/// Where edn-format stopped in `text` (the text it parsed), from what it
+/// reports: `line` (from 1) and `read`, the characters it counted on that
+/// line. It counts every character it reads except those after the
+/// backslash of a character literal, so walk the text counting as it does
+/// and give the place, as (line offset from 0, characters read on the line),
+/// of the last character it counted up to there.
+fn position_in(text: &str, line: usize, read: usize) -> (usize, u64) {
+    // The bodies of character literals: what edn-format reads uncounted.
+    let mut uncounted: Vec<(usize, usize)> = Vec::new();
+    let mut lexer = Lexer::new(text);
+    while let Ok(Some((token, start, _))) = lexer.next() {
+        if token == Token::Char {
+            uncounted.push((start + 1, lexer.pos));
+        }
+    }
+    let target = (line, read);
+    let (mut counted, mut real) = ((1usize, 0usize), (0usize, 0u64));
+    let mut found = (line.saturating_sub(1), read as u64);
+    if counted == target {
+        found = real;
+    }
+    let mut body = uncounted.iter().peekable();
+    for (i, c) in text.char_indices() {
+        while body.next_if(|&&(_, end)| end <= i).is_some() {}
+        let is_counted = body.peek().is_none_or(|&&(start, _)| i < start);
+        if c == '\n' {
+            real = (real.0 + 1, 0);
+        } else {
+            real.1 += 1;
+        }
+        if is_counted {
+            counted = if c == '\n' { (counted.0 + 1, 0) } else { (counted.0, counted.1 + 1) };
+        }
+        if counted == target {
+            found = real;
+        } else if counted > target {
+            break;
+        }
+    }
+    found
 }
 
 /// The form's text after its edits (offsets in `edits` are from the scanned
@@ -673,15 +836,64 @@ fn describe(e: &edn_format::ParserError) -> String {
         P::BadBigDec { parsing, encountered } => format!("{e} {}: {encountered}", short(parsing)),
         P::UnexpectedCharacter(c) => format!("{e} {c:?}"),
         P::DuplicateKeyInMap { value } | P::DuplicateValueInSet { value } => {
-            format!("{e}: {}", short(&edn_format::emit_str(value)))
+            format!("{e}: {}", show(value))
         }
         P::InvalidElementForTag { value } => {
-            format!("{e}, not {}", short(&edn_format::emit_str(value)))
+            format!("{e}, not {}", show(value))
         }
         P::InvalidInst(Some(inner)) => format!("{e}: {inner}"),
         P::InvalidUuid(Some(inner)) => format!("{e}: {inner}"),
         _ => e.to_string(),
     }
+}
+
+/// EDN text of `v` for an error message, cut at about 60 characters.
+/// edn-format's `emit_str` writes a whole value however large, and a big
+/// decimal digit by digit (`1e1000000000M` would be a gigabyte of zeros);
+/// this writes no more than the message shows, a big decimal with its
+/// exponent.
+pub(crate) fn show(v: &Edn) -> String {
+    fn write(v: &Edn, out: &mut String) {
+        fn seq<'v>(
+            out: &mut String,
+            open: &str,
+            items: impl Iterator<Item = &'v Edn>,
+            close: &str,
+        ) {
+            out.push_str(open);
+            for (i, item) in items.enumerate() {
+                if out.len() > 60 {
+                    return;
+                }
+                if i > 0 {
+                    out.push(' ');
+                }
+                write(item, out);
+            }
+            out.push_str(close);
+        }
+        if out.len() > 60 {
+            return;
+        }
+        match v {
+            Edn::BigDec(d) => {
+                let (digits, scale) = d.as_bigint_and_exponent();
+                out.push_str(&format!("{digits}E{}M", -i128::from(scale)));
+            }
+            Edn::Vector(items) => seq(out, "[", items.iter(), "]"),
+            Edn::List(items) => seq(out, "(", items.iter(), ")"),
+            Edn::Set(items) => seq(out, "#{", items.iter(), "}"),
+            Edn::Map(entries) => seq(out, "{", entries.iter().flat_map(|(k, v)| [k, v]), "}"),
+            Edn::TaggedElement(tag, inner) => {
+                out.push_str(&format!("#{tag} "));
+                write(inner, out);
+            }
+            other => out.push_str(&edn_format::emit_str(other)),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    short(&out)
 }
 
 fn short(s: &str) -> String {

@@ -9,15 +9,28 @@ use crate::value::{Value, shared_str};
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     // Integers beyond 64 bits stay exact (see `formats::bigint`).
     let protected = super::bigint::protect_big_integers(text);
-    let items: Vec<serde_json::Value> =
-        serde_json::from_str(&protected).map_err(|e| HistoryError::Syntax {
-            location: Location::new(source, Some(e.line() as u64)).column(e.column() as u64),
+    let items: Vec<serde_json::Value> = serde_json::from_str(&protected).map_err(|e| {
+        // Positions are the text's as written: where integers were
+        // protected, the error is taken from the text itself (it fails
+        // there too, at the same place or earlier).
+        let e = match &protected {
+            std::borrow::Cow::Owned(_) => {
+                serde_json::from_str::<Vec<serde_json::Value>>(text).err().unwrap_or(e)
+            }
+            std::borrow::Cow::Borrowed(_) => e,
+        };
+        HistoryError::Syntax {
+            location: {
+                let (line, column) = super::json_position(text, &e, 1, 1);
+                Location::new(source, Some(line)).column(column)
+            },
             expected: "a JSON array of operation objects".into(),
-            found: e.to_string(),
-        })?;
-    // Each op's line: the n-th top-level object in the array. Histories
+            found: super::json_message(&e),
+        }
+    })?;
+    // Each op's line: where the n-th element of the array starts. Histories
     // written by elle-cli put one op per line, so find where each starts.
-    let starts = object_start_lines(text);
+    let starts = element_start_lines(text);
     let mut ops = Vec::with_capacity(items.len());
     let mut lines = Vec::with_capacity(items.len());
     let mut unnamed = Vec::new();
@@ -132,10 +145,14 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     Ok(history)
 }
 
-/// 1-based line of each `{` that opens a top-level element of the array.
-fn object_start_lines(text: &str) -> Vec<u32> {
+/// 1-based line of each top-level element of the array, objects or not
+/// (the first element that is not an object is reported at its line).
+fn element_start_lines(text: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let (mut depth, mut line, mut in_str, mut escaped) = (0u32, 1u32, false, false);
+    // After the array's `[` or a `,` in it: the next non-space character
+    // starts an element.
+    let mut expecting = false;
     for c in text.chars() {
         if c == '\n' {
             line += 1;
@@ -149,15 +166,18 @@ fn object_start_lines(text: &str) -> Vec<u32> {
             }
             continue;
         }
+        if expecting && depth == 1 && !c.is_whitespace() && c != ']' {
+            out.push(line);
+            expecting = false;
+        }
         match c {
             '"' => in_str = true,
             '[' | '{' => {
-                if depth == 1 && c == '{' {
-                    out.push(line);
-                }
                 depth += 1;
+                expecting = depth == 1;
             }
             ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => expecting = true,
             _ => {}
         }
     }

@@ -59,8 +59,10 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                 found: if f_tok.is_empty() { "the end of the line".into() } else { f_tok.into() },
             }
         })?;
-        // The value is the rest of the line after the function token.
-        let f_end = rest.find(f_tok).map_or(rest.len(), |p| p + f_tok.len());
+        // The value is the rest of the line after the function token (which
+        // is a slice of `rest`: searching for its text could find it inside
+        // the type, as `:in` inside `:invoke`).
+        let f_end = f_tok.as_ptr() as usize - rest.as_ptr() as usize + f_tok.len();
         let value_text = rest[f_end..].trim();
         let value = if value_text.is_empty() {
             Value::Nil
@@ -184,6 +186,16 @@ mod tests {
         let err = parse(&deep, "x.log").expect_err("too deep").to_string();
         assert!(err.starts_with("x.log:1:1038 (field `value`)"), "{err}");
         assert!(err.contains("at depth 1001"), "{err}");
+    }
+
+    /// Regression: the value started after the first occurrence of the
+    /// function's text in the line, so `:in` was found inside `:invoke` and
+    /// the value read as `voke :in 5`.
+    #[test]
+    fn a_function_named_like_part_of_the_type_keeps_its_value() {
+        let h = parse("INFO jepsen.util - 3 :invoke :in 5\n", "x.log").expect("parse");
+        assert_eq!(h.ops()[0].f, "in");
+        assert_eq!(h.ops()[0].value, Value::Int(5));
     }
 
     #[test]

@@ -106,11 +106,17 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         if wave.is_empty() {
             break;
         }
-        let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = wave
-            .par_chunks(CHUNK)
-            .map(|chunk| chunk.iter().map(|(_, line)| parse_line(line)).collect())
-            .collect();
-        for (&(line_no, _), op) in wave.iter().zip(parsed.into_iter().flatten()) {
+        let parse_chunk = |chunk: &[(u64, &str)]| -> Vec<Result<JsonOp, serde_json::Error>> {
+            chunk.iter().map(|(_, line)| parse_line(line)).collect()
+        };
+        // A wave of one chunk stays on this thread: handing it to the pool
+        // costs more than it saves.
+        let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = if wave.len() <= CHUNK {
+            vec![parse_chunk(&wave)]
+        } else {
+            wave.par_chunks(CHUNK).map(parse_chunk).collect()
+        };
+        for (&(line_no, line), op) in wave.iter().zip(parsed.into_iter().flatten()) {
             let op: JsonOp = match op {
                 Ok(op) => op,
                 Err(e) => {
@@ -123,8 +129,13 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                         break;
                     }
                     let field = field_of(&e);
-                    let mut location =
-                        Location::new(source, Some(line_no)).column(e.column() as u64);
+                    // Columns count from the start of the line, before the
+                    // whitespace trimmed off it.
+                    let offset = line.as_ptr() as usize - text.as_ptr() as usize;
+                    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
+                    let first_column = text[line_start..offset].chars().count() as u64 + 1;
+                    let (_, column) = super::json_position(line, &e, line_no, first_column);
+                    let mut location = Location::new(source, Some(line_no)).column(column);
                     if let Some(f) = field {
                         location = location.field(f);
                     }
@@ -137,7 +148,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                          and elle-cli JSON read a missing process as one process, JSONL does not)"
                             .to_owned()
                     } else {
-                        e.to_string()
+                        super::json_message(&e)
                     };
                     return Err(HistoryError::Syntax {
                         location,

@@ -145,16 +145,65 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, History
     let source = path.display().to_string();
     let bytes =
         std::fs::read(path).map_err(|e| HistoryError::Io { path: source.clone(), source: e })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+    parse_bytes(&bytes, &source, format)
+}
+
+/// Parses a history file's bytes (read from `source`, for error messages)
+/// in `format`, or in the detected format when `format` is `None`. Bytes
+/// that are not UTF-8 are a syntax error at the line and column where they
+/// start. [`read_path`] reads files through this function, and the fuzz
+/// targets feed it arbitrary bytes, so what is fuzzed is what is run.
+pub fn parse_bytes(
+    bytes: &[u8],
+    source: &str,
+    format: Option<Format>,
+) -> Result<History, HistoryError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        // The valid prefix is UTF-8, so its characters can be counted.
+        let column = std::str::from_utf8(&valid[line_start..]).map_or(0, |s| s.chars().count());
         HistoryError::Syntax {
-            location: crate::error::Location::new(source.clone(), Some(line)),
+            location: crate::error::Location::new(source, Some(line)).column(column as u64 + 1),
             expected: "UTF-8 text".into(),
-            found: "bytes that are not UTF-8".into(),
+            found: format!(
+                "the byte 0x{:02x}, which does not start a UTF-8 character there",
+                bytes.get(e.valid_up_to()).copied().unwrap_or_default()
+            ),
         }
     })?;
-    parse(&text, &source, format)
+    parse(text, source, format)
+}
+
+/// Where serde_json's error `e` is in `text` (the text it parsed, which
+/// starts at column `first_column` of line `first_line` of the file): the
+/// line in the file, and the column in characters. serde_json counts bytes
+/// read on the line, 0 when none; every reader here counts characters from
+/// 1, so a column means the same whatever the format.
+pub(crate) fn json_position(
+    text: &str,
+    e: &serde_json::Error,
+    first_line: u64,
+    first_column: u64,
+) -> (u64, u64) {
+    let line_index = e.line().saturating_sub(1);
+    let line = text.split('\n').nth(line_index).unwrap_or_default();
+    let read = &line[..line.ceil_char_boundary(e.column().min(line.len()))];
+    let column = (read.chars().count() as u64).max(1);
+    if line_index == 0 {
+        (first_line, first_column - 1 + column)
+    } else {
+        (first_line + line_index as u64, column)
+    }
+}
+
+/// serde_json's message for `e` without the position it appends (` at line
+/// 1 column 37`), which the error's location gives in the file's terms.
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).map_or_else(|| text.clone(), str::to_owned)
 }
 
 /// Gives the ops at `unnamed` (sorted positions in `ops` of ops that named
@@ -282,6 +331,18 @@ mod tests {
         assert_eq!(name_unnamed_processes(&mut ops, &[3]), Some(2));
         assert_eq!(ops[3].process, Process::Client(2));
         assert_eq!(name_unnamed_processes(&mut ops, &[]), None);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_an_error_at_their_line_and_column() {
+        let err = parse_bytes(b"{:type :invoke}\n{:f \"\xc3\xa9\xff\"}\n", "h.edn", None)
+            .expect_err("not UTF-8")
+            .to_string();
+        assert_eq!(
+            err,
+            "h.edn:2:7: expected UTF-8 text, found the byte 0xff, which does not start a UTF-8 \
+             character there"
+        );
     }
 
     #[test]

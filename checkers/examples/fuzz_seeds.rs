@@ -1,0 +1,108 @@
+//! Writes the seed corpus of the history-reader fuzz targets (`fuzz/`): every
+//! small history the repository holds, as it is and rewritten in every
+//! format faultline reads, one folder per target. The corpus is built when
+//! fuzzing starts, so no copy of the histories is committed.
+//!
+//! ```text
+//! cargo run -p faultline-checkers --example fuzz_seeds -- OUT_DIR [MORE_HISTORY_DIRS...]
+//! ```
+//!
+//! The histories are `checkers/tests/golden/**` and `checkers/tests/data/**`;
+//! `fuzz/smoke.sh` adds `$FAULTLINE_BENCHDATA/porcupine` when it is set.
+//! Files above [`MAX_SEED`] bytes are left out: the fuzzer mutates small
+//! inputs faster, and the large ones add no syntax the small ones lack.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use checkers::formats::{self, Format};
+
+/// Largest history file used as a seed, in bytes.
+const MAX_SEED: u64 = 16 * 1024;
+
+/// The fuzz target that reads `format`, as named in `fuzz/Cargo.toml`.
+fn target(format: Format) -> String {
+    format.name().replace('-', "_")
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if !path.extension().is_some_and(|e| e == "expected" || e == "md")
+            && path.metadata()?.len() <= MAX_SEED
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn run(out: &Path, extra: &[PathBuf]) -> std::io::Result<usize> {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![crate_dir.join("tests/golden"), crate_dir.join("tests/data")];
+    dirs.extend_from_slice(extra);
+    let mut files = Vec::new();
+    for dir in &dirs {
+        collect(dir, &mut files)?;
+    }
+    let mut targets: Vec<String> = Format::ALL.iter().map(|&f| target(f)).collect();
+    targets.push("auto".into());
+    for t in &targets {
+        std::fs::create_dir_all(out.join(t))?;
+    }
+    let mut written = 0;
+    let mut write = |t: &str, name: &str, bytes: &[u8]| -> std::io::Result<()> {
+        written += 1;
+        std::fs::write(out.join(t).join(name), bytes)
+    };
+    for path in &files {
+        let bytes = std::fs::read(path)?;
+        // A name that says where the seed came from, unique across folders.
+        let name: String = path
+            .strip_prefix(crate_dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .collect();
+        write("auto", &name, &bytes)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(format) = formats::detect(&text) {
+            write(&target(format), &name, &bytes)?;
+        }
+        // Every history that reads is a seed for every reader.
+        if let Ok(history) = formats::parse_bytes(&bytes, &name, None) {
+            for format in Format::ALL {
+                let converted = formats::write(&history, format);
+                write(
+                    &target(format),
+                    &format!("{name}.as.{}", format.name()),
+                    converted.as_bytes(),
+                )?;
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let Some((out, extra)) = args.split_first() else {
+        eprintln!("usage: fuzz_seeds OUT_DIR [MORE_HISTORY_DIRS...]");
+        return ExitCode::from(2);
+    };
+    match run(out, extra) {
+        Ok(n) => {
+            println!("fuzz_seeds: wrote {n} seeds into {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fuzz_seeds: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

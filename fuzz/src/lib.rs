@@ -1,0 +1,88 @@
+//! What every fuzz target asserts about a history reader, on any bytes.
+//!
+//! The input goes through `formats::parse_bytes`, the function `read_path`
+//! reads files with, so non-UTF-8 input takes the real path. Then:
+//! - nothing panics, overflows the stack or runs out of memory (libFuzzer
+//!   reports those itself);
+//! - an error names the input's source and, when it is about a place in the
+//!   text (syntax errors, invalid ops), a line that exists in the input and
+//!   a column (in characters) that exists on that line or just past its end;
+//!   with `--format` given, the format is never "unknown";
+//! - a history read has ops, each at a line that exists in the input, and
+//!   pairing its ops (what every checker does first) either works or fails
+//!   with an error that names the source and such a line.
+
+use checkers::error::{HistoryError, Location};
+use checkers::formats::{self, Format};
+
+/// The source name the targets give the input, for error messages.
+pub const SOURCE: &str = "fuzz-input.hist";
+
+/// Reads `bytes` as a history in `format` (detected when `None`) and checks
+/// what the reader said about them.
+pub fn check(bytes: &[u8], format: Option<Format>) {
+    let text = Text::new(bytes);
+    match formats::parse_bytes(bytes, SOURCE, format) {
+        Ok(history) => {
+            assert!(!history.is_empty(), "a history without ops must be an error");
+            for i in 0..history.len() {
+                let location = history.locate(i);
+                text.check_location(&location, &format!("op {i}"));
+            }
+            if let Err(e) = history.pairs() {
+                text.check_error(&e, format);
+            }
+        }
+        Err(e) => text.check_error(&e, format),
+    }
+}
+
+/// The input's lines, to check the places errors name.
+struct Text {
+    /// Characters on each line (lines end at `\n`; a `\r` counts as a
+    /// character, as the readers count it). Bytes that are not UTF-8 count
+    /// as one replacement character per bad sequence.
+    line_chars: Vec<u64>,
+}
+
+impl Text {
+    fn new(bytes: &[u8]) -> Self {
+        let lossy = String::from_utf8_lossy(bytes);
+        Text { line_chars: lossy.split('\n').map(|l| l.chars().count() as u64).collect() }
+    }
+
+    fn check_error(&self, e: &HistoryError, format: Option<Format>) {
+        let shown = e.to_string();
+        assert!(shown.starts_with(SOURCE), "the error does not start with the source: {shown}");
+        match e {
+            HistoryError::Io { .. } => panic!("no I/O happens when parsing bytes: {shown}"),
+            HistoryError::Empty(path) => assert_eq!(path, SOURCE, "{shown}"),
+            HistoryError::UnknownFormat { path, .. } => {
+                assert_eq!(path, SOURCE, "{shown}");
+                assert!(format.is_none(), "the format was given, yet it is unknown: {shown}");
+            }
+            HistoryError::Syntax { location, .. } | HistoryError::Invalid { location, .. } => {
+                self.check_location(location, &shown);
+            }
+        }
+    }
+
+    /// `location` names the source, a line of the input and, if it has
+    /// one, a column on that line (at most one past its last character).
+    fn check_location(&self, location: &Location, what: &str) {
+        assert_eq!(location.file, SOURCE, "{what}");
+        let Some(line) = location.line else { panic!("no line: {what}") };
+        assert!(
+            line >= 1 && line as usize <= self.line_chars.len(),
+            "line {line} of {}: {what}",
+            self.line_chars.len()
+        );
+        if let Some(column) = location.column {
+            let chars = self.line_chars[line as usize - 1];
+            assert!(
+                column >= 1 && column <= chars + 1,
+                "column {column} on line {line} of {chars} characters: {what}"
+            );
+        }
+    }
+}
