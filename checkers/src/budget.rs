@@ -144,7 +144,7 @@ impl Meter {
         if self.deadline.is_none() && self.memory.is_none() {
             return None;
         }
-        if self.ticks.fetch_add(1, Ordering::Relaxed) % TICKS_PER_LOOK != 0 {
+        if !self.ticks.fetch_add(1, Ordering::Relaxed).is_multiple_of(TICKS_PER_LOOK) {
             return self.exhausted.get().cloned();
         }
         self.exhausted()

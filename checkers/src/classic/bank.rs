@@ -10,18 +10,17 @@
 //! already wrong then shows every later read as wrong instead.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 use serde_json::json;
 
-use super::{intervals, wide};
+use super::{Halt, Interval, Pass, judged, run, wide};
 use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
 use crate::html::escape;
 use crate::spec::CheckSpec;
 use crate::value::Value;
-use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+use crate::verdict::{Anomaly, Checker, HtmlPage, Verdict};
 
 /// The `bank` checker.
 #[derive(Clone, Debug)]
@@ -77,19 +76,11 @@ fn account(k: &Value) -> Value {
     }
 }
 
-/// The first ok read: its op index and balances by account, for the total
-/// and accounts a test did not name.
-fn first_read<'a>(
+/// An ok read's balances by account.
+fn balances<'a>(
     history: &History,
-    ops: &'a [super::Interval<'a>],
-) -> Result<Option<(u64, BTreeMap<Value, &'a Value>)>, CheckError> {
-    let Some(op) = ops
-        .iter()
-        .filter(|op| op.inv.f == "read" && op.outcome == OpType::Ok)
-        .min_by_key(|op| op.complete)
-    else {
-        return Ok(None);
-    };
+    op: &Interval<'a>,
+) -> Result<BTreeMap<Value, &'a Value>, CheckError> {
     let Value::Map(entries) = op.result() else {
         return Err(CheckError::BadOp {
             location: history.locate(op.complete).field("value"),
@@ -99,20 +90,34 @@ fn first_read<'a>(
             ),
         });
     };
-    Ok(Some((op.index(), entries.iter().map(|(k, v)| (account(k), v)).collect())))
+    Ok(entries.iter().map(|(k, v)| (account(k), v)).collect())
 }
 
-impl Checker for BankChecker {
-    fn name(&self) -> &str {
-        "bank"
-    }
+/// What every read is held to, and where each came from: the test, or the
+/// first ok read when the test does not say.
+struct Expected {
+    total: i128,
+    total_source: String,
+    accounts: Option<BTreeSet<Value>>,
+    accounts_source: String,
+    /// Whether the total was inferred from a read.
+    inferred: bool,
+}
 
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let meter = self.budget.start();
-        let ops = intervals(history)?;
-        let first = first_read(history, &ops)?;
-        // What every read is held to, and where it came from.
+/// Problems found in reads, by kind.
+type Problems = BTreeMap<&'static str, Vec<Anomaly>>;
+
+impl BankChecker {
+    fn expected(&self, pass: &Pass<'_>) -> Result<Expected, CheckError> {
+        let first = pass
+            .ops
+            .iter()
+            .filter(|op| op.inv.f == "read" && op.outcome == OpType::Ok)
+            .min_by_key(|op| op.complete);
+        let first = match first {
+            Some(op) => Some((op.index(), balances(pass.history, op)?)),
+            None => None,
+        };
         let (total, total_source) = match (self.total, &first) {
             (Some(t), _) => (t, "given".to_owned()),
             (None, Some((op, balances))) => (
@@ -129,176 +134,159 @@ impl Checker for BankChecker {
             ),
             (None, None) => (None, "none: no ok read".to_owned()),
         };
+        let inferred = self.total.is_none() && first.is_some();
+        Ok(Expected { total, total_source, accounts, accounts_source, inferred })
+    }
+
+    /// Judges one ok read against what is expected, adding what is wrong
+    /// with it to `problems`; returns its sum.
+    fn read(
+        &self,
+        pass: &Pass<'_>,
+        op: &Interval<'_>,
+        expected: &Expected,
+        problems: &mut Problems,
+    ) -> Result<i128, CheckError> {
+        let balances = balances(pass.history, op)?;
+        let mut add = |kind: &'static str, explanation: String, data: serde_json::Value| {
+            let anomaly = Anomaly { kind: kind.into(), explanation, ops: vec![op.index()], data };
+            problems.entry(kind).or_default().push(anomaly);
+        };
+        // 128 bits: 64-bit balances must not wrap when summed.
+        let mut sum = 0i128;
+        for (acct, bal) in &balances {
+            if let Value::BigInt(_) = bal {
+                // Summing it would need arbitrary precision; calling it
+                // "no balance" would be a lie.
+                return Err(CheckError::BadOp {
+                    location: pass.history.locate(op.complete).field("value"),
+                    message: format!(
+                        "account {acct} holds {bal}, beyond 64 bits; the bank checker sums 64-bit balances"
+                    ),
+                });
+            }
+            match bal.as_int() {
+                Some(b) => {
+                    sum += i128::from(b);
+                    if b < 0 && !self.negative_balances {
+                        let explanation = format!(
+                            "op {} read account {acct} with balance {b}, below zero.",
+                            op.index()
+                        );
+                        add("negative-value", explanation, json!({"account": acct, "balance": b}));
+                    }
+                }
+                None => {
+                    let explanation =
+                        format!("op {} read account {acct} with no balance ({bal}).", op.index());
+                    add("nil-balance", explanation, json!({"account": acct}));
+                }
+            }
+        }
+        if let Some(want) = &expected.accounts {
+            let got: BTreeSet<Value> = balances.keys().cloned().collect();
+            let extra: Vec<&Value> = got.difference(want).collect();
+            let missing: Vec<&Value> = want.difference(&got).collect();
+            let show =
+                |vs: &[&Value]| vs.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+            let mut parts = Vec::new();
+            if !extra.is_empty() {
+                parts.push(format!("extra {}", show(&extra)));
+            }
+            if !missing.is_empty() {
+                parts.push(format!("missing {}", show(&missing)));
+            }
+            if !parts.is_empty() {
+                let explanation = format!(
+                    "op {} read accounts that do not match the test's ({}): {}.",
+                    op.index(),
+                    expected.accounts_source,
+                    parts.join("; ")
+                );
+                add("unexpected-key", explanation, json!({"extra": extra, "missing": missing}));
+            }
+        }
+        let total = expected.total;
+        if sum != total {
+            let explanation = format!(
+                "op {} (process {}) read balances summing to {sum}, not {total}: {} {}.",
+                op.index(),
+                op.inv.process,
+                (sum - total).abs(),
+                if sum > total { "created from nothing" } else { "vanished" }
+            );
+            let data =
+                json!({"total": wide(sum), "expected": wide(total), "balances": op.result()});
+            add("wrong-total", explanation, data);
+        }
+        Ok(sum)
+    }
+
+    fn judge(&self, pass: &Pass<'_>) -> Result<Verdict, Halt> {
+        let expected = self.expected(pass)?;
         let mut reads = 0usize;
-        let mut by_kind: BTreeMap<&str, Vec<Anomaly>> = BTreeMap::new();
+        let mut problems = Problems::new();
         let mut totals = Vec::new();
         let mut transfers = (0usize, 0usize);
-        for op in &ops {
-            if let Some(reason) = meter.tick() {
-                return Ok(Verdict::out_of_budget("bank", reason, started.elapsed()));
-            }
+        for op in &pass.ops {
+            pass.tick()?;
             match op.inv.f.as_str() {
                 "transfer" => {
                     transfers.0 += 1;
-                    if op.outcome == OpType::Ok {
-                        transfers.1 += 1;
-                    }
+                    transfers.1 += usize::from(op.outcome == OpType::Ok);
                 }
                 "read" if op.outcome == OpType::Ok => {
                     reads += 1;
-                    let Value::Map(entries) = op.result() else {
-                        return Err(CheckError::BadOp {
-                            location: history.locate(op.complete).field("value"),
-                            message: format!(
-                                "the bank checker expects a read to return a map of account to balance, not {}",
-                                op.result()
-                            ),
-                        });
-                    };
-                    let balances: BTreeMap<Value, &Value> =
-                        entries.iter().map(|(k, v)| (account(k), v)).collect();
-                    // 128 bits: 64-bit balances must not wrap when summed.
-                    let mut sum = 0i128;
-                    let mut add =
-                        |kind: &'static str, explanation: String, data: serde_json::Value| {
-                            by_kind.entry(kind).or_default().push(Anomaly {
-                                kind: kind.into(),
-                                explanation,
-                                ops: vec![op.index()],
-                                data,
-                            });
-                        };
-                    for (acct, bal) in &balances {
-                        if let Value::BigInt(_) = bal {
-                            // Summing it would need arbitrary precision;
-                            // calling it "no balance" would be a lie.
-                            return Err(CheckError::BadOp {
-                                location: history.locate(op.complete).field("value"),
-                                message: format!(
-                                    "account {acct} holds {bal}, beyond 64 bits; the bank checker sums \
-                                     64-bit balances"
-                                ),
-                            });
-                        }
-                        match bal.as_int() {
-                            Some(b) => {
-                                sum += i128::from(b);
-                                if b < 0 && !self.negative_balances {
-                                    add(
-                                        "negative-value",
-                                        format!(
-                                            "op {} read account {acct} with balance {b}, below zero.",
-                                            op.index()
-                                        ),
-                                        json!({"account": acct, "balance": b}),
-                                    );
-                                }
-                            }
-                            None => add(
-                                "nil-balance",
-                                format!(
-                                    "op {} read account {acct} with no balance ({bal}).",
-                                    op.index()
-                                ),
-                                json!({"account": acct}),
-                            ),
-                        }
-                    }
-                    if let Some(expected) = &accounts {
-                        let got: BTreeSet<Value> = balances.keys().cloned().collect();
-                        let extra: Vec<&Value> = got.difference(expected).collect();
-                        let missing: Vec<&Value> = expected.difference(&got).collect();
-                        if !extra.is_empty() || !missing.is_empty() {
-                            add(
-                                "unexpected-key",
-                                {
-                                    let show = |vs: &[&Value]| {
-                                        vs.iter()
-                                            .map(|v| v.to_string())
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
-                                    };
-                                    let mut parts = Vec::new();
-                                    if !extra.is_empty() {
-                                        parts.push(format!("extra {}", show(&extra)));
-                                    }
-                                    if !missing.is_empty() {
-                                        parts.push(format!("missing {}", show(&missing)));
-                                    }
-                                    format!(
-                                        "op {} read accounts that do not match the test's ({}): {}.",
-                                        op.index(),
-                                        accounts_source,
-                                        parts.join("; ")
-                                    )
-                                },
-                                json!({"extra": extra, "missing": missing}),
-                            );
-                        }
-                    }
-                    if sum != total {
-                        add(
-                            "wrong-total",
-                            format!(
-                                "op {} (process {}) read balances summing to {sum}, not {total}: {} {}.",
-                                op.index(),
-                                op.inv.process,
-                                (sum - total).abs(),
-                                if sum > total { "created from nothing" } else { "vanished" }
-                            ),
-                            json!({"total": wide(sum), "expected": wide(total), "balances": op.result()}),
-                        );
-                    }
+                    let sum = self.read(pass, op, &expected, &mut problems)?;
                     totals.push(json!([op.index(), op.inv.time, wide(sum)]));
                 }
                 _ => {}
             }
         }
-        let counts: BTreeMap<&str, usize> = by_kind.iter().map(|(k, v)| (*k, v.len())).collect();
+        let counts: BTreeMap<&str, usize> = problems.iter().map(|(k, v)| (*k, v.len())).collect();
         let bad: usize = counts.values().sum();
-        let validity = if bad > 0 {
-            Validity::Invalid
-        } else if reads == 0 {
-            Validity::Unknown
-        } else {
-            Validity::Valid
-        };
-        let summary = match validity {
-            Validity::Valid => {
-                format!("all {reads} reads sum to {total} with no negative balance")
-            }
-            Validity::Unknown => "no successful read to check".into(),
-            Validity::Invalid => format!(
+        let total = expected.total;
+        let mut summary = if bad > 0 {
+            format!(
                 "{} problem{} in {reads} reads ({})",
                 bad,
                 if bad == 1 { "" } else { "s" },
                 counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        let summary = if self.total.is_none() && first.is_some() {
-            format!("{summary}; the total, {total}, is {total_source}")
+            )
+        } else if reads == 0 {
+            "no successful read to check".into()
         } else {
-            summary
+            format!("all {reads} reads sum to {total} with no negative balance")
         };
-        let mut v = Verdict::new("bank", validity, summary);
-        if validity == Validity::Unknown {
-            v.unknown_reason = Some("the history has no ok read".into());
+        if expected.inferred {
+            summary.push_str(&format!("; the total, {total}, is {}", expected.total_source));
         }
+        let unobserved = (reads == 0).then_some("the history has no ok read");
+        let mut v = judged("bank", bad > 0, unobserved, summary);
         v.anomalies =
-            by_kind.into_values().flat_map(|list| list.into_iter().take(self.limit)).collect();
+            problems.into_values().flat_map(|list| list.into_iter().take(self.limit)).collect();
         v.details = json!({
             "reads": reads,
             "transfers_attempted": transfers.0,
             "transfers_acknowledged": transfers.1,
             "expected_total": wide(total),
-            "total_source": total_source,
-            "accounts": accounts,
-            "accounts_source": accounts_source,
+            "total_source": expected.total_source,
+            "accounts": expected.accounts,
+            "accounts_source": expected.accounts_source,
             "errors": counts,
             "totals": totals,
         });
-        v.elapsed = started.elapsed();
         Ok(v)
+    }
+}
+
+impl Checker for BankChecker {
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        run(self.name(), self.budget, history, |pass| self.judge(pass))
+    }
+
+    fn name(&self) -> &str {
+        "bank"
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

@@ -4,197 +4,211 @@
 //! that completed before the read was invoked always count; adds that were
 //! invoked before the read completed and did not fail may or may not.
 
-use std::time::Instant;
-
 use serde_json::json;
 
-use super::{intervals, wide};
-use crate::budget::Budget;
+use super::{Halt, Interval, Limits, Pass, run, wide};
 use crate::error::CheckError;
 use crate::history::{History, OpType};
 use crate::spec::CheckSpec;
 use crate::text::first_few;
+use crate::value::Value;
 use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
 
 /// The `counter` checker.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CounterChecker {
-    /// Violations explained at most.
-    pub limit: usize,
-    /// Time and memory limits.
-    pub budget: Budget,
-}
+pub struct CounterChecker(pub Limits);
 
 impl CounterChecker {
     /// From `--opt max-anomalies=N` and the budget.
     pub fn from_spec(spec: &CheckSpec) -> Result<CounterChecker, CheckError> {
-        Ok(CounterChecker { limit: spec.max_anomalies()?, budget: spec.budget })
+        Limits::from_spec(spec).map(CounterChecker)
     }
 }
 
-impl Checker for CounterChecker {
-    fn name(&self) -> &str {
-        "counter"
-    }
+/// What moves the bounds, at a history position. Sums are kept in 128
+/// bits: a history's deltas are 64-bit, and their sum must not wrap.
+enum Ev {
+    AddInvoked(i128),
+    AddAcked(i128),
+    ReadInvoked(usize),
+    ReadDone(usize),
+}
 
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let meter = self.budget.start();
-        let ops = intervals(history)?;
-        // Sweep the history: at a read's invocation note what is certain; at
-        // its completion, what was attempted.
-        enum Ev {
-            AddInvoked(i128),
-            AddAcked(i128),
-            ReadInvoked(usize),
-            ReadDone(usize),
-        }
-        let mut events: Vec<(usize, Ev)> = Vec::new();
-        let mut reads = Vec::new();
-        for op in &ops {
-            match op.inv.f.as_str() {
-                "add" | "increment" => {
-                    if op.outcome == OpType::Fail {
-                        continue;
-                    }
-                    let delta = match &op.inv.value {
-                        crate::value::Value::Nil if op.inv.f == "increment" => 1,
-                        v => v.as_int().ok_or_else(|| CheckError::BadOp {
-                            location: history.locate(op.invoke).field("value"),
-                            message: format!(
-                                "the counter checker expects a 64-bit integer delta, not {v}"
-                            ),
-                        })?,
-                    };
-                    // Sums are kept in 128 bits: a history's deltas are
-                    // 64-bit, and their sum must not wrap.
-                    let delta = i128::from(delta);
-                    events.push((op.invoke, Ev::AddInvoked(delta)));
-                    if op.outcome == OpType::Ok {
-                        events.push((op.complete, Ev::AddAcked(delta)));
-                    }
-                }
-                "read" if op.outcome == OpType::Ok => {
-                    let value = op.result().as_int().ok_or_else(|| CheckError::BadOp {
-                        location: history.locate(op.complete).field("value"),
+/// Events at their history positions.
+type Events = Vec<(usize, Ev)>;
+
+/// An ok read and the bounds it is held to.
+struct Read<'h> {
+    op: Interval<'h>,
+    value: i128,
+    /// The least the counter could hold: what was certain, less every
+    /// decrement in flight.
+    lower: i128,
+    /// The most: what was certain, plus every increment in flight.
+    upper: i128,
+    /// The acknowledged adds completed before the read began.
+    certain: i128,
+}
+
+impl Read<'_> {
+    fn out_of_bounds(&self) -> bool {
+        self.value < self.lower || self.value > self.upper
+    }
+}
+
+/// Every add that did not fail, and every ok read, as events at their
+/// history positions (unsorted).
+fn events<'h>(pass: &Pass<'h>) -> Result<(Events, Vec<Read<'h>>), Halt> {
+    let mut events = Vec::new();
+    let mut reads = Vec::new();
+    for op in &pass.ops {
+        match op.inv.f.as_str() {
+            "add" | "increment" if op.outcome != OpType::Fail => {
+                let delta = match &op.inv.value {
+                    Value::Nil if op.inv.f == "increment" => 1,
+                    v => v.as_int().ok_or_else(|| CheckError::BadOp {
+                        location: pass.history.locate(op.invoke).field("value"),
                         message: format!(
-                            "the counter checker expects a read to return a 64-bit integer, not {}",
-                            op.result()
+                            "the counter checker expects a 64-bit integer delta, not {v}"
                         ),
-                    })?;
-                    let r = reads.len();
-                    reads.push((op, i128::from(value), 0i128, 0i128, 0i128));
-                    events.push((op.invoke, Ev::ReadInvoked(r)));
-                    events.push((op.complete, Ev::ReadDone(r)));
+                    })?,
+                };
+                events.push((op.invoke, Ev::AddInvoked(i128::from(delta))));
+                if op.outcome == OpType::Ok {
+                    events.push((op.complete, Ev::AddAcked(i128::from(delta))));
                 }
-                _ => {}
+            }
+            "read" if op.outcome == OpType::Ok => {
+                let value = op.result().as_int().ok_or_else(|| CheckError::BadOp {
+                    location: pass.history.locate(op.complete).field("value"),
+                    message: format!(
+                        "the counter checker expects a read to return a 64-bit integer, not {}",
+                        op.result()
+                    ),
+                })?;
+                events.push((op.invoke, Ev::ReadInvoked(reads.len())));
+                events.push((op.complete, Ev::ReadDone(reads.len())));
+                // The bounds are set by the sweep, at the read's completion.
+                reads.push(Read {
+                    op: *op,
+                    value: i128::from(value),
+                    lower: 0,
+                    upper: 0,
+                    certain: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok((events, reads))
+}
+
+/// Sweeps the events in history order: at a read's invocation it notes
+/// what is certain; at its completion, what was attempted by then. Returns
+/// the acknowledged and the attempted sums.
+fn sweep(
+    pass: &Pass<'_>,
+    events: &[(usize, Ev)],
+    reads: &mut [Read<'_>],
+) -> Result<(i128, i128), Halt> {
+    // Sums of acknowledged and attempted deltas, positive and negative parts apart.
+    let (mut acked_pos, mut acked_neg, mut tried_pos, mut tried_neg) = (0i128, 0i128, 0i128, 0i128);
+    // For each read: the certain sum's parts at its invocation.
+    let mut at_invoke: Vec<(i128, i128)> = vec![(0, 0); reads.len()];
+    for (_, ev) in events {
+        pass.tick()?;
+        match *ev {
+            Ev::AddInvoked(d) if d >= 0 => tried_pos += d,
+            Ev::AddInvoked(d) => tried_neg += d,
+            Ev::AddAcked(d) if d >= 0 => acked_pos += d,
+            Ev::AddAcked(d) => acked_neg += d,
+            Ev::ReadInvoked(r) => at_invoke[r] = (acked_pos, acked_neg),
+            Ev::ReadDone(r) => {
+                let (cp, cn) = at_invoke[r];
+                let certain = cp + cn;
+                // Possible: attempted by now, beyond what was certain.
+                reads[r].lower = certain + (tried_neg - cn);
+                reads[r].upper = certain + (tried_pos - cp);
+                reads[r].certain = certain;
             }
         }
+    }
+    Ok((acked_pos + acked_neg, tried_pos + tried_neg))
+}
+
+/// A read out of its bounds, in words: what it read, what it had to read,
+/// and why.
+fn violation(read: &Read<'_>) -> Anomaly {
+    let Read { op, value: v, lower: lo, upper: hi, certain } = read;
+    let must =
+        if lo == hi { format!("must be {lo}") } else { format!("must lie between {lo} and {hi}") };
+    let mut why = format!("acknowledged increments completed before it began sum to {certain}");
+    if hi > certain {
+        why.push_str(&format!(", and those still in flight could add up to {}", hi - certain));
+    }
+    if lo < certain {
+        why.push_str(&format!(", or take away up to {}", certain - lo));
+    }
+    if lo == hi {
+        why.push_str(", and no other increment was in flight");
+    }
+    Anomaly {
+        kind: if v < lo { "lost-increments" } else { "unexpected-increments" }.into(),
+        explanation: format!(
+            "op {} (process {}) read {v}, but it {must}: {why}.",
+            op.index(),
+            op.inv.process
+        ),
+        ops: vec![op.index()],
+        data: json!({"read": op.index(), "value": wide(*v), "lower": wide(*lo), "upper": wide(*hi)}),
+    }
+}
+
+impl CounterChecker {
+    fn judge(&self, pass: &Pass<'_>) -> Result<Verdict, Halt> {
+        let (mut events, mut reads) = events(pass)?;
         if reads.is_empty() {
             // Without a read nothing observed the counter: a history of
             // increments alone cannot show one lost.
-            let mut v = Verdict::unknown(
+            let adds = events.iter().filter(|e| matches!(e.1, Ev::AddInvoked(_))).count();
+            return Ok(Verdict::unknown(
                 "counter",
                 "no read to judge",
                 format!(
-                    "no read completed ok, so nothing observed the counter ({} increments \
-                     attempted)",
-                    events.iter().filter(|e| matches!(e.1, Ev::AddInvoked(_))).count()
+                    "no read completed ok, so nothing observed the counter ({adds} increments \
+                     attempted)"
                 ),
-            );
-            v.elapsed = started.elapsed();
-            return Ok(v);
+            ));
         }
         events.sort_by_key(|e| e.0);
-        // Sums of acknowledged (positive and negative parts) and attempted deltas.
-        let (mut acked_pos, mut acked_neg, mut tried_pos, mut tried_neg) =
-            (0i128, 0i128, 0i128, 0i128);
-        // For each read: certain sum and its parts at invocation.
-        let mut at_invoke: Vec<(i128, i128)> = vec![(0, 0); reads.len()];
-        for (_, ev) in &events {
-            if let Some(reason) = meter.tick() {
-                return Ok(Verdict::out_of_budget("counter", reason, started.elapsed()));
-            }
-            match *ev {
-                Ev::AddInvoked(d) => {
-                    if d >= 0 {
-                        tried_pos += d
-                    } else {
-                        tried_neg += d
-                    }
-                }
-                Ev::AddAcked(d) => {
-                    if d >= 0 {
-                        acked_pos += d
-                    } else {
-                        acked_neg += d
-                    }
-                }
-                Ev::ReadInvoked(r) => at_invoke[r] = (acked_pos, acked_neg),
-                Ev::ReadDone(r) => {
-                    let (cp, cn) = at_invoke[r];
-                    let certain = cp + cn;
-                    // Possible: attempted by now, beyond what was certain.
-                    reads[r].2 = certain + (tried_neg - cn);
-                    reads[r].3 = certain + (tried_pos - cp);
-                    reads[r].4 = certain;
-                }
-            }
-        }
-        let bad: Vec<_> = reads.iter().filter(|(_, v, lo, hi, _)| v < lo || v > hi).collect();
-        let anomalies: Vec<Anomaly> = bad
-            .iter()
-            .take(self.limit.max(1))
-            .map(|(op, v, lo, hi, certain)| Anomaly {
-                kind: if v < lo { "lost-increments" } else { "unexpected-increments" }.into(),
-                explanation: {
-                    let must = if lo == hi {
-                        format!("must be {lo}")
-                    } else {
-                        format!("must lie between {lo} and {hi}")
-                    };
-                    let mut why = format!(
-                        "acknowledged increments completed before it began sum to {certain}"
-                    );
-                    if hi > certain {
-                        why.push_str(&format!(
-                            ", and those still in flight could add up to {}",
-                            hi - certain
-                        ));
-                    }
-                    if lo < certain {
-                        why.push_str(&format!(", or take away up to {}", certain - lo));
-                    }
-                    if lo == hi {
-                        why.push_str(", and no other increment was in flight");
-                    }
-                    format!(
-                        "op {} (process {}) read {v}, but it {must}: {why}.",
-                        op.index(),
-                        op.inv.process
-                    )
-                },
-                ops: vec![op.index()],
-                data: json!({"read": op.index(), "value": wide(*v), "lower": wide(*lo), "upper": wide(*hi)}),
-            })
-            .collect();
+        let (acknowledged, attempted) = sweep(pass, &events, &mut reads)?;
+        let bad: Vec<&Read<'_>> = reads.iter().filter(|r| r.out_of_bounds()).collect();
         let validity = if bad.is_empty() { Validity::Valid } else { Validity::Invalid };
         let summary = if bad.is_empty() {
             format!("all {} reads lie within their bounds", reads.len())
         } else {
-            let ops: Vec<u64> = bad.iter().map(|b| b.0.index()).collect();
+            let ops: Vec<u64> = bad.iter().map(|r| r.op.index()).collect();
             format!("{} of {} reads out of bounds ({})", bad.len(), reads.len(), first_few(&ops, 5))
         };
         let mut v = Verdict::new("counter", validity, summary);
-        v.anomalies = anomalies;
+        v.anomalies = bad.iter().take(self.0.max_anomalies).map(|r| violation(r)).collect();
         v.details = json!({
-            "reads": reads.iter().map(|(op, v, lo, hi, _)| json!([op.index(), op.inv.time, wide(*v), wide(*lo), wide(*hi)])).collect::<Vec<_>>(),
+            "reads": reads.iter().map(|r| json!([r.op.index(), r.op.inv.time, wide(r.value), wide(r.lower), wide(r.upper)])).collect::<Vec<_>>(),
             "errors": bad.len(),
-            "acknowledged_sum": wide(acked_pos + acked_neg),
-            "attempted_sum": wide(tried_pos + tried_neg),
+            "acknowledged_sum": wide(acknowledged),
+            "attempted_sum": wide(attempted),
         });
-        v.elapsed = started.elapsed();
         Ok(v)
+    }
+}
+
+impl Checker for CounterChecker {
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        run(self.name(), self.0.budget, history, |pass| self.judge(pass))
+    }
+
+    fn name(&self) -> &str {
+        "counter"
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

@@ -4,11 +4,10 @@
 //! add was indeterminate or failed but that turn up are *recovered*.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use serde_json::json;
 
-use super::intervals;
+use super::{Halt, Interval, Pass, about_elements, run};
 use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
@@ -16,145 +15,145 @@ use crate::html::escape;
 use crate::spec::CheckSpec;
 use crate::text::compact;
 use crate::value::Value;
-use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+use crate::verdict::{Checker, HtmlPage, Validity, Verdict};
 
-/// The `set` checker.
+/// The `set` checker, with its time and memory limits.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SetChecker {
-    /// Time and memory limits.
-    pub budget: Budget,
-}
+pub struct SetChecker(pub Budget);
 
 impl SetChecker {
     /// From the spec's budget (the set checker has no options).
     pub fn from_spec(spec: &CheckSpec) -> Result<SetChecker, CheckError> {
-        Ok(SetChecker { budget: spec.budget })
+        Ok(SetChecker(spec.budget))
     }
 }
 
+/// What a set test did: the elements it tried to add, those acknowledged,
+/// and its last ok read.
+struct Adds<'h> {
+    attempts: BTreeSet<&'h Value>,
+    acked: BTreeSet<&'h Value>,
+    final_read: Option<Interval<'h>>,
+}
+
+fn adds<'h>(pass: &Pass<'h>) -> Result<Adds<'h>, Halt> {
+    let mut adds = Adds { attempts: BTreeSet::new(), acked: BTreeSet::new(), final_read: None };
+    for op in &pass.ops {
+        pass.tick()?;
+        match op.inv.f.as_str() {
+            "add" => {
+                adds.attempts.insert(&op.inv.value);
+                if op.outcome == OpType::Ok {
+                    adds.acked.insert(&op.inv.value);
+                }
+            }
+            "read"
+                if op.outcome == OpType::Ok
+                    && adds.final_read.is_none_or(|r| r.complete < op.complete) =>
+            {
+                adds.final_read = Some(*op);
+            }
+            _ => {}
+        }
+    }
+    Ok(adds)
+}
+
+fn judge(pass: &Pass<'_>) -> Result<Verdict, Halt> {
+    let Adds { attempts, acked, final_read } = adds(pass)?;
+    let Some(read) = final_read else {
+        let mut v = Verdict::new("set", Validity::Unknown, "the set was never read");
+        v.unknown_reason = Some("no ok read: the final read of the whole set is missing".into());
+        return Ok(v);
+    };
+    let Some(items) = read.result().as_list() else {
+        return Err(Halt::Bad(CheckError::BadOp {
+            location: pass.history.locate(read.complete).field("value"),
+            message: format!(
+                "the set checker expects a read to return a set or list, not {}",
+                read.result()
+            ),
+        }));
+    };
+    let seen: BTreeSet<&Value> = items.iter().collect();
+    let ok: BTreeSet<&Value> = seen.intersection(&attempts).copied().collect();
+    let unexpected: BTreeSet<&Value> = seen.difference(&attempts).copied().collect();
+    let lost: BTreeSet<&Value> = acked.difference(&seen).copied().collect();
+    let recovered: BTreeSet<&Value> = ok.difference(&acked).copied().collect();
+    let read_op = read.index();
+    let mut anomalies = Vec::new();
+    if !lost.is_empty() {
+        let add_ops = pass
+            .ops
+            .iter()
+            .filter(|o| o.inv.f == "add" && o.outcome == OpType::Ok && lost.contains(&o.inv.value))
+            .map(|o| o.index());
+        let explanation = format!(
+            "{} acknowledged add{} missing from the final read (op {read_op}): {}.",
+            lost.len(),
+            if lost.len() == 1 { " is" } else { "s are" },
+            compact(lost.iter().copied())
+        );
+        let ops = std::iter::once(read_op).chain(add_ops).collect();
+        anomalies.push(about_elements("lost", explanation, ops, lost.iter().copied()));
+    }
+    if !unexpected.is_empty() {
+        let explanation = format!(
+            "The final read (op {read_op}) holds {} element{} nobody tried to add: {}.",
+            unexpected.len(),
+            if unexpected.len() == 1 { "" } else { "s" },
+            compact(unexpected.iter().copied())
+        );
+        anomalies.push(about_elements(
+            "unexpected",
+            explanation,
+            vec![read_op],
+            unexpected.iter().copied(),
+        ));
+    }
+    let validity = if anomalies.is_empty() { Validity::Valid } else { Validity::Invalid };
+    let summary = format!(
+        "{} attempted, {} acknowledged; the final read has {} of them: {} lost, {} recovered, {} unexpected",
+        attempts.len(),
+        acked.len(),
+        ok.len(),
+        lost.len(),
+        recovered.len(),
+        unexpected.len()
+    );
+    let mut v = Verdict::new("set", validity, summary);
+    v.anomalies = anomalies;
+    v.details = json!({
+        "attempt_count": attempts.len(),
+        "acknowledged_count": acked.len(),
+        "ok_count": ok.len(),
+        "lost_count": lost.len(),
+        "recovered_count": recovered.len(),
+        "unexpected_count": unexpected.len(),
+        "final_read": read_op,
+        "ok": compact(ok.iter().copied()),
+        "lost": compact(lost.iter().copied()),
+        "recovered": compact(recovered.iter().copied()),
+        "unexpected": compact(unexpected.iter().copied()),
+        "elements": attempts.iter().chain(unexpected.iter()).map(|e| {
+            let state = if lost.contains(e) { "lost" }
+                else if unexpected.contains(e) { "unexpected" }
+                else if recovered.contains(e) { "recovered" }
+                else if ok.contains(e) { "ok" }
+                else { "absent" };
+            json!([e, state])
+        }).take(GRID_MAX).collect::<Vec<_>>(),
+    });
+    Ok(v)
+}
+
 impl Checker for SetChecker {
-    fn name(&self) -> &str {
-        "set"
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        run(self.name(), self.0, history, judge)
     }
 
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let meter = self.budget.start();
-        let ops = intervals(history)?;
-        let mut attempts: BTreeSet<&Value> = BTreeSet::new();
-        let mut acked: BTreeSet<&Value> = BTreeSet::new();
-        let mut final_read = None;
-        for op in &ops {
-            if let Some(reason) = meter.tick() {
-                return Ok(Verdict::out_of_budget("set", reason, started.elapsed()));
-            }
-            match op.inv.f.as_str() {
-                "add" => {
-                    attempts.insert(&op.inv.value);
-                    if op.outcome == OpType::Ok {
-                        acked.insert(&op.inv.value);
-                    }
-                }
-                "read"
-                    if op.outcome == OpType::Ok
-                        && final_read.is_none_or(|(c, _): (usize, _)| c < op.complete) =>
-                {
-                    final_read = Some((op.complete, op));
-                }
-                _ => {}
-            }
-        }
-        let Some((_, read)) = final_read else {
-            let mut v = Verdict::new("set", Validity::Unknown, "the set was never read");
-            v.unknown_reason =
-                Some("no ok read: the final read of the whole set is missing".into());
-            v.elapsed = started.elapsed();
-            return Ok(v);
-        };
-        let Some(items) = read.result().as_list() else {
-            return Err(CheckError::BadOp {
-                location: history.locate(read.complete).field("value"),
-                message: format!(
-                    "the set checker expects a read to return a set or list, not {}",
-                    read.result()
-                ),
-            });
-        };
-        let seen: BTreeSet<&Value> = items.iter().collect();
-        let ok: BTreeSet<&Value> = seen.intersection(&attempts).copied().collect();
-        let unexpected: BTreeSet<&Value> = seen.difference(&attempts).copied().collect();
-        let lost: BTreeSet<&Value> = acked.difference(&seen).copied().collect();
-        let recovered: BTreeSet<&Value> = ok.difference(&acked).copied().collect();
-        let read_op = read.index();
-        let mut anomalies = Vec::new();
-        if !lost.is_empty() {
-            let add_ops: Vec<u64> = ops
-                .iter()
-                .filter(|o| {
-                    o.inv.f == "add" && o.outcome == OpType::Ok && lost.contains(&o.inv.value)
-                })
-                .map(|o| o.index())
-                .collect();
-            anomalies.push(Anomaly {
-                kind: "lost".into(),
-                explanation: format!(
-                    "{} acknowledged add{} missing from the final read (op {read_op}): {}.",
-                    lost.len(),
-                    if lost.len() == 1 { " is" } else { "s are" },
-                    compact(lost.iter().copied())
-                ),
-                ops: std::iter::once(read_op).chain(add_ops).collect(),
-                data: json!({"elements": lost}),
-            });
-        }
-        if !unexpected.is_empty() {
-            anomalies.push(Anomaly {
-                kind: "unexpected".into(),
-                explanation: format!(
-                    "The final read (op {read_op}) holds {} element{} nobody tried to add: {}.",
-                    unexpected.len(),
-                    if unexpected.len() == 1 { "" } else { "s" },
-                    compact(unexpected.iter().copied())
-                ),
-                ops: vec![read_op],
-                data: json!({"elements": unexpected}),
-            });
-        }
-        let validity = if anomalies.is_empty() { Validity::Valid } else { Validity::Invalid };
-        let summary = format!(
-            "{} attempted, {} acknowledged; the final read has {} of them: {} lost, {} recovered, {} unexpected",
-            attempts.len(),
-            acked.len(),
-            ok.len(),
-            lost.len(),
-            recovered.len(),
-            unexpected.len()
-        );
-        let mut v = Verdict::new("set", validity, summary);
-        v.anomalies = anomalies;
-        v.details = json!({
-            "attempt_count": attempts.len(),
-            "acknowledged_count": acked.len(),
-            "ok_count": ok.len(),
-            "lost_count": lost.len(),
-            "recovered_count": recovered.len(),
-            "unexpected_count": unexpected.len(),
-            "final_read": read_op,
-            "ok": compact(ok.iter().copied()),
-            "lost": compact(lost.iter().copied()),
-            "recovered": compact(recovered.iter().copied()),
-            "unexpected": compact(unexpected.iter().copied()),
-            "elements": attempts.iter().chain(unexpected.iter()).map(|e| {
-                let state = if lost.contains(e) { "lost" }
-                    else if unexpected.contains(e) { "unexpected" }
-                    else if recovered.contains(e) { "recovered" }
-                    else if ok.contains(e) { "ok" }
-                    else { "absent" };
-                json!([e, state])
-            }).take(GRID_MAX).collect::<Vec<_>>(),
-        });
-        v.elapsed = started.elapsed();
-        Ok(v)
+    fn name(&self) -> &str {
+        "set"
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

@@ -3,29 +3,25 @@
 //! never succeeded: the test then exercised nothing of it.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use serde_json::json;
 
-use super::intervals;
+use super::{Halt, Pass, judged, run};
 use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::{History, OpType};
 use crate::html::escape;
 use crate::spec::CheckSpec;
-use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+use crate::verdict::{Anomaly, Checker, HtmlPage, Verdict};
 
-/// The `stats` checker.
+/// The `stats` checker, with its time and memory limits.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct StatsChecker {
-    /// Time and memory limits.
-    pub budget: Budget,
-}
+pub struct StatsChecker(pub Budget);
 
 impl StatsChecker {
     /// From the spec's budget (stats has no options).
     pub fn from_spec(spec: &CheckSpec) -> Result<StatsChecker, CheckError> {
-        Ok(StatsChecker { budget: spec.budget })
+        Ok(StatsChecker(spec.budget))
     }
 }
 
@@ -36,87 +32,72 @@ struct Tally {
     info: usize,
 }
 
+fn judge(pass: &Pass<'_>) -> Result<Verdict, Halt> {
+    let mut by_f: BTreeMap<&str, Tally> = BTreeMap::new();
+    for op in &pass.ops {
+        pass.tick()?;
+        let t = by_f.entry(op.inv.f.as_str()).or_default();
+        match op.outcome {
+            OpType::Ok => t.ok += 1,
+            OpType::Fail => t.fail += 1,
+            _ => t.info += 1,
+        }
+    }
+    let total = by_f.values().fold(Tally::default(), |a, t| Tally {
+        ok: a.ok + t.ok,
+        fail: a.fail + t.fail,
+        info: a.info + t.info,
+    });
+    let never: Vec<&str> = by_f.iter().filter(|(_, t)| t.ok == 0).map(|(f, _)| *f).collect();
+    let count = pass.ops.len();
+    let summary = format!(
+        "{count} operations: {} ok, {} failed, {} indeterminate{}",
+        total.ok,
+        total.fail,
+        total.info,
+        if never.is_empty() {
+            String::new()
+        } else {
+            format!("; never succeeded: {}", never.join(", "))
+        }
+    );
+    let unobserved = (count == 0).then_some("the history has no client operation");
+    let mut v = judged("stats", !never.is_empty(), unobserved, summary);
+    v.anomalies = never
+        .iter()
+        .map(|f| Anomaly {
+            kind: "never-succeeded".into(),
+            explanation: format!(
+                "no {f} operation succeeded: {} failed and {} ended indeterminate.",
+                by_f[f].fail, by_f[f].info
+            ),
+            ops: Vec::new(),
+            data: json!({"f": f}),
+        })
+        .collect();
+    let rate = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let mut fs = serde_json::Map::new();
+    for (f, t) in &by_f {
+        let n = t.ok + t.fail + t.info;
+        fs.insert(
+            (*f).to_owned(),
+            json!({"count": n, "ok": t.ok, "fail": t.fail, "info": t.info, "ok_rate": rate(t.ok, n)}),
+        );
+    }
+    v.details = json!({
+        "count": count, "ok": total.ok, "fail": total.fail, "info": total.info,
+        "ok_rate": rate(total.ok, count), "by_f": fs,
+    });
+    Ok(v)
+}
+
 impl Checker for StatsChecker {
-    fn name(&self) -> &str {
-        "stats"
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        run(self.name(), self.0, history, judge)
     }
 
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let meter = self.budget.start();
-        let ops = intervals(history)?;
-        let mut by_f: BTreeMap<&str, Tally> = BTreeMap::new();
-        for op in &ops {
-            if let Some(reason) = meter.tick() {
-                return Ok(Verdict::out_of_budget("stats", reason, started.elapsed()));
-            }
-            let t = by_f.entry(op.inv.f.as_str()).or_default();
-            match op.outcome {
-                OpType::Ok => t.ok += 1,
-                OpType::Fail => t.fail += 1,
-                _ => t.info += 1,
-            }
-        }
-        let total = by_f.values().fold(Tally::default(), |a, t| Tally {
-            ok: a.ok + t.ok,
-            fail: a.fail + t.fail,
-            info: a.info + t.info,
-        });
-        let never: Vec<&str> = by_f.iter().filter(|(_, t)| t.ok == 0).map(|(f, _)| *f).collect();
-        let anomalies = never
-            .iter()
-            .map(|f| {
-                let t = by_f[f];
-                Anomaly {
-                    kind: "never-succeeded".into(),
-                    explanation: format!(
-                        "no {f} operation succeeded: {} failed and {} ended indeterminate.",
-                        t.fail, t.info
-                    ),
-                    ops: Vec::new(),
-                    data: json!({"f": f}),
-                }
-            })
-            .collect();
-        let count = ops.len();
-        let validity = if !never.is_empty() {
-            Validity::Invalid
-        } else if count == 0 {
-            Validity::Unknown
-        } else {
-            Validity::Valid
-        };
-        let summary = format!(
-            "{count} operations: {} ok, {} failed, {} indeterminate{}",
-            total.ok,
-            total.fail,
-            total.info,
-            if never.is_empty() {
-                String::new()
-            } else {
-                format!("; never succeeded: {}", never.join(", "))
-            }
-        );
-        let mut v = Verdict::new("stats", validity, summary);
-        if validity == Validity::Unknown {
-            v.unknown_reason = Some("the history has no client operation".into());
-        }
-        v.anomalies = anomalies;
-        let rate = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
-        let mut fs = serde_json::Map::new();
-        for (f, t) in &by_f {
-            let n = t.ok + t.fail + t.info;
-            fs.insert(
-                (*f).to_owned(),
-                json!({"count": n, "ok": t.ok, "fail": t.fail, "info": t.info, "ok_rate": rate(t.ok, n)}),
-            );
-        }
-        v.details = json!({
-            "count": count, "ok": total.ok, "fail": total.fail, "info": total.info,
-            "ok_rate": rate(total.ok, count), "by_f": fs,
-        });
-        v.elapsed = started.elapsed();
-        Ok(v)
+    fn name(&self) -> &str {
+        "stats"
     }
 
     fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

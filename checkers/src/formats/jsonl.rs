@@ -160,15 +160,13 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
                 }
             };
             let index = op.index.unwrap_or(ops.len() as u64);
-            if let Some(prev) = ops.last().map(|o: &Op| o.index) {
-                if index <= prev {
-                    return Err(HistoryError::Invalid {
-                        location: Location::new(source, Some(line_no)).field("index"),
-                        message: format!(
-                            "index {index} does not increase (previous op has {prev})"
-                        ),
-                    });
-                }
+            if let Some(prev) = ops.last().map(|o: &Op| o.index)
+                && index <= prev
+            {
+                return Err(HistoryError::Invalid {
+                    location: Location::new(source, Some(line_no)).field("index"),
+                    message: format!("index {index} does not increase (previous op has {prev})"),
+                });
             }
             ops.push(Op {
                 index,

@@ -30,6 +30,10 @@ struct Node {
     matching: u32,
 }
 
+/// States already reached, by a hash of the linearized set: each set in
+/// full (to tell collisions apart) with the model state it led to.
+type Cache<S> = FxHashMap<u64, Vec<(Vec<u64>, S)>>;
+
 /// `Some(true)` when linearizable, `Some(false)` when not, `None` when
 /// `deadline` passed first.
 pub(crate) fn check<M: Model>(
@@ -73,14 +77,14 @@ pub(crate) fn check<M: Model>(
 
     let words = n.div_ceil(64);
     let mut linearized = vec![0u64; words];
-    let mut cache: FxHashMap<u64, Vec<(Vec<u64>, M::State)>> = FxHashMap::default();
+    let mut cache: Cache<M::State> = FxHashMap::default();
     let mut calls: Vec<(u32, M::State)> = Vec::new();
     let mut state = model.init();
     let mut entry = nodes[0].next;
     let mut steps: u64 = 0;
     while nodes[0].next != NIL {
         steps += 1;
-        if steps % 4096 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        if steps.is_multiple_of(4096) && deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
         let node = nodes[entry as usize];

@@ -377,7 +377,8 @@ impl<'a, M: Model> Search<'a, M> {
         let beyond = self.n_lin - self.frontier;
         let mut w = self.frontier as usize / 64;
         // Bits below the frontier in its word are all set; count only the rest.
-        let low_mask = if self.frontier % 64 == 0 { 0 } else { (1u64 << (self.frontier % 64)) - 1 };
+        let low_mask =
+            if self.frontier.is_multiple_of(64) { 0 } else { (1u64 << (self.frontier % 64)) - 1 };
         let mut seen = 0u32;
         let mut first = true;
         while w < self.lin.len() {
@@ -572,10 +573,10 @@ impl<'a, M: Model> Search<'a, M> {
         if let Some(why) = self.limits.exhausted.get() {
             return Some(format!("stopped when another partition ran out: {why}"));
         }
-        if let Some(d) = self.limits.deadline {
-            if Instant::now() >= d {
-                return Some("the time limit ran out".into());
-            }
+        if let Some(d) = self.limits.deadline
+            && Instant::now() >= d
+        {
+            return Some("the time limit ran out".into());
         }
         if let Some(m) = self.limits.memory {
             let grown = match (self.limits.heap_at_start, crate::budget::heap_in_use()) {
@@ -649,7 +650,7 @@ impl<'a, M: Model> Search<'a, M> {
         let mut steps: u64 = 0;
         loop {
             steps += 1;
-            if steps % 1024 == 0 {
+            if steps.is_multiple_of(1024) {
                 self.publish_bytes();
                 if let Some(reason) = self.over_budget() {
                     let _ = self.limits.exhausted.set(reason.clone());

@@ -115,6 +115,15 @@ pub fn check(name: &str, models: &[&str], opts: &[(&str, &str)], h: &History) ->
     checker.check(h).unwrap_or_else(|e| panic!("check {name}: {e}"))
 }
 
+/// Whether some committed transaction of `h` read a key: without one, Elle
+/// has no dependency to infer and its verdict must be unknown, not valid.
+pub fn reads_committed(h: &History) -> bool {
+    h.ops().iter().filter(|op| op.kind == OpType::Ok).any(|op| {
+        checkers::txn::parse_txn(&op.value)
+            .is_ok_and(|txn| txn.iter().any(|m| matches!(m, checkers::txn::MicroOp::Read { .. })))
+    })
+}
+
 /// Every anomaly type the verdict found, prohibited or not.
 pub fn found(v: &Verdict) -> BTreeSet<String> {
     v.details["anomaly_counts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()

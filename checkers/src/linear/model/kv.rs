@@ -8,6 +8,9 @@ use smallvec::SmallVec;
 use super::{Call, Interner, Model, ModelKind, unknown_function};
 use crate::value::Value;
 
+/// For each (key, value read by a get): the puts it could be reached from.
+type Resets = FxHashMap<(u32, u32), SmallVec<[u32; 2]>>;
+
 /// Porcupine's key-value store: string values, `get`, `put`, `append`
 /// (concatenation), initially empty strings. Strings are interned, and
 /// concatenations memoised, so states are vectors of ids.
@@ -33,7 +36,7 @@ pub(crate) struct Kv {
     puts: Vec<FxHashMap<u32, u32>>,
     /// For each (key, value read by a get): the values of puts to that key
     /// that are prefixes of it, i.e. puts from which the get could be reached.
-    resets: Arc<FxHashMap<(u32, u32), SmallVec<[u32; 2]>>>,
+    resets: Arc<Resets>,
     /// Per key: remaining appends (crashed or not), by value.
     appends: Vec<FxHashMap<u32, u32>>,
     /// Per key: the distinct lengths of appended strings, so that "does a

@@ -165,10 +165,10 @@ impl ModelKind for QueueKind {
             })
             .collect();
         for op in ops.iter_mut() {
-            if let QueueOp::Enqueue(x) = op {
-                if !returned.contains(x) {
-                    *x = UNOBSERVED;
-                }
+            if let QueueOp::Enqueue(x) = op
+                && !returned.contains(x)
+            {
+                *x = UNOBSERVED;
             }
         }
         let mut enqueues: FxHashMap<u32, u32> = FxHashMap::default();

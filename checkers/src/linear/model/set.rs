@@ -54,11 +54,11 @@ impl Model for SetModel {
         }
     }
     fn on_unlift(&mut self, op: &SetOp, ret: u32) {
-        if let SetOp::Read(xs) = op {
-            if self.reads.contains_key(&ret) {
-                self.pending.insert(ret, ret);
-                self.smallest.insert((xs.len() as u32, ret), ret);
-            }
+        if let SetOp::Read(xs) = op
+            && self.reads.contains_key(&ret)
+        {
+            self.pending.insert(ret, ret);
+            self.smallest.insert((xs.len() as u32, ret), ret);
         }
     }
     fn doomed(&self, state: &Box<[u32]>, op: &SetOp) -> Option<u32> {
@@ -145,10 +145,10 @@ impl ModelKind for SetKind {
             }
         }
         for op in ops.iter_mut() {
-            if let SetOp::Add(x) = op {
-                if !seen.contains(x) {
-                    *x = UNOBSERVED;
-                }
+            if let SetOp::Add(x) = op
+                && !seen.contains(x)
+            {
+                *x = UNOBSERVED;
             }
         }
         let mut reads = FxHashMap::default();
