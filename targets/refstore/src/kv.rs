@@ -29,10 +29,7 @@ pub fn execute(op: &ClientOp, read: impl Fn(&Key) -> Value) -> Result<Effect, Op
             Reply::Done
         }
         ClientOp::Cas { key, from, to } => {
-            let now = current(&writes, key);
-            if &now != from {
-                return Err(OpError::CasMismatch { current: now });
-            }
+            expect(current(&writes, key), from)?;
             writes.insert(key.clone(), to.clone());
             Reply::Done
         }
@@ -55,12 +52,48 @@ pub fn execute(op: &ClientOp, read: impl Fn(&Key) -> Value) -> Result<Effect, Op
                         writes.insert(k.clone(), list);
                         out.push(micro.clone());
                     }
+                    MicroOp::Cas(k, pair) => {
+                        let (from, to) = match pair {
+                            Value::Array(p) if p.len() == 2 => (&p[0], &p[1]),
+                            _ => {
+                                return Err(OpError::BadRequest(format!(
+                                    "cas needs [from, to], not {pair}"
+                                )));
+                            }
+                        };
+                        expect(current(&writes, k), from)?;
+                        writes.insert(k.clone(), to.clone());
+                        out.push(micro.clone());
+                    }
+                    MicroOp::Inc(k, delta) => {
+                        let sum = incremented(k, current(&writes, k), delta)?;
+                        writes.insert(k.clone(), sum);
+                        out.push(micro.clone());
+                    }
                 }
             }
             Reply::Txn(out)
         }
     };
     Ok(Effect { reply, writes })
+}
+
+/// A compare-and-set's guard: the current value must be `from`.
+fn expect(now: Value, from: &Value) -> Result<(), OpError> {
+    if &now == from { Ok(()) } else { Err(OpError::CasMismatch { current: now }) }
+}
+
+/// The integer at `key` plus `delta`; `null` is 0. Overflow is refused, not wrapped.
+fn incremented(key: &Key, current: Value, delta: &Value) -> Result<Value, OpError> {
+    let bad = |why: String| OpError::BadRequest(format!("cannot increment key {key}: {why}"));
+    let delta =
+        delta.as_i64().ok_or_else(|| bad(format!("the delta {delta} is not an integer")))?;
+    let now = match &current {
+        Value::Null => 0,
+        v => v.as_i64().ok_or_else(|| bad(format!("its value {v} is not an integer")))?,
+    };
+    let sum = now.checked_add(delta).ok_or_else(|| bad(format!("{now} + {delta} overflows")))?;
+    Ok(Value::from(sum))
 }
 
 /// The list at `key` with `element` appended; `null` is the empty list.
@@ -148,6 +181,48 @@ mod tests {
     }
 
     #[test]
+    fn guarded_transactions_move_values_all_or_nothing() {
+        let mut kv = Kv::default();
+        kv.put(k(0), json!(10));
+        kv.put(k(1), json!(5));
+        // A transfer of 3 from account 0 to account 1, guarded by what was read.
+        let transfer = |from0: i64, from1: i64| ClientOp::Txn {
+            ops: vec![
+                MicroOp::Cas(k(0), json!([from0, from0 - 3])),
+                MicroOp::Cas(k(1), json!([from1, from1 + 3])),
+            ],
+        };
+        assert!(matches!(kv.apply(&transfer(10, 5)), Ok(Reply::Txn(_))));
+        assert_eq!((kv.get(&k(0)), kv.get(&k(1))), (json!(7), json!(8)));
+        // A stale guard on the second key leaves the first untouched too.
+        assert_eq!(kv.apply(&transfer(7, 5)), Err(OpError::CasMismatch { current: json!(8) }));
+        assert_eq!((kv.get(&k(0)), kv.get(&k(1))), (json!(7), json!(8)));
+        let bad = ClientOp::Txn { ops: vec![MicroOp::Cas(k(0), json!(7))] };
+        assert!(matches!(kv.apply(&bad), Err(OpError::BadRequest(_))));
+    }
+
+    #[test]
+    fn increments_start_from_zero_and_refuse_what_is_not_an_integer() {
+        let mut kv = Kv::default();
+        let inc = |d: i64| ClientOp::Txn {
+            ops: vec![MicroOp::Inc(k(3), json!(d)), MicroOp::Read(k(3), Value::Null)],
+        };
+        let read_back = |r: Result<Reply, OpError>| match r {
+            Ok(Reply::Txn(ops)) => ops[1].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(read_back(kv.apply(&inc(1))), MicroOp::Read(k(3), json!(1)));
+        assert_eq!(read_back(kv.apply(&inc(-4))), MicroOp::Read(k(3), json!(-3)));
+        kv.put(k(4), json!("x"));
+        let bad = ClientOp::Txn { ops: vec![MicroOp::Inc(k(4), json!(1))] };
+        assert!(matches!(kv.apply(&bad), Err(OpError::BadRequest(_))));
+        kv.put(k(5), json!(i64::MAX));
+        let overflow = ClientOp::Txn { ops: vec![MicroOp::Inc(k(5), json!(1))] };
+        assert!(matches!(kv.apply(&overflow), Err(OpError::BadRequest(_))));
+        assert_eq!(kv.get(&k(5)), json!(i64::MAX));
+    }
+
+    #[test]
     fn a_failing_transaction_writes_nothing_and_reads_see_earlier_writes() {
         let mut kv = Kv::default();
         kv.put(k(1), json!(7));
@@ -171,11 +246,20 @@ mod tests {
 
     #[test]
     fn micro_ops_round_trip_through_their_wire_form() {
-        let wire = json!([["append", 1, 5], ["r", "x", null], ["w", 2, {"a": 1}]]);
+        let wire = json!([
+            ["append", 1, 5],
+            ["r", "x", null],
+            ["w", 2, {"a": 1}],
+            ["cas", 1, [2, 3]],
+            ["inc", "c", -2]
+        ]);
         let ops: Vec<MicroOp> = serde_json::from_value(wire.clone()).expect("valid micro-ops");
         assert_eq!(ops[1], MicroOp::Read(Key::Str("x".into()), Value::Null));
         assert_eq!(serde_json::to_value(&ops).expect("serializable"), wire);
-        let bad: Result<Vec<MicroOp>, _> = serde_json::from_value(json!([["inc", 1, 1]]));
-        assert!(bad.is_err());
+        assert_eq!(ops[3], MicroOp::Cas(k(1), json!([2, 3])));
+        for bad in [json!(["cas", 1, 2]), json!(["inc", 1, "one"]), json!(["del", 1, null])] {
+            let err = serde_json::from_value::<MicroOp>(bad.clone()).expect_err("refused");
+            assert!(err.to_string().contains("micro-op"), "{bad}: {err}");
+        }
     }
 }

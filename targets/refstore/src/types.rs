@@ -52,7 +52,7 @@ impl fmt::Display for Key {
 }
 
 /// One micro-operation of a transaction, in the wire form `["append", k, v]`, `["r", k, v]`,
-/// `["w", k, v]`.
+/// `["w", k, v]`, `["cas", k, [from, to]]` or `["inc", k, delta]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Value", into = "Value")]
 pub enum MicroOp {
@@ -62,13 +62,24 @@ pub enum MicroOp {
     Read(Key, Value),
     /// Overwrite `key` with `value`.
     Write(Key, Value),
+    /// Compare-and-set `key` from the first to the second element of a `[from, to]` pair; a
+    /// mismatch fails the whole transaction, so a transaction of `cas` micro-ops is a guarded
+    /// multi-key write (a bank transfer, a queue's head moved).
+    Cas(Key, Value),
+    /// Add the integer `delta` to the integer at `key` (`null` counts as 0): an increment the
+    /// store computes, in one step, from the value it holds.
+    Inc(Key, Value),
 }
 
 impl MicroOp {
     /// The key the micro-op touches.
     pub fn key(&self) -> &Key {
         match self {
-            MicroOp::Append(k, _) | MicroOp::Read(k, _) | MicroOp::Write(k, _) => k,
+            MicroOp::Append(k, _)
+            | MicroOp::Read(k, _)
+            | MicroOp::Write(k, _)
+            | MicroOp::Cas(k, _)
+            | MicroOp::Inc(k, _) => k,
         }
     }
 }
@@ -88,7 +99,15 @@ impl TryFrom<Value> for MicroOp {
             Some("append") => Ok(MicroOp::Append(key, val)),
             Some("r") => Ok(MicroOp::Read(key, val)),
             Some("w") => Ok(MicroOp::Write(key, val)),
-            _ => Err(format!("micro-op function {f} is not \"append\", \"r\" or \"w\"")),
+            Some("cas") => match &val {
+                Value::Array(pair) if pair.len() == 2 => Ok(MicroOp::Cas(key, val)),
+                _ => Err(format!("a cas micro-op's value must be [from, to], not {val}")),
+            },
+            Some("inc") if val.is_i64() => Ok(MicroOp::Inc(key, val)),
+            Some("inc") => Err(format!("an inc micro-op's delta must be an integer, not {val}")),
+            _ => Err(format!(
+                "micro-op function {f} is not \"append\", \"r\", \"w\", \"cas\" or \"inc\""
+            )),
         }
     }
 }
@@ -99,6 +118,8 @@ impl From<MicroOp> for Value {
             MicroOp::Append(k, v) => ("append", k, v),
             MicroOp::Read(k, v) => ("r", k, v),
             MicroOp::Write(k, v) => ("w", k, v),
+            MicroOp::Cas(k, v) => ("cas", k, v),
+            MicroOp::Inc(k, v) => ("inc", k, v),
         };
         Value::Array(vec![Value::from(f), k.to_json(), v])
     }
