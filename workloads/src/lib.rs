@@ -8,24 +8,53 @@
 //!   checked with `set-full` and `convergence`;
 //! - `lww-register`: blind writes of unique values and reads on a few keys,
 //!   then a final read of every key on every node, checked with
-//!   `convergence` as last-write-wins registers (lost acknowledged writes).
+//!   `convergence` as last-write-wins registers (lost acknowledged writes);
+//! - `bank`: transfers between accounts and reads of every balance, checked
+//!   with `bank`;
+//! - `counter`: increments and reads of one counter, checked with `counter`;
+//! - `unique-ids`: id generation, checked with `unique-ids`;
+//! - `queue`: enqueues, dequeues and a final drain, checked with
+//!   `total-queue`;
+//! - `long-fork`: single-key inserts and group reads, checked with
+//!   `long-fork`;
+//! - `rw-register`: transactions of reads and writes, checked with the
+//!   Elle-style rw-register checker.
 //!
-//! Operations use the shared vocabulary targets implement: `read`, `write`,
-//! `cas` (value `[from to]`), `txn` (value `[[f k v] ...]`), `add`.
+//! Operations use the shared vocabulary targets implement (`docs/workloads.md`
+//! says what each means): `read` (of a key; of the set with no key; of
+//! several keys at once, returning a map, when its value lists them),
+//! `write`, `cas` (value `[from to]`), `txn` (value `[[f k v] ...]` with `r`,
+//! `w`, `append`, `cas` and `inc` micro-ops), `add`, `increment` (value: the
+//! delta), `generate`, `transfer` (value `{from, to, amount}`), `enqueue`,
+//! `dequeue` and `drain`.
 
+mod bank;
+mod counter;
 mod list_append;
+mod long_fork;
 mod lww_register;
+mod opts;
+mod queue;
 mod register;
+mod rw_register;
 mod set;
+mod txns;
+mod unique_ids;
 
+pub use bank::Bank;
+pub use counter::Counter;
 pub use list_append::ListAppend;
+pub use long_fork::LongFork;
 pub use lww_register::LwwRegister;
+pub use queue::Queue;
 pub use register::Register;
+pub use rw_register::RwRegister;
 pub use set::SetWorkload;
+pub use unique_ids::UniqueIds;
 
 use harness::Registry;
 
-/// Registers `register`, `list-append`, `set` and `lww-register`.
+/// Registers every built-in workload.
 pub fn register_all(registry: &mut Registry) {
     registry.workload(
         "register",
@@ -46,5 +75,33 @@ pub fn register_all(registry: &mut Registry) {
         "lww-register",
         "blind writes and reads of a few keys, final reads on every node; convergence (last-write-wins)",
         |spec| Ok(Box::new(LwwRegister::from_spec(spec)?)),
+    );
+    registry.workload(
+        "bank",
+        "transfers between accounts and reads of every balance; bank (total, negative balances)",
+        |spec| Ok(Box::new(Bank::from_spec(spec)?)),
+    );
+    registry.workload(
+        "counter",
+        "increments and reads of one counter; counter (reads within bounds)",
+        |spec| Ok(Box::new(Counter::from_spec(spec)?)),
+    );
+    registry.workload("unique-ids", "id generation; unique-ids (no id twice)", |spec| {
+        Ok(Box::new(UniqueIds::from_spec(spec)?))
+    });
+    registry.workload(
+        "queue",
+        "enqueues, dequeues and a final drain; total-queue (lost, unexpected)",
+        |spec| Ok(Box::new(Queue::from_spec(spec)?)),
+    );
+    registry.workload(
+        "long-fork",
+        "single-key inserts and reads of key groups; long-fork",
+        |spec| Ok(Box::new(LongFork::from_spec(spec)?)),
+    );
+    registry.workload(
+        "rw-register",
+        "transactions of reads and writes; Elle-style rw-register checker",
+        |spec| Ok(Box::new(RwRegister::from_spec(spec)?)),
     );
 }
