@@ -6,6 +6,9 @@ mod architecture;
 mod check;
 /// Every listed checker run by the binary on the checkers' golden histories.
 mod checkers;
+/// Jepsen's classic workloads (bank, counter, unique-ids, queue, long-fork,
+/// rw-register) end to end, and checkers chosen per test.
+mod classic_workloads;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;
 /// Every fault kind on the netns runtime: the fault measurably happens and

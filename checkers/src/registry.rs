@@ -218,7 +218,11 @@ fn register_builtins(t: &mut CheckerTable) {
             .option(
                 "algorithm",
                 "search (default) or reference (the classic search, for comparison)",
-            ),
+            )
+            .needs(&[
+                "read", "write", "cas", "acquire", "release", "add", "enqueue", "dequeue", "get",
+                "put", "append",
+            ]),
         |spec, _| boxed(linear_from_spec(spec)),
     )
     .aliases
@@ -244,13 +248,16 @@ fn register_builtins(t: &mut CheckerTable) {
             .models(&["causal", "ccv", "causal-memory"])
             .init()
             .independent()
-            .max_anomalies(),
+            .max_anomalies()
+            .needs(&["read", "txn"])
+            .needs(&["write", "txn"]),
         |spec, _| boxed(crate::causal::CausalChecker::from_spec(spec)),
     );
     let session = |all: bool| {
         let a = Accepts::nothing()
             .option("workload", "list-append or register (detected when left out)")
-            .max_anomalies();
+            .max_anomalies()
+            .needs(&["read", "txn"]);
         if all {
             a.option(
                 "guarantees",
@@ -293,28 +300,32 @@ fn register_builtins(t: &mut CheckerTable) {
                 "order",
                 "what a register's last write wins by: real-time (default), causal or none",
             )
-            .max_anomalies(),
+            .max_anomalies()
+            .needs(&["read", "final-read"]),
         |spec, _| boxed(crate::convergence::ConvergenceChecker::from_spec(spec)),
     );
     t.register(
         "set",
         "Jepsen set: every acknowledged add is in the final read (lost, unexpected, recovered)",
-        Accepts::nothing(),
+        Accepts::nothing().needs(&["add"]).needs(&["read"]),
         |spec, _| boxed(crate::classic::set::SetChecker::from_spec(spec)),
     );
     t.register(
         "set-full",
         "Jepsen set-full: per element stable, lost, never read or stale, with latencies",
-        Accepts::nothing().option(
-            "linearizable",
-            "true: an element missing from a read that began after its add completed is stale",
-        ),
+        Accepts::nothing()
+            .option(
+                "linearizable",
+                "true: an element missing from a read that began after its add completed is stale",
+            )
+            .needs(&["add"])
+            .needs(&["read"]),
         |spec, _| boxed(crate::classic::set_full::SetFullChecker::from_spec(spec)),
     );
     t.register(
         "counter",
         "Jepsen counter: each read lies between acknowledged and attempted sums",
-        Accepts::nothing().max_anomalies(),
+        Accepts::nothing().max_anomalies().needs(&["read"]).needs(&["add", "increment"]),
         |spec, _| boxed(crate::classic::counter::CounterChecker::from_spec(spec)),
     );
     t.register(
@@ -324,25 +335,26 @@ fn register_builtins(t: &mut CheckerTable) {
             .option("total", "the total every read must sum to (default: the first ok read's sum)")
             .option("accounts", "the accounts, comma-separated (default: the first ok read's)")
             .option("negative-balances", "true: negative balances are allowed")
-            .max_anomalies(),
+            .max_anomalies()
+            .needs(&["read"]),
         |spec, _| boxed(crate::classic::bank::BankChecker::from_spec(spec)),
     );
     t.register(
         "unique-ids",
         "Jepsen unique-ids: no id generated twice",
-        Accepts::nothing().max_anomalies(),
+        Accepts::nothing().max_anomalies().needs(&["generate"]),
         |spec, _| boxed(crate::classic::unique_ids::UniqueIdsChecker::from_spec(spec)),
     );
     t.register(
         "long-fork",
         "Jepsen long-fork: reads of key groups agree on one order of inserts",
-        Accepts::nothing().max_anomalies(),
+        Accepts::nothing().max_anomalies().needs(&["txn"]),
         |spec, _| boxed(crate::classic::long_fork::LongForkChecker::from_spec(spec)),
     );
     t.register(
         "total-queue",
         "Jepsen total-queue: every acknowledged enqueue comes out, nothing else does",
-        Accepts::nothing(),
+        Accepts::nothing().needs(&["enqueue"]).needs(&["dequeue", "drain"]),
         |spec, _| boxed(crate::classic::total_queue::TotalQueueChecker::from_spec(spec)),
     );
     t.register(
@@ -366,7 +378,8 @@ fn elle_accepts(register: bool) -> Accepts {
         .option(
             "cycle-search-timeout",
             "milliseconds of cycle search per strongly connected component (default 1000)",
-        );
+        )
+        .needs(&["txn"]);
     if register {
         for (k, what) in [
             ("sequential-keys", "each key is sequentially consistent"),
@@ -445,6 +458,7 @@ pub fn compose(spec: &CheckSpec, table: &CheckerTable) -> Result<Compose, CheckE
         independent: entries.iter().any(|e| e.accepts.independent),
         options: entries.iter().flat_map(|e| e.accepts.options.clone()).collect(),
         delegates: false,
+        needs: Vec::new(),
     };
     let mut own = spec.clone();
     own.options.remove("checkers");

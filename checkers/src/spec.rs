@@ -168,6 +168,11 @@ pub struct Accepts {
     /// For a checker that passes the spec on to others (`compose`): the
     /// table does not validate the spec, the factory does, per child.
     pub delegates: bool,
+    /// The operations it judges, as groups of functions: a history must
+    /// hold one function of every group for the checker to say anything
+    /// (`counter`: a `read`, and an `add` or `increment`). Empty when any
+    /// history will do.
+    pub needs: Vec<Vec<String>>,
 }
 
 impl Accepts {
@@ -208,6 +213,19 @@ impl Accepts {
     pub fn independent(mut self) -> Accepts {
         self.independent = true;
         self
+    }
+
+    /// The same, needing an operation of one of `fs` (see [`Accepts::needs`]).
+    #[must_use]
+    pub fn needs(mut self, fs: &[&str]) -> Accepts {
+        self.needs.push(fs.iter().map(|f| (*f).to_owned()).collect());
+        self
+    }
+
+    /// The first group of needed functions none of `fs` is in, when one
+    /// is: a history of only `fs` gives this checker nothing to judge.
+    pub fn unmet_need(&self, fs: &[String]) -> Option<&[String]> {
+        self.needs.iter().find(|group| !group.iter().any(|f| fs.contains(f))).map(Vec::as_slice)
     }
 
     /// Whether `--opt name` is one of these options.

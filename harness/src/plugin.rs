@@ -367,6 +367,41 @@ impl Registry {
         }
         out
     }
+
+    /// What `--list` says under a target, workload or nemesis: the options
+    /// it reads (found by building it from a default spec and watching
+    /// which options it asks for), the operations a target performs, and a
+    /// workload's operations and default checkers.
+    pub fn details(&self, kind: &str, name: &str) -> Vec<String> {
+        let mut spec = TestSpec::default();
+        let mut lines = Vec::new();
+        match kind {
+            "target" => {
+                spec.target = name.to_owned();
+                if let Ok(db) = self.build_target(name, &spec) {
+                    lines.push(format!("operations: {}", db.supported_fs().join(", ")));
+                }
+            }
+            "workload" => {
+                spec.workload = name.to_owned();
+                if let Ok(w) = self.build_workload(name, &spec) {
+                    lines.push(format!("operations: {}", w.fs().join(", ")));
+                    let checks: Vec<String> =
+                        w.checks(&spec).into_iter().map(|c| c.checker).collect();
+                    lines.push(format!("checkers: {}", checks.join(", ")));
+                }
+            }
+            "nemesis" => {
+                let _ = self.build_nemesis(name, &spec);
+            }
+            _ => return lines,
+        }
+        let read = spec.options_read.names();
+        if !read.is_empty() {
+            lines.push(format!("options: {}", read.into_iter().collect::<Vec<_>>().join(", ")));
+        }
+        lines
+    }
 }
 
 /// Several nemeses as one: each operation goes to the member whose `fs`

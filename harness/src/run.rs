@@ -59,7 +59,9 @@ pub struct Plan {
     pub nemesis: Option<(Box<dyn Nemesis>, Gen, Gen)>,
 }
 
-/// Builds the plugins `spec` names and checks they fit together.
+/// Builds the plugins `spec` names and checks they fit together: the
+/// target performs the workload's operations, the checkers can judge them,
+/// and every option is read by some part of the test.
 pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
     let db = registry.build_target(&spec.target, spec)?;
     let workload = registry.build_workload(&spec.workload, spec)?;
@@ -87,6 +89,12 @@ pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
         schedules.push(pkg.generator);
         finals.push(pkg.final_generator);
     }
+    if spec.runtime != crate::spec::RuntimeKind::Local {
+        // Read now, so a bad choice stops the test before anything starts.
+        runtime::firewall_choice(spec)?;
+    }
+    let checks = crate::checks::test_checks(spec, workload.as_ref(), registry.checkers())?;
+    crate::checks::validate(spec, workload.as_ref(), registry.checkers(), &checks)?;
     let nemesis = if members.is_empty() {
         None
     } else {

@@ -361,7 +361,7 @@ pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     let n = spec.nodes as usize;
     let known: Vec<(&str, PartitionKind)> =
         PartitionKind::EVERY.iter().map(|k| (k.name(), *k)).collect();
-    let kinds: Vec<PartitionKind> = match spec.options.get("partition").map(String::as_str) {
+    let kinds: Vec<PartitionKind> = match spec.option_text("partition") {
         Some("both") => vec![PartitionKind::RandomHalves, PartitionKind::IsolateOne],
         Some("all") | None => {
             PartitionKind::EVERY.iter().copied().filter(|k| n >= k.min_nodes()).collect()

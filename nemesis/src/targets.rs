@@ -99,7 +99,7 @@ pub fn option_list<T: Copy>(
     known: &[(&str, T)],
     default: &[T],
 ) -> Result<Vec<T>> {
-    let Some(text) = spec.options.get(key) else { return Ok(default.to_vec()) };
+    let Some(text) = spec.option_text(key) else { return Ok(default.to_vec()) };
     let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
     let mut out = Vec::new();
     for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {

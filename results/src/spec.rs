@@ -7,8 +7,9 @@
 //! analyze a run, and the reports and `faultline serve` read it to say what
 //! a run was. One type serves all of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -152,12 +153,62 @@ pub struct TestSpec {
     pub binary: Option<PathBuf>,
     /// SSH settings (for `runtime = "ssh"`).
     pub ssh: Option<SshSpec>,
-    /// Workload, target and nemesis options (`key = value`).
+    /// Workload, target, nemesis and checker options (`key = value`). Each
+    /// goes to every component that reads it; an option none reads is
+    /// refused before the run starts.
     pub options: BTreeMap<String, String>,
+    /// The checkers that judge the run: empty for the workload's own;
+    /// `default` stands for those, so `["default", "stats"]` adds one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkers: Vec<String>,
+    /// Consistency models for every checker that takes them (the
+    /// workload's own included), overriding the workload's choice.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consistency_models: Vec<String>,
+    /// The model for checkers named in `checkers` that take one
+    /// (`linearizable`: `cas-register`, `set`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The campaign this run belongs to, when a campaign ran it; `faultline
     /// serve` compares a campaign's runs side by side.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub campaign: String,
+    /// The options some component has read so far (not part of the spec).
+    #[serde(skip)]
+    pub options_read: OptionsRead,
+}
+
+/// The names of the options components have read from a spec, so that an
+/// option nothing reads (a typo, or an option of another workload) is
+/// refused instead of silently ignored. Shared by the spec's clones, since
+/// a component may read options from a copy; never compared or printed.
+#[derive(Clone, Default)]
+pub struct OptionsRead(Arc<Mutex<BTreeSet<String>>>);
+
+impl OptionsRead {
+    fn note(&self, key: &str) {
+        // A poisoned lock only means another reader panicked; the set of
+        // names is still whole.
+        let mut read = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        read.insert(key.to_owned());
+    }
+
+    /// The names read so far.
+    pub fn names(&self) -> BTreeSet<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl PartialEq for OptionsRead {
+    fn eq(&self, _: &OptionsRead) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for OptionsRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OptionsRead")
+    }
 }
 
 impl Default for TestSpec {
@@ -181,7 +232,11 @@ impl Default for TestSpec {
             binary: None,
             ssh: None,
             options: BTreeMap::new(),
+            checkers: Vec::new(),
+            consistency_models: Vec::new(),
+            model: None,
             campaign: String::new(),
+            options_read: OptionsRead::default(),
         }
     }
 }
@@ -292,12 +347,25 @@ impl TestSpec {
         sanitize(&format!("{}-{}-{}-{}", self.target, self.mode, self.workload, faults))
     }
 
+    /// An option's text, when given; the option counts as read.
+    pub fn option_text(&self, key: &str) -> Option<&str> {
+        self.options_read.note(key);
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// The options given that no component has read so far.
+    pub fn options_unread(&self) -> Vec<&str> {
+        let read = self.options_read.names();
+        self.options.keys().map(String::as_str).filter(|k| !read.contains(*k)).collect()
+    }
+
     /// An option, parsed, or `default` when absent; errors name the option.
+    /// The option counts as read.
     pub fn option<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T>
     where
         T::Err: std::fmt::Display,
     {
-        match self.options.get(key) {
+        match self.option_text(key) {
             None => Ok(default),
             Some(v) => v.parse().map_err(|e| {
                 StoreError::spec("test spec", format!("options.{key}"), format!("{v:?}: {e}"))

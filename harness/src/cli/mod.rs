@@ -86,9 +86,24 @@ pub struct TestArgs {
     /// The faultline executable nodes run (default: this one).
     #[arg(long)]
     pub binary: Option<PathBuf>,
-    /// Options for the workload, target or nemesis: KEY=VALUE (repeatable).
+    /// Options for the workload, target, nemesis or checkers: KEY=VALUE
+    /// (repeatable). Each goes to every part that reads it; one that no
+    /// part reads is refused.
     #[arg(long = "opt", value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+    /// The checkers that judge the run, comma-separated, instead of the
+    /// workload's own; `default` names those (`--checker default,stats`).
+    /// `faultline check --list` shows every checker.
+    #[arg(long = "checker", value_delimiter = ',', value_name = "NAME")]
+    pub checkers: Option<Vec<String>>,
+    /// Consistency models for every checker that takes them (list-append,
+    /// rw-register), the workload's own included.
+    #[arg(long, value_delimiter = ',', value_name = "MODEL")]
+    pub consistency_models: Option<Vec<String>>,
+    /// The model for the checkers named by --checker that take one
+    /// (linearizable: cas-register, set, fifo-queue...).
+    #[arg(long)]
+    pub model: Option<String>,
     /// SSH hosts, one per node, comma-separated (runtime ssh).
     #[arg(long, value_delimiter = ',')]
     pub ssh_hosts: Option<Vec<String>>,
@@ -143,7 +158,10 @@ pub fn spec_from_args(args: &TestArgs) -> Result<TestSpec, HarnessError> {
         ($($field:ident),*) => { $( if let Some(v) = &args.$field { spec.$field = v.clone(); } )* };
     }
     set!(target, mode, workload, nemesis, nemesis_interval, nodes, time_limit, concurrency, rate);
-    set!(op_timeout_ms, recovery, runtime, store, name);
+    set!(op_timeout_ms, recovery, runtime, store, name, checkers, consistency_models);
+    if args.model.is_some() {
+        spec.model = args.model.clone();
+    }
     if args.seed.is_some() {
         spec.seed = args.seed;
     }
@@ -192,6 +210,9 @@ pub fn test(args: &TestArgs, registry: &Registry) -> i32 {
     if args.list {
         for (kind, name, about) in registry.list() {
             println!("{kind:9} {name:16} {about}");
+            for line in registry.details(kind, &name) {
+                println!("{:27}{line}", "");
+            }
         }
         return EXIT_VALID;
     }

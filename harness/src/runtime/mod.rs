@@ -66,6 +66,6 @@ pub async fn build(
 
 /// `options.firewall` (`auto`, `nft` or `iptables`): which tool installs
 /// partitions in the `netns` and `ssh` runtimes.
-fn firewall_choice(spec: &TestSpec) -> Result<firewall::FirewallChoice> {
+pub(crate) fn firewall_choice(spec: &TestSpec) -> Result<firewall::FirewallChoice> {
     Ok(spec.option("firewall", firewall::FirewallChoice::Auto)?)
 }

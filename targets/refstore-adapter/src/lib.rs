@@ -87,7 +87,7 @@ impl RefstoreDb {
                 ));
             }
         };
-        let wal_recovery = match spec.options.get("wal_recovery").map(String::as_str) {
+        let wal_recovery = match spec.option_text("wal_recovery") {
             None => None,
             Some(p @ ("refuse" | "truncate")) => Some(p.to_owned()),
             Some(other) => {
