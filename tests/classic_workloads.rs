@@ -4,9 +4,12 @@
 //! (bank on multi-leader: wrong totals; counter and queue on async with its
 //! primary partitioned and killed: lost increments and lost enqueues;
 //! unique-ids on multi-leader: duplicates; long-fork on causal under
-//! partitions: long forks; rw-register on multi-leader under partitions: a dependency cycle).
-//! Then the choice of checkers per test: added, refused before the run
-//! when the workload cannot feed them, and an option nothing reads refused.
+//! partitions: long forks; rw-register on multi-leader under partitions: a
+//! dependency cycle). Then the causal demonstration: pinned sessions keep
+//! causal consistency on the causal mode; eventual, and moving sessions,
+//! break it. Then the choice of checkers per test: added, refused before
+//! the run when the workload cannot feed them, and an option nothing reads
+//! refused.
 
 use std::path::Path;
 
@@ -167,4 +170,34 @@ fn checkers_chosen_per_test_are_added_or_refused_before_the_run() {
         assert!(r.stderr.contains(says), "{extra:?}: {}", r.stderr);
         assert!(!r.run_dir.join("history.jsonl").exists(), "{extra:?}: the run must not start");
     }
+}
+
+/// The classic demonstration, live: under partitions refstore's `causal`
+/// mode passes the causal and session checks while each session stays on
+/// its node; `eventual`, whose anti-entropy repairs keys independently,
+/// fails causal consistency; and `causal` with sessions that move between
+/// nodes breaks the session guarantees, since its promise is per node.
+#[test]
+fn causal_holds_for_pinned_sessions_and_breaks_for_eventual_and_for_moving_sessions() {
+    let partitions = ["--nemesis", "partition", "--nemesis-interval", "2", "--time-limit", "10"];
+    let (code, checks) = test("causal", "causal", &partitions);
+    assert_eq!(code, 0, "causal, pinned sessions: {checks:?}");
+    let names: Vec<(&str, &str)> = checks.iter().map(|c| (c.0.as_str(), c.1.as_str())).collect();
+    assert_eq!(names, [("causal", "valid"), ("session", "valid")]);
+
+    let (code, checks) = test("eventual", "causal", &partitions);
+    assert_eq!(code, 1, "eventual: {checks:?}");
+    assert_eq!((checks[0].0.as_str(), checks[0].1.as_str()), ("causal", "invalid"), "{checks:?}");
+
+    let mut moving = partitions.to_vec();
+    moving.extend(["--opt", "sessions=moving"]);
+    let (code, checks) = test("causal", "causal", &moving);
+    assert_eq!(code, 1, "causal, moving sessions: {checks:?}");
+    let session = checks.iter().find(|c| c.0 == "session").expect("a session check");
+    assert_eq!(session.1, "invalid", "{checks:?}");
+    assert!(
+        session.2.iter().any(|k| k == "read-your-writes" || k == "monotonic-reads"),
+        "moving sessions must lose their own writes or go back in time: {:?}",
+        session.2
+    );
 }

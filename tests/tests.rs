@@ -7,7 +7,8 @@ mod check;
 /// Every listed checker run by the binary on the checkers' golden histories.
 mod checkers;
 /// Jepsen's classic workloads (bank, counter, unique-ids, queue, long-fork,
-/// rw-register) end to end, and checkers chosen per test.
+/// rw-register) and the causal workload end to end, and checkers chosen
+/// per test.
 mod classic_workloads;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;

@@ -155,12 +155,23 @@ pub struct Invocation {
     pub value: Value,
     /// The independent key, for workloads over many keys.
     pub key: Option<Value>,
+    /// The node (by its position in the cluster, modulo its size) the
+    /// operation must go to; `None` for the thread's own node. A session
+    /// that moves between nodes is a process whose operations name them.
+    pub node: Option<u32>,
 }
 
 impl Invocation {
     /// An invocation of `f` with `value` and no key.
     pub fn new(f: impl Into<String>, value: impl Into<Value>) -> Invocation {
-        Invocation { f: f.into(), value: value.into(), key: None }
+        Invocation { f: f.into(), value: value.into(), key: None, node: None }
+    }
+
+    /// The same invocation, sent to the node at position `node`.
+    #[must_use]
+    pub fn on_node(mut self, node: u32) -> Invocation {
+        self.node = Some(node);
+        self
     }
 
     /// The same invocation on independent key `key`.

@@ -115,7 +115,8 @@ pub struct RunStats {
 }
 
 enum Work {
-    Invoke(Invocation),
+    /// An operation, and the node it goes to.
+    Invoke(Invocation, String),
     Sleep(Duration),
 }
 
@@ -152,10 +153,8 @@ impl Interpreter {
         for t in 0..n {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            let node = node_of(t).cloned().unwrap_or_default();
             client_tasks.push(tokio::spawn(client_worker(
                 t,
-                node,
                 self.client_factory.clone(),
                 self.op_timeout,
                 rx,
@@ -175,6 +174,13 @@ impl Interpreter {
 
         let nodes: Vec<Option<ArcStr>> =
             (0..n).map(|t| node_of(t).map(|name| shared_str(name))).collect();
+        // The node an operation goes to: its thread's own, unless it names another.
+        let node_for = |t: Thread, hint: Option<u32>| match hint {
+            Some(i) if !self.nodes.is_empty() => {
+                Some(shared_str(&self.nodes[i as usize % self.nodes.len()]))
+            }
+            _ => nodes.get(t as usize).cloned().flatten(),
+        };
         let mut threads = Threads::new(n);
         let mut process: Vec<u64> = (0..u64::from(n)).collect();
         let mut outstanding: u32 = 0;
@@ -225,6 +231,7 @@ impl Interpreter {
                         }
                         Action::Invoke(inv) => {
                             let is_nemesis = thread == nemesis_thread;
+                            let node = node_for(thread, inv.node);
                             let mut op = Op {
                                 index: 0,
                                 time: Some(now),
@@ -237,21 +244,23 @@ impl Interpreter {
                                 f: shared_str(&inv.f),
                                 value: inv.value,
                                 key: inv.key,
-                                node: if is_nemesis {
-                                    None
-                                } else {
-                                    nodes[thread as usize].clone()
-                                },
+                                node: if is_nemesis { None } else { node },
                                 error: None,
                             };
                             recorder.record(&mut op)?;
                             self.progress.invoked.fetch_add(1, Ordering::Relaxed);
                             generator
                                 .update(&ctx, &Event { thread, kind: OpType::Invoke, op: &op });
-                            let inv = Invocation { f: inv.f, value: op.value, key: op.key };
+                            let target = op.node.as_deref().unwrap_or_default().to_owned();
+                            let inv = Invocation {
+                                f: inv.f,
+                                value: op.value,
+                                key: op.key,
+                                node: inv.node,
+                            };
                             threads.set_free(thread, false);
                             outstanding += 1;
-                            send(&senders, thread, Work::Invoke(inv))?;
+                            send(&senders, thread, Work::Invoke(inv, target))?;
                         }
                     }
                     continue;
@@ -323,7 +332,7 @@ impl Interpreter {
                         f: shared_str(&inv.f),
                         value: d.completion.value,
                         key: inv.key,
-                        node: if is_nemesis { None } else { nodes[t as usize].clone() },
+                        node: if is_nemesis { None } else { node_for(t, inv.node) },
                         error: d.completion.error,
                     };
                     recorder.record(&mut op)?;
@@ -379,24 +388,34 @@ fn send(senders: &[mpsc::UnboundedSender<Work>], t: Thread, work: Work) -> Resul
 
 async fn client_worker(
     thread: Thread,
-    node: String,
     factory: ClientFactory,
     op_timeout: Duration,
     mut rx: mpsc::UnboundedReceiver<Work>,
     done: mpsc::UnboundedSender<Done>,
 ) {
     let mut client: Option<Box<dyn Client>> = None;
+    // The node the open client talks to.
+    let mut opened_on = String::new();
     while let Some(work) = rx.recv().await {
         let reply = match work {
             Work::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 Done { thread, inv: None, completion: Completion::ok(Value::Nil) }
             }
-            Work::Invoke(inv) => {
+            Work::Invoke(inv, node) => {
+                if client.is_some() && opened_on != node {
+                    // The session moves to another node: a new connection there.
+                    if let Some(mut c) = client.take() {
+                        c.close().await;
+                    }
+                }
                 if client.is_none() {
                     let mut c = factory();
                     match tokio::time::timeout(op_timeout, c.open(&node)).await {
-                        Ok(Ok(())) => client = Some(c),
+                        Ok(Ok(())) => {
+                            client = Some(c);
+                            opened_on = node;
+                        }
                         Ok(Err(e)) => {
                             let completion = Completion::fail(
                                 inv.value.clone(),
@@ -449,7 +468,7 @@ async fn nemesis_worker(
                 tokio::time::sleep(d).await;
                 Done { thread, inv: None, completion: Completion::ok(Value::Nil) }
             }
-            Work::Invoke(inv) => {
+            Work::Invoke(inv, _) => {
                 let completion = match nemesis.as_mut() {
                     None => Completion::info(inv.value.clone(), "no nemesis is configured"),
                     Some(nem) => match nem.invoke(&inv, &mut rng).await {

@@ -18,7 +18,10 @@
 //! - `long-fork`: single-key inserts and group reads, checked with
 //!   `long-fork`;
 //! - `rw-register`: transactions of reads and writes, checked with the
-//!   Elle-style rw-register checker.
+//!   Elle-style rw-register checker;
+//! - `causal` and `sessions`: reads and writes of unique values by sessions
+//!   pinned to a node or moving between nodes, checked with `causal` and the
+//!   session guarantees (`sessions`: the guarantees alone).
 //!
 //! Operations use the shared vocabulary targets implement (`docs/workloads.md`
 //! says what each means): `read` (of a key; of the set with no key; of
@@ -29,6 +32,7 @@
 //! `dequeue` and `drain`.
 
 mod bank;
+mod causal;
 mod counter;
 mod list_append;
 mod long_fork;
@@ -42,6 +46,7 @@ mod txns;
 mod unique_ids;
 
 pub use bank::Bank;
+pub use causal::Causal;
 pub use counter::Counter;
 pub use list_append::ListAppend;
 pub use long_fork::LongFork;
@@ -103,5 +108,15 @@ pub fn register_all(registry: &mut Registry) {
         "rw-register",
         "transactions of reads and writes; Elle-style rw-register checker",
         |spec| Ok(Box::new(RwRegister::from_spec(spec)?)),
+    );
+    registry.workload(
+        "causal",
+        "reads and writes of unique values by pinned or moving sessions; causal and session guarantees",
+        |spec| Ok(Box::new(Causal::from_spec(spec, true)?)),
+    );
+    registry.workload(
+        "sessions",
+        "reads and writes of unique values by pinned or moving sessions; the four session guarantees",
+        |spec| Ok(Box::new(Causal::from_spec(spec, false)?)),
     );
 }
