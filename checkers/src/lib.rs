@@ -6,12 +6,6 @@
 //! functions from a `History` to a `Verdict`, so they run the same in the
 //! harness, in `faultline check`, in tests and in benchmarks.
 
-// Errors carry an owned `Location` (file, line, column, field) so that a
-// message outlives the reader that found the problem. They are built once,
-// when a history cannot be read or judged, never on a checker's hot path, so
-// the size of `Err` costs nothing that boxing would save.
-#![allow(clippy::result_large_err)]
-
 pub mod budget;
 pub mod causal;
 pub mod classic;

@@ -2,6 +2,7 @@
 //! took to agree after the last write, and the stale reads during the run
 //! (reads that missed acknowledged writes completed before they began).
 
+use rustc_hash::FxHashMap;
 use serde_json::json;
 
 use super::finals::Finals;
@@ -40,12 +41,19 @@ impl StaleReads {
         let mut acked: Vec<&Write> =
             obj.writes.iter().filter(|w| w.acked && w.complete.is_some()).collect();
         acked.sort_by_key(|w| w.complete);
+        // A register's values are unique: each names the write that made it.
+        let mut written: FxHashMap<&Value, usize> = FxHashMap::default();
+        if kind == Kind::Register {
+            for w in &obj.writes {
+                written.entry(&w.value).or_insert(w.complete.unwrap_or(usize::MAX));
+            }
+        }
         for r in obj.reads.iter().filter(|r| !r.is_final) {
             if let Some(reason) = meter.tick() {
                 return Err(Stop::Budget(reason));
             }
             let before = acked.partition_point(|w| w.complete.is_some_and(|c| c < r.invoke));
-            let missed = missed(kind, obj, &acked[..before], r);
+            let missed = missed(kind, &acked[..before], r, &written);
             if missed.is_empty() {
                 continue;
             }
@@ -109,7 +117,12 @@ impl StaleReads {
 }
 
 /// The acknowledged writes in `known` (completed before `r` began) that `r` missed.
-fn missed<'w>(kind: Kind, obj: &Object, known: &[&'w Write], r: &Read) -> Vec<&'w Write> {
+fn missed<'w>(
+    kind: Kind,
+    known: &[&'w Write],
+    r: &Read,
+    written: &FxHashMap<&Value, usize>,
+) -> Vec<&'w Write> {
     match kind {
         Kind::Set | Kind::List => {
             known.iter().copied().filter(|w| !elements(&r.value).contains(&w.value)).collect()
@@ -128,10 +141,14 @@ fn missed<'w>(kind: Kind, obj: &Object, known: &[&'w Write], r: &Read) -> Vec<&'
         Kind::Register => {
             // Writes that began after the value read had been written, in
             // real time: staleness is a real-time measure, whatever order
-            // lost writes are judged by.
-            let source = obj.writes.iter().find(|w| w.value == r.value);
-            let done = source.map(|w| w.complete.unwrap_or(usize::MAX));
-            known
+            // lost writes are judged by. They completed after it too, so
+            // only the writes completed since (`known` is in completion
+            // order) are looked at: the cost is the read's staleness, not
+            // the history's length.
+            let done = written.get(&r.value).copied();
+            let since =
+                done.map_or(0, |d| known.partition_point(|w| w.complete.is_some_and(|c| c <= d)));
+            known[since..]
                 .iter()
                 .copied()
                 .filter(|w| w.value != r.value && done.is_none_or(|d| d < w.invoke))

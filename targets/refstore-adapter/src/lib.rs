@@ -8,10 +8,8 @@
 //! `wal_recovery = refuse | truncate` (passed to refstore: what a node does
 //! with a corrupted log).
 //!
-//! Outcomes follow refstore's contract: an error answer with
-//! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
-//! or a lost connection is `info`; a refused connection is `fail` (nothing
-//! was sent).
+//! The client, and how it maps faultline's operations onto refstore's API,
+//! is in `client.rs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,15 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use checkers::Value;
 use harness::faketime::Faketime;
 use harness::node::{DaemonSpec, Signal};
 use harness::{
-    Client, Completion, DataFile, Db, Durability, HarnessError, Invocation, Registry, Result,
-    TestEnv, TestSpec,
+    Client, DataFile, Db, Durability, HarnessError, Registry, Result, TestEnv, TestSpec,
 };
 use refstore::modes::Mode;
 use serde_json::json;
+
+mod client;
+
+pub use client::{InMemory, RefstoreClient};
 
 /// Registers the `refstore` target.
 pub fn register_all(registry: &mut Registry) {
@@ -344,7 +344,7 @@ impl Db for RefstoreDb {
     }
 
     fn client(&self, env: &TestEnv) -> Box<dyn Client> {
-        Box::new(RefstoreClient { http: self.http.clone(), env: env.clone(), base: String::new() })
+        Box::new(RefstoreClient::over_http(self.http.clone(), env.clone()))
     }
 
     fn supported_fs(&self) -> &[&str] {
@@ -362,325 +362,5 @@ impl Db for RefstoreDb {
             "dequeue",
             "drain",
         ]
-    }
-}
-
-/// A client of one refstore node.
-pub struct RefstoreClient {
-    http: reqwest::Client,
-    env: TestEnv,
-    base: String,
-}
-
-/// JSON for a history value (keys and register values are small ints or strings).
-fn to_json(v: &Value) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
-fn from_json(v: serde_json::Value) -> Value {
-    serde_json::from_value(v).unwrap_or(Value::Nil)
-}
-
-/// The key of a set workload's elements (refstore stores the set as a list).
-const SET_KEY: &str = "set";
-/// The key of the counter when an `increment` names none.
-const COUNTER_KEY: &str = "counter";
-/// The key `generate` counts up when it names none.
-const IDS_KEY: &str = "ids";
-/// The key of the queue (a list, its head first) when an operation names none.
-const QUEUE_KEY: &str = "queue";
-/// Compare-and-set attempts a dequeue, drain or transfer makes before it
-/// gives up with `fail`: under contention another client keeps winning.
-const CAS_ATTEMPTS: usize = 8;
-
-/// What a dequeue or drain takes from the queue's list.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Take {
-    /// The first element (`nil` when the queue is empty).
-    Head,
-    /// Every element.
-    All,
-}
-
-impl RefstoreClient {
-    /// Sends one request. A definite `not-leader` answer that names the
-    /// leader is retried once against the leader: nothing happened at the
-    /// first node, so the retry cannot duplicate the operation.
-    async fn post(
-        &self,
-        path: &str,
-        body: serde_json::Value,
-        inv: &Invocation,
-    ) -> std::result::Result<serde_json::Value, Completion> {
-        match self.post_to(&self.base, path, &body, inv).await {
-            Err(Refusal::NotLeader(Some(leader), _)) => {
-                match self.post_to(&format!("http://{leader}"), path, &body, inv).await {
-                    Ok(v) => Ok(v),
-                    Err(r) => Err(r.completion()),
-                }
-            }
-            Ok(v) => Ok(v),
-            Err(r) => Err(r.completion()),
-        }
-    }
-
-    async fn post_to(
-        &self,
-        base: &str,
-        path: &str,
-        body: &serde_json::Value,
-        inv: &Invocation,
-    ) -> std::result::Result<serde_json::Value, Refusal> {
-        let resp = match self.http.post(format!("{base}{path}")).json(body).send().await {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => {
-                return Err(Refusal::Other(Completion::fail(
-                    inv.value.clone(),
-                    Value::str("connection-refused"),
-                )));
-            }
-            Err(e) if e.is_timeout() => {
-                return Err(Refusal::Other(Completion::info(
-                    inv.value.clone(),
-                    Value::str("timeout"),
-                )));
-            }
-            Err(e) => {
-                return Err(Refusal::Other(Completion::info(
-                    inv.value.clone(),
-                    Value::str(format!("connection: {e}")),
-                )));
-            }
-        };
-        let status = resp.status();
-        let body: serde_json::Value = match resp.json().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Err(Refusal::Other(Completion::info(
-                    inv.value.clone(),
-                    Value::str(format!("unreadable answer: {e}")),
-                )));
-            }
-        };
-        if status.is_success() {
-            return Ok(body);
-        }
-        let code = body.get("error").and_then(|c| c.as_str()).unwrap_or("error").to_owned();
-        let definite = body.get("definite").and_then(|d| d.as_bool()).unwrap_or(false);
-        let completion = if definite {
-            Completion::fail(inv.value.clone(), Value::str(code.as_str()))
-        } else {
-            Completion::info(inv.value.clone(), Value::str(code.as_str()))
-        };
-        if definite && code == "not-leader" {
-            let leader = body.get("leader").and_then(|l| l.as_str()).map(str::to_owned);
-            return Err(Refusal::NotLeader(leader, completion));
-        }
-        Err(Refusal::Other(completion))
-    }
-}
-
-impl RefstoreClient {
-    async fn read_key(
-        &self,
-        key: &serde_json::Value,
-        inv: &Invocation,
-    ) -> std::result::Result<Value, Completion> {
-        let b = self.post("/v1/read", json!({ "key": key }), inv).await?;
-        Ok(from_json(b.get("value").cloned().unwrap_or_default()))
-    }
-
-    /// A transaction; its micro-ops with their reads filled in.
-    async fn txn(
-        &self,
-        ops: serde_json::Value,
-        inv: &Invocation,
-    ) -> std::result::Result<Vec<serde_json::Value>, Completion> {
-        let b = self.post("/v1/txn", json!({ "ops": ops }), inv).await?;
-        Ok(b.get("ops").and_then(|o| o.as_array()).cloned().unwrap_or_default())
-    }
-
-    /// Several keys read in one transaction, as a map of key to value.
-    async fn read_many(
-        &self,
-        keys: &[Value],
-        inv: &Invocation,
-    ) -> std::result::Result<Value, Completion> {
-        let ops: Vec<serde_json::Value> =
-            keys.iter().map(|k| json!(["r", to_json(k), null])).collect();
-        let read = self.txn(json!(ops), inv).await?;
-        let values = read.iter().map(|m| from_json(m[2].clone()));
-        Ok(Value::map(keys.iter().cloned().zip(values).collect()))
-    }
-
-    /// A bank transfer `{from, to, amount}`: the two balances read, then
-    /// moved by one transaction guarded by what was read, retried while
-    /// another transfer changed them first. An overdraft is refused (`fail`)
-    /// unless the invocation allows negative balances (`negative true`).
-    async fn transfer(&self, inv: &Invocation) -> std::result::Result<Value, Completion> {
-        let field = |name: &str| inv.value.get(&Value::str(name));
-        let (Some(from), Some(to), Some(amount)) =
-            (field("from"), field("to"), field("amount").and_then(Value::as_int))
-        else {
-            return Err(Completion::fail(
-                inv.value.clone(),
-                Value::str("transfer needs {from, to, amount}"),
-            ));
-        };
-        let overdraft_ok = field("negative") == Some(&Value::Bool(true));
-        let (from, to) = (to_json(from), to_json(to));
-        for _ in 0..CAS_ATTEMPTS {
-            let read = json!([["r", from, null], ["r", to, null]]);
-            let read = self.txn(read, inv).await.map_err(|c| nothing_written(c, inv))?;
-            // A balance never written reads null, and its guard says so.
-            let was = |i: usize| read.get(i).map(|m| m[2].clone()).unwrap_or_default();
-            let (a, b) = (was(0).as_i64().unwrap_or(0), was(1).as_i64().unwrap_or(0));
-            if a < amount && !overdraft_ok {
-                return Err(Completion::fail(inv.value.clone(), Value::str("insufficient-funds")));
-            }
-            let moved =
-                json!([["cas", from, [was(0), a - amount]], ["cas", to, [was(1), b + amount]]]);
-            match self.txn(moved, inv).await {
-                Ok(_) => return Ok(inv.value.clone()),
-                // Certainly not applied: read again and retry.
-                Err(c) if is_cas_mismatch(&c) => continue,
-                Err(c) => return Err(c),
-            }
-        }
-        Err(Completion::fail(inv.value.clone(), Value::str("contended")))
-    }
-
-    /// A dequeue (the head) or a drain (everything): the list read, then
-    /// replaced by its rest with a compare-and-set, retried while others
-    /// took from it first.
-    async fn take(
-        &self,
-        key: &serde_json::Value,
-        take: Take,
-        inv: &Invocation,
-    ) -> std::result::Result<Value, Completion> {
-        for _ in 0..CAS_ATTEMPTS {
-            let list = self.read_key(key, inv).await.map_err(|c| nothing_written(c, inv))?;
-            let items = list.as_list().map(<[Value]>::to_vec).unwrap_or_default();
-            let (taken, rest) = match (take, items.split_first()) {
-                (Take::Head, None) => return Ok(Value::Nil),
-                (Take::Head, Some((head, rest))) => (head.clone(), rest.to_vec()),
-                (Take::All, _) if items.is_empty() => return Ok(Value::list([])),
-                (Take::All, _) => (Value::list(items.clone()), Vec::new()),
-            };
-            let cas = json!([["cas", key, [to_json(&list), to_json(&Value::list(rest))]]]);
-            match self.txn(cas, inv).await {
-                Ok(_) => return Ok(taken),
-                Err(c) if is_cas_mismatch(&c) => continue,
-                Err(c) => return Err(c),
-            }
-        }
-        Err(Completion::fail(inv.value.clone(), Value::str("contended")))
-    }
-}
-
-/// A read that came before any write of an operation failed or timed out:
-/// whatever its own outcome, the operation certainly changed nothing (every
-/// earlier attempt ended in a definite mismatch), so it failed.
-fn nothing_written(c: Completion, inv: &Invocation) -> Completion {
-    Completion::fail(inv.value.clone(), c.error.unwrap_or_else(|| Value::str("read failed")))
-}
-
-/// Whether a failed request found another value than the one it guarded on.
-fn is_cas_mismatch(c: &Completion) -> bool {
-    c.kind == checkers::OpType::Fail
-        && c.error.as_ref().and_then(Value::as_str) == Some("cas-mismatch")
-}
-
-/// Why a request did not succeed.
-enum Refusal {
-    /// This node does not coordinate writes; the leader's address, if known.
-    NotLeader(Option<String>, Completion),
-    /// Anything else, already as the completion to record.
-    Other(Completion),
-}
-
-impl Refusal {
-    fn completion(self) -> Completion {
-        match self {
-            Refusal::NotLeader(_, c) | Refusal::Other(c) => c,
-        }
-    }
-}
-
-#[async_trait]
-impl Client for RefstoreClient {
-    async fn open(&mut self, node: &str) -> Result<()> {
-        self.base = format!("http://{}", self.env.addrs(node)?.client);
-        Ok(())
-    }
-
-    async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        let key = |default: &str| match &inv.key {
-            Some(k) => to_json(k),
-            None => json!(default),
-        };
-        let result = match inv.f.as_str() {
-            "read" | "final-read" if inv.key.is_none() => match inv.value.as_list() {
-                // A read of several keys at once (the bank's balances).
-                Some(keys) => self.read_many(keys, inv).await,
-                // The set workload reads the whole set.
-                None => self
-                    .read_key(&json!(SET_KEY), inv)
-                    .await
-                    .map(|v| Value::set(v.as_list().map(<[Value]>::to_vec).unwrap_or_default())),
-            },
-            "read" | "final-read" => self.read_key(&key(""), inv).await,
-            "write" => self
-                .post("/v1/write", json!({ "key": key(""), "value": to_json(&inv.value) }), inv)
-                .await
-                .map(|_| inv.value.clone()),
-            "cas" => {
-                let Some([from, to]) =
-                    inv.value.as_list().and_then(|l| <&[Value; 2]>::try_from(l).ok())
-                else {
-                    return Completion::fail(inv.value.clone(), Value::str("cas needs [from to]"));
-                };
-                let body = json!({ "key": key(""), "from": to_json(from), "to": to_json(to) });
-                self.post("/v1/cas", body, inv).await.map(|_| inv.value.clone())
-            }
-            "add" => self
-                .post("/v1/append", json!({ "key": SET_KEY, "value": to_json(&inv.value) }), inv)
-                .await
-                .map(|_| inv.value.clone()),
-            "txn" => self.txn(to_json(&inv.value), inv).await.map(|ops| from_json(json!(ops))),
-            "increment" => {
-                let delta = if inv.value.is_nil() { json!(1) } else { to_json(&inv.value) };
-                let ops = json!([["inc", key(COUNTER_KEY), delta]]);
-                self.txn(ops, inv).await.map(|_| inv.value.clone())
-            }
-            "generate" => {
-                // The store adds one and reads the sum in one step.
-                let k = key(IDS_KEY);
-                let ops = json!([["inc", k, 1], ["r", k, null]]);
-                self.txn(ops, inv).await.map(|ops| from_json(ops[1][2].clone()))
-            }
-            "transfer" => self.transfer(inv).await,
-            "enqueue" => self
-                .post(
-                    "/v1/append",
-                    json!({ "key": key(QUEUE_KEY), "value": to_json(&inv.value) }),
-                    inv,
-                )
-                .await
-                .map(|_| inv.value.clone()),
-            "dequeue" => self.take(&key(QUEUE_KEY), Take::Head, inv).await,
-            "drain" => self.take(&key(QUEUE_KEY), Take::All, inv).await,
-            other => {
-                return Completion::fail(
-                    inv.value.clone(),
-                    Value::str(format!("refstore cannot {other}")),
-                );
-            }
-        };
-        match result {
-            Ok(v) => Completion::ok(v),
-            Err(c) => c,
-        }
     }
 }

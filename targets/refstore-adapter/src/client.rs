@@ -1,0 +1,412 @@
+//! The refstore client: faultline's operation vocabulary (docs/workloads.md)
+//! mapped onto refstore's API. Reads, writes, compare-and-sets, appends and
+//! transactions map one to one; a transfer or a dequeue reads, then writes
+//! with a transaction of `cas` micro-ops guarded by what it read; increments
+//! and ids use the store's own `inc`. Requests travel over HTTP to a node,
+//! or to an in-memory state machine ([`InMemory`]).
+//!
+//! Outcomes follow refstore's contract: an error answer with
+//! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
+//! or a lost connection is `info`; a refused connection is `fail` (nothing
+//! was sent).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use checkers::Value;
+use harness::{Client, Completion, Invocation, Result, TestEnv};
+use refstore::kv::Kv;
+use refstore::types::{ClientOp, Reply};
+use serde_json::json;
+
+/// A client of one refstore node.
+pub struct RefstoreClient {
+    transport: Arc<dyn Transport>,
+    /// The test's nodes and their addresses (`None` in memory).
+    env: Option<TestEnv>,
+    /// The node's client address (`http://host:port`), once opened.
+    base: String,
+}
+
+impl RefstoreClient {
+    /// A client of a cluster's nodes over HTTP.
+    pub fn over_http(http: reqwest::Client, env: TestEnv) -> RefstoreClient {
+        RefstoreClient { transport: Arc::new(Http(http)), env: Some(env), base: String::new() }
+    }
+
+    /// A client of `store`, one in-memory refstore state machine shared by
+    /// every client made from it: a linearizable store with no network,
+    /// for generating histories of every workload fast (benchmarks) and
+    /// for tests of the vocabulary itself.
+    pub fn in_memory(store: Arc<InMemory>) -> RefstoreClient {
+        RefstoreClient { transport: store, env: None, base: String::new() }
+    }
+}
+
+/// How requests reach refstore: its HTTP API, or a state machine in memory.
+#[async_trait]
+trait Transport: Send + Sync {
+    /// `POST base path` with a JSON body: the answer's body, or why it failed.
+    async fn post(
+        &self,
+        base: &str,
+        path: &str,
+        body: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Refusal>;
+}
+
+/// refstore's HTTP JSON API.
+struct Http(reqwest::Client);
+
+#[async_trait]
+impl Transport for Http {
+    async fn post(
+        &self,
+        base: &str,
+        path: &str,
+        body: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Refusal> {
+        let resp = match self.0.post(format!("{base}{path}")).json(body).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                return Err(Refusal::Other(Completion::fail(
+                    inv.value.clone(),
+                    Value::str("connection-refused"),
+                )));
+            }
+            Err(e) if e.is_timeout() => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str("timeout"),
+                )));
+            }
+            Err(e) => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str(format!("connection: {e}")),
+                )));
+            }
+        };
+        let status = resp.status();
+        let body: serde_json::Value = match resp.json().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(Refusal::Other(Completion::info(
+                    inv.value.clone(),
+                    Value::str(format!("unreadable answer: {e}")),
+                )));
+            }
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let code = body.get("error").and_then(|c| c.as_str()).unwrap_or("error").to_owned();
+        let definite = body.get("definite").and_then(|d| d.as_bool()).unwrap_or(false);
+        let completion = if definite {
+            Completion::fail(inv.value.clone(), Value::str(code.as_str()))
+        } else {
+            Completion::info(inv.value.clone(), Value::str(code.as_str()))
+        };
+        if definite && code == "not-leader" {
+            let leader = body.get("leader").and_then(|l| l.as_str()).map(str::to_owned);
+            return Err(Refusal::NotLeader(leader, completion));
+        }
+        Err(Refusal::Other(completion))
+    }
+}
+
+/// One refstore state machine in memory (`refstore::kv::Kv`), serving the
+/// API's requests one at a time under a lock.
+#[derive(Default)]
+pub struct InMemory {
+    kv: Mutex<Kv>,
+}
+
+#[async_trait]
+impl Transport for InMemory {
+    async fn post(
+        &self,
+        _base: &str,
+        path: &str,
+        body: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Refusal> {
+        // The API's bodies are its operations' fields; the path names the operation.
+        let mut request = body.clone();
+        request["f"] = json!(path.trim_start_matches("/v1/"));
+        let refuse =
+            |code: &str| Refusal::Other(Completion::fail(inv.value.clone(), Value::str(code)));
+        let op: ClientOp = serde_json::from_value(request).map_err(|_| refuse("bad-request"))?;
+        let reply = self.kv.lock().unwrap_or_else(|e| e.into_inner()).apply(&op);
+        match reply {
+            Ok(Reply::Value(v)) => Ok(json!({ "value": v })),
+            Ok(Reply::Done) => Ok(json!({})),
+            Ok(Reply::Txn(ops)) => Ok(json!({ "ops": ops })),
+            // A state machine's only refusals are definite.
+            Err(e) => Err(refuse(e.code())),
+        }
+    }
+}
+
+/// JSON for a history value (keys and register values are small ints or strings).
+fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn from_json(v: serde_json::Value) -> Value {
+    serde_json::from_value(v).unwrap_or(Value::Nil)
+}
+
+/// The key of a set workload's elements (refstore stores the set as a list).
+const SET_KEY: &str = "set";
+/// The key of the counter when an `increment` names none.
+const COUNTER_KEY: &str = "counter";
+/// The key `generate` counts up when it names none.
+const IDS_KEY: &str = "ids";
+/// The key of the queue (a list, its head first) when an operation names none.
+const QUEUE_KEY: &str = "queue";
+/// Compare-and-set attempts a dequeue, drain or transfer makes before it
+/// gives up with `fail`: under contention another client keeps winning.
+const CAS_ATTEMPTS: usize = 8;
+
+/// What a dequeue or drain takes from the queue's list.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The first element (`nil` when the queue is empty).
+    Head,
+    /// Every element.
+    All,
+}
+
+impl RefstoreClient {
+    /// Sends one request. A definite `not-leader` answer that names the
+    /// leader is retried once against the leader: nothing happened at the
+    /// first node, so the retry cannot duplicate the operation.
+    async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<serde_json::Value, Completion> {
+        let t = &self.transport;
+        match t.post(&self.base, path, &body, inv).await {
+            Err(Refusal::NotLeader(Some(leader), _)) => {
+                match t.post(&format!("http://{leader}"), path, &body, inv).await {
+                    Ok(v) => Ok(v),
+                    Err(r) => Err(r.completion()),
+                }
+            }
+            Ok(v) => Ok(v),
+            Err(r) => Err(r.completion()),
+        }
+    }
+}
+
+impl RefstoreClient {
+    async fn read_key(
+        &self,
+        key: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<Value, Completion> {
+        let b = self.post("/v1/read", json!({ "key": key }), inv).await?;
+        Ok(from_json(b.get("value").cloned().unwrap_or_default()))
+    }
+
+    /// A transaction; its micro-ops with their reads filled in.
+    async fn txn(
+        &self,
+        ops: serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<Vec<serde_json::Value>, Completion> {
+        let b = self.post("/v1/txn", json!({ "ops": ops }), inv).await?;
+        Ok(b.get("ops").and_then(|o| o.as_array()).cloned().unwrap_or_default())
+    }
+
+    /// Several keys read in one transaction, as a map of key to value.
+    async fn read_many(
+        &self,
+        keys: &[Value],
+        inv: &Invocation,
+    ) -> std::result::Result<Value, Completion> {
+        let ops: Vec<serde_json::Value> =
+            keys.iter().map(|k| json!(["r", to_json(k), null])).collect();
+        let read = self.txn(json!(ops), inv).await?;
+        let values = read.iter().map(|m| from_json(m[2].clone()));
+        Ok(Value::map(keys.iter().cloned().zip(values).collect()))
+    }
+
+    /// A bank transfer `{from, to, amount}`: the two balances read, then
+    /// moved by one transaction guarded by what was read, retried while
+    /// another transfer changed them first. An overdraft is refused (`fail`)
+    /// unless the invocation allows negative balances (`negative true`).
+    async fn transfer(&self, inv: &Invocation) -> std::result::Result<Value, Completion> {
+        let field = |name: &str| inv.value.get(&Value::str(name));
+        let (Some(from), Some(to), Some(amount)) =
+            (field("from"), field("to"), field("amount").and_then(Value::as_int))
+        else {
+            return Err(Completion::fail(
+                inv.value.clone(),
+                Value::str("transfer needs {from, to, amount}"),
+            ));
+        };
+        let overdraft_ok = field("negative") == Some(&Value::Bool(true));
+        let (from, to) = (to_json(from), to_json(to));
+        for _ in 0..CAS_ATTEMPTS {
+            let read = json!([["r", from, null], ["r", to, null]]);
+            let read = self.txn(read, inv).await.map_err(|c| nothing_written(c, inv))?;
+            // A balance never written reads null, and its guard says so.
+            let was = |i: usize| read.get(i).map(|m| m[2].clone()).unwrap_or_default();
+            let (a, b) = (was(0).as_i64().unwrap_or(0), was(1).as_i64().unwrap_or(0));
+            if a < amount && !overdraft_ok {
+                return Err(Completion::fail(inv.value.clone(), Value::str("insufficient-funds")));
+            }
+            let moved =
+                json!([["cas", from, [was(0), a - amount]], ["cas", to, [was(1), b + amount]]]);
+            match self.txn(moved, inv).await {
+                Ok(_) => return Ok(inv.value.clone()),
+                // Certainly not applied: read again and retry.
+                Err(c) if is_cas_mismatch(&c) => continue,
+                Err(c) => return Err(c),
+            }
+        }
+        Err(Completion::fail(inv.value.clone(), Value::str("contended")))
+    }
+
+    /// A dequeue (the head) or a drain (everything): the list read, then
+    /// replaced by its rest with a compare-and-set, retried while others
+    /// took from it first.
+    async fn take(
+        &self,
+        key: &serde_json::Value,
+        take: Take,
+        inv: &Invocation,
+    ) -> std::result::Result<Value, Completion> {
+        for _ in 0..CAS_ATTEMPTS {
+            let list = self.read_key(key, inv).await.map_err(|c| nothing_written(c, inv))?;
+            let items = list.as_list().map(<[Value]>::to_vec).unwrap_or_default();
+            let (taken, rest) = match (take, items.split_first()) {
+                (Take::Head, None) => return Ok(Value::Nil),
+                (Take::Head, Some((head, rest))) => (head.clone(), rest.to_vec()),
+                (Take::All, _) if items.is_empty() => return Ok(Value::list([])),
+                (Take::All, _) => (Value::list(items.clone()), Vec::new()),
+            };
+            let cas = json!([["cas", key, [to_json(&list), to_json(&Value::list(rest))]]]);
+            match self.txn(cas, inv).await {
+                Ok(_) => return Ok(taken),
+                Err(c) if is_cas_mismatch(&c) => continue,
+                Err(c) => return Err(c),
+            }
+        }
+        Err(Completion::fail(inv.value.clone(), Value::str("contended")))
+    }
+}
+
+/// A read that came before any write of an operation failed or timed out:
+/// whatever its own outcome, the operation certainly changed nothing (every
+/// earlier attempt ended in a definite mismatch), so it failed.
+fn nothing_written(c: Completion, inv: &Invocation) -> Completion {
+    Completion::fail(inv.value.clone(), c.error.unwrap_or_else(|| Value::str("read failed")))
+}
+
+/// Whether a failed request found another value than the one it guarded on.
+fn is_cas_mismatch(c: &Completion) -> bool {
+    c.kind == checkers::OpType::Fail
+        && c.error.as_ref().and_then(Value::as_str) == Some("cas-mismatch")
+}
+
+/// Why a request did not succeed.
+enum Refusal {
+    /// This node does not coordinate writes; the leader's address, if known.
+    NotLeader(Option<String>, Completion),
+    /// Anything else, already as the completion to record.
+    Other(Completion),
+}
+
+impl Refusal {
+    fn completion(self) -> Completion {
+        match self {
+            Refusal::NotLeader(_, c) | Refusal::Other(c) => c,
+        }
+    }
+}
+
+#[async_trait]
+impl Client for RefstoreClient {
+    async fn open(&mut self, node: &str) -> Result<()> {
+        if let Some(env) = &self.env {
+            self.base = format!("http://{}", env.addrs(node)?.client);
+        }
+        Ok(())
+    }
+
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        let key = |default: &str| match &inv.key {
+            Some(k) => to_json(k),
+            None => json!(default),
+        };
+        let result = match inv.f.as_str() {
+            "read" | "final-read" if inv.key.is_none() => match inv.value.as_list() {
+                // A read of several keys at once (the bank's balances).
+                Some(keys) => self.read_many(keys, inv).await,
+                // The set workload reads the whole set.
+                None => self
+                    .read_key(&json!(SET_KEY), inv)
+                    .await
+                    .map(|v| Value::set(v.as_list().map(<[Value]>::to_vec).unwrap_or_default())),
+            },
+            "read" | "final-read" => self.read_key(&key(""), inv).await,
+            "write" => self
+                .post("/v1/write", json!({ "key": key(""), "value": to_json(&inv.value) }), inv)
+                .await
+                .map(|_| inv.value.clone()),
+            "cas" => {
+                let Some([from, to]) =
+                    inv.value.as_list().and_then(|l| <&[Value; 2]>::try_from(l).ok())
+                else {
+                    return Completion::fail(inv.value.clone(), Value::str("cas needs [from to]"));
+                };
+                let body = json!({ "key": key(""), "from": to_json(from), "to": to_json(to) });
+                self.post("/v1/cas", body, inv).await.map(|_| inv.value.clone())
+            }
+            "add" => self
+                .post("/v1/append", json!({ "key": SET_KEY, "value": to_json(&inv.value) }), inv)
+                .await
+                .map(|_| inv.value.clone()),
+            "txn" => self.txn(to_json(&inv.value), inv).await.map(|ops| from_json(json!(ops))),
+            "increment" => {
+                let delta = if inv.value.is_nil() { json!(1) } else { to_json(&inv.value) };
+                let ops = json!([["inc", key(COUNTER_KEY), delta]]);
+                self.txn(ops, inv).await.map(|_| inv.value.clone())
+            }
+            "generate" => {
+                // The store adds one and reads the sum in one step.
+                let k = key(IDS_KEY);
+                let ops = json!([["inc", k, 1], ["r", k, null]]);
+                self.txn(ops, inv).await.map(|ops| from_json(ops[1][2].clone()))
+            }
+            "transfer" => self.transfer(inv).await,
+            "enqueue" => self
+                .post(
+                    "/v1/append",
+                    json!({ "key": key(QUEUE_KEY), "value": to_json(&inv.value) }),
+                    inv,
+                )
+                .await
+                .map(|_| inv.value.clone()),
+            "dequeue" => self.take(&key(QUEUE_KEY), Take::Head, inv).await,
+            "drain" => self.take(&key(QUEUE_KEY), Take::All, inv).await,
+            other => {
+                return Completion::fail(
+                    inv.value.clone(),
+                    Value::str(format!("refstore cannot {other}")),
+                );
+            }
+        };
+        match result {
+            Ok(v) => Completion::ok(v),
+            Err(c) => c,
+        }
+    }
+}
