@@ -86,7 +86,7 @@ fn record(spec: &TestSpec, registry: &Registry, ops: u64, path: &Path) {
 /// The workload's default checkers, built.
 fn checkers(spec: &TestSpec, registry: &Registry) -> Vec<Box<dyn Checker>> {
     let workload = registry.build_workload(&spec.workload, spec).expect("workload");
-    harness::checks::test_checks(spec, workload.as_ref(), registry.checkers())
+    harness::checks::test_checks(spec, workload.as_ref(), registry)
         .expect("checks")
         .iter()
         .map(|c| registry.build_checker(c).expect("checker"))

@@ -5,19 +5,38 @@
 //! refuse what it is given, or whose input the workload never produces is
 //! refused, and so is an option no part of the test reads.
 
+use std::collections::BTreeSet;
+
 use checkers::registry::CheckerTable;
 use checkers::spec::CheckSpec;
 
 use crate::error::{HarnessError, Result};
-use crate::plugin::Workload;
+use crate::plugin::{Registry, Workload};
 use crate::spec::TestSpec;
+
+/// The options the test's target, workload and nemeses read: found by
+/// building them from a copy of the spec that notes what they ask for, so
+/// the answer is the same when a run is planned and when it is analyzed
+/// again. These are theirs; the checkers a test names get only the others
+/// (`partition=primaries` is the nemesis's, not the linearizable checker's
+/// `partition`).
+fn component_options(spec: &TestSpec, registry: &Registry) -> BTreeSet<String> {
+    let probe = TestSpec { options_read: Default::default(), ..spec.clone() };
+    let _ = registry.build_target(&probe.target, &probe);
+    let _ = registry.build_workload(&probe.workload, &probe);
+    for name in probe.nemeses() {
+        let _ = registry.build_nemesis(name, &probe);
+    }
+    probe.options_read.names()
+}
 
 /// The checks that judge a run of `spec` with `workload`.
 pub fn test_checks(
     spec: &TestSpec,
     workload: &dyn Workload,
-    table: &CheckerTable,
+    registry: &Registry,
 ) -> Result<Vec<CheckSpec>> {
+    let table = registry.checkers();
     let defaults = workload.checks(spec);
     let mut checks = Vec::new();
     if spec.checkers.is_empty() {
@@ -35,11 +54,14 @@ pub fn test_checks(
                     known: format!("default, {}", table.names().join(", ")),
                 });
             }
+            let theirs = component_options(spec, registry);
+            let mut options = spec.options.clone();
+            options.retain(|k, _| !theirs.contains(k));
             let wanted = CheckSpec {
                 checker: name.clone(),
                 model: spec.model.clone(),
                 consistency_models: spec.consistency_models.clone(),
-                options: spec.options.clone(),
+                options,
                 ..CheckSpec::default()
             };
             checks.push(table.restrict(&wanted, name));

@@ -52,7 +52,7 @@ pub fn check_run(run_dir: &RunDir, spec: &TestSpec, registry: &Registry) -> Resu
     let workload = registry.build_workload(&spec.workload, spec)?;
     let started = std::time::Instant::now();
     let mut checks = Vec::new();
-    for mut check in crate::checks::test_checks(spec, workload.as_ref(), registry.checkers())? {
+    for mut check in crate::checks::test_checks(spec, workload.as_ref(), registry)? {
         if check.budget.memory.is_none() {
             check.budget.memory = crate::memory::default_limit();
         }

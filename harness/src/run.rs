@@ -93,7 +93,7 @@ pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
         // Read now, so a bad choice stops the test before anything starts.
         runtime::firewall_choice(spec)?;
     }
-    let checks = crate::checks::test_checks(spec, workload.as_ref(), registry.checkers())?;
+    let checks = crate::checks::test_checks(spec, workload.as_ref(), registry)?;
     crate::checks::validate(spec, workload.as_ref(), registry.checkers(), &checks)?;
     let nemesis = if members.is_empty() {
         None

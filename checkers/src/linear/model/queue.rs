@@ -40,12 +40,28 @@ pub(crate) struct Queue {
 }
 
 /// A queue operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum QueueOp {
     Enqueue(u32),
     Dequeue(u32),
     /// A crashed FIFO dequeue: removes the head, whatever it is.
     DequeueHead,
+    /// A drain that returned these elements (in queue order): the queue
+    /// held exactly them, and is empty after.
+    Drain(Arc<[u32]>),
+    /// A crashed FIFO drain: empties the queue, whatever it held.
+    DrainAll,
+}
+
+impl QueueOp {
+    /// The elements this op took out, with what it observed.
+    fn taken(&self) -> &[u32] {
+        match self {
+            QueueOp::Dequeue(x) => std::slice::from_ref(x),
+            QueueOp::Drain(xs) => xs,
+            _ => &[],
+        }
+    }
 }
 
 impl Model for Queue {
@@ -87,13 +103,29 @@ impl Model for Queue {
                 }
                 Some(s[1..].into())
             }
+            QueueOp::Drain(ref xs) => {
+                let held = if self.fifo {
+                    s[..] == xs[..]
+                } else {
+                    let mut sorted = xs.to_vec();
+                    sorted.sort_unstable();
+                    s[..] == sorted[..]
+                };
+                held.then(|| Box::new([]) as Box<[u32]>)
+            }
+            QueueOp::DrainAll => {
+                if s.iter().any(|x| matches!(self.dequeued.get(x), Some(Some(_)))) {
+                    return None;
+                }
+                Some(Box::new([]))
+            }
         }
     }
     fn doomed(&self, s: &Box<[u32]>, op: &QueueOp) -> Option<u32> {
         if self.overdrawn.is_some() {
             return self.overdrawn;
         }
-        let (true, QueueOp::Enqueue(y)) = (self.fifo, *op) else { return None };
+        let (true, &QueueOp::Enqueue(y)) = (self.fifo, op) else { return None };
         let &(_, y_ret) = self.dequeued.get(&y)?.as_ref()?;
         s[..s.len().saturating_sub(1)]
             .iter()
@@ -106,7 +138,7 @@ impl Model for Queue {
             .then_some(y_ret)
     }
     fn doom_reason(&self, op: &QueueOp) -> Option<String> {
-        let QueueOp::Dequeue(x) = *op else { return None };
+        let &QueueOp::Dequeue(x) = op else { return None };
         let x = show(&self.values, x);
         Some(if self.overdrawn.is_some() {
             format!("{x} is returned by more completed dequeues than there are enqueues of it")
@@ -136,9 +168,9 @@ impl ModelKind for QueueKind {
     type M = Queue;
     // A dequeue of nil says nothing, as in Knossos.
     fn observes(&self, f: &str, output: &Value) -> bool {
-        f == "dequeue" && !output.is_nil()
+        (f == "dequeue" && !output.is_nil()) || f == "drain"
     }
-    const OBSERVING: &str = "an ok dequeue of an element";
+    const OBSERVING: &str = "an ok dequeue of an element, or an ok drain";
     fn compile(&mut self, call: &Call<'_>) -> Result<Option<QueueOp>, String> {
         let Call { f, input, output, .. } = *call;
         match f {
@@ -149,21 +181,29 @@ impl ModelKind for QueueKind {
                 None if self.fifo => Some(QueueOp::DequeueHead),
                 None => None,
             }),
+            // Jepsen's queue workloads end with a drain of what is left.
+            // A crashed drain of an unordered queue only removed elements
+            // nobody saw again, which no completed op can contradict.
+            "drain" => match output {
+                Some(v) => {
+                    let items = v
+                        .as_list()
+                        .ok_or_else(|| format!("a drain returns a list of elements, not {v}"))?;
+                    Ok(Some(QueueOp::Drain(items.iter().map(|x| self.interner.id(x)).collect())))
+                }
+                None if self.fifo => Ok(Some(QueueOp::DrainAll)),
+                None => Ok(None),
+            },
             _ => Err(unknown_function(
                 if self.fifo { "fifo-queue" } else { "unordered-queue" },
                 f,
-                "enqueue and dequeue",
+                "enqueue, dequeue and drain",
             )),
         }
     }
     fn model_for(&mut self, ops: &mut [QueueOp], calls: &[u32], rets: &[u32]) -> Queue {
-        let returned: rustc_hash::FxHashSet<u32> = ops
-            .iter()
-            .filter_map(|op| match op {
-                QueueOp::Dequeue(x) => Some(*x),
-                _ => None,
-            })
-            .collect();
+        let returned: rustc_hash::FxHashSet<u32> =
+            ops.iter().flat_map(|op| op.taken().iter().copied()).collect();
         for op in ops.iter_mut() {
             if let QueueOp::Enqueue(x) = op
                 && !returned.contains(x)
@@ -175,10 +215,14 @@ impl ModelKind for QueueKind {
         let mut dequeues: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
         let mut crashed_dequeues = false;
         for ((op, &call), &ret) in ops.iter().zip(calls).zip(rets) {
-            match *op {
-                QueueOp::Enqueue(x) => *enqueues.entry(x).or_default() += 1,
-                QueueOp::Dequeue(x) => dequeues.entry(x).or_default().push((call, ret)),
-                QueueOp::DequeueHead => crashed_dequeues = true,
+            match op {
+                QueueOp::Enqueue(x) => *enqueues.entry(*x).or_default() += 1,
+                QueueOp::Dequeue(_) | QueueOp::Drain(_) => {
+                    for &x in op.taken() {
+                        dequeues.entry(x).or_default().push((call, ret));
+                    }
+                }
+                QueueOp::DequeueHead | QueueOp::DrainAll => crashed_dequeues = true,
             }
         }
         let overdrawn = dequeues
@@ -209,13 +253,8 @@ impl ModelKind for QueueKind {
     }
     fn useful(&self, ops: &[QueueOp], rets: &[u32]) -> Vec<bool> {
         // An element nobody dequeues only ever sits in the queue.
-        let dequeued: rustc_hash::FxHashSet<u32> = ops
-            .iter()
-            .filter_map(|op| match op {
-                QueueOp::Dequeue(x) => Some(*x),
-                _ => None,
-            })
-            .collect();
+        let dequeued: rustc_hash::FxHashSet<u32> =
+            ops.iter().flat_map(|op| op.taken().iter().copied()).collect();
         ops.iter()
             .zip(rets)
             .map(|(op, &ret)| match op {
@@ -230,6 +269,34 @@ impl ModelKind for QueueKind {
 mod tests {
     use super::*;
     use crate::linear::model::CompileArgs;
+    #[test]
+    fn a_drain_must_return_exactly_what_the_queue_holds() {
+        for fifo in [true, false] {
+            let mut k = QueueKind { fifo, interner: Interner::default() };
+            let e = |k: &mut QueueKind, v: i64| {
+                k.compile_args("enqueue", None, &Value::Int(v), None).expect("e").expect("op")
+            };
+            let drain = |k: &mut QueueKind, vs: &[i64]| {
+                let out = Value::list(vs.iter().map(|v| Value::Int(*v)));
+                k.compile_args("drain", None, &Value::Nil, Some(&out)).expect("d").expect("op")
+            };
+            let (e1, e2) = (e(&mut k, 1), e(&mut k, 2));
+            let (in_order, reversed, partial) =
+                (drain(&mut k, &[1, 2]), drain(&mut k, &[2, 1]), drain(&mut k, &[1]));
+            let mut m = k.model_for(&mut [], &[], &[]);
+            let s = m.step(&m.init(), &e1).expect("e1");
+            let s = m.step(&s, &e2).expect("e2");
+            let empty = m.step(&s, &in_order).expect("a drain of both, in order");
+            assert!(empty.is_empty());
+            assert_eq!(m.step(&s, &reversed).is_some(), !fifo, "fifo {fifo}: order matters");
+            assert_eq!(m.step(&s, &partial), None, "fifo {fifo}: a drain leaves nothing behind");
+        }
+        let mut k = QueueKind { fifo: false, interner: Interner::default() };
+        let err =
+            k.compile_args("drain", None, &Value::Nil, Some(&Value::Int(3))).expect_err("list");
+        assert!(err.contains("list of elements"), "{err}");
+    }
+
     #[test]
     fn fifo_queue_requires_head() {
         let mut k = QueueKind { fifo: true, interner: Interner::default() };
