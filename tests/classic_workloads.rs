@@ -17,23 +17,11 @@ use crate::e2e::{run, serial};
 
 /// `(checker, validity, anomaly kinds)` of every check in `results.json`.
 fn verdicts(run_dir: &Path) -> Vec<(String, String, Vec<String>)> {
-    let text = std::fs::read_to_string(run_dir.join("results.json")).expect("results.json");
-    let doc: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
-    doc["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .map(|c| {
-            let v = &c["verdict"];
-            let kinds = v["anomalies"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x["kind"].as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
-            (
-                v["checker"].as_str().unwrap_or_default().to_owned(),
-                v["validity"].as_str().unwrap_or_default().to_owned(),
-                kinds,
-            )
+    crate::workloads::verdicts(run_dir)
+        .into_iter()
+        .map(|(checker, validity, anomalies)| {
+            let kinds = anomalies.iter().filter_map(|a| a["kind"].as_str().map(str::to_owned));
+            (checker, validity, kinds.collect())
         })
         .collect()
 }

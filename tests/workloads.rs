@@ -10,7 +10,7 @@ use checkers::{OpType, Process, Value};
 use crate::e2e::{history, nemesis_fs, run, serial};
 
 /// The verdicts in a run's `results.json`, as (checker, validity, anomalies).
-fn verdicts(run_dir: &Path) -> Vec<(String, String, Vec<serde_json::Value>)> {
+pub(crate) fn verdicts(run_dir: &Path) -> Vec<(String, String, Vec<serde_json::Value>)> {
     let text = std::fs::read_to_string(run_dir.join("results.json")).expect("results.json");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("results.json is JSON");
     doc["checks"]

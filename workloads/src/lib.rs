@@ -34,27 +34,25 @@
 mod bank;
 mod causal;
 mod counter;
-mod list_append;
 mod long_fork;
 mod lww_register;
 mod opts;
 mod queue;
 mod register;
-mod rw_register;
 mod set;
+mod transactions;
 mod txns;
 mod unique_ids;
 
 pub use bank::Bank;
 pub use causal::Causal;
 pub use counter::Counter;
-pub use list_append::ListAppend;
 pub use long_fork::LongFork;
 pub use lww_register::LwwRegister;
 pub use queue::Queue;
 pub use register::Register;
-pub use rw_register::RwRegister;
 pub use set::SetWorkload;
+pub use transactions::Transactions;
 pub use unique_ids::UniqueIds;
 
 use harness::Registry;
@@ -69,7 +67,7 @@ pub fn register_all(registry: &mut Registry) {
     registry.workload(
         "list-append",
         "transactions of appends and reads; Elle-style list-append checker",
-        |spec| Ok(Box::new(ListAppend::from_spec(spec)?)),
+        |spec| Ok(Box::new(Transactions::list_append(spec)?)),
     );
     registry.workload(
         "set",
@@ -107,7 +105,7 @@ pub fn register_all(registry: &mut Registry) {
     registry.workload(
         "rw-register",
         "transactions of reads and writes; Elle-style rw-register checker",
-        |spec| Ok(Box::new(RwRegister::from_spec(spec)?)),
+        |spec| Ok(Box::new(Transactions::rw_register(spec)?)),
     );
     registry.workload(
         "causal",
