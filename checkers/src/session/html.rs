@@ -39,3 +39,37 @@ pub(super) fn page(name: &str, guarantees: &[Guarantee], verdict: &Verdict) -> H
     }
     HtmlPage { name: name.to_owned(), title: "Session guarantees".into(), body }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Validity;
+    use serde_json::json;
+
+    #[test]
+    fn the_page_has_a_section_per_guarantee_with_explained_violations() {
+        let mut v = Verdict::new("session", Validity::Invalid, "1 violation: <mr> 1");
+        v.details = json!({"violations": {"monotonic-reads": 1, "read-your-writes": 0}});
+        v.anomalies.push(Anomaly {
+            kind: "monotonic-reads".into(),
+            explanation: "op 3 read x = 1 again".into(),
+            ops: vec![1, 3],
+            data: json!({"chains": [[
+                {"op": 1, "process": 0, "what": "read x = 2", "step": null},
+                {"op": 3, "process": 0, "what": "read x = 1", "step": "later in the session"}
+            ]]}),
+        });
+        let page = page("session", &[Guarantee::ReadYourWrites, Guarantee::MonotonicReads], &v);
+        assert_eq!(page.name, "session");
+        assert!(
+            page.body.contains("<p class=\"invalid\">1 violation: &lt;mr&gt; 1</p>"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("<h2>Violations per guarantee</h2>"));
+        assert!(page.body.contains("<h2>monotonic-reads</h2>"));
+        assert!(!page.body.contains("<h2>read-your-writes</h2>"), "nothing to explain there");
+        assert!(page.body.contains("<div class=\"explanation\">op 3 read x = 1 again</div>"));
+        assert!(page.body.contains("<svg"), "the chain is drawn");
+    }
+}

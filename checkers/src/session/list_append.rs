@@ -427,3 +427,134 @@ fn out_of_order(
         ],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+    use crate::formats;
+    use crate::history::History;
+    use crate::session::sessions::parse;
+
+    /// Ops as EDN, one `[process f key value]` per completed op.
+    fn history(ops: &[(u64, &str, &str, &str)]) -> History {
+        let mut edn = String::new();
+        for (i, (p, f, k, v)) in ops.iter().enumerate() {
+            let invoked = if *f == "read" { "nil" } else { v };
+            edn.push_str(&format!(
+                "{{:index {}, :process {p}, :type :invoke, :f :{f}, :key :{k}, :value {invoked}}}\n\
+                 {{:index {}, :process {p}, :type :ok, :f :{f}, :key :{k}, :value {v}}}\n",
+                2 * i,
+                2 * i + 1
+            ));
+        }
+        formats::parse(&edn, "test", None).expect("a readable history")
+    }
+
+    /// The findings on `h` with `enabled`, as (guarantee, explanation, chain ops).
+    fn found(h: &History, enabled: &[Guarantee]) -> Vec<(Guarantee, String, Vec<u32>)> {
+        let p = parse(h, None).expect("parse");
+        let meter = Budget::default().start();
+        let ctx = Ctx { history: h, p: &p, meter: &meter };
+        let mut out = Vec::new();
+        assert_eq!(list_append(&ctx, enabled, &mut out).expect("judged"), None);
+        out.into_iter()
+            .map(|f| (f.guarantee, f.explanation, f.chain.iter().map(|c| c.0).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_without_an_own_earlier_append_breaks_read_your_writes() {
+        let h = history(&[(0, "append", "x", "1"), (0, "read", "x", "[]")]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::ReadYourWrites);
+        assert_eq!(
+            f[0].1,
+            "op 3 (process 0) read :x = [], without 1, which process 0 itself appended to :x \
+             earlier, in op 1."
+        );
+        assert_eq!(f[0].2, vec![0, 1]);
+    }
+
+    #[test]
+    fn an_element_missing_for_two_guarantees_is_reported_under_the_first() {
+        let h =
+            history(&[(0, "append", "x", "1"), (0, "read", "x", "[1]"), (0, "read", "x", "[]")]);
+        let kinds: Vec<Guarantee> = found(&h, &Guarantee::ALL).into_iter().map(|f| f.0).collect();
+        assert_eq!(kinds, vec![Guarantee::ReadYourWrites]);
+        let alone = found(&h, &[Guarantee::MonotonicReads]);
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert!(
+            alone[0].1.contains("which the same process had already seen in op 3"),
+            "{alone:?}"
+        );
+    }
+
+    #[test]
+    fn a_read_missing_what_the_observed_author_appended_before_breaks_monotonic_writes() {
+        let h = history(&[
+            (0, "append", "x", "1"),
+            (0, "append", "y", "2"),
+            (1, "read", "y", "[2]"),
+            (1, "read", "x", "[]"),
+        ]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::MonotonicWrites);
+        assert!(f[0].1.contains("It had seen append :y 2 by process 0 (op 3) in op 5"), "{f:?}");
+        assert_eq!(f[0].2, vec![0, 1, 2, 3], "append, its later append, the observer, the read");
+    }
+
+    #[test]
+    fn a_read_missing_what_the_observed_author_had_read_breaks_writes_follow_reads() {
+        let h = history(&[
+            (2, "append", "x", "1"),
+            (0, "read", "x", "[1]"),
+            (0, "append", "y", "2"),
+            (1, "read", "y", "[2]"),
+            (1, "read", "x", "[]"),
+        ]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::WritesFollowReads);
+        assert!(f[0].1.contains("process 0 had read 1 in :x before that, in op 3"), "{f:?}");
+        assert!(found(&h, &[Guarantee::MonotonicWrites]).is_empty());
+    }
+
+    #[test]
+    fn appends_applied_in_the_reverse_of_session_order_break_monotonic_writes() {
+        let h =
+            history(&[(0, "append", "x", "1"), (0, "append", "x", "2"), (1, "read", "x", "[2 1]")]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::MonotonicWrites);
+        assert!(
+            f[0].1.starts_with("process 0 appended 1 to :x (op 1) and then appended 2"),
+            "{f:?}"
+        );
+        assert_eq!(f[0].2, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_session_that_sees_everything_in_order_breaks_nothing() {
+        let h = history(&[
+            (0, "append", "x", "1"),
+            (1, "read", "x", "[1]"),
+            (1, "append", "x", "2"),
+            (0, "read", "x", "[1 2]"),
+        ]);
+        assert!(found(&h, &Guarantee::ALL).is_empty());
+    }
+
+    #[test]
+    fn an_element_appended_twice_is_an_error_naming_both_ops() {
+        let h = history(&[(0, "append", "x", "1"), (1, "append", "x", "1")]);
+        let p = parse(&h, None).expect("parse");
+        let meter = Budget::default().start();
+        let ctx = Ctx { history: &h, p: &p, meter: &meter };
+        let err = list_append(&ctx, &Guarantee::ALL, &mut Vec::new()).expect_err("refused");
+        let err = err.to_string();
+        assert!(err.contains("1 is appended to :x twice, here and in op 1"), "{err}");
+    }
+}

@@ -121,7 +121,7 @@ mod tests {
         let (one, two, nine) = (Value::Int(1), Value::Int(2), Value::Int(9));
         assert_eq!(order.prefix_len(0, &[one.clone(), two.clone()]), 2);
         assert_eq!(order.prefix_len(0, &[two.clone(), one.clone()]), 0);
-        assert_eq!(order.prefix_len(5, &[one.clone()]), 0, "a key nobody read");
+        assert_eq!(order.prefix_len(5, std::slice::from_ref(&one)), 0, "a key nobody read");
         assert_eq!(order.last_known(0, &[one, two.clone(), nine]), Some((1, &two)));
     }
 

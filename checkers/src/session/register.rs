@@ -415,3 +415,126 @@ fn before<'v>(
         (i > 0).then(|| l[i - 1])
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+    use crate::formats;
+    use crate::history::History;
+    use crate::session::sessions::parse;
+
+    /// Ops as EDN, one `[process f key value]` per completed op.
+    fn history(ops: &[(u64, &str, &str, &str)]) -> History {
+        let mut edn = String::new();
+        for (i, (p, f, k, v)) in ops.iter().enumerate() {
+            let invoked = if *f == "read" { "nil" } else { v };
+            edn.push_str(&format!(
+                "{{:index {}, :process {p}, :type :invoke, :f :{f}, :key :{k}, :value {invoked}}}\n\
+                 {{:index {}, :process {p}, :type :ok, :f :{f}, :key :{k}, :value {v}}}\n",
+                2 * i,
+                2 * i + 1
+            ));
+        }
+        formats::parse(&edn, "test", None).expect("a readable history")
+    }
+
+    /// The findings on `h` with `enabled`, as (guarantee, explanation, chain ops).
+    fn found(h: &History, enabled: &[Guarantee]) -> Vec<(Guarantee, String, Vec<u32>)> {
+        let p = parse(h, None).expect("parse");
+        let meter = Budget::default().start();
+        let ctx = Ctx { history: h, p: &p, meter: &meter };
+        let mut out = Vec::new();
+        assert_eq!(register(&ctx, enabled, &mut out).expect("judged"), None);
+        out.into_iter()
+            .map(|f| (f.guarantee, f.explanation, f.chain.iter().map(|c| c.0).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_initial_value_after_an_own_write_breaks_read_your_writes() {
+        let h = history(&[(0, "write", "x", "1"), (0, "read", "x", "nil")]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::ReadYourWrites);
+        assert_eq!(
+            f[0].1,
+            "op 3 (process 0) read :x = nil, the initial value, after process 0 wrote :x = 1 in op 1."
+        );
+        assert_eq!(f[0].2, vec![0, 1]);
+    }
+
+    #[test]
+    fn another_writers_value_after_an_own_write_is_not_evidence() {
+        // Process 1's write may be the newer one: a register read shows only the winner.
+        let h = history(&[(0, "write", "x", "1"), (1, "write", "x", "2"), (0, "read", "x", "2")]);
+        assert!(found(&h, &Guarantee::ALL).is_empty());
+    }
+
+    #[test]
+    fn going_back_to_an_older_value_breaks_monotonic_reads() {
+        let h = history(&[
+            (0, "write", "x", "1"),
+            (1, "write", "x", "2"),
+            (2, "read", "x", "1"),
+            (2, "read", "x", "2"),
+            (2, "read", "x", "1"),
+        ]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::MonotonicReads);
+        assert!(f[0].1.ends_with("the reads went back to an older value."), "{f:?}");
+        assert_eq!(f[0].2, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn the_initial_value_of_a_key_the_observed_author_wrote_before_breaks_monotonic_writes() {
+        let h = history(&[
+            (0, "write", "x", "1"),
+            (0, "write", "y", "1"),
+            (1, "read", "y", "1"),
+            (1, "read", "x", "nil"),
+        ]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::MonotonicWrites);
+        assert!(f[0].1.contains("It had seen write :y = 1 by process 0 (op 3) in op 5"), "{f:?}");
+        assert_eq!(f[0].2, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_initial_value_of_a_key_the_observed_author_had_read_breaks_writes_follow_reads() {
+        let h = history(&[
+            (2, "write", "x", "1"),
+            (0, "read", "x", "1"),
+            (0, "write", "y", "2"),
+            (1, "read", "y", "2"),
+            (1, "read", "x", "nil"),
+        ]);
+        let f = found(&h, &Guarantee::ALL);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Guarantee::WritesFollowReads);
+        assert!(f[0].1.contains("process 0 had read :x = 1 (op 3)"), "{f:?}");
+        assert!(found(&h, &[Guarantee::ReadYourWrites, Guarantee::MonotonicWrites]).is_empty());
+    }
+
+    #[test]
+    fn a_nil_write_is_an_error() {
+        let h = history(&[(0, "write", "x", "nil")]);
+        let p = parse(&h, None).expect("parse");
+        let meter = Budget::default().start();
+        let ctx = Ctx { history: &h, p: &p, meter: &meter };
+        let err = register(&ctx, &Guarantee::ALL, &mut Vec::new()).expect_err("refused");
+        assert!(err.to_string().contains("this write gives :x the value nil"), "{err}");
+    }
+
+    #[test]
+    fn before_finds_the_last_access_below_or_at_a_bound() {
+        let (a, b) = (Value::Int(1), Value::Int(2));
+        let list: Accesses<'_> = vec![(0, 10, &a), (3, 11, &b)];
+        assert_eq!(before(Some(&list), 3, false), Some((0, 10, &a)));
+        assert_eq!(before(Some(&list), 3, true), Some((3, 11, &b)));
+        assert_eq!(before(Some(&list), 0, false), None);
+        assert_eq!(before(None, 9, true), None);
+    }
+}

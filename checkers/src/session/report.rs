@@ -121,3 +121,55 @@ fn summary(p: &Parsed, counts: &BTreeMap<Guarantee, usize>, workload: &str) -> S
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+    use crate::formats;
+    use crate::session::sessions::parse;
+
+    const HISTORY: &str = "\
+        {:index 0, :process 0, :type :invoke, :f :write, :key :x, :value 1}\n\
+        {:index 1, :process 0, :type :ok, :f :write, :key :x, :value 1}\n\
+        {:index 2, :process 0, :type :invoke, :f :read, :key :x, :value nil}\n\
+        {:index 3, :process 0, :type :ok, :f :read, :key :x, :value nil}\n";
+
+    #[test]
+    fn the_summary_lists_what_held_or_the_violations_by_kind() {
+        let h = formats::parse(HISTORY, "test", None).expect("a readable history");
+        let p = parse(&h, None).expect("parse");
+        let none: BTreeMap<Guarantee, usize> =
+            [(Guarantee::ReadYourWrites, 0), (Guarantee::MonotonicReads, 0)].into();
+        assert_eq!(
+            summary(&p, &none, "register"),
+            "read-your-writes, monotonic-reads held over 2 operations by 1 process (register)"
+        );
+        let some: BTreeMap<Guarantee, usize> =
+            [(Guarantee::ReadYourWrites, 0), (Guarantee::MonotonicReads, 3)].into();
+        assert_eq!(summary(&p, &some, "register"), "3 violations: monotonic-reads 3 (register)");
+    }
+
+    #[test]
+    fn findings_beyond_the_limit_are_counted_but_not_explained() {
+        let h = formats::parse(HISTORY, "test", None).expect("a readable history");
+        let p = parse(&h, None).expect("parse");
+        let meter = Budget::default().start();
+        let ctx = Ctx { history: &h, p: &p, meter: &meter };
+        let finding = |op: u32| Found {
+            guarantee: Guarantee::ReadYourWrites,
+            explanation: format!("finding {op}"),
+            chain: vec![(0, "write :x = 1".into(), None), (op, "read".into(), Some("later"))],
+        };
+        let mut checker = SessionChecker::new("session", vec![Guarantee::ReadYourWrites]);
+        checker.limit = 1;
+        let v = verdict(&checker, &ctx, vec![finding(1), finding(0)], Instant::now());
+        assert_eq!(v.validity, Validity::Invalid);
+        assert_eq!(v.summary, "2 violations: read-your-writes 2 (register)");
+        assert_eq!(v.anomalies.len(), 1, "one explained of two");
+        assert_eq!(v.anomalies[0].explanation, "finding 0", "the earliest read first");
+        assert_eq!(v.anomalies[0].ops, vec![1], "repeated ops are listed once");
+        assert_eq!(v.details["violations"]["read-your-writes"], 2);
+        assert_eq!(v.anomalies[0].data["chains"][0][1]["step"], "later");
+    }
+}
