@@ -113,6 +113,56 @@ pub(crate) fn txns_json(prep: &Prepared<'_>, names: &Names) -> serde_json::Value
     serde_json::Value::Array(list)
 }
 
+/// Why a history breaks the premise both workloads rest on, that a value
+/// is written once per key (so a read names its write): `val` was `verb`
+/// (`appended`, `written`) to key `key` by transactions `first` and
+/// `second`.
+pub(crate) fn duplicate_value(
+    prep: &Prepared<'_>,
+    (val, key): (u32, u32),
+    (first, second): (u32, u32),
+    verb: &str,
+    workload: &str,
+) -> String {
+    format!(
+        "value {} was {verb} to key {} more than once (ops {} and {}); \
+         {workload} needs every {verb} value to be unique per key",
+        prep.text(val),
+        prep.key(key),
+        prep.op_index(first),
+        prep.op_index(second)
+    )
+}
+
+/// Lost update: the committed transactions `ts` all read key `k` = `read`
+/// and then `did` the key (`appended to`, `wrote`), so whichever committed
+/// last `lost` what the others did.
+pub(crate) fn lost_update(
+    prep: &Prepared<'_>,
+    k: u32,
+    ts: &[u32],
+    read: String,
+    did: &str,
+    lost: &str,
+) -> Finding {
+    let mut names = Names::default();
+    let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
+    let (who, all) = match list.as_slice() {
+        [a, b] => (format!("{a} and {b}"), "both"),
+        _ => (list.join(", "), "all"),
+    };
+    Finding {
+        kind: "lost-update",
+        body: format!(
+            "{who} {all} read key {k} = {read}, then {did} key {k}, and committed. \
+             Whichever committed last {lost}: an update was lost.\n",
+            k = prep.key(k)
+        ),
+        names,
+        extra: json!({"key": prep.key(k).to_string(), "read": read}),
+    }
+}
+
 /// An anomaly found outside the cycle search, before it is written out.
 pub(crate) struct Finding {
     /// The anomaly's name (`G1a`, `internal`...).

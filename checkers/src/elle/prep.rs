@@ -359,6 +359,15 @@ impl<'a> Prepared<'a> {
         &self.mops[self.txns[t as usize].mops()]
     }
 
+    /// Whether micro-op `i`'s transaction does another `kind` of the same
+    /// key after it: then what `i` wrote is an intermediate state of the
+    /// transaction, which no other transaction may see.
+    pub fn rewritten_later(&self, i: usize, kind: MopKind) -> bool {
+        let m = &self.mops[i];
+        let end = self.txns[m.txn as usize].mops().end;
+        self.mops[i + 1..end].iter().any(|n| n.kind == kind && n.key == m.key)
+    }
+
     /// The elements a list read returned, as codes.
     #[inline]
     pub fn read_elems(&self, m: &Mop) -> &[u32] {
