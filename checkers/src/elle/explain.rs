@@ -190,3 +190,41 @@ impl Finding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats;
+
+    const HISTORY: &str = "\
+        {:index 0, :process 0, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 1] [:append :x 2]]}\n\
+        {:index 1, :process 1, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 3]]}\n\
+        {:index 2, :process 0, :type :ok, :f :txn, :value [[:r :x []] [:append :x 1] [:append :x 2]]}\n\
+        {:index 3, :process 1, :type :ok, :f :txn, :value [[:r :x []] [:append :x 3]]}\n";
+
+    fn prepared(h: &crate::History) -> Prepared<'_> {
+        Prepared::new(h, "list-append", &[MopKind::Append, MopKind::Read]).expect("prepared")
+    }
+
+    #[test]
+    fn both_workloads_word_a_duplicate_and_a_lost_update_alike() {
+        let h = formats::parse(HISTORY, "test", None).expect("a readable history");
+        let prep = prepared(&h);
+        let x = prep.txn_mops(0)[1];
+        assert_eq!(
+            duplicate_value(&prep, (x.val, x.key), (0, 1), "written", "rw-register"),
+            "value 1 was written to key :x more than once (ops 2 and 3); rw-register needs \
+             every written value to be unique per key"
+        );
+        let f = lost_update(&prep, x.key, &[0, 1], "[]".into(), "appended to", "won");
+        assert_eq!(f.kind, "lost-update");
+        assert_eq!(
+            f.body,
+            "T1 and T2 both read key :x = [], then appended to key :x, and committed. Whichever \
+             committed last won: an update was lost.\n"
+        );
+        assert_eq!(f.names.ids(), &[0, 1]);
+        let three = lost_update(&prep, x.key, &[1, 0, 1], "[]".into(), "wrote", "won");
+        assert!(three.body.starts_with("T1, T2, T1 all read key :x"), "{}", three.body);
+    }
+}
