@@ -28,6 +28,8 @@ use serde_json::json;
 pub use graph::{Chain, Step};
 pub use patterns::{Model, Pattern};
 
+use self::patterns::Findings;
+
 use crate::error::CheckError;
 use crate::history::History;
 use crate::html::escape;
@@ -130,44 +132,33 @@ fn writers<'a>(
     Ok(map)
 }
 
-impl Checker for CausalChecker {
-    fn name(&self) -> &str {
-        "causal"
-    }
-
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let kv = KvHistory::parse(history, "the causal checker")?;
-        let writes = writers(history, &kv, &self.init)?;
-        let rf = patterns::read_from(&kv, &self.init, &writes);
-        drop(writes);
+impl CausalChecker {
+    /// A verdict before any search, when there is nothing to search or no
+    /// budget to search with: no read, vector clocks over the memory
+    /// budget, or the time spent already. `counts` become its details.
+    fn before_search(
+        &self,
+        kv: &KvHistory,
+        reads: usize,
+        counts: &serde_json::Value,
+        started: Instant,
+    ) -> Option<Verdict> {
         let width = kv.sessions.len().max(1);
         // Two clock arrays of n × S counters at most (causal order, and the
         // conflict or happens-before pass).
         let clock_bytes =
             kv.events.len() * width * 4 * if self.model == Model::Causal { 1 } else { 2 };
-        let reads = kv.events.iter().filter(|e| e.access == Access::Read).count();
-        let counts = json!({
-            "reads": reads,
-            "writes": kv.events.len() - reads,
-            "processes": kv.sessions.len(),
-            "keys": kv.keys.len(),
-        });
-        if reads == 0 {
+        let mut v = if reads == 0 {
             // Every bad pattern is about what a read returned.
-            let mut v = Verdict::unknown(
+            Verdict::unknown(
                 "causal",
                 format!("{} not judged: no read", model_title(self.model)),
                 format!(
                     "no read completed ok ({} writes), so nothing observed what the store held",
                     kv.events.len()
                 ),
-            );
-            v.details = counts;
-            v.elapsed = started.elapsed();
-            return Ok(v);
-        }
-        if let Some(limit) = self.budget.memory
+            )
+        } else if let Some(limit) = self.budget.memory
             && clock_bytes > limit
         {
             let mut v = Verdict::new(
@@ -181,32 +172,27 @@ impl Checker for CausalChecker {
                 width,
                 clock_bytes
             ));
-            v.details = counts;
-            v.elapsed = started.elapsed();
-            return Ok(v);
-        }
-        // The search looks at the clock between its passes; a budget that
-        // is already spent (or spent reading the history) stops it here.
-        if let Some(t) = self.budget.time
+            v
+        } else if let Some(t) = self.budget.time
             && started.elapsed() >= t
         {
+            // The search looks at the clock between its passes; a budget that
+            // is already spent (or spent reading the history) stops it here.
             let reason = format!("the time limit of {} ran out", crate::budget::show_duration(t));
-            let mut v = Verdict::out_of_budget("causal", reason, started.elapsed());
-            v.details = counts;
-            return Ok(v);
-        }
-        let search = patterns::Search {
-            model: self.model,
-            init: &self.init,
-            limit: self.limit,
-            deadline: self.budget.time.map(|t| started + t),
+            Verdict::out_of_budget("causal", reason, started.elapsed())
+        } else {
+            return None;
         };
-        let found = patterns::search(&kv, rf, &search);
-        let explainer = explain::Explainer { history, kv: &kv };
-        let anomalies: Vec<_> = found.violations.iter().map(|v| explainer.anomaly(v)).collect();
+        v.details = counts.clone();
+        v.elapsed = started.elapsed();
+        Some(v)
+    }
+
+    /// The verdict's validity and summary from what the search found.
+    fn summary(&self, kv: &KvHistory, reads: usize, found: &Findings) -> (Validity, String) {
         let total: usize = found.counts.values().sum();
         let title = model_title(self.model);
-        let (validity, summary) = if total > 0 {
+        if total > 0 {
             let parts: Vec<String> =
                 found.counts.iter().map(|(p, n)| format!("{} {n}", p.name())).collect();
             (
@@ -232,13 +218,13 @@ impl Checker for CausalChecker {
                     names.join(", ")
                 ),
             )
-        };
-        let mut v = Verdict::new("causal", validity, summary);
-        if validity != Validity::Invalid {
-            v.unknown_reason = found.exhausted.clone();
         }
-        v.anomalies = anomalies;
-        let mut details = counts;
+    }
+
+    /// The verdict's details: the history's `counts`, the model and its
+    /// patterns, violations per pattern, what was not checked, and the
+    /// work the stronger models did.
+    fn details(&self, mut details: serde_json::Value, found: &Findings) -> serde_json::Value {
         details["model"] = json!(self.model.name());
         details["patterns"] =
             json!(self.model.patterns().iter().map(|p| p.name()).collect::<Vec<_>>());
@@ -263,7 +249,47 @@ impl Checker for CausalChecker {
         if self.model == Model::Memory {
             details["saturation_rounds"] = json!(found.rounds);
         }
-        v.details = details;
+        details
+    }
+}
+
+impl Checker for CausalChecker {
+    fn name(&self) -> &str {
+        "causal"
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let started = Instant::now();
+        let kv = KvHistory::parse(history, "the causal checker")?;
+        let writes = writers(history, &kv, &self.init)?;
+        let rf = patterns::read_from(&kv, &self.init, &writes);
+        drop(writes);
+        let reads = kv.events.iter().filter(|e| e.access == Access::Read).count();
+        let counts = json!({
+            "reads": reads,
+            "writes": kv.events.len() - reads,
+            "processes": kv.sessions.len(),
+            "keys": kv.keys.len(),
+        });
+        if let Some(v) = self.before_search(&kv, reads, &counts, started) {
+            return Ok(v);
+        }
+        let search = patterns::Search {
+            model: self.model,
+            init: &self.init,
+            limit: self.limit,
+            deadline: self.budget.time.map(|t| started + t),
+        };
+        let found = patterns::search(&kv, rf, &search);
+        let explainer = explain::Explainer { history, kv: &kv };
+        let anomalies: Vec<_> = found.violations.iter().map(|v| explainer.anomaly(v)).collect();
+        let (validity, summary) = self.summary(&kv, reads, &found);
+        let mut v = Verdict::new("causal", validity, summary);
+        if validity != Validity::Invalid {
+            v.unknown_reason = found.exhausted.clone();
+        }
+        v.anomalies = anomalies;
+        v.details = self.details(counts, &found);
         v.elapsed = started.elapsed();
         Ok(v)
     }

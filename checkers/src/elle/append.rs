@@ -16,7 +16,7 @@ use fixedbitset::FixedBitSet;
 use rustc_hash::FxHashMap;
 use serde_json::json;
 
-use super::explain::{Finding, Names, list_text};
+use super::explain::{Finding, Names, duplicate_value, list_text, lost_update};
 use super::graph::{EdgeList, rel};
 use super::prep::{Mop, MopKind, NONE, Prepared, Status};
 use super::{Analysis, Explainer};
@@ -131,17 +131,14 @@ fn index_appends(prep: &Prepared<'_>, unknown: &mut Vec<String>) -> AppendIndex 
         if let Some(w) = slice.windows(2).find(|w| w[0].0 == w[1].0)
             && unknown.is_empty()
         {
-            {
-                let (a, b) = (prep.mops[w[0].1 as usize], prep.mops[w[1].1 as usize]);
-                unknown.push(format!(
-                    "value {} was appended to key {} more than once (ops {} and {}); \
-                     list-append needs every appended value to be unique per key",
-                    prep.text(a.val),
-                    prep.key(a.key),
-                    prep.op_index(a.txn),
-                    prep.op_index(b.txn)
-                ));
-            }
+            let (a, b) = (prep.mops[w[0].1 as usize], prep.mops[w[1].1 as usize]);
+            unknown.push(duplicate_value(
+                prep,
+                (a.val, a.key),
+                (a.txn, b.txn),
+                "appended",
+                "list-append",
+            ));
         }
     }
     let code: Vec<u32> = pairs.iter().map(|p| p.0).collect();
@@ -156,12 +153,7 @@ fn index_appends(prep: &Prepared<'_>, unknown: &mut Vec<String>) -> AppendIndex 
         .collect();
     let mut intermediate = FixedBitSet::with_capacity(code.len());
     for (a, &i) in mop.iter().enumerate() {
-        let m = &prep.mops[i as usize];
-        let end = prep.txns[m.txn as usize].mops().end;
-        if prep.mops[i as usize + 1..end]
-            .iter()
-            .any(|n| n.kind == MopKind::Append && n.key == m.key)
-        {
+        if prep.rewritten_later(i as usize, MopKind::Append) {
             intermediate.insert(a);
         }
     }
@@ -176,28 +168,81 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
     let mut findings: Vec<Finding> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     let mut index = index_appends(prep, &mut unknown);
+    let reads = committed_reads(prep);
+    let longest = longest_reads(prep, &reads);
+    let versions = version_orders(prep, &mut index, &longest, &mut findings);
+    read_versions(prep, &reads, &longest, &versions, &mut findings);
+    let (unread_off, unread) = unread_appends(&index, nkeys);
+    let VersionOrders { order_off, order, .. } = versions;
+    let order_txn: Vec<u32> =
+        order.iter().map(|&a| if a == NONE { NONE } else { index.txn[a as usize] }).collect();
+    let orders = AppendOrders { index, order_off, order, order_txn, unread_off, unread };
+    let prep: &Prepared<'_> = prep;
 
-    // Committed reads, and the longest of each key: its version order.
-    let reads: Vec<u32> = prep
-        .mops
+    let aborted_pos = aborted_positions(&orders, nkeys);
+    aborted_and_intermediate_reads(prep, &orders, &reads, &aborted_pos, &mut findings);
+    dirty_updates(prep, &orders, &aborted_pos, &mut findings);
+    internal_and_future_reads(prep, &mut findings);
+    lost_updates(prep, &mut findings);
+    let edges = dependency_edges(prep, &orders, &reads);
+
+    let stats = json!({
+        "keys": nkeys,
+        "appends": orders.index.code.len(),
+        "reads": reads.len(),
+        "unread_appends": orders.unread.len(),
+    });
+    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
+}
+
+/// The reads of committed transactions, in history order.
+fn committed_reads(prep: &Prepared<'_>) -> Vec<u32> {
+    prep.mops
         .iter()
         .enumerate()
         .filter(|(_, m)| m.kind == MopKind::Read && prep.txns[m.txn as usize].status == Status::Ok)
         .map(|(i, _)| i as u32)
-        .collect();
-    let mut longest = vec![NONE; nkeys];
-    for &r in &reads {
+        .collect()
+}
+
+/// The longest of each key's `reads` (the first, among equals), `NONE` for
+/// a key no read saw anything in: its version order.
+fn longest_reads(prep: &Prepared<'_>, reads: &[u32]) -> Vec<u32> {
+    let mut longest = vec![NONE; prep.keys.len()];
+    for &r in reads {
         let m = &prep.mops[r as usize];
         let cur = longest[m.key as usize];
         if m.len > 0 && (cur == NONE || prep.mops[cur as usize].len < m.len) {
             longest[m.key as usize] = r;
         }
     }
+    longest
+}
 
+/// Every key's version order, as read by its longest read.
+struct VersionOrders {
+    /// `order_off[k]..order_off[k+1]`: key `k`'s order as appends, `NONE`
+    /// for an element nobody appended.
+    order_off: Vec<u32>,
+    order: Vec<u32>,
+    /// For keys whose longest read repeats an element: the number of
+    /// distinct elements in each prefix, to turn a read's length into a
+    /// version.
+    dedup: FxHashMap<u32, Vec<u32>>,
+}
+
+/// Lays out each key's version order from its longest read, placing each
+/// append (`AppendIndex::pos`), and reports the duplicate elements and the
+/// garbage (never appended) the longest reads hold.
+fn version_orders(
+    prep: &Prepared<'_>,
+    index: &mut AppendIndex,
+    longest: &[u32],
+    findings: &mut Vec<Finding>,
+) -> VersionOrders {
+    let nkeys = prep.keys.len();
     let mut order_off = Vec::with_capacity(nkeys + 1);
     let mut order: Vec<u32> = Vec::with_capacity(index.code.len());
-    // For keys whose longest read repeats an element: the number of distinct
-    // elements in each prefix, to turn a read's length into a version.
     let mut dedup: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     order_off.push(0u32);
     for k in 0..nkeys as u32 {
@@ -232,50 +277,69 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
             }
             if !dups.is_empty() {
                 dedup.insert(k, prefix_distinct);
-                let mut names = Names::default();
-                let t = names.of(lm.txn);
-                let shown: Vec<String> = dups.iter().map(|&v| prep.text(v)).collect();
-                findings.push(Finding {
-                    kind: "duplicate-elements",
-                    body: format!(
-                        "{t} read key {} = {}, in which {} appear{} more than once. Every value is \
-                         appended once, so a correct list holds each at most once.\n",
-                        prep.key(k),
-                        list_text(prep, prep.read_elems(&lm)),
-                        shown.join(", "),
-                        if dups.len() == 1 { "s" } else { "" }
-                    ),
-                    names,
-                    extra: json!({"key": prep.key(k).to_string(), "duplicates": shown}),
-                });
+                findings.push(duplicate_elements(prep, k, &lm, &dups));
             }
             if !garbage.is_empty() {
-                let mut names = Names::default();
-                let t = names.of(lm.txn);
-                let shown: Vec<String> = garbage.iter().map(|&v| prep.text(v)).collect();
-                findings.push(Finding {
-                    kind: "garbage-read",
-                    body: format!(
-                        "{t} read key {k} = {}, but no transaction ever appended {} to key {k}: \
-                         the read returned data nobody wrote.\n",
-                        list_text(prep, prep.read_elems(&lm)),
-                        shown.join(", "),
-                        k = prep.key(k)
-                    ),
-                    names,
-                    extra: json!({"key": prep.key(k).to_string(), "values": shown}),
-                });
+                findings.push(garbage_read(prep, k, &lm, &garbage));
             }
         }
         order_off.push(u32::try_from(order.len()).unwrap_or(NONE));
     }
-    let order_txn: Vec<u32> =
-        order.iter().map(|&a| if a == NONE { NONE } else { index.txn[a as usize] }).collect();
+    VersionOrders { order_off, order, dedup }
+}
 
-    // Every read must be a prefix of its key's longest read; its version is
-    // then its length (in distinct elements).
+/// A read of key `k` that holds the elements `dups` more than once.
+fn duplicate_elements(prep: &Prepared<'_>, k: u32, lm: &Mop, dups: &[u32]) -> Finding {
+    let mut names = Names::default();
+    let t = names.of(lm.txn);
+    let shown: Vec<String> = dups.iter().map(|&v| prep.text(v)).collect();
+    Finding {
+        kind: "duplicate-elements",
+        body: format!(
+            "{t} read key {} = {}, in which {} appear{} more than once. Every value is \
+             appended once, so a correct list holds each at most once.\n",
+            prep.key(k),
+            list_text(prep, prep.read_elems(lm)),
+            shown.join(", "),
+            if dups.len() == 1 { "s" } else { "" }
+        ),
+        names,
+        extra: json!({"key": prep.key(k).to_string(), "duplicates": shown}),
+    }
+}
+
+/// A read of key `k` that holds `garbage`, elements nobody appended.
+fn garbage_read(prep: &Prepared<'_>, k: u32, lm: &Mop, garbage: &[u32]) -> Finding {
+    let mut names = Names::default();
+    let t = names.of(lm.txn);
+    let shown: Vec<String> = garbage.iter().map(|&v| prep.text(v)).collect();
+    Finding {
+        kind: "garbage-read",
+        body: format!(
+            "{t} read key {k} = {}, but no transaction ever appended {} to key {k}: \
+             the read returned data nobody wrote.\n",
+            list_text(prep, prep.read_elems(lm)),
+            shown.join(", "),
+            k = prep.key(k)
+        ),
+        names,
+        extra: json!({"key": prep.key(k).to_string(), "values": shown}),
+    }
+}
+
+/// Gives every read its version (in `Mop::aux`): its length in distinct
+/// elements when it is a prefix of its key's longest read, else
+/// `INCOMPATIBLE`, reported once per key.
+fn read_versions(
+    prep: &mut Prepared<'_>,
+    reads: &[u32],
+    longest: &[u32],
+    versions: &VersionOrders,
+    findings: &mut Vec<Finding>,
+) {
+    let VersionOrders { order_off, dedup, .. } = versions;
     let mut incompatible: FxHashMap<u32, (u32, usize)> = FxHashMap::default();
-    for &r in &reads {
+    for &r in reads {
         let m = prep.mops[r as usize];
         let lr = longest[m.key as usize];
         let version = if m.len == 0 {
@@ -296,33 +360,41 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
     let mut inc_keys: Vec<(u32, (u32, usize))> = incompatible.into_iter().collect();
     inc_keys.sort_unstable();
     for (k, (r, count)) in inc_keys {
-        let m = prep.mops[r as usize];
-        let lm = prep.mops[longest[k as usize] as usize];
-        let mut names = Names::default();
-        let a = names.of(m.txn);
-        let b = names.of(lm.txn);
-        let others = if count > 1 {
-            format!(" ({count} reads of key {} disagree with {b} like this.)", prep.key(k))
-        } else {
-            String::new()
-        };
-        let (va, vb) =
-            (list_text(prep, prep.read_elems(&m)), list_text(prep, prep.read_elems(&lm)));
-        findings.push(Finding {
-            kind: "incompatible-order",
-            body: format!(
-                "{a} read key {k} = {va} and {b} read key {k} = {vb}. Appends only ever add to \
-                 the end of a list, so one of these reads should be a prefix of the other; \
-                 neither is, so they cannot both come from one sequence of appends.{others}\n",
-                k = prep.key(k),
-            ),
-            names,
-            extra: json!({"key": prep.key(k).to_string(), "values": [va, vb]}),
-        });
+        findings.push(incompatible_order(prep, k, r, longest[k as usize], count));
     }
+}
 
-    // Appends no read observed (of transactions that did not fail): they
-    // come after every observed element of their key.
+/// Read `r` of key `k` is not a prefix of the key's longest read `lr`, nor
+/// the other way round (and `count` reads of the key are like it).
+fn incompatible_order(prep: &Prepared<'_>, k: u32, r: u32, lr: u32, count: usize) -> Finding {
+    let m = prep.mops[r as usize];
+    let lm = prep.mops[lr as usize];
+    let mut names = Names::default();
+    let a = names.of(m.txn);
+    let b = names.of(lm.txn);
+    let others = if count > 1 {
+        format!(" ({count} reads of key {} disagree with {b} like this.)", prep.key(k))
+    } else {
+        String::new()
+    };
+    let (va, vb) = (list_text(prep, prep.read_elems(&m)), list_text(prep, prep.read_elems(&lm)));
+    Finding {
+        kind: "incompatible-order",
+        body: format!(
+            "{a} read key {k} = {va} and {b} read key {k} = {vb}. Appends only ever add to \
+             the end of a list, so one of these reads should be a prefix of the other; \
+             neither is, so they cannot both come from one sequence of appends.{others}\n",
+            k = prep.key(k),
+        ),
+        names,
+        extra: json!({"key": prep.key(k).to_string(), "values": [va, vb]}),
+    }
+}
+
+/// Appends no read observed (of transactions that did not fail): they come
+/// after every observed element of their key. Returns offsets per key and
+/// the appends.
+fn unread_appends(index: &AppendIndex, nkeys: usize) -> (Vec<u32>, Vec<u32>) {
     let mut unread_off = Vec::with_capacity(nkeys + 1);
     let mut unread = Vec::new();
     unread_off.push(0u32);
@@ -334,27 +406,36 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
         }
         unread_off.push(unread.len() as u32);
     }
+    (unread_off, unread)
+}
 
-    let orders = AppendOrders { index, order_off, order, order_txn, unread_off, unread };
-    let prep: &Prepared<'_> = prep;
-    let ix = &orders.index;
-
-    // Positions of aborted appends in each key's order: rare, so a read
-    // only looks at them instead of scanning everything it read.
+/// Positions of aborted appends in each key's order: rare, so a read only
+/// looks at them instead of scanning everything it read.
+fn aborted_positions(orders: &AppendOrders, nkeys: usize) -> FxHashMap<u32, Vec<u32>> {
     let mut aborted_pos: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     for k in 0..nkeys as u32 {
         for (p, &a) in orders.order(k).iter().enumerate() {
-            if a != NONE && ix.txn[a as usize] == NONE {
+            if a != NONE && orders.index.txn[a as usize] == NONE {
                 aborted_pos.entry(k).or_default().push(p as u32);
             }
         }
     }
+    aborted_pos
+}
 
-    // G1a (aborted read) and G1b (intermediate read), per read. For G1a,
-    // remember per aborted append the first read that saw it (reads are in
-    // history order) and how many did.
+/// G1a (aborted read) and G1b (intermediate read), per read. For G1a, one
+/// anomaly per aborted element: the first read that saw it (reads are in
+/// history order) and how many did.
+fn aborted_and_intermediate_reads(
+    prep: &Prepared<'_>,
+    orders: &AppendOrders,
+    reads: &[u32],
+    aborted_pos: &FxHashMap<u32, Vec<u32>>,
+    findings: &mut Vec<Finding>,
+) {
+    let ix = &orders.index;
     let mut aborted_seen: FxHashMap<u32, (u32, usize)> = FxHashMap::default();
-    for &r in &reads {
+    for &r in reads {
         let m = prep.mops[r as usize];
         if m.aux == INCOMPATIBLE {
             for &e in prep.read_elems(&m) {
@@ -375,60 +456,78 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
             continue;
         }
         let wm = prep.mops[ix.mop[w as usize] as usize];
-        if wm.txn == m.txn {
-            continue;
+        if wm.txn != m.txn {
+            findings.push(intermediate_read(prep, &m, &wm));
         }
-        let mut names = Names::default();
-        let a = names.of(m.txn);
-        let b = names.of(wm.txn);
-        let later: Vec<String> = prep
-            .txn_mops(wm.txn)
-            .iter()
-            .filter(|x| x.kind == MopKind::Append && x.key == m.key && x.pos > wm.pos)
-            .map(|x| prep.text(x.val))
-            .collect();
-        findings.push(Finding {
-            kind: "G1b",
-            body: format!(
-                "{a} read key {k} = {}, ending with {}, which {b} appended; but {b} went on to \
-                 append {} to key {k} in the same transaction. {a} saw an intermediate state of \
-                 {b}, which no transaction should ever see.\n",
-                list_text(prep, prep.read_elems(&m)),
-                prep.text(wm.val),
-                later.join(" and "),
-                k = prep.key(m.key),
-            ),
-            names,
-            extra: json!({"key": prep.key(m.key).to_string(), "element": prep.text(wm.val)}),
-        });
     }
     // One anomaly per aborted element is enough: every later read repeats it.
     let mut aborted: Vec<(u32, (u32, usize))> = aborted_seen.into_iter().collect();
     aborted.sort_unstable_by_key(|&(a, (r, _))| (r, a));
     for (a, (r, count)) in aborted {
-        let m = prep.mops[r as usize];
         let wm = prep.mops[ix.mop[a as usize] as usize];
-        let mut names = Names::default();
-        let x = names.of(m.txn);
-        let y = names.of(wm.txn);
-        let others =
-            if count > 1 { format!(" {count} reads in all include it.") } else { String::new() };
-        let v = prep.text(wm.val);
-        findings.push(Finding {
-            kind: "G1a",
-            body: format!(
-                "{x} read key {k} = {}, which includes {v}; only {y} appended {v} to key {k}, and \
-                 {y} failed (aborted). {x} read data from a transaction that never committed.{others}\n",
-                list_text(prep, prep.read_elems(&m)),
-                k = prep.key(m.key),
-            ),
-            names,
-            extra: json!({"key": prep.key(m.key).to_string(), "element": v}),
-        });
+        findings.push(aborted_read(prep, &prep.mops[r as usize], &wm, count));
     }
+}
 
-    // Dirty update: a committed append right after an aborted one in the
-    // version order means the committed transaction built on aborted state.
+/// G1b: read `m` ends with `wm`'s element, which its transaction appended
+/// to again later.
+fn intermediate_read(prep: &Prepared<'_>, m: &Mop, wm: &Mop) -> Finding {
+    let mut names = Names::default();
+    let a = names.of(m.txn);
+    let b = names.of(wm.txn);
+    let later: Vec<String> = prep
+        .txn_mops(wm.txn)
+        .iter()
+        .filter(|x| x.kind == MopKind::Append && x.key == m.key && x.pos > wm.pos)
+        .map(|x| prep.text(x.val))
+        .collect();
+    Finding {
+        kind: "G1b",
+        body: format!(
+            "{a} read key {k} = {}, ending with {}, which {b} appended; but {b} went on to \
+             append {} to key {k} in the same transaction. {a} saw an intermediate state of \
+             {b}, which no transaction should ever see.\n",
+            list_text(prep, prep.read_elems(m)),
+            prep.text(wm.val),
+            later.join(" and "),
+            k = prep.key(m.key),
+        ),
+        names,
+        extra: json!({"key": prep.key(m.key).to_string(), "element": prep.text(wm.val)}),
+    }
+}
+
+/// G1a: read `m` (the first of `count`) holds the element of `wm`, whose
+/// transaction failed.
+fn aborted_read(prep: &Prepared<'_>, m: &Mop, wm: &Mop, count: usize) -> Finding {
+    let mut names = Names::default();
+    let x = names.of(m.txn);
+    let y = names.of(wm.txn);
+    let others =
+        if count > 1 { format!(" {count} reads in all include it.") } else { String::new() };
+    let v = prep.text(wm.val);
+    Finding {
+        kind: "G1a",
+        body: format!(
+            "{x} read key {k} = {}, which includes {v}; only {y} appended {v} to key {k}, and \
+             {y} failed (aborted). {x} read data from a transaction that never committed.{others}\n",
+            list_text(prep, prep.read_elems(m)),
+            k = prep.key(m.key),
+        ),
+        names,
+        extra: json!({"key": prep.key(m.key).to_string(), "element": v}),
+    }
+}
+
+/// Dirty update: a committed append right after an aborted one in the
+/// version order means the committed transaction built on aborted state.
+fn dirty_updates(
+    prep: &Prepared<'_>,
+    orders: &AppendOrders,
+    aborted_pos: &FxHashMap<u32, Vec<u32>>,
+    findings: &mut Vec<Finding>,
+) {
+    let ix = &orders.index;
     let mut dirty_keys: Vec<u32> = aborted_pos.keys().copied().collect();
     dirty_keys.sort_unstable();
     for k in dirty_keys {
@@ -460,16 +559,16 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
             extra: json!({"key": prep.key(k).to_string(), "values": [va, vb]}),
         });
     }
+}
 
-    internal_and_future_reads(prep, &mut findings);
-    lost_updates(prep, &mut findings);
-
-    // Dependency edges: reads first (write-read from the writer of the last
-    // element seen, read-write to the writer of the next), then each key's
-    // order (write-write between neighbours, and from the last observed
-    // element to every unread append).
+/// Dependency edges: reads first (write-read from the writer of the last
+/// element seen, read-write to the writer of the next), then each key's
+/// order (write-write between neighbours, and from the last observed
+/// element to every unread append).
+fn dependency_edges(prep: &Prepared<'_>, orders: &AppendOrders, reads: &[u32]) -> EdgeList {
+    let ix = &orders.index;
     let mut edges = EdgeList::with_capacity(reads.len() * 2 + orders.order.len());
-    for &r in &reads {
+    for &r in reads {
         let m = prep.mops[r as usize];
         let w = orders.last_writer(prep, &m);
         if w != NONE {
@@ -487,7 +586,7 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
             }
         }
     }
-    for k in 0..nkeys as u32 {
+    for k in 0..prep.keys.len() as u32 {
         let ord = orders.order_txn(k);
         for w in ord.windows(2) {
             edges.add(w[0], w[1], rel::WW);
@@ -498,14 +597,7 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
             }
         }
     }
-
-    let stats = json!({
-        "keys": nkeys,
-        "appends": ix.code.len(),
-        "reads": reads.len(),
-        "unread_appends": orders.unread.len(),
-    });
-    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
+    edges
 }
 
 /// Internal consistency (a read disagrees with the transaction's own earlier
@@ -639,28 +731,19 @@ fn lost_updates(prep: &Prepared<'_>, findings: &mut Vec<Finding>) {
         }
     }
     for (k, ts) in groups {
-        let mut names = Names::default();
-        let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
-        let (who, all) = match list.as_slice() {
-            [a, b] => (format!("{a} and {b}"), "both"),
-            _ => (list.join(", "), "all"),
-        };
         let read = prep
             .txn_mops(ts[0])
             .iter()
             .find(|m| m.kind == MopKind::Read && m.key == k)
             .map_or_else(String::new, |m| list_text(prep, prep.read_elems(m)));
-        findings.push(Finding {
-            kind: "lost-update",
-            body: format!(
-                "{who} {all} read key {k} = {read}, then appended to key {k}, and committed. \
-                 Whichever committed last wrote over a state without the others' appends: an \
-                 update was lost.\n",
-                k = prep.key(k)
-            ),
-            names,
-            extra: json!({"key": prep.key(k).to_string(), "read": read}),
-        });
+        findings.push(lost_update(
+            prep,
+            k,
+            &ts,
+            read,
+            "appended to",
+            "wrote over a state without the others' appends",
+        ));
     }
 }
 

@@ -113,6 +113,56 @@ pub(crate) fn txns_json(prep: &Prepared<'_>, names: &Names) -> serde_json::Value
     serde_json::Value::Array(list)
 }
 
+/// Why a history breaks the premise both workloads rest on, that a value
+/// is written once per key (so a read names its write): `val` was `verb`
+/// (`appended`, `written`) to key `key` by transactions `first` and
+/// `second`.
+pub(crate) fn duplicate_value(
+    prep: &Prepared<'_>,
+    (val, key): (u32, u32),
+    (first, second): (u32, u32),
+    verb: &str,
+    workload: &str,
+) -> String {
+    format!(
+        "value {} was {verb} to key {} more than once (ops {} and {}); \
+         {workload} needs every {verb} value to be unique per key",
+        prep.text(val),
+        prep.key(key),
+        prep.op_index(first),
+        prep.op_index(second)
+    )
+}
+
+/// Lost update: the committed transactions `ts` all read key `k` = `read`
+/// and then `did` the key (`appended to`, `wrote`), so whichever committed
+/// last `lost` what the others did.
+pub(crate) fn lost_update(
+    prep: &Prepared<'_>,
+    k: u32,
+    ts: &[u32],
+    read: String,
+    did: &str,
+    lost: &str,
+) -> Finding {
+    let mut names = Names::default();
+    let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
+    let (who, all) = match list.as_slice() {
+        [a, b] => (format!("{a} and {b}"), "both"),
+        _ => (list.join(", "), "all"),
+    };
+    Finding {
+        kind: "lost-update",
+        body: format!(
+            "{who} {all} read key {k} = {read}, then {did} key {k}, and committed. \
+             Whichever committed last {lost}: an update was lost.\n",
+            k = prep.key(k)
+        ),
+        names,
+        extra: json!({"key": prep.key(k).to_string(), "read": read}),
+    }
+}
+
 /// An anomaly found outside the cycle search, before it is written out.
 pub(crate) struct Finding {
     /// The anomaly's name (`G1a`, `internal`...).
@@ -138,5 +188,43 @@ impl Finding {
             ops: self.names.ids().iter().map(|&t| prep.op_index(t)).collect(),
             data,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats;
+
+    const HISTORY: &str = "\
+        {:index 0, :process 0, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 1] [:append :x 2]]}\n\
+        {:index 1, :process 1, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 3]]}\n\
+        {:index 2, :process 0, :type :ok, :f :txn, :value [[:r :x []] [:append :x 1] [:append :x 2]]}\n\
+        {:index 3, :process 1, :type :ok, :f :txn, :value [[:r :x []] [:append :x 3]]}\n";
+
+    fn prepared(h: &crate::History) -> Prepared<'_> {
+        Prepared::new(h, "list-append", &[MopKind::Append, MopKind::Read]).expect("prepared")
+    }
+
+    #[test]
+    fn both_workloads_word_a_duplicate_and_a_lost_update_alike() {
+        let h = formats::parse(HISTORY, "test", None).expect("a readable history");
+        let prep = prepared(&h);
+        let x = prep.txn_mops(0)[1];
+        assert_eq!(
+            duplicate_value(&prep, (x.val, x.key), (0, 1), "written", "rw-register"),
+            "value 1 was written to key :x more than once (ops 2 and 3); rw-register needs \
+             every written value to be unique per key"
+        );
+        let f = lost_update(&prep, x.key, &[0, 1], "[]".into(), "appended to", "won");
+        assert_eq!(f.kind, "lost-update");
+        assert_eq!(
+            f.body,
+            "T1 and T2 both read key :x = [], then appended to key :x, and committed. Whichever \
+             committed last won: an update was lost.\n"
+        );
+        assert_eq!(f.names.ids(), &[0, 1]);
+        let three = lost_update(&prep, x.key, &[1, 0, 1], "[]".into(), "wrote", "won");
+        assert!(three.body.starts_with("T1, T2, T1 all read key :x"), "{}", three.body);
     }
 }

@@ -164,25 +164,32 @@ fn mop(f: &str, key: u64, value: Value) -> Value {
     Value::list([Value::keyword(f), Value::Int(key as i64), value])
 }
 
-/// Generates a history as described in the module documentation.
-pub fn generate(o: &GenOptions) -> History {
-    let mut rng = SmallRng::seed_from_u64(o.seed);
-    let processes = o.processes.max(1);
-    let mut slots: Vec<Slot> = (0..processes as u64)
-        .map(|p| Slot { process: p, txn: Vec::new(), phase: Phase::Idle })
-        .collect();
-    let mut active: Vec<u64> = (0..o.active_keys.max(1) as u64).collect();
-    let mut next_key = active.len() as u64;
-    let mut writes: FxHashMap<u64, i64> = FxHashMap::default();
-    let mut store = Store::default();
-    let mut ops: Vec<Op> = Vec::with_capacity(o.txns * 2);
-    let mut started = 0usize;
-    let mut running = 0usize;
-    let (wf, rf) = match o.workload {
-        Workload::ListAppend => ("append", "r"),
-        Workload::RwRegister => ("w", "r"),
-    };
-    let txn_value = |txn: &[Planned], reads: Option<&[Value]>| -> Value {
+/// One run of the simulated database and its clients, recording the history.
+struct Simulation<'o> {
+    o: &'o GenOptions,
+    rng: SmallRng,
+    /// Client slots (at least one).
+    slots: Vec<Slot>,
+    /// The keys in use, and the next fresh key.
+    active: Vec<u64>,
+    next_key: u64,
+    /// Per key, how many writes it has been given (the last value written).
+    writes: FxHashMap<u64, i64>,
+    store: Store,
+    ops: Vec<Op>,
+    /// Transactions invoked so far, and those not yet completed.
+    started: usize,
+    running: usize,
+}
+
+impl Simulation<'_> {
+    /// A transaction's value as recorded: its micro-ops, with `reads` filled
+    /// into its reads in order (nil without them).
+    fn txn_value(&self, txn: &[Planned], reads: Option<&[Value]>) -> Value {
+        let (wf, rf) = match self.o.workload {
+            Workload::ListAppend => ("append", "r"),
+            Workload::RwRegister => ("w", "r"),
+        };
         let mut ri = 0;
         Value::List(
             txn.iter()
@@ -197,125 +204,180 @@ pub fn generate(o: &GenOptions) -> History {
                 })
                 .collect(),
         )
-    };
-    let push = |ops: &mut Vec<Op>, process: u64, kind: OpType, value: Value| {
-        let index = ops.len() as u64;
+    }
+
+    /// Records an op of `process`, timed by its index.
+    fn record(&mut self, process: u64, kind: OpType, value: Value) {
+        let index = self.ops.len() as u64;
         let mut op = Op::new(index, Process::Client(process), kind, "txn", value);
         op.time = Some(index * 1_000);
-        ops.push(op);
-    };
-    while started < o.txns || running > 0 {
-        let s = rng.random_range(0..processes);
-        let phase = std::mem::replace(&mut slots[s].phase, Phase::Idle);
-        slots[s].phase = match phase {
-            Phase::Idle if started < o.txns => {
-                let len = rng
-                    .random_range(o.min_txn_len.max(1)..=o.max_txn_len.max(o.min_txn_len.max(1)));
-                let mut txn = Vec::with_capacity(len);
-                for _ in 0..len {
-                    let ki = rng.random_range(0..active.len());
-                    let key = active[ki];
-                    if rng.random_bool(o.read_fraction.clamp(0.0, 1.0)) {
-                        txn.push(Planned { write: false, key, value: 0 });
-                    } else {
-                        let n = writes.entry(key).or_insert(0);
-                        *n += 1;
-                        txn.push(Planned { write: true, key, value: *n });
-                        if *n as usize >= o.max_writes_per_key.max(1) {
-                            active[ki] = next_key;
-                            next_key += 1;
-                        }
-                    }
+        self.ops.push(op);
+    }
+
+    /// Plans a new transaction: random keys among the active ones, reads or
+    /// writes of the next value of the key, retiring a key that has had its
+    /// share of writes.
+    fn plan(&mut self) -> Vec<Planned> {
+        let o = self.o;
+        let len =
+            self.rng.random_range(o.min_txn_len.max(1)..=o.max_txn_len.max(o.min_txn_len.max(1)));
+        let mut txn = Vec::with_capacity(len);
+        for _ in 0..len {
+            let ki = self.rng.random_range(0..self.active.len());
+            let key = self.active[ki];
+            if self.rng.random_bool(o.read_fraction.clamp(0.0, 1.0)) {
+                txn.push(Planned { write: false, key, value: 0 });
+            } else {
+                let n = self.writes.entry(key).or_insert(0);
+                *n += 1;
+                txn.push(Planned { write: true, key, value: *n });
+                if *n as usize >= o.max_writes_per_key.max(1) {
+                    self.active[ki] = self.next_key;
+                    self.next_key += 1;
                 }
-                push(&mut ops, slots[s].process, OpType::Invoke, txn_value(&txn, None));
-                slots[s].txn = txn;
-                started += 1;
-                running += 1;
-                Phase::Invoked
             }
+        }
+        txn
+    }
+
+    /// Slot `s` invokes a new transaction.
+    fn invoke(&mut self, s: usize) -> Phase {
+        let txn = self.plan();
+        let value = self.txn_value(&txn, None);
+        self.record(self.slots[s].process, OpType::Invoke, value);
+        self.slots[s].txn = txn;
+        self.started += 1;
+        self.running += 1;
+        Phase::Invoked
+    }
+
+    /// Executes slot `s`'s transaction atomically at this instant, perhaps
+    /// with one stale read (`GenOptions::stale_read_rate`).
+    fn execute_serializable(&mut self, s: usize) -> Phase {
+        let workload = self.o.workload;
+        let store = &mut self.store;
+        store.commits += 1;
+        let ts = store.commits;
+        let stale = self.rng.random_bool(self.o.stale_read_rate.clamp(0.0, 1.0));
+        let mut stale_done = !stale;
+        let mut reads = Vec::new();
+        for m in &self.slots[s].txn {
+            if m.write {
+                store.keys.entry(m.key).or_default().push((ts, m.value));
+            } else {
+                let own_latest =
+                    store.keys.get(&m.key).and_then(|h| h.last()).is_some_and(|&(t, _)| t == ts);
+                let stale_value =
+                    if stale_done || own_latest { None } else { store.stale(workload, m.key) };
+                reads.push(match stale_value {
+                    Some(v) => {
+                        stale_done = true;
+                        v
+                    }
+                    None => store.read(workload, m.key, ts, &[]),
+                });
+            }
+        }
+        Phase::Done { ok: true, reads }
+    }
+
+    /// Runs slot `s`'s transaction on the snapshot taken at commit
+    /// `snapshot`, then commits it unless another transaction committed a
+    /// write to one of its keys since (first committer wins).
+    fn execute_snapshot(&mut self, s: usize, snapshot: u64) -> Phase {
+        let workload = self.o.workload;
+        let store = &mut self.store;
+        // Reads see the snapshot plus the transaction's own writes.
+        let mut own: FxHashMap<u64, Vec<i64>> = FxHashMap::default();
+        let mut reads = Vec::new();
+        for m in &self.slots[s].txn {
+            if m.write {
+                own.entry(m.key).or_default().push(m.value);
+            } else {
+                let mine = own.get(&m.key).map_or(&[][..], Vec::as_slice);
+                reads.push(store.read(workload, m.key, snapshot, mine));
+            }
+        }
+        let conflict = own.keys().any(|k| {
+            store.keys.get(k).and_then(|h| h.last()).is_some_and(|&(ts, _)| ts > snapshot)
+        });
+        if conflict {
+            return Phase::Done { ok: false, reads: Vec::new() };
+        }
+        store.commits += 1;
+        let ts = store.commits;
+        for m in self.slots[s].txn.iter().filter(|m| m.write) {
+            store.keys.entry(m.key).or_default().push((ts, m.value));
+        }
+        Phase::Done { ok: true, reads }
+    }
+
+    /// Slot `s` reports its transaction: ok with its reads, fail, or (at
+    /// `GenOptions::info_rate`) info, after which the slot goes on as a
+    /// fresh process.
+    fn complete(&mut self, s: usize, ok: bool, reads: Vec<Value>) -> Phase {
+        let processes = self.slots.len() as u64;
+        let txn = std::mem::take(&mut self.slots[s].txn);
+        let process = self.slots[s].process;
+        if self.rng.random_bool(self.o.info_rate.clamp(0.0, 1.0)) {
+            let value = self.txn_value(&txn, None);
+            self.record(process, OpType::Info, value);
+            self.slots[s].process += processes;
+        } else if ok {
+            let value = self.txn_value(&txn, Some(&reads));
+            self.record(process, OpType::Ok, value);
+        } else {
+            let value = self.txn_value(&txn, None);
+            self.record(process, OpType::Fail, value);
+        }
+        self.slots[s].txn = txn;
+        self.running -= 1;
+        Phase::Idle
+    }
+
+    /// Slot `s` takes its next step.
+    fn step(&mut self, s: usize) {
+        let o = self.o;
+        let phase = std::mem::replace(&mut self.slots[s].phase, Phase::Idle);
+        self.slots[s].phase = match phase {
+            Phase::Idle if self.started < o.txns => self.invoke(s),
             Phase::Idle => Phase::Idle,
-            Phase::Invoked if rng.random_bool(o.fail_rate.clamp(0.0, 1.0)) => {
+            Phase::Invoked if self.rng.random_bool(o.fail_rate.clamp(0.0, 1.0)) => {
                 Phase::Done { ok: false, reads: Vec::new() }
             }
             Phase::Invoked => match o.isolation {
-                Isolation::SnapshotIsolation => Phase::Started(store.commits),
-                Isolation::Serializable => {
-                    // Atomic execution: every effect lands at this instant.
-                    store.commits += 1;
-                    let ts = store.commits;
-                    let stale = rng.random_bool(o.stale_read_rate.clamp(0.0, 1.0));
-                    let mut stale_done = !stale;
-                    let mut reads = Vec::new();
-                    for m in &slots[s].txn {
-                        if m.write {
-                            store.keys.entry(m.key).or_default().push((ts, m.value));
-                        } else {
-                            let own_latest = store
-                                .keys
-                                .get(&m.key)
-                                .and_then(|h| h.last())
-                                .is_some_and(|&(t, _)| t == ts);
-                            let stale_value = if stale_done || own_latest {
-                                None
-                            } else {
-                                store.stale(o.workload, m.key)
-                            };
-                            reads.push(match stale_value {
-                                Some(v) => {
-                                    stale_done = true;
-                                    v
-                                }
-                                None => store.read(o.workload, m.key, ts, &[]),
-                            });
-                        }
-                    }
-                    Phase::Done { ok: true, reads }
-                }
+                Isolation::SnapshotIsolation => Phase::Started(self.store.commits),
+                Isolation::Serializable => self.execute_serializable(s),
             },
-            Phase::Started(snapshot) => {
-                // Reads see the snapshot plus the transaction's own writes;
-                // the commit fails if another transaction committed a write
-                // to one of its keys since the snapshot.
-                let mut own: FxHashMap<u64, Vec<i64>> = FxHashMap::default();
-                let mut reads = Vec::new();
-                for m in &slots[s].txn {
-                    if m.write {
-                        own.entry(m.key).or_default().push(m.value);
-                    } else {
-                        let mine = own.get(&m.key).map_or(&[][..], Vec::as_slice);
-                        reads.push(store.read(o.workload, m.key, snapshot, mine));
-                    }
-                }
-                let conflict = own.keys().any(|k| {
-                    store.keys.get(k).and_then(|h| h.last()).is_some_and(|&(ts, _)| ts > snapshot)
-                });
-                if conflict {
-                    Phase::Done { ok: false, reads: Vec::new() }
-                } else {
-                    store.commits += 1;
-                    let ts = store.commits;
-                    for m in slots[s].txn.iter().filter(|m| m.write) {
-                        store.keys.entry(m.key).or_default().push((ts, m.value));
-                    }
-                    Phase::Done { ok: true, reads }
-                }
-            }
-            Phase::Done { ok, reads } => {
-                let slot = &mut slots[s];
-                if rng.random_bool(o.info_rate.clamp(0.0, 1.0)) {
-                    push(&mut ops, slot.process, OpType::Info, txn_value(&slot.txn, None));
-                    slot.process += processes as u64;
-                } else if ok {
-                    push(&mut ops, slot.process, OpType::Ok, txn_value(&slot.txn, Some(&reads)));
-                } else {
-                    push(&mut ops, slot.process, OpType::Fail, txn_value(&slot.txn, None));
-                }
-                running -= 1;
-                Phase::Idle
-            }
+            Phase::Started(snapshot) => self.execute_snapshot(s, snapshot),
+            Phase::Done { ok, reads } => self.complete(s, ok, reads),
         };
     }
-    History::new(ops)
+}
+
+/// Generates a history as described in the module documentation.
+pub fn generate(o: &GenOptions) -> History {
+    let processes = o.processes.max(1);
+    let active: Vec<u64> = (0..o.active_keys.max(1) as u64).collect();
+    let mut sim = Simulation {
+        o,
+        rng: SmallRng::seed_from_u64(o.seed),
+        slots: (0..processes as u64)
+            .map(|p| Slot { process: p, txn: Vec::new(), phase: Phase::Idle })
+            .collect(),
+        next_key: active.len() as u64,
+        active,
+        writes: FxHashMap::default(),
+        store: Store::default(),
+        ops: Vec::with_capacity(o.txns * 2),
+        started: 0,
+        running: 0,
+    };
+    while sim.started < o.txns || sim.running > 0 {
+        let s = sim.rng.random_range(0..processes);
+        sim.step(s);
+    }
+    History::new(sim.ops)
 }
 
 #[cfg(test)]

@@ -399,96 +399,126 @@ fn cycle_anomaly(
     }
 }
 
-impl Checker for Elle {
-    fn name(&self) -> &str {
-        self.workload.name()
+/// Milliseconds spent in each stage of a check, for the verdict's details.
+struct Laps {
+    timings: serde_json::Map<String, serde_json::Value>,
+    last: Instant,
+}
+
+impl Laps {
+    fn start() -> Laps {
+        Laps { timings: serde_json::Map::new(), last: Instant::now() }
     }
 
-    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let started = Instant::now();
-        let mut timings = serde_json::Map::new();
-        let mut lap = {
-            let mut last = Instant::now();
-            move |name: &str, timings: &mut serde_json::Map<String, serde_json::Value>| {
-                let now = Instant::now();
-                timings.insert(name.into(), json!((now - last).as_secs_f64() * 1000.0));
-                last = now;
-            }
-        };
-        let allowed: &[MopKind] = match self.workload {
-            Workload::ListAppend => &[MopKind::Append, MopKind::Read],
-            Workload::RwRegister => &[MopKind::Write, MopKind::Read],
-        };
-        let mut prep = Prepared::new(history, self.workload.name(), allowed)?;
-        lap("prepare", &mut timings);
-        // Every anomaly Elle names rests on what some committed read saw;
-        // without one there is no dependency to infer, and "no cycle"
-        // would say nothing about the database.
-        let observed = prep.txns.iter().any(|t| {
-            t.status == Status::Ok && prep.mops[t.mops()].iter().any(|m| m.kind == MopKind::Read)
-        });
-        if !observed {
-            let mut v = Verdict::unknown(
-                self.workload.name(),
-                "no read to judge",
-                format!(
-                    "no committed transaction read anything ({} transactions), so no dependency \
-                     between transactions was observed",
-                    prep.txns.len()
-                ),
-            );
-            v.elapsed = started.elapsed();
-            return Ok(v);
-        }
-        let (analysis, explainer): (Analysis, Box<dyn Explainer + '_>) = match self.workload {
+    /// Ends the stage `name`, which began where the previous one ended.
+    fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        self.timings.insert(name.into(), json!((now - self.last).as_secs_f64() * 1000.0));
+        self.last = now;
+    }
+}
+
+/// Which order edges the requested models need: real-time order when a
+/// `-realtime` anomaly is prohibited, else process order for a `-process`
+/// one, else none.
+fn order_variant(prohibited: &BTreeSet<String>) -> Variant {
+    let wants = |suffix: &str| prohibited.iter().any(|a| a.ends_with(suffix));
+    if wants("-realtime") {
+        Variant::Realtime
+    } else if wants("-process") {
+        Variant::Process
+    } else {
+        Variant::Plain
+    }
+}
+
+/// What the verdict's details say about the dependency graph.
+struct GraphShape {
+    edges: usize,
+    by_relation: BTreeMap<&'static str, usize>,
+    components: usize,
+    largest_component: usize,
+}
+
+/// Everything a check found, for the verdict.
+struct Found {
+    /// Every anomaly, grouped by kind.
+    anomalies: BTreeMap<String, Vec<Anomaly>>,
+    /// The components whose cycle search ran out of time.
+    timeouts: Vec<serde_json::Value>,
+    /// Why the verdict may be unknown, in the order they arose.
+    reasons: Vec<String>,
+    /// A premise of the workload is broken: the verdict is unknown.
+    premise_broken: bool,
+    graph: GraphShape,
+    /// The workload's inference statistics.
+    stats: serde_json::Value,
+}
+
+impl Elle {
+    /// The verdict when no committed transaction read anything.
+    fn nothing_read(&self, prep: &Prepared<'_>, started: Instant) -> Verdict {
+        let mut v = Verdict::unknown(
+            self.workload.name(),
+            "no read to judge",
+            format!(
+                "no committed transaction read anything ({} transactions), so no dependency \
+                 between transactions was observed",
+                prep.txns.len()
+            ),
+        );
+        v.elapsed = started.elapsed();
+        v
+    }
+
+    /// The workload's inference: version orders, the anomalies single reads
+    /// show, dependency edges, and what explains those edges.
+    fn infer(&self, prep: &mut Prepared<'_>) -> (Analysis, Box<dyn Explainer>) {
+        match self.workload {
             Workload::ListAppend => {
-                let (a, o) = append::analyze(&mut prep);
+                let (a, o) = append::analyze(prep);
                 (a, Box::new(o))
             }
             Workload::RwRegister => {
-                let (a, o) = register::analyze(&prep, &self.opts);
+                let (a, o) = register::analyze(prep, &self.opts);
                 (a, Box::new(o))
             }
-        };
-        lap("infer", &mut timings);
-        let prep = prep;
+        }
+    }
 
-        let prohibited = self.opts.prohibited();
-        let wants = |suffix: &str| prohibited.iter().any(|a| a.ends_with(suffix));
-        let variant = if wants("-realtime") {
-            Variant::Realtime
-        } else if wants("-process") {
-            Variant::Process
-        } else {
-            Variant::Plain
-        };
-        let Analysis { findings, mut edges, broken_premise, stats } = analysis;
+    /// Builds the dependency graph with the order edges `variant` needs,
+    /// unless it would exceed the memory limit (then it is empty and
+    /// `reasons` says why).
+    fn dependency_graph(
+        &self,
+        prep: &Prepared<'_>,
+        variant: Variant,
+        mut edges: EdgeList,
+        reasons: &mut Vec<String>,
+    ) -> (Graph, GraphShape) {
         let n = prep.txns.len() as u32;
         let chain_nodes = match variant {
-            Variant::Realtime => graph::realtime_chain(&prep, &mut edges, n),
+            Variant::Realtime => graph::realtime_chain(prep, &mut edges, n),
             Variant::Process => {
-                graph::process_edges(&prep, &mut edges);
+                graph::process_edges(prep, &mut edges);
                 0
             }
             Variant::Plain => 0,
         };
-        let edge_counts: BTreeMap<&str, usize> = edges
+        let by_relation: BTreeMap<&str, usize> = edges
             .counts()
             .iter()
             .filter(|(_, c)| *c > 0)
             .map(|&(r, c)| (rel::name(r), c))
             .collect();
         let edge_total = edges.len();
-        let premise_broken = !broken_premise.is_empty();
-        let mut reasons = broken_premise;
         // What the graph and its search would hold: the edge columns twice
         // over (list, then out- and in-layout) and the transaction tables.
         let graph_bytes = edge_total * 18
             + prep.txns.len() * (std::mem::size_of::<prep::Txn>() + 16)
             + prep.mops.len() * std::mem::size_of::<prep::Mop>()
             + prep.elems.len() * 4;
-        let over_memory = self.opts.memory_limit.filter(|&m| graph_bytes > m);
-        if let Some(m) = over_memory {
+        if let Some(m) = self.opts.memory_limit.filter(|&m| graph_bytes > m) {
             reasons.push(format!(
                 "the dependency graph would take about {} MiB, over the memory limit of {} MiB, \
                  so no cycle was searched for",
@@ -498,85 +528,87 @@ impl Checker for Elle {
             edges = EdgeList::default();
         }
         let graph = Graph::build((n + chain_nodes) as usize, edges);
-        let sccs = graph.nontrivial_sccs(n);
-        lap("graph", &mut timings);
+        let shape =
+            GraphShape { edges: edge_total, by_relation, components: 0, largest_component: 0 };
+        (graph, shape)
+    }
 
+    /// Searches every non-trivial component for cycles, in parallel, each
+    /// under its own time limit and the check's.
+    fn search_cycles(
+        &self,
+        prep: &Prepared<'_>,
+        graph: &Graph,
+        sccs: &[Vec<u32>],
+        variant: Variant,
+        started: Instant,
+    ) -> Vec<cycles::SccResult> {
         let kinds: Vec<Kind> = Kind::all()
             .into_iter()
             .filter(|k| k.variant == Variant::Plain || k.variant == variant)
             .collect();
         let per_component = self.opts.cycle_search_timeout;
         let overall = self.opts.time_limit.map(|t| started + t);
-        let results: Vec<cycles::SccResult> = sccs
-            .par_iter()
+        sccs.par_iter()
             .map(|scc| {
                 let own = Instant::now() + per_component;
                 let deadline = overall.map_or(own, |o| o.min(own));
                 let realtime = match variant {
-                    Variant::Realtime => graph::realtime_among(&prep, scc),
+                    Variant::Realtime => graph::realtime_among(prep, scc),
                     _ => Vec::new(),
                 };
-                cycles::search_scc(&graph, scc, &realtime, &kinds, deadline)
+                cycles::search_scc(graph, scc, &realtime, &kinds, deadline)
             })
-            .collect();
-        drop(graph);
-        lap("cycle-search", &mut timings);
+            .collect()
+    }
 
-        // Every anomaly found, grouped by kind.
-        let mut found: BTreeMap<String, Vec<Anomaly>> = BTreeMap::new();
-        let mut timeouts = Vec::new();
-        for r in &results {
-            for c in &r.cycles {
-                found.entry(c.kind.name().to_owned()).or_default().push(cycle_anomaly(
-                    &prep,
-                    explainer.as_ref(),
-                    c,
-                    r.size,
-                ));
-            }
-            if let Some((searched, pending)) = &r.timeout {
-                timeouts.push(json!({
-                    "component_size": r.size,
-                    "searched": searched.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                    "unfinished": pending.name(),
-                }));
-            }
+    /// Why the cycle search is incomplete, if it ran out of time in some of
+    /// the `components`.
+    fn timeout_reason(&self, results: &[cycles::SccResult], components: usize) -> Option<String> {
+        let timed_out = results.iter().filter(|r| r.timeout.is_some()).count();
+        if timed_out == 0 {
+            return None;
         }
-        for f in findings {
-            found.entry(f.kind.to_owned()).or_default().push(f.into_anomaly(&prep));
-        }
-        lap("explain", &mut timings);
+        let per_component = self.opts.cycle_search_timeout;
+        let limit = match self.opts.time_limit {
+            Some(t) => format!(
+                "{} ms per component, {:.1} s in all",
+                per_component.as_millis(),
+                t.as_secs_f64()
+            ),
+            None => format!("{} ms per component", per_component.as_millis()),
+        };
+        Some(format!(
+            "the cycle search ran out of time ({limit}) in {} of {} strongly connected \
+             components (the largest of them: {} transactions); anomalies there may be missing",
+            timed_out,
+            components,
+            results.iter().filter(|r| r.timeout.is_some()).map(|r| r.size).max().unwrap_or(0)
+        ))
+    }
 
+    /// The verdict on what the check found.
+    fn verdict(
+        &self,
+        prep: &Prepared<'_>,
+        found: Found,
+        variant: Variant,
+        timings: serde_json::Map<String, serde_json::Value>,
+    ) -> Verdict {
+        let prohibited = self.opts.prohibited();
+        let Found { anomalies: all, timeouts, mut reasons, premise_broken, graph, stats } = found;
         let is_prohibited = |kind: &str| {
             prohibited.contains(kind)
                 || models::item_form(kind).is_some_and(|i| prohibited.contains(&i))
         };
-        let boundary = models::boundary(found.keys().map(String::as_str));
+        let boundary = models::boundary(all.keys().map(String::as_str));
         let counts: BTreeMap<&str, usize> =
-            found.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            all.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
         let mut reported: Vec<(&String, &Vec<Anomaly>)> =
-            found.iter().filter(|(k, _)| is_prohibited(k)).collect();
+            all.iter().filter(|(k, _)| is_prohibited(k)).collect();
         reported.sort_by_key(|(k, _)| (severity(k), (*k).clone()));
         let allowed_kinds: Vec<&str> =
-            found.keys().filter(|k| !is_prohibited(k)).map(String::as_str).collect();
-
-        if !timeouts.is_empty() {
-            let limit = match self.opts.time_limit {
-                Some(t) => format!(
-                    "{} ms per component, {:.1} s in all",
-                    per_component.as_millis(),
-                    t.as_secs_f64()
-                ),
-                None => format!("{} ms per component", per_component.as_millis()),
-            };
-            reasons.push(format!(
-                "the cycle search ran out of time ({limit}) in {} of {} strongly connected \
-                 components (the largest of them: {} transactions); anomalies there may be missing",
-                timeouts.len(),
-                sccs.len(),
-                results.iter().filter(|r| r.timeout.is_some()).map(|r| r.size).max().unwrap_or(0)
-            ));
-        }
+            all.keys().filter(|k| !is_prohibited(k)).map(String::as_str).collect();
         let committed = prep.txns.iter().filter(|t| t.status != Status::Fail).count();
         if committed == 0 {
             reasons.push(
@@ -594,7 +626,58 @@ impl Checker for Elle {
         } else {
             Validity::Valid
         };
+        let summary = self.summary(prep, &reported, &allowed_kinds, &counts, &boundary);
+        let mut anomalies: Vec<Anomaly> = Vec::new();
+        for (_, list) in &reported {
+            anomalies.extend(list.iter().take(MAX_ANOMALIES_PER_KIND).cloned());
+        }
+        let status_count = |s: Status| prep.txns.iter().filter(|t| t.status == s).count();
+        let mut verdict = Verdict::new(self.workload.name(), validity, summary);
+        verdict.unknown_reason = (validity == Validity::Unknown).then(|| reasons.join("; "));
+        verdict.anomalies = anomalies;
+        verdict.details = json!({
+            "consistency_models": self.opts.consistency_models,
+            "anomaly_types": reported.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            "anomaly_counts": counts,
+            "allowed_anomaly_types": allowed_kinds,
+            "not": boundary.not,
+            "also_not": boundary.also_not,
+            "possible": boundary.possible,
+            "transactions": {
+                "ok": status_count(Status::Ok),
+                "info": status_count(Status::Info),
+                "fail": status_count(Status::Fail),
+            },
+            "graph": {
+                "edges": graph.edges,
+                "edges_by_relation": graph.by_relation,
+                "order_edges": match variant {
+                    // Real-time order goes through a chain of completion
+                    // nodes; `rt` counts those edges.
+                    Variant::Realtime => "realtime (as a chain of completion nodes)",
+                    Variant::Process => "process",
+                    Variant::Plain => "none",
+                },
+                "components": graph.components,
+                "largest_component": graph.largest_component,
+            },
+            "search_timeouts": timeouts,
+            "inference": stats,
+            "timings_ms": timings,
+        });
+        verdict
+    }
 
+    /// The one-line summary: the prohibited anomalies found, the allowed
+    /// ones, and which models the history is not or may still be.
+    fn summary(
+        &self,
+        prep: &Prepared<'_>,
+        reported: &[(&String, &Vec<Anomaly>)],
+        allowed_kinds: &[&str],
+        counts: &BTreeMap<&str, usize>,
+        boundary: &models::Boundary,
+    ) -> String {
         let models_text = self.opts.consistency_models.join(", ");
         let mut summary =
             format!("{} transactions checked against {models_text}: ", prep.txns.len());
@@ -619,45 +702,87 @@ impl Checker for Elle {
         } else {
             summary.push_str(&format!("; may still be {}", boundary.possible.join(", ")));
         }
+        summary
+    }
+}
 
-        let mut anomalies: Vec<Anomaly> = Vec::new();
-        for (_, list) in &reported {
-            anomalies.extend(list.iter().take(MAX_ANOMALIES_PER_KIND).cloned());
+/// Every anomaly found, grouped by kind: each cycle explained, then the
+/// findings of single reads; and the components whose search timed out.
+fn explain_all(
+    prep: &Prepared<'_>,
+    explainer: &dyn Explainer,
+    results: &[cycles::SccResult],
+    findings: Vec<Finding>,
+) -> (BTreeMap<String, Vec<Anomaly>>, Vec<serde_json::Value>) {
+    let mut found: BTreeMap<String, Vec<Anomaly>> = BTreeMap::new();
+    let mut timeouts = Vec::new();
+    for r in results {
+        for c in &r.cycles {
+            found
+                .entry(c.kind.name().to_owned())
+                .or_default()
+                .push(cycle_anomaly(prep, explainer, c, r.size));
         }
-        let status_count = |s: Status| prep.txns.iter().filter(|t| t.status == s).count();
-        let mut verdict = Verdict::new(self.workload.name(), validity, summary);
-        verdict.unknown_reason = (validity == Validity::Unknown).then(|| reasons.join("; "));
-        verdict.anomalies = anomalies;
-        verdict.details = json!({
-            "consistency_models": self.opts.consistency_models,
-            "anomaly_types": reported.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            "anomaly_counts": counts,
-            "allowed_anomaly_types": allowed_kinds,
-            "not": boundary.not,
-            "also_not": boundary.also_not,
-            "possible": boundary.possible,
-            "transactions": {
-                "ok": status_count(Status::Ok),
-                "info": status_count(Status::Info),
-                "fail": status_count(Status::Fail),
-            },
-            "graph": {
-                "edges": edge_total,
-                "edges_by_relation": edge_counts,
-                "order_edges": match variant {
-                    // Real-time order goes through a chain of completion
-                    // nodes; `rt` counts those edges.
-                    Variant::Realtime => "realtime (as a chain of completion nodes)",
-                    Variant::Process => "process",
-                    Variant::Plain => "none",
-                },
-                "components": sccs.len(),
-                "largest_component": sccs.iter().map(Vec::len).max().unwrap_or(0),
-            },
-            "search_timeouts": timeouts,
-            "inference": stats,
-            "timings_ms": timings,
+        if let Some((searched, pending)) = &r.timeout {
+            timeouts.push(json!({
+                "component_size": r.size,
+                "searched": searched.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                "unfinished": pending.name(),
+            }));
+        }
+    }
+    for f in findings {
+        found.entry(f.kind.to_owned()).or_default().push(f.into_anomaly(prep));
+    }
+    (found, timeouts)
+}
+
+impl Checker for Elle {
+    fn name(&self) -> &str {
+        self.workload.name()
+    }
+
+    fn check(&self, history: &History) -> Result<Verdict, CheckError> {
+        let started = Instant::now();
+        let mut laps = Laps::start();
+        let allowed: &[MopKind] = match self.workload {
+            Workload::ListAppend => &[MopKind::Append, MopKind::Read],
+            Workload::RwRegister => &[MopKind::Write, MopKind::Read],
+        };
+        let mut prep = Prepared::new(history, self.workload.name(), allowed)?;
+        laps.lap("prepare");
+        // Every anomaly Elle names rests on what some committed read saw;
+        // without one there is no dependency to infer, and "no cycle"
+        // would say nothing about the database.
+        let observed = prep.txns.iter().any(|t| {
+            t.status == Status::Ok && prep.mops[t.mops()].iter().any(|m| m.kind == MopKind::Read)
         });
+        if !observed {
+            return Ok(self.nothing_read(&prep, started));
+        }
+        let (analysis, explainer) = self.infer(&mut prep);
+        laps.lap("infer");
+        let prep = prep;
+
+        let variant = order_variant(&self.opts.prohibited());
+        let Analysis { findings, edges, broken_premise, stats } = analysis;
+        let premise_broken = !broken_premise.is_empty();
+        let mut reasons = broken_premise;
+        let (graph, mut shape) = self.dependency_graph(&prep, variant, edges, &mut reasons);
+        let sccs = graph.nontrivial_sccs(prep.txns.len() as u32);
+        shape.components = sccs.len();
+        shape.largest_component = sccs.iter().map(Vec::len).max().unwrap_or(0);
+        laps.lap("graph");
+
+        let results = self.search_cycles(&prep, &graph, &sccs, variant, started);
+        drop(graph);
+        laps.lap("cycle-search");
+
+        let (anomalies, timeouts) = explain_all(&prep, explainer.as_ref(), &results, findings);
+        laps.lap("explain");
+        reasons.extend(self.timeout_reason(&results, sccs.len()));
+        let found = Found { anomalies, timeouts, reasons, premise_broken, graph: shape, stats };
+        let mut verdict = self.verdict(&prep, found, variant, laps.timings);
         verdict.elapsed = started.elapsed();
         Ok(verdict)
     }

@@ -359,6 +359,15 @@ impl<'a> Prepared<'a> {
         &self.mops[self.txns[t as usize].mops()]
     }
 
+    /// Whether micro-op `i`'s transaction does another `kind` of the same
+    /// key after it: then what `i` wrote is an intermediate state of the
+    /// transaction, which no other transaction may see.
+    pub fn rewritten_later(&self, i: usize, kind: MopKind) -> bool {
+        let m = &self.mops[i];
+        let end = self.txns[m.txn as usize].mops().end;
+        self.mops[i + 1..end].iter().any(|n| n.kind == kind && n.key == m.key)
+    }
+
     /// The elements a list read returned, as codes.
     #[inline]
     pub fn read_elems(&self, m: &Mop) -> &[u32] {
@@ -384,5 +393,33 @@ impl<'a> Prepared<'a> {
         } else {
             code.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats;
+
+    const HISTORY: &str = "\
+        {:index 0, :process 0, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 1] [:append :x 2]]}\n\
+        {:index 1, :process 1, :type :invoke, :f :txn, :value [[:r :x nil] [:append :x 3]]}\n\
+        {:index 2, :process 0, :type :ok, :f :txn, :value [[:r :x []] [:append :x 1] [:append :x 2]]}\n\
+        {:index 3, :process 1, :type :ok, :f :txn, :value [[:r :x []] [:append :x 3]]}\n";
+
+    fn prepared(h: &History) -> Prepared<'_> {
+        Prepared::new(h, "list-append", &[MopKind::Append, MopKind::Read]).expect("prepared")
+    }
+
+    #[test]
+    fn an_append_followed_by_another_to_its_key_is_rewritten_later() {
+        let h = formats::parse(HISTORY, "test", None).expect("a readable history");
+        let prep = prepared(&h);
+        let first = prep.txns[0].mops().start;
+        let later: Vec<bool> =
+            (first..first + 3).map(|i| prep.rewritten_later(i, MopKind::Append)).collect();
+        assert_eq!(later, vec![true, true, false], "the read and the first append come before one");
+        let last = prep.txns[1].mops().end - 1;
+        assert!(!prep.rewritten_later(last, MopKind::Append), "the other transaction's own last");
     }
 }

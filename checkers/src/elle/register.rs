@@ -17,7 +17,7 @@ use fixedbitset::FixedBitSet;
 use rustc_hash::FxHashMap;
 use serde_json::json;
 
-use super::explain::{Finding, Names};
+use super::explain::{Finding, Names, duplicate_value, lost_update};
 use super::graph::{EdgeList, Graph, rel};
 use super::prep::{MopKind, NIL, NONE, Prepared, Status};
 use super::{Analysis, ElleOptions, Explainer};
@@ -128,34 +128,83 @@ fn why_text(
 pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, RegisterOrders) {
     let mut findings: Vec<Finding> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
-    let status = |t: u32| prep.txns[t as usize].status;
+    let writes = index_writes(prep, &mut unknown);
+    let ext = external_accesses(prep);
+    let mut writer = vec![NONE; ext.versions.len()];
+    for t in 0..prep.txns.len() as u32 {
+        for x in ext.keys_of(t) {
+            if x.write != NONE {
+                writer[x.write as usize] = t;
+            }
+        }
+    }
+    reads_without_cycles(
+        prep,
+        &writes.written,
+        &writes.failed,
+        &writes.intermediate,
+        &mut findings,
+    );
+    lost_updates(prep, &ext, &mut findings);
 
-    // Every write by (key, value); failed transactions' writes apart.
+    let mut vedges = inferred_version_edges(prep, opts, &ext);
+    // Keys whose inferred order is cyclic cannot be trusted for edges.
+    let cyclic_key = cyclic_keys(prep, &ext.versions, &vedges, &mut findings);
+    vedges.retain(|e| !cyclic_key.contains(ext.versions[e.from as usize].0 as usize));
+    initial_version_edges(&ext, &cyclic_key, &mut vedges);
+    vedges.sort_unstable();
+    vedges.dedup_by(|a, b| a.from == b.from && a.to == b.to);
+    let edges = dependency_edges(prep, &ext, &writer, &vedges, &cyclic_key);
+
+    let stats = json!({
+        "keys": prep.keys.len(),
+        "versions": ext.versions.len(),
+        "version_edges": vedges.len(),
+        "cyclic_keys": cyclic_key.count_ones(..),
+    });
+    let External { versions, tk_off, tk, .. } = ext;
+    let orders = RegisterOrders { versions, edges: vedges, tk_off, tk, writer };
+    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
+}
+
+/// Every write by (key, value), committed or indeterminate apart from
+/// failed.
+struct Writes {
+    /// The micro-op of each (key, value) written by a transaction that did
+    /// not fail.
+    written: FxHashMap<u64, u32>,
+    /// The same for failed transactions.
+    failed: FxHashMap<u64, u32>,
+    /// Micro-ops whose transaction wrote the key again afterwards.
+    intermediate: FixedBitSet,
+}
+
+/// Indexes every write, reporting a value written twice to one key (which
+/// breaks the workload's premise).
+fn index_writes(prep: &Prepared<'_>, unknown: &mut Vec<String>) -> Writes {
     let mut written: FxHashMap<u64, u32> = FxHashMap::default();
     let mut failed: FxHashMap<u64, u32> = FxHashMap::default();
     let mut intermediate = FixedBitSet::with_capacity(prep.mops.len());
     let mut duplicates = 0usize;
     for (t, txn) in prep.txns.iter().enumerate() {
-        let r = txn.mops();
-        for i in r.clone() {
+        for i in txn.mops() {
             let m = &prep.mops[i];
             if m.kind != MopKind::Write {
                 continue;
             }
-            if prep.mops[i + 1..r.end].iter().any(|n| n.kind == MopKind::Write && n.key == m.key) {
+            if prep.rewritten_later(i, MopKind::Write) {
                 intermediate.insert(i);
             }
             let index = if txn.status == Status::Fail { &mut failed } else { &mut written };
             if let Some(&other) = index.get(&elem(m.key, m.val)) {
                 duplicates += 1;
                 if duplicates == 1 {
-                    unknown.push(format!(
-                        "value {} was written to key {} more than once (ops {} and {}); \
-                         rw-register needs every written value to be unique per key",
-                        prep.text(m.val),
-                        prep.key(m.key),
-                        prep.op_index(prep.mops[other as usize].txn),
-                        prep.op_index(t as u32)
+                    unknown.push(duplicate_value(
+                        prep,
+                        (m.val, m.key),
+                        (prep.mops[other as usize].txn, t as u32),
+                        "written",
+                        "rw-register",
                     ));
                 }
             } else {
@@ -163,8 +212,29 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
             }
         }
     }
+    Writes { written, failed, intermediate }
+}
 
-    // Versions, and what each transaction externally read and wrote.
+/// Versions, and what each transaction externally read and wrote.
+struct External {
+    /// Each (key, value)'s version id.
+    version_ids: FxHashMap<u64, u32>,
+    /// Versions: (key, value code).
+    versions: Vec<(u32, u32)>,
+    /// Per transaction, its keys (`tk[tk_off[t]..tk_off[t+1]]`).
+    tk_off: Vec<u32>,
+    tk: Vec<TxnKey>,
+}
+
+impl External {
+    fn keys_of(&self, t: u32) -> &[TxnKey] {
+        &self.tk[self.tk_off[t as usize] as usize..self.tk_off[t as usize + 1] as usize]
+    }
+}
+
+/// Numbers the versions and collects, per transaction that did not fail,
+/// the first and last version of each key it touched.
+fn external_accesses(prep: &Prepared<'_>) -> External {
     let mut version_ids: FxHashMap<u64, u32> = FxHashMap::default();
     let mut versions: Vec<(u32, u32)> = Vec::new();
     let mut version = |k: u32, v: u32| -> u32 {
@@ -205,24 +275,16 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         }
         tk_off.push(tk.len() as u32);
     }
-    let keys_of = |t: u32| &tk[tk_off[t as usize] as usize..tk_off[t as usize + 1] as usize];
-    let mut writer = vec![NONE; versions.len()];
-    for t in 0..prep.txns.len() as u32 {
-        for x in keys_of(t) {
-            if x.write != NONE {
-                writer[x.write as usize] = t;
-            }
-        }
-    }
+    External { version_ids, versions, tk_off, tk }
+}
 
-    reads_without_cycles(prep, &written, &failed, &intermediate, &mut findings);
-
-    // Lost update: committed transactions that read the same version of a
-    // key and then wrote it.
+/// Lost update: committed transactions that read the same version of a
+/// key and then wrote it.
+fn lost_updates(prep: &Prepared<'_>, ext: &External, findings: &mut Vec<Finding>) {
     let mut by_read: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
     for t in 0..prep.txns.len() as u32 {
-        if status(t) == Status::Ok {
-            for x in keys_of(t) {
+        if prep.txns[t as usize].status == Status::Ok {
+            for x in ext.keys_of(t) {
                 if x.read != NONE && x.write != NONE {
                     by_read.entry(x.read).or_default().push(t);
                 }
@@ -233,28 +295,25 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         by_read.into_iter().filter(|(_, t)| t.len() > 1).collect();
     groups.sort_by_key(|(_, ts)| ts[0]);
     for (v, ts) in groups {
-        let (k, value) = versions[v as usize];
-        let value = prep.text(value);
-        let mut names = Names::default();
-        let list: Vec<String> = ts.iter().map(|&t| names.of(t)).collect();
-        let (who, all) = match list.as_slice() {
-            [a, b] => (format!("{a} and {b}"), "both"),
-            _ => (list.join(", "), "all"),
-        };
-        findings.push(Finding {
-            kind: "lost-update",
-            body: format!(
-                "{who} {all} read key {k} = {value}, then wrote key {k}, and committed. \
-                 Whichever committed last overwrote a value the others' writes never saw: an \
-                 update was lost.\n",
-                k = prep.key(k)
-            ),
-            names,
-            extra: json!({"key": prep.key(k).to_string(), "read": value}),
-        });
+        let (k, value) = ext.versions[v as usize];
+        findings.push(lost_update(
+            prep,
+            k,
+            &ts,
+            prep.text(value),
+            "wrote",
+            "overwrote a value the others' writes never saw",
+        ));
     }
+}
 
-    // Version edges other than the initial state's.
+/// Version edges other than the initial state's: from what the options
+/// let us assume (writes follow reads, per-process order, real time).
+fn inferred_version_edges(
+    prep: &Prepared<'_>,
+    opts: &ElleOptions,
+    ext: &External,
+) -> Vec<VersionEdge> {
     let mut vedges: Vec<VersionEdge> = Vec::new();
     let mut link = |from: u32, to: u32, why: Why, via: [u32; 2]| {
         if from != to {
@@ -263,89 +322,119 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
     };
     if opts.wfr_keys {
         for t in 0..prep.txns.len() as u32 {
-            for x in keys_of(t) {
-                if x.read != NONE && x.write != NONE && versions[x.read as usize].1 != NIL {
+            for x in ext.keys_of(t) {
+                if x.read != NONE && x.write != NONE && ext.versions[x.read as usize].1 != NIL {
                     link(x.read, x.write, Why::WritesFollowReads, [t, NONE]);
                 }
             }
         }
     }
     if opts.sequential_keys {
-        // Per process and key, the last committed transaction's final version.
-        let mut last: FxHashMap<(u64, u32), (u32, u32)> = FxHashMap::default();
-        for (t, txn) in prep.txns.iter().enumerate() {
-            let t = t as u32;
-            for x in keys_of(t) {
-                if let Some(&(v, prev)) = last.get(&(txn.process, x.key)) {
-                    link(v, x.first, Why::Process, [prev, t]);
-                }
-                if txn.status == Status::Ok {
-                    last.insert((txn.process, x.key), (x.last, t));
-                }
-            }
-        }
+        process_order_edges(prep, ext, &mut link);
     }
     if opts.linearizable_keys {
-        // Per key, a real-time frontier as in `graph::realtime_among`.
-        let mut at = vec![NONE; prep.history.len()];
-        for (t, txn) in prep.txns.iter().enumerate() {
-            if txn.status != Status::Fail {
-                at[txn.invoke as usize] = t as u32;
-                if txn.status == Status::Ok && txn.complete != NONE {
-                    at[txn.complete as usize] = t as u32;
-                }
+        realtime_edges(prep, ext, &mut link);
+    }
+    vedges
+}
+
+/// `sequential-keys`: each process sees a key's versions in order, so the
+/// last version its previous committed transaction left precedes the first
+/// its next one saw.
+fn process_order_edges(
+    prep: &Prepared<'_>,
+    ext: &External,
+    link: &mut impl FnMut(u32, u32, Why, [u32; 2]),
+) {
+    // Per process and key, the last committed transaction's final version.
+    let mut last: FxHashMap<(u64, u32), (u32, u32)> = FxHashMap::default();
+    for (t, txn) in prep.txns.iter().enumerate() {
+        let t = t as u32;
+        for x in ext.keys_of(t) {
+            if let Some(&(v, prev)) = last.get(&(txn.process, x.key)) {
+                link(v, x.first, Why::Process, [prev, t]);
             }
-        }
-        let mut frontier: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
-        for (pos, &t) in at.iter().enumerate() {
-            if t == NONE {
-                continue;
-            }
-            let txn = &prep.txns[t as usize];
-            for x in keys_of(t) {
-                let f = frontier.entry(x.key).or_default();
-                if pos as u32 == txn.invoke {
-                    for &(prev, v) in f.iter() {
-                        link(v, x.first, Why::Realtime, [prev, t]);
-                    }
-                } else {
-                    f.retain(|&(p, _)| prep.txns[p as usize].complete > txn.invoke);
-                    f.push((t, x.last));
-                }
+            if txn.status == Status::Ok {
+                last.insert((txn.process, x.key), (x.last, t));
             }
         }
     }
+}
 
-    // Keys whose inferred order is cyclic cannot be trusted for edges.
+/// `linearizable-keys`: a transaction that completed before another began
+/// left a version that precedes the one the other first saw.
+fn realtime_edges(
+    prep: &Prepared<'_>,
+    ext: &External,
+    link: &mut impl FnMut(u32, u32, Why, [u32; 2]),
+) {
+    // Per key, a real-time frontier as in `graph::realtime_among`.
+    let mut at = vec![NONE; prep.history.len()];
+    for (t, txn) in prep.txns.iter().enumerate() {
+        if txn.status != Status::Fail {
+            at[txn.invoke as usize] = t as u32;
+            if txn.status == Status::Ok && txn.complete != NONE {
+                at[txn.complete as usize] = t as u32;
+            }
+        }
+    }
+    let mut frontier: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+    for (pos, &t) in at.iter().enumerate() {
+        if t == NONE {
+            continue;
+        }
+        let txn = &prep.txns[t as usize];
+        for x in ext.keys_of(t) {
+            let f = frontier.entry(x.key).or_default();
+            if pos as u32 == txn.invoke {
+                for &(prev, v) in f.iter() {
+                    link(v, x.first, Why::Realtime, [prev, t]);
+                }
+            } else {
+                f.retain(|&(p, _)| prep.txns[p as usize].complete > txn.invoke);
+                f.push((t, x.last));
+            }
+        }
+    }
+}
+
+/// The keys whose inferred versions form a cycle, each reported once.
+fn cyclic_keys(
+    prep: &Prepared<'_>,
+    versions: &[(u32, u32)],
+    vedges: &[VersionEdge],
+    findings: &mut Vec<Finding>,
+) -> FixedBitSet {
     let mut cyclic_key = FixedBitSet::with_capacity(prep.keys.len());
-    {
-        let mut el = EdgeList::default();
-        for e in &vedges {
-            el.add(e.from, e.to, rel::WW);
-        }
-        let vg = Graph::build(versions.len(), el);
-        for scc in vg.nontrivial_sccs(versions.len() as u32) {
-            let k = versions[scc[0] as usize].0;
-            if cyclic_key.contains(k as usize) {
-                continue;
-            }
-            cyclic_key.insert(k as usize);
-            findings.push(cyclic_versions(prep, &versions, &vedges, &scc));
-        }
+    let mut el = EdgeList::default();
+    for e in vedges {
+        el.add(e.from, e.to, rel::WW);
     }
-    vedges.retain(|e| !cyclic_key.contains(versions[e.from as usize].0 as usize));
+    let vg = Graph::build(versions.len(), el);
+    for scc in vg.nontrivial_sccs(versions.len() as u32) {
+        let k = versions[scc[0] as usize].0;
+        if cyclic_key.contains(k as usize) {
+            continue;
+        }
+        cyclic_key.insert(k as usize);
+        findings.push(cyclic_versions(prep, versions, vedges, &scc));
+    }
+    cyclic_key
+}
 
-    // The initial state precedes every version with no other predecessor.
-    let mut has_pred = FixedBitSet::with_capacity(versions.len());
-    for e in &vedges {
+/// The initial state precedes every version with no other predecessor
+/// (of a key whose order is not cyclic).
+fn initial_version_edges(ext: &External, cyclic_key: &FixedBitSet, vedges: &mut Vec<VersionEdge>) {
+    let mut has_pred = FixedBitSet::with_capacity(ext.versions.len());
+    for e in vedges.iter() {
         has_pred.insert(e.to as usize);
     }
-    for (id, &(k, v)) in versions.iter().enumerate() {
+    for (id, &(k, v)) in ext.versions.iter().enumerate() {
         if v == NIL || has_pred.contains(id) || cyclic_key.contains(k as usize) {
             continue;
         }
         // Only nil's readers need this edge: without them it adds nothing.
-        if let Some(&nil) = version_ids.get(&elem(k, NIL)) {
+        if let Some(&nil) = ext.version_ids.get(&elem(k, NIL)) {
             vedges.push(VersionEdge {
                 from: nil,
                 to: id as u32,
@@ -354,13 +443,23 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
             });
         }
     }
-    vedges.sort_unstable();
-    vedges.dedup_by(|a, b| a.from == b.from && a.to == b.to);
+}
 
+/// The dependency edges: write-read from each version's writer to its
+/// readers (keys with cyclic orders left out), and for each version edge
+/// `v1 < v2`, write-write between their writers and read-write from every
+/// reader of `v1` to the writer of `v2`.
+fn dependency_edges(
+    prep: &Prepared<'_>,
+    ext: &External,
+    writer: &[u32],
+    vedges: &[VersionEdge],
+    cyclic_key: &FixedBitSet,
+) -> EdgeList {
     // Readers of each version.
     let mut read_pairs: Vec<(u32, u32)> = Vec::new();
     for t in 0..prep.txns.len() as u32 {
-        for x in keys_of(t) {
+        for x in ext.keys_of(t) {
             if x.read != NONE {
                 read_pairs.push((x.read, t));
             }
@@ -371,15 +470,14 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
         let i = read_pairs.partition_point(|p| p.0 < v);
         read_pairs[i..].iter().take_while(move |p| p.0 == v).map(|p| p.1)
     };
-
     let mut edges = EdgeList::default();
     for &(v, r) in &read_pairs {
         let w = writer[v as usize];
-        if w != NONE && !cyclic_key.contains(versions[v as usize].0 as usize) {
+        if w != NONE && !cyclic_key.contains(ext.versions[v as usize].0 as usize) {
             edges.add(w, r, rel::WR);
         }
     }
-    for e in &vedges {
+    for e in vedges {
         let w2 = writer[e.to as usize];
         if w2 == NONE {
             continue;
@@ -389,15 +487,7 @@ pub(crate) fn analyze(prep: &Prepared<'_>, opts: &ElleOptions) -> (Analysis, Reg
             edges.add(r, w2, rel::RW);
         }
     }
-
-    let stats = json!({
-        "keys": prep.keys.len(),
-        "versions": versions.len(),
-        "version_edges": vedges.len(),
-        "cyclic_keys": cyclic_key.count_ones(..),
-    });
-    let orders = RegisterOrders { versions, edges: vedges, tk_off, tk, writer };
-    (Analysis { findings, edges, broken_premise: unknown, stats }, orders)
+    edges
 }
 
 /// G1a, G1b, garbage reads, internal inconsistency and future reads: what

@@ -189,54 +189,11 @@ fn exit_point(b: &NodeBox, tx: f64, ty: f64) -> (f64, f64) {
 fn cycle_svg(data: &Json, steps: &[Json]) -> String {
     let txns: Vec<&Json> =
         data.get("txns").and_then(Json::as_array).into_iter().flatten().collect();
-    let name_of = |j: &Json, k: &str| j.get(k).and_then(Json::as_str).unwrap_or("").to_owned();
     // Boxes for the transactions in the cycle, in cycle order.
-    let order: Vec<String> = steps.iter().map(|s| name_of(s, "from")).collect();
-    let mut boxes: Vec<NodeBox> = order
-        .iter()
-        .map(|name| {
-            let t = txns.iter().find(|t| name_of(t, "name") == *name);
-            let mut lines = vec![match t {
-                Some(t) => format!(
-                    "{name}  op {}  p{}  {}",
-                    t.get("op").map(Json::to_string).unwrap_or_default(),
-                    t.get("process").map(Json::to_string).unwrap_or_default(),
-                    name_of(t, "type")
-                ),
-                None => name.clone(),
-            }];
-            if let Some(t) = t {
-                lines.extend(
-                    t.get("mops")
-                        .and_then(Json::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned),
-                );
-            }
-            let chars = lines.iter().map(|l| l.chars().count()).max().unwrap_or(4) as f64;
-            NodeBox {
-                w: chars * CHAR_W + 16.0,
-                h: lines.len() as f64 * LINE_H + 10.0,
-                lines,
-                x: 0.0,
-                y: 0.0,
-            }
-        })
-        .collect();
+    let mut boxes: Vec<NodeBox> =
+        steps.iter().map(|s| node_box(&txns, &name_of(s, "from"))).collect();
+    place_on_circle(&mut boxes);
     let n = boxes.len().max(1);
-    let widest = boxes.iter().map(|b| b.w.max(b.h)).fold(0.0, f64::max);
-    let radius = if n == 1 {
-        0.0
-    } else {
-        ((n as f64) * (widest + 70.0) / (2.0 * std::f64::consts::PI)).max(widest * 0.6 + 60.0)
-    };
-    for (i, b) in boxes.iter_mut().enumerate() {
-        let angle = -std::f64::consts::FRAC_PI_2 + 2.0 * std::f64::consts::PI * i as f64 / n as f64;
-        b.x = radius * angle.cos();
-        b.y = radius * angle.sin();
-    }
     // Bounds, with room for the arrows' bow and labels.
     let pad = 60.0;
     let min_x = boxes.iter().map(|b| b.x - b.w / 2.0).fold(f64::INFINITY, f64::min) - pad;
@@ -263,64 +220,130 @@ fn cycle_svg(data: &Json, steps: &[Json]) -> String {
     }
     svg.push_str("</defs>\n");
     for (i, step) in steps.iter().enumerate() {
-        let rel = name_of(step, "rel");
-        let (a, b) = (&boxes[i % n], &boxes[(i + 1) % n]);
-        // Control point: the chord's midpoint pushed to the left of travel.
-        let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
-        let (dx, dy) = (b.x - a.x, b.y - a.y);
-        let len = (dx * dx + dy * dy).sqrt().max(1.0);
-        let bow = 0.18 * len + 20.0;
-        let (cx, cy) = (mx + dy / len * bow, my - dx / len * bow);
-        let (sx, sy) = exit_point(a, cx, cy);
-        let (ex, ey) = exit_point(b, cx, cy);
-        let dash = if rel == "rw" { " stroke-dasharray=\"6 4\"" } else { "" };
-        let _ = writeln!(
-            svg,
-            "<path d=\"M{sx:.1},{sy:.1} Q{cx:.1},{cy:.1} {ex:.1},{ey:.1}\" fill=\"none\" \
-             stroke=\"{c}\" stroke-width=\"2\"{dash} marker-end=\"url(#arrow-{rel})\">\
-             <title>{}</title></path>",
-            escape(step.get("why").and_then(Json::as_str).unwrap_or("")),
-            c = colour(&rel),
-            rel = escape(&rel)
-        );
-        // The label sits at the curve's midpoint.
-        let (lx, ly) = (0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey);
-        let lw = rel.len() as f64 * CHAR_W + 8.0;
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"16\" rx=\"3\" fill=\"#ffffff\" \
-             stroke=\"{c}\"/><text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" \
-             fill=\"{c}\">{}</text>",
-            lx - lw / 2.0,
-            ly - 8.0,
-            ly + 4.0,
-            escape(&rel),
-            c = colour(&rel)
-        );
+        write_arrow(&mut svg, step, &boxes[i % n], &boxes[(i + 1) % n]);
     }
     for b in &boxes {
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"6\" fill=\"#fafafa\" \
-             stroke=\"#444444\"/>",
-            b.x - b.w / 2.0,
-            b.y - b.h / 2.0,
-            b.w,
-            b.h
-        );
-        for (j, line) in b.lines.iter().enumerate() {
-            let weight = if j == 0 { " font-weight=\"bold\"" } else { "" };
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\"{weight}>{}</text>",
-                b.x - b.w / 2.0 + 8.0,
-                b.y - b.h / 2.0 + 5.0 + LINE_H * (j as f64 + 1.0) - 3.0,
-                escape(line)
-            );
-        }
+        write_box(&mut svg, b);
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The string field `k` of `j`, or nothing.
+fn name_of(j: &Json, k: &str) -> String {
+    j.get(k).and_then(Json::as_str).unwrap_or("").to_owned()
+}
+
+/// The box of the transaction called `name`: a header (name, op, process,
+/// outcome) and its micro-ops, sized to its text.
+fn node_box(txns: &[&Json], name: &str) -> NodeBox {
+    let t = txns.iter().find(|t| name_of(t, "name") == name);
+    let mut lines = vec![match t {
+        Some(t) => format!(
+            "{name}  op {}  p{}  {}",
+            t.get("op").map(Json::to_string).unwrap_or_default(),
+            t.get("process").map(Json::to_string).unwrap_or_default(),
+            name_of(t, "type")
+        ),
+        None => name.to_owned(),
+    }];
+    if let Some(t) = t {
+        lines.extend(
+            t.get("mops")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+                .map(str::to_owned),
+        );
+    }
+    let chars = lines.iter().map(|l| l.chars().count()).max().unwrap_or(4) as f64;
+    NodeBox {
+        w: chars * CHAR_W + 16.0,
+        h: lines.len() as f64 * LINE_H + 10.0,
+        lines,
+        x: 0.0,
+        y: 0.0,
+    }
+}
+
+/// Centres the boxes on a circle, in order clockwise from the top, far
+/// enough apart that neighbours do not touch.
+fn place_on_circle(boxes: &mut [NodeBox]) {
+    let n = boxes.len().max(1);
+    let widest = boxes.iter().map(|b| b.w.max(b.h)).fold(0.0, f64::max);
+    let radius = if n == 1 {
+        0.0
+    } else {
+        ((n as f64) * (widest + 70.0) / (2.0 * std::f64::consts::PI)).max(widest * 0.6 + 60.0)
+    };
+    for (i, b) in boxes.iter_mut().enumerate() {
+        let angle = -std::f64::consts::FRAC_PI_2 + 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+        b.x = radius * angle.cos();
+        b.y = radius * angle.sin();
+    }
+}
+
+/// The arrow of one step from box `a` to box `b`: a curve bowed to the
+/// left of travel, dashed for read-write, with its reason on hover and its
+/// relation as a label at the curve's midpoint.
+fn write_arrow(svg: &mut String, step: &Json, a: &NodeBox, b: &NodeBox) {
+    let rel = name_of(step, "rel");
+    // Control point: the chord's midpoint pushed to the left of travel.
+    let (mx, my) = ((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let len = (dx * dx + dy * dy).sqrt().max(1.0);
+    let bow = 0.18 * len + 20.0;
+    let (cx, cy) = (mx + dy / len * bow, my - dx / len * bow);
+    let (sx, sy) = exit_point(a, cx, cy);
+    let (ex, ey) = exit_point(b, cx, cy);
+    let dash = if rel == "rw" { " stroke-dasharray=\"6 4\"" } else { "" };
+    let _ = writeln!(
+        svg,
+        "<path d=\"M{sx:.1},{sy:.1} Q{cx:.1},{cy:.1} {ex:.1},{ey:.1}\" fill=\"none\" \
+         stroke=\"{c}\" stroke-width=\"2\"{dash} marker-end=\"url(#arrow-{rel})\">\
+         <title>{}</title></path>",
+        escape(step.get("why").and_then(Json::as_str).unwrap_or("")),
+        c = colour(&rel),
+        rel = escape(&rel)
+    );
+    // The label sits at the curve's midpoint.
+    let (lx, ly) = (0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey);
+    let lw = rel.len() as f64 * CHAR_W + 8.0;
+    let _ = writeln!(
+        svg,
+        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"16\" rx=\"3\" fill=\"#ffffff\" \
+         stroke=\"{c}\"/><text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" \
+         fill=\"{c}\">{}</text>",
+        lx - lw / 2.0,
+        ly - 8.0,
+        ly + 4.0,
+        escape(&rel),
+        c = colour(&rel)
+    );
+}
+
+/// A transaction's box with its lines, the first in bold.
+fn write_box(svg: &mut String, b: &NodeBox) {
+    let _ = writeln!(
+        svg,
+        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"6\" fill=\"#fafafa\" \
+         stroke=\"#444444\"/>",
+        b.x - b.w / 2.0,
+        b.y - b.h / 2.0,
+        b.w,
+        b.h
+    );
+    for (j, line) in b.lines.iter().enumerate() {
+        let weight = if j == 0 { " font-weight=\"bold\"" } else { "" };
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\"{weight}>{}</text>",
+            b.x - b.w / 2.0 + 8.0,
+            b.y - b.h / 2.0 + 5.0 + LINE_H * (j as f64 + 1.0) - 3.0,
+            escape(line)
+        );
+    }
 }
 
 #[cfg(test)]

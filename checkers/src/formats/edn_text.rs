@@ -427,16 +427,7 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
     lexer.comments = Some(Vec::new());
     loop {
         let next = lexer.next()?;
-        // edn-format reads a comment that follows an atom as part of it
-        // (`[1;c` then `2]` on the next line is `[12]`) and one after a
-        // backslash as a comment: it sees none.
-        if let Some(comments) = lexer.comments.as_mut().filter(|c| !c.is_empty()) {
-            for (at, end) in comments.drain(..) {
-                if blanking == 0 {
-                    edits.push(Edit { at, kind: EditKind::Blank { end } });
-                }
-            }
-        }
+        blank_comments(&mut lexer, blanking, &mut edits);
         let Some((token, start, line)) = next else { break };
         let end = lexer.pos;
         if let Some(closed_line) = closed {
@@ -477,40 +468,7 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
                 check_depth(&lexer, stack.len() + pending.len(), start, line, token)?;
             }
             Token::Close(close) => {
-                let Some(frame) = stack.pop() else {
-                    return Err(lexer.error(
-                        start,
-                        line,
-                        "a form",
-                        format!("an unmatched {}", token.describe()),
-                    ));
-                };
-                let expected = match frame.open {
-                    b'(' => b')',
-                    b'[' => b']',
-                    _ => b'}',
-                };
-                if close != expected {
-                    return Err(lexer.error(
-                        start,
-                        line,
-                        &format!(
-                            "{} to close the {} opened on line {}",
-                            expected as char,
-                            Token::Open(frame.open).describe(),
-                            frame.line
-                        ),
-                        token.describe().to_owned(),
-                    ));
-                }
-                if let Some(p) = pending.get(frame.pending_base) {
-                    return Err(lexer.error(
-                        start,
-                        line,
-                        &format!("a form after the {} on line {}", p.kind.describe(), p.line),
-                        token.describe().to_owned(),
-                    ));
-                }
+                let frame = close_frame(&lexer, &mut stack, &pending, (close, start, line))?;
                 if stack.is_empty() && op_depth == Some(1) {
                     closed = Some(line);
                     continue;
@@ -518,38 +476,14 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
                 complete!(frame.start, frame.line);
             }
             Token::Atom => {
-                let atom = &text[start..end];
-                if blanking == 0 && needs_big_suffix(atom) {
-                    edits.push(Edit { at: end, kind: EditKind::Insert("N") });
-                }
-                if blanking == 0 && is_big_decimal(atom) {
-                    // A big decimal becomes a float in a history's values
-                    // anyway, and edn-format compares big decimals by
-                    // scaling one to the other's exponent: `1e30000000000M`
-                    // in a set or as a map key would never finish. So it
-                    // reads as the float: the `M` becomes a space, or a
-                    // point when there is none (`1M` is `1.`).
-                    let m = end - 1;
-                    if !atom.contains(['.', 'e', 'E']) {
-                        edits.push(Edit { at: m, kind: EditKind::Insert(".") });
-                    }
-                    edits.push(Edit { at: m, kind: EditKind::Blank { end } });
+                if blanking == 0 {
+                    atom_edits(&text[start..end], end, &mut edits);
                 }
                 complete!(start, line);
             }
             Token::Char => {
-                // `\u` alone is the letter u; edn-format would take what
-                // follows for its hex digits, so spell it out. It reads `\;`
-                // as a backslash and a comment, so spell that out too.
                 if blanking == 0 {
-                    match &text[start..end] {
-                        "\\u" => edits.push(Edit { at: end, kind: EditKind::Insert("0075") }),
-                        "\\;" => {
-                            edits.push(Edit { at: start + 1, kind: EditKind::Insert("u003b") });
-                            edits.push(Edit { at: start + 1, kind: EditKind::Blank { end } });
-                        }
-                        _ => {}
-                    }
+                    char_edits(&text[start..end], start, &mut edits);
                 }
                 complete!(start, line);
             }
@@ -564,6 +498,116 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
             }
         }
     }
+    unfinished(&lexer, &stack, &pending, op_depth.unwrap_or(0))?;
+    Ok(Forms { text, forms, edits })
+}
+
+/// Blanks the comments the lexer skipped, outside blanked forms:
+/// edn-format reads a comment that follows an atom as part of it (`[1;c`
+/// then `2]` on the next line is `[12]`) and one after a backslash as a
+/// comment, so it must see none.
+fn blank_comments(lexer: &mut Lexer<'_>, blanking: usize, edits: &mut Vec<Edit>) {
+    if let Some(comments) = lexer.comments.as_mut().filter(|c| !c.is_empty()) {
+        for (at, end) in comments.drain(..) {
+            if blanking == 0 {
+                edits.push(Edit { at, kind: EditKind::Blank { end } });
+            }
+        }
+    }
+}
+
+/// Closes the innermost open collection with the bracket `close` (at
+/// `start` on `line`): an error when nothing is open, when the brackets do
+/// not match, or when a prefix inside still waits for its form.
+fn close_frame(
+    lexer: &Lexer<'_>,
+    stack: &mut Vec<Frame>,
+    pending: &[Pending],
+    (close, start, line): (u8, usize, u32),
+) -> Result<Frame, ScanError> {
+    let token = Token::Close(close);
+    let Some(frame) = stack.pop() else {
+        return Err(lexer.error(
+            start,
+            line,
+            "a form",
+            format!("an unmatched {}", token.describe()),
+        ));
+    };
+    let expected = match frame.open {
+        b'(' => b')',
+        b'[' => b']',
+        _ => b'}',
+    };
+    if close != expected {
+        return Err(lexer.error(
+            start,
+            line,
+            &format!(
+                "{} to close the {} opened on line {}",
+                expected as char,
+                Token::Open(frame.open).describe(),
+                frame.line
+            ),
+            token.describe().to_owned(),
+        ));
+    }
+    if let Some(p) = pending.get(frame.pending_base) {
+        return Err(lexer.error(
+            start,
+            line,
+            &format!("a form after the {} on line {}", p.kind.describe(), p.line),
+            token.describe().to_owned(),
+        ));
+    }
+    Ok(frame)
+}
+
+/// The edits an atom ending at `end` needs: the `N` a big integer needs,
+/// and a big decimal read as a float.
+fn atom_edits(atom: &str, end: usize, edits: &mut Vec<Edit>) {
+    if needs_big_suffix(atom) {
+        edits.push(Edit { at: end, kind: EditKind::Insert("N") });
+    }
+    if is_big_decimal(atom) {
+        // A big decimal becomes a float in a history's values
+        // anyway, and edn-format compares big decimals by
+        // scaling one to the other's exponent: `1e30000000000M`
+        // in a set or as a map key would never finish. So it
+        // reads as the float: the `M` becomes a space, or a
+        // point when there is none (`1M` is `1.`).
+        let m = end - 1;
+        if !atom.contains(['.', 'e', 'E']) {
+            edits.push(Edit { at: m, kind: EditKind::Insert(".") });
+        }
+        edits.push(Edit { at: m, kind: EditKind::Blank { end } });
+    }
+}
+
+/// The edits a character literal starting at `start` needs. `\u` alone is
+/// the letter u; edn-format would take what follows for its hex digits, so
+/// spell it out. It reads `\;` as a backslash and a comment, so spell that
+/// out too.
+fn char_edits(literal: &str, start: usize, edits: &mut Vec<Edit>) {
+    let end = start + literal.len();
+    match literal {
+        "\\u" => edits.push(Edit { at: end, kind: EditKind::Insert("0075") }),
+        "\\;" => {
+            edits.push(Edit { at: start + 1, kind: EditKind::Insert("u003b") });
+            edits.push(Edit { at: start + 1, kind: EditKind::Blank { end } });
+        }
+        _ => {}
+    }
+}
+
+/// At the end of the text: an error for a prefix still waiting for its
+/// form, an op map left open, or a history vector or list left open.
+fn unfinished(
+    lexer: &Lexer<'_>,
+    stack: &[Frame],
+    pending: &[Pending],
+    op_depth: usize,
+) -> Result<(), ScanError> {
     if let Some(p) = pending.last() {
         return Err(lexer.error(
             p.start,
@@ -572,7 +616,6 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
             "the end of the text".into(),
         ));
     }
-    let op_depth = op_depth.unwrap_or(0);
     if let Some(op) = stack.get(op_depth) {
         return Err(lexer.error(
             op.start,
@@ -593,7 +636,7 @@ pub(crate) fn split(text: &str, top: Top) -> Result<Forms<'_>, ScanError> {
             "the end of the text".into(),
         ));
     }
-    Ok(Forms { text, forms, edits })
+    Ok(())
 }
 
 fn check_depth(

@@ -6,10 +6,40 @@ use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
 use crate::value::{Value, shared_str};
 
+/// Reads an elle-cli JSON history: each op at the line its element starts on,
+/// processes left out numbered as one.
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    let items = read_array(text, source)?;
+    // Each op's line: where the n-th element of the array starts. Histories
+    // written by elle-cli put one op per line, so find where each starts.
+    let starts = element_start_lines(text);
+    let mut ops = Vec::with_capacity(items.len());
+    let mut lines = Vec::with_capacity(items.len());
+    let mut unnamed = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let line = starts.get(i).copied().unwrap_or(0);
+        let loc = Location::new(source, (line > 0).then_some(u64::from(line)));
+        let (op, named) = read_op(item, i, &loc)?;
+        if !named {
+            unnamed.push(i);
+        }
+        ops.push(op);
+        lines.push(line);
+    }
+    indices_increase(&ops, &lines, source)?;
+    let process = super::name_unnamed_processes(&mut ops, &unnamed);
+    let mut history = History::with_lines(ops, lines, source);
+    if let Some(p) = process {
+        history.add_note(super::unnamed_note(source, unnamed.len(), "\"process\"", p), false);
+    }
+    Ok(history)
+}
+
+/// The text as one JSON array, or the syntax error at its place in the text.
+fn read_array(text: &str, source: &str) -> Result<Vec<serde_json::Value>, HistoryError> {
     // Integers beyond 64 bits stay exact (see `formats::bigint`).
     let protected = super::bigint::protect_big_integers(text);
-    let items: Vec<serde_json::Value> = serde_json::from_str(&protected).map_err(|e| {
+    serde_json::from_str(&protected).map_err(|e| {
         // Positions are the text's as written: where integers were
         // protected, the error is taken from the text itself (it fails
         // there too, at the same place or earlier).
@@ -27,104 +57,88 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             expected: "a JSON array of operation objects".into(),
             found: super::json_message(&e),
         }
-    })?;
-    // Each op's line: where the n-th element of the array starts. Histories
-    // written by elle-cli put one op per line, so find where each starts.
-    let starts = element_start_lines(text);
-    let mut ops = Vec::with_capacity(items.len());
-    let mut lines = Vec::with_capacity(items.len());
-    let mut unnamed = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let line = starts.get(i).copied().unwrap_or(0);
-        let loc = || Location::new(source, (line > 0).then_some(u64::from(line)));
-        let obj = match item {
-            serde_json::Value::Object(o) => o,
-            other => {
-                return Err(HistoryError::Syntax {
-                    location: loc(),
-                    expected: "an operation object".into(),
-                    found: short(&other.to_string()),
-                });
-            }
-        };
-        let field = |name: &str| obj.get(name);
-        let kind = match field("type").and_then(|v| v.as_str()).and_then(OpType::parse) {
-            Some(k) => k,
-            None => {
-                return Err(HistoryError::Syntax {
-                    location: loc().field("type"),
-                    expected: "\"invoke\", \"ok\", \"fail\" or \"info\"".into(),
-                    found: field("type").map_or("nothing".into(), |v| v.to_string()),
-                });
-            }
-        };
-        // elle-cli's own examples leave the process out; Jepsen's history
-        // library reads that as one process, numbered below.
-        let process = match field("process") {
-            None | Some(serde_json::Value::Null) => {
-                unnamed.push(i);
-                Process::Client(0)
-            }
-            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
-                Process::Client(n.as_u64().unwrap_or_default())
-            }
-            Some(serde_json::Value::String(s)) if s == "nemesis" => Process::Nemesis,
-            Some(other) => {
-                return Err(HistoryError::Syntax {
-                    location: loc().field("process"),
-                    expected: "a non-negative number or \"nemesis\"".into(),
-                    found: other.to_string(),
-                });
-            }
-        };
-        let value = match field("value") {
-            Some(v) => {
-                serde_json::from_value::<Value>(v.clone()).map_err(|e| HistoryError::Syntax {
-                    location: loc().field("value"),
-                    expected: "a JSON value".into(),
-                    found: e.to_string(),
-                })?
-            }
-            None => Value::Nil,
-        };
-        let index = match field("index") {
-            Some(v) => v.as_u64().ok_or_else(|| HistoryError::Syntax {
-                location: loc().field("index"),
-                expected: "a non-negative integer".into(),
-                found: v.to_string(),
-            })?,
-            None => i as u64,
-        };
-        let f = match field("f") {
-            Some(serde_json::Value::String(s)) => shared_str(s),
-            Some(other) => {
-                return Err(HistoryError::Syntax {
-                    location: loc().field("f"),
-                    expected: "a string".into(),
-                    found: other.to_string(),
-                });
-            }
-            None => arcstr::literal!("txn"),
-        };
-        let error = match field("error") {
-            Some(v) => serde_json::from_value::<Value>(v.clone()).ok(),
-            None => None,
-        };
-        ops.push(Op {
-            index,
-            time: field("time").and_then(serde_json::Value::as_u64),
-            process,
-            kind,
-            f,
-            value,
-            key: None,
-            node: field("node").and_then(|v| v.as_str()).map(shared_str),
-            error,
-        });
-        lines.push(line);
-    }
-    // elle-cli's own test data sometimes numbers from 1; order is what matters,
-    // so only insist that indices increase.
+    })
+}
+
+/// The `i`-th element of the array (at `loc`) as an op, and whether it
+/// named its process.
+fn read_op(item: serde_json::Value, i: usize, loc: &Location) -> Result<(Op, bool), HistoryError> {
+    let syntax = |field: &str, expected: &str, found: String| HistoryError::Syntax {
+        location: loc.clone().field(field),
+        expected: expected.into(),
+        found,
+    };
+    let obj = match item {
+        serde_json::Value::Object(o) => o,
+        other => {
+            return Err(HistoryError::Syntax {
+                location: loc.clone(),
+                expected: "an operation object".into(),
+                found: short(&other.to_string()),
+            });
+        }
+    };
+    let field = |name: &str| obj.get(name);
+    let Some(kind) = field("type").and_then(|v| v.as_str()).and_then(OpType::parse) else {
+        return Err(syntax(
+            "type",
+            "\"invoke\", \"ok\", \"fail\" or \"info\"",
+            field("type").map_or("nothing".into(), |v| v.to_string()),
+        ));
+    };
+    // elle-cli's own examples leave the process out; Jepsen's history
+    // library reads that as one process, numbered below.
+    let (process, named) = match field("process") {
+        None | Some(serde_json::Value::Null) => (Process::Client(0), false),
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => {
+            (Process::Client(n.as_u64().unwrap_or_default()), true)
+        }
+        Some(serde_json::Value::String(s)) if s == "nemesis" => (Process::Nemesis, true),
+        Some(other) => {
+            return Err(syntax(
+                "process",
+                "a non-negative number or \"nemesis\"",
+                other.to_string(),
+            ));
+        }
+    };
+    let value = match field("value") {
+        Some(v) => serde_json::from_value::<Value>(v.clone())
+            .map_err(|e| syntax("value", "a JSON value", e.to_string()))?,
+        None => Value::Nil,
+    };
+    let index = match field("index") {
+        Some(v) => {
+            v.as_u64().ok_or_else(|| syntax("index", "a non-negative integer", v.to_string()))?
+        }
+        None => i as u64,
+    };
+    let f = match field("f") {
+        Some(serde_json::Value::String(s)) => shared_str(s),
+        Some(other) => return Err(syntax("f", "a string", other.to_string())),
+        None => arcstr::literal!("txn"),
+    };
+    let error = match field("error") {
+        Some(v) => serde_json::from_value::<Value>(v.clone()).ok(),
+        None => None,
+    };
+    let op = Op {
+        index,
+        time: field("time").and_then(serde_json::Value::as_u64),
+        process,
+        kind,
+        f,
+        value,
+        key: None,
+        node: field("node").and_then(|v| v.as_str()).map(shared_str),
+        error,
+    };
+    Ok((op, named))
+}
+
+/// elle-cli's own test data sometimes numbers from 1; order is what
+/// matters, so only insist that indices increase.
+fn indices_increase(ops: &[Op], lines: &[u32], source: &str) -> Result<(), HistoryError> {
     for w in 1..ops.len() {
         if ops[w].index <= ops[w - 1].index {
             return Err(HistoryError::Invalid {
@@ -137,12 +151,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
             });
         }
     }
-    let process = super::name_unnamed_processes(&mut ops, &unnamed);
-    let mut history = History::with_lines(ops, lines, source);
-    if let Some(p) = process {
-        history.add_note(super::unnamed_note(source, unnamed.len(), "\"process\"", p), false);
-    }
-    Ok(history)
+    Ok(())
 }
 
 /// 1-based line of each top-level element of the array, objects or not

@@ -62,8 +62,10 @@ fn parse_line(line: &str) -> Result<JsonOp, serde_json::Error> {
     }
 }
 
+/// Reads a faultline JSONL history: schema lines, then one op per line. A
+/// last line cut off mid-write is left out with a note that the history is
+/// incomplete.
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
-    use rayon::prelude::*;
     let mut ops = Vec::new();
     let mut lines = Vec::new();
     let ends_with_newline = text.ends_with('\n');
@@ -74,26 +76,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         .map(|(i, line)| (i as u64 + 1, line.trim()))
         .filter(|(_, line)| !line.is_empty())
         .peekable();
-    // Schema lines come before the first op.
-    while let Some(&(line_no, line)) = rest.peek() {
-        let Some(h) = line
-            .contains("\"format\"")
-            .then(|| serde_json::from_str::<Header>(line).ok())
-            .flatten()
-        else {
-            break;
-        };
-        if h.format != "faultline-history" || h.version > JSONL_SCHEMA_VERSION {
-            return Err(HistoryError::Invalid {
-                location: Location::new(source, Some(line_no)).field("version"),
-                message: format!(
-                    "this is {} version {}; this faultline reads faultline-history up to version {}",
-                    h.format, h.version, JSONL_SCHEMA_VERSION
-                ),
-            });
-        }
-        rest.next();
-    }
+    skip_headers(&mut rest, source)?;
     // serde_json takes about two microseconds per op, so a large
     // history is parsed on every core, a wave of lines at a time; the ops
     // then join the history in file order, which keeps the first bad line
@@ -106,58 +89,17 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         if wave.is_empty() {
             break;
         }
-        let parse_chunk = |chunk: &[(u64, &str)]| -> Vec<Result<JsonOp, serde_json::Error>> {
-            chunk.iter().map(|(_, line)| parse_line(line)).collect()
-        };
-        // A wave of one chunk stays on this thread: handing it to the pool
-        // costs more than it saves.
-        let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = if wave.len() <= CHUNK {
-            vec![parse_chunk(&wave)]
-        } else {
-            wave.par_chunks(CHUNK).map(parse_chunk).collect()
-        };
-        for (&(line_no, line), op) in wave.iter().zip(parsed.into_iter().flatten()) {
+        for (&(line_no, line), op) in wave.iter().zip(parse_wave(&wave)) {
             let op: JsonOp = match op {
                 Ok(op) => op,
-                Err(e) => {
-                    let torn_tail = !ends_with_newline && line_no == total_lines && e.is_eof();
-                    if torn_tail {
-                        // The writer was killed mid-line: everything before
-                        // it is intact, but the history is not the whole
-                        // file, and the verdict must say so.
-                        torn = Some(line_no);
-                        break;
-                    }
-                    let field = field_of(&e);
-                    // Columns count from the start of the line, before the
-                    // whitespace trimmed off it.
-                    let offset = line.as_ptr() as usize - text.as_ptr() as usize;
-                    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
-                    let first_column = text[line_start..offset].chars().count() as u64 + 1;
-                    let (_, column) = super::json_position(line, &e, line_no, first_column);
-                    let mut location = Location::new(source, Some(line_no)).column(column);
-                    if let Some(f) = field {
-                        location = location.field(f);
-                    }
-                    // Unlike Jepsen's EDN and elle-cli's JSON, where a missing
-                    // process means one process, our format names it on every
-                    // line: the recorder always knows it, so its absence means
-                    // the file was written by something else.
-                    let found = if e.to_string().starts_with("missing field `process`") {
-                        "no \"process\"; faultline's JSONL requires it on every op (Jepsen EDN \
-                         and elle-cli JSON read a missing process as one process, JSONL does not)"
-                            .to_owned()
-                    } else {
-                        super::json_message(&e)
-                    };
-                    return Err(HistoryError::Syntax {
-                        location,
-                        expected: "one operation per line: a JSON object with at least \
-                                   \"process\" and \"type\" (see docs/history-format.md)"
-                            .into(),
-                        found,
-                    });
+                Err(e) if !ends_with_newline && line_no == total_lines && e.is_eof() => {
+                    // The writer was killed mid-line: everything before
+                    // it is intact, but the history is not the whole
+                    // file, and the verdict must say so.
+                    torn = Some(line_no);
+                    break;
                 }
+                Err(e) => return Err(line_error(text, source, (line_no, line), &e)),
             };
             let index = op.index.unwrap_or(ops.len() as u64);
             if let Some(prev) = ops.last().map(|o: &Op| o.index)
@@ -194,6 +136,88 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
         );
     }
     Ok(history)
+}
+
+/// Skips the schema lines that come before the first op, refusing another
+/// format or a newer version.
+fn skip_headers<'t>(
+    rest: &mut std::iter::Peekable<impl Iterator<Item = (u64, &'t str)>>,
+    source: &str,
+) -> Result<(), HistoryError> {
+    while let Some(&(line_no, line)) = rest.peek() {
+        let Some(h) = line
+            .contains("\"format\"")
+            .then(|| serde_json::from_str::<Header>(line).ok())
+            .flatten()
+        else {
+            break;
+        };
+        if h.format != "faultline-history" || h.version > JSONL_SCHEMA_VERSION {
+            return Err(HistoryError::Invalid {
+                location: Location::new(source, Some(line_no)).field("version"),
+                message: format!(
+                    "this is {} version {}; this faultline reads faultline-history up to version {}",
+                    h.format, h.version, JSONL_SCHEMA_VERSION
+                ),
+            });
+        }
+        rest.next();
+    }
+    Ok(())
+}
+
+/// Parses a wave of lines, in chunks on every core, into results in line
+/// order.
+fn parse_wave(wave: &[(u64, &str)]) -> impl Iterator<Item = Result<JsonOp, serde_json::Error>> {
+    use rayon::prelude::*;
+    let parse_chunk = |chunk: &[(u64, &str)]| -> Vec<Result<JsonOp, serde_json::Error>> {
+        chunk.iter().map(|(_, line)| parse_line(line)).collect()
+    };
+    // A wave of one chunk stays on this thread: handing it to the pool
+    // costs more than it saves.
+    let parsed: Vec<Vec<Result<JsonOp, serde_json::Error>>> = if wave.len() <= CHUNK {
+        vec![parse_chunk(wave)]
+    } else {
+        wave.par_chunks(CHUNK).map(parse_chunk).collect()
+    };
+    parsed.into_iter().flatten()
+}
+
+/// The error for a line of `text` that is not an op, at its line and
+/// column (counted from the start of the line as written, before the
+/// whitespace trimmed off it), naming the field when serde names one.
+fn line_error(
+    text: &str,
+    source: &str,
+    (line_no, line): (u64, &str),
+    e: &serde_json::Error,
+) -> HistoryError {
+    let offset = line.as_ptr() as usize - text.as_ptr() as usize;
+    let line_start = text[..offset].rfind('\n').map_or(0, |p| p + 1);
+    let first_column = text[line_start..offset].chars().count() as u64 + 1;
+    let (_, column) = super::json_position(line, e, line_no, first_column);
+    let mut location = Location::new(source, Some(line_no)).column(column);
+    if let Some(f) = field_of(e) {
+        location = location.field(f);
+    }
+    // Unlike Jepsen's EDN and elle-cli's JSON, where a missing
+    // process means one process, our format names it on every
+    // line: the recorder always knows it, so its absence means
+    // the file was written by something else.
+    let found = if e.to_string().starts_with("missing field `process`") {
+        "no \"process\"; faultline's JSONL requires it on every op (Jepsen EDN \
+         and elle-cli JSON read a missing process as one process, JSONL does not)"
+            .to_owned()
+    } else {
+        super::json_message(e)
+    };
+    HistoryError::Syntax {
+        location,
+        expected: "one operation per line: a JSON object with at least \
+                   \"process\" and \"type\" (see docs/history-format.md)"
+            .into(),
+        found,
+    }
 }
 
 /// Names the field a serde error is about, when its message quotes one.

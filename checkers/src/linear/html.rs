@@ -46,34 +46,8 @@ fn timeline(d: &serde_json::Value) -> String {
     if window.is_empty() {
         return String::new();
     }
-    // Positions are global history positions, and other partitions' events
-    // sit between this partition's: place events by their rank among the
-    // window's own events instead, so bars keep a readable width.
-    let mut marks: Vec<u64> = Vec::new();
-    for op in window {
-        for k in ["call", "ret"] {
-            if let Some(p) = op.get(k).and_then(serde_json::Value::as_u64) {
-                marks.push(p);
-            }
-        }
-    }
-    marks.sort_unstable();
-    marks.dedup();
-    let rank = |pos: f64| marks.partition_point(|&m| (m as f64) < pos) as f64;
-    let (from, to) = (0.0, marks.len().saturating_sub(1) as f64);
-    // Crashed ops never return: draw them to a little past the window.
-    let end = to + ((to - from) * 0.08).max(2.0);
-    let scale = (WIDTH - LEFT - 10.0) / (end - from).max(1.0);
-    let x = |pos: f64| LEFT + (pos - from).max(0.0) * scale;
-    let mut rows: BTreeMap<String, usize> = BTreeMap::new();
-    for op in window {
-        let p = op.get("process").and_then(|p| p.as_str()).unwrap_or("?").to_owned();
-        let n = rows.len();
-        rows.entry(p).or_insert(n);
-    }
-    // Number processes numerically where they are numbers.
-    let mut names: Vec<String> = rows.keys().cloned().collect();
-    names.sort_by_key(|n| (n.parse::<u64>().unwrap_or(u64::MAX), n.clone()));
+    let axis = Axis::new(window);
+    let names = process_rows(window);
     let row_of: BTreeMap<&str, usize> =
         names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let height = names.len() as f64 * ROW + 30.0;
@@ -94,72 +68,7 @@ fn timeline(d: &serde_json::Value) -> String {
     for op in window {
         let p = op.get("process").and_then(|p| p.as_str()).unwrap_or("?");
         let row = row_of.get(p).copied().unwrap_or(0) as f64;
-        let call = rank(op.get("call").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
-        let ret = op.get("ret").and_then(serde_json::Value::as_f64).map(rank);
-        let crashed = ret.is_none();
-        let (x1, x2) = (x(call), x(ret.unwrap_or(end)));
-        let order = op.get("order").and_then(serde_json::Value::as_u64);
-        let stuck = op.get("stuck").and_then(serde_json::Value::as_bool).unwrap_or(false);
-        let (fill, stroke) = if stuck {
-            ("#ffcdd2", "#c62828")
-        } else if order.is_some() {
-            ("#c8e6c9", "#2e7d32")
-        } else if crashed {
-            ("#ffe0b2", "#ef6c00")
-        } else {
-            ("#eeeeee", "#9e9e9e")
-        };
-        let label = op.get("label").and_then(|o| o.as_str()).unwrap_or("");
-        let full = op.get("op").and_then(|o| o.as_str()).unwrap_or(label);
-        let index = op.get("index").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let title = format!(
-            "{full}{}{}",
-            order.map(|o| format!(" — linearized #{o}")).unwrap_or_default(),
-            if stuck {
-                " — cannot be linearized"
-            } else if crashed {
-                " — crashed"
-            } else {
-                ""
-            }
-        );
-        let y = row * ROW + 5.0;
-        let w = (x2 - x1).max(if stuck { 10.0 } else { 3.0 });
-        let dash = if crashed { " stroke-dasharray=\"4 3\"" } else { "" };
-        let _ = writeln!(
-            svg,
-            "<g id=\"op-{index}\"><title>{}</title><rect x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" \
-             height=\"{:.1}\" rx=\"3\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>",
-            escape(&title),
-            ROW - 8.0
-        );
-        let text = match order {
-            Some(o) => format!("#{o} {label}"),
-            None => label.to_owned(),
-        };
-        if stuck {
-            // Point at the op that breaks the history, whatever its width.
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#c62828\" text-anchor=\"end\">\
-                 {} ✗</text>",
-                x1 - 4.0,
-                y + 13.0,
-                escape(label)
-            );
-        } else if w > 40.0 {
-            // Only label bars wide enough to hold some text.
-            let max_chars = (w / 7.0) as usize;
-            let shown: String = text.chars().take(max_chars).collect();
-            let _ = writeln!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
-                x1 + 3.0,
-                y + 13.0,
-                escape(&shown)
-            );
-        }
-        svg.push_str("</g>\n");
+        write_op(&mut svg, op, row, &axis);
     }
     svg.push_str("</svg>\n");
     format!(
@@ -168,6 +77,133 @@ fn timeline(d: &serde_json::Value) -> String {
          in it. Red: the operation that cannot be linearized. Orange dashed: crashed, never \
          completed. Grey: not linearized.</p>\n{svg}"
     )
+}
+
+/// The timeline's horizontal axis. Positions are global history positions,
+/// and other partitions' events sit between this partition's: events are
+/// placed by their rank among the window's own events instead, so bars keep
+/// a readable width.
+struct Axis {
+    /// The window's event positions, sorted and distinct.
+    marks: Vec<u64>,
+    /// Where crashed ops end: a little past the window, since they never
+    /// return.
+    end: f64,
+    scale: f64,
+}
+
+impl Axis {
+    fn new(window: &[serde_json::Value]) -> Axis {
+        let mut marks: Vec<u64> = Vec::new();
+        for op in window {
+            for k in ["call", "ret"] {
+                if let Some(p) = op.get(k).and_then(serde_json::Value::as_u64) {
+                    marks.push(p);
+                }
+            }
+        }
+        marks.sort_unstable();
+        marks.dedup();
+        let to = marks.len().saturating_sub(1) as f64;
+        let end = to + (to * 0.08).max(2.0);
+        let scale = (WIDTH - LEFT - 10.0) / end.max(1.0);
+        Axis { marks, end, scale }
+    }
+
+    /// The rank of history position `pos` among the window's events.
+    fn rank(&self, pos: f64) -> f64 {
+        self.marks.partition_point(|&m| (m as f64) < pos) as f64
+    }
+
+    /// The x coordinate of rank `r`.
+    fn x(&self, r: f64) -> f64 {
+        LEFT + r.max(0.0) * self.scale
+    }
+}
+
+/// The processes of the window, one row each, numbered numerically where
+/// they are numbers.
+fn process_rows(window: &[serde_json::Value]) -> Vec<String> {
+    let mut names: Vec<String> = window
+        .iter()
+        .map(|op| op.get("process").and_then(|p| p.as_str()).unwrap_or("?").to_owned())
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
+    names.sort_by_key(|n| (n.parse::<u64>().unwrap_or(u64::MAX), n.clone()));
+    names
+}
+
+/// One op's bar in `row`: green when linearized (numbered), red when it is
+/// the op that cannot be, orange dashed when it crashed, grey otherwise; a
+/// tooltip with the op in full, and a label where it fits.
+fn write_op(svg: &mut String, op: &serde_json::Value, row: f64, axis: &Axis) {
+    let call = axis.rank(op.get("call").and_then(serde_json::Value::as_f64).unwrap_or(0.0));
+    let ret = op.get("ret").and_then(serde_json::Value::as_f64).map(|r| axis.rank(r));
+    let crashed = ret.is_none();
+    let (x1, x2) = (axis.x(call), axis.x(ret.unwrap_or(axis.end)));
+    let order = op.get("order").and_then(serde_json::Value::as_u64);
+    let stuck = op.get("stuck").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let (fill, stroke) = if stuck {
+        ("#ffcdd2", "#c62828")
+    } else if order.is_some() {
+        ("#c8e6c9", "#2e7d32")
+    } else if crashed {
+        ("#ffe0b2", "#ef6c00")
+    } else {
+        ("#eeeeee", "#9e9e9e")
+    };
+    let label = op.get("label").and_then(|o| o.as_str()).unwrap_or("");
+    let full = op.get("op").and_then(|o| o.as_str()).unwrap_or(label);
+    let index = op.get("index").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let title = format!(
+        "{full}{}{}",
+        order.map(|o| format!(" — linearized #{o}")).unwrap_or_default(),
+        if stuck {
+            " — cannot be linearized"
+        } else if crashed {
+            " — crashed"
+        } else {
+            ""
+        }
+    );
+    let y = row * ROW + 5.0;
+    let w = (x2 - x1).max(if stuck { 10.0 } else { 3.0 });
+    let dash = if crashed { " stroke-dasharray=\"4 3\"" } else { "" };
+    let _ = writeln!(
+        svg,
+        "<g id=\"op-{index}\"><title>{}</title><rect x=\"{x1:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" \
+         height=\"{:.1}\" rx=\"3\" fill=\"{fill}\" stroke=\"{stroke}\"{dash}/>",
+        escape(&title),
+        ROW - 8.0
+    );
+    let text = match order {
+        Some(o) => format!("#{o} {label}"),
+        None => label.to_owned(),
+    };
+    if stuck {
+        // Point at the op that breaks the history, whatever its width.
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#c62828\" text-anchor=\"end\">\
+             {} ✗</text>",
+            x1 - 4.0,
+            y + 13.0,
+            escape(label)
+        );
+    } else if w > 40.0 {
+        // Only label bars wide enough to hold some text.
+        let max_chars = (w / 7.0) as usize;
+        let shown: String = text.chars().take(max_chars).collect();
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            x1 + 3.0,
+            y + 13.0,
+            escape(&shown)
+        );
+    }
+    svg.push_str("</g>\n");
 }
 
 fn prefix_table(d: &serde_json::Value) -> String {
@@ -208,4 +244,46 @@ fn prefix_table(d: &serde_json::Value) -> String {
     }
     out.push_str("</table>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn window() -> serde_json::Value {
+        json!({"window": [
+            {"index": 0, "process": "10", "call": 100, "ret": 340, "op": "op 0 by process 10, write 1", "label": "write 1", "order": 1, "stuck": false},
+            {"index": 2, "process": "2", "call": 120, "ret": null, "op": "op 2 by process 2, write 2", "label": "write 2", "order": null, "stuck": false},
+            {"index": 4, "process": "nemesis-ish", "call": 200, "ret": 260, "op": "op 4, read → 2", "label": "read → 2", "order": null, "stuck": true},
+        ]})
+    }
+
+    #[test]
+    fn processes_are_rows_in_numeric_order() {
+        let w = window();
+        let rows = process_rows(w["window"].as_array().expect("window"));
+        assert_eq!(rows, vec!["2", "10", "nemesis-ish"]);
+    }
+
+    #[test]
+    fn the_axis_places_events_by_rank_and_crashed_ops_past_the_end() {
+        let w = window();
+        let axis = Axis::new(w["window"].as_array().expect("window"));
+        assert_eq!(axis.marks, vec![100, 120, 200, 260, 340]);
+        assert_eq!(axis.rank(200.0), 2.0);
+        assert_eq!(axis.end, 6.0, "four ranks, then room for crashed ops");
+        assert_eq!(axis.x(0.0), LEFT);
+        assert!(axis.x(axis.end) <= WIDTH - 10.0 + 1e-9);
+    }
+
+    #[test]
+    fn the_timeline_marks_the_stuck_op_and_dashes_the_crashed_one() {
+        let svg = timeline(&window());
+        assert!(svg.contains("<title>op 4, read → 2 — cannot be linearized</title>"), "{svg}");
+        assert!(svg.contains("read → 2 ✗</text>"), "{svg}");
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1, "{svg}");
+        assert!(svg.contains("<title>op 0 by process 10, write 1 — linearized #1</title>"));
+        assert_eq!(timeline(&json!({"window": []})), "");
+    }
 }

@@ -30,7 +30,7 @@ use self::model::{
 };
 use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
-use crate::history::{History, OpType, Process};
+use crate::history::{History, Op, OpType, Process};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
 
@@ -227,6 +227,21 @@ pub(crate) struct Settings {
     pub algorithm: Algorithm,
 }
 
+/// Per partition key: the model ops of that partition in history order,
+/// with where each was recorded.
+type Parts<O> = BTreeMap<Option<Value>, (Vec<Entry<O>>, Vec<Meta>)>;
+
+/// One partition ready to search: its key, its model, its ops and where
+/// each was recorded.
+type Job<M> = (Option<Value>, M, Vec<Entry<<M as Model>::Op>>, Vec<Meta>);
+
+/// A history compiled for the search.
+struct Compiled<O> {
+    parts: Parts<O>,
+    /// How many ok ops observed the state (none leaves nothing to judge).
+    observations: usize,
+}
+
 /// Checks `history` against the model `kind` builds.
 pub(crate) fn run<K: ModelKind>(
     cfg: &Settings,
@@ -238,11 +253,53 @@ where
     K::M: Sync,
 {
     let started = Instant::now();
+    let Compiled { parts, observations } = compile(cfg, history, &mut kind)?;
+    if observations == 0 {
+        return Ok(nothing_observed(cfg, K::OBSERVING, started));
+    }
+    let limits = Limits {
+        deadline: cfg.budget.time.map(|t| started + t),
+        memory: cfg.budget.memory,
+        heap_at_start: crate::budget::heap_in_use(),
+        used: AtomicUsize::new(0),
+        exhausted: std::sync::OnceLock::new(),
+    };
+    let mut jobs: Vec<Job<K::M>> = Vec::new();
+    let mut unobservable = 0usize;
+    for (key, (entries, metas)) in parts {
+        let (job, dropped) = prepare(cfg, &mut kind, key, entries, metas);
+        unobservable += dropped;
+        jobs.push(job);
+    }
+    // Largest partitions first, so the parallel tail is short.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
+    let results: Vec<PartResult> =
+        jobs.into_par_iter().map(|job| search_partition(cfg, history, &limits, job)).collect();
+    let mut v = verdict(cfg, results, started);
+    if let Some(d) = v.details.as_object_mut() {
+        d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
+    }
+    if v.validity == Validity::Invalid && looks_independent(history) {
+        v.notes.push(
+            "every client value in this history looks like a Jepsen independent [key value] \
+             tuple, and none carries a key: if it came from jepsen.independent, check it with \
+             --independent, so each key is judged as its own register"
+                .into(),
+        );
+    }
+    Ok(v)
+}
+
+/// Compiles every client op that did not fail into a model op, grouped by
+/// partition key, and counts the ok ops that observed the state.
+fn compile<K: ModelKind>(
+    cfg: &Settings,
+    history: &History,
+    kind: &mut K,
+) -> Result<Compiled<<K::M as Model>::Op>, CheckError> {
     let pairs = history.pairs()?;
     let ops = history.ops();
-    // Compile every client op into a model op, grouped by partition key.
-    let mut parts: BTreeMap<Option<Value>, (Vec<Entry<<K::M as Model>::Op>>, Vec<Meta>)> =
-        BTreeMap::new();
+    let mut parts: Parts<<K::M as Model>::Op> = BTreeMap::new();
     let mut observations = 0usize;
     for pair in &pairs {
         let inv = &ops[pair.invoke];
@@ -269,118 +326,113 @@ where
         entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
         metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
     }
+    Ok(Compiled { parts, observations })
+}
 
-    if observations == 0 {
-        // Writes alone are linearizable in any order: a verdict of
-        // valid would say nothing about the system.
-        let mut v = Verdict::unknown(
-            "linearizable",
-            "nothing observed the state",
-            format!(
-                "no operation that completed ok observed the {} model's state ({}), so there \
-                 is nothing to judge",
-                cfg.model,
-                K::OBSERVING
-            ),
-        );
-        v.elapsed = started.elapsed();
-        return Ok(v);
-    }
-    let limits = Limits {
-        deadline: cfg.budget.time.map(|t| started + t),
-        memory: cfg.budget.memory,
-        heap_at_start: crate::budget::heap_in_use(),
-        used: AtomicUsize::new(0),
-        exhausted: std::sync::OnceLock::new(),
+/// The verdict when no ok op observed the state.
+fn nothing_observed(cfg: &Settings, observing: &str, started: Instant) -> Verdict {
+    // Writes alone are linearizable in any order: a verdict of
+    // valid would say nothing about the system.
+    let mut v = Verdict::unknown(
+        "linearizable",
+        "nothing observed the state",
+        format!(
+            "no operation that completed ok observed the {} model's state ({}), so there \
+             is nothing to judge",
+            cfg.model, observing
+        ),
+    );
+    v.elapsed = started.elapsed();
+    v
+}
+
+/// Readies one partition for the search: drops the crashed ops whose
+/// effects nothing observes (exact; see `ModelKind::useful`), renumbers the
+/// rest and builds the partition's model. Returns the job and how many ops
+/// it dropped.
+fn prepare<K: ModelKind>(
+    cfg: &Settings,
+    kind: &mut K,
+    key: Option<Value>,
+    entries: Vec<Entry<<K::M as Model>::Op>>,
+    metas: Vec<Meta>,
+) -> (Job<K::M>, usize) {
+    let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+    let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+    let keep = match cfg.algorithm {
+        Algorithm::Search => kind.useful(&ops_only, &rets),
+        Algorithm::Reference => vec![true; ops_only.len()],
     };
-    let mut jobs: Vec<(Option<Value>, K::M, Vec<Entry<_>>, Vec<Meta>)> = Vec::new();
-    let mut unobservable = 0usize;
-    for (key, (entries, metas)) in parts {
-        // Drop crashed ops whose effects nothing observes (exact; see
-        // `ModelKind::useful`), renumbering the rest.
-        let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-        let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
-        let keep = match cfg.algorithm {
-            Algorithm::Search => kind.useful(&ops_only, &rets),
-            Algorithm::Reference => vec![true; ops_only.len()],
-        };
-        let before = entries.len();
-        let (mut entries, metas): (Vec<_>, Vec<_>) =
-            entries.into_iter().zip(metas).zip(keep).filter(|(_, k)| *k).map(|(em, _)| em).unzip();
-        unobservable += before - entries.len();
-        for (i, e) in entries.iter_mut().enumerate() {
-            e.id = i as u32;
-        }
-        let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
-        let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
-        let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-        let model = kind.model_for(&mut ops_only, &calls, &rets);
-        for (e, op) in entries.iter_mut().zip(ops_only) {
-            e.op = op;
-        }
-        jobs.push((key, model, entries, metas));
+    let before = entries.len();
+    let (mut entries, metas): (Vec<_>, Vec<_>) =
+        entries.into_iter().zip(metas).zip(keep).filter(|(_, k)| *k).map(|(em, _)| em).unzip();
+    let dropped = before - entries.len();
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.id = i as u32;
     }
-    // Largest partitions first, so the parallel tail is short.
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
-    let results: Vec<PartResult> = jobs
-        .into_par_iter()
-        .map(|(key, model, entries, metas)| {
-            let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
-            if cfg.algorithm == Algorithm::Reference {
-                let outcome = match reference::check(model, &entries, limits.deadline) {
-                    Some(true) => PartOutcome::Valid,
-                    Some(false) => PartOutcome::Invalid(Box::new(Anomaly {
-                        kind: "nonlinearizable".into(),
-                        explanation:
-                            "no linearization exists (the reference search gives no evidence; \
-                                      run the default algorithm for it)"
-                                .into(),
-                        ops: Vec::new(),
-                        data: json!({ "key": key }),
-                    })),
-                    None => PartOutcome::Unknown("the time limit ran out".into()),
-                };
-                return PartResult {
-                    key,
-                    ops: entries.len(),
-                    crashed,
-                    stats: Stats::default(),
-                    outcome,
-                };
-            }
-            let mut search = Search::new(model, &entries, &limits);
-            let outcome = search.run();
-            let stats = search.stats();
-            let explain_model = search.model().clone();
-            drop(search);
-            let outcome = match outcome {
-                Outcome::Linearizable => PartOutcome::Valid,
-                Outcome::Unknown(r) => PartOutcome::Unknown(r),
-                Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
-                    history,
-                    explain_model,
-                    key.as_ref(),
-                    &entries,
-                    &metas,
-                    f,
-                ))),
-            };
-            PartResult { key, ops: entries.len(), crashed, stats, outcome }
-        })
-        .collect();
-    let mut v = verdict(cfg, results, started);
-    if let Some(d) = v.details.as_object_mut() {
-        d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
+    let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
+    let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
+    let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+    let model = kind.model_for(&mut ops_only, &calls, &rets);
+    for (e, op) in entries.iter_mut().zip(ops_only) {
+        e.op = op;
     }
-    if v.validity == Validity::Invalid && looks_independent(history) {
-        v.notes.push(
-            "every client value in this history looks like a Jepsen independent [key value] \
-             tuple, and none carries a key: if it came from jepsen.independent, check it with \
-             --independent, so each key is judged as its own register"
+    ((key, model, entries, metas), dropped)
+}
+
+/// Searches one partition with the configured algorithm, explaining a
+/// failure of the default search.
+fn search_partition<M: Model + Clone>(
+    cfg: &Settings,
+    history: &History,
+    limits: &Limits,
+    (key, model, entries, metas): Job<M>,
+) -> PartResult {
+    let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
+    if cfg.algorithm == Algorithm::Reference {
+        let outcome = reference_outcome(key.as_ref(), model, &entries, limits);
+        return PartResult { key, ops: entries.len(), crashed, stats: Stats::default(), outcome };
+    }
+    let mut search = Search::new(model, &entries, limits);
+    let outcome = search.run();
+    let stats = search.stats();
+    let explain_model = search.model().clone();
+    drop(search);
+    let outcome = match outcome {
+        Outcome::Linearizable => PartOutcome::Valid,
+        Outcome::Unknown(r) => PartOutcome::Unknown(r),
+        Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
+            history,
+            explain_model,
+            key.as_ref(),
+            &entries,
+            &metas,
+            f,
+        ))),
+    };
+    PartResult { key, ops: entries.len(), crashed, stats, outcome }
+}
+
+/// The reference search's outcome for one partition, which has no evidence
+/// to give.
+fn reference_outcome<M: Model>(
+    key: Option<&Value>,
+    model: M,
+    entries: &[Entry<M::Op>],
+    limits: &Limits,
+) -> PartOutcome {
+    match reference::check(model, entries, limits.deadline) {
+        Some(true) => PartOutcome::Valid,
+        Some(false) => PartOutcome::Invalid(Box::new(Anomaly {
+            kind: "nonlinearizable".into(),
+            explanation: "no linearization exists (the reference search gives no evidence; \
+                          run the default algorithm for it)"
                 .into(),
-        );
+            ops: Vec::new(),
+            data: json!({ "key": key }),
+        })),
+        None => PartOutcome::Unknown("the time limit ran out".into()),
     }
-    Ok(v)
 }
 
 fn verdict(cfg: &Settings, mut results: Vec<PartResult>, started: Instant) -> Verdict {
@@ -479,137 +531,18 @@ fn explain<M: Model>(
     failure: search::Failure<M::State>,
 ) -> Anomaly {
     let ops = history.ops();
-    let where_ = key.map_or(String::new(), |k| format!("For key {k}: "));
-    // Ops are described as recorded, not as the model sees them (which may
-    // have merged values nothing reads).
-    let short = |id: u32| {
-        let m = &metas[id as usize];
-        let inv = &ops[m.invoke];
-        let done = m.complete.map(|c| &ops[c]).filter(|d| d.kind == OpType::Ok);
-        let key = inv.key.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
-        match done {
-            Some(d) if d.value.is_nil() && inv.value.is_nil() => format!("{}{key}", inv.f),
-            Some(d) if inv.value.is_nil() || d.value != inv.value => {
-                format!("{}{key} → {}", inv.f, d.value)
-            }
-            _ if inv.value.is_nil() => format!("{}{key}", inv.f),
-            _ => format!("{}{key} {}", inv.f, inv.value),
-        }
-    };
-    let describe = |id: u32| {
-        let m = &metas[id as usize];
-        let inv = &ops[m.invoke];
-        let crashed = entries[id as usize].ret.is_none();
-        let status = if crashed { " (crashed: may or may not have happened)" } else { "" };
-        format!("op {} by process {}, {}{status}", inv.index, inv.process, short(id))
-    };
-    // Replay the prefix to show the state after each step.
-    let mut state = model.init();
-    let mut steps = Vec::with_capacity(failure.prefix.len());
-    for &id in &failure.prefix {
-        if let Some(next) = model.step(&state, &entries[id as usize].op) {
-            state = next;
-        }
-        steps.push((id, model.show_state(&state)));
-    }
+    let names = Names { ops, entries, metas };
+    let steps = replay(&mut model, entries, &failure.prefix);
     let states: Vec<String> = failure.states.iter().map(|s| model.show_state(s)).collect();
     // The op to blame: a later op the model proved unreachable, if that is
     // what stopped the search, else the op that could not be placed.
     let stuck = failure.witness.unwrap_or(failure.stuck);
     let stuck_meta = &metas[stuck as usize];
     let stuck_op = &ops[stuck_meta.invoke];
-    let line = |pos: usize| {
-        history
-            .locate(pos)
-            .line
-            .map_or_else(|| format!("history position {pos}"), |l| format!("line {l}"))
-    };
-    let at_states =
-        if states.len() == 1 { states[0].clone() } else { format!("one of {}", states.join(", ")) };
-    let why = if let Some(witness) = failure.witness {
-        let blocked = &metas[failure.stuck as usize];
-        let reason = model.doom_reason(&entries[witness as usize].op).unwrap_or_else(|| {
-            "each way forward leaves this result out of reach of the operations that remain"
-                .to_owned()
-        });
-        format!(
-            "{} must take effect by {}, and from every state the model can be in just before \
-             that ({at_states}), {reason}",
-            describe(failure.stuck),
-            line(blocked.complete.unwrap_or(blocked.invoke)),
-        )
-    } else {
-        format!(
-            "however the operations before it are ordered, the model is then in {at_states}, \
-             where this result is impossible"
-        )
-    };
-    let mut text = format!(
-        "{where_}no order of the operations explains the results.\n\
-         {} cannot be linearized (invoked at {}, returned at {}): {why}.\n\
-         The longest linearizable prefix orders {} of the {} operations of this partition; \
-         every other order consistent with real time fails at or before this point.",
-        capitalise(&describe(stuck)),
-        line(stuck_meta.invoke),
-        stuck_meta.complete.map_or_else(|| "never".into(), line),
-        failure.prefix.len(),
-        entries.len(),
-    );
-    if !steps.is_empty() {
-        text.push_str("\nIts last steps:");
-        for (id, after) in steps.iter().rev().take(8).rev() {
-            text.push_str(&format!("\n  {}  ⇒ {after}", describe(*id)));
-        }
-    }
-    let tail: Vec<serde_json::Value> = steps
-        .iter()
-        .rev()
-        .take(PREFIX_TAIL)
-        .rev()
-        .map(|(id, after)| {
-            let m = &metas[*id as usize];
-            json!({
-                "index": ops[m.invoke].index,
-                "process": ops[m.invoke].process.to_string(),
-                "op": describe(*id),
-                "state_after": after,
-                "crashed": entries[*id as usize].ret.is_none(),
-            })
-        })
-        .collect();
-    // Operations near the failure, for the picture: those whose interval
-    // overlaps the span from the start of the shown prefix tail to the
-    // stuck op's return.
-    let from = steps
-        .iter()
-        .rev()
-        .take(PREFIX_TAIL)
-        .map(|(id, _)| metas[*id as usize].invoke)
-        .min()
-        .unwrap_or(stuck_meta.invoke)
-        .min(stuck_meta.invoke);
-    let to = stuck_meta.complete.unwrap_or(stuck_meta.invoke);
-    let order: BTreeMap<u32, usize> =
-        failure.prefix.iter().enumerate().map(|(i, id)| (*id, i + 1)).collect();
-    let window: Vec<serde_json::Value> = entries
-        .iter()
-        .zip(metas)
-        // Crashed ops never return; show only those invoked in the window.
-        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |r| r as usize >= from))
-        .take(400)
-        .map(|(e, m)| {
-            json!({
-                "index": ops[m.invoke].index,
-                "process": ops[m.invoke].process.to_string(),
-                "call": m.invoke,
-                "ret": e.ret,
-                "op": describe(e.id),
-                "label": short(e.id),
-                "order": order.get(&e.id),
-                "stuck": e.id == stuck,
-            })
-        })
-        .collect();
+    let why = why_stuck(history, &model, &names, &failure, &states);
+    let text = explanation(history, &names, key, &failure, &steps, &why);
+    let tail = prefix_tail(&names, &steps);
+    let (from, to, window) = window(&names, &steps, &failure.prefix, stuck);
     let mut involved: Vec<u64> = vec![stuck_op.index];
     involved
         .extend(steps.iter().rev().take(8).map(|(id, _)| ops[metas[*id as usize].invoke].index));
@@ -622,7 +555,7 @@ fn explain<M: Model>(
             "stuck": {
                 "index": stuck_op.index,
                 "process": stuck_op.process.to_string(),
-                "op": describe(stuck),
+                "op": names.describe(stuck),
                 "invoke_line": history.locate(stuck_meta.invoke).line,
             },
             "prefix_length": failure.prefix.len(),
@@ -634,6 +567,193 @@ fn explain<M: Model>(
             "window_to": to,
         }),
     }
+}
+
+/// How the evidence names a partition's ops: as recorded, not as the model
+/// sees them (which may have merged values nothing reads).
+struct Names<'h, O> {
+    ops: &'h [Op],
+    entries: &'h [Entry<O>],
+    metas: &'h [Meta],
+}
+
+impl<O> Names<'_, O> {
+    /// An op's function, key, argument and result in a few words
+    /// (`write :x 1`, `read :x → 3`).
+    fn short(&self, id: u32) -> String {
+        let m = &self.metas[id as usize];
+        let inv = &self.ops[m.invoke];
+        let done = m.complete.map(|c| &self.ops[c]).filter(|d| d.kind == OpType::Ok);
+        let key = inv.key.as_ref().map(|k| format!(" {k}")).unwrap_or_default();
+        match done {
+            Some(d) if d.value.is_nil() && inv.value.is_nil() => format!("{}{key}", inv.f),
+            Some(d) if inv.value.is_nil() || d.value != inv.value => {
+                format!("{}{key} → {}", inv.f, d.value)
+            }
+            _ if inv.value.is_nil() => format!("{}{key}", inv.f),
+            _ => format!("{}{key} {}", inv.f, inv.value),
+        }
+    }
+
+    /// `op N by process P, ...`, saying so when the op crashed.
+    fn describe(&self, id: u32) -> String {
+        let m = &self.metas[id as usize];
+        let inv = &self.ops[m.invoke];
+        let crashed = self.entries[id as usize].ret.is_none();
+        let status = if crashed { " (crashed: may or may not have happened)" } else { "" };
+        format!("op {} by process {}, {}{status}", inv.index, inv.process, self.short(id))
+    }
+}
+
+/// Replays the longest linearizable prefix: each op with the state after it.
+fn replay<M: Model>(model: &mut M, entries: &[Entry<M::Op>], prefix: &[u32]) -> Vec<(u32, String)> {
+    let mut state = model.init();
+    let mut steps = Vec::with_capacity(prefix.len());
+    for &id in prefix {
+        if let Some(next) = model.step(&state, &entries[id as usize].op) {
+            state = next;
+        }
+        steps.push((id, model.show_state(&state)));
+    }
+    steps
+}
+
+/// Where a history position is, in words (`line 12`).
+fn line(history: &History, pos: usize) -> String {
+    history
+        .locate(pos)
+        .line
+        .map_or_else(|| format!("history position {pos}"), |l| format!("line {l}"))
+}
+
+/// Why the stuck op cannot be linearized: a later op the model proved out
+/// of reach by the time it returned, or a result impossible in every state
+/// the model can be in.
+fn why_stuck<M: Model>(
+    history: &History,
+    model: &M,
+    names: &Names<'_, M::Op>,
+    failure: &search::Failure<M::State>,
+    states: &[String],
+) -> String {
+    let at_states =
+        if states.len() == 1 { states[0].clone() } else { format!("one of {}", states.join(", ")) };
+    if let Some(witness) = failure.witness {
+        let blocked = &names.metas[failure.stuck as usize];
+        let reason = model.doom_reason(&names.entries[witness as usize].op).unwrap_or_else(|| {
+            "each way forward leaves this result out of reach of the operations that remain"
+                .to_owned()
+        });
+        format!(
+            "{} must take effect by {}, and from every state the model can be in just before \
+             that ({at_states}), {reason}",
+            names.describe(failure.stuck),
+            line(history, blocked.complete.unwrap_or(blocked.invoke)),
+        )
+    } else {
+        format!(
+            "however the operations before it are ordered, the model is then in {at_states}, \
+             where this result is impossible"
+        )
+    }
+}
+
+/// The anomaly's explanation: which op cannot be linearized and why, how
+/// far the longest prefix got, and its last steps.
+fn explanation<O, S>(
+    history: &History,
+    names: &Names<'_, O>,
+    key: Option<&Value>,
+    failure: &search::Failure<S>,
+    steps: &[(u32, String)],
+    why: &str,
+) -> String {
+    let where_ = key.map_or(String::new(), |k| format!("For key {k}: "));
+    let stuck = failure.witness.unwrap_or(failure.stuck);
+    let stuck_meta = &names.metas[stuck as usize];
+    let mut text = format!(
+        "{where_}no order of the operations explains the results.\n\
+         {} cannot be linearized (invoked at {}, returned at {}): {why}.\n\
+         The longest linearizable prefix orders {} of the {} operations of this partition; \
+         every other order consistent with real time fails at or before this point.",
+        capitalise(&names.describe(stuck)),
+        line(history, stuck_meta.invoke),
+        stuck_meta.complete.map_or_else(|| "never".into(), |pos| line(history, pos)),
+        failure.prefix.len(),
+        names.entries.len(),
+    );
+    if !steps.is_empty() {
+        text.push_str("\nIts last steps:");
+        for (id, after) in steps.iter().rev().take(8).rev() {
+            text.push_str(&format!("\n  {}  ⇒ {after}", names.describe(*id)));
+        }
+    }
+    text
+}
+
+/// The last `PREFIX_TAIL` steps of the prefix as data, with the state after
+/// each.
+fn prefix_tail<O>(names: &Names<'_, O>, steps: &[(u32, String)]) -> Vec<serde_json::Value> {
+    steps
+        .iter()
+        .rev()
+        .take(PREFIX_TAIL)
+        .rev()
+        .map(|(id, after)| {
+            let m = &names.metas[*id as usize];
+            json!({
+                "index": names.ops[m.invoke].index,
+                "process": names.ops[m.invoke].process.to_string(),
+                "op": names.describe(*id),
+                "state_after": after,
+                "crashed": names.entries[*id as usize].ret.is_none(),
+            })
+        })
+        .collect()
+}
+
+/// Operations near the failure, for the picture: those whose interval
+/// overlaps the span from the start of the shown prefix tail to the stuck
+/// op's return. Returns that span (history positions) and the ops.
+fn window<O>(
+    names: &Names<'_, O>,
+    steps: &[(u32, String)],
+    prefix: &[u32],
+    stuck: u32,
+) -> (usize, usize, Vec<serde_json::Value>) {
+    let stuck_meta = &names.metas[stuck as usize];
+    let from = steps
+        .iter()
+        .rev()
+        .take(PREFIX_TAIL)
+        .map(|(id, _)| names.metas[*id as usize].invoke)
+        .min()
+        .unwrap_or(stuck_meta.invoke)
+        .min(stuck_meta.invoke);
+    let to = stuck_meta.complete.unwrap_or(stuck_meta.invoke);
+    let order: BTreeMap<u32, usize> =
+        prefix.iter().enumerate().map(|(i, id)| (*id, i + 1)).collect();
+    let window = names
+        .entries
+        .iter()
+        .zip(names.metas)
+        // Crashed ops never return; show only those invoked in the window.
+        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |r| r as usize >= from))
+        .take(400)
+        .map(|(e, m)| {
+            json!({
+                "index": names.ops[m.invoke].index,
+                "process": names.ops[m.invoke].process.to_string(),
+                "call": m.invoke,
+                "ret": e.ret,
+                "op": names.describe(e.id),
+                "label": names.short(e.id),
+                "order": order.get(&e.id),
+                "stuck": e.id == stuck,
+            })
+        })
+        .collect();
+    (from, to, window)
 }
 
 fn capitalise(s: &str) -> String {
