@@ -206,6 +206,7 @@ const LINEAR_MODELS: &[&str] = &[
     "kv",
 ];
 
+/// Linearizability and the Elle-style checkers, then the rest.
 fn register_builtins(t: &mut CheckerTable) {
     t.register(
         "linearizable",
@@ -241,6 +242,13 @@ fn register_builtins(t: &mut CheckerTable) {
         elle_accepts(true),
         |spec, _| boxed(Elle::from_spec(spec, Workload::RwRegister)),
     );
+    register_weak_models(t);
+    register_classic(t);
+}
+
+/// Causal consistency, the session guarantees and convergence: what
+/// weaker-than-serializable stores promise.
+fn register_weak_models(t: &mut CheckerTable) {
     t.register(
         "causal",
         "causal consistency of key-value histories by bad patterns",
@@ -304,6 +312,10 @@ fn register_builtins(t: &mut CheckerTable) {
             .needs(&["read", "final-read"]),
         |spec, _| boxed(crate::convergence::ConvergenceChecker::from_spec(spec)),
     );
+}
+
+/// Jepsen's classic checkers, and `compose`.
+fn register_classic(t: &mut CheckerTable) {
     t.register(
         "set",
         "Jepsen set: every acknowledged add is in the final read (lost, unexpected, recovered)",

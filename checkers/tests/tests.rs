@@ -1,9 +1,5 @@
 //! Integration tests of the checkers crate, one module per area.
 
-// The library's errors carry an owned `Location` and are large on purpose
-// (see the same allowance in `src/lib.rs`); tests pass them on as they are.
-#![allow(clippy::result_large_err)]
-
 /// The modules import each other without cycles, and no function is longer
 /// than 150 lines.
 mod architecture;

@@ -341,8 +341,6 @@ impl Registry {
     }
 
     /// Builds the checker `spec` names.
-    // The error type is the checkers' own, shared with `CheckerTable::build`.
-    #[allow(clippy::result_large_err)]
     pub fn build_checker(
         &self,
         spec: &CheckSpec,

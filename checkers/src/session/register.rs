@@ -28,6 +28,9 @@ struct Index<'a> {
     writes: FxHashMap<(u32, u32), Accesses<'a>>,
     /// Per (session, key): its non-nil reads, as (seq, unit, value).
     reads: FxHashMap<(u32, u32), Accesses<'a>>,
+    /// Per (session, key, value): the session's first read of that value,
+    /// as (seq, unit), so writes-follow-reads finds it without a scan.
+    first_read: FxHashMap<(u32, u32, &'a Value), (u32, u32)>,
 }
 
 /// Finds the violations of a register history; `Some(reason)` when the
@@ -56,6 +59,7 @@ fn index<'a>(ctx: &Ctx<'a>) -> Result<Index<'a>, CheckError> {
     let mut writer: FxHashMap<(u32, &Value), u32> = FxHashMap::default();
     let mut writes: FxHashMap<(u32, u32), Accesses<'_>> = FxHashMap::default();
     let mut reads: FxHashMap<(u32, u32), Accesses<'_>> = FxHashMap::default();
+    let mut first_read = FxHashMap::default();
     for (u, unit) in p.units.iter().enumerate() {
         for (k, v) in &unit.writes {
             if v.is_nil() {
@@ -85,10 +89,11 @@ fn index<'a>(ctx: &Ctx<'a>) -> Result<Index<'a>, CheckError> {
         for (k, v) in &unit.reads {
             if !v.is_nil() {
                 reads.entry((unit.session, *k)).or_default().push((unit.seq, u as u32, v));
+                first_read.entry((unit.session, *k, v)).or_insert((unit.seq, u as u32));
             }
         }
     }
-    Ok(Index { writer, writes, reads })
+    Ok(Index { writer, writes, reads, first_read })
 }
 
 /// One register read being judged.
@@ -366,8 +371,12 @@ fn writes_follow_reads(
     let Observation { author, bound, observed, later, what, when } = seen;
     let author_read = before(ix.reads.get(&(*author, k)), *bound, false);
     let replaced = read.origin.and_then(|_| {
-        let r = ix.reads.get(&(*author, k))?.iter().find(|e| e.2 == x && e.0 < *bound)?;
-        let w = ix.writes.get(&(*author, k))?.iter().find(|e| e.0 > r.0 && e.0 <= *bound)?;
+        // The author's first read of x before the bound, then its first
+        // write of the key after that read (a session's accesses are in
+        // seq order), if that too came before the bound.
+        let r = ix.first_read.get(&(*author, k, x)).filter(|r| r.0 < *bound)?;
+        let ws = ix.writes.get(&(*author, k))?;
+        let w = ws.get(ws.partition_point(|e| e.0 <= r.0)).filter(|e| e.0 <= *bound)?;
         Some((r.1, w.1, w.2))
     });
     let (ru, did, overwrote) = match (x.is_nil(), author_read, replaced) {

@@ -22,8 +22,6 @@ use harness::{Registry, TestSpec, Workload};
 use rand::Rng;
 
 /// Registers the workload, the checker and the stack model.
-// A checker factory returns the checkers' own (large) error type.
-#[allow(clippy::result_large_err)]
 pub fn register(registry: &mut Registry) {
     registry.checker(
         "bounded-stack",
