@@ -32,21 +32,22 @@ fn register_ops() -> g::Gen {
     })
 }
 
+/// Clients of one shared in-memory register store; every `slow_every`-th
+/// operation (0: none) takes `slow`.
+fn mem_clients(slow_every: u64, slow: Duration) -> harness::interpreter::ClientFactory {
+    let store = Arc::new(Mutex::new(BTreeMap::new()));
+    let counter = Arc::new(AtomicU64::new(0));
+    Arc::new(move || {
+        Box::new(MemClient { store: store.clone(), counter: counter.clone(), slow_every, slow })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_a_wellformed_linearizable_history_with_timeouts_and_faults() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("history.jsonl");
     let mut recorder = Recorder::create(&path, RecorderConfig::default()).expect("recorder");
-    let store = Arc::new(Mutex::new(BTreeMap::new()));
-    let counter = Arc::new(AtomicU64::new(0));
-    let factory: harness::interpreter::ClientFactory = Arc::new(move || {
-        Box::new(MemClient {
-            store: store.clone(),
-            counter: counter.clone(),
-            slow_every: 37,
-            slow: Duration::from_millis(300),
-        })
-    });
+    let factory = mem_clients(37, Duration::from_millis(300));
     let nem_log = Arc::new(Mutex::new(Vec::new()));
     let nemesis = RecordingNemesis { log: nem_log.clone() };
     let faults = g::delay(
@@ -134,16 +135,7 @@ async fn an_interruption_stops_generating_and_drains() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("history.jsonl");
     let mut recorder = Recorder::create(&path, RecorderConfig::default()).expect("recorder");
-    let store = Arc::new(Mutex::new(BTreeMap::new()));
-    let counter = Arc::new(AtomicU64::new(0));
-    let factory: harness::interpreter::ClientFactory = Arc::new(move || {
-        Box::new(MemClient {
-            store: store.clone(),
-            counter: counter.clone(),
-            slow_every: 0,
-            slow: Duration::ZERO,
-        })
-    });
+    let factory = mem_clients(0, Duration::ZERO);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let interpreter = Interpreter {
         clients: 2,

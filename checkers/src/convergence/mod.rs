@@ -41,6 +41,8 @@ mod lost;
 mod order;
 mod read;
 mod register;
+#[cfg(test)]
+mod testing;
 mod timing;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -408,6 +410,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::convergence::testing::history;
     use crate::history::{Op, OpType, Process};
 
     fn spec(opts: &[(&str, &str)]) -> CheckSpec {
@@ -425,24 +428,6 @@ mod tests {
     /// The verdict, or the error's text.
     fn check(opts: &[(&str, &str)], h: &History) -> Result<Verdict, String> {
         checker(opts).check(h).map_err(|e| e.to_string())
-    }
-
-    /// `(process, f, value)` ops, each invoked and completed `ok` at once;
-    /// `final-read`s on node `n<process>`.
-    fn history(ops: &[(u64, &str, i64)]) -> History {
-        let mut out = Vec::new();
-        for &(p, f, v) in ops {
-            let value = if v == 0 { Value::Nil } else { Value::Int(v) };
-            let inv = if f == "write" { value.clone() } else { Value::Nil };
-            let mut i = Op::new(0, Process::Client(p), OpType::Invoke, f, inv);
-            let mut o = Op::new(0, Process::Client(p), OpType::Ok, f, value);
-            if f == "final-read" {
-                i.node = Some(format!("n{p}").into());
-                o.node = i.node.clone();
-            }
-            out.extend([i, o]);
-        }
-        History::from_ops_renumbered(out)
     }
 
     #[test]

@@ -387,19 +387,7 @@ impl<'k> Causality<'k> {
 mod tests {
     use super::*;
     use crate::convergence::read::read;
-    use crate::history::{Op, OpType, Process};
-
-    /// `(process, f, value)` ops, each invoked and completed `ok` at once.
-    fn history(ops: &[(u64, &str, i64)]) -> History {
-        let mut out = Vec::new();
-        for &(p, f, v) in ops {
-            let value = if v == 0 { Value::Nil } else { Value::Int(v) };
-            let inv = if f == "write" { value.clone() } else { Value::Nil };
-            out.push(Op::new(0, Process::Client(p), OpType::Invoke, f, inv));
-            out.push(Op::new(0, Process::Client(p), OpType::Ok, f, value));
-        }
-        History::from_ops_renumbered(out)
-    }
+    use crate::convergence::testing::history;
 
     fn writes(h: &History) -> Vec<Write> {
         let r = read(h, None, &Meter::unlimited()).unwrap_or_else(|_| panic!("reads"));

@@ -206,26 +206,8 @@ impl Register<'_> {
 mod tests {
     use super::*;
     use crate::convergence::read::read;
+    use crate::convergence::testing::history;
     use crate::convergence::{Kind, order};
-    use crate::history::{Op, OpType, Process};
-
-    /// `(process, f, value)` ops, each invoked and completed `ok` at once;
-    /// `final-read`s on node `n<process>`.
-    fn history(ops: &[(u64, &str, i64)]) -> History {
-        let mut out = Vec::new();
-        for &(p, f, v) in ops {
-            let value = if v == 0 { Value::Nil } else { Value::Int(v) };
-            let inv = if f == "write" { value.clone() } else { Value::Nil };
-            let mut i = Op::new(0, Process::Client(p), OpType::Invoke, f, inv);
-            let mut o = Op::new(0, Process::Client(p), OpType::Ok, f, value);
-            if f == "final-read" {
-                i.node = Some(format!("n{p}").into());
-                o.node = i.node.clone();
-            }
-            out.extend([i, o]);
-        }
-        History::from_ops_renumbered(out)
-    }
 
     fn judge_with(h: &History, judge: &Judge<'_>) -> (Vec<Anomaly>, Superseded) {
         let r = read(h, None, &Meter::unlimited()).unwrap_or_else(|_| panic!("reads"));

@@ -432,35 +432,16 @@ fn out_of_order(
 mod tests {
     use super::*;
     use crate::budget::Budget;
-    use crate::formats;
     use crate::history::History;
     use crate::session::sessions::parse;
+    use crate::session::testing;
 
-    /// Ops as EDN, one `[process f key value]` per completed op.
     fn history(ops: &[(u64, &str, &str, &str)]) -> History {
-        let mut edn = String::new();
-        for (i, (p, f, k, v)) in ops.iter().enumerate() {
-            let invoked = if *f == "read" { "nil" } else { v };
-            edn.push_str(&format!(
-                "{{:index {}, :process {p}, :type :invoke, :f :{f}, :key :{k}, :value {invoked}}}\n\
-                 {{:index {}, :process {p}, :type :ok, :f :{f}, :key :{k}, :value {v}}}\n",
-                2 * i,
-                2 * i + 1
-            ));
-        }
-        formats::parse(&edn, "test", None).expect("a readable history")
+        testing::history(ops)
     }
 
-    /// The findings on `h` with `enabled`, as (guarantee, explanation, chain ops).
     fn found(h: &History, enabled: &[Guarantee]) -> Vec<(Guarantee, String, Vec<u32>)> {
-        let p = parse(h, None).expect("parse");
-        let meter = Budget::default().start();
-        let ctx = Ctx { history: h, p: &p, meter: &meter };
-        let mut out = Vec::new();
-        assert_eq!(list_append(&ctx, enabled, &mut out).expect("judged"), None);
-        out.into_iter()
-            .map(|f| (f.guarantee, f.explanation, f.chain.iter().map(|c| c.0).collect()))
-            .collect()
+        testing::found(list_append, h, enabled)
     }
 
     #[test]

@@ -35,6 +35,8 @@ mod order;
 mod register;
 mod report;
 mod sessions;
+#[cfg(test)]
+mod testing;
 
 use std::time::Instant;
 
