@@ -189,6 +189,7 @@ impl Checker for LinearChecker {
                 QueueKind {
                     fifo: self.model == ModelName::FifoQueue,
                     interner: Interner::default(),
+                    crashed_unordered: false,
                 },
             ),
             ModelName::Kv => run(cfg, history, KvKind::default()),
