@@ -42,6 +42,7 @@ pub fn test_checks(
     if spec.checkers.is_empty() {
         checks = defaults;
     } else {
+        let theirs = component_options(spec, registry);
         for name in &spec.checkers {
             if name == "default" {
                 checks.extend(defaults.iter().cloned());
@@ -54,7 +55,6 @@ pub fn test_checks(
                     known: format!("default, {}", table.names().join(", ")),
                 });
             }
-            let theirs = component_options(spec, registry);
             let mut options = spec.options.clone();
             options.retain(|k, _| !theirs.contains(k));
             let wanted = CheckSpec {
