@@ -59,20 +59,12 @@ fn assert_caught(mode: &str, workload: &str, extra: &[&str], checker: &str, kind
     assert!(kinds.iter().any(|k| k == kind), "{workload} on {mode}: no {kind} among {kinds:?}");
 }
 
-/// async loses acknowledged writes when its primary is cut off and killed
-/// (issue 15 is about exposing this with the defaults).
-const PRIMARY_FAULTS: &[&str] = &[
-    "--nemesis",
-    "partition,kill",
-    "--opt",
-    "partition=primaries",
-    "--opt",
-    "kill_targets=primaries",
-    "--nemesis-interval",
-    "1",
-    "--time-limit",
-    "10",
-];
+/// async's primary cut off and killed, every second for 10 s.
+fn primary_faults() -> Vec<&'static str> {
+    let mut args = crate::e2e::PRIMARIES_CUT_OFF_AND_KILLED.to_vec();
+    args.extend(["--nemesis-interval", "1", "--time-limit", "10"]);
+    args
+}
 
 #[test]
 fn bank_keeps_its_total_on_raft_and_not_on_multi_leader() {
@@ -89,7 +81,7 @@ fn bank_keeps_its_total_on_raft_and_not_on_multi_leader() {
 #[test]
 fn counter_is_within_bounds_on_raft_and_loses_increments_on_async() {
     assert_valid_on_raft("counter", "counter");
-    assert_caught("async", "counter", PRIMARY_FAULTS, "counter", "lost-increments");
+    assert_caught("async", "counter", &primary_faults(), "counter", "lost-increments");
 }
 
 #[test]
@@ -132,10 +124,10 @@ fn queue_loses_nothing_on_raft_and_loses_enqueues_on_async() {
         );
     }
     drop(_serial);
-    assert_caught("async", "queue", PRIMARY_FAULTS, "total-queue", "lost");
+    assert_caught("async", "queue", &primary_faults(), "total-queue", "lost");
     // The linearizable queue model reads the final drain too; the nemesis's
     // `partition=primaries` stays the nemesis's, not the checker's option.
-    let mut args = PRIMARY_FAULTS.to_vec();
+    let mut args = primary_faults();
     args.extend(["--checker", "default,linearizable", "--model", "unordered-queue"]);
     let (code, checks) = test("async", "queue", &args);
     assert_eq!(code, 1, "{checks:?}");
