@@ -97,11 +97,6 @@ fn the_modules_of_checkers_import_each_other_without_cycles() {
 /// named for what each step means.
 const MAX_FUNCTION_LINES: usize = 150;
 
-/// Functions allowed over the limit for now: (file under `src/`, function,
-/// the length it may not exceed). None today; an entry that is no longer
-/// needed fails the test, so the list cannot go stale.
-const KNOWN_LONG: &[(&str, &str, usize)] = &[];
-
 /// One function of `src/` and its length.
 #[derive(Debug)]
 struct FunctionLength {
@@ -231,23 +226,10 @@ fn no_function_of_checkers_is_longer_than_150_lines() {
     );
     let mut problems = Vec::new();
     for f in &lengths {
-        let known = KNOWN_LONG.iter().find(|(file, name, _)| f.file == *file && f.name == *name);
-        let limit = known.map_or(MAX_FUNCTION_LINES, |k| k.2);
-        if f.lines > limit {
+        if f.lines > MAX_FUNCTION_LINES {
             problems.push(format!(
-                "src/{}:{}: fn {} is {} lines long (at most {limit})",
+                "src/{}:{}: fn {} is {} lines long (at most {MAX_FUNCTION_LINES})",
                 f.file, f.line, f.name, f.lines
-            ));
-        }
-    }
-    for (file, name, _) in KNOWN_LONG {
-        let still_long = lengths
-            .iter()
-            .any(|f| f.file == *file && f.name == *name && f.lines > MAX_FUNCTION_LINES);
-        if !still_long {
-            problems.push(format!(
-                "src/{file}: fn {name} is no longer over {MAX_FUNCTION_LINES} lines; remove it \
-                 from KNOWN_LONG in tests/architecture.rs"
             ));
         }
     }
