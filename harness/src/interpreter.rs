@@ -116,7 +116,7 @@ pub struct RunStats {
 
 enum Work {
     /// An operation, and the node it goes to.
-    Invoke(Invocation, String),
+    Invoke(Invocation, ArcStr),
     Sleep(Duration),
 }
 
@@ -251,7 +251,8 @@ impl Interpreter {
                             self.progress.invoked.fetch_add(1, Ordering::Relaxed);
                             generator
                                 .update(&ctx, &Event { thread, kind: OpType::Invoke, op: &op });
-                            let target = op.node.as_deref().unwrap_or_default().to_owned();
+                            // A shared name: no allocation per operation.
+                            let target = op.node.clone().unwrap_or_default();
                             let inv = Invocation {
                                 f: inv.f,
                                 value: op.value,
@@ -395,7 +396,7 @@ async fn client_worker(
 ) {
     let mut client: Option<Box<dyn Client>> = None;
     // The node the open client talks to.
-    let mut opened_on = String::new();
+    let mut opened_on = ArcStr::default();
     while let Some(work) = rx.recv().await {
         let reply = match work {
             Work::Sleep(d) => {
