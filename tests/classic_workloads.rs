@@ -203,9 +203,19 @@ fn causal_holds_for_pinned_sessions_and_breaks_for_eventual_and_for_moving_sessi
     let names: Vec<(&str, &str)> = checks.iter().map(|c| (c.0.as_str(), c.1.as_str())).collect();
     assert_eq!(names, [("causal", "valid"), ("session", "valid")]);
 
-    let (code, checks) = test("eventual", "causal", &partitions);
-    assert_eq!(code, 1, "eventual: {checks:?}");
-    assert_eq!((checks[0].0.as_str(), checks[0].1.as_str()), ("causal", "invalid"), "{checks:?}");
+    // Eventual shows a violation in most ten-second runs (about 7 of 8
+    // measured), not all: a reader must happen to look while a dependent
+    // write has arrived without its cause. Up to three runs, each seed printed.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (code, checks) = test("eventual", "causal", &partitions);
+        if code == 1 && (checks[0].0.as_str(), checks[0].1.as_str()) == ("causal", "invalid") {
+            seen.clear();
+            break;
+        }
+        seen.push(checks);
+    }
+    assert!(seen.is_empty(), "eventual kept causal consistency in 3 runs: {seen:?}");
 
     let mut moving = partitions.to_vec();
     moving.extend(["--opt", "sessions=moving"]);
