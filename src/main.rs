@@ -27,6 +27,9 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run a test campaign: a cluster, a workload under faults, a verdict.
     Test(Box<cli::TestArgs>),
+    /// Run a matrix of tests, each cell several times, against expectations:
+    /// faultline campaign -f campaigns/seed-matrix.toml.
+    Campaign(Box<cli::CampaignArgs>),
     /// Check a recorded run again: faultline analyze store/latest.
     Analyze(cli::AnalyzeArgs),
     /// Remove leftovers (processes, namespaces, links) of interrupted runs.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Refstore(args) => return refstore::run(args),
         Command::Test(args) => cli::test(&args, &registry()),
+        Command::Campaign(args) => cli::campaign(&args, &registry()),
         Command::Analyze(args) => cli::analyze(&args, &registry()),
         Command::Clean(args) => cli::clean(&args),
         Command::Report(args) => cli::report(&args, &registry()),

@@ -2,6 +2,8 @@
 
 /// The crates' dependencies point the way ARCHITECTURE.md says.
 mod architecture;
+/// `faultline campaign`: the seed matrix at small scale, interruption and resume.
+mod campaign;
 /// `faultline check` and `faultline generate`: exit codes, outputs, errors.
 mod check;
 /// Every listed checker run by the binary on the checkers' golden histories.

@@ -23,6 +23,7 @@
 //! the means (grudges, signals, link shapes) and DB adapters expose kill and
 //! pause, but nothing calls them except a `Nemesis` and teardown.
 
+pub mod campaign;
 pub mod checks;
 pub mod clean;
 pub mod cli;

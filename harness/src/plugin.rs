@@ -100,6 +100,22 @@ pub trait Db: Send + Sync {
         Vec::new()
     }
 
+    /// The nemesis packages a test runs when it names none (`default` in
+    /// `--nemesis`): the faults that matter for this target in its mode.
+    /// The default is partitions and kills.
+    fn default_nemeses(&self) -> Vec<String> {
+        vec!["partition".into(), "kill".into()]
+    }
+
+    /// Options this target sets for the given nemeses when the test does
+    /// not set them itself, so its faults land where its promise is tested
+    /// (an async primary-backup store aims kills at the primary). They are
+    /// written into the run's `test.toml`, so a replay needs no defaults.
+    /// The default sets none.
+    fn default_options(&self, _nemeses: &[String]) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// A fresh, unopened client for this test.
     fn client(&self, env: &TestEnv) -> Box<dyn Client>;
 

@@ -145,6 +145,31 @@ pub fn schedule(spec: &TestSpec, workload: &dyn Workload, nemesis: Option<(Gen, 
     g::phases(phases)
 }
 
+/// Replaces `default` in the spec's nemeses by the faults its target picks
+/// for its mode (`Db::default_nemeses`), and adds the options the target
+/// sets for those faults (`Db::default_options`) where the spec sets none,
+/// so `test.toml` names exactly the faults and targets that ran. Called
+/// before the run directory is named; a resolved spec is left as it is.
+pub fn resolve_defaults(spec: &mut TestSpec, registry: &Registry) -> Result<()> {
+    let db = registry.build_target(&spec.target, spec)?;
+    let mut resolved: Vec<String> = Vec::new();
+    for name in std::mem::take(&mut spec.nemesis) {
+        let names =
+            if name == results::DEFAULT_NEMESIS { db.default_nemeses() } else { vec![name] };
+        for n in names {
+            if !resolved.contains(&n) {
+                resolved.push(n);
+            }
+        }
+    }
+    spec.nemesis = resolved;
+    let active: Vec<String> = spec.nemeses().into_iter().map(str::to_owned).collect();
+    for (key, value) in db.default_options(&active) {
+        spec.options.entry(key).or_insert(value);
+    }
+    Ok(())
+}
+
 /// A tag that marks this run's processes and network objects.
 pub fn run_tag(run_dir: &RunDir) -> String {
     let stamp =
@@ -159,9 +184,11 @@ pub async fn run_test(
     run_dir: RunDir,
     opts: RunOptions,
 ) -> Result<RunOutcome> {
+    let mut spec = spec;
     let seed = spec
         .seed
         .ok_or_else(|| HarnessError::Internal("run_test needs a spec with a seed".into()))?;
+    resolve_defaults(&mut spec, registry)?;
     run_dir.write_spec(&spec)?;
     let plan = plan(&spec, registry)?;
     let spec = Arc::new(spec);

@@ -277,16 +277,12 @@ fn reasons(failed: Vec<(String, String)>) -> Value {
 
 /// The `clock` package: `options.clock_faults` (comma-separated `bump`,
 /// `strobe`, `skew`; default all), `options.clock_targets` (default `one`,
-/// `minority`, `majority`, `all`), `options.clock_max_ms` (largest offset,
+/// `minority`, `majority`, `all`, `primaries`), `options.clock_max_ms` (largest offset,
 /// default 60000) and `options.clock_max_drift` (default 0.5).
 pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     let known: Vec<(&str, ClockFault)> = ClockFault::EVERY.iter().map(|k| (k.name(), *k)).collect();
     let faults = option_list(spec, "clock_faults", &known, &ClockFault::EVERY)?;
-    let rules = targets_option(
-        spec,
-        "clock_targets",
-        &[Targets::One, Targets::Minority, Targets::Majority, Targets::All],
-    )?;
+    let rules = targets_option(spec, "clock_targets", &Targets::EVERY)?;
     let max_offset_ms: i64 = spec.option("clock_max_ms", 60_000)?;
     let max_drift: f64 = spec.option("clock_max_drift", 0.5)?;
     if max_offset_ms <= 0 || !(max_drift > 0.0 && max_drift < 1.0) {

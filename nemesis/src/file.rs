@@ -444,11 +444,13 @@ impl Nemesis for FileNemesis {
 
 /// The `file` package: `options.file_faults` (comma-separated `truncate`,
 /// `bitflip`, `rollback`, `lose-unfsynced`; default all) and
-/// `options.file_targets` (default `one`).
+/// `options.file_targets` (default `one,primaries`: each fault draws one).
 pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     let known: Vec<(&str, FileFault)> = FileFault::EVERY.iter().map(|k| (k.name(), *k)).collect();
     let faults = option_list(spec, "file_faults", &known, &FileFault::EVERY)?;
-    let rules = targets_option(spec, "file_targets", &[Targets::One])?;
+    // One node at a time, sometimes the primary: damaging the files of a
+    // majority at once destroys data no replication scheme can keep.
+    let rules = targets_option(spec, "file_targets", &[Targets::One, Targets::Primaries])?;
     let start = g::from_fn(move |rng: &mut Rng, _| {
         let fault = faults[rng.random_range(0..faults.len())];
         let rule = rules[rng.random_range(0..rules.len())];

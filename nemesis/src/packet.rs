@@ -182,15 +182,11 @@ impl Nemesis for PacketNemesis {
 /// The `packet` package: `options.packet_faults` (comma-separated `delay`,
 /// `loss`, `duplicate`, `reorder`, `rate`; default all: each start draws a
 /// random non-empty subset) and `options.packet_targets` (default `one`,
-/// `minority`, `majority`, `all`).
+/// `minority`, `majority`, `all`, `primaries`).
 pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     let known: Vec<(&str, Behaviour)> = Behaviour::EVERY.iter().map(|b| (b.name(), *b)).collect();
     let allowed = option_list(spec, "packet_faults", &known, &Behaviour::EVERY)?;
-    let rules = targets_option(
-        spec,
-        "packet_targets",
-        &[Targets::One, Targets::Minority, Targets::Majority, Targets::All],
-    )?;
+    let rules = targets_option(spec, "packet_targets", &Targets::EVERY)?;
     let start = g::from_fn(move |rng: &mut Rng, _| {
         let mut chosen: Vec<Behaviour> =
             allowed.iter().copied().filter(|_| rng.random_bool(0.5)).collect();

@@ -16,6 +16,7 @@
 //! evidence with the checker that gave it, looked up in the caller's
 //! [`CheckerTable`], so a plugin checker draws its own pages.
 
+pub mod campaign;
 pub mod error;
 pub mod intervals;
 pub mod report;
@@ -33,7 +34,7 @@ use checkers::registry::CheckerTable;
 pub use error::StoreError;
 pub use run_results::{CheckResult, RESULTS_VERSION, RunResults};
 pub use rundir::RunDir;
-pub use spec::{RuntimeKind, SpecFile, SshSpec, TestSpec};
+pub use spec::{DEFAULT_NEMESIS, RuntimeKind, SpecFile, SshSpec, TestSpec};
 pub use store::{Run, RunSummary, Store};
 
 /// What [`finish_run`] and [`regenerate_report`] wrote.

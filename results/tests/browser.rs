@@ -338,3 +338,84 @@ fn a_million_op_report_opens_in_headless_chromium() {
     let errors = s.take_errors();
     assert!(errors.is_empty(), "script errors: {errors:?}");
 }
+
+/// A campaign's `summary.html` opens from disk: the matrix shows each
+/// cell's colour and figures, a run link leads to that run's report, and
+/// no script error occurs.
+#[test]
+fn campaign_summary_opens_in_headless_chromium() {
+    use results::campaign::{
+        CampaignSummary, CellStatus, CellSummary, Expectation, Expected, RunRecord,
+    };
+    let Some(chrome) = chromium() else { return };
+    let out = out_dir("campaign");
+    let seed = 5;
+    eprintln!("history seed {seed}");
+    let good = register_history(2_000, 4, seed);
+    let bad = with_phantom_read(&good);
+    let linear = checkers::registry::CheckSpec {
+        checker: "linearizable".into(),
+        model: Some("register".into()),
+        ..Default::default()
+    };
+    let mut cells = Vec::new();
+    for (mode, history, verdict) in
+        [("raft", &good, Expected::Valid), ("async", &bad, Expected::Invalid)]
+    {
+        let name = format!("{mode}-kill");
+        let dir = make_run(&out, &name, "20261205T000000Z", history, &spec(&name, seed));
+        let v = checkers::registry::build(&linear).expect("build").check(history).expect("check");
+        let merged = checkers::Verdict::merged("register", vec![v.clone()]);
+        results::finish_run(
+            &dir,
+            history,
+            vec![CheckResult::new(&linear, v)],
+            &crate::common::plugins(),
+        )
+        .expect("finish");
+        let expect = Expectation {
+            verdict,
+            anomalies: if verdict == Expected::Invalid {
+                vec!["nonlinearizable".into()]
+            } else {
+                Vec::new()
+            },
+            ..Expectation::default()
+        };
+        let mut run = RunRecord::planned(seed);
+        run.dir = Some(format!("{name}/20261205T000000Z"));
+        run.judged(history, &merged, &expect);
+        cells.push(CellSummary {
+            params: vec![("mode".into(), mode.into()), ("nemesis".into(), "kill".into())],
+            name,
+            expect,
+            runs: vec![run, RunRecord::planned(seed + 1)],
+            figures: Default::default(),
+            status: CellStatus::Pending,
+            reasons: Vec::new(),
+        });
+    }
+    let mut summary = CampaignSummary::new("browser", vec!["mode".into(), "nemesis".into()], cells);
+    summary.write(&out).expect("write summary");
+    let s = launch(chrome);
+    let url = format!("file://{}", out.join("summary.html").display());
+    s.open(&url);
+    assert_eq!(s.eval("document.querySelectorAll('table.matrix td.pending').length"), 2);
+    let text = s.eval("document.querySelector('table.matrix').innerText");
+    assert!(
+        text.as_str().is_some_and(|t| t.contains("detected 1/1") && t.contains("1 clean of 1")),
+        "{text}"
+    );
+    s.screenshot(&out.join("summary.png"));
+    // A run link opens that run's report.
+    s.eval("document.querySelector('table.matrix td a.detected').click(); true");
+    assert!(
+        s.wait_for(
+            "document.getElementById('overall-verdict')?.textContent === 'invalid'",
+            Duration::from_secs(30)
+        ),
+        "the run link did not open the invalid run's report"
+    );
+    let errors = s.take_errors();
+    assert!(errors.is_empty(), "script errors: {errors:?}");
+}

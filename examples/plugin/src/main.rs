@@ -1,4 +1,4 @@
-//! `faultline-plugins`: faultline's whole command line (`test`, `analyze`,
+//! `faultline-plugins`: faultline's whole command line (`test`, `campaign`, `analyze`,
 //! `check`, `report`, `serve`, `clean`) over a registry holding the
 //! built-ins plus this crate's plugins. This is how a plugin reaches the
 //! command line without forking faultline. It also runs the reference
@@ -23,6 +23,8 @@ enum Command {
     Test(Box<cli::TestArgs>),
     /// Check a recorded run again.
     Analyze(cli::AnalyzeArgs),
+    /// Run a matrix of tests against expectations.
+    Campaign(Box<cli::CampaignArgs>),
     /// Check history files with a checker, built-in or from this crate.
     Check(cli::CheckArgs),
     /// Redraw a run's report.html.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Test(args) => cli::test(&args, &registry()),
         Command::Analyze(args) => cli::analyze(&args, &registry()),
+        Command::Campaign(args) => cli::campaign(&args, &registry()),
         Command::Check(args) => cli::check(&args, &registry()),
         Command::Report(args) => cli::report(&args, &registry()),
         Command::Serve(args) => cli::serve(&args, &registry()),

@@ -2,11 +2,12 @@
 //! `faultline` binary and a plugin author's own binary (see
 //! `examples/plugin`) share one command line, and a plugin's workloads,
 //! targets, nemeses and checkers are reachable from all of it: `test`,
-//! `analyze`, `check`, `report`, `serve` and `clean`. Each returns the
+//! `campaign`, `analyze`, `check`, `report`, `serve` and `clean`. Each returns the
 //! process exit code (`checkers::exit`): 0 valid, 1 invalid, 2 unknown, 3
 //! the harness itself failed (a node would not start, the run was
 //! interrupted), 254 bad arguments or unreadable input.
 
+mod campaign;
 mod check;
 mod store;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use clap::Args;
 use results::RunDir;
 
+pub use self::campaign::{CampaignArgs, campaign};
 pub use self::check::{CheckArgs, check};
 pub use self::store::{ReportArgs, ServeArgs, report, serve};
 use crate::error::HarnessError;
@@ -31,8 +33,8 @@ pub use checkers::exit::{
 };
 
 /// `faultline test`: run a test campaign. With no arguments: refstore in
-/// raft mode, 5 local nodes, the register workload, partitions and kills,
-/// 30 seconds.
+/// raft mode, 5 local nodes, the register workload, for 30 seconds, under
+/// the faults the target picks for its mode (raft: partitions, kills, pauses).
 #[derive(Args, Debug, Clone, Default)]
 pub struct TestArgs {
     /// A TOML test file; flags given as well override its fields.
@@ -50,7 +52,8 @@ pub struct TestArgs {
     /// The workload (`--list` shows them all).
     #[arg(long)]
     pub workload: Option<String>,
-    /// Faults, comma-separated (partition,kill), or `none`.
+    /// Faults, comma-separated (partition,kill), or `none`; `default` (the
+    /// default) stands for those the target picks for its mode.
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
     /// Seconds between fault operations.
@@ -223,6 +226,10 @@ pub fn test(args: &TestArgs, registry: &Registry) -> i32 {
             return exit_code_for(&e);
         }
     };
+    if let Err(e) = crate::run::resolve_defaults(&mut spec, registry) {
+        eprintln!("faultline test: {e}");
+        return exit_code_for(&e);
+    }
     let seed = *spec.seed.get_or_insert_with(|| {
         // A fresh seed from the OS-seeded hasher keys; it is printed, so the
         // run can be replayed.

@@ -6,7 +6,11 @@
 //! reach a node: refstore's `/admin/clock`, the default, or libfaketime,
 //! which shows the same faults work on a program without clock control);
 //! `wal_recovery = refuse | truncate` (passed to refstore: what a node does
-//! with a corrupted log).
+//! with a corrupted log); `ship_interval_ms = N` (async mode only: how often
+//! the primary ships what it acknowledged to its backups, default 200).
+//!
+//! With no `--nemesis`, a test of refstore gets the faults that matter for
+//! its mode ([`default_nemeses`]).
 //!
 //! The client, and how it maps faultline's operations onto refstore's API,
 //! is in `client.rs`.
@@ -55,6 +59,48 @@ pub struct RefstoreDb {
     /// libfaketime per node, once prepared (with `clock = faketime`).
     faketime: Mutex<BTreeMap<String, Faketime>>,
     wal_recovery: Option<String>,
+    ship_interval_ms: Option<u64>,
+}
+
+/// The fault targets a test of `mode` gets unless it sets them: async's
+/// anomalies (lost acknowledged writes, split brain) only happen when a
+/// fault hits the primary, so its kills, pauses and partitions aim there
+/// (`kill_targets = primaries` and so on). Every other mode keeps each
+/// nemesis's own mix of targets, which includes the primaries.
+pub fn default_options(mode: Mode, nemeses: &[String]) -> Vec<(String, String)> {
+    if mode != Mode::Async {
+        return Vec::new();
+    }
+    let mut options = Vec::new();
+    for n in nemeses {
+        let option = match n.as_str() {
+            "kill" => ("kill_targets", "primaries"),
+            "pause" => ("pause_targets", "primaries"),
+            "partition" => ("partition", "primaries"),
+            "file" => ("file_targets", "primaries"),
+            _ => continue,
+        };
+        options.push((option.0.to_owned(), option.1.to_owned()));
+    }
+    options
+}
+
+/// The faults a test of `mode` runs when it names none: those under which
+/// the mode's promises are tested or its documented anomalies show (see
+/// refstore's mode table). The strong modes face every fault that stresses
+/// elections, fencing and durability; async, primary kills and partitions
+/// (its lost writes and split brain); multi-leader, clock skew (its lost
+/// writes without concurrency) and partitions; causal, partitions and
+/// kills with pinned sessions; eventual, partitions (stale reads, and
+/// convergence after the heal).
+pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
+    match mode {
+        Mode::Raft | Mode::Paxos | Mode::Sync => &["partition", "kill", "pause"],
+        Mode::Async => &["partition", "kill"],
+        Mode::MultiLeader => &["clock", "partition"],
+        Mode::Causal => &["partition", "kill"],
+        Mode::Eventual => &["partition"],
+    }
 }
 
 /// refstore's numeric id of node `n3` is 3.
@@ -98,7 +144,28 @@ impl RefstoreDb {
                 ));
             }
         };
+        let ship_interval_ms = match spec.option_text("ship_interval_ms") {
+            None => None,
+            Some(text) => match text.parse::<u64>() {
+                Ok(ms) if ms > 0 && mode == Mode::Async => Some(ms),
+                Ok(_) if mode != Mode::Async => {
+                    return Err(HarnessError::spec(
+                        "test spec",
+                        "options.ship_interval_ms",
+                        format!("only async ships in batches; mode {mode} does not read it"),
+                    ));
+                }
+                _ => {
+                    return Err(HarnessError::spec(
+                        "test spec",
+                        "options.ship_interval_ms",
+                        format!("{text:?}: use a positive number of milliseconds"),
+                    ));
+                }
+            },
+        };
         Ok(RefstoreDb {
+            ship_interval_ms,
             mode,
             seed: spec.seed.unwrap_or(0),
             op_timeout,
@@ -207,6 +274,10 @@ impl Db for RefstoreDb {
         if let Some(policy) = &self.wal_recovery {
             args.push("--wal-recovery".into());
             args.push(policy.clone());
+        }
+        if let Some(ms) = self.ship_interval_ms {
+            args.push("--ship-interval-ms".into());
+            args.push(ms.to_string());
         }
         let daemon_env = match self.clock {
             ClockControl::Admin => Vec::new(),
@@ -345,6 +416,14 @@ impl Db for RefstoreDb {
 
     fn client(&self, env: &TestEnv) -> Box<dyn Client> {
         Box::new(RefstoreClient::over_http(self.http.clone(), env.clone()))
+    }
+
+    fn default_nemeses(&self) -> Vec<String> {
+        default_nemeses(self.mode).iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn default_options(&self, nemeses: &[String]) -> Vec<(String, String)> {
+        default_options(self.mode, nemeses)
     }
 
     fn supported_fs(&self) -> &[&str] {

@@ -67,6 +67,11 @@ struct NodeArgs {
     /// How long the API waits for an outcome before answering `timeout`.
     #[arg(long, default_value_t = 5000)]
     request_timeout_ms: u64,
+    /// How often an async primary ships newly acknowledged entries to its backups (async
+    /// mode only; default 200). What it acknowledged since its last shipment is lost when
+    /// it crashes and a backup takes over.
+    #[arg(long)]
+    ship_interval_ms: Option<u64>,
     /// Seed of the node's randomness (default: derived from the id and the time; logged).
     #[arg(long)]
     seed: Option<u64>,
@@ -182,6 +187,10 @@ enum RunError {
     Node(#[from] node::NodeError),
     #[error("duplicate --peer for node {0}")]
     DuplicatePeer(NodeId),
+    #[error(
+        "--ship-interval-ms {0}: only async mode ships in batches, and the interval must be positive"
+    )]
+    ShipInterval(u64),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
 }
@@ -195,7 +204,13 @@ async fn run_node(a: NodeArgs) -> Result<(), RunError> {
             return Err(RunError::DuplicatePeer(pid));
         }
     }
-    let timing = Timing::default();
+    let mut timing = Timing::default();
+    if let Some(ms) = a.ship_interval_ms {
+        if a.mode != Some(Mode::Async) || ms == 0 {
+            return Err(RunError::ShipInterval(ms));
+        }
+        timing.ship_ms = ms;
+    }
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

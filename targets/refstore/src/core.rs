@@ -25,6 +25,11 @@ pub struct Timing {
     pub election_max_ms: u64,
     /// How often eventual and multi-leader nodes gossip, and causal nodes run anti-entropy.
     pub gossip_ms: u64,
+    /// How often an `async` primary ships the entries it has acknowledged since its last
+    /// shipment, as a log shipper does (WAL or binlog shipping in batches). Whatever it
+    /// acknowledged within the last interval is on no backup yet: that is the window in
+    /// which a primary crash loses acknowledged writes.
+    pub ship_ms: u64,
     /// How long a core works on one client request before answering `timeout` or
     /// `unavailable` itself.
     pub request_ms: u64,
@@ -38,6 +43,7 @@ impl Default for Timing {
             election_min_ms: 300,
             election_max_ms: 600,
             gossip_ms: 200,
+            ship_ms: 200,
             request_ms: 4000,
         }
     }

@@ -134,16 +134,18 @@ pub(crate) struct RegisterKind {
 
 impl ModelKind for RegisterKind {
     type M = Register;
-    // Knossos's reads of nil say nothing (the value was not known).
+    // Knossos's reads of nil say nothing (the value was not known). A
+    // `final-read` (the read every node does after the heal) is a read.
     fn observes(&self, f: &str, output: &Value) -> bool {
-        matches!(f, "read" | "r" | "get") && !output.is_nil() || self.cas && f == "cas"
+        matches!(f, "read" | "r" | "get" | "final-read") && !output.is_nil()
+            || self.cas && f == "cas"
     }
     const OBSERVING: &str = "an ok read of a value, or an ok cas";
     fn compile(&mut self, call: &Call<'_>) -> Result<Option<RegOp>, String> {
         let Call { f, input, output, .. } = *call;
         let name = if self.cas { "cas-register" } else { "register" };
         match f {
-            "read" | "r" | "get" => Ok(match output {
+            "read" | "r" | "get" | "final-read" => Ok(match output {
                 None | Some(Value::Nil) => None,
                 Some(v) => Some(RegOp::Read(self.interner.id(v))),
             }),
@@ -157,7 +159,11 @@ impl ModelKind for RegisterKind {
             _ => Err(unknown_function(
                 name,
                 f,
-                if self.cas { "read, write and cas" } else { "read and write" },
+                if self.cas {
+                    "read (and final-read), write and cas"
+                } else {
+                    "read (and final-read) and write"
+                },
             )),
         }
     }
@@ -266,5 +272,22 @@ mod tests {
         assert_eq!(m.step(&m.init(), &cas), None, "cas from 1 needs 1");
         let s = m.step(&s, &cas).expect("cas");
         assert_eq!(m.step(&s, &r2), Some(s));
+    }
+
+    #[test]
+    fn a_final_read_is_a_read() {
+        let mut k = RegisterKind { cas: false, init: Value::Nil, interner: Interner::default() };
+        let fin = k
+            .compile_args("final-read", None, &Value::Nil, Some(&Value::Int(3)))
+            .expect("final-read")
+            .expect("op");
+        let read = k
+            .compile_args("read", None, &Value::Nil, Some(&Value::Int(3)))
+            .expect("read")
+            .expect("op");
+        assert_eq!(fin, read);
+        assert!(k.observes("final-read", &Value::Int(3)));
+        let err = k.compile_args("frobnicate", None, &Value::Nil, None).expect_err("unknown");
+        assert!(err.contains("read (and final-read) and write"), "{err}");
     }
 }

@@ -212,6 +212,8 @@ pub struct ReplogCore {
     seq: u64,
     seq_sent_at: BTreeMap<u64, u64>,
     next_heartbeat: u64,
+    /// When an async primary next ships new entries (see [`Timing::ship_ms`]).
+    next_ship: u64,
     pending_writes: BTreeMap<u64, (RequestId, u64, u64)>,
     pending_reads: Vec<PendingRead>,
     ready: Ready<Msg, Record>,
@@ -252,6 +254,7 @@ impl ReplogCore {
             seq: 0,
             seq_sent_at: BTreeMap::new(),
             next_heartbeat: 0,
+            next_ship: 0,
             pending_writes: BTreeMap::new(),
             pending_reads: Vec::new(),
             ready: Ready::new(policy != Policy::Async),
@@ -397,7 +400,8 @@ impl ReplogCore {
         index
     }
 
-    /// Sends every follower what it lacks (an empty append is a heartbeat).
+    /// Sends every follower what it lacks (an empty append is a heartbeat). An async
+    /// primary sends entries only when a shipment is due; otherwise its heartbeat is empty.
     fn broadcast(&mut self, now: Now) {
         self.seq += 1;
         self.seq_sent_at.insert(self.seq, now.mono_ms);
@@ -405,16 +409,30 @@ impl ReplogCore {
         while self.seq_sent_at.len() > 1024 {
             self.seq_sent_at.pop_first();
         }
+        let ship = self.policy != Policy::Async || now.mono_ms >= self.next_ship;
+        if ship {
+            self.next_ship = now.mono_ms + self.timing.ship_ms;
+        }
         for p in self.peers.clone() {
-            self.send_append(p);
+            self.send_append_with(p, ship);
         }
         self.next_heartbeat = now.mono_ms + self.timing.heartbeat_ms;
     }
 
     fn send_append(&mut self, to: NodeId) {
+        self.send_append_with(to, true)
+    }
+
+    /// Sends `to` an append: what it lacks when `entries`, else an empty heartbeat that
+    /// still lets it detect a gap (it answers with a hint) and confirms the leader.
+    fn send_append_with(&mut self, to: NodeId, entries: bool) {
         let Some(pr) = self.progress.get_mut(&to) else { return };
         let prev_index = pr.next.saturating_sub(1).min(self.log.len() as u64);
-        let end = self.log.len().min(prev_index as usize + MAX_BATCH);
+        let end = if entries {
+            self.log.len().min(prev_index as usize + MAX_BATCH)
+        } else {
+            prev_index as usize
+        };
         let entries = self.log[prev_index as usize..end].to_vec();
         // Pipelining: assume delivery; a failure response moves `next` back.
         pr.next = end as u64 + 1;
@@ -806,7 +824,10 @@ impl Core for ReplogCore {
                     }
                     self.advance_commit(now);
                 }
-                if now.mono_ms >= self.next_heartbeat {
+                let shipment_due = self.policy == Policy::Async
+                    && now.mono_ms >= self.next_ship
+                    && self.progress.values().any(|p| p.next <= self.last_index());
+                if now.mono_ms >= self.next_heartbeat || shipment_due {
                     self.broadcast(now);
                     self.assign_read_rounds();
                 }
@@ -872,8 +893,12 @@ impl Core for ReplogCore {
         }
         let index = self.append_local(Entry { term: self.term, op: Some(op) });
         self.pending_writes.insert(index, (req, self.term, deadline));
-        for p in self.peers.clone() {
-            self.send_append(p);
+        // An async primary ships in batches on its own timer (`tick`); the others
+        // replicate at once, since the write waits for their acknowledgements.
+        if self.policy != Policy::Async {
+            for p in self.peers.clone() {
+                self.send_append(p);
+            }
         }
         self.advance_commit(now);
     }
@@ -1085,6 +1110,44 @@ mod tests {
         net.run_for(1000);
         assert_eq!(net.cores[&p].kv().get(&Key::Int(1)), json!(null));
         assert!(!net.cores[&p].is_leader());
+    }
+
+    #[test]
+    fn async_ships_in_batches_so_a_crash_inside_the_interval_loses_acknowledged_writes() {
+        let mut net = cluster(Policy::Async);
+        net.run_for(1500);
+        let p = leader(&net).expect("a primary");
+        // Write once and wait until that batch reaches a backup: a shipment
+        // just went out. A write right after it waits for the next one, an
+        // interval later, though nothing is cut.
+        let first = net.propose(p, write(2, 1));
+        assert_eq!(net.reply(first), Some(&Ok(Reply::Done)));
+        let backup = (1..=3).find(|b| *b != p).expect("a backup");
+        let mut waited = 0;
+        while net.cores[&backup].kv().get(&Key::Int(2)) != json!(1) {
+            net.run_for(10);
+            waited += 10;
+            assert!(waited <= Timing::default().ship_ms + 50, "never shipped");
+        }
+        let w = net.propose(p, write(3, 7));
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "acknowledged at once");
+        net.run_for(20);
+        for b in (1..=3).filter(|b| *b != p) {
+            assert_eq!(net.cores[&b].kv().get(&Key::Int(3)), json!(null), "shipped too early");
+        }
+        net.crash(p);
+        net.run_for(2000);
+        let q = leader(&net).expect("a backup is promoted");
+        let r = net.propose(q, read(3));
+        net.run_for(50);
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(null)))), "the write is lost");
+        // Without a crash the batch arrives within one interval.
+        let w = net.propose(q, write(4, 1));
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)));
+        net.run_for(Timing::default().ship_ms + 20);
+        for b in (1..=3).filter(|b| *b != q && *b != p) {
+            assert_eq!(net.cores[&b].kv().get(&Key::Int(4)), json!(1), "the batch arrived");
+        }
     }
 
     #[test]

@@ -1,0 +1,179 @@
+//! `faultline campaign`: the seed matrix at small scale meets its own
+//! expectations, and a campaign interrupted with Ctrl-C keeps what ran and
+//! resumes with the seeds it planned.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use results::campaign::{CampaignState, CampaignSummary, RunState};
+
+use crate::e2e::serial;
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Every refstore mode under every fault kind, one short run per cell, two
+/// at a time: each cell must meet the expectation refstore's mode table
+/// gives it, with `faultline test` defaults for the mode. (The full-scale
+/// detection rates come from the same file with `--runs 20`, offline.)
+#[test]
+fn the_seed_matrix_at_small_scale_meets_its_expectations() {
+    let _serial = serial();
+    let out = tempfile::tempdir().expect("tempdir");
+    let dir = out.path().join("matrix");
+    let started = Instant::now();
+    let output = faultline()
+        .args(["campaign", "-f"])
+        .arg(repo_file("campaigns/seed-matrix.toml"))
+        .args(["--runs", "1", "--set", "time_limit=12", "--set", "nemesis_interval=2"])
+        .args(["--parallel", "2", "--out"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run faultline campaign");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!(
+        "{stdout}\n{}\nseed matrix in {:.0} s",
+        String::from_utf8_lossy(&output.stderr),
+        started.elapsed().as_secs_f64()
+    );
+    let summary = CampaignSummary::read(&dir).expect("summary.json");
+    assert_eq!(summary.state, CampaignState::Complete);
+    assert_eq!(summary.cells.len(), 42, "7 modes × 6 fault columns");
+    let broken: Vec<String> = summary
+        .cells
+        .iter()
+        .filter(|c| !c.reasons.is_empty())
+        .map(|c| {
+            format!(
+                "{} ({}): {} [seeds {:?}]",
+                c.id(),
+                c.expect.label(),
+                c.reasons.join("; "),
+                c.runs.iter().map(|r| r.seed).collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(broken.is_empty(), "cells broke their expectation:\n{}", broken.join("\n"));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(dir.join("summary.html").is_file());
+    // Every run links to a run directory with its report.
+    for cell in &summary.cells {
+        for run in &cell.runs {
+            let d = run.dir.as_ref().expect("run dir");
+            assert!(dir.join(d).join("report.html").is_file(), "{d}");
+        }
+    }
+}
+
+const SMALL: &str = r#"
+name = "small"
+runs = 2
+[test]
+time_limit = 4
+nodes = 3
+[matrix]
+mode = ["raft", "sync"]
+nemesis = ["none"]
+[[expect]]
+verdict = "valid"
+"#;
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_interrupted_campaign_keeps_what_ran_and_resumes_with_its_seeds() {
+    let _serial = serial();
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = out.path().join("small.toml");
+    std::fs::write(&file, SMALL).expect("write campaign");
+    let dir = out.path().join("c");
+    let mut child = faultline()
+        .args(["campaign", "-f"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Interrupt once the first run is done and the second has started.
+    wait_for("the first run", Duration::from_secs(120), || {
+        CampaignSummary::read(&dir)
+            .is_ok_and(|s| s.cells.iter().flat_map(|c| &c.runs).any(|r| r.state == RunState::Done))
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let planned: Vec<u64> = CampaignSummary::read(&dir)
+        .expect("summary")
+        .cells
+        .iter()
+        .flat_map(|c| c.runs.iter().map(|r| r.seed))
+        .collect();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("sigint");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3), "an interrupted campaign exits 3");
+    let s = CampaignSummary::read(&dir).expect("summary");
+    assert_eq!(s.state, CampaignState::Interrupted);
+    let states: Vec<RunState> =
+        s.cells.iter().flat_map(|c| c.runs.iter().map(|r| r.state)).collect();
+    assert!(states.contains(&RunState::Done), "{states:?}");
+    assert!(states.contains(&RunState::Interrupted), "the running test was stopped: {states:?}");
+    assert!(!states.iter().all(|s| *s == RunState::Done), "{states:?}");
+
+    let resumed = faultline()
+        .args(["campaign", "--resume"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("resume");
+    eprintln!("{}", String::from_utf8_lossy(&resumed.stdout));
+    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let s = CampaignSummary::read(&dir).expect("summary");
+    assert_eq!(s.state, CampaignState::Complete);
+    assert_eq!(s.counts(), (2, 0, 0));
+    let seeds: Vec<u64> = s.cells.iter().flat_map(|c| c.runs.iter().map(|r| r.seed)).collect();
+    assert_eq!(seeds, planned, "the resumed runs use the seeds planned at the start");
+    for run in s.cells.iter().flat_map(|c| &c.runs) {
+        assert_eq!(run.state, RunState::Done);
+        let d = dir.join(run.dir.as_ref().expect("dir"));
+        let spec = std::fs::read_to_string(d.join("test.toml")).expect("test.toml");
+        assert!(spec.contains(&format!("seed = {}", run.seed)), "{spec}");
+        assert!(spec.contains("campaign = \"small\""), "{spec}");
+    }
+}
+
+#[test]
+fn a_bad_campaign_names_the_cell_and_field_and_runs_nothing() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let file = out.path().join("bad.toml");
+    std::fs::write(&file, SMALL.replace("nemesis = [\"none\"]", "nemesis = [\"none\", \"kil\"]"))
+        .expect("write");
+    let o = faultline()
+        .args(["campaign", "-f"])
+        .arg(&file)
+        .arg("--out")
+        .arg(out.path().join("c"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(254), "{err}");
+    assert!(err.contains("cell mode=raft nemesis=kil") && err.contains("kil"), "{err}");
+    assert!(!out.path().join("c").exists(), "nothing may run or be written");
+}
