@@ -57,11 +57,8 @@ impl Cluster {
             .expect("namespaces"),
         );
         let db: Arc<dyn Db> = Arc::new(RefstoreDb::from_spec(&spec).expect("refstore"));
-        let env = TestEnv {
-            spec: Arc::new(spec),
-            runtime: rt.clone() as Arc<dyn Runtime>,
-            run_dir: dir.path().to_owned(),
-        };
+        let env =
+            TestEnv::new(Arc::new(spec), rt.clone() as Arc<dyn Runtime>, dir.path().to_owned());
         for n in env.nodes() {
             db.setup(&env, n).await.expect("setup");
             db.start(&env, n).await.expect("start");

@@ -31,9 +31,46 @@ pub struct TestEnv {
     pub runtime: Arc<dyn Runtime>,
     /// The run's directory (`store/<name>/<timestamp>`).
     pub run_dir: PathBuf,
+    /// Which nodes process faults currently hold, shared by every nemesis
+    /// of the test, so a kill of a paused node and a pause of a dead one
+    /// are recorded as what they are.
+    pub process_faults: Arc<ProcessFaults>,
+}
+
+/// What process faults hold on each node: paused (SIGSTOP) and killed
+/// (SIGKILL, not restarted yet). A node can be both, when a paused process
+/// is killed: the kill ends the pause.
+#[derive(Debug, Default)]
+pub struct ProcessFaults(std::sync::Mutex<BTreeMap<String, HeldBy>>);
+
+/// The process faults holding one node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldBy {
+    /// Stopped by the pause nemesis and not resumed.
+    pub paused: bool,
+    /// Killed and not restarted.
+    pub killed: bool,
+}
+
+impl ProcessFaults {
+    /// What holds `node` now.
+    pub fn get(&self, node: &str) -> HeldBy {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(node).copied().unwrap_or_default()
+    }
+
+    /// Changes what holds `node`.
+    pub fn update(&self, node: &str, f: impl FnOnce(&mut HeldBy)) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(node.to_owned()).or_default());
+    }
 }
 
 impl TestEnv {
+    /// The environment of a test of `spec` on `runtime`, in `run_dir`.
+    pub fn new(spec: Arc<TestSpec>, runtime: Arc<dyn Runtime>, run_dir: PathBuf) -> TestEnv {
+        TestEnv { spec, runtime, run_dir, process_faults: Arc::default() }
+    }
+
     /// The node names.
     pub fn nodes(&self) -> &[String] {
         self.runtime.nodes()

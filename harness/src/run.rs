@@ -195,8 +195,7 @@ pub async fn run_test(
     let tag = run_tag(&run_dir);
     tracing::info!(seed, run = %run_dir.path().display(), tag = %tag, "starting test");
     let rt: Arc<dyn Runtime> = runtime::build(&spec, &run_dir, &tag, &opts.binary).await?;
-    let env =
-        TestEnv { spec: spec.clone(), runtime: rt.clone(), run_dir: run_dir.path().to_owned() };
+    let env = TestEnv::new(spec.clone(), rt.clone(), run_dir.path().to_owned());
 
     let result = drive(&spec, &env, plan, &run_dir, seed, opts).await;
 
@@ -205,6 +204,13 @@ pub async fn run_test(
     let teardown = rt.teardown().await;
     let stats = result?;
     teardown?;
+    if stats.interrupted {
+        run_dir.mark_interrupted(&format!(
+            "Ctrl-C after {:.1} s of a {} s test",
+            stats.elapsed_ns as f64 / 1e9,
+            spec.time_limit
+        ))?;
+    }
     let finished = crate::finish::finish_run(&run_dir, &spec, registry)?;
     Ok(RunOutcome { run_dir, seed, stats, finished })
 }
@@ -247,7 +253,10 @@ async fn drive(
                 }
                 None => (None, None),
             };
+            // Kept to heal, on the record, a run cut short.
+            let heal = gens.as_ref().map(|(_, heal)| heal.clone());
             let generator = schedule(spec, workload.as_ref(), gens);
+            let clock = MonotonicClock::start();
             let factory_db = db.clone();
             let factory_env = env.clone();
             let interpreter = Interpreter {
@@ -258,13 +267,22 @@ async fn drive(
                 nemesis_seed: seed ^ 0x6e65_6d65_7369_7321,
                 op_timeout: Duration::from_millis(spec.op_timeout_ms),
                 drain_timeout: Duration::from_millis(spec.op_timeout_ms) + Duration::from_secs(2),
-                clock: MonotonicClock::start(),
+                clock: clock.clone(),
                 progress: opts.progress.clone(),
                 cancel: opts.interrupt.clone(),
             };
             match interpreter.run(generator, Rng::seed_from_u64(seed), &mut recorder).await {
-                Ok((stats, nem)) => {
+                Ok((mut stats, nem)) => {
                     nemesis_back = nem;
+                    if stats.interrupted
+                        && let (Some(nem), Some(heal)) = (nemesis_back.take(), heal)
+                    {
+                        let (events, nem) =
+                            heal_on_record(spec, &nodes, nem, heal, clock, seed, &mut recorder)
+                                .await;
+                        stats.events = stats.events.max(events);
+                        nemesis_back = nem;
+                    }
                     Ok(stats)
                 }
                 Err(e) => Err(e),
@@ -286,6 +304,50 @@ async fn drive(
     let events = recorder.finish()?;
     tracing::info!(events, "history written");
     run_result
+}
+
+/// Runs the nemesis's final heal after an interruption, through an
+/// interpreter of its own (no clients, never cancelled) that records into
+/// the same history on the same clock, so the history of a run cut short
+/// shows every fault being healed, as a finished run's does. Returns the
+/// events recorded so far and the nemesis, for the safety heal that follows.
+async fn heal_on_record(
+    spec: &TestSpec,
+    nodes: &[String],
+    nemesis: Box<dyn Nemesis>,
+    heal: Gen,
+    clock: MonotonicClock,
+    seed: u64,
+    recorder: &mut Recorder,
+) -> (u64, Option<Box<dyn Nemesis>>) {
+    let (keep_open, never) = watch::channel(false);
+    let healer = Interpreter {
+        clients: 0,
+        nodes: nodes.to_vec(),
+        client_factory: Arc::new(|| -> Box<dyn crate::plugin::Client> {
+            unreachable!("the healer runs no clients")
+        }),
+        nemesis: Some(nemesis),
+        nemesis_seed: seed ^ 0x6865_616c,
+        op_timeout: Duration::from_millis(spec.op_timeout_ms),
+        drain_timeout: Duration::from_millis(spec.op_timeout_ms) + Duration::from_secs(2),
+        clock,
+        progress: Arc::new(Progress::default()),
+        cancel: never,
+    };
+    let generator = g::phases(vec![
+        g::log("interrupted: healing every fault before teardown"),
+        g::nemesis(heal),
+    ]);
+    let outcome = healer.run(generator, Rng::seed_from_u64(seed ^ 1), recorder).await;
+    drop(keep_open);
+    match outcome {
+        Ok((stats, nem)) => (stats.events, nem),
+        Err(e) => {
+            tracing::warn!("recording the heal after the interruption failed: {e}");
+            (recorder.len(), None)
+        }
+    }
 }
 
 /// Copies each node's log files into `nodes/<node>/` unless they are there

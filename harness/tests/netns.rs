@@ -171,7 +171,7 @@ async fn dropping_the_runtime_or_cleaning_removes_everything() {
         .expect("spawn");
     let pid = spawned.id();
     std::mem::forget(rt);
-    let report = harness::clean::clean_matching(false, Some(&tag));
+    let report = harness::clean::clean_matching(false, &tag);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(report.removed.iter().any(|r| r.contains(&ns)), "{:?}", report.removed);
     assert_gone(&state);

@@ -2,6 +2,13 @@
 //! freeze them with SIGSTOP and resume them with SIGCONT (`pause`), aimed at
 //! one node, a minority, a majority, all, or the current primaries. The stop
 //! operation records which nodes came back, as checked through the database.
+//!
+//! The two packages share what holds each node (`TestEnv::process_faults`),
+//! so when they overlap the records say what happened: a kill of a paused
+//! node records `was-paused` (the kill ends the pause), a pause skips nodes
+//! that are down and records them under `down`, and the pause's stop
+//! records a node killed meanwhile under `not-resumed` instead of claiming
+//! to resume it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -58,22 +65,42 @@ impl ProcessNemesis {
     }
 
     /// Brings back every affected node: restarts (kill) or resumes (pause),
-    /// then waits for each to answer. Returns `(back, still_down)`.
-    async fn restore(&mut self) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    /// then waits for each to answer. Returns `(back, still_down, skipped)`:
+    /// `skipped` are paused nodes a kill took meanwhile, with why.
+    async fn restore(&mut self) -> Result<Restored> {
         let Ok((env, db)) = self.bound.get(self.fault.kind()) else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Restored::default());
         };
         let env = &env;
         let mut back = Vec::new();
         let mut down = Vec::new();
+        let mut skipped = Vec::new();
         let mut first_err = None;
         for node in std::mem::take(&mut self.affected) {
+            let held = env.process_faults.get(&node);
+            if self.fault == ProcessFault::Pause && !held.paused {
+                // A kill ended the pause: there is no stopped process to
+                // resume (the node is down, or the kill nemesis restarted it).
+                let why = if held.killed {
+                    "killed while paused; still down"
+                } else {
+                    "killed while paused; restarted by the kill nemesis"
+                };
+                skipped.push((node, why.to_owned()));
+                continue;
+            }
             let r = match self.fault {
                 ProcessFault::Kill => db.start(env, &node).await,
                 ProcessFault::Pause => db.resume(env, &node).await,
             };
             match r {
-                Ok(()) => back.push(node),
+                Ok(()) => {
+                    env.process_faults.update(&node, |h| match self.fault {
+                        ProcessFault::Kill => h.killed = false,
+                        ProcessFault::Pause => h.paused = false,
+                    });
+                    back.push(node)
+                }
                 Err(e) => {
                     down.push((node.clone(), e.to_string()));
                     first_err.get_or_insert(e);
@@ -95,9 +122,20 @@ impl ProcessNemesis {
         }
         match first_err {
             Some(e) => Err(e),
-            None => Ok((ready, down)),
+            None => Ok(Restored { back: ready, down, skipped }),
         }
     }
+}
+
+/// What a stop brought back.
+#[derive(Default)]
+struct Restored {
+    /// Nodes back and answering.
+    back: Vec<String>,
+    /// Nodes that did not come back, with why.
+    down: Vec<(String, String)>,
+    /// Paused nodes a kill took meanwhile, with why they were not resumed.
+    skipped: Vec<(String, String)>,
 }
 
 #[async_trait]
@@ -117,28 +155,68 @@ impl Nemesis for ProcessNemesis {
         let k = self.fault.kind();
         if op.f == format!("start-{k}") {
             let rule = op.value.as_str().and_then(Targets::parse).unwrap_or(Targets::One);
-            let candidates: Vec<String> =
-                env.nodes().iter().filter(|n| !self.affected.contains(*n)).cloned().collect();
+            // A dead node cannot be paused: pauses choose among the living
+            // and say which nodes were down.
+            let down: Vec<String> = env
+                .nodes()
+                .iter()
+                .filter(|n| self.fault == ProcessFault::Pause && env.process_faults.get(n).killed)
+                .cloned()
+                .collect();
+            let candidates: Vec<String> = env
+                .nodes()
+                .iter()
+                .filter(|n| !self.affected.contains(*n) && !down.contains(n))
+                .cloned()
+                .collect();
             let victims = rule.choose(&candidates, db.as_ref(), &env, rng).await;
+            let mut was_paused = Vec::new();
             for v in &victims {
                 match self.fault {
-                    ProcessFault::Kill => db.kill(&env, v).await?,
-                    ProcessFault::Pause => db.pause(&env, v).await?,
+                    ProcessFault::Kill => {
+                        db.kill(&env, v).await?;
+                        env.process_faults.update(v, |h| {
+                            if h.paused {
+                                was_paused.push(v.clone());
+                            }
+                            h.killed = true;
+                            h.paused = false;
+                        });
+                    }
+                    ProcessFault::Pause => {
+                        db.pause(&env, v).await?;
+                        env.process_faults.update(v, |h| h.paused = true);
+                    }
                 }
                 self.affected.insert(v.clone());
             }
             tracing::info!(?victims, targets = rule.name(), "{k}");
-            Ok(Value::map(vec![
+            let mut fields = vec![
                 (Value::str("targets"), Value::str(rule.name())),
                 (Value::str("nodes"), nodes_value(&victims)),
-            ]))
+            ];
+            if !was_paused.is_empty() {
+                fields.push((Value::str("was-paused"), nodes_value(&was_paused)));
+            }
+            if !down.is_empty() {
+                fields.push((Value::str("down"), nodes_value(&down)));
+            }
+            Ok(Value::map(fields))
         } else if op.f == format!("stop-{k}") {
-            let (back, down) = self.restore().await?;
+            let Restored { back, down, skipped } = self.restore().await?;
             let verb = match self.fault {
                 ProcessFault::Kill => "restarted",
                 ProcessFault::Pause => "resumed",
             };
             let mut fields = vec![(Value::str(verb), nodes_value(&back))];
+            if !skipped.is_empty() {
+                fields.push((
+                    Value::str("not-resumed"),
+                    Value::map(
+                        skipped.into_iter().map(|(n, e)| (Value::str(n), Value::str(e))).collect(),
+                    ),
+                ));
+            }
             if !down.is_empty() {
                 fields.push((
                     Value::str("not-answering"),
@@ -186,4 +264,144 @@ pub fn kill_package(spec: &TestSpec) -> Result<NemesisPackage> {
 /// The `pause` package: `options.pause_targets`, as for `kill`.
 pub fn pause_package(spec: &TestSpec) -> Result<NemesisPackage> {
     package_for(spec, ProcessFault::Pause)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::runtime::local::LocalRuntime;
+    use harness::{Client, Completion};
+    use rand::SeedableRng;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    /// A database of signals: it records what was done to whom and which
+    /// nodes are running, stopped or dead, as a real process would be.
+    #[derive(Default)]
+    struct Signals {
+        log: Mutex<Vec<String>>,
+        state: Mutex<BTreeMap<String, &'static str>>,
+    }
+
+    impl Signals {
+        fn did(&self, what: &str, node: &str, state: &'static str) {
+            self.log.lock().expect("log").push(format!("{what} {node}"));
+            self.state.lock().expect("state").insert(node.to_owned(), state);
+        }
+        fn state(&self, node: &str) -> &'static str {
+            self.state.lock().expect("state").get(node).copied().unwrap_or("running")
+        }
+    }
+
+    struct NoClient;
+    #[async_trait]
+    impl Client for NoClient {
+        async fn open(&mut self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn invoke(&mut self, op: &Invocation) -> Completion {
+            Completion::fail(op.value.clone(), "no client")
+        }
+        async fn close(&mut self) {}
+    }
+
+    #[async_trait]
+    impl Db for Signals {
+        async fn setup(&self, _: &TestEnv, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn start(&self, _: &TestEnv, n: &str) -> Result<()> {
+            self.did("start", n, "running");
+            Ok(())
+        }
+        async fn kill(&self, _: &TestEnv, n: &str) -> Result<()> {
+            self.did("kill", n, "dead");
+            Ok(())
+        }
+        async fn pause(&self, _: &TestEnv, n: &str) -> Result<()> {
+            assert_eq!(self.state(n), "running", "pausing {n}, which is not running");
+            self.did("pause", n, "stopped");
+            Ok(())
+        }
+        async fn resume(&self, _: &TestEnv, n: &str) -> Result<()> {
+            assert_eq!(self.state(n), "stopped", "resuming {n}, which is not stopped");
+            self.did("resume", n, "running");
+            Ok(())
+        }
+        async fn await_ready(&self, _: &TestEnv, _: &str, _: Duration) -> Result<()> {
+            Ok(())
+        }
+        async fn is_running(&self, _: &TestEnv, n: &str) -> Result<bool> {
+            Ok(self.state(n) != "dead")
+        }
+        async fn teardown(&self, _: &TestEnv, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn log_files(&self, _: &TestEnv, _: &str) -> Vec<PathBuf> {
+            Vec::new()
+        }
+        fn client(&self, _: &TestEnv) -> Box<dyn Client> {
+            Box::new(NoClient)
+        }
+        fn supported_fs(&self) -> &[&str] {
+            &[]
+        }
+    }
+
+    fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
+        v.get(&Value::str(k))
+    }
+
+    #[tokio::test]
+    async fn overlapping_pause_and_kill_are_recorded_as_what_happened() {
+        let dir = tempfile_dir();
+        let rt = LocalRuntime::start(1, dir.join("nodes"), PathBuf::from("/bin/true"), "overlap")
+            .await
+            .expect("runtime");
+        let env = TestEnv::new(Arc::new(TestSpec::default()), Arc::new(rt), dir.clone());
+        let db = Arc::new(Signals::default());
+        let mut pause = ProcessNemesis::new(ProcessFault::Pause);
+        let mut kill = ProcessNemesis::new(ProcessFault::Kill);
+        pause.setup(&env, db.clone()).await.expect("setup");
+        kill.setup(&env, db.clone()).await.expect("setup");
+        let mut rng = Rng::seed_from_u64(1);
+        let op = |f: &str, v: Value| Invocation::new(f.to_owned(), v);
+
+        // Pause n1, then kill it: the kill ends the pause.
+        let v = pause.invoke(&op("start-pause", Value::str("one")), &mut rng).await.expect("p");
+        assert_eq!(field(&v, "nodes"), Some(&nodes_value(&["n1".to_owned()])));
+        let v = kill.invoke(&op("start-kill", Value::str("one")), &mut rng).await.expect("k");
+        assert_eq!(field(&v, "was-paused"), Some(&nodes_value(&["n1".to_owned()])), "{v}");
+        // While n1 is dead, a pause has nothing to stop and says so.
+        let v = pause.invoke(&op("start-pause", Value::str("one")), &mut rng).await.expect("p");
+        assert_eq!(field(&v, "nodes"), Some(&nodes_value(&Vec::<String>::new())), "{v}");
+        assert_eq!(field(&v, "down"), Some(&nodes_value(&["n1".to_owned()])), "{v}");
+        // The pause's stop does not claim to resume a dead node.
+        let v = pause.invoke(&op("stop-pause", Value::Nil), &mut rng).await.expect("stop");
+        assert_eq!(field(&v, "resumed"), Some(&nodes_value(&Vec::<String>::new())), "{v}");
+        let not = field(&v, "not-resumed").expect("not-resumed");
+        assert!(
+            field(not, "n1").and_then(Value::as_str).is_some_and(|s| s.contains("still down")),
+            "{v}"
+        );
+        let v = kill.invoke(&op("stop-kill", Value::Nil), &mut rng).await.expect("stop");
+        assert_eq!(field(&v, "restarted"), Some(&nodes_value(&["n1".to_owned()])), "{v}");
+        assert_eq!(db.state("n1"), "running");
+        // And a plain pause and resume still work afterwards.
+        pause.invoke(&op("start-pause", Value::str("one")), &mut rng).await.expect("p");
+        let v = pause.invoke(&op("stop-pause", Value::Nil), &mut rng).await.expect("stop");
+        assert_eq!(field(&v, "resumed"), Some(&nodes_value(&["n1".to_owned()])), "{v}");
+        assert_eq!(
+            *db.log.lock().expect("log"),
+            ["pause n1", "kill n1", "start n1", "pause n1", "resume n1"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fl-overlap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
 }

@@ -58,7 +58,13 @@ pub fn finish_run(
     checks: Vec<CheckResult>,
     table: &CheckerTable,
 ) -> Result<Written, StoreError> {
-    let results = RunResults::new(history, checks);
+    let mut results = RunResults::new(history, checks);
+    if let Some(why) = store::interruption(run_dir) {
+        if results.validity == Some(checkers::Validity::Valid) {
+            results.validity = Some(checkers::Validity::Unknown);
+        }
+        results.interrupted = Some(why);
+    }
     write_run(run_dir, Some(history), results, table)
 }
 

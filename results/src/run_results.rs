@@ -51,6 +51,11 @@ pub struct RunResults {
     /// run says nothing about the system under test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness_error: Option<String>,
+    /// Set when the run was cut short (Ctrl-C), saying why. The checkers
+    /// judged only what ran, so a run that found nothing is `unknown`, never
+    /// `valid`; what an interrupted run found is still found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 /// One checker's verdict and the options it ran with.
@@ -186,6 +191,7 @@ impl RunResults {
             checks,
             history,
             harness_error: None,
+            interrupted: None,
         }
     }
 

@@ -89,6 +89,12 @@ impl RunDir {
         self.path.join(files::LOG)
     }
 
+    /// Marks the run as cut short, saying `why` (see [`files::INTERRUPTED`]).
+    pub fn mark_interrupted(&self, why: &str) -> Result<()> {
+        let path = self.path.join(files::INTERRUPTED);
+        std::fs::write(&path, format!("{why}\n")).map_err(|e| StoreError::io(&path, e))
+    }
+
     /// `results.json`.
     pub fn results_path(&self) -> PathBuf {
         self.path.join(files::RESULTS)

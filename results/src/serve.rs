@@ -230,6 +230,15 @@ async fn index(
             ),
             (None, s) => s.to_owned(),
         };
+        let verdict = match &r.interrupted {
+            Some(why) => {
+                format!(
+                    "{verdict} <span class=\"interrupted\" title=\"{}\">(interrupted)</span>",
+                    escape(why)
+                )
+            }
+            None => verdict,
+        };
         let _ = write!(
             b,
             "<tr class=\"run {st}\"><td class=\"status {st}\"></td><td><input type=\"checkbox\" name=\"run\" value=\"{}/{}\"></td>\

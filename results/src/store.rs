@@ -31,6 +31,16 @@ pub mod files {
     pub const REPORT: &str = "report.html";
     /// The symlink to the newest run.
     pub const LATEST: &str = "latest";
+    /// Present when the run was cut short (Ctrl-C); holds why, in a line.
+    /// Every later check of the run reads it, so `faultline analyze` still
+    /// says the run was interrupted.
+    pub const INTERRUPTED: &str = "interrupted";
+}
+
+/// Why the run in `dir` was cut short, when it was (see
+/// [`files::INTERRUPTED`]).
+pub fn interruption(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(files::INTERRUPTED)).ok().map(|s| s.trim().to_owned())
 }
 
 /// A store: the folder that holds every test's runs.
@@ -222,6 +232,8 @@ pub struct RunSummary {
     pub checks: Vec<(String, Validity)>,
     /// The harness failure, when the run could not be carried out.
     pub harness_error: Option<String>,
+    /// Why the run was cut short, when it was.
+    pub interrupted: Option<String>,
     /// From `test.toml`.
     pub workload: Option<String>,
     /// From `test.toml`.
@@ -248,6 +260,7 @@ impl RunSummary {
             validity: None,
             checks: Vec::new(),
             harness_error: None,
+            interrupted: None,
             workload: None,
             target: None,
             faults: Vec::new(),
@@ -276,6 +289,7 @@ impl RunSummary {
                     .map(|c| (c.verdict.checker.clone(), c.verdict.validity))
                     .collect();
                 s.harness_error = r.harness_error.clone();
+                s.interrupted = r.interrupted.clone();
                 s.operations = Some(r.history.outcomes);
                 if s.faults.is_empty() {
                     s.faults = r.history.faults.keys().cloned().collect();

@@ -11,7 +11,7 @@ mod campaign;
 mod check;
 mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,12 +143,20 @@ pub struct AnalyzeArgs {
     pub json: bool,
 }
 
-/// `faultline clean`: remove leftovers of interrupted runs.
+/// `faultline clean`: remove leftovers of interrupted runs: by default only
+/// those of finished runs in this store that belong to this user.
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// The store whose runs' leftovers to remove (default ./store).
+    #[arg(long, conflicts_with = "all")]
+    pub store: Option<PathBuf>,
+    /// Remove every faultline leftover on the machine, whoever's and
+    /// whatever store's, running tests included.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Builds the spec from a file and flags.
@@ -408,9 +416,17 @@ pub fn analyze(args: &AnalyzeArgs, registry: &Registry) -> i32 {
 
 /// Runs `faultline clean`.
 pub fn clean(args: &CleanArgs) -> i32 {
-    let report = crate::clean::clean(args.dry_run);
+    let scope = if args.all {
+        crate::clean::Scope::All
+    } else {
+        crate::clean::Scope::mine(args.store.as_deref().unwrap_or(Path::new("store")))
+    };
+    let report = crate::clean::clean(args.dry_run, &scope);
     for line in &report.removed {
         println!("{}{line}", if args.dry_run { "would remove " } else { "removed " });
+    }
+    for line in &report.kept {
+        println!("kept {line}");
     }
     for line in &report.failed {
         eprintln!("faultline clean: {line}");

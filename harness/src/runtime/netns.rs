@@ -49,6 +49,10 @@ pub struct NetnsState {
     pub links: Vec<String>,
     /// Host iptables rules added (as `iptables` argument lists, with `-I`).
     pub host_rules: Vec<Vec<String>>,
+    /// The run directory, so `faultline clean` can tell which store the
+    /// leftovers belong to (absent in state files of older versions).
+    #[serde(default)]
+    pub run_dir: Option<PathBuf>,
 }
 
 impl NetnsState {
@@ -252,8 +256,12 @@ impl NetnsRuntime {
         }
         let id = short_id(run_tag);
         let seed = u64::from_str_radix(&id, 16).unwrap_or(0);
-        let mut state =
-            NetnsState { tag: run_tag.to_owned(), id: id.clone(), ..NetnsState::default() };
+        let mut state = NetnsState {
+            tag: run_tag.to_owned(),
+            id: id.clone(),
+            run_dir: nodes_dir.parent().map(Path::to_owned),
+            ..NetnsState::default()
+        };
         let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();
         let tag = run_tag.to_owned();
         let binary2 = binary.clone();

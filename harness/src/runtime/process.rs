@@ -20,6 +20,10 @@ use crate::node::{DaemonSpec, ExecOutput, NodeControl, Signal};
 /// The environment variable that marks processes started by a run.
 pub const RUN_TAG_ENV: &str = "FAULTLINE_RUN";
 
+/// The run directory of a process the harness starts, so `faultline clean`
+/// can tell which store a leftover belongs to.
+pub const RUN_DIR_ENV: &str = "FAULTLINE_RUN_DIR";
+
 /// A node whose processes run on this machine.
 pub struct ProcessNode {
     id: String,
@@ -54,6 +58,10 @@ impl ProcessNode {
             None => tokio::process::Command::new(program),
         };
         cmd.args(args).env(RUN_TAG_ENV, &self.run_tag).stdin(Stdio::null());
+        // The node's directory is `<run dir>/nodes/<node>`.
+        if let Some(run_dir) = self.dir.parent().and_then(Path::parent) {
+            cmd.env(RUN_DIR_ENV, run_dir);
+        }
         cmd
     }
 

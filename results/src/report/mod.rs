@@ -127,6 +127,15 @@ pub fn render(input: &ReportInput<'_>) -> String {
              results.json yet; run <code>faultline analyze RUN_DIR</code> to check it.</p>",
         ),
     }
+    if let Some(why) = input.results.and_then(|r| r.interrupted.as_deref()) {
+        let _ = write!(
+            body,
+            "<p class=\"overall\" id=\"interrupted\"><span class=\"badge unknown\">interrupted</span> \
+             The run was cut short ({}); the checkers judged what ran up to then, so finding \
+             nothing proves nothing.</p>",
+            escape(why)
+        );
+    }
     if let Some(r) = input.results {
         checks_table(&mut body, r);
     }

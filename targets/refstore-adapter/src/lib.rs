@@ -67,17 +67,24 @@ pub struct RefstoreDb {
 /// fault hits the primary, so its kills, pauses and partitions aim there
 /// (`kill_targets = primaries` and so on). Every other mode keeps each
 /// nemesis's own mix of targets, which includes the primaries.
+///
+/// The modes that fsync before acknowledging (raft, paxos, sync, causal)
+/// promise to survive the file faults a disk can really cause a process
+/// that fsyncs: bit flips (caught by checksums) and the loss of unsynced
+/// writes. Truncating or rolling back a log that was fsynced is the disk
+/// breaking its own promise, which no consensus protocol survives, so for
+/// them those two are opt-in (`file_faults`).
 pub fn default_options(mode: Mode, nemeses: &[String]) -> Vec<(String, String)> {
-    if mode != Mode::Async {
-        return Vec::new();
-    }
     let mut options = Vec::new();
     for n in nemeses {
-        let option = match n.as_str() {
-            "kill" => ("kill_targets", "primaries"),
-            "pause" => ("pause_targets", "primaries"),
-            "partition" => ("partition", "primaries"),
-            "file" => ("file_targets", "primaries"),
+        let option = match (mode, n.as_str()) {
+            (Mode::Async, "kill") => ("kill_targets", "primaries"),
+            (Mode::Async, "pause") => ("pause_targets", "primaries"),
+            (Mode::Async, "partition") => ("partition", "primaries"),
+            (Mode::Async, "file") => ("file_targets", "primaries"),
+            (Mode::Raft | Mode::Paxos | Mode::Sync | Mode::Causal, "file") => {
+                ("file_faults", "bitflip,lose-unfsynced")
+            }
             _ => continue,
         };
         options.push((option.0.to_owned(), option.1.to_owned()));
