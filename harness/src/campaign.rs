@@ -155,13 +155,7 @@ impl CampaignFile {
 
     /// Parses campaign text read from `source`.
     pub fn from_toml(text: &str, source: &str) -> Result<CampaignFile> {
-        let file: CampaignFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .map_or(String::new(), |l| format!(":{l}"));
-            HarnessError::spec(format!("{source}{line}"), "campaign", e.message())
-        })?;
+        let file: CampaignFile = results::spec::from_toml_text(text, source)?;
         if file.runs == 0 {
             return Err(HarnessError::spec(source, "runs", "must be at least 1"));
         }

@@ -256,13 +256,7 @@ impl TestSpec {
 
     /// Parses a spec from TOML text read from `source`.
     pub fn from_toml(text: &str, source: &str) -> Result<TestSpec> {
-        let spec: TestSpec = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .map_or(String::new(), |l| format!(":{l}"));
-            StoreError::spec(format!("{source}{line}"), field_of(e.message()), e.message())
-        })?;
+        let spec: TestSpec = from_toml_text(text, source)?;
         spec.validate(source)?;
         Ok(spec)
     }
@@ -429,6 +423,18 @@ fn sanitize(s: &str) -> String {
 }
 
 /// Names the field a TOML error is about, when its message quotes one.
+/// Parses TOML `text` read from `source` into `T`; an error names the
+/// source, the line and the field (test files, campaign files).
+pub fn from_toml_text<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .map_or(String::new(), |l| format!(":{l}"));
+        StoreError::spec(format!("{source}{line}"), field_of(e.message()), e.message())
+    })
+}
+
 fn field_of(message: &str) -> String {
     for (open, close) in [("field `", '`'), ("`", '`')] {
         if let Some(start) = message.find(open) {
