@@ -70,6 +70,10 @@ pub struct CampaignFile {
     /// Expectations, first match wins.
     #[serde(default)]
     pub expect: Vec<ExpectRule>,
+    /// Only the cells with every one of these `axis=value` words (what
+    /// `--only` asked for, kept so a resumed campaign runs the same cells).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -233,7 +237,26 @@ impl CampaignFile {
                 })
                 .collect();
         }
-        combos.into_iter().map(|combo| self.cell(source, &combo)).collect()
+        let cells: Vec<Cell> =
+            combos.into_iter().map(|combo| self.cell(source, &combo)).collect::<Result<_>>()?;
+        if self.only.is_empty() {
+            return Ok(cells);
+        }
+        let kept: Vec<Cell> = cells
+            .into_iter()
+            .filter(|c| {
+                let words: Vec<String> = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.only.iter().all(|w| words.contains(w))
+            })
+            .collect();
+        if kept.is_empty() {
+            return Err(HarnessError::spec(
+                source,
+                "only",
+                format!("no cell has {}", self.only.join(" and ")),
+            ));
+        }
+        Ok(kept)
     }
 
     fn cell(&self, source: &str, combo: &[(&String, &Value)]) -> Result<Cell> {
@@ -415,6 +438,18 @@ min_detection = 0.9
         assert_eq!(cells[4].name(), "async-none-defaults");
         assert_eq!(f.derived_seed(3, 1), f.derived_seed(3, 1));
         assert_ne!(f.derived_seed(3, 1), f.derived_seed(3, 0));
+        // `only` keeps the cells with every word, and the expectations that
+        // name other cells still parse.
+        let only = FILE.replace("runs = 2", "runs = 2\nonly = [\"mode=async\", \"nemesis=none\"]");
+        let f = CampaignFile::from_toml(&only, "c.toml").expect("parse");
+        let ids: Vec<String> = f.cells("c.toml").expect("cells").iter().map(Cell::id).collect();
+        assert_eq!(
+            ids,
+            [
+                "mode=async nemesis=none options=defaults",
+                "mode=async nemesis=none options=kill_targets=primaries"
+            ]
+        );
     }
 
     #[test]

@@ -195,20 +195,17 @@ fn prepare(args: &CampaignArgs, registry: &Registry) -> Result<Prepared> {
             ));
         }
     };
-    let mut cells = file.cells(&source)?;
-    if !args.only.is_empty() {
-        cells.retain(|c| {
-            let id = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-            args.only.iter().all(|w| id.contains(w))
-        });
-        if cells.is_empty() {
-            return Err(HarnessError::spec(
-                "command line",
-                "--only",
-                format!("no cell has {}", args.only.join(" and ")),
-            ));
-        }
+    let mut file = file;
+    if existing.is_none() {
+        file.only.extend(args.only.iter().cloned());
+    } else if !args.only.is_empty() {
+        return Err(HarnessError::spec(
+            "command line",
+            "--only",
+            "a resumed campaign runs the cells it planned; --only cannot change them",
+        ));
     }
+    let mut cells = file.cells(&source)?;
     // Every cell must be able to run before the first one does: a typo in
     // the last cell should not surface hours into the campaign.
     for cell in &mut cells {
@@ -239,7 +236,7 @@ fn prepare(args: &CampaignArgs, registry: &Registry) -> Result<Prepared> {
             std::fs::create_dir_all(&dir).map_err(|e| HarnessError::io(&dir, e))?;
             let text = std::fs::read_to_string(args.file.as_deref().unwrap_or(Path::new("")))
                 .map_err(|e| HarnessError::io(&source, e))?;
-            write_effective_file(&dir, &text, &file, args)?;
+            write_effective_file(&dir, &text, &file)?;
             let summaries = cells
                 .iter()
                 .enumerate()
@@ -261,27 +258,16 @@ fn prepare(args: &CampaignArgs, registry: &Registry) -> Result<Prepared> {
 /// Keeps the campaign file in the campaign directory for `--resume`, with
 /// the command line's changes (`--runs`, `--set`, `--only`) written
 /// into it, so the resumed campaign is the one that started.
-fn write_effective_file(
-    dir: &Path,
-    original: &str,
-    file: &CampaignFile,
-    args: &CampaignArgs,
-) -> Result<()> {
+fn write_effective_file(dir: &Path, original: &str, file: &CampaignFile) -> Result<()> {
     let mut doc: toml::Table = toml::from_str(original)
         .map_err(|e| HarnessError::spec(dir.display().to_string(), "campaign", e.to_string()))?;
     doc.insert("runs".into(), toml::Value::Integer(i64::from(file.runs)));
     doc.insert("test".into(), toml::Value::Table(file.test.clone()));
-    if !args.only.is_empty() {
-        // Narrow the matrix to the values the chosen cells use.
-        if let Some(toml::Value::Table(matrix)) = doc.get_mut("matrix") {
-            for word in &args.only {
-                if let Some((axis, value)) = word.split_once('=')
-                    && let Some(toml::Value::Array(values)) = matrix.get_mut(axis)
-                {
-                    values.retain(|v| v.as_str().is_none_or(|s| s == value));
-                }
-            }
-        }
+    if !file.only.is_empty() {
+        doc.insert(
+            "only".into(),
+            toml::Value::Array(file.only.iter().cloned().map(toml::Value::String).collect()),
+        );
     }
     let text = toml::to_string(&doc)
         .map_err(|e| HarnessError::spec(dir.display().to_string(), "campaign", e.to_string()))?;
