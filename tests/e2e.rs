@@ -47,9 +47,9 @@ pub(crate) fn root_or_skip(test: &str, extra: &[&str]) -> bool {
     false
 }
 
-/// The faults under which async loses acknowledged writes: its primary cut
-/// off by a partition and killed (issue 15 is about exposing this with the
-/// defaults).
+/// The faults under which async loses the most acknowledged writes: its
+/// primary cut off by a partition and killed (these are also async's
+/// defaults; the tests name them so they do not depend on the defaults).
 pub(crate) const PRIMARIES_CUT_OFF_AND_KILLED: &[&str] = &[
     "--nemesis",
     "partition,kill",
@@ -595,13 +595,14 @@ fn final_sets(h: &checkers::History) -> std::collections::BTreeMap<String, Vec<i
 fn async_loses_acknowledged_writes_when_cut_off_primaries_are_killed() {
     let _serial = serial();
     // An async primary acknowledges a write once it is in its own log and
-    // ships it afterwards. Killed alone it rarely loses anything, because
-    // the shipment is in the kernel's socket before the client hears back;
-    // cut off first (the primaries partition), it keeps acknowledging
-    // writes nobody receives, the others elect a new primary, and when it is
-    // killed and restarted its divergent entries are cut. A campaign can
-    // still miss (the primary may be cut off while no client writes to it),
-    // so it runs up to three times with fresh seeds, each printed.
+    // ships it with the next batch (every 200 ms), so killing it loses the
+    // batch it had not shipped (the seed matrix measures that); cut off
+    // first (the primaries partition), it keeps acknowledging writes nobody
+    // receives, the others elect a new primary, and when it is killed and
+    // restarted its divergent entries are cut. Here the set workload's final
+    // reads show exactly which acknowledged adds are gone. A run can still
+    // miss (the primary may be cut off while no client writes to it), so it
+    // runs up to three times with fresh seeds, each printed.
     let store = tempfile::tempdir().expect("tempdir");
     let mut seeds = Vec::new();
     for attempt in 1..=3 {
