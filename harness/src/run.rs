@@ -259,10 +259,12 @@ async fn drive(
             let clock = MonotonicClock::start();
             let factory_db = db.clone();
             let factory_env = env.clone();
+            let client_factory: crate::interpreter::ClientFactory =
+                Arc::new(move || factory_db.client(&factory_env));
             let interpreter = Interpreter {
                 clients: spec.client_threads(),
                 nodes: nodes.clone(),
-                client_factory: Arc::new(move || factory_db.client(&factory_env)),
+                client_factory: client_factory.clone(),
                 nemesis: nem,
                 nemesis_seed: seed ^ 0x6e65_6d65_7369_7321,
                 op_timeout: Duration::from_millis(spec.op_timeout_ms),
@@ -277,9 +279,8 @@ async fn drive(
                     if stats.interrupted
                         && let (Some(nem), Some(heal)) = (nemesis_back.take(), heal)
                     {
-                        let (events, nem) =
-                            heal_on_record(spec, &nodes, nem, heal, clock, seed, &mut recorder)
-                                .await;
+                        let healer = Healer { nodes: &nodes, client_factory, clock, seed };
+                        let (events, nem) = healer.heal(spec, nem, heal, &mut recorder).await;
                         stats.events = stats.events.max(events);
                         nemesis_back = nem;
                     }
@@ -311,41 +312,46 @@ async fn drive(
 /// the same history on the same clock, so the history of a run cut short
 /// shows every fault being healed, as a finished run's does. Returns the
 /// events recorded so far and the nemesis, for the safety heal that follows.
-async fn heal_on_record(
-    spec: &TestSpec,
-    nodes: &[String],
-    nemesis: Box<dyn Nemesis>,
-    heal: Gen,
+struct Healer<'a> {
+    nodes: &'a [String],
+    client_factory: crate::interpreter::ClientFactory,
     clock: MonotonicClock,
     seed: u64,
-    recorder: &mut Recorder,
-) -> (u64, Option<Box<dyn Nemesis>>) {
-    let (keep_open, never) = watch::channel(false);
-    let healer = Interpreter {
-        clients: 0,
-        nodes: nodes.to_vec(),
-        client_factory: Arc::new(|| -> Box<dyn crate::plugin::Client> {
-            unreachable!("the healer runs no clients")
-        }),
-        nemesis: Some(nemesis),
-        nemesis_seed: seed ^ 0x6865_616c,
-        op_timeout: Duration::from_millis(spec.op_timeout_ms),
-        drain_timeout: Duration::from_millis(spec.op_timeout_ms) + Duration::from_secs(2),
-        clock,
-        progress: Arc::new(Progress::default()),
-        cancel: never,
-    };
-    let generator = g::phases(vec![
-        g::log("interrupted: healing every fault before teardown"),
-        g::nemesis(heal),
-    ]);
-    let outcome = healer.run(generator, Rng::seed_from_u64(seed ^ 1), recorder).await;
-    drop(keep_open);
-    match outcome {
-        Ok((stats, nem)) => (stats.events, nem),
-        Err(e) => {
-            tracing::warn!("recording the heal after the interruption failed: {e}");
-            (recorder.len(), None)
+}
+
+impl Healer<'_> {
+    async fn heal(
+        self,
+        spec: &TestSpec,
+        nemesis: Box<dyn Nemesis>,
+        heal: Gen,
+        recorder: &mut Recorder,
+    ) -> (u64, Option<Box<dyn Nemesis>>) {
+        let (keep_open, never) = watch::channel(false);
+        let interpreter = Interpreter {
+            clients: 0,
+            nodes: self.nodes.to_vec(),
+            client_factory: self.client_factory,
+            nemesis: Some(nemesis),
+            nemesis_seed: self.seed ^ 0x6865_616c,
+            op_timeout: Duration::from_millis(spec.op_timeout_ms),
+            drain_timeout: Duration::from_millis(spec.op_timeout_ms) + Duration::from_secs(2),
+            clock: self.clock,
+            progress: Arc::new(Progress::default()),
+            cancel: never,
+        };
+        let generator = g::phases(vec![
+            g::log("interrupted: healing every fault before teardown"),
+            g::nemesis(heal),
+        ]);
+        let outcome = interpreter.run(generator, Rng::seed_from_u64(self.seed ^ 1), recorder).await;
+        drop(keep_open);
+        match outcome {
+            Ok((stats, nem)) => (stats.events, nem),
+            Err(e) => {
+                tracing::warn!("recording the heal after the interruption failed: {e}");
+                (recorder.len(), None)
+            }
         }
     }
 }
