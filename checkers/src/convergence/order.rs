@@ -113,13 +113,18 @@ impl Judge<'_> {
         let idx = |w: &Write| history.ops()[w.pos()].index;
         match self {
             Judge::RealTime => {
+                // A winner whose outcome is unknown (`info`: a timeout) has
+                // no completion: its effect may land at any time after it
+                // began, even after the harness stopped waiting for it.
+                let winner_done = winner.complete.filter(|_| winner.acked);
                 if w.complete.is_some_and(|c| c < winner.invoke) {
                     Relation::Before
-                } else if winner.complete.is_some_and(|d| d < w.invoke) {
+                } else if winner_done.is_some_and(|d| d < w.invoke) {
                     Relation::After
-                } else if winner.complete.is_none() {
+                } else if winner_done.is_none() {
                     Relation::Concurrent(format!(
-                        "op {} (the winner) never completed, so it may have taken effect after op {}",
+                        "op {} (the winner) never completed (its outcome is unknown), so it may \
+                         have taken effect after op {}",
                         idx(winner),
                         idx(w)
                     ))

@@ -271,6 +271,35 @@ mod tests {
     }
 
     #[test]
+    fn a_write_whose_outcome_is_unknown_may_win_over_any_later_one() {
+        // Write 1 timed out (info) before write 2 began; it may have taken
+        // effect after write 2 (a paused node applying it on resume), so the
+        // final value 1 supersedes 2 but loses nothing.
+        use crate::history::{Op, OpType, Process};
+        let op = |p, kind, f: &str, v: i64| {
+            let v = if v == 0 { Value::Nil } else { Value::Int(v) };
+            Op::new(0, Process::Client(p), kind, f, v)
+        };
+        let mut fin_inv = op(0, OpType::Invoke, "final-read", 0);
+        fin_inv.node = Some("n0".into());
+        let mut fin = op(0, OpType::Ok, "final-read", 1);
+        fin.node = fin_inv.node.clone();
+        let h = History::from_ops_renumbered(vec![
+            op(1, OpType::Invoke, "write", 1),
+            op(1, OpType::Info, "write", 1),
+            op(2, OpType::Invoke, "write", 2),
+            op(2, OpType::Ok, "write", 2),
+            fin_inv,
+            fin,
+        ]);
+        let (a, s) = judge_with(&h, &Judge::RealTime);
+        assert!(a.is_empty(), "{a:?}");
+        assert_eq!(s.count, 1);
+        let why = s.examples[0].to_string();
+        assert!(why.contains("its outcome is unknown"), "{why}");
+    }
+
+    #[test]
     fn a_final_value_nobody_wrote_is_unexpected() {
         let h = history(&[(0, "write", 1), (0, "final-read", 7)]);
         let (a, _) = judge_with(&h, &Judge::RealTime);
