@@ -31,7 +31,7 @@ fn the_seed_matrix_at_small_scale_meets_its_expectations() {
     let output = faultline()
         .args(["campaign", "-f"])
         .arg(repo_file("campaigns/seed-matrix.toml"))
-        .args(["--runs", "1", "--set", "time_limit=10", "--set", "nemesis_interval=2"])
+        .args(["--runs", "1", "--set", "time_limit=12", "--set", "nemesis_interval=2"])
         .args(["--parallel", "2", "--out"])
         .arg(&dir)
         .stdin(Stdio::null())
