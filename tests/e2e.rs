@@ -511,70 +511,9 @@ fn check_result(run_dir: &Path, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no {name} verdict in {}", run_dir.display()))
 }
 
-#[test]
-fn multi_leader_loses_acknowledged_writes_under_clock_bumps_and_not_without() {
-    let _serial = serial();
-    let store = tempfile::tempdir().expect("tempdir");
-    let common = [
-        "--mode",
-        "multi-leader",
-        "--workload",
-        "lww-register",
-        "--nodes",
-        "3",
-        "--rate",
-        "50",
-        "--recovery",
-        "1",
-    ];
-    // Under clock bumps: a node whose clock is behind writes "in the past",
-    // and its later writes lose to earlier ones.
-    let mut args = common.to_vec();
-    args.extend([
-        "--nemesis",
-        "clock",
-        "--opt",
-        "clock_faults=bump",
-        "--nemesis-interval",
-        "2",
-        "--time-limit",
-        "10",
-    ]);
-    let r = run(&args, &store.path().join("bumped"));
-    assert_eq!(r.code, 1, "lost writes make the run invalid:\n{}\n{}", r.stdout, r.stderr);
-    let v = check_result(&r.run_dir, "convergence");
-    assert_eq!(v["validity"], "invalid", "{v}");
-    let lost: Vec<&serde_json::Value> = v["anomalies"]
-        .as_array()
-        .expect("anomalies")
-        .iter()
-        .filter(|a| a["kind"] == "lost-write")
-        .collect();
-    assert!(!lost.is_empty(), "the convergence checker names lost writes: {v}");
-    for a in &lost {
-        let text = a["explanation"].as_str().unwrap_or("");
-        assert!(text.contains("should have won under last-write-wins"), "{text}");
-        assert!(!a["data"]["lost"].as_array().expect("lost values").is_empty(), "{a}");
-    }
-    let h = history(&r.run_dir);
-    let bumps: Vec<checkers::Value> = nemesis_events(&h)
-        .into_iter()
-        .filter(|(f, v)| f == "start-clock" && v.get(&checkers::Value::str("clocks")).is_some())
-        .map(|(_, v)| v)
-        .collect();
-    assert!(
-        bumps.iter().any(|v| nemesis::bump_offsets(v).values().any(|o| *o != 0)),
-        "clocks were bumped: {bumps:?}"
-    );
-
-    // The same workload without clock faults: real-time order and timestamp
-    // order agree, and nothing acknowledged is lost.
-    let mut args = common.to_vec();
-    args.extend(["--nemesis", "none", "--time-limit", "6"]);
-    let r = run(&args, &store.path().join("control"));
-    assert_eq!(r.code, 0, "without clock faults nothing is lost:\n{}\n{}", r.stdout, r.stderr);
-    assert_eq!(check_result(&r.run_dir, "convergence")["validity"], "valid");
-}
+// multi-leader's lost writes under clock faults (and none without) are cells
+// of the seed matrix (`campaign.rs`); the convergence checker's words for
+// them are pinned by its golden histories.
 
 /// For each node, the elements of its last successful read (the final
 /// reads, after every fault healed).
