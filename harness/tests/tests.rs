@@ -1,5 +1,7 @@
 //! Integration tests of the harness, one module per area.
 
+/// `faultline clean`'s default scope: this store's finished runs only.
+mod clean;
 /// In-process fakes: a register store, its client, a recording nemesis.
 mod fake;
 /// The interpreter driving clients and a nemesis, recording a history.
