@@ -12,3 +12,5 @@ mod local;
 mod netns;
 /// The recorder's batching and crash-safety.
 mod recorder;
+/// Whole runs over the fakes: an interrupted run heals on the record.
+mod run;
