@@ -11,14 +11,25 @@
 //! crash between creating them and recording them); run it only when no
 //! test is running.
 //!
+//! What a leftover says about its run: a process carries its run's tag
+//! (`FAULTLINE_RUN`) and its run directory, absolute (`FAULTLINE_RUN_DIR`),
+//! in its environment, and its owner is the owner of `/proc/<pid>`; a netns
+//! state file records the tag, the run directory and the harness's uid.
+//! The store a leftover belongs to is the store its run directory lies in.
+//!
 //! A run's tag starts with its harness's pid (`run::run_tag`); the harness
 //! counts as alive when that pid exists and its process started before the
-//! run did (a pid reused by a later process does not keep leftovers alive).
+//! run did. The start time settles pid reuse: a pid reused by a later
+//! process (which started after the run's timestamp) does not keep
+//! leftovers alive. It was preferred to matching `/proc/<pid>/exe` against
+//! faultline because a plugin author's own binary runs tests too, and
+//! because a later faultline process (another test) reusing the pid would
+//! match that check wrongly.
 
 use std::path::{Path, PathBuf};
 
 use crate::runtime::netns::{self, NetnsState};
-use crate::runtime::process::{RUN_DIR_ENV, pid_alive, tagged_processes};
+use crate::runtime::process::{RUN_DIR_ENV, absolute_path, pid_alive, tagged_processes};
 
 /// What `clean` did.
 #[derive(Debug, Default)]
@@ -46,10 +57,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// This user's leftovers in `store`.
+    /// This user's leftovers in `store` (named relative to the working
+    /// directory or not; run directories are recorded absolute).
     pub fn mine(store: &Path) -> Scope {
-        let store = store.canonicalize().unwrap_or_else(|_| store.to_owned());
-        Scope::Mine { store, uid: nix::unistd::getuid().as_raw() }
+        Scope::Mine { store: absolute_path(store), uid: nix::unistd::getuid().as_raw() }
     }
 }
 
@@ -72,11 +83,21 @@ pub fn decide(
     harness_alive: impl Fn(&str) -> bool,
 ) -> Result<(), String> {
     let Scope::Mine { store, uid } = scope else { return Ok(()) };
-    if leftover.uid.is_some_and(|u| u != *uid) {
-        return Err("another user's".into());
+    match leftover.uid {
+        Some(u) if u == *uid => {}
+        Some(u) => return Err(format!("another user's (uid {u})")),
+        None => return Err("its owner is unknown (use --all)".into()),
     }
     match &leftover.run_dir {
         None => return Err("its run directory is unknown (use --all)".into()),
+        // Older versions recorded the path as given; relative to a working
+        // directory nobody knows any more, it could match any store.
+        Some(dir) if dir.is_relative() => {
+            return Err(format!(
+                "its run directory was recorded relative ({}) (use --all)",
+                dir.display()
+            ));
+        }
         Some(dir) => {
             let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
             if !dir.starts_with(store) {
@@ -158,12 +179,12 @@ pub fn clean(dry_run: bool, scope: &Scope) -> CleanReport {
         kill_process(pid, &tag, dry_run, &mut report);
     }
     for state in NetnsState::all() {
-        let uid = {
+        let uid = state.uid.or_else(|| {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(Path::new(netns::STATE_DIR).join(format!("{}.json", state.id)))
                 .ok()
                 .map(|m| m.uid())
-        };
+        });
         let leftover = Leftover { tag: state.tag.clone(), run_dir: state.run_dir.clone(), uid };
         if let Err(why) = decide(scope, &leftover, harness_alive) {
             report.kept.push(format!("namespaces of run {}: {why}", state.tag));
@@ -273,8 +294,16 @@ mod tests {
         assert!(decide(&mine(), &other_user, dead).expect_err("user").contains("another user"));
         let unknown = leftover(None, Some(1000));
         assert!(decide(&mine(), &unknown, dead).expect_err("unknown").contains("--all"));
+        let no_owner = leftover(Some("/srv/store/raft/1"), None);
+        assert!(decide(&mine(), &no_owner, dead).expect_err("owner").contains("owner is unknown"));
+        // A relative path says nothing about which store it lay in.
+        let relative = leftover(Some("store/raft/1"), Some(1000));
+        assert!(decide(&mine(), &relative, dead).expect_err("relative").contains("relative"));
+        // A sibling whose name merely starts like the store is another store.
+        let sibling = leftover(Some("/srv/store2/raft/1"), Some(1000));
+        assert!(decide(&mine(), &sibling, dead).expect_err("sibling").contains("another store"));
         // --all removes all of them, running or not.
-        for l in [ours, other_store, other_user, unknown] {
+        for l in [ours, other_store, other_user, unknown, no_owner, relative, sibling] {
             assert_eq!(decide(&Scope::All, &l, alive), Ok(()));
         }
     }

@@ -76,13 +76,14 @@ pub fn check_run(run_dir: &RunDir, spec: &TestSpec, registry: &Registry) -> Resu
         Verdict::merged(spec.workload.clone(), checks.iter().map(|(_, v)| v.clone()).collect());
     verdict.elapsed = started.elapsed();
     // A run cut short proves nothing by finding nothing: what ran was judged,
-    // but the test that was asked for did not happen.
-    if let Some(why) = results::store::interruption(run_dir.path())
-        && verdict.validity == checkers::Validity::Valid
-    {
-        verdict.validity = checkers::Validity::Unknown;
-        verdict.unknown_reason =
-            Some(format!("the run was interrupted ({why}); nothing was found in what ran before"));
+    // but the test that was asked for did not happen. The same rule as the
+    // `validity` of its results.json (`RunResults::mark_interrupted`).
+    if let Some(why) = results::store::interruption(run_dir.path()) {
+        let validity = results::run_results::interrupted_validity(verdict.validity);
+        if validity != verdict.validity {
+            verdict.validity = validity;
+            verdict.unknown_reason = Some(results::run_results::interrupted_reason(&why));
+        }
     }
     Ok(Checked { history, checks, verdict })
 }

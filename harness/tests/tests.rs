@@ -1,5 +1,7 @@
 //! Integration tests of the harness, one module per area.
 
+/// `faultline clean`'s default scope: this store's finished runs only.
+mod clean;
 /// In-process fakes: a register store, its client, a recording nemesis.
 mod fake;
 /// The interpreter driving clients and a nemesis, recording a history.
@@ -10,3 +12,5 @@ mod local;
 mod netns;
 /// The recorder's batching and crash-safety.
 mod recorder;
+/// Whole runs over the fakes: an interrupted run heals on the record.
+mod run;

@@ -399,6 +399,51 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[tokio::test]
+    async fn a_paused_node_killed_and_restarted_is_not_resumed_by_the_pause() {
+        let dir = tempfile_dir().join("restarted");
+        let rt = LocalRuntime::start(2, dir.join("nodes"), PathBuf::from("/bin/true"), "restart")
+            .await
+            .expect("runtime");
+        let env = TestEnv::new(Arc::new(TestSpec::default()), Arc::new(rt), dir.clone());
+        let db = Arc::new(Signals::default());
+        // Both packages, as a test builds them, composed in spec order.
+        let mut nem = harness::plugin::ComposedNemesis::new(vec![
+            pause_package(&TestSpec::default()).expect("pause").nemesis,
+            kill_package(&TestSpec::default()).expect("kill").nemesis,
+        ]);
+        nem.setup(&env, db.clone()).await.expect("setup");
+        let mut rng = Rng::seed_from_u64(1);
+        let op = |f: &str, v: Value| Invocation::new(f.to_owned(), v);
+
+        // Pause both nodes, then kill both: the kill ends both pauses.
+        let v = nem.invoke(&op("start-pause", Value::str("all")), &mut rng).await.expect("p");
+        let both = nodes_value(&["n1".to_owned(), "n2".to_owned()]);
+        assert_eq!(field(&v, "nodes"), Some(&both), "{v}");
+        let v = nem.invoke(&op("start-kill", Value::str("all")), &mut rng).await.expect("k");
+        assert_eq!(field(&v, "was-paused"), Some(&both), "{v}");
+        // The kill's stop restarts them: fresh processes, never stopped.
+        let v = nem.invoke(&op("stop-kill", Value::Nil), &mut rng).await.expect("stop");
+        assert_eq!(field(&v, "restarted"), Some(&both), "{v}");
+        assert_eq!(env.process_faults.get("n1"), harness::plugin::HeldBy::default());
+        // The pause's stop resumes nothing and says why for each node.
+        let v = nem.invoke(&op("stop-pause", Value::Nil), &mut rng).await.expect("stop");
+        assert_eq!(field(&v, "resumed"), Some(&nodes_value(&Vec::<String>::new())), "{v}");
+        let not = field(&v, "not-resumed").expect("not-resumed");
+        for n in ["n1", "n2"] {
+            let why = field(not, n).and_then(Value::as_str).unwrap_or_default();
+            assert!(why.contains("restarted"), "{n}: {v}");
+        }
+        // The final heal has nothing left to do, and does nothing.
+        nem.heal().await.expect("heal");
+        assert_eq!(
+            *db.log.lock().expect("log"),
+            ["pause n1", "pause n2", "kill n1", "kill n2", "start n1", "start n2"]
+        );
+        assert_eq!((db.state("n1"), db.state("n2")), ("running", "running"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("fl-overlap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");

@@ -60,10 +60,7 @@ pub fn finish_run(
 ) -> Result<Written, StoreError> {
     let mut results = RunResults::new(history, checks);
     if let Some(why) = store::interruption(run_dir) {
-        if results.validity == Some(checkers::Validity::Valid) {
-            results.validity = Some(checkers::Validity::Unknown);
-        }
-        results.interrupted = Some(why);
+        results.mark_interrupted(&why);
     }
     write_run(run_dir, Some(history), results, table)
 }

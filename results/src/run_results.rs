@@ -163,6 +163,26 @@ impl HistorySummary {
     }
 }
 
+/// The overall validity of a run cut short whose checks, merged, say
+/// `validity`: `valid` becomes `unknown` (see [`interrupted_reason`]); the
+/// rest stand. The one rule, so `results.json` and the harness's merged
+/// verdict agree.
+pub fn interrupted_validity(validity: Validity) -> Validity {
+    match validity {
+        Validity::Valid => Validity::Unknown,
+        other => other,
+    }
+}
+
+/// Why a run cut short (`why`, the `interrupted` file's line) is
+/// `unknown` although its checks found nothing.
+pub fn interrupted_reason(why: &str) -> String {
+    format!(
+        "the run was interrupted before its time limit ({why}); the checkers found nothing in \
+         what ran, which proves nothing about the test that was asked for"
+    )
+}
+
 /// The `q` quantile of sorted, non-empty `xs` (nearest rank).
 pub(crate) fn quantile(xs: &[u64], q: f64) -> u64 {
     let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
@@ -193,6 +213,15 @@ impl RunResults {
             harness_error: None,
             interrupted: None,
         }
+    }
+
+    /// Marks the results of a run cut short, saying `why`
+    /// ([`crate::store::files::INTERRUPTED`]): a run that found nothing is
+    /// `unknown`, never `valid`, since the test asked for did not happen;
+    /// what an interrupted run found stays found.
+    pub fn mark_interrupted(&mut self, why: &str) {
+        self.validity = self.validity.map(interrupted_validity);
+        self.interrupted = Some(why.to_owned());
     }
 
     /// Parses the text of a `results.json` read from `path`.

@@ -137,3 +137,25 @@ fn compares_the_runs_of_a_test_and_of_a_campaign() {
     let (_, _, none) = get(server.addr, "/compare?name=nothing");
     assert!(none.contains("id=\"compare-empty\""));
 }
+
+#[test]
+fn the_index_marks_an_interrupted_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let h = register_history(300, 3, 5);
+    let dir = make_run(tmp.path(), "reg", "20260101T000000Z", &h, &spec("reg", 5));
+    results::RunDir::open(&dir)
+        .expect("open")
+        .mark_interrupted("Ctrl-C after 3.2 s of a 30 s test")
+        .expect("mark");
+    let check = CheckResult {
+        spec: checkers::registry::CheckSpec::new("reads-written"),
+        verdict: ReadsWritten.check(&h).expect("check"),
+    };
+    results::finish_run(&dir, &h, vec![check], &crate::common::plugins()).expect("finish");
+    let server = TestServer::start(tmp.path());
+    let (status, _, body) = get(server.addr, "/");
+    assert_eq!(status, 200);
+    // Found nothing, but cut short: unknown, and marked as interrupted.
+    assert!(body.contains("<tr class=\"run unknown\">"), "{body}");
+    assert!(body.contains("(interrupted)") && body.contains("Ctrl-C after 3.2 s"), "{body}");
+}

@@ -123,3 +123,54 @@ fn opening_through_a_latest_link_names_the_real_run() {
     let err = results::Run::open(tmp.path()).expect_err("not a run");
     assert!(err.to_string().contains("not a run directory"), "{err}");
 }
+
+#[test]
+fn an_interrupted_run_is_never_valid_and_says_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let h = register_history(400, 3, 7);
+    let bad = with_phantom_read(&h);
+    let why = "Ctrl-C after 3.2 s of a 30 s test";
+    let cut = make_run(root, "reg", "20260101T000000Z", &h, &spec("reg", 7));
+    let cut_bad = make_run(root, "reg", "20260102T000000Z", &bad, &spec("reg", 8));
+    let whole = make_run(root, "reg", "20260103T000000Z", &h, &spec("reg", 9));
+    for dir in [&cut, &cut_bad] {
+        results::RunDir::open(dir).expect("open").mark_interrupted(why).expect("mark");
+    }
+    for (dir, hist) in [(&cut, &h), (&cut_bad, &bad), (&whole, &h)] {
+        results::finish_run(dir, hist, vec![check(hist)], &crate::common::plugins())
+            .expect("finish");
+    }
+    let read =
+        |dir: &Path| RunResults::read(&dir.join("results.json")).expect("read").expect("present");
+
+    // Nothing found in a run cut short is unknown, though its check stays valid.
+    let r = read(&cut);
+    assert_eq!(r.validity, Some(Validity::Unknown));
+    assert_eq!(r.checks[0].verdict.validity, Validity::Valid);
+    assert_eq!(r.interrupted.as_deref(), Some(why));
+    // What an interrupted run found is real.
+    let r = read(&cut_bad);
+    assert_eq!(r.validity, Some(Validity::Invalid));
+    assert_eq!(r.interrupted.as_deref(), Some(why));
+    // A whole run does not carry the field at all (same format version).
+    let r = read(&whole);
+    assert_eq!((r.validity, r.interrupted), (Some(Validity::Valid), None));
+    let text = std::fs::read_to_string(whole.join("results.json")).expect("text");
+    assert!(!text.contains("interrupted"), "{text}");
+
+    // The report says it, and so does the store's listing.
+    let report = std::fs::read_to_string(cut.join("report.html")).expect("report");
+    assert!(report.contains("id=\"interrupted\"") && report.contains(why), "interrupted badge");
+    let runs = Store::new(root).list().expect("list");
+    let got: Vec<(&str, &str, Option<&str>)> =
+        runs.iter().map(|r| (r.timestamp.as_str(), r.status(), r.interrupted.as_deref())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("20260103T000000Z", "valid", None),
+            ("20260102T000000Z", "invalid", Some(why)),
+            ("20260101T000000Z", "unknown", Some(why)),
+        ]
+    );
+}

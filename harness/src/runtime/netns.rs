@@ -49,10 +49,16 @@ pub struct NetnsState {
     pub links: Vec<String>,
     /// Host iptables rules added (as `iptables` argument lists, with `-I`).
     pub host_rules: Vec<Vec<String>>,
-    /// The run directory, so `faultline clean` can tell which store the
-    /// leftovers belong to (absent in state files of older versions).
+    /// The run directory (absolute), so `faultline clean` can tell which
+    /// store the leftovers belong to (absent in state files of older
+    /// versions).
     #[serde(default)]
     pub run_dir: Option<PathBuf>,
+    /// The uid of the harness that made them, so `faultline clean` leaves
+    /// another user's alone (absent in older state files: then the state
+    /// file's owner stands for it).
+    #[serde(default)]
+    pub uid: Option<u32>,
 }
 
 impl NetnsState {
@@ -259,7 +265,8 @@ impl NetnsRuntime {
         let mut state = NetnsState {
             tag: run_tag.to_owned(),
             id: id.clone(),
-            run_dir: nodes_dir.parent().map(Path::to_owned),
+            run_dir: nodes_dir.parent().map(crate::runtime::process::absolute_path),
+            uid: Some(nix::unistd::getuid().as_raw()),
             ..NetnsState::default()
         };
         let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();

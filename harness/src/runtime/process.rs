@@ -24,11 +24,21 @@ pub const RUN_TAG_ENV: &str = "FAULTLINE_RUN";
 /// can tell which store a leftover belongs to.
 pub const RUN_DIR_ENV: &str = "FAULTLINE_RUN_DIR";
 
+/// `path` made absolute, with symlinks resolved where it exists, so a run
+/// directory recorded with a process compares with a store named from any
+/// working directory (`faultline clean --store DIR`).
+pub fn absolute_path(path: &Path) -> PathBuf {
+    path.canonicalize().or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_owned())
+}
+
 /// A node whose processes run on this machine.
 pub struct ProcessNode {
     id: String,
     dir: PathBuf,
     run_tag: String,
+    /// The run directory (`<run dir>/nodes/<node>` is `dir`), absolute, for
+    /// [`RUN_DIR_ENV`].
+    run_dir: Option<PathBuf>,
     /// Prepended to every command (e.g. `ip netns exec NS`).
     prefix: Vec<String>,
     /// Daemons started here, kept so they are reaped and killed on drop.
@@ -39,10 +49,14 @@ impl ProcessNode {
     /// A node named `id` working in `dir`, whose commands run through
     /// `prefix`.
     pub fn new(id: &str, dir: PathBuf, run_tag: &str, prefix: Vec<String>) -> ProcessNode {
+        // Absolute now: the store is often named relative to where the test
+        // was started (`./store`), and `clean` may run from elsewhere.
+        let run_dir = dir.parent().and_then(Path::parent).map(absolute_path);
         ProcessNode {
             id: id.to_owned(),
             dir,
             run_tag: run_tag.to_owned(),
+            run_dir,
             prefix,
             children: Mutex::new(BTreeMap::new()),
         }
@@ -58,8 +72,7 @@ impl ProcessNode {
             None => tokio::process::Command::new(program),
         };
         cmd.args(args).env(RUN_TAG_ENV, &self.run_tag).stdin(Stdio::null());
-        // The node's directory is `<run dir>/nodes/<node>`.
-        if let Some(run_dir) = self.dir.parent().and_then(Path::parent) {
+        if let Some(run_dir) = &self.run_dir {
             cmd.env(RUN_DIR_ENV, run_dir);
         }
         cmd
