@@ -39,10 +39,8 @@ const CLUSTER: &[&str] = &[
 /// Nothing the run started is left: no namespace of its state file, no
 /// process whose command line names its run directory.
 fn nothing_left_of(run_dir: &Path) {
-    let states: Vec<NetnsState> = NetnsState::all()
-        .into_iter()
-        .filter(|s| s.run_dir.as_deref() == Some(run_dir))
-        .collect();
+    let states: Vec<NetnsState> =
+        NetnsState::all().into_iter().filter(|s| s.run_dir.as_deref() == Some(run_dir)).collect();
     assert!(states.is_empty(), "namespaces left behind: {states:?}");
     let needle = run_dir.to_string_lossy().into_owned();
     let mut left = Vec::new();

@@ -222,10 +222,10 @@ mod tests {
 
     #[test]
     fn keys_and_values_are_base64_of_their_json_text() {
-        assert_eq!(B64.decode(key(&Value::Int(3))).unwrap(), b"fl/3");
-        assert_eq!(B64.decode(key(&Value::str("set"))).unwrap(), b"fl/\"set\"");
+        assert_eq!(B64.decode(key(&Value::Int(3))).expect("base64"), b"fl/3");
+        assert_eq!(B64.decode(key(&Value::str("set"))).expect("base64"), b"fl/\"set\"");
         assert_eq!(
-            B64.decode(value(&Value::list([Value::Int(1), Value::Int(2)]))).unwrap(),
+            B64.decode(value(&Value::list([Value::Int(1), Value::Int(2)]))).expect("base64"),
             b"[1,2]"
         );
         let v = Value::list([Value::Int(7), Value::str("x")]);
