@@ -251,10 +251,15 @@ impl Db for EtcdDb {
         let dir = Self::data_dir(env, node)?.to_string_lossy().into_owned();
         // A data directory left from an earlier run would hold another
         // cluster's membership.
-        let out =
-            c.exec("sh", &["-c".into(), format!("rm -rf '{dir}' && mkdir -p '{dir}'")]).await?;
-        if out.status != 0 {
-            return Err(HarnessError::node(node, "create the data directory", out.stderr.trim()));
+        for (program, flag) in [("rm", "-rf"), ("mkdir", "-p")] {
+            let out = c.exec(program, &[flag.into(), dir.clone()]).await?;
+            if out.status != 0 {
+                return Err(HarnessError::node(
+                    node,
+                    "create the data directory",
+                    out.stderr.trim(),
+                ));
+            }
         }
         Ok(())
     }
