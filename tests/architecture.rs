@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faultline-workloads", &["faultline-checkers", "faultline-harness"]),
     ("faultline-nemesis", &["faultline-checkers", "faultline-harness"]),
     ("faultline-refstore", &["faultline-checkers", "faultline-harness", "refstore"]),
+    ("faultline-etcd", &["faultline-checkers", "faultline-harness"]),
 ];
 
 #[test]

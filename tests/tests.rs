@@ -14,6 +14,9 @@ mod checkers;
 mod classic_workloads;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;
+/// etcd 3.4 clusters in network namespaces: linearizable reads valid under
+/// every fault, serializable reads caught stale under partitions.
+mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
