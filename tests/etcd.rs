@@ -86,38 +86,59 @@ fn etcd_linearizable_reads_register_under_partitions_kills_and_pauses_is_valid()
     nothing_left_of(&r.run_dir);
 }
 
+/// The seeds the serializable test tries, in order. One 25-second run shows
+/// the stale read in about 9 of 10 seeds (docs/targets.md has the campaign's
+/// rate), so a seed that happens to miss is followed by another; three misses
+/// in a row (about 1 in 1,000) fail the test.
+const SERIALIZABLE_SEEDS: &[&str] = &["1", "2", "3"];
+
 #[test]
 fn etcd_serializable_reads_under_partitions_isolating_the_leader_are_caught_stale() {
     let _serial = serial();
     if !root_or_skip("etcd end-to-end", &["etcd"]) {
         return;
     }
-    let store = tempfile::tempdir().expect("tempdir");
-    let mut args = CLUSTER.to_vec();
-    args.extend([
-        "--nemesis",
-        "partition",
-        "--opt",
-        "partition=primaries,isolate-one",
-        "--opt",
-        "etcd_reads=serializable",
-        "--time-limit",
-        "25",
-        "--seed",
-        "1",
-    ]);
-    let r = run(&args, store.path());
-    assert_eq!(r.code, 1, "serializable reads must be caught stale:\n{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("linearizable: invalid"), "{}", r.stdout);
-    // The evidence names a read that returned what a completed write had
-    // already replaced.
-    let results = std::fs::read_to_string(r.run_dir.join("results.json")).expect("results.json");
-    assert!(results.contains("nonlinearizable"), "{results}");
-    assert!(
-        results.contains(", read ") && results.contains("cannot be linearized"),
-        "the anomaly names no read: {results}"
-    );
-    let fs = nemesis_fs(&history(&r.run_dir));
-    assert!(fs.iter().any(|f| f == "start-partition"), "no partition happened: {fs:?}");
-    nothing_left_of(&r.run_dir);
+    let mut outcomes = Vec::new();
+    for seed in SERIALIZABLE_SEEDS {
+        let store = tempfile::tempdir().expect("tempdir");
+        let mut args = CLUSTER.to_vec();
+        args.extend([
+            "--nemesis",
+            "partition",
+            "--opt",
+            "partition=primaries,isolate-one",
+            "--opt",
+            "etcd_reads=serializable",
+            "--time-limit",
+            "25",
+            "--seed",
+            seed,
+        ]);
+        let r = run(&args, store.path());
+        let fs = nemesis_fs(&history(&r.run_dir));
+        assert!(fs.iter().any(|f| f == "start-partition"), "seed {seed}: no partition: {fs:?}");
+        nothing_left_of(&r.run_dir);
+        if r.code == 0 {
+            eprintln!("seed {seed}: no stale read shown this time; trying the next seed");
+            outcomes.push(format!("seed {seed}: valid"));
+            continue;
+        }
+        assert_eq!(
+            r.code, 1,
+            "seed {seed}: an invalid verdict was expected:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        assert!(r.stdout.contains("linearizable: invalid"), "{}", r.stdout);
+        // The evidence names a read that returned what a completed write had
+        // already replaced.
+        let results =
+            std::fs::read_to_string(r.run_dir.join("results.json")).expect("results.json");
+        assert!(results.contains("nonlinearizable"), "{results}");
+        assert!(
+            results.contains(", read ") && results.contains("cannot be linearized"),
+            "the anomaly names no read: {results}"
+        );
+        return;
+    }
+    panic!("serializable reads were never caught stale: {outcomes:?}");
 }
