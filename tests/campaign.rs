@@ -21,7 +21,8 @@ fn repo_file(path: &str) -> std::path::PathBuf {
 /// Every refstore mode under every fault kind, one short run per cell, two
 /// at a time: each cell must meet the expectation refstore's mode table
 /// gives it, with `faultline test` defaults for the mode. (The full-scale
-/// detection rates come from the same file with `--runs 20`, offline.)
+/// detection rates come from the same file with more runs, offline:
+/// docs/campaigns.md.)
 #[test]
 fn the_seed_matrix_at_small_scale_meets_its_expectations() {
     let _serial = serial();

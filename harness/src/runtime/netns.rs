@@ -219,6 +219,21 @@ fn short_id(tag: &str) -> String {
     format!("{:06x}", h.finish() & 0xff_ffff)
 }
 
+/// Holds the machine-wide lock on choosing a test subnet until dropped
+/// (the kernel releases it if the process dies).
+fn subnet_lock() -> Result<std::fs::File> {
+    std::fs::create_dir_all(STATE_DIR).map_err(|e| HarnessError::io(STATE_DIR, e))?;
+    let path = Path::new(STATE_DIR).join("subnet.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| HarnessError::io(&path, e))?;
+    file.lock().map_err(|e| HarnessError::io(&path, e))?;
+    Ok(file)
+}
+
 /// A /24 under 10.231.0.0/16 that no host address or route uses yet.
 fn free_subnet(seed: u64) -> Result<u8> {
     let routes = run("ip", &["-4", "route", "show", "table", "all"]).unwrap_or_default();
@@ -537,12 +552,18 @@ fn build_network(
     choice: FirewallChoice,
 ) -> Result<(u8, Firewall)> {
     let net = |r: std::result::Result<String, String>| r.map_err(HarnessError::Net);
+    // Choosing a free subnet and claiming it (the bridge's address) is one
+    // step under a machine-wide lock: two tests starting at once (a
+    // campaign with --parallel, or two users) would otherwise both see the
+    // same /24 free and build two bridges that route the same addresses.
+    let claim = subnet_lock()?;
     let third = free_subnet(seed)?;
     let bridge = format!("flb{}", state.id);
     state.links.push(bridge.clone());
     state.save()?;
     net(run("ip", &["link", "add", &bridge, "type", "bridge"]))?;
     net(run("ip", &["addr", "add", &format!("10.231.{third}.254/24"), "dev", &bridge]))?;
+    drop(claim);
     net(run("ip", &["link", "set", &bridge, "up"]))?;
     // With br_netfilter loaded, bridged packets traverse the host's
     // FORWARD chain; a DROP policy there (as Docker sets) would silently
