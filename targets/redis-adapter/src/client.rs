@@ -445,11 +445,21 @@ mod tests {
     /// whose `ROLE` is `role`, and which answers everything else with
     /// `handler`.
     async fn fake(role: &'static str, handler: Handler) -> SocketAddr {
+        fake_naming(role, Arc::default(), handler).await
+    }
+
+    /// The same, its Sentinel naming the address in `named` when it holds one.
+    async fn fake_naming(
+        role: &'static str,
+        named: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+        handler: Handler,
+    ) -> SocketAddr {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = l.local_addr().expect("addr");
+        let me = l.local_addr().expect("addr");
         tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
                 let handler = handler.clone();
+                let named = named.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -459,6 +469,7 @@ mod tests {
                         }
                         buf.extend_from_slice(&chunk[..n]);
                         while let Some(cmd) = take_command(&mut buf) {
+                            let addr = named.lock().ok().and_then(|n| *n).unwrap_or(me);
                             let reply = match cmd[0].to_uppercase().as_str() {
                                 "SENTINEL" => Some(format!(
                                     "*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{}\r\n",
@@ -477,7 +488,7 @@ mod tests {
                 });
             }
         });
-        addr
+        me
     }
 
     fn settings(wait: Option<(u32, u64)>) -> Settings {
@@ -598,5 +609,31 @@ mod tests {
         let want =
             Value::list([mop("append", 6.into()), mop("r", Value::list([5.into(), 6.into()]))]);
         assert_eq!(done, Completion::ok(want));
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_moves_to_the_primary_sentinel_names_after_a_failover() {
+        let adds = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let recorder = |name: &'static str| -> Handler {
+            let adds = adds.clone();
+            Arc::new(move |cmd: &[String]| {
+                adds.lock().expect("adds").push(format!("{name} {}", cmd[0]));
+                Some(":1\r\n".into())
+            })
+        };
+        let old = fake("master", recorder("old")).await;
+        let new = fake("master", recorder("new")).await;
+        let named = Arc::new(std::sync::Mutex::new(Some(old)));
+        let none: Handler = Arc::new(|_: &[String]| Some("-ERR not a server\r\n".into()));
+        let sentinel = fake_naming("sentinel", named.clone(), none).await;
+        let mut c = RedisClient::with_sentinels(vec![sentinel], settings(None));
+        assert_eq!(c.invoke(&inv("add", None, 1.into())).await.kind, OpType::Ok);
+        *named.lock().expect("named") = Some(new);
+        // Within RECHECK the kept connection still serves.
+        assert_eq!(c.invoke(&inv("add", None, 2.into())).await.kind, OpType::Ok);
+        tokio::time::sleep(RECHECK + Duration::from_millis(50)).await;
+        assert_eq!(c.invoke(&inv("add", None, 3.into())).await.kind, OpType::Ok);
+        let adds = adds.lock().expect("adds").clone();
+        assert_eq!(adds, ["old SADD", "old SADD", "new SADD"]);
     }
 }

@@ -25,7 +25,8 @@
 //! so a partition or packet fault there would cut nothing. A test on
 //! `local` runs kills and pauses; `partition` and `packet` are refused
 //! with that reason. Clock faults are refused everywhere: Redis does not
-//! run under libfaketime, and has no clock of its own to set.
+//! run under libfaketime (it hangs at startup), and has no clock of its
+//! own to set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -57,8 +58,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const INSTALL: &str = "install Debian's redis-server and redis-sentinel packages \
                        (apt-get install redis-server redis-sentinel)";
 /// The reason clock faults are refused.
-const NO_CLOCK: &str = "Redis does not run under libfaketime (it fails at startup), and it \
-                        has no clock control of its own";
+const NO_CLOCK: &str = "Redis does not run under libfaketime (Debian's redis-server hangs \
+                        at startup, libfaketime reporting recursive clock_gettime calls), and \
+                        it has no clock control of its own";
 /// Nemeses whose faults are links between nodes, which Redis on the local
 /// runtime cannot have (see the crate's documentation).
 const LINK_NEMESES: &[&str] = &["partition", "packet"];
