@@ -349,6 +349,20 @@ fn text(reply: Option<&Resp>) -> String {
     }
 }
 
+/// `program --version` on the node, or an error naming the packages.
+async fn installed(c: &dyn NodeControl, node: &str, program: &str) -> Result<String> {
+    let action = format!("find {program}");
+    match c.exec(program, &["--version".into()]).await {
+        Ok(out) if out.status == 0 => Ok(out.stdout),
+        Ok(out) => Err(HarnessError::node(
+            node,
+            action,
+            format!("`{program} --version` failed ({}); {INSTALL}", out.stderr.trim()),
+        )),
+        Err(e) => Err(HarnessError::node(node, action, format!("{e}; {INSTALL}"))),
+    }
+}
+
 /// Runs `program args` on the node, failing with `action` and its output.
 async fn run(
     c: &dyn NodeControl,
@@ -357,10 +371,7 @@ async fn run(
     program: &str,
     args: &[String],
 ) -> Result<String> {
-    let out = c
-        .exec(program, args)
-        .await
-        .map_err(|e| HarnessError::node(node, action, format!("{e}; {INSTALL}")))?;
+    let out = c.exec(program, args).await.map_err(|e| HarnessError::node(node, action, e))?;
     if out.status != 0 {
         return Err(HarnessError::node(node, action, out.stderr.trim()));
     }
@@ -372,16 +383,7 @@ impl Db for RedisDb {
     async fn setup(&self, env: &TestEnv, node: &str) -> Result<()> {
         let c = control(env, node)?;
         for p in Proc::BOTH {
-            let version =
-                run(c, node, &format!("find {}", p.program()), p.program(), &["--version".into()])
-                    .await
-                    .map_err(|e| {
-                        HarnessError::node(
-                            node,
-                            format!("find {}", p.program()),
-                            format!("{e}; {INSTALL}"),
-                        )
-                    })?;
+            let version = installed(c, node, p.program()).await?;
             tracing::info!(node, "{}: {}", p.program(), version.trim());
         }
         // A data directory or configuration left from an earlier run
