@@ -114,13 +114,10 @@ impl RedisClient {
         }
         let named = self.ask_sentinels().await;
         if let Some((conn, at, checked)) = &mut self.conn {
-            match &named {
-                Ok(addr) if addr == at => {
-                    *checked = Instant::now();
-                    return Ok(conn.clone());
-                }
-                Err(_) => return Ok(conn.clone()),
-                Ok(_) => {}
+            // Named again, or nobody answered: keep it until the next check.
+            if named.as_ref().is_ok_and(|addr| addr == at) || named.is_err() {
+                *checked = Instant::now();
+                return Ok(conn.clone());
             }
         }
         self.conn = None;
