@@ -20,5 +20,8 @@ mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
+/// Redis 7 with Sentinel in network namespaces: partitions and kills of the
+/// primary lose acknowledged writes.
+mod redis;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;
