@@ -48,6 +48,7 @@ fn registry() -> harness::Registry {
     let mut r = harness::Registry::new();
     faultline_refstore::register_all(&mut r);
     etcd_adapter::register_all(&mut r);
+    postgres_adapter::register_all(&mut r);
     workloads::register_all(&mut r);
     nemesis::register_all(&mut r);
     r

@@ -17,6 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faultline-nemesis", &["faultline-checkers", "faultline-harness"]),
     ("faultline-refstore", &["faultline-checkers", "faultline-harness", "refstore"]),
     ("faultline-etcd", &["faultline-checkers", "faultline-harness"]),
+    ("faultline-postgres", &["faultline-checkers", "faultline-harness"]),
 ];
 
 #[test]
