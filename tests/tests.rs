@@ -20,5 +20,9 @@ mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
+/// PostgreSQL 15 clusters in network namespaces: each isolation level's
+/// anomalies on one primary, and writes lost at failover under async
+/// replication but not under remote_apply synchronous replication.
+mod postgres;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;
