@@ -49,6 +49,7 @@ fn registry() -> harness::Registry {
     faultline_refstore::register_all(&mut r);
     etcd_adapter::register_all(&mut r);
     redis_adapter::register_all(&mut r);
+    postgres_adapter::register_all(&mut r);
     workloads::register_all(&mut r);
     nemesis::register_all(&mut r);
     r

@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faultline-refstore", &["faultline-checkers", "faultline-harness", "refstore"]),
     ("faultline-etcd", &["faultline-checkers", "faultline-harness"]),
     ("faultline-redis", &["faultline-checkers", "faultline-harness"]),
+    ("faultline-postgres", &["faultline-checkers", "faultline-harness"]),
 ];
 
 #[test]

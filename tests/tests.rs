@@ -23,5 +23,9 @@ mod faults;
 /// Redis 7 with Sentinel in network namespaces: partitions and kills of the
 /// primary lose acknowledged writes.
 mod redis;
+/// PostgreSQL 15 clusters in network namespaces: each isolation level's
+/// anomalies on one primary, and writes lost at failover under async
+/// replication but not under remote_apply synchronous replication.
+mod postgres;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;
