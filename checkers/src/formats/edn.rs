@@ -9,6 +9,7 @@
 
 use edn_format::Value as Edn;
 
+use super::edn_fast::FastOps;
 use super::edn_text::{Top, show, split};
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
@@ -18,7 +19,27 @@ use crate::value::{Float, Value, shared_str};
 /// process.
 type ChunkOps = (Vec<Op>, Vec<usize>);
 
+/// Reads a history: with the fast reader when the whole text is in the
+/// part of EDN it knows (Jepsen's shape), else with the general reader,
+/// which also words every error.
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    match super::edn_fast::parse(text) {
+        Some(fast) => {
+            let FastOps { mut ops, lines, unnamed } = fast;
+            let process = super::name_unnamed_processes(&mut ops, &unnamed);
+            let mut history = History::with_lines(ops, lines, source);
+            if let Some(p) = process {
+                history.add_note(super::unnamed_note(source, unnamed.len(), ":process", p), false);
+            }
+            Ok(history)
+        }
+        None => parse_general(text, source),
+    }
+}
+
+/// Reads a history with `edn_text`'s scan and edn-format: every form EDN
+/// has, and the error messages.
+pub(crate) fn parse_general(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
     let scanned = split(text, Top::History).map_err(|e| HistoryError::Syntax {
         location: Location::new(source, Some(u64::from(e.line))).column(e.column(text)),
