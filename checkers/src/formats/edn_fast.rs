@@ -201,10 +201,13 @@ impl<'a> Reader<'a> {
     /// or past `end`; the first piece also reads the history's opening
     /// bracket, the last its closing one and the end of the text.
     fn piece(mut self, end: usize, first: bool, last: bool) -> Option<Piece> {
+        // Jepsen writes an op a line: room for as many ops as the piece has
+        // lines spares growing (and copying) the vectors as they fill.
+        let lines = self.bytes[self.pos..end].iter().filter(|&&b| b == b'\n').count() + 1;
         let mut piece = Piece {
-            ops: Vec::new(),
-            missing_index: Vec::new(),
-            lines: Vec::new(),
+            ops: Vec::with_capacity(lines),
+            missing_index: Vec::with_capacity(lines),
+            lines: Vec::with_capacity(lines),
             unnamed: Vec::new(),
             newlines: 0,
             stopped: 0,
@@ -441,13 +444,17 @@ impl<'a> Reader<'a> {
                 }
                 let close = closer(open);
                 self.pos += 1;
-                let mut items = thin_vec::ThinVec::new();
+                // Gathered on the stack, then allocated once at their
+                // length: most lists are short (`[k v]`, a micro-op).
+                let mut items: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
                 loop {
                     self.skip_space()?;
                     match *self.bytes.get(self.pos)? {
                         b if b == close => {
                             self.pos += 1;
-                            return Some(Value::List(items));
+                            let mut list = thin_vec::ThinVec::with_capacity(items.len());
+                            list.extend(items);
+                            return Some(Value::List(list));
                         }
                         b']' | b')' | b'}' => return None,
                         _ => items.push(self.value(depth + 1)?),
