@@ -1,5 +1,7 @@
 //! Jepsen's `history.edn` (and Porcupine's kv histories, which are the same
-//! op maps with a `:key`), parsed with the `edn-format` crate.
+//! op maps with a `:key`): read by the fast reader (`edn_fast`) when the
+//! whole text is in the part of EDN Jepsen writes, else by the general
+//! reader here, parsed with the `edn-format` crate.
 //!
 //! A file is either one vector (or list) of op maps, or a sequence of op maps,
 //! one per line as recent Jepsen writes them. We split the text into op forms
