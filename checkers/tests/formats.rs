@@ -217,3 +217,45 @@ fn big_decimals_with_far_apart_exponents_in_a_set_read_at_once() {
         .expect("reads");
     assert_eq!(h.ops()[0].value.to_string(), "#{-7.25 2.0 inf}");
 }
+
+/// Every EDN history under `tests/` (golden files and data) reads the same
+/// through the fast reader `faultline check` runs as through the general
+/// reader alone: the same ops at the same lines with the same notes, or the
+/// same error.
+#[test]
+fn fast_and_general_edn_readers_agree_on_every_edn_file() {
+    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else if path.extension().is_some_and(|e| e == "edn") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    collect(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"), &mut files);
+    assert!(files.len() >= 50, "found only {} EDN files", files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let source = path.display().to_string();
+        let fast = formats::parse(&text, &source, Some(Format::Edn));
+        let general = formats::parse_edn_general(&text, &source);
+        match (fast, general) {
+            (Ok(a), Ok(b)) => {
+                assert!(a.ops() == b.ops(), "{source}: different ops");
+                for i in 0..a.len() {
+                    assert_eq!(a.locate(i), b.locate(i), "{source}: op {i}");
+                }
+                let notes = |h: &checkers::History| {
+                    h.notes().iter().map(|n| n.text.clone()).collect::<Vec<_>>()
+                };
+                assert_eq!(notes(&a), notes(&b), "{source}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{source}"),
+            (a, b) => panic!("{source}: the readers disagree: {:?} / {:?}", a.err(), b.err()),
+        }
+    }
+}

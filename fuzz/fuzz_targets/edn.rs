@@ -1,7 +1,11 @@
-//! Fuzzes the Jepsen EDN reader with arbitrary bytes, through the path `read_path` takes.
+//! Fuzzes the Jepsen EDN reader with arbitrary bytes, through the path `read_path` takes,
+//! and checks its fast reader against the general one.
 #![no_main]
 
 use checkers::formats::Format;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|bytes: &[u8]| faultline_fuzz::check(bytes, Some(Format::Edn)));
+fuzz_target!(|bytes: &[u8]| {
+    faultline_fuzz::check(bytes, Some(Format::Edn));
+    faultline_fuzz::check_edn_readers_agree(bytes);
+});

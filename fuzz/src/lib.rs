@@ -37,6 +37,33 @@ pub fn check(bytes: &[u8], format: Option<Format>) {
     }
 }
 
+/// The EDN reader `faultline check` runs (the fast reader, which hands
+/// whatever it does not know to the general one) and the general reader
+/// alone read `bytes` alike: the same ops at the same lines with the same
+/// notes, or the same error word for word. The fast reader must never read
+/// a form differently from Clojure's rules as the general reader applies
+/// them, nor accept what the general reader refuses.
+pub fn check_edn_readers_agree(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    let fast = formats::parse(text, SOURCE, Some(Format::Edn));
+    let general = formats::parse_edn_general(text, SOURCE);
+    match (fast, general) {
+        (Ok(a), Ok(b)) => {
+            assert!(a.ops() == b.ops(), "the readers read different ops");
+            for i in 0..a.len() {
+                assert_eq!(a.locate(i), b.locate(i), "op {i} is at different places");
+            }
+            let notes = |h: &checkers::History| {
+                h.notes().iter().map(|n| n.text.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(notes(&a), notes(&b));
+        }
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (Ok(_), Err(e)) => panic!("only the general reader refused it: {e}"),
+        (Err(e), Ok(_)) => panic!("only the fast path refused it: {e}"),
+    }
+}
+
 /// The input's lines, to check the places errors name.
 struct Text {
     /// Characters on each line (lines end at `\n`; a `\r` counts as a

@@ -1,5 +1,7 @@
 //! Jepsen's `history.edn` (and Porcupine's kv histories, which are the same
-//! op maps with a `:key`), parsed with the `edn-format` crate.
+//! op maps with a `:key`): read by the fast reader (`edn_fast`) when the
+//! whole text is in the part of EDN Jepsen writes, else by the general
+//! reader here, parsed with the `edn-format` crate.
 //!
 //! A file is either one vector (or list) of op maps, or a sequence of op maps,
 //! one per line as recent Jepsen writes them. We split the text into op forms
@@ -9,6 +11,7 @@
 
 use edn_format::Value as Edn;
 
+use super::edn_fast::FastOps;
 use super::edn_text::{Top, show, split};
 use crate::error::{HistoryError, Location};
 use crate::history::{History, Op, OpType, Process};
@@ -18,7 +21,27 @@ use crate::value::{Float, Value, shared_str};
 /// process.
 type ChunkOps = (Vec<Op>, Vec<usize>);
 
+/// Reads a history: with the fast reader when the whole text is in the
+/// part of EDN it knows (Jepsen's shape), else with the general reader,
+/// which also words every error.
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
+    match super::edn_fast::parse(text) {
+        Some(fast) => {
+            let FastOps { mut ops, lines, unnamed } = fast;
+            let process = super::name_unnamed_processes(&mut ops, &unnamed);
+            let mut history = History::with_lines(ops, lines, source);
+            if let Some(p) = process {
+                history.add_note(super::unnamed_note(source, unnamed.len(), ":process", p), false);
+            }
+            Ok(history)
+        }
+        None => parse_general(text, source),
+    }
+}
+
+/// Reads a history with `edn_text`'s scan and edn-format: every form EDN
+/// has, and the error messages.
+pub(crate) fn parse_general(text: &str, source: &str) -> Result<History, HistoryError> {
     use rayon::prelude::*;
     let scanned = split(text, Top::History).map_err(|e| HistoryError::Syntax {
         location: Location::new(source, Some(u64::from(e.line))).column(e.column(text)),

@@ -11,6 +11,7 @@
 
 mod bigint;
 mod edn;
+mod edn_fast;
 mod edn_text;
 mod elle_json;
 mod jepsen_log;
@@ -134,6 +135,19 @@ pub fn parse(text: &str, source: &str, format: Option<Format>) -> Result<History
         Format::JepsenLog => jepsen_log::parse(text, source)?,
         Format::ElleJson => elle_json::parse(text, source)?,
     };
+    if history.is_empty() {
+        return Err(HistoryError::Empty(source.to_owned()));
+    }
+    Ok(history)
+}
+
+/// Reads an EDN history with the general reader only, never the fast one:
+/// the baseline the fast reader is measured against (`benches/formats.rs`)
+/// and the reference the differential tests and fuzz target compare it to.
+/// Gives exactly what [`parse`] gives in [`Format::Edn`], more slowly.
+#[doc(hidden)]
+pub fn parse_edn_general(text: &str, source: &str) -> Result<History, HistoryError> {
+    let history = edn::parse_general(text, source)?;
     if history.is_empty() {
         return Err(HistoryError::Empty(source.to_owned()));
     }

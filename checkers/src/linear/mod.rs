@@ -387,8 +387,14 @@ fn search_partition<M: Model + Clone>(
     cfg: &Settings,
     history: &History,
     limits: &Limits,
-    (key, model, entries, metas): Job<M>,
+    (key, mut model, mut entries, metas): Job<M>,
 ) -> PartResult {
+    let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+    let mut ops: Vec<M::Op> = entries.iter().map(|e| e.op.clone()).collect();
+    model.settle(&mut ops, &rets);
+    for (e, op) in entries.iter_mut().zip(ops) {
+        e.op = op;
+    }
     let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
     if cfg.algorithm == Algorithm::Reference {
         let outcome = reference_outcome(key.as_ref(), model, &entries, limits);

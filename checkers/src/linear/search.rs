@@ -144,12 +144,14 @@ struct Member<S> {
 /// One level of the depth-first search: a value of R.
 struct Frame<S> {
     /// The base configuration (member 0) and the states reachable from it
-    /// by crashed ops alone, found so far (see `expand`).
-    members: Vec<Member<S>>,
+    /// by crashed ops alone, found so far (see `expand`). Most frames only
+    /// ever hold the base: inline, so entering a frame allocates nothing.
+    members: SmallVec<[Member<S>; 1]>,
     /// For each member, the crashed ops (indices into `crashed`) linearized
     /// to reach it from the base, in order.
-    paths: Vec<SmallVec<[u32; 4]>>,
-    /// Members by state hash, to find dominated ones.
+    paths: SmallVec<[SmallVec<[u32; 4]>; 1]>,
+    /// Members by state hash, to find dominated ones; filled when the frame
+    /// is first expanded, as only expanding reads it.
     by_state: FxHashMap<u64, SmallVec<[u32; 2]>>,
     /// Members `0..expanded` have had their successors added.
     expanded: u32,
@@ -272,6 +274,7 @@ impl<'a, M: Model> Search<'a, M> {
             .collect();
         let zkeys = (0..ok.len() as u64).map(|r| splitmix(r ^ 0x5EED_F417_11E5)).collect();
         let words = ok.len().div_ceil(64);
+        let ok_len = ok.len();
         Search {
             model,
             ok,
@@ -286,8 +289,10 @@ impl<'a, M: Model> Search<'a, M> {
             zob: 0,
             zkeys,
             cset: vec![0; n_crashed.div_ceil(64)],
-            cache: FxHashMap::default(),
-            entries: Vec::new(),
+            // A search that never backtracks stores one configuration per
+            // completed op; room for those up front spares the rehashing.
+            cache: FxHashMap::with_capacity_and_hasher(ok_len, FxBuildHasher),
+            entries: Vec::with_capacity(ok_len),
             call_node,
             limits,
             stats: Stats::default(),
@@ -522,6 +527,10 @@ impl<'a, M: Model> Search<'a, M> {
             return false;
         }
         frame.expanded += 1;
+        if frame.by_state.is_empty() {
+            let base = FxBuildHasher.hash_one(&frame.members[0].state);
+            frame.by_state.entry(base).or_default().push(0);
+        }
         let path = frame.paths[i].clone();
         for &c in &path {
             self.apply_crashed(c);
@@ -641,7 +650,10 @@ impl<'a, M: Model> Search<'a, M> {
             return Outcome::Linearizable;
         }
         self.visit(&init);
-        let mut frames: Vec<Frame<M::State>> = Vec::new();
+        // One frame per completed op at most: reserved up front, so the
+        // stack of frames (each a few hundred bytes) is never moved as the
+        // search goes deeper, which on a long valid history is every step.
+        let mut frames: Vec<Frame<M::State>> = Vec::with_capacity(self.ok.len() + 1);
         let mut depth = 0usize;
         let result = self.enter(&mut frames, depth, init);
         if let Some(r) = result {
@@ -738,8 +750,8 @@ impl<'a, M: Model> Search<'a, M> {
         };
         if frames.len() <= depth {
             frames.push(Frame {
-                members: Vec::new(),
-                paths: Vec::new(),
+                members: SmallVec::new(),
+                paths: SmallVec::new(),
                 by_state: FxHashMap::default(),
                 expanded: 0,
                 member: 0,
@@ -756,9 +768,6 @@ impl<'a, M: Model> Search<'a, M> {
         f.paths.clear();
         f.by_state.clear();
         f.expanded = 0;
-        if !self.crashed.is_empty() {
-            f.by_state.entry(FxBuildHasher.hash_one(&state)).or_default().push(0);
-        }
         f.members.push(Member { state });
         f.paths.push(SmallVec::new());
         f.member = 0;

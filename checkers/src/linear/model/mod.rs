@@ -67,6 +67,12 @@ pub(crate) trait Model: Send {
     }
     /// The state in words, for evidence.
     fn show_state(&self, state: &Self::State) -> String;
+    /// Readies the model and the partition's ops (completions at `rets`,
+    /// `u32::MAX` for crashed ones) for the search, on the thread that will
+    /// search them; called once, before any search, with the ops the
+    /// search then gets. Work per partition belongs here rather than in
+    /// `ModelKind::model_for`, which runs for every partition in turn.
+    fn settle(&mut self, _ops: &mut [Self::Op], _rets: &[u32]) {}
 }
 
 /// One paired history operation, as a model kind compiles it: the

@@ -8,70 +8,91 @@ use super::{Call, Interner, Model, ModelKind, UNOBSERVED, show, unknown_function
 use crate::value::Value;
 
 /// A read/write register, or a compare-and-set register.
+///
+/// Values are numbered per partition, densely from 0 (`model_for`), so the
+/// counts the search updates at every step are vectors indexed by value,
+/// not hash maps: on a long valid history the search spends most of its
+/// time in `on_lift` and `on_unlift`.
 #[derive(Clone, Debug)]
 pub(crate) struct Register {
+    /// This partition's values, by their number here.
     values: Arc<[Value]>,
     init: u32,
     /// Per value: completed ops still to come that need the register to
     /// hold it (reads returning it, successful CASes from it).
-    readers: FxHashMap<u32, u32>,
+    readers: Vec<u32>,
     /// Per value: ops still to come that may write it (writes, CASes to it,
     /// crashed or not).
-    producers: FxHashMap<u32, u32>,
+    producers: Vec<u32>,
+    /// Per value: whether it is in `orphans`.
+    orphaned: Vec<bool>,
     /// Values with readers to come and no producer left: once the register
     /// holds anything else, those readers can never be satisfied.
     orphans: rustc_hash::FxHashSet<u32>,
     /// Completion positions of each value's readers, and which of them are
-    /// linearized, to name a reader as the witness.
+    /// linearized (a bit per history position), to name a reader as the
+    /// witness.
     reader_rets: Arc<FxHashMap<u32, Vec<u32>>>,
-    lifted: rustc_hash::FxHashSet<u32>,
+    lifted: Vec<u64>,
 }
 
 impl Register {
-    fn recount(&mut self, v: u32) {
-        let needed = self.readers.get(&v).is_some_and(|&c| c > 0);
-        let available = self.producers.get(&v).is_some_and(|&c| c > 0);
-        if needed && !available {
-            self.orphans.insert(v);
-        } else {
-            self.orphans.remove(&v);
+    fn recount(&mut self, v: usize) {
+        let orphan = self.readers[v] > 0 && self.producers[v] == 0;
+        if orphan != self.orphaned[v] {
+            self.orphaned[v] = orphan;
+            if orphan {
+                self.orphans.insert(v as u32);
+            } else {
+                self.orphans.remove(&(v as u32));
+            }
         }
     }
 
-    fn count(map: &mut FxHashMap<u32, u32>, v: u32, up: bool) {
-        let c = map.entry(v).or_insert(0);
+    fn count(counts: &mut [u32], v: usize, up: bool) {
+        let c = &mut counts[v];
         *c = if up { *c + 1 } else { c.saturating_sub(1) };
     }
 
     /// Adjusts the counts for `op` leaving (`up == false`) or re-entering
-    /// the set of ops still to come.
+    /// the set of ops still to come. Writes of a value nothing reads
+    /// (`UNOBSERVED`) count for nothing: no reader waits for them.
     fn track(&mut self, op: &RegOp, ret: u32, up: bool) {
         let completed = ret != u32::MAX;
         match *op {
             RegOp::Read(v) => {
-                Self::count(&mut self.readers, v, up);
-                self.recount(v);
+                Self::count(&mut self.readers, v as usize, up);
+                self.recount(v as usize);
             }
             RegOp::Write(v) => {
-                Self::count(&mut self.producers, v, up);
-                self.recount(v);
+                if v != UNOBSERVED {
+                    Self::count(&mut self.producers, v as usize, up);
+                    self.recount(v as usize);
+                }
             }
             RegOp::Cas(from, to) => {
                 if completed {
-                    Self::count(&mut self.readers, from, up);
-                    self.recount(from);
+                    Self::count(&mut self.readers, from as usize, up);
+                    self.recount(from as usize);
                 }
-                Self::count(&mut self.producers, to, up);
-                self.recount(to);
+                if to != UNOBSERVED {
+                    Self::count(&mut self.producers, to as usize, up);
+                    self.recount(to as usize);
+                }
             }
         }
         if completed && matches!(op, RegOp::Read(_) | RegOp::Cas(..)) {
+            let (word, bit) = (ret as usize / 64, 1u64 << (ret % 64));
             if up {
-                self.lifted.remove(&ret);
+                self.lifted[word] &= !bit;
             } else {
-                self.lifted.insert(ret);
+                self.lifted[word] |= bit;
             }
         }
+    }
+
+    fn is_lifted(&self, ret: u32) -> bool {
+        self.lifted.get(ret as usize / 64).is_some_and(|w| w & (1 << (ret % 64)) != 0)
     }
 }
 
@@ -110,7 +131,7 @@ impl Model for Register {
     /// the classic stale read, caught at the write that overwrote it.
     fn doomed(&self, s: &u32, _op: &RegOp) -> Option<u32> {
         let lost = self.orphans.iter().find(|&&v| v != *s)?;
-        self.reader_rets.get(lost)?.iter().copied().find(|r| !self.lifted.contains(r))
+        self.reader_rets.get(lost)?.iter().copied().find(|&r| !self.is_lifted(r))
     }
     fn doom_reason(&self, op: &RegOp) -> Option<String> {
         let RegOp::Read(v) = *op else { return None };
@@ -122,6 +143,77 @@ impl Model for Register {
     }
     fn show_state(&self, s: &u32) -> String {
         show(&self.values, *s)
+    }
+    fn settle(&mut self, ops: &mut [RegOp], rets: &[u32]) {
+        let init = self.init;
+        let mut observed = rustc_hash::FxHashSet::default();
+        observed.insert(init);
+        for (op, &ret) in ops.iter().zip(rets) {
+            match *op {
+                RegOp::Read(v) if ret != u32::MAX => {
+                    observed.insert(v);
+                }
+                RegOp::Cas(from, _) => {
+                    observed.insert(from);
+                }
+                _ => {}
+            }
+        }
+        // Number this partition's values densely, the initial value first,
+        // merging the writes of values nothing observes into one.
+        let mut local: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut values: Vec<Value> = Vec::new();
+        let mut number = |v: u32| -> u32 {
+            *local.entry(v).or_insert_with(|| {
+                values.push(self.values[v as usize].clone());
+                values.len() as u32 - 1
+            })
+        };
+        let init = number(init);
+        for op in ops.iter_mut() {
+            match op {
+                RegOp::Write(v) | RegOp::Cas(_, v) if !observed.contains(v) => *v = UNOBSERVED,
+                _ => {}
+            }
+            match op {
+                RegOp::Read(v) => *v = number(*v),
+                RegOp::Write(v) => {
+                    if *v != UNOBSERVED {
+                        *v = number(*v);
+                    }
+                }
+                RegOp::Cas(from, to) => {
+                    *from = number(*from);
+                    if *to != UNOBSERVED {
+                        *to = number(*to);
+                    }
+                }
+            }
+        }
+        let n = values.len();
+        let last_ret = rets.iter().copied().filter(|&r| r != u32::MAX).max().unwrap_or(0);
+        self.values = values.into();
+        self.init = init;
+        self.readers = vec![0; n];
+        self.producers = vec![0; n];
+        self.orphaned = vec![false; n];
+        self.orphans.clear();
+        self.lifted = vec![0; last_ret as usize / 64 + 1];
+        let model = self;
+        let mut reader_rets: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for (op, &ret) in ops.iter().zip(rets) {
+            model.track(op, ret, true);
+            match *op {
+                RegOp::Read(v) | RegOp::Cas(v, _) if ret != u32::MAX => {
+                    reader_rets.entry(v).or_default().push(ret)
+                }
+                _ => {}
+            }
+        }
+        for rets in reader_rets.values_mut() {
+            rets.sort_unstable();
+        }
+        model.reader_rets = Arc::new(reader_rets);
     }
 }
 
@@ -167,51 +259,22 @@ impl ModelKind for RegisterKind {
             )),
         }
     }
-    fn model_for(&mut self, ops: &mut [RegOp], _calls: &[u32], rets: &[u32]) -> Register {
+    fn model_for(&mut self, _ops: &mut [RegOp], _calls: &[u32], _rets: &[u32]) -> Register {
+        // The partition's own work (numbering its values, counting its
+        // readers and producers) is left to `Model::settle`, which runs on
+        // the thread that searches the partition: done here, it ran on one
+        // thread for every partition before any search began.
         let init = self.interner.id(&self.init);
-        let mut observed = rustc_hash::FxHashSet::default();
-        observed.insert(init);
-        for (op, &ret) in ops.iter().zip(rets) {
-            match *op {
-                RegOp::Read(v) if ret != u32::MAX => {
-                    observed.insert(v);
-                }
-                RegOp::Cas(from, _) => {
-                    observed.insert(from);
-                }
-                _ => {}
-            }
-        }
-        for op in ops.iter_mut() {
-            match op {
-                RegOp::Write(v) | RegOp::Cas(_, v) if !observed.contains(v) => *v = UNOBSERVED,
-                _ => {}
-            }
-        }
-        let mut model = Register {
+        Register {
             values: self.interner.frozen(),
             init,
-            readers: FxHashMap::default(),
-            producers: FxHashMap::default(),
+            readers: Vec::new(),
+            producers: Vec::new(),
+            orphaned: Vec::new(),
             orphans: Default::default(),
             reader_rets: Arc::default(),
-            lifted: Default::default(),
-        };
-        let mut reader_rets: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
-        for (op, &ret) in ops.iter().zip(rets) {
-            model.track(op, ret, true);
-            match *op {
-                RegOp::Read(v) | RegOp::Cas(v, _) if ret != u32::MAX => {
-                    reader_rets.entry(v).or_default().push(ret)
-                }
-                _ => {}
-            }
+            lifted: Vec::new(),
         }
-        for rets in reader_rets.values_mut() {
-            rets.sort_unstable();
-        }
-        model.reader_rets = Arc::new(reader_rets);
-        model
     }
     fn useful(&self, ops: &[RegOp], rets: &[u32]) -> Vec<bool> {
         // A value is observed when a completed read returns it or any CAS

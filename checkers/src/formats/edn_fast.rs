@@ -1,0 +1,668 @@
+//! A streaming reader for the EDN Jepsen writes, building ops straight from
+//! the bytes, with no EDN tree in between.
+//!
+//! Jepsen's `history.edn` uses a small part of EDN: op maps of keywords,
+//! integers, strings, `nil`, booleans, vectors and the odd nested map
+//! (`[k v]` independent tuples, `[[:append 1 2] [:r 3 [1 2]]]`
+//! transactions). This reader takes exactly that part and nothing else.
+//! Whatever lies outside it (comments, `#_` discards, `^` metadata, tags,
+//! sets, symbols, floats, big or `N`/`M` numbers, character literals,
+//! string escapes other than `\" \\ \n \t \r`, deep nesting, non-ASCII
+//! outside strings), and every mistake (a missing `:type`, a duplicate key,
+//! an index that does not increase), makes it give up: the caller then
+//! reads the file with the general reader (`edn_text` and edn-format),
+//! which handles the rare forms as Clojure does and names the file, line
+//! and field of every error. So this reader never has to get an edge case
+//! or an error message right: it only has to read what it accepts exactly
+//! as the general reader would, which the differential tests and the fuzz
+//! target (`fuzz/fuzz_targets/edn.rs`) check.
+//!
+//! A large file is read on every core: the text is cut before op maps that
+//! start a line, and each piece is read on its own. A cut is trusted only if
+//! the piece before it, read from a trusted start, ends exactly there; so a
+//! `{` at the start of a line inside a string can never split an op.
+
+use arcstr::ArcStr;
+use rustc_hash::FxHashMap;
+
+use crate::history::{Op, OpType, Process};
+use crate::value::{Value, shared_str};
+
+/// Ops read by the fast path: what `edn::parse` needs to build a history.
+pub(crate) struct FastOps {
+    pub ops: Vec<Op>,
+    /// Each op's 1-based line.
+    pub lines: Vec<u32>,
+    /// Positions of the ops that named no process.
+    pub unnamed: Vec<usize>,
+}
+
+/// How deep values may nest on the fast path (the op map is level 1).
+/// Jepsen's values nest a handful of levels; deeper text goes to the general
+/// reader, which bounds nesting and says so at its line. A low bound also
+/// keeps this reader's recursion far from the end of any thread's stack.
+const MAX_FAST_DEPTH: usize = 64;
+
+/// Below this many bytes a file is read on one thread: handing pieces to the
+/// pool would cost more than it saves.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Reads `text` if it is wholly in the subset this reader knows; `None`
+/// sends it to the general reader.
+pub(crate) fn parse(text: &str) -> Option<FastOps> {
+    let bytes = text.as_bytes();
+    let pieces = if bytes.len() < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        (rayon::current_num_threads() * 4).min(bytes.len() / (PARALLEL_MIN_BYTES / 4)).max(1)
+    };
+    match read_in_pieces(bytes, pieces) {
+        Some(ops) => Some(ops),
+        // A cut that did not hold (inside a multi-line string, or in text
+        // that is not in the subset at all): read it again in one piece,
+        // which decides.
+        None if pieces > 1 => read_in_pieces(bytes, 1),
+        None => None,
+    }
+}
+
+/// Reads `bytes` cut into about `pieces` pieces, on every core.
+fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
+    use rayon::prelude::*;
+    let mut starts = vec![0usize];
+    for k in 1..pieces {
+        if let Some(cut) = cut_after(bytes, k * bytes.len() / pieces)
+            && cut > *starts.last().unwrap_or(&0)
+        {
+            starts.push(cut);
+        }
+    }
+    let n = starts.len();
+    let ranges: Vec<(usize, usize)> =
+        (0..n).map(|i| (starts[i], starts.get(i + 1).copied().unwrap_or(bytes.len()))).collect();
+    let read = |(i, &(start, end)): (usize, &(usize, usize))| {
+        Reader::new(bytes, start).piece(end, i == 0, i + 1 == n)
+    };
+    let read: Vec<Option<Piece>> = if n == 1 {
+        ranges.iter().enumerate().map(read).collect()
+    } else {
+        ranges.par_iter().enumerate().map(read).collect()
+    };
+    // Stitch the pieces together, trusting each cut only where the piece
+    // before it ended exactly on it.
+    let mut out = FastOps { ops: Vec::new(), lines: Vec::new(), unnamed: Vec::new() };
+    let total: usize = read.iter().map(|p| p.as_ref().map_or(0, |p| p.ops.len())).sum();
+    out.ops.reserve_exact(total);
+    out.lines.reserve_exact(total);
+    let mut line_base = 0u32;
+    let mut opened = None;
+    for (i, piece) in read.into_iter().enumerate() {
+        let piece = piece?;
+        if piece.stopped != ranges[i].1 {
+            return None;
+        }
+        if i == 0 {
+            opened = piece.opened;
+        }
+        // The history's closing bracket must match its opening one, and
+        // close it only at the very end.
+        if piece.closed != if i + 1 == n { opened.map(closer) } else { None } {
+            return None;
+        }
+        let base = out.ops.len();
+        for (mut op, missing_index) in piece.ops.into_iter().zip(piece.missing_index) {
+            if missing_index {
+                op.index = out.ops.len() as u64;
+            }
+            out.ops.push(op);
+        }
+        out.lines.extend(piece.lines.iter().map(|&l| l + line_base));
+        out.unnamed.extend(piece.unnamed.iter().map(|&p| p + base));
+        line_base += piece.newlines;
+    }
+    // Indices must increase; the general reader words the error.
+    if out.ops.is_empty() || out.ops.windows(2).any(|w| w[1].index <= w[0].index) {
+        return None;
+    }
+    Some(out)
+}
+
+/// The first offset after `from` where a line starts with `{` (after
+/// spaces), a place to cut the text into pieces.
+fn cut_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let newline = at + bytes.get(at..)?.iter().position(|&b| b == b'\n')?;
+        let mut i = newline + 1;
+        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'{') => return Some(i),
+            Some(_) => at = i,
+            None => return None,
+        }
+    }
+}
+
+fn closer(open: u8) -> u8 {
+    if open == b'(' { b')' } else { b']' }
+}
+
+/// What one piece of the text read to.
+struct Piece {
+    ops: Vec<Op>,
+    /// For each op, whether it had no `:index` (it is then its position in
+    /// the history, known once the pieces are stitched).
+    missing_index: Vec<bool>,
+    /// Each op's line, counted from 1 at the piece's start.
+    lines: Vec<u32>,
+    /// Positions in the piece of ops that named no process.
+    unnamed: Vec<usize>,
+    /// Newlines in the piece, up to where it stopped.
+    newlines: u32,
+    /// Where reading stopped: the end of the piece, if all went well.
+    stopped: usize,
+    /// The bracket that opened the history (first piece only).
+    opened: Option<u8>,
+    /// The bracket that closed it.
+    closed: Option<u8>,
+}
+
+/// The op map's fields this reader gives meaning to, as bits for finding
+/// duplicates.
+const TYPE: u16 = 1;
+const PROCESS: u16 = 1 << 1;
+const F: u16 = 1 << 2;
+const INDEX: u16 = 1 << 3;
+const TIME: u16 = 1 << 4;
+const VALUE: u16 = 1 << 5;
+const KEY: u16 = 1 << 6;
+const NODE: u16 = 1 << 7;
+const ERROR: u16 = 1 << 8;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    /// Newlines passed since the piece started.
+    newlines: u32,
+    /// Keywords and short strings read so far, so a repeated one costs a
+    /// reference count instead of an allocation (the thread's
+    /// `shared_str` table would need a hash of its own and a borrow).
+    shared: FxHashMap<&'a [u8], ArcStr>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], pos: usize) -> Self {
+        Reader { bytes, pos, newlines: 0, shared: FxHashMap::default() }
+    }
+
+    /// Reads op maps from `self.pos` until the first one that starts at
+    /// or past `end`; the first piece also reads the history's opening
+    /// bracket, the last its closing one and the end of the text.
+    fn piece(mut self, end: usize, first: bool, last: bool) -> Option<Piece> {
+        // Jepsen writes an op a line: room for as many ops as the piece has
+        // lines spares growing (and copying) the vectors as they fill.
+        let lines = self.bytes[self.pos..end].iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut piece = Piece {
+            ops: Vec::with_capacity(lines),
+            missing_index: Vec::with_capacity(lines),
+            lines: Vec::with_capacity(lines),
+            unnamed: Vec::new(),
+            newlines: 0,
+            stopped: 0,
+            opened: None,
+            closed: None,
+        };
+        if first {
+            self.skip_space()?;
+            if let Some(&open @ (b'[' | b'(')) = self.bytes.get(self.pos) {
+                piece.opened = Some(open);
+                self.pos += 1;
+            }
+        }
+        loop {
+            self.skip_space()?;
+            match self.bytes.get(self.pos) {
+                None => break,
+                Some(_) if self.pos >= end && !last => break,
+                Some(b'{') => {
+                    let line = self.newlines + 1;
+                    self.pos += 1;
+                    let (op, missing_index, unnamed) = self.op()?;
+                    if unnamed {
+                        piece.unnamed.push(piece.ops.len());
+                    }
+                    piece.ops.push(op);
+                    piece.missing_index.push(missing_index);
+                    piece.lines.push(line);
+                }
+                Some(&close @ (b']' | b')')) if last && piece.closed.is_none() => {
+                    piece.closed = Some(close);
+                    self.pos += 1;
+                    // Nothing but space may follow the history.
+                    self.skip_space()?;
+                    if self.pos != self.bytes.len() {
+                        return None;
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+        piece.newlines = self.newlines;
+        piece.stopped = self.pos;
+        Some(piece)
+    }
+
+    /// Skips whitespace and commas; `None` on anything the general reader
+    /// must see (comments, Unicode whitespace).
+    #[inline]
+    fn skip_space(&mut self) -> Option<()> {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            match b {
+                b'\n' => self.newlines += 1,
+                b' ' | b',' | b'\t' | b'\r' => {}
+                b';' | 0x0b | 0x0c | 0x80.. => return None,
+                _ => return Some(()),
+            }
+            self.pos += 1;
+        }
+        Some(())
+    }
+
+    /// Whether the byte at `self.pos` ends an atom as a delimiter the
+    /// general reader also reads as one.
+    #[inline]
+    fn at_delimiter(&self) -> bool {
+        matches!(
+            self.bytes.get(self.pos),
+            None | Some(b' ' | b',' | b'\n' | b'\t' | b'\r' | b']' | b'}' | b')')
+        )
+    }
+
+    /// An op map's body, after its `{`: the op, whether it had no
+    /// `:index`, and whether it named no process.
+    fn op(&mut self) -> Option<(Op, bool, bool)> {
+        let mut seen = 0u16;
+        let mut other_keys: Vec<&'a [u8]> = Vec::new();
+        let mut kind = None;
+        let mut process = None;
+        let mut f = None;
+        let mut index = None;
+        let mut time = None;
+        let mut value = Value::Nil;
+        let mut key = None;
+        let mut node = None;
+        let mut error = None;
+        loop {
+            self.skip_space()?;
+            match self.bytes.get(self.pos)? {
+                b'}' => {
+                    self.pos += 1;
+                    break;
+                }
+                b':' => {}
+                _ => return None,
+            }
+            let name = self.keyword_name()?;
+            let bit = match name {
+                b"type" => TYPE,
+                b"process" => PROCESS,
+                b"f" => F,
+                b"index" => INDEX,
+                b"time" => TIME,
+                b"value" => VALUE,
+                b"key" => KEY,
+                b"node" => NODE,
+                b"error" => ERROR,
+                _ => 0,
+            };
+            if bit == 0 {
+                if other_keys.contains(&name) {
+                    return None;
+                }
+                other_keys.push(name);
+            } else if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            self.skip_space()?;
+            match bit {
+                TYPE => {
+                    kind = Some(match self.keyword_after_colon()? {
+                        b"invoke" => OpType::Invoke,
+                        b"ok" => OpType::Ok,
+                        b"fail" => OpType::Fail,
+                        b"info" => OpType::Info,
+                        _ => return None,
+                    });
+                }
+                PROCESS => {
+                    process = match self.value(2)? {
+                        Value::Nil => None,
+                        Value::Int(p) if p >= 0 => Some(Process::Client(p as u64)),
+                        Value::Keyword(k) if k == "nemesis" => Some(Process::Nemesis),
+                        _ => return None,
+                    };
+                }
+                F => {
+                    let name = self.keyword_after_colon()?;
+                    f = Some(self.shared(name));
+                }
+                INDEX => match self.value(2)? {
+                    Value::Int(i) if i >= 0 => index = Some(i as u64),
+                    _ => return None,
+                },
+                TIME => match self.value(2)? {
+                    Value::Nil => {}
+                    Value::Int(t) if t >= 0 => time = Some(t as u64),
+                    _ => return None,
+                },
+                VALUE => value = self.value(2)?,
+                KEY => key = Some(self.value(2)?),
+                NODE => {
+                    node = Some(match self.value(2)? {
+                        Value::Str(s) | Value::Keyword(s) => s,
+                        other => shared_str(&other.to_string()),
+                    });
+                }
+                ERROR => error = Some(self.value(2)?),
+                _ => {
+                    self.value(2)?;
+                }
+            }
+        }
+        let op = Op {
+            index: index.unwrap_or(0),
+            time,
+            process: process.unwrap_or(Process::Client(0)),
+            kind: kind?,
+            f: f.unwrap_or_else(|| arcstr::literal!("txn")),
+            value,
+            key,
+            node,
+            error,
+        };
+        Some((op, index.is_none(), process.is_none()))
+    }
+
+    /// The name of a keyword at `self.pos` (which is its `:`), if it is a
+    /// plain one: no namespace, only characters every EDN reader agrees on,
+    /// and a delimiter after it.
+    #[inline]
+    fn keyword_name(&mut self) -> Option<&'a [u8]> {
+        let start = self.pos + 1;
+        let mut i = start;
+        while let Some(&b) = self.bytes.get(i) {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'?' | b'!' | b'*' | b'.') {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if i == start {
+            return None;
+        }
+        self.pos = i;
+        self.at_delimiter().then(|| &self.bytes[start..i])
+    }
+
+    /// [`Reader::keyword_name`] where a keyword must be.
+    #[inline]
+    fn keyword_after_colon(&mut self) -> Option<&'a [u8]> {
+        if self.bytes.get(self.pos) != Some(&b':') {
+            return None;
+        }
+        self.keyword_name()
+    }
+
+    /// Shared text for `name`, which is ASCII.
+    #[inline]
+    fn shared(&mut self, name: &'a [u8]) -> ArcStr {
+        if let Some(s) = self.shared.get(name) {
+            return s.clone();
+        }
+        let s = shared_str(std::str::from_utf8(name).unwrap_or_default());
+        if self.shared.len() < 4096 {
+            self.shared.insert(name, s.clone());
+        }
+        s
+    }
+
+    /// One value at `self.pos`, nested `depth` deep.
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        match *self.bytes.get(self.pos)? {
+            b':' => {
+                let name = self.keyword_name()?;
+                Some(Value::Keyword(self.shared(name)))
+            }
+            b'-' | b'0'..=b'9' => self.integer(),
+            b'"' => self.string(),
+            open @ (b'[' | b'(') => {
+                if depth >= MAX_FAST_DEPTH {
+                    return None;
+                }
+                let close = closer(open);
+                self.pos += 1;
+                // Gathered on the stack, then allocated once at their
+                // length: most lists are short (`[k v]`, a micro-op).
+                let mut items: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
+                loop {
+                    self.skip_space()?;
+                    match *self.bytes.get(self.pos)? {
+                        b if b == close => {
+                            self.pos += 1;
+                            let mut list = thin_vec::ThinVec::with_capacity(items.len());
+                            list.extend(items);
+                            return Some(Value::List(list));
+                        }
+                        b']' | b')' | b'}' => return None,
+                        _ => items.push(self.value(depth + 1)?),
+                    }
+                }
+            }
+            b'{' => {
+                if depth >= MAX_FAST_DEPTH {
+                    return None;
+                }
+                self.pos += 1;
+                let mut entries = Vec::new();
+                loop {
+                    self.skip_space()?;
+                    if *self.bytes.get(self.pos)? == b'}' {
+                        self.pos += 1;
+                        break;
+                    }
+                    let k = self.value(depth + 1)?;
+                    self.skip_space()?;
+                    if *self.bytes.get(self.pos)? == b'}' {
+                        return None;
+                    }
+                    let v = self.value(depth + 1)?;
+                    entries.push((k, v));
+                }
+                // A duplicate key is an error to the general reader.
+                let n = entries.len();
+                let map = Value::map(entries);
+                match &map {
+                    Value::Map(m) if m.len() == n => Some(map),
+                    _ => None,
+                }
+            }
+            b'n' => self.word(b"nil", Value::Nil),
+            b't' => self.word(b"true", Value::Bool(true)),
+            b'f' => self.word(b"false", Value::Bool(false)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn word(&mut self, word: &[u8], value: Value) -> Option<Value> {
+        if !self.bytes[self.pos..].starts_with(word) {
+            return None;
+        }
+        self.pos += word.len();
+        self.at_delimiter().then_some(value)
+    }
+
+    /// An integer of at most 18 digits, which always fits in 64 bits, with
+    /// no leading zero and no sign before a zero.
+    #[inline]
+    fn integer(&mut self) -> Option<Value> {
+        let negative = self.bytes[self.pos] == b'-';
+        let start = self.pos + usize::from(negative);
+        let mut i = start;
+        let mut n: i64 = 0;
+        while let Some(&b) = self.bytes.get(i) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            if i - start == 18 {
+                // A 19th digit may not fit: the general reader makes it a
+                // big integer.
+                return None;
+            }
+            n = n * 10 + i64::from(b - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        let first = *self.bytes.get(start)?;
+        if digits == 0 || (first == b'0' && (digits > 1 || negative)) {
+            return None;
+        }
+        self.pos = i;
+        self.at_delimiter().then_some(Value::Int(if negative { -n } else { n }))
+    }
+
+    /// A string from its opening quote: its text, with the common escapes.
+    fn string(&mut self) -> Option<Value> {
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut escaped: Option<Vec<u8>> = None;
+        let mut from = start;
+        loop {
+            match *self.bytes.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    let out = escaped.get_or_insert_with(Vec::new);
+                    out.extend_from_slice(&self.bytes[from..i]);
+                    out.push(match *self.bytes.get(i + 1)? {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        _ => return None,
+                    });
+                    i += 2;
+                    from = i;
+                }
+                b'\n' => {
+                    self.newlines += 1;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        self.pos = i + 1;
+        // A string runs straight into what follows it in EDN (`"a"b`); the
+        // general reader decides what that means.
+        if !self.at_delimiter() {
+            return None;
+        }
+        // The text between quotes is whole UTF-8 characters: the file is
+        // UTF-8 and the quotes and backslashes cut only at ASCII bytes.
+        let text = match escaped {
+            None => std::str::from_utf8(&self.bytes[start..i]).ok()?.to_owned(),
+            Some(mut out) => {
+                out.extend_from_slice(&self.bytes[from..i]);
+                String::from_utf8(out).ok()?
+            }
+        };
+        Some(Value::str(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::edn::parse_general;
+
+    /// The fast path and the general reader give the same history.
+    fn same(text: &str) {
+        let fast = parse(text).unwrap_or_else(|| panic!("fast path refused {text:?}"));
+        let general = parse_general(text, "h.edn").expect("general reader");
+        assert_eq!(fast.ops, general.ops(), "{text:?}");
+        let lines: Vec<u32> =
+            (0..general.len()).map(|i| general.locate(i).line.unwrap_or(0) as u32).collect();
+        assert_eq!(fast.lines, lines, "{text:?}");
+    }
+
+    #[test]
+    fn reads_jepsen_shapes_as_the_general_reader_does() {
+        same(
+            "{:index 0, :time 1000, :type :invoke, :process 16, :f :read, :key 7, :value nil}\n\
+              {:index 1, :time 2000, :type :ok, :process 16, :f :read, :key 7, :value 3}\n",
+        );
+        same(
+            "[{:type :invoke, :f :txn, :value [[:append 1 2] [:r 3 nil]], :process 0}\n \
+               {:type :ok, :f :txn, :value [[:append 1 2] [:r 3 [1 2]]], :process 0}]",
+        );
+        same(
+            "({:type :invoke, :f :write, :value [4 -17], :process :nemesis, :node \"n1\"}\n\
+              {:type :info, :f :write, :value [4 -17], :process nil, :error {:why \"a\\\"b\\n\" :x [true false]}})",
+        );
+        same(
+            "{:type :invoke, :f :cas, :value [1 2], :process 3, :extra {:a 1 :b \"é\"}}\n\n\n\
+              {:type :fail, :f :cas, :value [1 2], :process 3, :node :n2, :error \"multi\nline\"}\n\
+              {:type :invoke, :f :read, :process 4}",
+        );
+    }
+
+    #[test]
+    fn leaves_the_rare_forms_and_every_error_to_the_general_reader() {
+        for text in [
+            "{:type :invoke, :f :read, :process 0} ; a comment",
+            "#_{:x 1} {:type :invoke, :f :read, :process 0}",
+            "{:type :invoke, :f :read, :process 0, :value ^:m [1]}",
+            "{:type :invoke, :f :read, :process 0, :value #{1}}",
+            "{:type :invoke, :f :read, :process 0, :value 12345678901234567890}",
+            "{:type :invoke, :f :read, :process 0, :value 1N}",
+            "{:type :invoke, :f :read, :process 0, :value 1.5}",
+            "{:type :invoke, :f :read, :process 0, :value \\a}",
+            "{:type :invoke, :f :read, :process 0, :value sym}",
+            "{:type :invoke, :f :read, :process 0, :value 01}",
+            "{:type :invoke, :f :read, :process 0, :value :a/b}",
+            "{:type :invoke, :f :read, :process 0, :value \"\\u0041\"}",
+            "{:type :invoke, :f :read, :process 0, :value {:a 1 :a 2}}",
+            "{:type :invoke, :f :read, :process 0, :f :write}",
+            "{:f :read, :process 0}",
+            "{:type :invoke, :f :read, :process \"p\"}",
+            "{:index 2, :type :invoke, :f :read} {:index 1, :type :invoke, :f :read}",
+            "[{:type :invoke, :f :read, :process 0})",
+            "[{:type :invoke, :f :read, :process 0}] {:type :invoke}",
+            "{:type :invoke, :f :read, :process 0",
+            "",
+        ] {
+            assert!(parse(text).is_none(), "{text:?}");
+        }
+    }
+
+    /// A large file is read in pieces; a cut inside a string (a line that
+    /// starts with `{` within a string) must not split an op.
+    #[test]
+    fn pieces_stitch_into_the_same_history() {
+        let mut text = String::from("[");
+        for i in 0..60_000 {
+            let value =
+                if i % 1000 == 7 { "\"x\n{:type :ok}\n\"".to_owned() } else { i.to_string() };
+            text.push_str(&format!(
+                "{{:index {i}, :type :invoke, :process {}, :f :write, :value {value}}}\n",
+                i % 7
+            ));
+        }
+        text.push(']');
+        assert!(text.len() > PARALLEL_MIN_BYTES);
+        same(&text);
+    }
+}
