@@ -215,6 +215,35 @@ pub async fn run_test(
     Ok(RunOutcome { run_dir, seed, stats, finished })
 }
 
+/// Brings every node of `env` up: sets each up, starts each, then waits
+/// until each answers (`Db::await_ready`). A test's setup, and the one way
+/// anything else (a benchmark) gets a running cluster.
+pub async fn start_cluster(db: &dyn Db, env: &TestEnv) -> Result<()> {
+    let nodes = env.nodes();
+    for node in nodes {
+        db.setup(env, node).await?;
+    }
+    for node in nodes {
+        db.start(env, node).await?;
+    }
+    for node in nodes {
+        db.await_ready(env, node, READY_TIMEOUT).await?;
+    }
+    tracing::info!(nodes = nodes.len(), "cluster is up");
+    Ok(())
+}
+
+/// Tears the database down on every node of `env`; a node whose teardown
+/// fails is logged and the others are still torn down. The runtime itself
+/// (`Runtime::teardown`) is the caller's to end afterwards.
+pub async fn stop_cluster(db: &dyn Db, env: &TestEnv) {
+    for node in env.nodes() {
+        if let Err(e) = db.teardown(env, node).await {
+            tracing::warn!(node = %node, "database teardown failed: {e}");
+        }
+    }
+}
+
 async fn drive(
     spec: &TestSpec,
     env: &TestEnv,
@@ -227,20 +256,7 @@ async fn drive(
     let nodes = env.nodes().to_vec();
     let mut recorder = Recorder::create(&run_dir.history_path(), RecorderConfig::default())?;
 
-    let setup = async {
-        for node in &nodes {
-            db.setup(env, node).await?;
-        }
-        for node in &nodes {
-            db.start(env, node).await?;
-        }
-        for node in &nodes {
-            db.await_ready(env, node, READY_TIMEOUT).await?;
-        }
-        tracing::info!(nodes = nodes.len(), "cluster is up");
-        Ok::<(), HarnessError>(())
-    };
-    let setup_result = setup.await;
+    let setup_result = start_cluster(db.as_ref(), env).await;
 
     let mut nemesis_back: Option<Box<dyn Nemesis>> = None;
     let run_result = match setup_result {
@@ -297,11 +313,7 @@ async fn drive(
         tracing::warn!("healing after the run failed: {e}");
     }
     collect_logs(&db, env, run_dir, &nodes).await;
-    for node in &nodes {
-        if let Err(e) = db.teardown(env, node).await {
-            tracing::warn!(node = %node, "database teardown failed: {e}");
-        }
-    }
+    stop_cluster(db.as_ref(), env).await;
     let events = recorder.finish()?;
     tracing::info!(events, "history written");
     run_result

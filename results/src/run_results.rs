@@ -184,7 +184,7 @@ pub fn interrupted_reason(why: &str) -> String {
 }
 
 /// The `q` quantile of sorted, non-empty `xs` (nearest rank).
-pub(crate) fn quantile(xs: &[u64], q: f64) -> u64 {
+pub fn quantile(xs: &[u64], q: f64) -> u64 {
     let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
     xs[rank - 1]
 }
