@@ -227,6 +227,11 @@ fn missing_requirements() -> Option<String> {
     }
 }
 
+/// Interleaved rounds after criterion's measurements: each round runs one
+/// batch on each target, the first target alternating, so load from
+/// elsewhere on the machine falls on both alike. The ratio comes from these.
+const ROUNDS: u64 = 10;
+
 fn main() {
     if let Some(why) = missing_requirements() {
         eprintln!("\n!!! raft_vs_etcd: {why}; nothing measured !!!\n");
@@ -240,24 +245,36 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // Both clusters stay up for the whole run (an idle cluster only
+    // heartbeats), so the interleaved rounds can alternate between them.
+    let mut clusters: Vec<Cluster> = Vec::new();
+    for target in &TARGETS {
+        let started = Instant::now();
+        match rt.block_on(Cluster::start(spec(target, store.path()), &registry, &binary)) {
+            Ok(c) => clusters.push(c),
+            Err(e) => {
+                for c in &clusters {
+                    rt.block_on(c.stop());
+                }
+                panic!("the {} cluster did not start: {e}", target.label);
+            }
+        }
+        eprintln!("{}: {NODES} nodes up in {:.1} s", target.label, started.elapsed().as_secs_f64());
+    }
+    // One batch each to open connections and settle the leader; not counted.
+    for cluster in &clusters {
+        rt.block_on(cluster.batch(0, &mut Tally::default()));
+    }
+
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(15))
         .configure_from_args();
-    let mut table: Vec<(&str, Tally)> = Vec::new();
     let mut group = c.benchmark_group("raft_vs_etcd");
     group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(BATCH));
-    for target in &TARGETS {
-        let started = Instant::now();
-        let cluster =
-            match rt.block_on(Cluster::start(spec(target, store.path()), &registry, &binary)) {
-                Ok(c) => c,
-                Err(e) => panic!("the {} cluster did not start: {e}", target.label),
-            };
-        eprintln!("{}: {NODES} nodes up in {:.1} s", target.label, started.elapsed().as_secs_f64());
-        // One batch to open connections and settle the leader; not counted.
-        rt.block_on(cluster.batch(0, &mut Tally::default()));
+    let mut in_turn: Vec<(&str, Tally)> = Vec::new();
+    for (target, cluster) in TARGETS.iter().zip(&clusters) {
         let mut tally = Tally::default();
         let mut next = 1;
         group.bench_function(target.label, |b| {
@@ -270,19 +287,35 @@ fn main() {
                 tally.busy - before
             })
         });
-        rt.block_on(cluster.stop());
-        table.push((target.label, tally));
+        in_turn.push((target.label, tally));
     }
     group.finish();
-    print_table(&table);
+
+    let mut interleaved: Vec<(&str, Tally)> =
+        TARGETS.iter().map(|t| (t.label, Tally::default())).collect();
+    for round in 0..ROUNDS {
+        for i in 0..clusters.len() {
+            // Round 0 starts with the first target, round 1 with the second...
+            let k = (i + round as usize) % clusters.len();
+            rt.block_on(clusters[k].batch(1_000_000 + round, &mut interleaved[k].1));
+        }
+    }
+    for cluster in &clusters {
+        rt.block_on(cluster.stop());
+    }
+
+    println!(
+        "\n{NODES} nodes each (netns), register workload, {CLIENTS} clients, {KEYS} keys, \
+         1/3 read, 1/3 write, 1/3 cas, no faults, {BATCH} operations a batch"
+    );
+    println!("\ncriterion's batches, one target after the other:");
+    print_table(&in_turn);
+    println!("\n{ROUNDS} interleaved rounds, a batch on each target a round:");
+    print_table(&interleaved);
     c.final_summary();
 }
 
 fn print_table(table: &[(&str, Tally)]) {
-    println!(
-        "\n{NODES} nodes each (netns), register workload, {CLIENTS} clients, {KEYS} keys, \
-         1/3 read, 1/3 write, 1/3 cas, no faults"
-    );
     println!(
         "{:14} {:>8} {:>9} {:>6} {:>5} {:>12} {:>9} {:>9} {:>9}",
         "target", "batches", "ok", "fail", "info", "answered/s", "ok/s", "p50 ms", "p99 ms"
