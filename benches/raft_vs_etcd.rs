@@ -213,18 +213,15 @@ fn missing_requirements() -> Option<String> {
         .into_iter()
         .filter(|p| !dirs.iter().any(|d| d.join(p).is_file()))
         .collect();
-    match (netns::have_root(), missing.is_empty()) {
-        (true, true) => None,
-        (root, _) => Some(format!(
-            "{}{}",
-            if root { "" } else { "NEEDS ROOT (network namespaces); " },
-            if missing.is_empty() {
-                String::new()
-            } else {
-                format!("missing {missing:?} (apt-get install etcd-server iproute2 nftables)")
-            }
-        )),
+    let mut reasons = Vec::new();
+    if !netns::have_root() {
+        reasons.push("NEEDS ROOT (network namespaces)".to_owned());
     }
+    if !missing.is_empty() {
+        reasons
+            .push(format!("missing {missing:?} (apt-get install etcd-server iproute2 nftables)"));
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 /// Interleaved rounds after criterion's measurements: each round runs one
