@@ -12,7 +12,10 @@
 //! reports the time per batch; latency is read from the recorded histories
 //! (completion time minus invocation time of every `ok` operation), and a
 //! table of throughput, p50 and p99 for both targets and their ratio
-//! (refstore / etcd) is printed at the end, since criterion gives no p99.
+//! (refstore / etcd) is printed at the end, since criterion gives no p99:
+//! once for criterion's batches (one target after the other), once for
+//! `ROUNDS` interleaved rounds (a batch on each target a round, both
+//! clusters up), whose ratio does not depend on when the machine was busy.
 //!
 //! It needs root (namespaces, nft) and Debian's etcd-server; without them
 //! it says so loudly and exits 0 having measured nothing.
