@@ -125,9 +125,8 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
 /// them by name where the mode does not read them and checking N, R and W
 /// against the node count before anything starts.
 fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
-    let bad = |field: &str, why: String| {
-        HarnessError::spec("test spec", &format!("options.{field}"), why)
-    };
+    let bad =
+        |field: &str, why: String| HarnessError::spec("test spec", format!("options.{field}"), why);
     match spec.option_text("resolution") {
         None => {}
         Some("lww") if matches!(mode, Mode::MultiLeader | Mode::Eventual | Mode::Quorum) => {}
