@@ -178,7 +178,15 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
         args.push(text.to_owned());
     }
     if mode == Mode::Quorum {
-        config.resolve(spec.nodes as usize).map_err(|e| bad("quorum_r", e.to_string()))?;
+        use refstore::modes::quorum::QuorumError;
+        config.resolve(spec.nodes as usize).map_err(|e| {
+            let field = match &e {
+                QuorumError::OutOfRange { which: "R", .. } => "quorum_r",
+                QuorumError::OutOfRange { .. } => "quorum_w",
+                QuorumError::ZeroN => "quorum_n",
+            };
+            bad(field, e.to_string())
+        })?;
     }
     Ok(args)
 }
