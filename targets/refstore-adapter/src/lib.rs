@@ -540,3 +540,42 @@ impl Db for RefstoreDb {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: &str, options: &[(&str, &str)]) -> TestSpec {
+        let mut spec = TestSpec { mode: mode.to_owned(), nodes: 5, ..TestSpec::default() };
+        for (k, v) in options {
+            spec.options.insert((*k).to_owned(), (*v).to_owned());
+        }
+        spec
+    }
+
+    #[test]
+    fn quorum_options_become_node_flags_and_other_modes_refuse_them() {
+        let s = spec("quorum", &[("quorum_r", "1"), ("sloppy_quorum", "false")]);
+        let args = quorum_args(&s, Mode::Quorum).expect("valid settings");
+        assert_eq!(args, ["--quorum-r", "1", "--sloppy-quorum", "false"]);
+        let s = spec("raft", &[("quorum_n", "3")]);
+        let err = quorum_args(&s, Mode::Raft).expect_err("raft has no quorum settings");
+        assert!(err.to_string().contains("options.quorum_n"), "{err}");
+        let s = spec("quorum", &[("quorum_w", "4")]);
+        let err = quorum_args(&s, Mode::Quorum).expect_err("W > N");
+        assert!(err.to_string().contains("options.quorum_w"), "{err}");
+    }
+
+    #[test]
+    fn only_lww_resolution_exists_and_the_others_are_refused_by_name() {
+        assert!(quorum_args(&spec("quorum", &[("resolution", "lww")]), Mode::Quorum).is_ok());
+        for r in ["siblings", "crdt"] {
+            let err = quorum_args(&spec("quorum", &[("resolution", r)]), Mode::Quorum)
+                .expect_err("not implemented");
+            assert!(err.to_string().contains("not implemented yet"), "{err}");
+        }
+        let err = quorum_args(&spec("raft", &[("resolution", "lww")]), Mode::Raft)
+            .expect_err("raft resolves nothing");
+        assert!(err.to_string().contains("options.resolution"), "{err}");
+    }
+}
