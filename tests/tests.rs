@@ -20,12 +20,15 @@ mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
-/// Redis 7 with Sentinel in network namespaces: partitions and kills of the
-/// primary lose acknowledged writes.
-mod redis;
 /// PostgreSQL 15 clusters in network namespaces: each isolation level's
 /// anomalies on one primary, and writes lost at failover under async
 /// replication but not under remote_apply synchronous replication.
 mod postgres;
+/// refstore's quorum mode: the anomalies of R + W <= N, of last-write-wins
+/// under clock skew and of a sloppy quorum under partitions are caught.
+mod quorum;
+/// Redis 7 with Sentinel in network namespaces: partitions and kills of the
+/// primary lose acknowledged writes.
+mod redis;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;

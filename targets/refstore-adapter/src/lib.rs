@@ -7,7 +7,14 @@
 //! which shows the same faults work on a program without clock control);
 //! `wal_recovery = refuse | truncate` (passed to refstore: what a node does
 //! with a corrupted log); `ship_interval_ms = N` (async mode only: how often
-//! the primary ships what it acknowledged to its backups, default 200).
+//! the primary ships what it acknowledged to its backups, default 200);
+//! `quorum_n`, `quorum_r`, `quorum_w` (quorum mode only: replicas per key,
+//! default 3 clamped to the node count, and the replicas a read and a write
+//! wait for, default a majority of N), `sloppy_quorum = true | false`
+//! (quorum mode only, default true: whether live non-replicas take writes as
+//! hints for unreachable replicas); `resolution = lww` (the conflict
+//! resolution of multi-leader, eventual and quorum; `siblings` and `crdt`
+//! are refused until they exist, never ignored).
 //!
 //! With no `--nemesis`, a test of refstore gets the faults that matter for
 //! its mode ([`default_nemeses`]).
@@ -60,6 +67,8 @@ pub struct RefstoreDb {
     faketime: Mutex<BTreeMap<String, Faketime>>,
     wal_recovery: Option<String>,
     ship_interval_ms: Option<u64>,
+    /// `--quorum-*` and `--sloppy-quorum` arguments for quorum nodes.
+    quorum_args: Vec<String>,
 }
 
 /// The fault targets a test of `mode` gets unless it sets them: async's
@@ -107,7 +116,79 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
         Mode::MultiLeader => &["clock", "partition"],
         Mode::Causal => &["partition", "kill"],
         Mode::Eventual => &["partition"],
+        Mode::Quorum => &["partition", "clock"],
     }
+}
+
+/// Reads the quorum options (`quorum_n`, `quorum_r`, `quorum_w`,
+/// `sloppy_quorum`) and `resolution` into refstore's arguments, refusing
+/// them by name where the mode does not read them and checking N, R and W
+/// against the node count before anything starts.
+fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
+    let bad =
+        |field: &str, why: String| HarnessError::spec("test spec", format!("options.{field}"), why);
+    match spec.option_text("resolution") {
+        None => {}
+        Some("lww") if matches!(mode, Mode::MultiLeader | Mode::Eventual | Mode::Quorum) => {}
+        Some("lww") => {
+            return Err(bad("resolution", format!("mode {mode} has no conflicts to resolve")));
+        }
+        Some(r @ ("siblings" | "crdt")) => {
+            return Err(bad(
+                "resolution",
+                format!("{r:?} is not implemented yet (issue 20); refstore resolves by lww only"),
+            ));
+        }
+        Some(other) => return Err(bad("resolution", format!("{other:?}: use lww"))),
+    }
+    let mut args = Vec::new();
+    let mut config = refstore::modes::quorum::QuorumConfig::default();
+    for (option, flag) in [
+        ("quorum_n", "--quorum-n"),
+        ("quorum_r", "--quorum-r"),
+        ("quorum_w", "--quorum-w"),
+        ("sloppy_quorum", "--sloppy-quorum"),
+    ] {
+        let Some(text) = spec.option_text(option) else { continue };
+        if mode != Mode::Quorum {
+            return Err(bad(
+                option,
+                format!("a setting of quorum mode only; mode {mode} does not read it"),
+            ));
+        }
+        if option == "sloppy_quorum" {
+            config.sloppy = match text {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad(option, format!("{text:?}: use true or false"))),
+            };
+        } else {
+            let v: usize = text
+                .parse()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| bad(option, format!("{text:?}: use a positive integer")))?;
+            match option {
+                "quorum_n" => config.n = v,
+                "quorum_r" => config.r = Some(v),
+                _ => config.w = Some(v),
+            }
+        }
+        args.push(flag.to_owned());
+        args.push(text.to_owned());
+    }
+    if mode == Mode::Quorum {
+        use refstore::modes::quorum::QuorumError;
+        config.resolve(spec.nodes as usize).map_err(|e| {
+            let field = match &e {
+                QuorumError::OutOfRange { which: "R", .. } => "quorum_r",
+                QuorumError::OutOfRange { .. } => "quorum_w",
+                QuorumError::ZeroN => "quorum_n",
+            };
+            bad(field, e.to_string())
+        })?;
+    }
+    Ok(args)
 }
 
 /// refstore's numeric id of node `n3` is 3.
@@ -171,7 +252,9 @@ impl RefstoreDb {
                 }
             },
         };
+        let quorum_args = quorum_args(spec, mode)?;
         Ok(RefstoreDb {
+            quorum_args,
             ship_interval_ms,
             mode,
             seed: spec.seed.unwrap_or(0),
@@ -286,6 +369,7 @@ impl Db for RefstoreDb {
             args.push("--ship-interval-ms".into());
             args.push(ms.to_string());
         }
+        args.extend(self.quorum_args.iter().cloned());
         let daemon_env = match self.clock {
             ClockControl::Admin => Vec::new(),
             ClockControl::Faketime => self.faketime(env, node).await?.env(),
@@ -434,6 +518,12 @@ impl Db for RefstoreDb {
     }
 
     fn supported_fs(&self) -> &[&str] {
+        if self.mode == Mode::Quorum {
+            // No transactions: increments, ids, transfers and dequeues need
+            // them. `cas` stays so the register workload runs; quorum nodes
+            // refuse each one definitely (recorded `fail`).
+            return &["read", "final-read", "write", "cas", "add", "enqueue"];
+        }
         &[
             "read",
             "final-read",
@@ -448,5 +538,44 @@ impl Db for RefstoreDb {
             "dequeue",
             "drain",
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mode: &str, options: &[(&str, &str)]) -> TestSpec {
+        let mut spec = TestSpec { mode: mode.to_owned(), nodes: 5, ..TestSpec::default() };
+        for (k, v) in options {
+            spec.options.insert((*k).to_owned(), (*v).to_owned());
+        }
+        spec
+    }
+
+    #[test]
+    fn quorum_options_become_node_flags_and_other_modes_refuse_them() {
+        let s = spec("quorum", &[("quorum_r", "1"), ("sloppy_quorum", "false")]);
+        let args = quorum_args(&s, Mode::Quorum).expect("valid settings");
+        assert_eq!(args, ["--quorum-r", "1", "--sloppy-quorum", "false"]);
+        let s = spec("raft", &[("quorum_n", "3")]);
+        let err = quorum_args(&s, Mode::Raft).expect_err("raft has no quorum settings");
+        assert!(err.to_string().contains("options.quorum_n"), "{err}");
+        let s = spec("quorum", &[("quorum_w", "4")]);
+        let err = quorum_args(&s, Mode::Quorum).expect_err("W > N");
+        assert!(err.to_string().contains("options.quorum_w"), "{err}");
+    }
+
+    #[test]
+    fn only_lww_resolution_exists_and_the_others_are_refused_by_name() {
+        assert!(quorum_args(&spec("quorum", &[("resolution", "lww")]), Mode::Quorum).is_ok());
+        for r in ["siblings", "crdt"] {
+            let err = quorum_args(&spec("quorum", &[("resolution", r)]), Mode::Quorum)
+                .expect_err("not implemented");
+            assert!(err.to_string().contains("not implemented yet"), "{err}");
+        }
+        let err = quorum_args(&spec("raft", &[("resolution", "lww")]), Mode::Raft)
+            .expect_err("raft resolves nothing");
+        assert!(err.to_string().contains("options.resolution"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 use crate::cluster::{LocalCluster, Ports};
 use crate::core::Timing;
 use crate::modes::Mode;
+use crate::modes::quorum::QuorumConfig;
 use crate::node::{self, NodeConfig};
 use crate::types::NodeId;
 use crate::wal::RecoveryPolicy;
@@ -75,6 +76,19 @@ struct NodeArgs {
     /// Seed of the node's randomness (default: derived from the id and the time; logged).
     #[arg(long)]
     seed: Option<u64>,
+    /// Replicas per key (quorum mode only; default 3, at most the cluster's size).
+    #[arg(long)]
+    quorum_n: Option<usize>,
+    /// Replicas a read waits for (quorum mode only; default a majority of N).
+    #[arg(long)]
+    quorum_r: Option<usize>,
+    /// Replicas a write waits for (quorum mode only; default a majority of N).
+    #[arg(long)]
+    quorum_w: Option<usize>,
+    /// Whether live non-replicas may take writes for unreachable replicas as hints and count
+    /// towards W (quorum mode only; default true).
+    #[arg(long, action = clap::ArgAction::Set)]
+    sloppy_quorum: Option<bool>,
 }
 
 #[derive(Args, Debug)]
@@ -191,15 +205,17 @@ enum RunError {
         "--ship-interval-ms {0}: only async mode ships in batches, and the interval must be positive"
     )]
     ShipInterval(u64),
+    #[error("{0} is a setting of quorum mode only; mode {1} does not read it")]
+    NotQuorum(&'static str, Mode),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
 }
 
-async fn run_node(a: NodeArgs) -> Result<(), RunError> {
+async fn run_node(mut a: NodeArgs) -> Result<(), RunError> {
     // clap enforces the required options; these defaults are never used.
     let id = a.id.unwrap_or(0);
     let mut peers = BTreeMap::new();
-    for (pid, addr) in a.peers {
+    for (pid, addr) in std::mem::take(&mut a.peers) {
         if peers.insert(pid, addr).is_some() {
             return Err(RunError::DuplicatePeer(pid));
         }
@@ -211,6 +227,8 @@ async fn run_node(a: NodeArgs) -> Result<(), RunError> {
         }
         timing.ship_ms = ms;
     }
+    let mode = a.mode.unwrap_or(Mode::Raft);
+    let quorum = quorum_config(&a, mode)?;
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -219,7 +237,7 @@ async fn run_node(a: NodeArgs) -> Result<(), RunError> {
     });
     let cfg = NodeConfig {
         id,
-        mode: a.mode.unwrap_or(Mode::Raft),
+        mode,
         client_addr: a.client_addr.unwrap_or_default(),
         peer_addr: a.peer_addr.unwrap_or_default(),
         peers,
@@ -232,6 +250,7 @@ async fn run_node(a: NodeArgs) -> Result<(), RunError> {
         }),
         request_timeout: Duration::from_millis(a.request_timeout_ms),
         seed,
+        quorum,
     };
     let running = node::start(cfg).await?;
     let stop = running.stop_token();
@@ -240,6 +259,29 @@ async fn run_node(a: NodeArgs) -> Result<(), RunError> {
         _ = stop.cancelled() => running.wait().await?,
     }
     Ok(())
+}
+
+/// The quorum settings of the command line, refused by name in any other mode (a setting
+/// that is silently ignored would make a test measure something else than it says).
+fn quorum_config(a: &NodeArgs, mode: Mode) -> Result<QuorumConfig, RunError> {
+    let given = [
+        ("--quorum-n", a.quorum_n.is_some()),
+        ("--quorum-r", a.quorum_r.is_some()),
+        ("--quorum-w", a.quorum_w.is_some()),
+        ("--sloppy-quorum", a.sloppy_quorum.is_some()),
+    ];
+    if mode != Mode::Quorum
+        && let Some((flag, _)) = given.iter().find(|(_, set)| *set)
+    {
+        return Err(RunError::NotQuorum(flag, mode));
+    }
+    let d = QuorumConfig::default();
+    Ok(QuorumConfig {
+        n: a.quorum_n.unwrap_or(d.n),
+        r: a.quorum_r,
+        w: a.quorum_w,
+        sloppy: a.sloppy_quorum.unwrap_or(d.sloppy),
+    })
 }
 
 async fn run_cluster(c: ClusterArgs) -> Result<(), RunError> {

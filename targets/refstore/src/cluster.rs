@@ -80,6 +80,7 @@ impl LocalCluster {
                 wal_recovery: None,
                 request_timeout: Duration::from_millis(timing.request_ms + 1000),
                 seed: 0x5EED_0000 + id,
+                quorum: Default::default(),
             };
             let running = node::start_with_listeners(cfg.clone(), client, peer)?;
             cluster.configs.insert(id, cfg);

@@ -1,4 +1,4 @@
-//! refstore: faultline's reference replicated key-value store, with seven replication modes
+//! refstore: faultline's reference replicated key-value store, with eight replication modes
 //! whose promises are known exactly (see the crate README's table).
 //!
 //! Each mode is a protocol core without I/O ([`core::Core`]): ticks, peer messages and

@@ -8,6 +8,7 @@ use crate::http::{self, ApiState};
 use crate::modes::causal::CausalCore;
 use crate::modes::lww::LwwCore;
 use crate::modes::paxos::PaxosCore;
+use crate::modes::quorum::{QuorumConfig, QuorumCore};
 use crate::modes::replog::ReplogCore;
 use crate::modes::{CoreFamily, Mode};
 use crate::transport::{self, Directory, Hello, Outbound};
@@ -50,6 +51,8 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Seed of the core's randomness (election timeouts, gossip peers, backoff).
     pub seed: u64,
+    /// N, R, W and sloppiness (quorum mode only; the other modes ignore it).
+    pub quorum: QuorumConfig,
 }
 
 /// Failures that stop a node.
@@ -66,6 +69,9 @@ pub enum NodeError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The quorum settings cannot work on this cluster.
+    #[error("invalid quorum settings: {0}")]
+    Quorum(#[from] crate::modes::quorum::QuorumError),
     /// The write-ahead log failed: the node stops rather than acknowledge what it cannot keep.
     #[error(transparent)]
     Wal(#[from] WalError),
@@ -171,6 +177,12 @@ pub fn start_with_listeners(
         CoreFamily::Causal => {
             let (wal, recs, report) = open_wal(dir, policy)?;
             shell.spawn(CausalCore::new(id, peers, t, s, recs), wal, report, client, peer)
+        }
+        CoreFamily::Quorum => {
+            let quorum = cfg.quorum.resolve(peers.len() + 1)?;
+            let (wal, recs, report) = open_wal(dir, policy)?;
+            let core = QuorumCore::new(id, peers, quorum, t, s, recs, now);
+            shell.spawn(core, wal, report, client, peer)
         }
     };
     Ok(RunningNode {

@@ -118,3 +118,31 @@ async fn multi_leader_clock_skew_decides_which_write_survives() {
     }
     f.cluster.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_serves_reads_writes_and_appends_and_refuses_cas_and_transactions() {
+    let f = Fixture::start(Mode::Quorum).await;
+    assert_eq!(f.call(1, "/v1/write", json!({"key": 1, "value": 10})).await, (200, json!({})));
+    // R = W = 2 of N = 3: a read at any node sees the acknowledged write.
+    for node in 1..=3 {
+        assert_eq!(f.call(node, "/v1/read", json!({"key": 1})).await, (200, json!({"value": 10})));
+    }
+    for (node, v) in [(1, 1), (2, 2)] {
+        let (s, b) = f.call(node, "/v1/append", json!({"key": "list", "value": v})).await;
+        assert_eq!(s, 200, "append: {b}");
+    }
+    assert_eq!(
+        f.call(3, "/v1/read", json!({"key": "list"})).await,
+        (200, json!({"value": [1, 2]}))
+    );
+    let (s, b) = f.call(1, "/v1/cas", json!({"key": 1, "from": 10, "to": 11})).await;
+    assert_eq!((s, &b["error"], &b["definite"]), (400, &json!("bad-request"), &json!(true)));
+    let (s, b) = f.call(1, "/v1/txn", json!({"ops": [["r", 1, null]]})).await;
+    assert_eq!((s, &b["error"]), (400, &json!("bad-request")), "{b}");
+    let status = f.status(1).await;
+    assert_eq!((&status["n"], &status["r"], &status["w"]), (&json!(3), &json!(2), &json!(2)));
+    for node in 1..=3 {
+        f.await_value(node, json!("list"), json!([1, 2])).await;
+    }
+    f.cluster.shutdown().await.expect("clean shutdown");
+}

@@ -6,6 +6,7 @@
 pub mod causal;
 pub mod lww;
 pub mod paxos;
+pub mod quorum;
 pub mod replog;
 #[cfg(test)]
 mod testnet;
@@ -29,6 +30,8 @@ pub enum CoreFamily {
     Lww(Flavor),
     /// Vector-clock causal replication (`causal::CausalCore`).
     Causal,
+    /// Leaderless N/R/W quorums (`quorum::QuorumCore`).
+    Quorum,
 }
 
 /// The replication mode of a cluster (every node of a cluster runs the same one).
@@ -61,11 +64,13 @@ pub enum Mode {
     Causal,
     /// Eventual consistency by anti-entropy gossip.
     Eventual,
+    /// Dynamo-style leaderless quorums (N replicas per key, R and W).
+    Quorum,
 }
 
 impl Mode {
     /// Every mode, in the order of the README's table.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Raft,
         Mode::Paxos,
         Mode::Sync,
@@ -73,6 +78,7 @@ impl Mode {
         Mode::MultiLeader,
         Mode::Causal,
         Mode::Eventual,
+        Mode::Quorum,
     ];
 
     /// The name used on the command line and in the APIs.
@@ -85,6 +91,7 @@ impl Mode {
             Mode::MultiLeader => "multi-leader",
             Mode::Causal => "causal",
             Mode::Eventual => "eventual",
+            Mode::Quorum => "quorum",
         }
     }
 
@@ -114,6 +121,7 @@ impl Mode {
             Mode::MultiLeader => CoreFamily::Lww(Flavor::MultiLeader),
             Mode::Eventual => CoreFamily::Lww(Flavor::Eventual),
             Mode::Causal => CoreFamily::Causal,
+            Mode::Quorum => CoreFamily::Quorum,
         }
     }
 
@@ -127,6 +135,9 @@ impl Mode {
             Mode::MultiLeader => "converges; last write wins by wall clock, so skew loses writes",
             Mode::Causal => "causal+ consistency; available under partitions",
             Mode::Eventual => "converges; stale reads and lost concurrent writes",
+            Mode::Quorum => {
+                "N/R/W quorums; R+W>N reads see acknowledged writes unless clocks skew or a sloppy quorum stood in"
+            }
         }
     }
 

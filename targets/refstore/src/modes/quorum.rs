@@ -1,0 +1,1207 @@
+//! Dynamo-style leaderless quorum replication: the core behind `quorum`.
+//!
+//! Every key has N home replicas, the first N distinct nodes met walking a consistent-hash
+//! ring clockwise from the key's hash (each node owns [`VNODES`] points on the ring, so keys
+//! spread evenly). The node a client talks to coordinates the operation, whether or not it is
+//! one of the key's replicas:
+//!
+//! - a write is stamped with a last-write-wins [`Version`] (the coordinator's wall clock, host
+//!   clock plus the nemesis' offset, never decreasing per node; ties broken by node id, exactly
+//!   as `multi-leader` does, so clock skew decides which of two writes survives), sent to the
+//!   replicas, and acknowledged once W of them have stored it;
+//! - a read asks the replicas and, once R have answered, takes the newest version. Read repair
+//!   runs on every read: every replica that answered with an older version (or not at all) is
+//!   sent the newest one, and the read returns only once W replicas hold what it returns, so a
+//!   later quorum read cannot go back to an older value (Cassandra's blocking read repair);
+//! - an append reads as above, then writes the longer list as a new version: a read-modify-write
+//!   with no guard, so concurrent appends lose all but one (a lost update).
+//!
+//! A failure detector (pings every `heartbeat_ms`; a node silent for `election_min_ms` is
+//! presumed down) decides where writes go. With a **sloppy** quorum, a down home replica is
+//! replaced by the next live node on the ring, which stores the write as a *hint* for that
+//! replica, counts towards W, and hands the hint off once it hears from the replica again
+//! (every `gossip_ms`). Reads go to the first N live nodes the same way, and a stand-in answers
+//! with the hints it holds. A **strict** quorum only ever uses home replicas: with fewer than W
+//! (R) of them believed alive it refuses at once (`unavailable`, nothing was sent); if they
+//! were believed alive but too few answer in time, the write is `timeout` (it may have been
+//! stored on some replicas, and read repair or anti-entropy may spread it later).
+//!
+//! Anti-entropy: every `gossip_ms` a node sends one random peer the versions of the keys both
+//! replicate; the peer pushes back what it has newer and pulls what it lacks (as `lww.rs`).
+//!
+//! Compare-and-set and transactions are refused (`bad-request`, definite): a leaderless quorum
+//! has no single place that orders a guarded read-modify-write against concurrent writers
+//! (Dynamo has none), and emulating one on top would promise what the mode cannot keep.
+//!
+//! The write-ahead log (values, hints held and hints handed off) is written but not fsynced, as
+//! in `multi-leader`: a killed process keeps what it wrote, and other replicas hold copies.
+
+use crate::core::{Core, GossipTimer, Ready, Timing, majority, other_nodes};
+use crate::kv::execute;
+use crate::modes::lww::{Version, Versioned};
+use crate::types::{ClientOp, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Points each node owns on the consistent-hash ring. More points spread keys more evenly
+/// over few nodes; sixteen is plenty for test clusters of three to nine nodes.
+pub const VNODES: u64 = 16;
+
+/// A cluster's quorum settings as given (`--quorum-n`, `--quorum-r`, `--quorum-w`,
+/// `--sloppy-quorum`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// Replicas per key; clamped to the cluster's size.
+    pub n: usize,
+    /// Replicas a read waits for; defaults to a majority of the (clamped) N.
+    pub r: Option<usize>,
+    /// Replicas a write waits for; defaults to a majority of the (clamped) N.
+    pub w: Option<usize>,
+    /// Whether live non-replicas may stand in (with hints) for unreachable replicas.
+    pub sloppy: bool,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        QuorumConfig { n: 3, r: None, w: None, sloppy: true }
+    }
+}
+
+/// The effective N, R and W of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quorum {
+    /// Replicas per key.
+    pub n: usize,
+    /// Answers a read waits for.
+    pub r: usize,
+    /// Acknowledgements a write waits for.
+    pub w: usize,
+    /// Sloppy (hinted stand-ins count) or strict.
+    pub sloppy: bool,
+}
+
+/// Quorum settings that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumError {
+    /// N must be positive.
+    #[error("quorum N must be at least 1")]
+    ZeroN,
+    /// R or W is outside 1..=N.
+    #[error(
+        "quorum {which} = {value} must be between 1 and N = {n} (N is clamped to the {nodes} nodes of the cluster)"
+    )]
+    OutOfRange {
+        /// `R` or `W`.
+        which: &'static str,
+        /// The value given.
+        value: usize,
+        /// The effective N.
+        n: usize,
+        /// The cluster's size.
+        nodes: usize,
+    },
+}
+
+impl QuorumConfig {
+    /// The effective settings on a cluster of `nodes` nodes: N is at most the node count, and
+    /// R and W must lie within 1..=N.
+    pub fn resolve(self, nodes: usize) -> Result<Quorum, QuorumError> {
+        if self.n == 0 {
+            return Err(QuorumError::ZeroN);
+        }
+        let n = self.n.min(nodes.max(1));
+        let check = |which, v: Option<usize>| match v {
+            None => Ok(majority(n)),
+            Some(v) if (1..=n).contains(&v) => Ok(v),
+            Some(value) => Err(QuorumError::OutOfRange { which, value, n, nodes }),
+        };
+        Ok(Quorum { n, r: check("R", self.r)?, w: check("W", self.w)?, sloppy: self.sloppy })
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a, then a SplitMix64 finalizer to spread short inputs): every
+/// node must place keys identically, whatever its build, so no `std` hasher is used.
+fn hash64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn key_hash(key: &Key) -> u64 {
+    match key {
+        Key::Int(i) => hash64(format!("i:{i}").as_bytes()),
+        Key::Str(s) => hash64(format!("s:{s}").as_bytes()),
+    }
+}
+
+/// The consistent-hash ring over a cluster's nodes.
+#[derive(Clone, Debug)]
+pub struct Ring {
+    /// (point, owner), sorted by point.
+    points: Vec<(u64, NodeId)>,
+    nodes: usize,
+}
+
+impl Ring {
+    /// The ring of `nodes`, [`VNODES`] points each.
+    pub fn new(nodes: &[NodeId]) -> Ring {
+        let set: BTreeSet<NodeId> = nodes.iter().copied().collect();
+        let mut points: Vec<(u64, NodeId)> = set
+            .iter()
+            .flat_map(|n| {
+                (0..VNODES).map(move |v| (hash64(format!("node:{n}:{v}").as_bytes()), *n))
+            })
+            .collect();
+        points.sort_unstable();
+        Ring { points, nodes: set.len() }
+    }
+
+    /// Every node in the order a key's replicas and then its stand-ins are chosen: distinct
+    /// owners walking clockwise from the key's hash. The first N are the key's home replicas.
+    pub fn preference_list(&self, key: &Key) -> Vec<NodeId> {
+        let h = key_hash(key);
+        let start = self.points.partition_point(|(p, _)| *p < h);
+        let mut out: Vec<NodeId> = Vec::with_capacity(self.nodes);
+        for i in 0..self.points.len() {
+            let (_, node) = self.points[(start + i) % self.points.len()];
+            if !out.contains(&node) {
+                out.push(node);
+                if out.len() == self.nodes {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a replica answers a read with: its newest version of the key, if any.
+type Found = Option<(Value, Version)>;
+
+/// Messages between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Msg {
+    /// Failure detection: "I am alive" (every message counts, this one is sent when idle).
+    Ping,
+    /// Store `entry`; as a hint for `hint_for` when that is another node.
+    Write {
+        /// The coordinator's operation.
+        op: u64,
+        /// The value and its version.
+        entry: Versioned,
+        /// The home replica this node stands in for, in a sloppy quorum.
+        hint_for: Option<NodeId>,
+    },
+    /// The entry of operation `op` is stored.
+    WriteAck {
+        /// The coordinator's operation.
+        op: u64,
+    },
+    /// Send your newest version of `key`.
+    Read {
+        /// The coordinator's operation.
+        op: u64,
+        /// The key.
+        key: Key,
+    },
+    /// The answer to [`Msg::Read`].
+    ReadReply {
+        /// The coordinator's operation.
+        op: u64,
+        /// The newest version held (hints included), if any.
+        found: Found,
+    },
+    /// Hinted handoff: values held for the receiver while it was unreachable.
+    Handoff {
+        /// The values.
+        entries: Vec<Versioned>,
+    },
+    /// The receiver of a handoff stored these versions (or newer); the hints may go.
+    HandoffAck {
+        /// Key and version pairs.
+        stored: Vec<(Key, Version)>,
+    },
+    /// Anti-entropy: the sender's versions of the keys both nodes replicate.
+    Digest {
+        /// Key and version pairs.
+        versions: Vec<(Key, Version)>,
+    },
+    /// Anti-entropy: send me your values of these keys.
+    Pull {
+        /// The keys.
+        keys: Vec<Key>,
+    },
+    /// Anti-entropy: values the receiver should merge.
+    Push {
+        /// The values.
+        entries: Vec<Versioned>,
+    },
+}
+
+/// A write-ahead log record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Record {
+    /// A value this node replicates.
+    Put(Versioned),
+    /// A value held for `home` until it can be handed off.
+    Hint {
+        /// The home replica.
+        home: NodeId,
+        /// The value.
+        entry: Versioned,
+    },
+    /// `home` stored this version of `key`: the hint is gone.
+    HintDone {
+        /// The home replica.
+        home: NodeId,
+        /// The key.
+        key: Key,
+        /// The version handed off.
+        version: Version,
+    },
+}
+
+/// What a read phase leads to.
+#[derive(Clone, Debug)]
+enum Then {
+    /// Answer the newest value (after read repair).
+    Read,
+    /// Append this element and write the list back.
+    Append(Value),
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Waiting for R answers.
+    Reading { answers: BTreeMap<NodeId, Found>, then: Then },
+    /// Waiting for `entry` to be held by W nodes (a write, an append's write-back, or a
+    /// read's repair), then answering `reply`.
+    Writing { entry: Versioned, holders: BTreeSet<NodeId>, reply: Reply, new: bool },
+}
+
+/// One operation this node coordinates.
+#[derive(Clone, Debug)]
+struct Pending {
+    req: RequestId,
+    key: Key,
+    /// Each node the operation uses, and the home replica it stands for (itself when it is
+    /// one).
+    targets: BTreeMap<NodeId, NodeId>,
+    /// Nodes that answered the current phase.
+    answered: BTreeSet<NodeId>,
+    phase: Phase,
+    deadline: u64,
+    /// When messages were last (re)sent: the transport drops what it cannot deliver.
+    sent_at: u64,
+    /// The client has its answer; the operation lingers only to repair late readers.
+    done: bool,
+}
+
+/// The quorum core.
+#[derive(Debug)]
+pub struct QuorumCore {
+    id: NodeId,
+    peers: Vec<NodeId>,
+    ring: Ring,
+    quorum: Quorum,
+    timing: Timing,
+    rng: SmallRng,
+    store: BTreeMap<Key, (Value, Version)>,
+    /// Values held for unreachable home replicas: home → key → value.
+    hints: BTreeMap<NodeId, BTreeMap<Key, (Value, Version)>>,
+    /// The highest version time this node issued.
+    clock: i64,
+    last_heard: BTreeMap<NodeId, u64>,
+    next_ping: u64,
+    next_handoff: u64,
+    gossip: GossipTimer,
+    ops: BTreeMap<u64, Pending>,
+    next_op: u64,
+    /// Messages to this node itself, handled before the call returns.
+    local: VecDeque<Msg>,
+    ready: Ready<Msg, Record>,
+}
+
+impl QuorumCore {
+    /// Builds a node from its persisted records. Every peer is presumed alive at `now`.
+    pub fn new(
+        id: NodeId,
+        peers: Vec<NodeId>,
+        quorum: Quorum,
+        timing: Timing,
+        seed: u64,
+        records: Vec<Record>,
+        now: Now,
+    ) -> Self {
+        let peers = other_nodes(id, peers);
+        let mut all = peers.clone();
+        all.push(id);
+        let mut core = QuorumCore {
+            id,
+            ring: Ring::new(&all),
+            last_heard: peers.iter().map(|p| (*p, now.mono_ms)).collect(),
+            peers,
+            quorum,
+            timing,
+            rng: SmallRng::seed_from_u64(seed),
+            store: BTreeMap::new(),
+            hints: BTreeMap::new(),
+            clock: 0,
+            next_ping: 0,
+            next_handoff: 0,
+            gossip: GossipTimer::default(),
+            ops: BTreeMap::new(),
+            next_op: 1,
+            local: VecDeque::new(),
+            ready: Ready::new(false),
+        };
+        for r in records {
+            match r {
+                Record::Put(e) => {
+                    core.merge(e, false);
+                }
+                Record::Hint { home, entry } => {
+                    core.hold_hint(home, entry, false);
+                }
+                Record::HintDone { home, key, version } => {
+                    core.drop_hint(home, &key, version, false)
+                }
+            }
+        }
+        core
+    }
+
+    /// The value a key has in this node's own store (for tests).
+    pub fn value(&self, key: &Key) -> Value {
+        self.store.get(key).map_or(Value::Null, |(v, _)| v.clone())
+    }
+
+    /// How many hints this node holds for `home` (for tests).
+    pub fn hints_for(&self, home: NodeId) -> usize {
+        self.hints.get(&home).map_or(0, BTreeMap::len)
+    }
+
+    /// The key's home replicas.
+    pub fn home(&self, key: &Key) -> Vec<NodeId> {
+        let mut p = self.ring.preference_list(key);
+        p.truncate(self.quorum.n);
+        p
+    }
+
+    fn alive(&self, node: NodeId, now: Now) -> bool {
+        node == self.id
+            || self
+                .last_heard
+                .get(&node)
+                .is_some_and(|t| now.mono_ms.saturating_sub(*t) < self.timing.election_min_ms)
+    }
+
+    fn send(&mut self, to: NodeId, msg: Msg) {
+        if to == self.id {
+            self.local.push_back(msg);
+        } else {
+            self.ready.messages.push((to, msg));
+        }
+    }
+
+    fn drain_local(&mut self, now: Now) {
+        while let Some(msg) = self.local.pop_front() {
+            self.handle(now, self.id, msg);
+        }
+    }
+
+    /// Keeps `entry` if it is newer than what the store has; returns whether it was.
+    fn merge(&mut self, entry: Versioned, persist: bool) -> bool {
+        if self.store.get(&entry.key).is_some_and(|(_, v)| *v >= entry.version) {
+            return false;
+        }
+        if entry.version.node == self.id {
+            self.clock = self.clock.max(entry.version.time);
+        }
+        self.store.insert(entry.key.clone(), (entry.value.clone(), entry.version));
+        if persist {
+            self.ready.persist.push(Record::Put(entry));
+        }
+        true
+    }
+
+    fn hold_hint(&mut self, home: NodeId, entry: Versioned, persist: bool) {
+        let held = self.hints.entry(home).or_default();
+        if held.get(&entry.key).is_some_and(|(_, v)| *v >= entry.version) {
+            return;
+        }
+        held.insert(entry.key.clone(), (entry.value.clone(), entry.version));
+        if persist {
+            self.ready.persist.push(Record::Hint { home, entry });
+        }
+    }
+
+    fn drop_hint(&mut self, home: NodeId, key: &Key, version: Version, persist: bool) {
+        let Some(held) = self.hints.get_mut(&home) else { return };
+        if held.get(key).is_some_and(|(_, v)| *v <= version) {
+            held.remove(key);
+            if persist {
+                let key = key.clone();
+                self.ready.persist.push(Record::HintDone { home, key, version });
+            }
+        }
+        if held.is_empty() {
+            self.hints.remove(&home);
+        }
+    }
+
+    /// The newest version of `key` here, in the store or among the hints held for others.
+    fn newest(&self, key: &Key) -> Found {
+        let held = self.hints.values().filter_map(|h| h.get(key));
+        self.store.get(key).into_iter().chain(held).max_by_key(|(_, v)| *v).cloned()
+    }
+
+    fn new_version(&mut self, now: Now) -> Version {
+        let time = now.wall_us.max(self.clock + 1);
+        self.clock = time;
+        Version { time, node: self.id }
+    }
+
+    /// The nodes an operation on `key` uses, each with the home replica it stands for, or
+    /// `unavailable` when fewer than `needed` are believed alive.
+    fn targets(
+        &self,
+        key: &Key,
+        needed: usize,
+        now: Now,
+    ) -> Result<BTreeMap<NodeId, NodeId>, OpError> {
+        let pref = self.ring.preference_list(key);
+        let (home, rest) = pref.split_at(self.quorum.n.min(pref.len()));
+        let live = home.iter().filter(|h| self.alive(**h, now)).count();
+        let mut targets: BTreeMap<NodeId, NodeId> = BTreeMap::new();
+        if self.quorum.sloppy {
+            let mut spare = rest.iter().filter(|s| self.alive(**s, now));
+            for h in home {
+                if self.alive(*h, now) {
+                    targets.insert(*h, *h);
+                } else if let Some(s) = spare.next() {
+                    targets.insert(*s, *h);
+                }
+            }
+        } else {
+            // Strict: only home replicas, sent to even when suspected (a suspicion may be
+            // wrong), but refused up front when too few are believed alive.
+            targets.extend(home.iter().map(|h| (*h, *h)));
+            if live < needed {
+                return Err(OpError::Unavailable(format!(
+                    "strict quorum: {live} of the {} home replicas of key {key} are reachable, {needed} needed",
+                    home.len()
+                )));
+            }
+        }
+        let reachable = targets.keys().filter(|t| self.alive(**t, now)).count();
+        if reachable < needed {
+            return Err(OpError::Unavailable(format!(
+                "sloppy quorum: {reachable} live nodes for key {key}, {needed} needed"
+            )));
+        }
+        Ok(targets)
+    }
+
+    fn start(&mut self, now: Now, req: RequestId, key: Key, phase: Phase) {
+        let needed = match phase {
+            Phase::Reading { .. } => self.quorum.r,
+            Phase::Writing { .. } => self.quorum.w,
+        };
+        let targets = match self.targets(&key, needed, now) {
+            Ok(t) => t,
+            Err(e) => {
+                self.ready.replies.push((req, Err(e)));
+                return;
+            }
+        };
+        let op = self.next_op;
+        self.next_op += 1;
+        let pending = Pending {
+            req,
+            key,
+            targets,
+            answered: BTreeSet::new(),
+            phase,
+            deadline: now.mono_ms + self.timing.request_ms,
+            sent_at: now.mono_ms,
+            done: false,
+        };
+        self.ops.insert(op, pending);
+        self.send_phase(op, None);
+    }
+
+    /// Sends the current phase's message to every target that has not answered it (or only
+    /// to `only`).
+    fn send_phase(&mut self, op: u64, only: Option<&BTreeSet<NodeId>>) {
+        let Some(p) = self.ops.get(&op) else { return };
+        let mut out = Vec::new();
+        for (t, home) in &p.targets {
+            if p.answered.contains(t) || only.is_some_and(|o| !o.contains(t)) {
+                continue;
+            }
+            let msg = match &p.phase {
+                Phase::Reading { .. } => Msg::Read { op, key: p.key.clone() },
+                Phase::Writing { entry, holders, .. } if !holders.contains(t) => {
+                    Msg::Write { op, entry: entry.clone(), hint_for: (home != t).then_some(*home) }
+                }
+                Phase::Writing { .. } => continue,
+            };
+            out.push((*t, msg));
+        }
+        for (t, m) in out {
+            self.send(t, m);
+        }
+    }
+
+    fn on_read_reply(&mut self, now: Now, op: u64, from: NodeId, found: Found) {
+        let r = self.quorum.r;
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        if !p.targets.contains_key(&from) {
+            return;
+        }
+        match &mut p.phase {
+            Phase::Reading { answers, .. } => {
+                answers.insert(from, found);
+                p.answered.insert(from);
+                if answers.len() >= r {
+                    self.finish_reading(now, op);
+                }
+            }
+            Phase::Writing { entry, holders, .. } => {
+                // A late reader: repair it too.
+                if found.as_ref().is_some_and(|(_, v)| *v >= entry.version) {
+                    holders.insert(from);
+                } else {
+                    let only = BTreeSet::from([from]);
+                    self.send_phase(op, Some(&only));
+                }
+            }
+        }
+    }
+
+    /// R replicas answered: take the newest version; repair or write back.
+    fn finish_reading(&mut self, now: Now, op: u64) {
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        let Phase::Reading { answers, then } = &p.phase else { return };
+        let newest = answers.values().flatten().max_by_key(|(_, v)| *v).cloned();
+        let holders: BTreeSet<NodeId> = answers
+            .iter()
+            .filter(|(_, f)| f.as_ref().map(|(_, v)| *v) == newest.as_ref().map(|(_, v)| *v))
+            .map(|(n, _)| *n)
+            .collect();
+        let (req, key) = (p.req, p.key.clone());
+        let phase = match (then.clone(), newest) {
+            (Then::Read, None) => {
+                // Nobody has the key: nothing to repair.
+                self.ops.remove(&op);
+                self.ready.replies.push((req, Ok(Reply::Value(Value::Null))));
+                return;
+            }
+            (Then::Read, Some((value, version))) => Phase::Writing {
+                entry: Versioned { key: key.clone(), value: value.clone(), version },
+                holders,
+                reply: Reply::Value(value),
+                new: false,
+            },
+            (Then::Append(element), current) => {
+                let current = current.map_or(Value::Null, |(v, _)| v);
+                let append = ClientOp::Append { key: key.clone(), value: element };
+                match execute(&append, |_| current.clone()) {
+                    Ok(effect) => {
+                        let value = effect.writes.get(&key).cloned().unwrap_or(Value::Null);
+                        let version = self.new_version(now);
+                        Phase::Writing {
+                            entry: Versioned { key: key.clone(), value, version },
+                            holders: BTreeSet::new(),
+                            reply: Reply::Done,
+                            new: true,
+                        }
+                    }
+                    Err(e) => {
+                        self.ops.remove(&op);
+                        self.ready.replies.push((req, Err(e)));
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        p.phase = phase;
+        p.answered.clear();
+        p.sent_at = now.mono_ms;
+        self.check_written(op);
+        self.send_phase(op, None);
+    }
+
+    fn on_write_ack(&mut self, op: u64, from: NodeId) {
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        if !p.targets.contains_key(&from) {
+            return;
+        }
+        if let Phase::Writing { holders, .. } = &mut p.phase {
+            holders.insert(from);
+        }
+        self.check_written(op);
+    }
+
+    /// Answers the client once W nodes hold the entry; forgets the operation once every
+    /// target does.
+    fn check_written(&mut self, op: u64) {
+        let w = self.quorum.w;
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        let Phase::Writing { holders, reply, .. } = &p.phase else { return };
+        if !p.done && holders.len() >= w {
+            p.done = true;
+            self.ready.replies.push((p.req, Ok(reply.clone())));
+        }
+        if p.done && p.targets.keys().all(|t| holders.contains(t)) {
+            self.ops.remove(&op);
+        }
+    }
+
+    /// Deadlines, resends, and (sloppy) stand-ins for targets that went silent.
+    fn tick_ops(&mut self, now: Now) {
+        let ids: Vec<u64> = self.ops.keys().copied().collect();
+        for op in ids {
+            let Some(p) = self.ops.get(&op) else { continue };
+            if now.mono_ms >= p.deadline {
+                let p = self.ops.remove(&op).expect("present");
+                if !p.done {
+                    self.ready.replies.push((p.req, Err(Self::expired(&p, self.quorum))));
+                }
+                continue;
+            }
+            if now.mono_ms < p.sent_at + self.timing.gossip_ms {
+                continue;
+            }
+            if self.quorum.sloppy {
+                self.replace_silent_targets(op, now);
+            }
+            if let Some(p) = self.ops.get_mut(&op) {
+                p.sent_at = now.mono_ms;
+            }
+            self.send_phase(op, None);
+        }
+    }
+
+    /// What the client is told when an operation's deadline passes unanswered.
+    fn expired(p: &Pending, q: Quorum) -> OpError {
+        match &p.phase {
+            Phase::Reading { answers, .. } => OpError::Unavailable(format!(
+                "{} of R = {} replicas answered the read of key {} in time; nothing was written",
+                answers.len(),
+                q.r,
+                p.key
+            )),
+            Phase::Writing { holders, new: true, .. } => OpError::Timeout(format!(
+                "{} of W = {} replicas acknowledged the write of key {} in time; it may still take effect",
+                holders.len(),
+                q.w,
+                p.key
+            )),
+            Phase::Writing { holders, new: false, .. } => OpError::Unavailable(format!(
+                "read repair of key {} reached {} of W = {} replicas in time",
+                p.key,
+                holders.len(),
+                q.w
+            )),
+        }
+    }
+
+    fn replace_silent_targets(&mut self, op: u64, now: Now) {
+        let Some(p) = self.ops.get(&op) else { return };
+        let silent: Vec<(NodeId, NodeId)> = p
+            .targets
+            .iter()
+            .filter(|(t, _)| !p.answered.contains(t) && !self.alive(**t, now))
+            .filter(|(t, _)| match &p.phase {
+                Phase::Writing { holders, .. } => !holders.contains(t),
+                Phase::Reading { .. } => true,
+            })
+            .map(|(t, h)| (*t, *h))
+            .collect();
+        if silent.is_empty() {
+            return;
+        }
+        let used: BTreeSet<NodeId> = p.targets.keys().copied().collect();
+        let mut spare: Vec<NodeId> = self
+            .ring
+            .preference_list(&p.key)
+            .into_iter()
+            .skip(self.quorum.n)
+            .filter(|s| !used.contains(s) && self.alive(*s, now))
+            .collect();
+        spare.reverse();
+        let Some(p) = self.ops.get_mut(&op) else { return };
+        for (t, home) in silent {
+            let Some(s) = spare.pop() else { break };
+            p.targets.remove(&t);
+            p.targets.insert(s, home);
+        }
+    }
+
+    fn tick_background(&mut self, now: Now) {
+        if now.mono_ms >= self.next_ping {
+            self.next_ping = now.mono_ms + self.timing.heartbeat_ms;
+            for p in self.peers.clone() {
+                self.send(p, Msg::Ping);
+            }
+        }
+        if now.mono_ms >= self.next_handoff {
+            self.next_handoff = now.mono_ms + self.timing.gossip_ms;
+            let homes: Vec<NodeId> =
+                self.hints.keys().copied().filter(|h| self.alive(*h, now)).collect();
+            for h in homes {
+                let entries = Self::entries(self.hints.get(&h), None);
+                self.send(h, Msg::Handoff { entries });
+            }
+        }
+        if let Some(peer) = self.gossip.due(now, self.timing.gossip_ms, &self.peers, &mut self.rng)
+        {
+            let versions = self
+                .store
+                .iter()
+                .filter(|(k, _)| self.home(k).contains(&peer))
+                .map(|(k, (_, v))| (k.clone(), *v))
+                .collect();
+            self.send(peer, Msg::Digest { versions });
+        }
+    }
+
+    fn entries(
+        map: Option<&BTreeMap<Key, (Value, Version)>>,
+        keys: Option<&[Key]>,
+    ) -> Vec<Versioned> {
+        let Some(map) = map else { return Vec::new() };
+        let one = |(k, (value, version)): (&Key, &(Value, Version))| Versioned {
+            key: k.clone(),
+            value: value.clone(),
+            version: *version,
+        };
+        match keys {
+            None => map.iter().map(one).collect(),
+            Some(keys) => keys.iter().filter_map(|k| map.get_key_value(k)).map(one).collect(),
+        }
+    }
+
+    fn on_digest(&mut self, from: NodeId, versions: Vec<(Key, Version)>) {
+        let theirs: BTreeMap<Key, Version> = versions.into_iter().collect();
+        let ours: Vec<Key> = self
+            .store
+            .iter()
+            .filter(|(k, (_, v))| theirs.get(*k).is_none_or(|t| t < v))
+            .map(|(k, _)| k.clone())
+            .filter(|k| self.home(k).contains(&from))
+            .collect();
+        let push = Self::entries(Some(&self.store), Some(&ours));
+        let pull: Vec<Key> = theirs
+            .iter()
+            .filter(|(k, t)| self.store.get(*k).is_none_or(|(_, v)| v < *t))
+            .map(|(k, _)| k.clone())
+            .filter(|k| self.home(k).contains(&self.id))
+            .collect();
+        if !push.is_empty() {
+            self.send(from, Msg::Push { entries: push });
+        }
+        if !pull.is_empty() {
+            self.send(from, Msg::Pull { keys: pull });
+        }
+    }
+
+    fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::Ping => {}
+            Msg::Write { op, entry, hint_for } => {
+                match hint_for {
+                    Some(home) if home != self.id => self.hold_hint(home, entry, true),
+                    _ => {
+                        self.merge(entry, true);
+                    }
+                }
+                self.send(from, Msg::WriteAck { op });
+            }
+            Msg::WriteAck { op } => self.on_write_ack(op, from),
+            Msg::Read { op, key } => {
+                let found = self.newest(&key);
+                self.send(from, Msg::ReadReply { op, found });
+            }
+            Msg::ReadReply { op, found } => self.on_read_reply(now, op, from, found),
+            Msg::Handoff { entries } => {
+                let stored = entries.iter().map(|e| (e.key.clone(), e.version)).collect();
+                for e in entries {
+                    self.merge(e, true);
+                }
+                self.send(from, Msg::HandoffAck { stored });
+            }
+            Msg::HandoffAck { stored } => {
+                for (k, v) in stored {
+                    self.drop_hint(from, &k, v, true);
+                }
+            }
+            Msg::Digest { versions } => self.on_digest(from, versions),
+            Msg::Pull { keys } => {
+                let entries = Self::entries(Some(&self.store), Some(&keys));
+                if !entries.is_empty() {
+                    self.send(from, Msg::Push { entries });
+                }
+            }
+            Msg::Push { entries } => {
+                for e in entries {
+                    self.merge(e, true);
+                }
+            }
+        }
+    }
+}
+
+impl Core for QuorumCore {
+    type Msg = Msg;
+    type Record = Record;
+
+    fn tick(&mut self, now: Now) {
+        self.tick_ops(now);
+        self.tick_background(now);
+        self.drain_local(now);
+    }
+
+    fn step(&mut self, now: Now, from: NodeId, msg: Msg) {
+        if !self.peers.contains(&from) {
+            return;
+        }
+        self.last_heard.insert(from, now.mono_ms);
+        self.handle(now, from, msg);
+        self.drain_local(now);
+    }
+
+    fn propose(&mut self, now: Now, req: RequestId, op: ClientOp) {
+        match op {
+            ClientOp::Read { key } => {
+                let phase = Phase::Reading { answers: BTreeMap::new(), then: Then::Read };
+                self.start(now, req, key, phase);
+            }
+            ClientOp::Append { key, value } => {
+                let phase = Phase::Reading { answers: BTreeMap::new(), then: Then::Append(value) };
+                self.start(now, req, key, phase);
+            }
+            ClientOp::Write { key, value } => {
+                let version = self.new_version(now);
+                let entry = Versioned { key: key.clone(), value, version };
+                let phase = Phase::Writing {
+                    entry,
+                    holders: BTreeSet::new(),
+                    reply: Reply::Done,
+                    new: true,
+                };
+                self.start(now, req, key, phase);
+            }
+            ClientOp::Cas { .. } | ClientOp::Txn { .. } => {
+                self.ready.replies.push((
+                    req,
+                    Err(OpError::BadRequest(
+                        "quorum mode has no compare-and-set or transactions: a leaderless \
+                         quorum has no one place to order a guarded read-modify-write \
+                         (Dynamo has none); use raft or paxos for them"
+                            .into(),
+                    )),
+                ));
+            }
+        }
+        self.drain_local(now);
+    }
+
+    fn take_ready(&mut self) -> Ready<Msg, Record> {
+        std::mem::replace(&mut self.ready, Ready::new(false))
+    }
+
+    fn status(&self) -> CoreStatus {
+        let mut extra = serde_json::Map::new();
+        extra.insert("keys".into(), self.store.len().into());
+        extra.insert("hints".into(), self.hints.values().map(BTreeMap::len).sum::<usize>().into());
+        extra.insert("last_timestamp_us".into(), self.clock.into());
+        extra.insert("n".into(), self.quorum.n.into());
+        extra.insert("r".into(), self.quorum.r.into());
+        extra.insert("w".into(), self.quorum.w.into());
+        extra.insert("sloppy_quorum".into(), self.quorum.sloppy.into());
+        extra.insert("ops_in_flight".into(), self.ops.len().into());
+        CoreStatus { role: "peer", term: 0, leader: None, extra }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modes::testnet::TestNet;
+    use serde_json::json;
+
+    fn quorum(n: usize, r: usize, w: usize, sloppy: bool) -> Quorum {
+        Quorum { n, r, w, sloppy }
+    }
+
+    fn cluster(nodes: u64, q: Quorum) -> TestNet<QuorumCore> {
+        let ids: Vec<NodeId> = (1..=nodes).collect();
+        TestNet::new(ids.iter().map(|id| {
+            let now = Now { mono_ms: 1, wall_us: 1000 };
+            (*id, QuorumCore::new(*id, ids.clone(), q, Timing::default(), *id, Vec::new(), now))
+        }))
+    }
+
+    fn write(net: &mut TestNet<QuorumCore>, at: NodeId, key: &Key, v: Value) -> RequestId {
+        net.propose(at, ClientOp::Write { key: key.clone(), value: v })
+    }
+
+    fn read(net: &mut TestNet<QuorumCore>, at: NodeId, key: &Key) -> RequestId {
+        net.propose(at, ClientOp::Read { key: key.clone() })
+    }
+
+    /// A key whose home replicas (on a ring of `nodes`) leave out `outside`.
+    fn key_not_on(net: &TestNet<QuorumCore>, outside: &[NodeId]) -> (Key, Vec<NodeId>) {
+        (0..1000)
+            .map(Key::Int)
+            .map(|k| {
+                let home = net.cores[&1].home(&k);
+                (k, home)
+            })
+            .find(|(_, home)| home.iter().all(|h| !outside.contains(h)))
+            .expect("some key avoids those nodes")
+    }
+
+    #[test]
+    fn quorum_sizes_default_to_a_majority_of_n_and_n_to_at_most_the_cluster() {
+        let d = QuorumConfig::default();
+        assert_eq!(d.resolve(5), Ok(quorum(3, 2, 2, true)));
+        assert_eq!(d.resolve(2), Ok(quorum(2, 2, 2, true)), "N clamped to two nodes");
+        assert_eq!(d.resolve(1), Ok(quorum(1, 1, 1, true)));
+        let one = QuorumConfig { r: Some(1), w: Some(1), ..d };
+        assert_eq!(one.resolve(3), Ok(quorum(3, 1, 1, true)));
+        let too_big = QuorumConfig { w: Some(4), ..d };
+        let err = too_big.resolve(5).expect_err("W > N");
+        assert!(err.to_string().contains("W = 4 must be between 1 and N = 3"), "{err}");
+        assert_eq!(QuorumConfig { n: 0, ..d }.resolve(3), Err(QuorumError::ZeroN));
+    }
+
+    #[test]
+    fn consistent_hashing_places_every_key_identically_and_spreads_the_keys() {
+        let ring = Ring::new(&[1, 2, 3, 4, 5]);
+        let again = Ring::new(&[5, 4, 3, 2, 1]);
+        let mut homes: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for k in (0..1000).map(Key::Int) {
+            let p = ring.preference_list(&k);
+            assert_eq!(p, again.preference_list(&k), "placement depends on the node set only");
+            let mut sorted = p.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, vec![1, 2, 3, 4, 5], "every node once: {p:?}");
+            for h in &p[..3] {
+                *homes.entry(*h).or_default() += 1;
+            }
+        }
+        // Each node replicates 3/5 of the keys on average.
+        for (node, count) in homes {
+            assert!((400..=800).contains(&count), "node {node} is home to {count} of 1000 keys");
+        }
+        // Adding a node moves only the keys whose home lists it now heads into.
+        let bigger = Ring::new(&[1, 2, 3, 4, 5, 6]);
+        let moved = (0..1000)
+            .map(Key::Int)
+            .filter(|k| {
+                let old = &ring.preference_list(k)[..3];
+                let new = &bigger.preference_list(k)[..3];
+                old.iter().filter(|n| !new.contains(n)).count() > 1
+            })
+            .count();
+        assert!(moved < 100, "{moved} keys lost more than one replica to a sixth node");
+    }
+
+    #[test]
+    fn with_r_and_w_of_one_a_read_elsewhere_misses_an_acknowledged_write() {
+        let mut net = cluster(3, quorum(3, 1, 1, true));
+        let k = Key::Int(1);
+        let w = write(&mut net, 1, &k, json!("new"));
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "node 1 is a replica: W = 1 at once");
+        let r = read(&mut net, 2, &k);
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(null)))), "a stale read");
+        net.run_for(100);
+        let r = read(&mut net, 2, &k);
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!("new")))));
+    }
+
+    #[test]
+    fn a_quorum_read_returns_the_newest_version_and_repairs_stale_replicas() {
+        let mut net = cluster(3, quorum(3, 2, 2, true));
+        let k = Key::Int(1);
+        net.isolate(3);
+        let w = write(&mut net, 1, &k, json!("new"));
+        net.deliver_all();
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "nodes 1 and 2 acknowledge");
+        // Drop the write's resends to node 3: only read repair may bring it there.
+        net.cores.get_mut(&1).expect("node 1").ops.clear();
+        net.heal();
+        assert_eq!(net.cores[&3].value(&k), json!(null));
+        let r = read(&mut net, 3, &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!("new")))), "R = 2 meets W = 2");
+        assert_eq!(net.cores[&3].value(&k), json!("new"), "the stale replica was repaired");
+    }
+
+    #[test]
+    fn a_timed_out_write_is_indeterminate_and_a_strict_quorum_refuses_when_replicas_are_down() {
+        let mut net = cluster(3, quorum(3, 2, 2, false));
+        let k = Key::Int(1);
+        // Cut just now: node 1 still believes 2 and 3 alive, sends, and hears nothing.
+        net.isolate(1);
+        let w = write(&mut net, 1, &k, json!("x"));
+        net.run_for(Timing::default().request_ms + 100);
+        match net.reply(w) {
+            Some(Err(e @ OpError::Timeout(_))) => assert!(!e.definite(), "{e}"),
+            other => panic!("expected an indeterminate timeout, got {other:?}"),
+        }
+        assert_eq!(net.cores[&1].value(&k), json!("x"), "applied on node 1 all the same");
+        // Now node 1 knows 2 and 3 are down: it refuses without sending anything.
+        let w = write(&mut net, 1, &k, json!("y"));
+        match net.reply(w) {
+            Some(Err(e @ OpError::Unavailable(_))) => assert!(e.definite(), "{e}"),
+            other => panic!("expected a definite refusal, got {other:?}"),
+        }
+        assert_eq!(net.cores[&1].value(&k), json!("x"), "the refused write wrote nothing");
+    }
+
+    /// Five nodes, N = 3: a key homed on 3, 4, 5, written at node 1 while 1 and 2 are cut off
+    /// from the rest.
+    fn partitioned_write(sloppy: bool) -> (TestNet<QuorumCore>, Key, Vec<NodeId>, RequestId) {
+        let mut net = cluster(5, quorum(3, 2, 2, sloppy));
+        let (k, home) = key_not_on(&net, &[1, 2]);
+        for a in [1, 2] {
+            for b in &home {
+                net.cut.insert((a, *b));
+                net.cut.insert((*b, a));
+            }
+        }
+        net.run_for(500);
+        let w = write(&mut net, 1, &k, json!("hinted"));
+        net.run_for(50);
+        (net, k, home, w)
+    }
+
+    #[test]
+    fn a_sloppy_quorum_acknowledges_on_stand_ins_and_hands_the_hints_off_after_the_heal() {
+        let (mut net, k, home, w) = partitioned_write(true);
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "nodes 1 and 2 stood in");
+        let held = |net: &TestNet<QuorumCore>| -> usize {
+            [1, 2]
+                .iter()
+                .map(|n| home.iter().map(|h| net.cores[n].hints_for(*h)).sum::<usize>())
+                .sum()
+        };
+        assert_eq!(held(&net), 2, "each stand-in holds a hint for the replica it replaced");
+        assert!(home.iter().all(|h| net.cores[h].value(&k).is_null()));
+        // Right after the heal, before any hint is handed off, a quorum read at a home
+        // replica does not see the acknowledged write.
+        net.heal();
+        let r = read(&mut net, home[0], &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(null)))), "the write is missing");
+        net.run_for(1000);
+        assert!(home.iter().all(|h| net.cores[h].value(&k) == json!("hinted")), "handed off");
+        assert_eq!(held(&net), 0, "hints are dropped once handed off");
+        let r = read(&mut net, home[0], &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!("hinted")))));
+    }
+
+    #[test]
+    fn a_strict_quorum_refuses_a_write_no_home_replica_can_take() {
+        let (net, k, _, w) = partitioned_write(false);
+        match net.reply(w) {
+            Some(Err(e @ OpError::Unavailable(_))) => assert!(e.definite(), "{e}"),
+            other => panic!("expected a definite refusal, got {other:?}"),
+        }
+        assert!(net.cores.values().all(|c| c.value(&k).is_null() && c.hints.is_empty()));
+    }
+
+    #[test]
+    fn anti_entropy_brings_a_replica_that_missed_a_write_up_to_date() {
+        let mut net = cluster(3, quorum(3, 1, 1, true));
+        let k = Key::Int(7);
+        net.isolate(3);
+        let w = write(&mut net, 1, &k, json!("late"));
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)));
+        // Past the write's deadline: the coordinator stops resending it.
+        net.run_for(Timing::default().request_ms + 500);
+        assert!(net.cores[&1].ops.is_empty());
+        assert_eq!(net.cores[&3].value(&k), json!(null));
+        net.heal();
+        net.run_for(3000);
+        assert_eq!(net.cores[&3].value(&k), json!("late"), "gossip repaired node 3");
+    }
+
+    #[test]
+    fn a_skewed_clock_makes_a_later_write_lose_even_under_r_plus_w_over_n() {
+        let mut net = cluster(3, quorum(3, 2, 2, true));
+        let k = Key::Int(1);
+        let now = net.now();
+        net.cores.get_mut(&1).expect("node 1").propose(
+            Now { wall_us: 10_000_000, ..now },
+            100,
+            ClientOp::Write { key: k.clone(), value: json!("first") },
+        );
+        net.deliver_all();
+        assert_eq!(net.reply(100), Some(&Ok(Reply::Done)));
+        // Node 2's clock is a minute behind: its later write gets an older version.
+        net.cores.get_mut(&2).expect("node 2").propose(
+            Now { wall_us: 10_000_000 - 60_000_000, ..now },
+            101,
+            ClientOp::Write { key: k.clone(), value: json!("second") },
+        );
+        net.deliver_all();
+        assert_eq!(net.reply(101), Some(&Ok(Reply::Done)), "acknowledged");
+        let r = read(&mut net, 3, &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!("first")))), "the later write lost");
+    }
+
+    #[test]
+    fn appends_read_then_write_and_cas_and_transactions_are_refused() {
+        let mut net = cluster(3, quorum(3, 2, 2, true));
+        let k = Key::Str("l".into());
+        for v in [1, 2] {
+            let a = net.propose(1, ClientOp::Append { key: k.clone(), value: json!(v) });
+            net.deliver_all();
+            assert_eq!(net.reply(a), Some(&Ok(Reply::Done)));
+        }
+        let r = read(&mut net, 3, &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!([1, 2])))));
+        let c = net.propose(1, ClientOp::Cas { key: k.clone(), from: json!(1), to: json!(2) });
+        let t = net.propose(1, ClientOp::Txn { ops: vec![] });
+        for req in [c, t] {
+            match net.reply(req) {
+                Some(Err(e @ OpError::BadRequest(m))) => {
+                    assert!(e.definite() && m.contains("no compare-and-set"), "{m}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn values_and_hints_are_recovered_from_the_log() {
+        let (mut net, k, home, _) = partitioned_write(true);
+        net.crash(1);
+        let q = quorum(3, 2, 2, true);
+        net.restart(1, |records, now| {
+            QuorumCore::new(1, vec![1, 2, 3, 4, 5], q, Timing::default(), 1, records, now)
+        });
+        let held: usize = home.iter().map(|h| net.cores[&1].hints_for(*h)).sum();
+        assert_eq!(held, 1, "the hint survived the restart");
+        assert!(net.cores[&1].value(&k).is_null(), "a hint is not a value of node 1's own");
+    }
+}
