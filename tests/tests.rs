@@ -20,12 +20,15 @@ mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
-/// Redis 7 with Sentinel in network namespaces: partitions and kills of the
-/// primary lose acknowledged writes.
-mod redis;
+/// MariaDB with Galera in network namespaces: REPEATABLE READ's anomalies
+/// on a multi-master cluster, with and without partitions and kills.
+mod galera;
 /// PostgreSQL 15 clusters in network namespaces: each isolation level's
 /// anomalies on one primary, and writes lost at failover under async
 /// replication but not under remote_apply synchronous replication.
 mod postgres;
+/// Redis 7 with Sentinel in network namespaces: partitions and kills of the
+/// primary lose acknowledged writes.
+mod redis;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;

@@ -107,6 +107,8 @@ pub struct NodeConf {
     pub socket: String,
     /// Where mysqld writes its pid.
     pub pid_file: String,
+    /// Its temporary files (the node's own, not a shared `/tmp`).
+    pub tmp_dir: String,
     /// The node's ports.
     pub ports: Ports,
     /// Every member's group address, this node's included.
@@ -136,6 +138,7 @@ pub fn my_cnf(c: &NodeConf) -> String {
          datadir={data}\n\
          socket={socket}\n\
          pid-file={pid}\n\
+         tmpdir={tmp}\n\
          bind-address={ip}\n\
          port={port}\n\
          skip-name-resolve\n\
@@ -161,6 +164,7 @@ pub fn my_cnf(c: &NodeConf) -> String {
         data = c.data_dir,
         socket = c.socket,
         pid = c.pid_file,
+        tmp = c.tmp_dir,
         ip = p.client.ip(),
         port = p.client.port(),
         cluster = c.cluster_name,
@@ -235,6 +239,7 @@ mod tests {
             data_dir: "/d".into(),
             socket: "/tmp/s.sock".into(),
             pid_file: "/p".into(),
+            tmp_dir: "/t".into(),
             ports: Ports::new(client, peer),
             members: vec![peer, "10.0.0.3:7800".parse().expect("addr")],
             cluster_name: "fl-1".into(),

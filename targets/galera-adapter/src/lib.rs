@@ -45,6 +45,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a joiner's first start waits for the nodes before it to be
 /// synced, so state transfers happen one at a time.
 const JOIN_WAIT: Duration = Duration::from_secs(90);
+/// How long a restart waits for the peers to forget the node's last
+/// instance (see `wait_until_forgotten`).
+const FORGET_WAIT: Duration = Duration::from_secs(10);
 
 /// Registers the `galera` target.
 pub fn register_all(registry: &mut Registry) {
@@ -143,6 +146,7 @@ impl GaleraDb {
             data_dir: server::data_dir(env, node)?.to_string_lossy().into_owned(),
             socket: server::socket(env, node)?,
             pid_file: control(env, node)?.dir().join("mariadbd.pid").to_string_lossy().into_owned(),
+            tmp_dir: control(env, node)?.dir().to_string_lossy().into_owned(),
             ports: Ports::new(a.client, a.peer_listen),
             members,
             cluster_name: format!("faultline-{}", run.unwrap_or_default()),
@@ -173,6 +177,35 @@ impl GaleraDb {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        Ok(())
+    }
+
+    /// Waits until no running member still counts `node`'s last instance
+    /// among its members (for at most `FORGET_WAIT`). A node restarted
+    /// while its peers still list its old instance hears its own address
+    /// gossiped back and aborts ("Trying to add self addr ... to addr
+    /// list"); the peers drop a killed member after
+    /// `evs.inactive_timeout` (6 s).
+    async fn wait_until_forgotten(&self, env: &TestEnv, node: &str) -> Result<()> {
+        let own = env.addrs(node)?.client.to_string();
+        let started = Instant::now();
+        while started.elapsed() < FORGET_WAIT {
+            let mut remembered = false;
+            for other in env.nodes().iter().filter(|n| *n != node) {
+                if self.pid(other).is_none() {
+                    continue;
+                }
+                let q = "SHOW GLOBAL STATUS LIKE 'wsrep_incoming_addresses'";
+                if let Ok(out) = server::sql(env, other, q).await {
+                    remembered |= out.split(['\t', ',', '\n']).any(|a| a.trim() == own);
+                }
+            }
+            if !remembered {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        tracing::info!(node, "peers still list it after {FORGET_WAIT:?}; starting anyway");
         Ok(())
     }
 
@@ -273,6 +306,8 @@ impl Db for GaleraDb {
         let bootstrap = first && !joined_before;
         if !bootstrap && !self.lock().joined.contains(node) {
             self.wait_for_earlier(env, node).await?;
+        } else if !bootstrap {
+            self.wait_until_forgotten(env, node).await?;
         }
         let pid = server::start(env, node, &who, bootstrap).await?;
         tracing::info!(node, pid, bootstrap, "mariadbd started");

@@ -83,6 +83,10 @@ pub async fn prepare(env: &TestEnv, node: &str, who: &RunAs, conf: &NodeConf) ->
         format!("--datadir={}", conf.data_dir),
         "--auth-root-authentication-method=normal".into(),
         "--skip-test-db".into(),
+        // The node's own temporary directory: two installs sharing /tmp
+        // (parallel runs) collide on their temporary tables' names.
+        format!("--tmpdir={}", text(node_dir(env, node)?)),
+        "--skip-name-resolve".into(),
     ];
     let (program, args) = who.command("/usr/bin/mariadb-install-db", args);
     run(env, node, &program, &args).await.map_err(|e| match e {
