@@ -216,7 +216,13 @@ impl GaleraDb {
                 "state {:?}, ready {}, component {:?} of {}",
                 s.state, s.ready, s.cluster, s.size
             ),
-            None if running => "not answering".to_owned(),
+            // A joiner opens its socket only once it has the cluster's
+            // state, which it cannot get outside a primary component.
+            None if running => {
+                "not answering (still joining: no primary component reached, or a state \
+                 transfer under way)"
+                    .to_owned()
+            }
             None => "the server exited".to_owned(),
         };
         let log = server::log_file(env, node).map(|p| p.display().to_string()).unwrap_or_default();
@@ -304,6 +310,8 @@ impl Db for GaleraDb {
         // bootstraps would be two clusters).
         let first = env.nodes().first().map(String::as_str) == Some(node);
         let bootstrap = first && !joined_before;
+        // A node that never joined waits for the nodes before it; a
+        // returning one for its peers to forget its last instance.
         if !bootstrap && !self.lock().joined.contains(node) {
             self.wait_for_earlier(env, node).await?;
         } else if !bootstrap {
