@@ -50,6 +50,7 @@ fn registry() -> harness::Registry {
     etcd_adapter::register_all(&mut r);
     redis_adapter::register_all(&mut r);
     postgres_adapter::register_all(&mut r);
+    galera_adapter::register_all(&mut r);
     workloads::register_all(&mut r);
     nemesis::register_all(&mut r);
     r

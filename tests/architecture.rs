@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faultline-etcd", &["faultline-checkers", "faultline-harness"]),
     ("faultline-redis", &["faultline-checkers", "faultline-harness"]),
     ("faultline-postgres", &["faultline-checkers", "faultline-harness"]),
+    ("faultline-galera", &["faultline-checkers", "faultline-harness"]),
 ];
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::runtime::netns::{self, NetnsRuntime};
+use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
 use harness::runtime::process::tagged_processes;
 
 /// The end-to-end and fault tests run one at a time: each is a whole
@@ -89,6 +89,19 @@ fn leftovers_of(pid: u32) -> Vec<(u32, String)> {
         .into_iter()
         .filter(|(_, tag)| tag.starts_with(&format!("{pid}-")))
         .collect()
+}
+
+/// Nothing the run started is left: no namespace of its state file and no
+/// process carrying its tag (a server's children inherit the tag, though their command lines
+/// name no run directory).
+pub(crate) fn nothing_left_of(run_dir: &Path) {
+    let states: Vec<NetnsState> =
+        NetnsState::all().into_iter().filter(|s| s.run_dir.as_deref() == Some(run_dir)).collect();
+    assert!(states.is_empty(), "namespaces left behind: {states:?}");
+    let stamp = run_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let left: Vec<(u32, String)> =
+        tagged_processes(None).into_iter().filter(|(_, tag)| tag.ends_with(&stamp)).collect();
+    assert!(left.is_empty(), "processes left running: {left:?}");
 }
 
 pub(crate) fn history(run_dir: &Path) -> checkers::History {

@@ -12,10 +12,7 @@
 
 use std::path::Path;
 
-use harness::runtime::netns::NetnsState;
-use harness::runtime::process::tagged_processes;
-
-use crate::e2e::{Finished, history, nemesis_fs, root_or_skip, run, serial};
+use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, run, serial};
 
 /// PostgreSQL's server program, whose presence `root_or_skip` checks
 /// (it looks in `/usr/bin` and its neighbours, so the path is relative).
@@ -48,19 +45,6 @@ fn one_primary(isolation: &str, seed: &str, store: &Path) -> Finished {
     let r = run(&args, store);
     nothing_left_of(&r.run_dir);
     r
-}
-
-/// Nothing the run started is left: no namespace of its state file and no
-/// process carrying its tag (PostgreSQL's backends inherit the tag from
-/// the postmaster, though their command lines name no run directory).
-fn nothing_left_of(run_dir: &Path) {
-    let states: Vec<NetnsState> =
-        NetnsState::all().into_iter().filter(|s| s.run_dir.as_deref() == Some(run_dir)).collect();
-    assert!(states.is_empty(), "namespaces left behind: {states:?}");
-    let stamp = run_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let left: Vec<(u32, String)> =
-        tagged_processes(None).into_iter().filter(|(_, tag)| tag.ends_with(&stamp)).collect();
-    assert!(left.is_empty(), "processes left running: {left:?}");
 }
 
 #[test]

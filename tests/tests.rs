@@ -20,6 +20,9 @@ mod etcd;
 /// Every fault kind on the netns runtime: the fault measurably happens and
 /// its stop undoes it.
 mod faults;
+/// MariaDB with Galera in network namespaces: REPEATABLE READ's anomalies
+/// on a multi-master cluster, with and without partitions and kills.
+mod galera;
 /// PostgreSQL 15 clusters in network namespaces: each isolation level's
 /// anomalies on one primary, and writes lost at failover under async
 /// replication but not under remote_apply synchronous replication.

@@ -36,6 +36,7 @@ pub mod interpreter;
 pub mod logging;
 pub mod memory;
 pub mod node;
+pub mod on_node;
 pub mod plugin;
 pub mod recorder;
 pub mod run;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use harness::node::{DaemonSpec, Signal};
-use harness::{HarnessError, NodeControl, Result, TestEnv};
+use harness::{HarnessError, Result, TestEnv};
 
 use crate::config;
 
@@ -26,43 +26,11 @@ pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The package to install when they are missing.
 pub const PACKAGE: &str = "postgresql-15";
 
-/// How PostgreSQL's programs run on one node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunAs {
-    /// Directly: the node's user is not root.
-    Itself,
-    /// In a user namespace where root is the `postgres` user (`uid`, `gid`).
-    Namespaced {
-        /// The `postgres` user's id.
-        uid: u32,
-        /// Its group's id.
-        gid: u32,
-    },
-}
+pub use harness::on_node::{RunAs, control, run, write_file};
 
-impl RunAs {
-    /// The command line that runs PostgreSQL's `program` with `args`.
-    pub fn command(&self, program: &str, args: Vec<String>) -> (String, Vec<String>) {
-        let path = format!("{BIN}/{program}");
-        match self {
-            RunAs::Itself => (path, args),
-            RunAs::Namespaced { uid, gid } => {
-                let mut all = vec![
-                    "--user".to_owned(),
-                    format!("--map-user={uid}"),
-                    format!("--map-group={gid}"),
-                    path,
-                ];
-                all.extend(args);
-                ("unshare".to_owned(), all)
-            }
-        }
-    }
-}
-
-/// The node's control, or an error naming it.
-pub fn control<'a>(env: &'a TestEnv, node: &str) -> Result<&'a dyn NodeControl> {
-    env.runtime.node(node).ok_or_else(|| HarnessError::Internal(format!("no node {node}")))
+/// The command line that runs PostgreSQL's `program` with `args`.
+fn command(who: &RunAs, program: &str, args: Vec<String>) -> (String, Vec<String>) {
+    who.command(&format!("{BIN}/{program}"), args)
 }
 
 /// The node's data directory (`nodes/<node>/pgdata` on netns and local).
@@ -79,17 +47,6 @@ fn text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Runs `program` on `node` and returns its standard output, or an error
-/// carrying its standard error.
-pub async fn run(env: &TestEnv, node: &str, program: &str, args: &[String]) -> Result<String> {
-    let out = control(env, node)?.exec(program, args).await?;
-    if out.status != 0 {
-        let why = format!("exit {}: {}{}", out.status, out.stderr.trim(), out.stdout.trim());
-        return Err(HarnessError::node(node, program, why));
-    }
-    Ok(out.stdout)
-}
-
 /// Runs one of PostgreSQL's programs on `node`.
 pub async fn run_pg(
     env: &TestEnv,
@@ -98,7 +55,7 @@ pub async fn run_pg(
     program: &str,
     args: Vec<String>,
 ) -> Result<String> {
-    let (p, a) = who.command(program, args);
+    let (p, a) = command(who, program, args);
     run(env, node, &p, &a).await.map_err(|e| match e {
         HarnessError::Node { node, message, .. } => {
             HarnessError::Node { node, action: program.to_owned(), message }
@@ -118,39 +75,7 @@ pub async fn install_check(env: &TestEnv, node: &str) -> Result<RunAs> {
         )
     })?;
     tracing::info!(node, "{}", version.trim());
-    if run(env, node, "id", &["-u".into()]).await?.trim() != "0" {
-        return Ok(RunAs::Itself);
-    }
-    let id = |flag: &str| {
-        let args = [flag.to_owned(), "postgres".to_owned()];
-        async move { run(env, node, "id", &args).await }
-    };
-    let (uid, gid) = (id("-u").await, id("-g").await);
-    let parse = |r: Result<String>| r.ok().and_then(|s| s.trim().parse::<u32>().ok());
-    match (parse(uid), parse(gid)) {
-        (Some(uid), Some(gid)) => Ok(RunAs::Namespaced { uid, gid }),
-        _ => Err(HarnessError::node(
-            node,
-            "find the postgres user",
-            format!("running as root needs the postgres user that {PACKAGE} creates"),
-        )),
-    }
-}
-
-/// Writes `contents` to `remote` on the node (mode 0600), staged in the
-/// run's directory for the node.
-pub async fn write_file(env: &TestEnv, node: &str, remote: &Path, contents: &str) -> Result<()> {
-    let staged = env.run_dir.join("nodes").join(node).join(format!(
-        "staged-{}",
-        remote.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
-    if let Some(parent) = staged.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| HarnessError::io(parent, e))?;
-    }
-    std::fs::write(&staged, contents).map_err(|e| HarnessError::io(&staged, e))?;
-    control(env, node)?.upload(&staged, remote, 0o600).await?;
-    let _ = std::fs::remove_file(&staged);
-    Ok(())
+    RunAs::find(env, node, "postgres", PACKAGE).await
 }
 
 /// Appends `contents` to `remote` on the node.
@@ -221,7 +146,7 @@ pub async fn set_role(env: &TestEnv, node: &str, primary: Option<SocketAddr>) ->
 pub async fn start(env: &TestEnv, node: &str, who: &RunAs) -> Result<u32> {
     let addr = env.addrs(node)?.client;
     let args = config::server_args(&text(&data_dir(env, node)?), node, addr);
-    let (program, args) = who.command("postgres", args);
+    let (program, args) = command(who, "postgres", args);
     let spec = DaemonSpec {
         name: "postgres".into(),
         program: PathBuf::from(program),
@@ -294,15 +219,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn as_root_postgres_runs_in_a_user_namespace_as_the_postgres_user() {
+    fn postgres_programs_are_found_in_the_packages_directory() {
         let who = RunAs::Namespaced { uid: 101, gid: 104 };
-        let (p, a) = who.command("initdb", vec!["-D".into(), "/d".into()]);
+        let (p, a) = command(&who, "initdb", vec!["-D".into(), "/d".into()]);
         assert_eq!(p, "unshare");
         assert_eq!(
             a,
             ["--user", "--map-user=101", "--map-group=104", &format!("{BIN}/initdb"), "-D", "/d"]
         );
-        let (p, a) = RunAs::Itself.command("postgres", vec![]);
+        let (p, a) = command(&RunAs::Itself, "postgres", vec![]);
         assert_eq!(p, format!("{BIN}/postgres"));
         assert!(a.is_empty());
     }
