@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use results::campaign::{CampaignState, CampaignSummary, RunState};
+use results::campaign::{CampaignState, CampaignSummary, CellSummary, Expected, RunState};
 
 use crate::e2e::serial;
 
@@ -18,51 +18,90 @@ fn repo_file(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Every refstore mode under every fault kind, one short run per cell, two
-/// at a time: each cell must meet the expectation refstore's mode table
-/// gives it, with `faultline test` defaults for the mode. (The full-scale
-/// detection rates come from the same file with more runs, offline:
+/// The seed matrix at CI's scale: one short run per cell, four at a time
+/// (measured on 2 cores: four refstore clusters under faults leave the CPU
+/// 50-85 % idle, since clients mostly wait on the network).
+const MATRIX_SCALE: &[&str] =
+    &["--runs", "1", "--set", "time_limit=12", "--set", "nemesis_interval=2", "--parallel", "4"];
+
+fn run_matrix(dir: &Path, args: &[&str]) -> (std::process::Output, CampaignSummary) {
+    let started = Instant::now();
+    let output = faultline()
+        .args(["campaign", "-f"])
+        .arg(repo_file("campaigns/seed-matrix.toml"))
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run faultline campaign");
+    eprintln!(
+        "{}\n{}\ncampaign {args:?} in {:.0} s",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        started.elapsed().as_secs_f64()
+    );
+    let summary = CampaignSummary::read(dir).expect("summary.json");
+    assert_eq!(summary.state, CampaignState::Complete);
+    (output, summary)
+}
+
+fn describe(c: &CellSummary) -> String {
+    format!(
+        "{} ({}): {} [seeds {:?}]",
+        c.id(),
+        c.expect.label(),
+        c.reasons.join("; "),
+        c.runs.iter().map(|r| r.seed).collect::<Vec<_>>()
+    )
+}
+
+/// Every refstore mode under every fault kind, one short run per cell:
+/// each cell must meet the expectation refstore's mode table gives it,
+/// with `faultline test` defaults for the mode. (The full-scale detection
+/// rates come from the same file with more runs, offline:
 /// docs/campaigns.md.)
+///
+/// A strong mode's false alarm, an error or an undecided run fails at
+/// once. A weak mode's anomaly that one 12-second run happened to miss
+/// (detection is a rate, and a few cells are below 100 % at this scale:
+/// causal under clock faults alone has no partition to make reads stale)
+/// is given two more runs of that cell at the file's own scale (30 s,
+/// where the offline campaigns detected every cell every time), and must
+/// show in one of them.
 #[test]
 fn the_seed_matrix_at_small_scale_meets_its_expectations() {
     let _serial = serial();
     let out = tempfile::tempdir().expect("tempdir");
     let dir = out.path().join("matrix");
-    let started = Instant::now();
-    let output = faultline()
-        .args(["campaign", "-f"])
-        .arg(repo_file("campaigns/seed-matrix.toml"))
-        .args(["--runs", "1", "--set", "time_limit=12", "--set", "nemesis_interval=2"])
-        .args(["--parallel", "2", "--out"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run faultline campaign");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!(
-        "{stdout}\n{}\nseed matrix in {:.0} s",
-        String::from_utf8_lossy(&output.stderr),
-        started.elapsed().as_secs_f64()
-    );
-    let summary = CampaignSummary::read(&dir).expect("summary.json");
-    assert_eq!(summary.state, CampaignState::Complete);
+    let (output, summary) = run_matrix(&dir, MATRIX_SCALE);
     assert_eq!(summary.cells.len(), 42, "7 modes × 6 fault columns");
-    let broken: Vec<String> = summary
-        .cells
-        .iter()
-        .filter(|c| !c.reasons.is_empty())
-        .map(|c| {
-            format!(
-                "{} ({}): {} [seeds {:?}]",
-                c.id(),
-                c.expect.label(),
-                c.reasons.join("; "),
-                c.runs.iter().map(|r| r.seed).collect::<Vec<_>>()
-            )
-        })
-        .collect();
+    let (missed, broken): (Vec<&CellSummary>, Vec<&CellSummary>) =
+        summary.cells.iter().filter(|c| !c.reasons.is_empty()).partition(|c| {
+            let f = &c.figures;
+            c.expect.verdict == Expected::Invalid
+                && f.detected == 0
+                && f.false_alarms + f.errors + f.undecided == 0
+        });
+    let broken: Vec<String> = broken.into_iter().map(describe).collect();
     assert!(broken.is_empty(), "cells broke their expectation:\n{}", broken.join("\n"));
-    assert_eq!(output.status.code(), Some(0));
+    for cell in &missed {
+        eprintln!("missed once, two more runs: {}", describe(cell));
+        let only: Vec<String> = cell.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let again = out.path().join(format!("again-{}", only.join("-")));
+        let only = only.join(",");
+        let (_, retry) = run_matrix(&again, &["--runs", "2", "--parallel", "2", "--only", &only]);
+        let detected: u32 = retry.cells.iter().map(|c| c.figures.detected).sum();
+        assert!(
+            detected > 0,
+            "{} missed its anomaly in three runs:\n{}",
+            cell.id(),
+            retry.cells.iter().map(describe).collect::<Vec<_>>().join("\n")
+        );
+    }
+    if missed.is_empty() {
+        assert_eq!(output.status.code(), Some(0));
+    }
     assert!(dir.join("summary.html").is_file());
     // Every run links to a run directory with its report.
     for cell in &summary.cells {

@@ -13,13 +13,84 @@ use std::time::{Duration, Instant};
 use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
 use harness::runtime::process::tagged_processes;
 
-/// The end-to-end and fault tests run one at a time: each is a whole
-/// cluster under load, and two at once on a 2-core machine would measure
-/// the machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// How many cluster tests run at once. A test that only reads its own
+/// run (a verdict, its own namespaces and processes) shares the machine
+/// with one other: measured on 2 cores, four refstore clusters under
+/// faults left the CPU 50-85 % idle, since clients mostly wait on the
+/// network. A test that looks at machine-wide state (firewall rules,
+/// clocks, every process, `faultline clean`) or runs several clusters
+/// itself (a campaign) runs alone.
+struct Clusters {
+    state: std::sync::Mutex<ClusterState>,
+    changed: std::sync::Condvar,
+}
 
-pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+#[derive(Default)]
+struct ClusterState {
+    shared: u32,
+    alone: bool,
+    waiting_alone: u32,
+}
+
+/// Cluster tests that may run together.
+const SHARED_AT_ONCE: u32 = 2;
+
+static CLUSTERS: Clusters = Clusters {
+    state: std::sync::Mutex::new(ClusterState { shared: 0, alone: false, waiting_alone: 0 }),
+    changed: std::sync::Condvar::new(),
+};
+
+impl Clusters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClusterState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wait<'a>(
+        &self,
+        g: std::sync::MutexGuard<'a, ClusterState>,
+    ) -> std::sync::MutexGuard<'a, ClusterState> {
+        self.changed.wait(g).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Held while a cluster test runs; gives its place back when dropped.
+pub(crate) struct ClusterSlot {
+    alone: bool,
+}
+
+impl Drop for ClusterSlot {
+    fn drop(&mut self) {
+        let mut g = CLUSTERS.lock();
+        if self.alone {
+            g.alone = false;
+        } else {
+            g.shared -= 1;
+        }
+        CLUSTERS.changed.notify_all();
+    }
+}
+
+/// Runs the calling test with no other cluster test.
+pub(crate) fn serial() -> ClusterSlot {
+    let mut g = CLUSTERS.lock();
+    g.waiting_alone += 1;
+    while g.alone || g.shared > 0 {
+        g = CLUSTERS.wait(g);
+    }
+    g.waiting_alone -= 1;
+    g.alone = true;
+    ClusterSlot { alone: true }
+}
+
+/// Runs the calling test beside at most one other shared one. Waiting
+/// tests that must run alone go first, so they are not starved.
+pub(crate) fn shared() -> ClusterSlot {
+    let mut g = CLUSTERS.lock();
+    while g.alone || g.waiting_alone > 0 || g.shared >= SHARED_AT_ONCE {
+        g = CLUSTERS.wait(g);
+    }
+    g.shared += 1;
+    ClusterSlot { alone: false }
 }
 
 fn faultline() -> Command {
@@ -116,7 +187,7 @@ pub(crate) fn nemesis_fs(h: &checkers::History) -> Vec<String> {
         .collect()
 }
 
-/// raft, 5 nodes, register, partitions and kills for 30 s: linearizable.
+/// raft, 5 nodes, register, partitions and kills for 15 s: linearizable.
 fn raft_is_valid(runtime_args: &[&str], store: &Path) {
     let mut args = vec![
         "--mode",
@@ -127,8 +198,10 @@ fn raft_is_valid(runtime_args: &[&str], store: &Path) {
         "partition,kill",
         "--nodes",
         "5",
+        // Each fault kind's first start comes within 9 s (after one
+        // interval, then a gap of up to two).
         "--time-limit",
-        "30",
+        "15",
         "--nemesis-interval",
         "3",
         "--recovery",
@@ -143,7 +216,7 @@ fn raft_is_valid(runtime_args: &[&str], store: &Path) {
     assert!(fs.iter().any(|f| f == "start-partition"), "no partition happened: {fs:?}");
     assert!(fs.iter().any(|f| f == "start-kill"), "no kill happened: {fs:?}");
     let oks = h.ops().iter().filter(|o| o.kind == checkers::OpType::Ok).count();
-    assert!(oks > 200, "only {oks} operations succeeded");
+    assert!(oks > 100, "only {oks} operations succeeded");
     for f in ["test.toml", "faultline.log", "results.json", "report.html"] {
         assert!(r.run_dir.join(f).is_file(), "{f} missing in {}", r.run_dir.display());
     }
@@ -155,7 +228,7 @@ fn raft_is_valid(runtime_args: &[&str], store: &Path) {
 
 #[test]
 fn netns_raft_register_under_partitions_and_kills_is_valid() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("netns end-to-end", &[]) {
         return;
     }
@@ -417,7 +490,7 @@ fn ssh_runtime_against_sshd_in_namespaces() {
         "--nodes",
         "3",
         "--time-limit",
-        "20",
+        "12",
         "--nemesis-interval",
         "3",
         "--recovery",
@@ -545,7 +618,7 @@ fn final_sets(h: &checkers::History) -> std::collections::BTreeMap<String, Vec<i
 
 #[test]
 fn async_loses_acknowledged_writes_when_cut_off_primaries_are_killed() {
-    let _serial = serial();
+    let _slot = shared();
     // An async primary acknowledges a write once it is in its own log and
     // ships it with the next batch (every 200 ms), so killing it loses the
     // batch it had not shipped (the seed matrix measures that); cut off
@@ -621,8 +694,8 @@ fn async_loses_acknowledged_writes_when_cut_off_primaries_are_killed() {
 }
 
 #[test]
-fn raft_stays_linearizable_under_every_fault_kind_together_for_60_s() {
-    let _serial = serial();
+fn raft_stays_linearizable_under_every_fault_kind_together_for_30_s() {
+    let _slot = shared();
     // On the netns runtime where root allows (CI), so partitions are
     // firewall rules and packet faults real packets; on the local runtime
     // (proxies) otherwise, said loudly.
@@ -649,8 +722,11 @@ fn raft_stays_linearizable_under_every_fault_kind_together_for_60_s() {
         "file_faults=bitflip,lose-unfsynced",
         "--nodes",
         "5",
+        // Each kind follows its own schedule (an operation every interval
+        // on average, the first after one interval), so every kind starts
+        // within the first 15 s.
         "--time-limit",
-        "60",
+        "30",
         "--nemesis-interval",
         "5",
         "--recovery",

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use harness::runtime::netns::NetnsState;
 
-use crate::e2e::{history, nemesis_fs, root_or_skip, run, serial};
+use crate::e2e::{history, nemesis_fs, root_or_skip, run, shared};
 
 /// The settings both tests share: three members on the netns runtime, the
 /// register workload, partitions that last one 6-second nemesis interval,
@@ -56,7 +56,7 @@ fn nothing_left_of(run_dir: &Path) {
 
 #[test]
 fn etcd_linearizable_reads_register_under_partitions_kills_and_pauses_is_valid() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("etcd end-to-end", &["etcd"]) {
         return;
     }
@@ -66,7 +66,7 @@ fn etcd_linearizable_reads_register_under_partitions_kills_and_pauses_is_valid()
         "--nemesis",
         "partition,kill,pause",
         "--time-limit",
-        "25",
+        "18",
         "--opt",
         "etcd_reads=linearizable",
         "--seed",
@@ -94,7 +94,7 @@ const SERIALIZABLE_SEEDS: &[&str] = &["1", "2", "3"];
 
 #[test]
 fn etcd_serializable_reads_under_partitions_isolating_the_leader_are_caught_stale() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("etcd end-to-end", &["etcd"]) {
         return;
     }

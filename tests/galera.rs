@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, run, serial};
+use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, run, shared};
 
 /// MariaDB's server and the Galera provider, whose presence
 /// `root_or_skip` checks (it looks in `/usr/bin` and its neighbours, so
@@ -77,7 +77,7 @@ fn first_naming(
 
 #[test]
 fn galera_repeatable_read_without_faults_shows_read_skew_that_snapshot_isolation_forbids() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("galera end-to-end", NEEDS) {
         return;
     }
@@ -93,7 +93,7 @@ fn galera_repeatable_read_without_faults_shows_read_skew_that_snapshot_isolation
 
 #[test]
 fn galera_under_partitions_and_kills_keeps_read_skew_and_killed_nodes_rejoin_or_say_why() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("galera end-to-end", NEEDS) {
         return;
     }

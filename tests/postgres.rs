@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, run, serial};
+use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, run, shared};
 
 /// PostgreSQL's server program, whose presence `root_or_skip` checks
 /// (it looks in `/usr/bin` and its neighbours, so the path is relative).
@@ -49,7 +49,7 @@ fn one_primary(isolation: &str, seed: &str, store: &Path) -> Finished {
 
 #[test]
 fn postgres_serializable_list_append_on_one_primary_is_valid() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("postgres end-to-end", &[POSTGRES]) {
         return;
     }
@@ -88,7 +88,7 @@ fn first_invalid(isolation: &str) -> String {
 
 #[test]
 fn postgres_repeatable_read_shows_write_skew_and_never_read_skew() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("postgres end-to-end", &[POSTGRES]) {
         return;
     }
@@ -101,7 +101,7 @@ fn postgres_repeatable_read_shows_write_skew_and_never_read_skew() {
 
 #[test]
 fn postgres_read_committed_shows_read_skew_or_lost_update() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("postgres end-to-end", &[POSTGRES]) {
         return;
     }
@@ -159,7 +159,7 @@ fn primary_killed(replication: &str, seed: &str, store: &Path) -> Finished {
 
 #[test]
 fn postgres_async_replication_loses_acknowledged_writes_when_the_primary_dies() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("postgres end-to-end", &[POSTGRES]) {
         return;
     }
@@ -180,7 +180,7 @@ fn postgres_async_replication_loses_acknowledged_writes_when_the_primary_dies() 
 
 #[test]
 fn postgres_sync_remote_apply_replication_loses_nothing_when_the_primary_dies() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("postgres end-to-end", &[POSTGRES]) {
         return;
     }

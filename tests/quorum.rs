@@ -3,7 +3,7 @@
 //! skew; a sloppy quorum under partitions) are found and named, and a strict quorum under the
 //! same partitions refuses writes instead of acknowledging them elsewhere.
 
-use crate::e2e::{history, run, serial};
+use crate::e2e::{history, run, shared};
 use crate::workloads::verdicts;
 use checkers::OpType;
 
@@ -27,7 +27,7 @@ fn linearizable(run_dir: &std::path::Path) -> (String, Vec<String>, String) {
 
 #[test]
 fn quorum_with_r_and_w_of_one_serves_stale_reads_without_faults() {
-    let _serial = serial();
+    let _slot = shared();
     let store = tempfile::tempdir().expect("tempdir");
     let r = quorum_register(
         &[
@@ -62,7 +62,7 @@ fn quorum_with_r_and_w_of_one_serves_stale_reads_without_faults() {
 /// value (a stale read) although R + W > N.
 #[test]
 fn quorum_with_r_and_w_of_two_is_not_linearizable_under_clock_skew() {
-    let _serial = serial();
+    let _slot = shared();
     let store = tempfile::tempdir().expect("tempdir");
     let r = quorum_register(
         &[
@@ -97,7 +97,7 @@ fn quorum_with_r_and_w_of_two_is_not_linearizable_under_clock_skew() {
 /// partitions make writes fail definitely (`unavailable`) instead, and nothing is caught.
 #[test]
 fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_refuses() {
-    let _serial = serial();
+    let _slot = shared();
     let partitions = [
         "--nemesis",
         "partition",

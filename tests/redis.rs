@@ -15,7 +15,7 @@ use std::path::Path;
 
 use harness::runtime::netns::NetnsState;
 
-use crate::e2e::{PRIMARIES_CUT_OFF_AND_KILLED, history, nemesis_fs, root_or_skip, run, serial};
+use crate::e2e::{PRIMARIES_CUT_OFF_AND_KILLED, history, nemesis_fs, root_or_skip, run, shared};
 
 /// Three nodes on the netns runtime, the set workload, partitions and
 /// kills that last one 6-second nemesis interval (longer than Sentinel's
@@ -74,7 +74,7 @@ fn nothing_left_of(run_dir: &Path) {
 
 #[test]
 fn redis_sentinel_failover_under_partitions_and_kills_of_the_primary_loses_acknowledged_adds() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("redis end-to-end", &["redis-server", "redis-sentinel"]) {
         return;
     }
@@ -143,7 +143,7 @@ const WAIT_SEEDS: &[&str] = &["1", "2", "3"];
 
 #[test]
 fn redis_wait_for_every_replica_still_loses_writes_reads_saw_under_partitions() {
-    let _serial = serial();
+    let _slot = shared();
     if !root_or_skip("redis end-to-end", &["redis-server", "redis-sentinel"]) {
         return;
     }

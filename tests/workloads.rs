@@ -7,7 +7,7 @@ use std::path::Path;
 
 use checkers::{OpType, Process, Value};
 
-use crate::e2e::{history, nemesis_fs, run, serial};
+use crate::e2e::{history, nemesis_fs, run, shared};
 
 /// The verdicts in a run's `results.json`, as (checker, validity, anomalies).
 pub(crate) fn verdicts(run_dir: &Path) -> Vec<(String, String, Vec<serde_json::Value>)> {
@@ -34,7 +34,7 @@ fn ints(v: &Value) -> BTreeSet<i64> {
 
 #[test]
 fn raft_list_append_under_partitions_and_kills_is_strict_serializable() {
-    let _serial = serial();
+    let _slot = shared();
     let store = tempfile::tempdir().expect("tempdir");
     let r = run(
         &[
@@ -76,7 +76,7 @@ fn raft_list_append_under_partitions_and_kills_is_strict_serializable() {
 
 #[test]
 fn raft_set_under_partitions_and_kills_loses_nothing_and_converges() {
-    let _serial = serial();
+    let _slot = shared();
     let store = tempfile::tempdir().expect("tempdir");
     let r = run(
         &[
@@ -112,7 +112,7 @@ fn raft_set_under_partitions_and_kills_loses_nothing_and_converges() {
 /// acknowledged add that no final read contains.
 #[test]
 fn eventual_set_loses_concurrent_adds_and_the_checkers_name_them() {
-    let _serial = serial();
+    let _slot = shared();
     let store = tempfile::tempdir().expect("tempdir");
     let r = run(
         &[
