@@ -18,7 +18,7 @@ fn repo_file(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// The seed matrix at CI's scale: one short run per cell, four at a time
+/// The seed matrix at CI's scale: one short run per cell, five at a time
 /// (measured on 2 cores: four refstore clusters under faults leave the CPU
 /// 50-85 % idle, since clients mostly wait on the network).
 const MATRIX_SCALE: &[&str] =

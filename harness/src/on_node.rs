@@ -1,7 +1,7 @@
 //! Helpers every adapter that runs a real server needs on a node: its
 //! control, a program run to completion with its error kept, a text file
-//! written to it, and how a server that refuses root (or whose helpers
-//! misbehave as root) runs when the harness is root.
+//! written to it, how a server that refuses root (or whose helpers
+//! misbehave as root) runs when the harness is root, and teardown's steps.
 //!
 //! Servers such as PostgreSQL refuse to run as root, and MariaDB's rsync
 //! state transfer, run as root, drops to `nobody` and cannot write the data
@@ -12,9 +12,15 @@
 //! instead would need every directory above the run directory to be open to
 //! it, and test stores usually live in private temporary directories.
 
+use std::future::Future;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::{HarnessError, NodeControl, Result, TestEnv};
+
+/// How long teardown lets a server act on SIGTERM before it sends SIGKILL
+/// (etcd sometimes takes longer than 5 s).
+pub const TERM_GRACE: Duration = Duration::from_secs(5);
 
 /// The node's control, or an error naming it.
 pub fn control<'a>(env: &'a TestEnv, node: &str) -> Result<&'a dyn NodeControl> {
@@ -45,6 +51,36 @@ pub async fn write_file(env: &TestEnv, node: &str, remote: &Path, contents: &str
     std::fs::write(&staged, contents).map_err(|e| HarnessError::io(&staged, e))?;
     control(env, node)?.upload(&staged, remote, 0o600).await?;
     let _ = std::fs::remove_file(&staged);
+    Ok(())
+}
+
+/// Waits, after SIGTERM, until `running` says the node's `what` stopped,
+/// at most `TERM_GRACE`; says so when it did not, so the caller's SIGKILL
+/// that follows is explained in the log.
+pub async fn await_stop<F, Fut>(node: &str, what: &str, mut running: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let started = Instant::now();
+    while running().await? {
+        if started.elapsed() > TERM_GRACE {
+            tracing::info!(node, "{what} ignored SIGTERM for {TERM_GRACE:?}; sending SIGKILL");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Removes `dir` on the node. A failure is logged and teardown goes on:
+/// what is left is in the run's own directory.
+pub async fn remove_dir(env: &TestEnv, node: &str, dir: &Path) -> Result<()> {
+    let out =
+        control(env, node)?.exec("rm", &["-rf".into(), dir.to_string_lossy().into_owned()]).await?;
+    if out.status != 0 {
+        tracing::warn!(node, "could not remove {}: {}", dir.display(), out.stderr.trim());
+    }
     Ok(())
 }
 

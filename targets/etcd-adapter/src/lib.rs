@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use harness::node::{DaemonSpec, Signal};
+use harness::on_node;
 use harness::spec::RuntimeKind;
 use harness::{
     Client, DataFile, Db, Durability, HarnessError, Registry, Result, TestEnv, TestSpec,
@@ -36,9 +37,6 @@ pub use wire::Reads;
 
 /// The program every node runs (found on the node's `PATH`).
 const ETCD: &str = "etcd";
-/// How long teardown lets etcd stop on SIGTERM before it sends SIGKILL:
-/// etcd sometimes takes longer than 5 s to act on SIGTERM.
-const TERM_GRACE: Duration = Duration::from_secs(5);
 /// The first WAL segment etcd writes (sequence 0, index 0). A segment
 /// holds 64 MiB, more than a test writes, so it is the whole log.
 const FIRST_WAL: &str = "member/wal/0000000000000000-0000000000000000.wal";
@@ -349,22 +347,9 @@ impl Db for EtcdDb {
         // it to stop, and kill it when it has not within the grace period.
         self.signal(env, node, Signal::Cont).await?;
         self.signal(env, node, Signal::Term).await?;
-        let started = Instant::now();
-        while self.is_running(env, node).await? {
-            if started.elapsed() > TERM_GRACE {
-                tracing::info!(node, "etcd ignored SIGTERM for {TERM_GRACE:?}; sending SIGKILL");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        on_node::await_stop(node, "etcd", || self.is_running(env, node)).await?;
         self.kill(env, node).await?;
-        let dir = Self::data_dir(env, node)?;
-        let out = control(env, node)?
-            .exec("rm", &["-rf".into(), dir.to_string_lossy().into_owned()])
-            .await?;
-        if out.status != 0 {
-            tracing::warn!(node, "could not remove {}: {}", dir.display(), out.stderr.trim());
-        }
+        on_node::remove_dir(env, node, &Self::data_dir(env, node)?).await?;
         Ok(())
     }
 

@@ -326,6 +326,14 @@ impl Db for GaleraDb {
     async fn kill(&self, env: &TestEnv, node: &str) -> Result<()> {
         if let Some(pid) = self.pid(node) {
             server::signal_group(env, node, pid, Signal::Kill).await?;
+            // SIGKILL is delivered, not waited for: a server with a large
+            // buffer pool takes a moment to exit, and nothing of the node
+            // may outlive its teardown (nor its data directory be removed
+            // under it).
+            let killed = Instant::now();
+            while server::group_alive(env, node, pid).await? && killed.elapsed() < STOP_GRACE {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         self.lock().pids.remove(node);
         Ok(())
@@ -390,6 +398,14 @@ impl Db for GaleraDb {
             }
             // Whatever is left of the group (the server, a state transfer).
             server::signal_group(env, node, pid, Signal::Kill).await?;
+            // SIGKILL is delivered, not waited for: a server with a large
+            // buffer pool takes a moment to exit, and nothing of the node
+            // may outlive its teardown (nor its data directory be removed
+            // under it).
+            let killed = Instant::now();
+            while server::group_alive(env, node, pid).await? && killed.elapsed() < STOP_GRACE {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         self.lock().pids.remove(node);
         let dir = server::data_dir(env, node)?.to_string_lossy().into_owned();

@@ -133,6 +133,13 @@ pub async fn signal_group(env: &TestEnv, node: &str, pid: u32, signal: Signal) -
     c.signal(pid, signal).await
 }
 
+/// Whether any process of the group `pid` leads is still alive
+/// (`kill -0` to the group).
+pub async fn group_alive(env: &TestEnv, node: &str, pid: u32) -> Result<bool> {
+    let args = ["-0".to_owned(), "--".into(), format!("-{pid}")];
+    Ok(control(env, node)?.exec("kill", &args).await?.status == 0)
+}
+
 /// Runs `sql` as root through the node's socket and returns the batch
 /// output. `timeout` bounds it, since a paused server accepts the
 /// connection and never answers.

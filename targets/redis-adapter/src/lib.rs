@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use harness::node::{DaemonSpec, Signal};
+use harness::on_node;
 use harness::spec::RuntimeKind;
 use harness::{
     Client, DataFile, Db, Durability, HarnessError, NodeControl, Registry, Result, TestEnv,
@@ -50,8 +51,6 @@ pub mod wire;
 
 pub use client::{RedisClient, Settings};
 
-/// How long teardown lets a process stop on SIGTERM before SIGKILL.
-const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How long the harness's own questions (`PING`, `ROLE`, `INFO`) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The message every missing-package error carries.
@@ -473,24 +472,13 @@ impl Db for RedisDb {
         // both to stop, and kill what has not within the grace period.
         self.signal(env, node, Signal::Cont).await?;
         self.signal(env, node, Signal::Term).await?;
-        let started = Instant::now();
-        while self.alive(env, node, Proc::Server).await?
-            || self.alive(env, node, Proc::Sentinel).await?
-        {
-            if started.elapsed() > TERM_GRACE {
-                tracing::info!(node, "redis ignored SIGTERM for {TERM_GRACE:?}; sending SIGKILL");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        on_node::await_stop(node, "redis", || async {
+            Ok(self.alive(env, node, Proc::Server).await?
+                || self.alive(env, node, Proc::Sentinel).await?)
+        })
+        .await?;
         self.kill(env, node).await?;
-        let dir = Self::data_dir(env, node)?;
-        let out = control(env, node)?
-            .exec("rm", &["-rf".into(), dir.to_string_lossy().into_owned()])
-            .await?;
-        if out.status != 0 {
-            tracing::warn!(node, "could not remove {}: {}", dir.display(), out.stderr.trim());
-        }
+        on_node::remove_dir(env, node, &Self::data_dir(env, node)?).await?;
         Ok(())
     }
 
