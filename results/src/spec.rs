@@ -336,15 +336,21 @@ impl TestSpec {
         self.nemesis.iter().map(String::as_str).filter(|n| *n != "none" && !n.is_empty()).collect()
     }
 
-    /// The test's name, derived from target, mode, workload and faults when
-    /// not given.
+    /// The test's name, derived from target, mode (refstore's), workload
+    /// and faults when not given.
     pub fn test_name(&self) -> String {
         if !self.name.is_empty() {
             return sanitize(&self.name);
         }
         let faults = self.nemeses();
         let faults = if faults.is_empty() { "none".to_owned() } else { faults.join("+") };
-        sanitize(&format!("{}-{}-{}-{}", self.target, self.mode, self.workload, faults))
+        // Only refstore has modes; an external target's spec still carries
+        // the default one, which would name an etcd run `etcd-raft-...`.
+        if self.target == "refstore" {
+            sanitize(&format!("{}-{}-{}-{}", self.target, self.mode, self.workload, faults))
+        } else {
+            sanitize(&format!("{}-{}-{}", self.target, self.workload, faults))
+        }
     }
 
     /// An option's text, when given; the option counts as read.
