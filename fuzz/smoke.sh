@@ -7,6 +7,10 @@
 # running out of memory. Prints the executions of each target.
 #
 # Needs a nightly toolchain and cargo-fuzz (`.ci/run` installs cargo-fuzz).
+#
+# `fuzz/smoke.sh --build-only` only builds the targets, with the same flags,
+# so that `.ci/run` can build them at low priority while the tests run and
+# the later smoke run finds them built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${FUZZ_SECONDS:-30}"
@@ -25,6 +29,12 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   exit 1
 fi
 started=$(date +%s)
+
+if [ "${1:-}" = "--build-only" ]; then
+  (cd fuzz && cargo +nightly fuzz build "${BUILD[@]}")
+  echo "fuzz/smoke.sh: built in $(($(date +%s) - started)) s"
+  exit 0
+fi
 
 # fuzz/Cargo.lock must be complete and current, as Cargo.lock is for the tests.
 cargo +nightly metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null

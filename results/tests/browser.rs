@@ -10,16 +10,13 @@
 //! with a deliberate error proves the collection works. Every request the
 //! page makes is recorded too, to prove the report fetches nothing.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use checkers::Checker;
-use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::{Browser, LaunchOptions, Tab};
 use results::CheckResult;
+
+use crate::cdp::{Browser, find_chromium};
 
 use crate::common::{
     ReadsWritten, TestServer, make_run, register_history, spec, with_phantom_read,
@@ -27,10 +24,7 @@ use crate::common::{
 
 /// Debian's Chromium, if installed. Under CI=true its absence fails the test.
 fn chromium() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
+    let found = find_chromium();
     if found.is_none() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!(
@@ -51,129 +45,6 @@ fn out_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("output dir");
     dir
-}
-
-struct Session {
-    // Field order matters: the tab goes before the browser.
-    tab: Arc<Tab>,
-    _browser: Browser,
-    _profile: tempfile::TempDir,
-    errors: Arc<Mutex<Vec<String>>>,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-fn launch(chrome: PathBuf) -> Session {
-    let profile = tempfile::tempdir().expect("profile dir");
-    // Flags that make Chromium behave as root on a machine with no network.
-    let args: Vec<&OsStr> = [
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let opts = LaunchOptions::default_builder()
-        .path(Some(chrome))
-        .headless(true)
-        .sandbox(false)
-        .user_data_dir(Some(profile.path().to_owned()))
-        .window_size(Some((1400, 1000)))
-        .args(args)
-        .idle_browser_timeout(Duration::from_secs(300))
-        .build()
-        .expect("launch options");
-    let browser = Browser::new(opts).expect("start chromium");
-    let tab = browser.new_tab().expect("tab");
-    tab.set_default_timeout(Duration::from_secs(120));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    tab.enable_runtime().expect("runtime domain");
-    tab.enable_log().expect("log domain");
-    tab.call_method(headless_chrome::protocol::cdp::Network::Enable {
-        max_total_buffer_size: None,
-        max_resource_buffer_size: None,
-        max_post_data_size: None,
-        report_direct_socket_traffic: None,
-        enable_durable_messages: None,
-    })
-    .expect("network domain");
-    let (e, r) = (Arc::clone(&errors), Arc::clone(&requests));
-    tab.add_event_listener(Arc::new(move |event: &Event| {
-        use headless_chrome::protocol::cdp::Log::LogEntryLevel;
-        use headless_chrome::protocol::cdp::Runtime::ConsoleAPICalledEventTypeOption;
-        let mut errors = e.lock().expect("errors lock");
-        match event {
-            Event::RuntimeExceptionThrown(x) => {
-                let d = &x.params.exception_details;
-                let desc =
-                    d.exception.as_ref().and_then(|o| o.description.clone()).unwrap_or_default();
-                errors.push(format!("exception: {} {desc} (line {})", d.text, d.line_number));
-            }
-            Event::RuntimeConsoleAPICalled(x)
-                if matches!(x.params.Type, ConsoleAPICalledEventTypeOption::Error) =>
-            {
-                errors.push(format!(
-                    "console.error: {:?}",
-                    x.params.args.iter().map(|a| a.value.clone()).collect::<Vec<_>>()
-                ));
-            }
-            Event::LogEntryAdded(x) if matches!(x.params.entry.level, LogEntryLevel::Error) => {
-                errors.push(format!("log: {} {:?}", x.params.entry.text, x.params.entry.url));
-            }
-            Event::NetworkRequestWillBeSent(x) => {
-                r.lock().expect("requests lock").push(x.params.request.url.clone());
-            }
-            _ => {}
-        }
-    }))
-    .expect("listener");
-    Session { tab, _browser: browser, _profile: profile, errors, requests }
-}
-
-impl Session {
-    fn open(&self, url: &str) {
-        self.tab.navigate_to(url).expect("navigate").wait_until_navigated().expect("navigated");
-    }
-
-    fn eval(&self, js: &str) -> serde_json::Value {
-        let r = self.tab.evaluate(js, false).expect("evaluate");
-        r.value.unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Evaluates `js`, which yields a promise, and waits for its value.
-    fn eval_async(&self, js: &str) -> serde_json::Value {
-        let r = self.tab.evaluate(js, true).expect("evaluate");
-        r.value.unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Waits until `js` is true, for at most `limit`.
-    fn wait_for(&self, js: &str, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.eval(js) == serde_json::Value::Bool(true) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
-    }
-
-    fn screenshot(&self, path: &Path) {
-        let png = self
-            .tab
-            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-            .expect("screenshot");
-        std::fs::write(path, png).expect("write screenshot");
-        eprintln!("screenshot: {}", path.display());
-    }
-
-    fn take_errors(&self) -> Vec<String> {
-        std::mem::take(&mut *self.errors.lock().expect("errors lock"))
-    }
 }
 
 /// Non-blank pixels on the timeline canvas: proof that something was drawn.
@@ -216,12 +87,12 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
         results::finish_run(&dir, h, checks, &crate::common::plugins()).expect("finish");
     }
     let server = TestServer::start(&store);
-    let s = launch(chrome);
+    let mut s = Browser::launch(&chrome);
 
     // Control: the error collection sees a deliberate error.
     s.open("data:text/html,<p>control</p><script>console.error('control error'); notAFunction();</script>");
     let start = Instant::now();
-    while s.errors.lock().expect("lock").len() < 2 && start.elapsed() < Duration::from_secs(10) {
+    while s.error_count() < 2 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let control = s.take_errors();
@@ -233,7 +104,7 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
         control.iter().any(|e| e.contains("control error")),
         "console.error not captured: {control:?}"
     );
-    s.requests.lock().expect("lock").clear();
+    s.clear_requests();
 
     // The report of the invalid run.
     let report_url = server.url("/runs/register/20260102T000000Z/");
@@ -287,7 +158,7 @@ fn report_and_index_open_in_headless_chromium_without_script_errors() {
 
     // Nothing but the server itself was asked for anything.
     let base = server.url("/");
-    let requests = s.requests.lock().expect("lock").clone();
+    let requests = s.requests();
     assert!(!requests.is_empty(), "the network domain recorded no requests at all");
     let foreign: Vec<&String> = requests.iter().filter(|u| !u.starts_with(&base)).collect();
     assert!(foreign.is_empty(), "the pages fetched from elsewhere: {foreign:?}");
@@ -316,7 +187,7 @@ fn a_million_op_report_opens_in_headless_chromium() {
         started.elapsed().as_secs_f64()
     );
     let server = TestServer::start(&store);
-    let s = launch(chrome);
+    let mut s = Browser::launch(&chrome);
     let opened = Instant::now();
     s.open(&server.url("/runs/million/20260101T000000Z/"));
     assert!(
@@ -397,7 +268,7 @@ fn campaign_summary_opens_in_headless_chromium() {
     }
     let mut summary = CampaignSummary::new("browser", vec!["mode".into(), "nemesis".into()], cells);
     summary.write(&out).expect("write summary");
-    let s = launch(chrome);
+    let mut s = Browser::launch(&chrome);
     let url = format!("file://{}", out.join("summary.html").display());
     s.open(&url);
     assert_eq!(s.eval("document.querySelectorAll('table.matrix td.pending').length"), 2);

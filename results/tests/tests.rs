@@ -17,3 +17,6 @@ mod serve;
 
 /// Headless Chromium opens the report and the index: no script errors.
 mod browser;
+
+/// The small DevTools protocol client the browser tests drive Chromium with.
+mod cdp;
