@@ -20,12 +20,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A fresh temporary directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faultline-check-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
+/// A fresh temporary directory for one test, removed when it ends.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("faultline-check-{name}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn generate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
@@ -40,7 +40,8 @@ fn generate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 
 #[test]
 fn exit_codes_follow_jepsen() {
-    let dir = scratch("codes");
+    let scratch_dir = scratch("codes");
+    let dir = scratch_dir.path().to_path_buf();
     let valid =
         generate(&dir, "valid.jsonl", &["--ops", "2000", "--crash-rate", "0.02", "--seed", "3"]);
     let stale = generate(
@@ -72,7 +73,8 @@ fn exit_codes_follow_jepsen() {
 
 #[test]
 fn unreadable_input_names_file_line_and_field_and_exits_254() {
-    let dir = scratch("bad");
+    let scratch_dir = scratch("bad");
+    let dir = scratch_dir.path().to_path_buf();
     let bad = dir.join("bad.jsonl");
     std::fs::write(
         &bad,
@@ -101,7 +103,8 @@ fn unreadable_input_names_file_line_and_field_and_exits_254() {
 
 #[test]
 fn several_files_make_a_table_and_json() {
-    let dir = scratch("table");
+    let scratch_dir = scratch("table");
+    let dir = scratch_dir.path().to_path_buf();
     let a = generate(&dir, "a.jsonl", &["--ops", "300", "--seed", "1"]);
     let b =
         generate(&dir, "b.jsonl", &["--ops", "300", "--seed", "2", "--corrupt", "impossible-read"]);
@@ -120,7 +123,8 @@ fn several_files_make_a_table_and_json() {
 
 #[test]
 fn html_draws_the_failure() {
-    let dir = scratch("html");
+    let scratch_dir = scratch("html");
+    let dir = scratch_dir.path().to_path_buf();
     let stale =
         generate(&dir, "stale.jsonl", &["--ops", "1000", "--seed", "5", "--corrupt", "stale-read"]);
     let page = dir.join("stale.html");
@@ -143,7 +147,8 @@ fn html_draws_the_failure() {
 
 #[test]
 fn every_format_generated_is_read_back_with_the_same_verdict() {
-    let dir = scratch("formats");
+    let scratch_dir = scratch("formats");
+    let dir = scratch_dir.path().to_path_buf();
     for format in ["jsonl", "edn", "elle-json", "jepsen-log"] {
         let file = dir.join(format!("h.{format}"));
         let o = run(&[
@@ -194,7 +199,8 @@ fn every_format_generated_is_read_back_with_the_same_verdict() {
 /// once `head` had closed the pipe.
 #[test]
 fn a_closed_stdout_is_not_a_panic() {
-    let dir = scratch("pipe");
+    let scratch_dir = scratch("pipe");
+    let dir = scratch_dir.path().to_path_buf();
     let stale =
         generate(&dir, "stale.jsonl", &["--ops", "300", "--seed", "5", "--corrupt", "stale-read"]);
     for extra in [&["--json"][..], &[][..]] {
@@ -218,7 +224,8 @@ fn a_closed_stdout_is_not_a_panic() {
 /// history; the page now shows the verdict and the exit code is the verdict's.
 #[test]
 fn html_of_a_valid_history_shows_the_verdict() {
-    let dir = scratch("html-valid");
+    let scratch_dir = scratch("html-valid");
+    let dir = scratch_dir.path().to_path_buf();
     let history = dir.join("append.jsonl");
     std::fs::write(
         &history,
@@ -253,7 +260,8 @@ fn html_of_a_valid_history_shows_the_verdict() {
 /// or aborts (134).
 #[test]
 fn crash_inputs_from_fuzzing_exit_254_or_with_their_verdict() {
-    let dir = scratch("fuzz-crashes");
+    let scratch_dir = scratch("fuzz-crashes");
+    let dir = scratch_dir.path().to_path_buf();
     let nested =
         |open: &str, close: &str| format!("{}1{}", open.repeat(10_000), close.repeat(10_000));
     // The inputs the fixes made readable observe nothing of the register
