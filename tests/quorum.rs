@@ -5,7 +5,7 @@
 
 use crate::e2e::{history, run, shared};
 use crate::workloads::verdicts;
-use checkers::OpType;
+use checkers::{History, OpType, Value};
 
 /// A register test of quorum mode with unlimited rate (the stale windows are short on
 /// loopback, so the clients must be quick to fall into them).
@@ -120,6 +120,11 @@ fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_
     let r = quorum_register(&sloppy, store.path());
     assert_eq!(r.code, 1, "a sloppy quorum must be caught:\n{}\n{}", r.stdout, r.stderr);
     assert_eq!(linearizable(&r.run_dir).0, "invalid");
+    let after_heal = stale_reads_after_heal(&history(&r.run_dir), 1_000);
+    assert!(
+        after_heal > 0,
+        "no read in the second after a heal missed a write acknowledged before it began"
+    );
 
     let store = tempfile::tempdir().expect("tempdir");
     let mut strict = partitions.to_vec();
@@ -134,4 +139,58 @@ fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_
         .filter(|o| o.error.as_ref().and_then(|e| e.as_str()) == Some("unavailable"))
         .count();
     assert!(refused > 0, "no write was refused under partitions");
+}
+
+/// How many reads invoked within `window_ms` after a partition healed miss an acknowledged
+/// write, by real time alone: the read of key `k` returned `v`, a write of another value to
+/// `k` was acknowledged before the read began, and every write of `v` to `k` that may have
+/// happened had completed before that write began (for `v` = `nil`, the initial value, there
+/// is none). Values repeat in the register workload, so a read of a value that some write
+/// still in flight could have given is never counted.
+fn stale_reads_after_heal(h: &History, window_ms: u64) -> usize {
+    let ops = h.ops();
+    let pairs = h.pairs().expect("a well-formed history");
+    // (key, value, invocation position, completion position, acknowledged) of every write
+    // that may have taken effect.
+    let writes: Vec<(&Value, &Value, usize, usize, bool)> = pairs
+        .iter()
+        .filter_map(|p| {
+            let (inv, done) = (&ops[p.invoke], p.complete.map(|c| &ops[c]));
+            let end = p.complete.unwrap_or(usize::MAX);
+            match (inv.f.as_str(), done.map(|d| d.kind)) {
+                (_, Some(OpType::Fail)) => None,
+                ("write", kind) => {
+                    Some((inv.key.as_ref()?, &inv.value, p.invoke, end, kind == Some(OpType::Ok)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let heals: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.f == "stop-partition" && o.kind != OpType::Invoke)
+        .filter_map(|o| o.time)
+        .collect();
+    let window_ns = window_ms * 1_000_000;
+    pairs
+        .iter()
+        .filter_map(|p| Some((p.invoke, &ops[p.invoke], &ops[p.complete?])))
+        .filter(|(_, inv, done)| inv.f == "read" && done.kind == OpType::Ok)
+        .filter(|(_, inv, _)| {
+            inv.time.is_some_and(|t| heals.iter().any(|h| t >= *h && t - h <= window_ns))
+        })
+        .filter(|(at, inv, done)| {
+            let (Some(key), seen) = (inv.key.as_ref(), &done.value) else { return false };
+            writes.iter().any(|(k, v, w_inv, w_end, acked)| {
+                *k == key
+                    && *acked
+                    && *v != seen
+                    && w_end < at
+                    && writes
+                        .iter()
+                        .filter(|(k2, v2, ..)| *k2 == key && *v2 == seen)
+                        .all(|(.., end2, _)| end2 < w_inv)
+            })
+        })
+        .count()
 }

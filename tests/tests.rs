@@ -12,6 +12,9 @@ mod checkers;
 /// rw-register) and the causal workload end to end, and checkers chosen
 /// per test.
 mod classic_workloads;
+/// refstore's conflict resolution: the set workload loses acknowledged adds
+/// under last-write-wins and none under crdt merges.
+mod crdt;
 /// Whole test campaigns on each runtime, interruption and cleanup.
 mod e2e;
 /// etcd 3.4 clusters in network namespaces: linearizable reads valid under

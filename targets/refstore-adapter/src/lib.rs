@@ -12,9 +12,11 @@
 //! default 3 clamped to the node count, and the replicas a read and a write
 //! wait for, default a majority of N), `sloppy_quorum = true | false`
 //! (quorum mode only, default true: whether live non-replicas take writes as
-//! hints for unreachable replicas); `resolution = lww` (the conflict
-//! resolution of multi-leader, eventual and quorum; `siblings` and `crdt`
-//! are refused until they exist, never ignored).
+//! hints for unreachable replicas); `resolution = lww | crdt` (the conflict
+//! resolution of multi-leader, eventual and quorum, default lww; `crdt`
+//! merges appends, set adds and increments without loss and refuses register
+//! writes, so it is refused up front with a workload that writes registers;
+//! `siblings` is refused: refstore keeps no sibling versions).
 //!
 //! With no `--nemesis`, a test of refstore gets the faults that matter for
 //! its mode ([`default_nemeses`]).
@@ -120,6 +122,11 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
     }
 }
 
+/// The workloads whose operations `resolution = crdt` serves: appends, set adds,
+/// increments and reads (a set's adds are appends to one list). Every other built-in
+/// workload writes registers or compare-and-sets, which crdt refuses.
+const CRDT_WORKLOADS: [&str; 4] = ["set", "list-append", "counter", "unique-ids"];
+
 /// Reads the quorum options (`quorum_n`, `quorum_r`, `quorum_w`,
 /// `sloppy_quorum`) and `resolution` into refstore's arguments, refusing
 /// them by name where the mode does not read them and checking N, R and W
@@ -127,21 +134,38 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
 fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
     let bad =
         |field: &str, why: String| HarnessError::spec("test spec", format!("options.{field}"), why);
+    let mut args = Vec::new();
     match spec.option_text("resolution") {
         None => {}
-        Some("lww") if matches!(mode, Mode::MultiLeader | Mode::Eventual | Mode::Quorum) => {}
-        Some("lww") => {
+        Some(_) if !mode.resolves_conflicts() => {
             return Err(bad("resolution", format!("mode {mode} has no conflicts to resolve")));
         }
-        Some(r @ ("siblings" | "crdt")) => {
+        Some("lww") => {}
+        Some("crdt") if CRDT_WORKLOADS.contains(&spec.workload.as_str()) => {
+            args.extend(["--resolution".to_owned(), "crdt".to_owned()]);
+        }
+        Some("crdt") => {
             return Err(bad(
                 "resolution",
-                format!("{r:?} is not implemented yet (issue 20); refstore resolves by lww only"),
+                format!(
+                    "crdt in mode {mode} refuses register writes and compare-and-sets, which \
+                     workload {:?} needs; crdt serves the workloads {}",
+                    spec.workload,
+                    CRDT_WORKLOADS.join(", ")
+                ),
             ));
         }
-        Some(other) => return Err(bad("resolution", format!("{other:?}: use lww"))),
+        Some("siblings") => {
+            return Err(bad(
+                "resolution",
+                format!(
+                    "siblings is not supported in mode {mode}: refstore keeps no sibling \
+                     versions; use lww or crdt"
+                ),
+            ));
+        }
+        Some(other) => return Err(bad("resolution", format!("{other:?}: use lww or crdt"))),
     }
-    let mut args = Vec::new();
     let mut config = refstore::modes::quorum::QuorumConfig::default();
     for (option, flag) in [
         ("quorum_n", "--quorum-n"),
@@ -567,14 +591,23 @@ mod tests {
     }
 
     #[test]
-    fn only_lww_resolution_exists_and_the_others_are_refused_by_name() {
-        assert!(quorum_args(&spec("quorum", &[("resolution", "lww")]), Mode::Quorum).is_ok());
-        for r in ["siblings", "crdt"] {
-            let err = quorum_args(&spec("quorum", &[("resolution", r)]), Mode::Quorum)
-                .expect_err("not implemented");
-            assert!(err.to_string().contains("not implemented yet"), "{err}");
+    fn crdt_resolution_becomes_a_flag_and_what_it_cannot_serve_is_refused_by_name() {
+        let lww = quorum_args(&spec("quorum", &[("resolution", "lww")]), Mode::Quorum);
+        assert_eq!(lww.expect("lww is the default"), Vec::<String>::new());
+        for mode in [Mode::MultiLeader, Mode::Eventual, Mode::Quorum] {
+            let mut s = spec(mode.name(), &[("resolution", "crdt")]);
+            s.workload = "set".into();
+            assert_eq!(quorum_args(&s, mode).expect("crdt sets"), ["--resolution", "crdt"]);
+            s.workload = "register".into();
+            let err = quorum_args(&s, mode).expect_err("crdt refuses register writes");
+            let text = err.to_string();
+            assert!(text.contains("options.resolution") && text.contains("\"register\""), "{text}");
+            let s = spec(mode.name(), &[("resolution", "siblings")]);
+            let err = quorum_args(&s, mode).expect_err("no siblings in refstore");
+            let text = err.to_string();
+            assert!(text.contains("siblings is not supported in mode"), "{text}");
         }
-        let err = quorum_args(&spec("raft", &[("resolution", "lww")]), Mode::Raft)
+        let err = quorum_args(&spec("raft", &[("resolution", "crdt")]), Mode::Raft)
             .expect_err("raft resolves nothing");
         assert!(err.to_string().contains("options.resolution"), "{err}");
     }

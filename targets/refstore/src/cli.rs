@@ -5,6 +5,7 @@
 use crate::cluster::{LocalCluster, Ports};
 use crate::core::Timing;
 use crate::modes::Mode;
+use crate::modes::crdt::Resolution;
 use crate::modes::quorum::QuorumConfig;
 use crate::node::{self, NodeConfig};
 use crate::types::NodeId;
@@ -89,6 +90,11 @@ struct NodeArgs {
     /// towards W (quorum mode only; default true).
     #[arg(long, action = clap::ArgAction::Set)]
     sloppy_quorum: Option<bool>,
+    /// How concurrent updates of a key merge (multi-leader, eventual and quorum only; default
+    /// lww): the highest version wins, or appends, adds and increments merge without loss
+    /// (crdt, which refuses register writes).
+    #[arg(long, value_enum)]
+    resolution: Option<Resolution>,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +235,11 @@ async fn run_node(mut a: NodeArgs) -> Result<(), RunError> {
     }
     let mode = a.mode.unwrap_or(Mode::Raft);
     let quorum = quorum_config(&a, mode)?;
+    if let Some(r) = a.resolution
+        && !mode.resolves_conflicts()
+    {
+        return Err(node::NodeError::Resolution(r.name(), mode).into());
+    }
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -251,6 +262,7 @@ async fn run_node(mut a: NodeArgs) -> Result<(), RunError> {
         request_timeout: Duration::from_millis(a.request_timeout_ms),
         seed,
         quorum,
+        resolution: a.resolution.unwrap_or_default(),
     };
     let running = node::start(cfg).await?;
     let stop = running.stop_token();

@@ -81,6 +81,7 @@ impl LocalCluster {
                 request_timeout: Duration::from_millis(timing.request_ms + 1000),
                 seed: 0x5EED_0000 + id,
                 quorum: Default::default(),
+                resolution: Default::default(),
             };
             let running = node::start_with_listeners(cfg.clone(), client, peer)?;
             cluster.configs.insert(id, cfg);

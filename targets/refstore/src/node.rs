@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::core::{Core, Timing};
 use crate::http::{self, ApiState};
 use crate::modes::causal::CausalCore;
+use crate::modes::crdt::Resolution;
 use crate::modes::lww::LwwCore;
 use crate::modes::paxos::PaxosCore;
 use crate::modes::quorum::{QuorumConfig, QuorumCore};
@@ -53,6 +54,9 @@ pub struct NodeConfig {
     pub seed: u64,
     /// N, R, W and sloppiness (quorum mode only; the other modes ignore it).
     pub quorum: QuorumConfig,
+    /// How concurrent updates merge (multi-leader, eventual and quorum; the other modes
+    /// order every update and refuse anything but the default, see [`start`]).
+    pub resolution: Resolution,
 }
 
 /// Failures that stop a node.
@@ -69,6 +73,11 @@ pub enum NodeError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// `crdt` resolution was asked of a mode that has no concurrent updates to merge.
+    #[error(
+        "--resolution {0} is a setting of multi-leader, eventual and quorum; mode {1} orders every update"
+    )]
+    Resolution(&'static str, Mode),
     /// The quorum settings cannot work on this cluster.
     #[error("invalid quorum settings: {0}")]
     Quorum(#[from] crate::modes::quorum::QuorumError),
@@ -139,6 +148,9 @@ pub fn start_with_listeners(
     client: TcpListener,
     peer: TcpListener,
 ) -> Result<RunningNode, NodeError> {
+    if cfg.resolution != Resolution::Lww && !cfg.mode.resolves_conflicts() {
+        return Err(NodeError::Resolution(cfg.resolution.name(), cfg.mode));
+    }
     if cfg.id == 0 {
         return Err(NodeError::Config("node ids are positive integers"));
     }
@@ -172,7 +184,8 @@ pub fn start_with_listeners(
         }
         CoreFamily::Lww(flavor) => {
             let (wal, recs, report) = open_wal(dir, policy)?;
-            shell.spawn(LwwCore::new(id, peers, flavor, t, s, recs), wal, report, client, peer)
+            let core = LwwCore::new(id, peers, (flavor, cfg.resolution), t, s, recs);
+            shell.spawn(core, wal, report, client, peer)
         }
         CoreFamily::Causal => {
             let (wal, recs, report) = open_wal(dir, policy)?;
@@ -181,7 +194,7 @@ pub fn start_with_listeners(
         CoreFamily::Quorum => {
             let quorum = cfg.quorum.resolve(peers.len() + 1)?;
             let (wal, recs, report) = open_wal(dir, policy)?;
-            let core = QuorumCore::new(id, peers, quorum, t, s, recs, now);
+            let core = QuorumCore::new(id, peers, (quorum, cfg.resolution), t, s, recs, now);
             shell.spawn(core, wal, report, client, peer)
         }
     };

@@ -23,11 +23,17 @@
 //! read-modify-write whose result is written back whole, so concurrent appends on different
 //! nodes lose all but one (a lost update checkers should report).
 //!
+//! With `--resolution crdt` (see `crdt.rs`) the same replication carries conflict-free
+//! states instead: an append or add joins a list union and an increment a PN-counter, so
+//! concurrent appends on different nodes are all kept; writes and compare-and-sets are
+//! refused. Versions are then the states' fingerprints, and a digest repairs every key whose
+//! fingerprint differs, both ways.
+//!
 //! The write-ahead log is written but not fsynced: a killed process keeps what it wrote (the
 //! kernel has it), only a machine crash can lose recent writes, and peers hold copies anyway.
 
 use crate::core::{Core, GossipTimer, Ready, Timing, other_nodes};
-use crate::kv::execute;
+use crate::modes::crdt::{Resolution, State, execute_resolved};
 use crate::types::{ClientOp, CoreStatus, Key, NodeId, Now, RequestId, Value};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -93,11 +99,15 @@ pub struct LwwCore {
     id: NodeId,
     peers: Vec<NodeId>,
     flavor: Flavor,
+    resolution: Resolution,
     timing: Timing,
     rng: SmallRng,
     store: BTreeMap<Key, (Value, Version)>,
-    /// The highest version time this node issued or (eventual) saw.
+    /// The highest version time this node issued or (eventual) saw (lww only).
     clock: i64,
+    /// The last sequence number of this node's crdt appends (crdt only), so its dots stay
+    /// unique across restarts.
+    seq: u64,
     gossip: GossipTimer,
     ready: Ready<Msg, Versioned>,
 }
@@ -107,7 +117,7 @@ impl LwwCore {
     pub fn new(
         id: NodeId,
         peers: Vec<NodeId>,
-        flavor: Flavor,
+        (flavor, resolution): (Flavor, Resolution),
         timing: Timing,
         seed: u64,
         records: Vec<Versioned>,
@@ -116,30 +126,46 @@ impl LwwCore {
             id,
             peers: other_nodes(id, peers),
             flavor,
+            resolution,
             timing,
             rng: SmallRng::seed_from_u64(seed),
             store: BTreeMap::new(),
             clock: 0,
+            seq: 0,
             gossip: GossipTimer::default(),
             ready: Ready::new(false),
         };
         for r in records {
             core.merge(r, false);
         }
+        if resolution == Resolution::Crdt {
+            core.seq = core
+                .store
+                .iter()
+                .filter_map(|(k, (v, _))| State::from_json(k, v).ok())
+                .map(|s| s.max_seq_of(id))
+                .max()
+                .unwrap_or(0);
+        }
         core
     }
 
-    /// Keeps `entry` if it is newer than what the node has; returns whether it was.
+    /// Merges `entry` into what the node has (lww: keeps it if newer; crdt: joins it);
+    /// returns whether anything changed. A crdt entry that is not a state (a log from an lww
+    /// run) is dropped: it cannot be merged without losing what it or the node holds.
     fn merge(&mut self, entry: Versioned, persist: bool) -> bool {
-        if self.store.get(&entry.key).is_some_and(|(_, v)| *v >= entry.version) {
+        let Ok(Some((value, version))) = self.resolution.merged(self.store.get(&entry.key), &entry)
+        else {
             return false;
-        }
-        if self.flavor == Flavor::Eventual || entry.version.node == self.id {
+        };
+        if self.resolution == Resolution::Lww
+            && (self.flavor == Flavor::Eventual || entry.version.node == self.id)
+        {
             self.clock = self.clock.max(entry.version.time);
         }
-        self.store.insert(entry.key.clone(), (entry.value.clone(), entry.version));
+        self.store.insert(entry.key.clone(), (value.clone(), version));
         if persist {
-            self.ready.persist.push(entry);
+            self.ready.persist.push(Versioned { key: entry.key, value, version });
         }
         true
     }
@@ -158,22 +184,15 @@ impl LwwCore {
             .collect()
     }
 
-    fn new_version(&mut self, now: Now) -> Version {
-        let time = match self.flavor {
-            Flavor::MultiLeader => now.wall_us.max(self.clock + 1),
-            Flavor::Eventual => self.clock + 1,
-        };
-        self.clock = time;
-        Version { time, node: self.id }
-    }
-
-    fn get(&self, key: &Key) -> Value {
-        self.store.get(key).map_or(Value::Null, |(v, _)| v.clone())
-    }
-
-    /// The value a key has on this node (for tests).
+    /// The value a key has on this node as a client would read it (for tests).
     pub fn value(&self, key: &Key) -> Value {
-        self.get(key)
+        match (self.resolution, self.store.get(key)) {
+            (_, None) => Value::Null,
+            (Resolution::Lww, Some((v, _))) => v.clone(),
+            (Resolution::Crdt, Some((v, _))) => State::from_json(key, v)
+                .and_then(|s| s.value(key))
+                .unwrap_or_else(|e| Value::from(e.to_string())),
+        }
     }
 
     fn entries_for<'a>(&self, keys: impl Iterator<Item = &'a Key>) -> Vec<Versioned> {
@@ -216,14 +235,16 @@ impl Core for LwwCore {
                 let newer_here = self
                     .store
                     .iter()
-                    .filter(|(k, (_, v))| theirs.get(*k).is_none_or(|t| t < v))
+                    .filter(|(k, (_, v))| self.resolution.should_send(*v, theirs.get(*k).copied()))
                     .map(|(k, _)| k);
                 let newer_here: Vec<Key> = newer_here.cloned().collect();
                 let newer_here = self.this_round(newer_here);
                 let push = self.entries_for(newer_here.iter());
                 let pull: Vec<Key> = theirs
                     .iter()
-                    .filter(|(k, t)| self.store.get(*k).is_none_or(|(_, v)| v < *t))
+                    .filter(|(k, t)| {
+                        self.resolution.should_send(**t, self.store.get(*k).map(|(_, v)| *v))
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 let pull = self.this_round(pull);
@@ -244,23 +265,29 @@ impl Core for LwwCore {
     }
 
     fn propose(&mut self, now: Now, req: RequestId, op: ClientOp) {
-        let result = execute(&op, |k| self.get(k)).map(|effect| {
-            if !effect.writes.is_empty() {
-                let version = self.new_version(now);
-                let mut pushed = Vec::with_capacity(effect.writes.len());
-                for (key, value) in effect.writes {
-                    let entry = Versioned { key, value, version };
+        let (id, flavor, store, clock) = (self.id, self.flavor, &self.store, &mut self.clock);
+        // The lww version is drawn only for an operation that writes.
+        let version = || {
+            let time = match flavor {
+                Flavor::MultiLeader => now.wall_us.max(*clock + 1),
+                Flavor::Eventual => *clock + 1,
+            };
+            *clock = time;
+            Version { time, node: id }
+        };
+        let stored = |k: &Key| store.get(k).cloned();
+        let result = execute_resolved(self.resolution, &op, stored, id, &mut self.seq, version)
+            .map(|(reply, pushed)| {
+                for entry in &pushed {
                     self.merge(entry.clone(), true);
-                    pushed.push(entry);
                 }
-                if self.flavor == Flavor::MultiLeader {
+                if self.flavor == Flavor::MultiLeader && !pushed.is_empty() {
                     for p in self.peers.clone() {
                         self.ready.messages.push((p, Msg::Push { entries: pushed.clone() }));
                     }
                 }
-            }
-            effect.reply
-        });
+                reply
+            });
         self.ready.replies.push((req, result));
     }
 
@@ -271,6 +298,7 @@ impl Core for LwwCore {
     fn status(&self) -> CoreStatus {
         let mut extra = serde_json::Map::new();
         extra.insert("keys".into(), self.store.len().into());
+        extra.insert("resolution".into(), self.resolution.name().into());
         extra.insert(
             match self.flavor {
                 Flavor::MultiLeader => "last_timestamp_us",
@@ -291,12 +319,22 @@ impl Core for LwwCore {
 mod tests {
     use super::*;
     use crate::modes::testnet::TestNet;
-    use crate::types::{OpError, Reply};
+    use crate::types::{MicroOp, OpError, Reply};
     use serde_json::json;
 
     fn cluster(flavor: Flavor) -> TestNet<LwwCore> {
         TestNet::new((1..=3).map(|id| {
-            (id, LwwCore::new(id, vec![1, 2, 3], flavor, Timing::default(), id, Vec::new()))
+            (
+                id,
+                LwwCore::new(
+                    id,
+                    vec![1, 2, 3],
+                    (flavor, Resolution::Lww),
+                    Timing::default(),
+                    id,
+                    Vec::new(),
+                ),
+            )
         }))
     }
 
@@ -339,7 +377,7 @@ mod tests {
                 let core = LwwCore::new(
                     id,
                     vec![1, 2, 3],
-                    Flavor::Eventual,
+                    (Flavor::Eventual, Resolution::Lww),
                     Timing::default(),
                     seed * 7 + id,
                     Vec::new(),
@@ -426,13 +464,92 @@ mod tests {
         );
     }
 
+    fn crdt_cluster(flavor: Flavor) -> TestNet<LwwCore> {
+        TestNet::new((1..=3).map(|id| {
+            let core = LwwCore::new(
+                id,
+                vec![1, 2, 3],
+                (flavor, Resolution::Crdt),
+                Timing::default(),
+                id,
+                Vec::new(),
+            );
+            (id, core)
+        }))
+    }
+
+    #[test]
+    fn crdt_keeps_every_concurrent_append_across_a_partition_in_both_flavors() {
+        for flavor in [Flavor::MultiLeader, Flavor::Eventual] {
+            let mut net = crdt_cluster(flavor);
+            net.isolate(3);
+            let mut acked = Vec::new();
+            for (i, at) in [1, 3, 2, 3, 1].into_iter().enumerate() {
+                let r = net.propose(at, ClientOp::Append { key: k(), value: json!(i) });
+                assert_eq!(net.reply(r), Some(&Ok(Reply::Done)), "{flavor:?}: accepted locally");
+                acked.push(json!(i));
+            }
+            net.run_for(1000);
+            net.heal();
+            net.run_for(3000);
+            let v = values(&net);
+            assert!(v.iter().all(|x| *x == v[0]), "{flavor:?}: replicas converge: {v:?}");
+            let mut got = v[0].as_array().cloned().unwrap_or_default();
+            got.sort_by_key(|x| x.as_i64());
+            assert_eq!(got, acked, "{flavor:?}: no acknowledged append is lost");
+        }
+    }
+
+    #[test]
+    fn crdt_counters_add_up_and_registers_are_refused() {
+        let mut net = crdt_cluster(Flavor::Eventual);
+        let inc = |d: i64| ClientOp::Txn { ops: vec![MicroOp::Inc(k(), json!(d))] };
+        for (at, d) in [(1, 5), (2, 3), (3, -1)] {
+            let r = net.propose(at, inc(d));
+            assert!(matches!(net.reply(r), Some(Ok(Reply::Txn(_)))));
+        }
+        net.run_for(3000);
+        assert_eq!(values(&net), vec![json!(7); 3], "a PN-counter loses no increment");
+        let w = net.propose(1, ClientOp::Write { key: Key::Int(2), value: json!(1) });
+        assert!(matches!(net.reply(w), Some(Err(OpError::BadRequest(m))) if m.contains("crdt")));
+        assert_eq!(net.cores[&1].value(&Key::Int(2)), json!(null), "the refusal wrote nothing");
+    }
+
+    #[test]
+    fn a_restarted_crdt_node_keeps_its_state_and_never_reuses_a_dot() {
+        let mut net = crdt_cluster(Flavor::Eventual);
+        net.propose(2, ClientOp::Append { key: k(), value: json!("a") });
+        net.crash(2);
+        net.restart(2, |records, _| {
+            LwwCore::new(
+                2,
+                vec![1, 2, 3],
+                (Flavor::Eventual, Resolution::Crdt),
+                Timing::default(),
+                2,
+                records,
+            )
+        });
+        assert_eq!(net.cores[&2].value(&k()), json!(["a"]));
+        assert_eq!(net.cores[&2].seq, 1, "the sequence resumes after the logged dot");
+        net.propose(2, ClientOp::Append { key: k(), value: json!("b") });
+        assert_eq!(net.cores[&2].value(&k()), json!(["a", "b"]));
+    }
+
     #[test]
     fn values_are_recovered_from_the_log() {
         let mut net = cluster(Flavor::Eventual);
         net.propose(2, ClientOp::Write { key: k(), value: json!(8) });
         net.crash(2);
         net.restart(2, |records, _| {
-            LwwCore::new(2, vec![1, 2, 3], Flavor::Eventual, Timing::default(), 2, records)
+            LwwCore::new(
+                2,
+                vec![1, 2, 3],
+                (Flavor::Eventual, Resolution::Lww),
+                Timing::default(),
+                2,
+                records,
+            )
         });
         assert_eq!(net.cores[&2].value(&k()), json!(8));
     }

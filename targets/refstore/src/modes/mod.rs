@@ -4,6 +4,7 @@
 //! (its name, its promise, the core that serves it) and that core.
 
 pub mod causal;
+pub mod crdt;
 pub mod lww;
 pub mod paxos;
 pub mod quorum;
@@ -109,6 +110,12 @@ impl Mode {
     /// Whether one node coordinates writes (the others answer `not-leader`).
     pub fn has_leader(self) -> bool {
         matches!(self, Mode::Raft | Mode::Sync | Mode::Async)
+    }
+
+    /// Whether replicas accept concurrent updates of one key that must then be merged, so
+    /// that the conflict resolution (`--resolution`) means something.
+    pub fn resolves_conflicts(self) -> bool {
+        matches!(self, Mode::MultiLeader | Mode::Eventual | Mode::Quorum)
     }
 
     /// The core that serves this mode.

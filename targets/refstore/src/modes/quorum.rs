@@ -29,6 +29,11 @@
 //! Anti-entropy: every `gossip_ms` a node sends one random peer the versions of the keys both
 //! replicate; the peer pushes back what it has newer and pulls what it lacks (as `lww.rs`).
 //!
+//! With `--resolution crdt` (see `crdt.rs`) versions are conflict-free states instead: a
+//! read answers the join of the R states it got (and repairs replicas to it), an append
+//! writes back that join plus one new element, which replicas join into what they hold, so
+//! concurrent appends through different coordinators are all kept; writes are refused.
+//!
 //! Compare-and-set and transactions are refused (`bad-request`, definite): a leaderless quorum
 //! has no single place that orders a guarded read-modify-write against concurrent writers
 //! (Dynamo has none), and emulating one on top would promise what the mode cannot keep.
@@ -38,6 +43,7 @@
 
 use crate::core::{Core, GossipTimer, Ready, Timing, majority, other_nodes};
 use crate::kv::execute;
+use crate::modes::crdt::{Resolution, State, execute_crdt};
 use crate::modes::lww::{Version, Versioned};
 use crate::types::{ClientOp, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value};
 use rand::SeedableRng;
@@ -123,7 +129,7 @@ impl QuorumConfig {
 
 /// A stable 64-bit hash (FNV-1a, then a SplitMix64 finalizer to spread short inputs): every
 /// node must place keys identically, whatever its build, so no `std` hasher is used.
-fn hash64(bytes: &[u8]) -> u64 {
+pub(crate) fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -313,6 +319,9 @@ pub struct QuorumCore {
     peers: Vec<NodeId>,
     ring: Ring,
     quorum: Quorum,
+    resolution: Resolution,
+    /// The last sequence number of this node's crdt appends (crdt only).
+    seq: u64,
     timing: Timing,
     rng: SmallRng,
     store: BTreeMap<Key, (Value, Version)>,
@@ -336,7 +345,7 @@ impl QuorumCore {
     pub fn new(
         id: NodeId,
         peers: Vec<NodeId>,
-        quorum: Quorum,
+        (quorum, resolution): (Quorum, Resolution),
         timing: Timing,
         seed: u64,
         records: Vec<Record>,
@@ -351,6 +360,8 @@ impl QuorumCore {
             last_heard: peers.iter().map(|p| (*p, now.mono_ms)).collect(),
             peers,
             quorum,
+            resolution,
+            seq: 0,
             timing,
             rng: SmallRng::seed_from_u64(seed),
             store: BTreeMap::new(),
@@ -377,12 +388,25 @@ impl QuorumCore {
                 }
             }
         }
+        if resolution == Resolution::Crdt {
+            // A coordinator's dots may live only on other replicas; the wall clock in the
+            // sequence number keeps a restarted node's new dots apart from them too.
+            let own = core.store.iter().filter_map(|(k, (v, _))| State::from_json(k, v).ok());
+            let seen = own.map(|s| s.max_seq_of(id)).max().unwrap_or(0);
+            core.seq = seen.max(u64::try_from(now.wall_us).unwrap_or(0));
+        }
         core
     }
 
-    /// The value a key has in this node's own store (for tests).
+    /// The value a key has in this node's own store, as a client would read it (for tests).
     pub fn value(&self, key: &Key) -> Value {
-        self.store.get(key).map_or(Value::Null, |(v, _)| v.clone())
+        match (self.resolution, self.store.get(key)) {
+            (_, None) => Value::Null,
+            (Resolution::Lww, Some((v, _))) => v.clone(),
+            (Resolution::Crdt, Some((v, _))) => State::from_json(key, v)
+                .and_then(|s| s.value(key))
+                .unwrap_or_else(|e| Value::from(e.to_string())),
+        }
     }
 
     /// How many hints this node holds for `home` (for tests).
@@ -419,35 +443,40 @@ impl QuorumCore {
         }
     }
 
-    /// Keeps `entry` if it is newer than what the store has; returns whether it was.
+    /// Merges `entry` into the store (lww: keeps it if newer; crdt: joins it); returns
+    /// whether anything changed. A crdt entry that is not a state is dropped (see `lww.rs`).
     fn merge(&mut self, entry: Versioned, persist: bool) -> bool {
-        if self.store.get(&entry.key).is_some_and(|(_, v)| *v >= entry.version) {
+        let Ok(Some((value, version))) = self.resolution.merged(self.store.get(&entry.key), &entry)
+        else {
             return false;
-        }
-        if entry.version.node == self.id {
+        };
+        if self.resolution == Resolution::Lww && entry.version.node == self.id {
             self.clock = self.clock.max(entry.version.time);
         }
-        self.store.insert(entry.key.clone(), (entry.value.clone(), entry.version));
+        self.store.insert(entry.key.clone(), (value.clone(), version));
         if persist {
-            self.ready.persist.push(Record::Put(entry));
+            self.ready.persist.push(Record::Put(Versioned { key: entry.key, value, version }));
         }
         true
     }
 
     fn hold_hint(&mut self, home: NodeId, entry: Versioned, persist: bool) {
         let held = self.hints.entry(home).or_default();
-        if held.get(&entry.key).is_some_and(|(_, v)| *v >= entry.version) {
+        let Ok(Some((value, version))) = self.resolution.merged(held.get(&entry.key), &entry)
+        else {
             return;
-        }
-        held.insert(entry.key.clone(), (entry.value.clone(), entry.version));
+        };
+        held.insert(entry.key.clone(), (value.clone(), version));
         if persist {
+            let entry = Versioned { key: entry.key, value, version };
             self.ready.persist.push(Record::Hint { home, entry });
         }
     }
 
     fn drop_hint(&mut self, home: NodeId, key: &Key, version: Version, persist: bool) {
+        let resolution = self.resolution;
         let Some(held) = self.hints.get_mut(&home) else { return };
-        if held.get(key).is_some_and(|(_, v)| *v <= version) {
+        if held.get(key).is_some_and(|(_, v)| resolution.covers(version, *v)) {
             held.remove(key);
             if persist {
                 let key = key.clone();
@@ -459,10 +488,14 @@ impl QuorumCore {
         }
     }
 
-    /// The newest version of `key` here, in the store or among the hints held for others.
+    /// The newest version of `key` here (under crdt, the join), in the store or among the
+    /// hints held for others.
     fn newest(&self, key: &Key) -> Found {
         let held = self.hints.values().filter_map(|h| h.get(key));
-        self.store.get(key).into_iter().chain(held).max_by_key(|(_, v)| *v).cloned()
+        let all = self.store.get(key).into_iter().chain(held);
+        // Every state here was merged once already, so the join cannot fail; if it did, the
+        // store's own value is still an honest answer.
+        self.resolution.combine(key, all).unwrap_or_else(|_| self.store.get(key).cloned())
     }
 
     fn new_version(&mut self, now: Now) -> Version {
@@ -579,7 +612,7 @@ impl QuorumCore {
             }
             Phase::Writing { entry, holders, .. } => {
                 // A late reader: repair it too.
-                if found.as_ref().is_some_and(|(_, v)| *v >= entry.version) {
+                if found.as_ref().is_some_and(|(_, v)| self.resolution.covers(*v, entry.version)) {
                     holders.insert(from);
                 } else {
                     let only = BTreeSet::from([from]);
@@ -593,7 +626,15 @@ impl QuorumCore {
     fn finish_reading(&mut self, now: Now, op: u64) {
         let Some(p) = self.ops.get_mut(&op) else { return };
         let Phase::Reading { answers, then } = &p.phase else { return };
-        let newest = answers.values().flatten().max_by_key(|(_, v)| *v).cloned();
+        let newest = match self.resolution.combine(&p.key, answers.values().flatten()) {
+            Ok(n) => n,
+            Err(e) => {
+                let req = p.req;
+                self.ops.remove(&op);
+                self.ready.replies.push((req, Err(e)));
+                return;
+            }
+        };
         let holders: BTreeSet<NodeId> = answers
             .iter()
             .filter(|(_, f)| f.as_ref().map(|(_, v)| *v) == newest.as_ref().map(|(_, v)| *v))
@@ -607,12 +648,55 @@ impl QuorumCore {
                 self.ready.replies.push((req, Ok(Reply::Value(Value::Null))));
                 return;
             }
-            (Then::Read, Some((value, version))) => Phase::Writing {
-                entry: Versioned { key: key.clone(), value: value.clone(), version },
-                holders,
-                reply: Reply::Value(value),
-                new: false,
-            },
+            (Then::Read, Some((value, version))) => {
+                let shown = match self.resolution {
+                    Resolution::Lww => Ok(value.clone()),
+                    Resolution::Crdt => State::from_json(&key, &value).and_then(|s| s.value(&key)),
+                };
+                let shown = match shown {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.ops.remove(&op);
+                        self.ready.replies.push((req, Err(e)));
+                        return;
+                    }
+                };
+                Phase::Writing {
+                    entry: Versioned { key: key.clone(), value, version },
+                    holders,
+                    reply: Reply::Value(shown),
+                    new: false,
+                }
+            }
+            (Then::Append(element), current) if self.resolution == Resolution::Crdt => {
+                // The joined state plus one new dot, written back whole: replicas join it, so
+                // a concurrent append written elsewhere is kept, and the write repairs too.
+                let append = ClientOp::Append { key: key.clone(), value: element };
+                let read = |k: &Key| match &current {
+                    Some((v, _)) => State::from_json(k, v),
+                    None => Ok(State::default()),
+                };
+                match execute_crdt(&append, read, self.id, &mut self.seq) {
+                    Ok(mut effect) => {
+                        let state = effect.writes.remove(&key).unwrap_or_default();
+                        Phase::Writing {
+                            entry: Versioned {
+                                key: key.clone(),
+                                value: state.to_json(),
+                                version: state.fingerprint(),
+                            },
+                            holders: BTreeSet::new(),
+                            reply: Reply::Done,
+                            new: true,
+                        }
+                    }
+                    Err(e) => {
+                        self.ops.remove(&op);
+                        self.ready.replies.push((req, Err(e)));
+                        return;
+                    }
+                }
+            }
             (Then::Append(element), current) => {
                 let current = current.map_or(Value::Null, |(v, _)| v);
                 let append = ClientOp::Append { key: key.clone(), value: element };
@@ -799,14 +883,14 @@ impl QuorumCore {
         let ours: Vec<Key> = self
             .store
             .iter()
-            .filter(|(k, (_, v))| theirs.get(*k).is_none_or(|t| t < v))
+            .filter(|(k, (_, v))| self.resolution.should_send(*v, theirs.get(*k).copied()))
             .map(|(k, _)| k.clone())
             .filter(|k| self.home(k).contains(&from))
             .collect();
         let push = Self::entries(Some(&self.store), Some(&ours));
         let pull: Vec<Key> = theirs
             .iter()
-            .filter(|(k, t)| self.store.get(*k).is_none_or(|(_, v)| v < *t))
+            .filter(|(k, t)| self.resolution.should_send(**t, self.store.get(*k).map(|(_, v)| *v)))
             .map(|(k, _)| k.clone())
             .filter(|k| self.home(k).contains(&self.id))
             .collect();
@@ -893,6 +977,15 @@ impl Core for QuorumCore {
                 let phase = Phase::Reading { answers: BTreeMap::new(), then: Then::Append(value) };
                 self.start(now, req, key, phase);
             }
+            ClientOp::Write { .. } | ClientOp::Cas { .. }
+                if self.resolution == Resolution::Crdt =>
+            {
+                let err = execute_crdt(&op, |_| Ok(State::default()), self.id, &mut self.seq);
+                let err = err.err().unwrap_or_else(|| {
+                    OpError::Internal("a register write under crdt was not refused".into())
+                });
+                self.ready.replies.push((req, Err(err)));
+            }
             ClientOp::Write { key, value } => {
                 let version = self.new_version(now);
                 let entry = Versioned { key: key.clone(), value, version };
@@ -932,6 +1025,7 @@ impl Core for QuorumCore {
         extra.insert("r".into(), self.quorum.r.into());
         extra.insert("w".into(), self.quorum.w.into());
         extra.insert("sloppy_quorum".into(), self.quorum.sloppy.into());
+        extra.insert("resolution".into(), self.resolution.name().into());
         extra.insert("ops_in_flight".into(), self.ops.len().into());
         CoreStatus { role: "peer", term: 0, leader: None, extra }
     }
@@ -948,10 +1042,23 @@ mod tests {
     }
 
     fn cluster(nodes: u64, q: Quorum) -> TestNet<QuorumCore> {
+        cluster_resolving(nodes, q, Resolution::Lww)
+    }
+
+    fn cluster_resolving(nodes: u64, q: Quorum, res: Resolution) -> TestNet<QuorumCore> {
         let ids: Vec<NodeId> = (1..=nodes).collect();
         TestNet::new(ids.iter().map(|id| {
             let now = Now { mono_ms: 1, wall_us: 1000 };
-            (*id, QuorumCore::new(*id, ids.clone(), q, Timing::default(), *id, Vec::new(), now))
+            let core = QuorumCore::new(
+                *id,
+                ids.clone(),
+                (q, res),
+                Timing::default(),
+                *id,
+                Vec::new(),
+                now,
+            );
+            (*id, core)
         }))
     }
 
@@ -1192,13 +1299,83 @@ mod tests {
         }
     }
 
+    /// Appends 1, 2 and 3 at once through coordinators 1, 2 and 3 (each reads before any
+    /// writes back), then reads the list at node 1.
+    fn concurrent_appends(res: Resolution) -> Option<Result<Reply, OpError>> {
+        let mut net = cluster_resolving(3, quorum(3, 2, 2, true), res);
+        let k = Key::Str("l".into());
+        let reqs: Vec<RequestId> = (1..=3)
+            .map(|at| net.propose(at, ClientOp::Append { key: k.clone(), value: json!(at) }))
+            .collect();
+        net.deliver_all();
+        for r in reqs {
+            assert_eq!(net.reply(r), Some(&Ok(Reply::Done)), "{res:?}: acknowledged");
+        }
+        let r = read(&mut net, 1, &k);
+        net.deliver_all();
+        net.reply(r).cloned()
+    }
+
+    #[test]
+    fn concurrent_appends_lose_all_but_one_under_lww_and_none_under_crdt() {
+        match concurrent_appends(Resolution::Lww) {
+            Some(Ok(Reply::Value(Value::Array(l)))) => assert_eq!(l.len(), 1, "lww: {l:?}"),
+            other => panic!("lww: {other:?}"),
+        }
+        assert_eq!(
+            concurrent_appends(Resolution::Crdt),
+            Some(Ok(Reply::Value(json!([1, 2, 3])))),
+            "crdt keeps all three, concurrent ones ordered by node"
+        );
+    }
+
+    #[test]
+    fn crdt_appends_on_both_sides_of_a_partition_survive_the_heal_and_writes_are_refused() {
+        let mut net = cluster_resolving(5, quorum(3, 2, 2, true), Resolution::Crdt);
+        let (k, home) = key_not_on(&net, &[1, 2]);
+        for a in [1, 2] {
+            for b in &home {
+                net.cut.insert((a, *b));
+                net.cut.insert((*b, a));
+            }
+        }
+        net.run_for(500);
+        let outside = net.propose(1, ClientOp::Append { key: k.clone(), value: json!("out") });
+        let inside = net.propose(home[0], ClientOp::Append { key: k.clone(), value: json!("in") });
+        net.run_for(50);
+        assert_eq!(net.reply(outside), Some(&Ok(Reply::Done)), "stand-ins took it as hints");
+        assert_eq!(net.reply(inside), Some(&Ok(Reply::Done)), "home replicas took it");
+        net.heal();
+        net.run_for(3000);
+        for h in &home {
+            let mut got = net.cores[h].value(&k).as_array().cloned().unwrap_or_default();
+            got.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            assert_eq!(got, vec![json!("in"), json!("out")], "replica {h} holds both");
+        }
+        let w = write(&mut net, 3, &k, json!("x"));
+        match net.reply(w) {
+            Some(Err(e @ OpError::BadRequest(m))) => {
+                assert!(e.definite() && m.contains("--resolution crdt"), "{m}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     #[test]
     fn values_and_hints_are_recovered_from_the_log() {
         let (mut net, k, home, _) = partitioned_write(true);
         net.crash(1);
         let q = quorum(3, 2, 2, true);
         net.restart(1, |records, now| {
-            QuorumCore::new(1, vec![1, 2, 3, 4, 5], q, Timing::default(), 1, records, now)
+            QuorumCore::new(
+                1,
+                vec![1, 2, 3, 4, 5],
+                (q, Resolution::Lww),
+                Timing::default(),
+                1,
+                records,
+                now,
+            )
         });
         let held: usize = home.iter().map(|h| net.cores[&1].hints_for(*h)).sum();
         assert_eq!(held, 1, "the hint survived the restart");
