@@ -38,7 +38,7 @@ use serde_json::json;
 
 mod client;
 
-pub use client::{InMemory, RefstoreClient};
+pub use client::{InMemory, RefstoreClient, Refusal, Transport, answer_body};
 
 /// Registers the `refstore` target.
 pub fn register_all(registry: &mut Registry) {
@@ -125,6 +125,20 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
 /// them by name where the mode does not read them and checking N, R and W
 /// against the node count before anything starts.
 fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
+    quorum_settings(spec, mode).map(|(_, args)| args)
+}
+
+/// The quorum settings a test of `mode` gives its nodes (the default
+/// everywhere but quorum mode), read and checked as [`quorum_args`] does:
+/// the deterministic simulation builds its cores with them.
+pub fn quorum_config(spec: &TestSpec, mode: Mode) -> Result<refstore::modes::quorum::QuorumConfig> {
+    quorum_settings(spec, mode).map(|(config, _)| config)
+}
+
+fn quorum_settings(
+    spec: &TestSpec,
+    mode: Mode,
+) -> Result<(refstore::modes::quorum::QuorumConfig, Vec<String>)> {
     let bad =
         |field: &str, why: String| HarnessError::spec("test spec", format!("options.{field}"), why);
     match spec.option_text("resolution") {
@@ -188,7 +202,7 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
             bad(field, e.to_string())
         })?;
     }
-    Ok(args)
+    Ok((config, args))
 }
 
 /// refstore's numeric id of node `n3` is 3.
