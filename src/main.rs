@@ -41,6 +41,9 @@ enum Command {
     Report(cli::ReportArgs),
     /// Browse the store of runs in a web browser (127.0.0.1 by default).
     Serve(cli::ServeArgs),
+    /// Run refstore's protocol cores in the deterministic simulation, many
+    /// seeds at once: faultline sim --mode raft --nemesis partition,kill --seeds 100.
+    Sim(Box<sim::cli::SimArgs>),
 }
 
 /// Every built-in plugin, registered by name.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => cli::clean(&args),
         Command::Report(args) => cli::report(&args, &registry()),
         Command::Serve(args) => cli::serve(&args, &registry()),
+        Command::Sim(args) => sim::cli::run(&args, &registry()),
     };
     exit(code)
 }

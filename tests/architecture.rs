@@ -20,6 +20,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faultline-redis", &["faultline-checkers", "faultline-harness"]),
     ("faultline-postgres", &["faultline-checkers", "faultline-harness"]),
     ("faultline-galera", &["faultline-checkers", "faultline-harness"]),
+    (
+        "faultline-sim",
+        &[
+            "faultline-checkers",
+            "faultline-results",
+            "faultline-harness",
+            "faultline-nemesis",
+            "faultline-refstore",
+            "refstore",
+        ],
+    ),
 ];
 
 #[test]
@@ -59,5 +70,16 @@ fn dependencies_point_one_way() {
     // Nothing depends on the binary, and results never on the harness.
     for (krate, found) in &deps {
         assert!(!found.contains("faultline"), "{krate} depends on the binary");
+    }
+    // The simulation runs on no async runtime: simulated time is its own.
+    let sim = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "faultline-sim")
+        .expect("faultline-sim is in the workspace");
+    for d in sim["dependencies"].as_array().expect("dependencies") {
+        let name = d["name"].as_str().unwrap_or_default();
+        assert!(!name.starts_with("tokio"), "faultline-sim depends on {name}");
     }
 }

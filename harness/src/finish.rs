@@ -49,6 +49,20 @@ pub struct Finished {
 /// a memory limit (half the machine unless the workload sets one).
 pub fn check_run(run_dir: &RunDir, spec: &TestSpec, registry: &Registry) -> Result<Checked> {
     let history = formats::read_path(&run_dir.history_path(), Some(Format::Jsonl))?;
+    let interrupted = results::store::interruption(run_dir.path());
+    check_history(history, spec, registry, interrupted.as_deref())
+}
+
+/// Judges `history` as the workload of `spec` prescribes ([`check_run`]
+/// without the files): the deterministic simulation judges every seed in
+/// memory this way and writes a run directory only for the ones it keeps.
+/// `interrupted` is why the run was cut short, if it was.
+pub fn check_history(
+    history: History,
+    spec: &TestSpec,
+    registry: &Registry,
+    interrupted: Option<&str>,
+) -> Result<Checked> {
     let workload = registry.build_workload(&spec.workload, spec)?;
     let started = std::time::Instant::now();
     let mut checks = Vec::new();
@@ -78,11 +92,11 @@ pub fn check_run(run_dir: &RunDir, spec: &TestSpec, registry: &Registry) -> Resu
     // A run cut short proves nothing by finding nothing: what ran was judged,
     // but the test that was asked for did not happen. The same rule as the
     // `validity` of its results.json (`RunResults::mark_interrupted`).
-    if let Some(why) = results::store::interruption(run_dir.path()) {
+    if let Some(why) = interrupted {
         let validity = results::run_results::interrupted_validity(verdict.validity);
         if validity != verdict.validity {
             verdict.validity = validity;
-            verdict.unknown_reason = Some(results::run_results::interrupted_reason(&why));
+            verdict.unknown_reason = Some(results::run_results::interrupted_reason(why));
         }
     }
     Ok(Checked { history, checks, verdict })

@@ -89,7 +89,7 @@ pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
         schedules.push(pkg.generator);
         finals.push(pkg.final_generator);
     }
-    if spec.runtime != crate::spec::RuntimeKind::Local {
+    if matches!(spec.runtime, crate::spec::RuntimeKind::Netns | crate::spec::RuntimeKind::Ssh) {
         // Read now, so a bad choice stops the test before anything starts.
         runtime::firewall_choice(spec)?;
     }

@@ -28,6 +28,10 @@ pub enum RuntimeKind {
     Netns,
     /// Remote hosts over SSH.
     Ssh,
+    /// No processes at all: refstore's protocol cores in the deterministic
+    /// simulation (`faultline sim`). A run directory whose `test.toml` says
+    /// `runtime = "sim"` was simulated; `faultline test` refuses it.
+    Sim,
 }
 
 impl RuntimeKind {
@@ -37,6 +41,7 @@ impl RuntimeKind {
             RuntimeKind::Local => "local",
             RuntimeKind::Netns => "netns",
             RuntimeKind::Ssh => "ssh",
+            RuntimeKind::Sim => "sim",
         }
     }
 }

@@ -41,6 +41,14 @@ pub async fn build(
             )
             .await?,
         ),
+        RuntimeKind::Sim => {
+            return Err(crate::HarnessError::spec(
+                "test spec",
+                "runtime",
+                "runtime \"sim\" is the deterministic simulation's: replay such a run with \
+                 `faultline sim --seed S`, not `faultline test`",
+            ));
+        }
         RuntimeKind::Ssh => {
             let ssh = spec.ssh.clone().ok_or_else(|| {
                 crate::HarnessError::spec(

@@ -3,7 +3,9 @@
 //! transactions map one to one; a transfer or a dequeue reads, then writes
 //! with a transaction of `cas` micro-ops guarded by what it read; increments
 //! and ids use the store's own `inc`. Requests travel over HTTP to a node,
-//! or to an in-memory state machine ([`InMemory`]).
+//! to an in-memory state machine ([`InMemory`]), or through any other
+//! [`Transport`] (the deterministic simulation hands them to simulated
+//! nodes), so every way of reaching refstore records the same outcomes.
 //!
 //! Outcomes follow refstore's contract: an error answer with
 //! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
@@ -39,14 +41,24 @@ impl RefstoreClient {
     /// for generating histories of every workload fast (benchmarks) and
     /// for tests of the vocabulary itself.
     pub fn in_memory(store: Arc<InMemory>) -> RefstoreClient {
-        RefstoreClient { transport: store, env: None, base: String::new() }
+        RefstoreClient::over(store)
+    }
+
+    /// A client whose requests go through `transport`; `open(node)` makes
+    /// `node`'s name the base it posts to.
+    pub fn over(transport: Arc<dyn Transport>) -> RefstoreClient {
+        RefstoreClient { transport, env: None, base: String::new() }
     }
 }
 
-/// How requests reach refstore: its HTTP API, or a state machine in memory.
+/// How requests reach refstore: its HTTP API, a state machine in memory, or
+/// a simulated node.
 #[async_trait]
-trait Transport: Send + Sync {
-    /// `POST base path` with a JSON body: the answer's body, or why it failed.
+pub trait Transport: Send + Sync {
+    /// `POST base path` with a JSON body: the answer's body, or why it
+    /// failed. `base` is the node's address (`http://host:port`) or, for
+    /// a client made with [`RefstoreClient::over`], the node's name; a
+    /// `not-leader` refusal names the leader's base in the same form.
     async fn post(
         &self,
         base: &str,
@@ -102,18 +114,21 @@ impl Transport for Http {
         if status.is_success() {
             return Ok(body);
         }
-        let code = body.get("error").and_then(|c| c.as_str()).unwrap_or("error").to_owned();
+        let code = body.get("error").and_then(|c| c.as_str()).unwrap_or("error");
         let definite = body.get("definite").and_then(|d| d.as_bool()).unwrap_or(false);
-        let completion = if definite {
-            Completion::fail(inv.value.clone(), Value::str(code.as_str()))
-        } else {
-            Completion::info(inv.value.clone(), Value::str(code.as_str()))
-        };
-        if definite && code == "not-leader" {
-            let leader = body.get("leader").and_then(|l| l.as_str()).map(str::to_owned);
-            return Err(Refusal::NotLeader(leader, completion));
-        }
-        Err(Refusal::Other(completion))
+        let leader = body.get("leader").and_then(|l| l.as_str()).map(|l| format!("http://{l}"));
+        Err(Refusal::answered(code, definite, leader, inv))
+    }
+}
+
+/// The body of refstore's successful answer to an operation, as its HTTP
+/// API writes it: `{"value"}` for a read, `{}` for a write, `{"ops"}` for a
+/// transaction.
+pub fn answer_body(reply: Reply) -> serde_json::Value {
+    match reply {
+        Reply::Value(v) => json!({ "value": v }),
+        Reply::Done => json!({}),
+        Reply::Txn(ops) => json!({ "ops": ops }),
     }
 }
 
@@ -141,9 +156,7 @@ impl Transport for InMemory {
         let op: ClientOp = serde_json::from_value(request).map_err(|_| refuse("bad-request"))?;
         let reply = self.kv.lock().unwrap_or_else(|e| e.into_inner()).apply(&op);
         match reply {
-            Ok(Reply::Value(v)) => Ok(json!({ "value": v })),
-            Ok(Reply::Done) => Ok(json!({})),
-            Ok(Reply::Txn(ops)) => Ok(json!({ "ops": ops })),
+            Ok(reply) => Ok(answer_body(reply)),
             // A state machine's only refusals are definite.
             Err(e) => Err(refuse(e.code())),
         }
@@ -193,7 +206,7 @@ impl RefstoreClient {
         let t = &self.transport;
         match t.post(&self.base, path, &body, inv).await {
             Err(Refusal::NotLeader(Some(leader), _)) => {
-                match t.post(&format!("http://{leader}"), path, &body, inv).await {
+                match t.post(&leader, path, &body, inv).await {
                     Ok(v) => Ok(v),
                     Err(r) => Err(r.completion()),
                 }
@@ -317,15 +330,37 @@ fn is_cas_mismatch(c: &Completion) -> bool {
 }
 
 /// Why a request did not succeed.
-enum Refusal {
-    /// This node does not coordinate writes; the leader's address, if known.
+pub enum Refusal {
+    /// This node does not coordinate writes; the leader's base (as
+    /// [`Transport::post`] takes it), if known.
     NotLeader(Option<String>, Completion),
     /// Anything else, already as the completion to record.
     Other(Completion),
 }
 
 impl Refusal {
-    fn completion(self) -> Completion {
+    /// refstore's error answer `code`: `fail` when it is `definite` (the
+    /// operation certainly did not take effect), `info` otherwise; a
+    /// definite `not-leader` keeps the leader's base for one retry.
+    pub fn answered(
+        code: &str,
+        definite: bool,
+        leader: Option<String>,
+        inv: &Invocation,
+    ) -> Refusal {
+        let completion = if definite {
+            Completion::fail(inv.value.clone(), Value::str(code))
+        } else {
+            Completion::info(inv.value.clone(), Value::str(code))
+        };
+        if definite && code == "not-leader" {
+            return Refusal::NotLeader(leader, completion);
+        }
+        Refusal::Other(completion)
+    }
+
+    /// The completion to record.
+    pub fn completion(self) -> Completion {
         match self {
             Refusal::NotLeader(_, c) | Refusal::Other(c) => c,
         }
@@ -335,9 +370,10 @@ impl Refusal {
 #[async_trait]
 impl Client for RefstoreClient {
     async fn open(&mut self, node: &str) -> Result<()> {
-        if let Some(env) = &self.env {
-            self.base = format!("http://{}", env.addrs(node)?.client);
-        }
+        self.base = match &self.env {
+            Some(env) => format!("http://{}", env.addrs(node)?.client),
+            None => node.to_owned(),
+        };
         Ok(())
     }
 

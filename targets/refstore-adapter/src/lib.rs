@@ -36,11 +36,13 @@ use harness::{
     Client, DataFile, Db, Durability, HarnessError, Registry, Result, TestEnv, TestSpec,
 };
 use refstore::modes::Mode;
+use refstore::modes::crdt::Resolution;
+use refstore::modes::quorum::QuorumConfig;
 use serde_json::json;
 
 mod client;
 
-pub use client::{InMemory, RefstoreClient};
+pub use client::{InMemory, RefstoreClient, Refusal, Transport, answer_body};
 
 /// Registers the `refstore` target.
 pub fn register_all(registry: &mut Registry) {
@@ -132,9 +134,22 @@ const CRDT_WORKLOADS: [&str; 4] = ["set", "list-append", "counter", "unique-ids"
 /// them by name where the mode does not read them and checking N, R and W
 /// against the node count before anything starts.
 fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
+    quorum_settings(spec, mode).map(|(_, _, args)| args)
+}
+
+/// The quorum settings (the default everywhere but quorum mode) and the
+/// conflict resolution a test of `mode` gives its nodes, read and checked as
+/// [`quorum_args`] does: the deterministic simulation builds its cores with
+/// them.
+pub fn core_options(spec: &TestSpec, mode: Mode) -> Result<(QuorumConfig, Resolution)> {
+    quorum_settings(spec, mode).map(|(config, resolution, _)| (config, resolution))
+}
+
+fn quorum_settings(spec: &TestSpec, mode: Mode) -> Result<(QuorumConfig, Resolution, Vec<String>)> {
     let bad =
         |field: &str, why: String| HarnessError::spec("test spec", format!("options.{field}"), why);
     let mut args = Vec::new();
+    let mut resolution = Resolution::Lww;
     match spec.option_text("resolution") {
         None => {}
         Some(_) if !mode.resolves_conflicts() => {
@@ -143,6 +158,7 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
         Some("lww") => {}
         Some("crdt") if CRDT_WORKLOADS.contains(&spec.workload.as_str()) => {
             args.extend(["--resolution".to_owned(), "crdt".to_owned()]);
+            resolution = Resolution::Crdt;
         }
         Some("crdt") => {
             return Err(bad(
@@ -166,7 +182,7 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
         }
         Some(other) => return Err(bad("resolution", format!("{other:?}: use lww or crdt"))),
     }
-    let mut config = refstore::modes::quorum::QuorumConfig::default();
+    let mut config = QuorumConfig::default();
     for (option, flag) in [
         ("quorum_n", "--quorum-n"),
         ("quorum_r", "--quorum-r"),
@@ -212,7 +228,7 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
             bad(field, e.to_string())
         })?;
     }
-    Ok(args)
+    Ok((config, resolution, args))
 }
 
 /// refstore's numeric id of node `n3` is 3.

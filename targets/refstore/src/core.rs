@@ -81,10 +81,11 @@ impl<M, R> Ready<M, R> {
 /// persist `persist` (fsynced when `sync`) before sending `messages` or delivering `replies`:
 /// that order is what makes "acknowledged" mean "durable" in the modes that promise it.
 pub trait Core: Send + 'static {
-    /// The peer message type.
-    type Msg: Serialize + DeserializeOwned + Debug + Send + 'static;
-    /// The write-ahead log record type.
-    type Record: Serialize + DeserializeOwned + Debug + Send + 'static;
+    /// The peer message type. `Clone` so a simulated network can duplicate it.
+    type Msg: Serialize + DeserializeOwned + Clone + Debug + Send + 'static;
+    /// The write-ahead log record type. `Clone` so a simulated disk can hand
+    /// a restarted core what it kept.
+    type Record: Serialize + DeserializeOwned + Clone + Debug + Send + 'static;
 
     /// Advances timers. Called every [`Timing::tick_ms`].
     fn tick(&mut self, now: Now);

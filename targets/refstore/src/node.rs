@@ -5,15 +5,11 @@
 use crate::clock::Clock;
 use crate::core::{Core, Timing};
 use crate::http::{self, ApiState};
-use crate::modes::causal::CausalCore;
 use crate::modes::crdt::Resolution;
-use crate::modes::lww::LwwCore;
-use crate::modes::paxos::PaxosCore;
-use crate::modes::quorum::{QuorumConfig, QuorumCore};
-use crate::modes::replog::ReplogCore;
-use crate::modes::{CoreFamily, Mode};
+use crate::modes::quorum::QuorumConfig;
+use crate::modes::{CoreSetup, Mode, WithCore};
 use crate::transport::{self, Directory, Hello, Outbound};
-use crate::types::{ClientOp, CoreStatus, NodeId, OpError, Reply, RequestId};
+use crate::types::{ClientOp, CoreStatus, NodeId, Now, OpError, Reply, RequestId};
 use crate::wal::{RecoveryPolicy, RecoveryReport, Wal, WalError};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -171,33 +167,11 @@ pub fn start_with_listeners(
     tracing::info!(id, mode = %cfg.mode, seed = s, client = %cfg.client_addr, peer = %cfg.peer_addr, "starting node");
     let stop = CancellationToken::new();
     let shell = Shell::new(&cfg, clock.clone(), stop.clone());
-    let dir = &cfg.data_dir;
-    // Which core serves the mode is the modes table's to say.
-    let (core_task, io_tasks) = match cfg.mode.core() {
-        CoreFamily::Replog(p) => {
-            let (wal, recs, report) = open_wal(dir, policy)?;
-            shell.spawn(ReplogCore::new(id, peers, p, t, s, recs, now), wal, report, client, peer)
-        }
-        CoreFamily::Paxos => {
-            let (wal, recs, report) = open_wal(dir, policy)?;
-            shell.spawn(PaxosCore::new(id, peers, t, s, recs), wal, report, client, peer)
-        }
-        CoreFamily::Lww(flavor) => {
-            let (wal, recs, report) = open_wal(dir, policy)?;
-            let core = LwwCore::new(id, peers, (flavor, cfg.resolution), t, s, recs);
-            shell.spawn(core, wal, report, client, peer)
-        }
-        CoreFamily::Causal => {
-            let (wal, recs, report) = open_wal(dir, policy)?;
-            shell.spawn(CausalCore::new(id, peers, t, s, recs), wal, report, client, peer)
-        }
-        CoreFamily::Quorum => {
-            let quorum = cfg.quorum.resolve(peers.len() + 1)?;
-            let (wal, recs, report) = open_wal(dir, policy)?;
-            let core = QuorumCore::new(id, peers, (quorum, cfg.resolution), t, s, recs, now);
-            shell.spawn(core, wal, report, client, peer)
-        }
-    };
+    let nodes = peers.len() + 1;
+    let setup = CoreSetup { id, peers, timing: t, seed: s };
+    let spawn = Spawn { shell, setup, dir: cfg.data_dir.clone(), policy, client, peer, now };
+    // Which core serves the mode, and how it is built, is the modes table's to say.
+    let (core_task, io_tasks) = cfg.mode.with_core(nodes, cfg.quorum, cfg.resolution, spawn)??;
     Ok(RunningNode {
         id,
         client_addr: cfg.client_addr,
@@ -206,6 +180,34 @@ pub fn start_with_listeners(
         core_task,
         io_tasks,
     })
+}
+
+/// Opens the write-ahead log of the mode's record type, recovers the core
+/// from it and spawns the node's tasks.
+struct Spawn {
+    shell: Shell,
+    setup: CoreSetup,
+    dir: PathBuf,
+    policy: RecoveryPolicy,
+    client: TcpListener,
+    peer: TcpListener,
+    now: Now,
+}
+
+type Tasks = (JoinHandle<Result<(), NodeError>>, Vec<JoinHandle<()>>);
+
+impl WithCore for Spawn {
+    type Output = Result<Tasks, NodeError>;
+
+    fn with<C, F>(self, build: F) -> Self::Output
+    where
+        C: Core,
+        F: Fn(&CoreSetup, Vec<C::Record>, Now) -> C + Clone + Send + Sync + 'static,
+    {
+        let (wal, recs, report) = open_wal(&self.dir, self.policy)?;
+        let core = build(&self.setup, recs, self.now);
+        Ok(self.shell.spawn(core, wal, report, self.client, self.peer))
+    }
 }
 
 fn open_wal<R: DeserializeOwned>(
@@ -241,7 +243,7 @@ impl Shell {
         report: RecoveryReport,
         client: TcpListener,
         peer: TcpListener,
-    ) -> (JoinHandle<Result<(), NodeError>>, Vec<JoinHandle<()>>) {
+    ) -> Tasks {
         let cfg = &self.cfg;
         let mode = cfg.mode.name().to_string();
         let hello = Hello { id: cfg.id, mode: mode.clone(), client_addr: cfg.client_addr.clone() };

@@ -12,12 +12,18 @@ pub mod replog;
 #[cfg(test)]
 mod testnet;
 
+use crate::core::{Core, Timing};
+use crate::types::{NodeId, Now};
 use crate::wal::RecoveryPolicy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use self::lww::Flavor;
-use self::replog::Policy;
+use self::causal::CausalCore;
+use self::crdt::Resolution;
+use self::lww::{Flavor, LwwCore};
+use self::paxos::PaxosCore;
+use self::quorum::{QuorumConfig, QuorumCore, QuorumError};
+use self::replog::{Policy, ReplogCore};
 
 /// The protocol core that serves a mode, with the setting that makes it
 /// that mode.
@@ -151,6 +157,72 @@ impl Mode {
     /// Every mode's name, comma-separated, for help and error messages.
     pub fn names() -> String {
         Mode::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Who a node is, besides the records it persisted: what a mode's core
+/// builder ([`WithCore`]) needs to build or rebuild that node's core.
+#[derive(Clone, Debug)]
+pub struct CoreSetup {
+    /// This node's id.
+    pub id: NodeId,
+    /// The other nodes of the cluster (this node's own id is ignored).
+    pub peers: Vec<NodeId>,
+    /// Timers.
+    pub timing: Timing,
+    /// Seed of the core's randomness.
+    pub seed: u64,
+}
+
+/// Something to do with a mode's core once its concrete type is known: the
+/// node shell opens a write-ahead log of the core's record type and spawns
+/// the core, the deterministic simulation builds every node's core and
+/// keeps the builder to rebuild one after a crash. Both so run exactly the
+/// core a mode names, built the same way.
+pub trait WithCore {
+    /// What doing it gives.
+    type Output;
+    /// Called once with the function that builds the mode's core for a
+    /// node from the records it persisted and the time it starts at.
+    fn with<C, F>(self, build: F) -> Self::Output
+    where
+        C: Core,
+        F: Fn(&CoreSetup, Vec<C::Record>, Now) -> C + Clone + Send + Sync + 'static;
+}
+
+impl Mode {
+    /// Hands `w` the builder of this mode's cores for a cluster of `nodes`
+    /// nodes. The one place that says which core serves a mode and how it
+    /// is built; fails only when the quorum settings cannot work on a
+    /// cluster of that size.
+    pub fn with_core<W: WithCore>(
+        self,
+        nodes: usize,
+        quorum: QuorumConfig,
+        resolution: Resolution,
+        w: W,
+    ) -> Result<W::Output, QuorumError> {
+        let peers = |c: &CoreSetup| c.peers.clone();
+        Ok(match self.core() {
+            CoreFamily::Replog(p) => w.with(move |c: &CoreSetup, recs, now| {
+                ReplogCore::new(c.id, peers(c), p, c.timing, c.seed, recs, now)
+            }),
+            CoreFamily::Paxos => w.with(move |c: &CoreSetup, recs, _| {
+                PaxosCore::new(c.id, peers(c), c.timing, c.seed, recs)
+            }),
+            CoreFamily::Lww(flavor) => w.with(move |c: &CoreSetup, recs, _| {
+                LwwCore::new(c.id, peers(c), (flavor, resolution), c.timing, c.seed, recs)
+            }),
+            CoreFamily::Causal => w.with(move |c: &CoreSetup, recs, _| {
+                CausalCore::new(c.id, peers(c), c.timing, c.seed, recs)
+            }),
+            CoreFamily::Quorum => {
+                let q = quorum.resolve(nodes)?;
+                w.with(move |c: &CoreSetup, recs, now| {
+                    QuorumCore::new(c.id, peers(c), (q, resolution), c.timing, c.seed, recs, now)
+                })
+            }
+        })
     }
 }
 

@@ -1,0 +1,206 @@
+//! `faultline sim`: run a test's seeds in the simulation and print the
+//! table, or replay one seed (`--seed S`) and keep its run directory. The
+//! binary only parses these arguments and calls [`run`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use checkers::Validity;
+use checkers::exit::{BAD_INPUT, HARNESS_FAILED, INVALID, UNKNOWN, VALID};
+use harness::plugin::Registry;
+use harness::{HarnessError, TestSpec};
+
+use crate::run::{Prepared, prepare, run_seed};
+use crate::sweep::{SweepOptions, keep, sweep, why};
+use crate::{SimError, WorldConfig};
+
+/// The arguments of `faultline sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// refstore's replication mode (raft, paxos, sync, async, multi-leader,
+    /// causal, eventual, quorum).
+    #[arg(long, default_value = "raft")]
+    pub mode: String,
+    /// The workload (as for `faultline test`).
+    #[arg(long, default_value = "register")]
+    pub workload: String,
+    /// Fault packages, comma-separated: partition, kill, pause; `default`
+    /// for the mode's own choice, `none` for no faults.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub nemesis: Vec<String>,
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// The first seed of the sweep.
+    #[arg(long, default_value_t = 1)]
+    pub first_seed: u64,
+    /// Replay one seed: run it and keep its run directory whatever its verdict.
+    #[arg(long, conflicts_with_all = ["seeds", "first_seed", "parallel"])]
+    pub seed: Option<u64>,
+    /// Seeds run at once, each on its own thread.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u32,
+    /// Client threads (0: nodes × 2).
+    #[arg(long, default_value_t = 0)]
+    pub concurrency: u32,
+    /// Simulated seconds of the main phase.
+    #[arg(long, default_value_t = 5.0)]
+    pub time_limit: f64,
+    /// Client operations per simulated second, in total (0: unlimited).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Simulated seconds between fault operations.
+    #[arg(long, default_value_t = 1.0)]
+    pub nemesis_interval: f64,
+    /// Per-operation timeout in simulated milliseconds (then `info`).
+    #[arg(long, default_value_t = 1000)]
+    pub op_timeout_ms: u64,
+    /// Simulated seconds after healing before the final operations.
+    #[arg(long, default_value_t = 2.0)]
+    pub recovery: f64,
+    /// Options for the workload, target, nemesis or checkers: KEY=VALUE
+    /// (repeatable); one that no part reads is refused.
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// Where failing runs (and a replayed one) are written.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Probability that a message is lost.
+    #[arg(long, default_value_t = WorldConfig::default().loss)]
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    #[arg(long, default_value_t = WorldConfig::default().duplicate)]
+    pub duplicate: f64,
+    /// Probability that a crash also loses part of what a node wrote but
+    /// did not sync (a power cut rather than a killed process).
+    #[arg(long, default_value_t = WorldConfig::default().lose_unsynced)]
+    pub lose_unsynced: f64,
+    /// The largest wall-clock offset of a node, either way (milliseconds).
+    #[arg(long, default_value_t = WorldConfig::default().clock_offset_ms)]
+    pub clock_offset_ms: i64,
+}
+
+impl SimArgs {
+    /// The test these arguments describe.
+    pub fn spec(&self) -> Result<TestSpec, HarnessError> {
+        let mut spec = TestSpec {
+            target: "refstore".into(),
+            mode: self.mode.clone(),
+            workload: self.workload.clone(),
+            nemesis: self.nemesis.clone(),
+            nodes: self.nodes,
+            concurrency: self.concurrency,
+            time_limit: self.time_limit,
+            rate: self.rate,
+            nemesis_interval: self.nemesis_interval,
+            op_timeout_ms: self.op_timeout_ms,
+            recovery: self.recovery,
+            store: self.store.clone(),
+            ..TestSpec::default()
+        };
+        for kv in &self.options {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                HarnessError::spec("command line", "--opt", format!("{kv:?} is not KEY=VALUE"))
+            })?;
+            spec.options.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        spec.validate("command line")?;
+        Ok(spec)
+    }
+
+    /// The simulated world these arguments describe.
+    pub fn world(&self) -> WorldConfig {
+        WorldConfig {
+            loss: self.loss,
+            duplicate: self.duplicate,
+            lose_unsynced: self.lose_unsynced,
+            clock_offset_ms: self.clock_offset_ms,
+            ..WorldConfig::default()
+        }
+    }
+}
+
+fn exit_for(e: &SimError) -> i32 {
+    match e {
+        SimError::Config { .. } | SimError::Unsupported(_) | SimError::Quorum(_) => BAD_INPUT,
+        SimError::Harness(h) => harness::cli::exit_code_for(h),
+        _ => HARNESS_FAILED,
+    }
+}
+
+fn exit_for_validity(v: Validity) -> i32 {
+    match v {
+        Validity::Valid => VALID,
+        Validity::Invalid => INVALID,
+        Validity::Unknown => UNKNOWN,
+    }
+}
+
+/// Runs `faultline sim` and returns its exit code: 0 every seed valid, 1
+/// some seed invalid, 2 some unknown and none invalid, 254 bad arguments,
+/// 3 the simulation itself failed.
+pub fn run(args: &SimArgs, registry: &Registry) -> i32 {
+    let prepared = match args
+        .spec()
+        .map_err(SimError::from)
+        .and_then(|spec| prepare(spec, args.world(), registry))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("faultline sim: {e}");
+            return exit_for(&e);
+        }
+    };
+    let result = match args.seed {
+        Some(seed) => replay(&prepared, seed, args),
+        None => many(&prepared, args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("faultline sim: {e}");
+        exit_for(&e)
+    })
+}
+
+fn replay(prepared: &Prepared, seed: u64, args: &SimArgs) -> Result<i32, SimError> {
+    let run = run_seed(prepared, seed)?;
+    let dir = keep(prepared, &run, &args.store)?;
+    let v = &run.checked.verdict;
+    println!("seed {seed}: {} {}", v.validity.as_str(), why(v));
+    println!(
+        "{} events in {:.1} simulated s; {} messages ({} lost, {} duplicated, {} dropped by cut links or down nodes)",
+        run.checked.history.len(),
+        run.simulated_ns as f64 / 1e9,
+        run.world.sent,
+        run.world.lost,
+        run.world.duplicated,
+        run.world.dropped
+    );
+    println!("run directory: {}", dir.display());
+    Ok(exit_for_validity(v.validity))
+}
+
+fn many(prepared: &Prepared, args: &SimArgs) -> Result<i32, SimError> {
+    let opts = SweepOptions {
+        first: args.first_seed,
+        count: args.seeds,
+        parallel: args.parallel,
+        store: Some(args.store.clone()),
+    };
+    // Wall time is reported, never used: the runs themselves see only simulated time.
+    let started = Instant::now();
+    let result = sweep(prepared, &opts, &|_| {})?;
+    let elapsed = started.elapsed().as_secs_f64();
+    print!("{}", result.table());
+    let events: usize = result.results.iter().map(|r| r.events).sum();
+    println!(
+        "{} seeds, {} history events, in {elapsed:.1} s on {} thread(s): {:.0} runs per minute",
+        result.results.len(),
+        events,
+        opts.parallel.max(1),
+        result.results.len() as f64 * 60.0 / elapsed.max(1e-9)
+    );
+    Ok(exit_for_validity(result.validity()))
+}
