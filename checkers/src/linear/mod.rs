@@ -394,7 +394,10 @@ fn search_partition<M: Model + Clone>(
     let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
     let mut ops: Vec<M::Op> = entries.iter().map(|e| e.op.clone()).collect();
     let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
-    if cfg.algorithm == Algorithm::Search {
+    // A budget already spent is honoured here as in the search: the answer
+    // is then unknown, whatever a fast test could have said.
+    let spent = limits.deadline.is_some_and(|d| Instant::now() >= d);
+    if cfg.algorithm == Algorithm::Search && !spent {
         let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
         let names = Names { ops: history.ops(), entries: &entries, metas: &metas };
         if let Some(decision) = model.decide(&ops, &calls, &rets, &|id| names.describe(id)) {
