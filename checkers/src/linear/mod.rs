@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use self::model::{
-    Call, Interner, KvKind, Model, ModelKind, MultiRegisterKind, MutexKind, QueueKind,
+    Call, Decision, Interner, KvKind, Model, ModelKind, MultiRegisterKind, MutexKind, QueueKind,
     RegisterKind, SetKind,
 };
 use self::search::{Entry, Limits, Outcome, Search, Stats};
@@ -208,6 +208,8 @@ struct PartResult {
     crashed: usize,
     stats: Stats,
     outcome: PartOutcome,
+    /// Decided without search (`Model::decide`).
+    decided: bool,
 }
 
 enum PartOutcome {
@@ -391,14 +393,39 @@ fn search_partition<M: Model + Clone>(
 ) -> PartResult {
     let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
     let mut ops: Vec<M::Op> = entries.iter().map(|e| e.op.clone()).collect();
+    let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
+    // A budget already spent is honoured here as in the search: the answer
+    // is then unknown, whatever a fast test could have said.
+    let spent = limits.deadline.is_some_and(|d| Instant::now() >= d);
+    if cfg.algorithm == Algorithm::Search && !spent {
+        let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
+        let names = Names { ops: history.ops(), entries: &entries, metas: &metas };
+        if let Some(decision) = model.decide(&ops, &calls, &rets, &|id| names.describe(id)) {
+            let outcome = match decision {
+                Decision::Valid => PartOutcome::Valid,
+                Decision::Invalid(r) => {
+                    PartOutcome::Invalid(Box::new(refuted(history, &names, key.as_ref(), r)))
+                }
+            };
+            let ops = entries.len();
+            return PartResult {
+                key,
+                ops,
+                crashed,
+                stats: Stats::default(),
+                outcome,
+                decided: true,
+            };
+        }
+    }
     model.settle(&mut ops, &rets);
     for (e, op) in entries.iter_mut().zip(ops) {
         e.op = op;
     }
-    let crashed = entries.iter().filter(|e| e.ret.is_none()).count();
     if cfg.algorithm == Algorithm::Reference {
         let outcome = reference_outcome(key.as_ref(), model, &entries, limits);
-        return PartResult { key, ops: entries.len(), crashed, stats: Stats::default(), outcome };
+        let stats = Stats::default();
+        return PartResult { key, ops: entries.len(), crashed, stats, outcome, decided: false };
     }
     let mut search = Search::new(model, &entries, limits);
     let outcome = search.run();
@@ -417,7 +444,83 @@ fn search_partition<M: Model + Clone>(
             f,
         ))),
     };
-    PartResult { key, ops: entries.len(), crashed, stats, outcome }
+    PartResult { key, ops: entries.len(), crashed, stats, outcome, decided: false }
+}
+
+/// Turns a refutation found without search into an anomaly of the same
+/// shape as the search's (the blamed op, the ops around it for the
+/// picture), without a longest prefix: there was no search to find one.
+fn refuted<O>(
+    history: &History,
+    names: &Names<'_, O>,
+    key: Option<&Value>,
+    r: model::Refutation,
+) -> Anomaly {
+    let ops = history.ops();
+    let stuck_meta = &names.metas[r.stuck as usize];
+    let stuck_op = &ops[stuck_meta.invoke];
+    let where_ = key.map_or(String::new(), |k| format!("For key {k}: "));
+    let text = format!(
+        "{where_}no order of the operations explains the results.\n\
+         {} cannot be linearized (invoked at {}, returned at {}): {}.\n\
+         Decided without search: each value is written once, so every read has one write \
+         that can explain it, and the runs of values can be ordered in polynomial time.",
+        capitalise(&names.describe(r.stuck)),
+        line(history, stuck_meta.invoke),
+        stuck_meta.complete.map_or_else(|| "never".into(), |pos| line(history, pos)),
+        r.reason,
+    );
+    // The picture: every op of the partition whose interval meets the span
+    // from the first named op's invocation to the last named op's return.
+    let from = r.ops.iter().map(|&o| names.metas[o as usize].invoke).min().unwrap_or(0);
+    let to = r
+        .ops
+        .iter()
+        .map(|&o| {
+            let m = &names.metas[o as usize];
+            names.entries[o as usize].ret.map_or(m.invoke, |c| c as usize)
+        })
+        .max()
+        .unwrap_or(from);
+    let window: Vec<serde_json::Value> = names
+        .entries
+        .iter()
+        .zip(names.metas)
+        .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |c| c as usize >= from))
+        .take(400)
+        .map(|(e, m)| {
+            json!({
+                "index": ops[m.invoke].index,
+                "process": ops[m.invoke].process.to_string(),
+                "call": m.invoke,
+                "ret": e.ret,
+                "op": names.describe(e.id),
+                "label": names.short(e.id),
+                "order": null,
+                "stuck": e.id == r.stuck,
+            })
+        })
+        .collect();
+    Anomaly {
+        kind: "nonlinearizable".into(),
+        explanation: text,
+        ops: r.ops.iter().map(|&o| ops[names.metas[o as usize].invoke].index).collect(),
+        data: json!({
+            "key": key,
+            "stuck": {
+                "index": stuck_op.index,
+                "process": stuck_op.process.to_string(),
+                "op": names.describe(r.stuck),
+                "invoke_line": history.locate(stuck_meta.invoke).line,
+            },
+            "decided_by": "unique written values",
+            "witness": r.ops.iter().map(|&o| names.describe(o)).collect::<Vec<_>>(),
+            "partition_ops": names.entries.len(),
+            "window": window,
+            "window_from": from,
+            "window_to": to,
+        }),
+    }
 }
 
 /// The reference search's outcome for one partition, which has no evidence
@@ -499,6 +602,7 @@ fn verdict(cfg: &Settings, mut results: Vec<PartResult>, started: Instant) -> Ve
         "configurations": sum(|s| s.frames),
         "cached": sum(|s| s.cached),
         "pruned": sum(|s| s.pruned),
+        "decided_without_search": results.iter().filter(|r| r.decided).count(),
         "invalid_keys": invalid.iter().map(|r| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
         "unknown_keys": unknown.iter().map(|(r, _)| r.key.clone().unwrap_or_default()).collect::<Vec<_>>(),
     });

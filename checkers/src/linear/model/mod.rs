@@ -23,6 +23,7 @@ mod mutex;
 mod queue;
 mod register;
 mod set;
+mod unique;
 
 pub(crate) use self::kv::KvKind;
 pub(crate) use self::multi_register::MultiRegisterKind;
@@ -73,6 +74,38 @@ pub(crate) trait Model: Send {
     /// search then gets. Work per partition belongs here rather than in
     /// `ModelKind::model_for`, which runs for every partition in turn.
     fn settle(&mut self, _ops: &mut [Self::Op], _rets: &[u32]) {}
+    /// Decides the partition without search when the model knows a
+    /// polynomial, exact test for its shape; `None` leaves it to the
+    /// search. Called before `settle`, with the partition's ops invoked at
+    /// `calls` and completed at `rets` (`u32::MAX` for crashed ops); `name`
+    /// names an op (by its index) for the evidence.
+    fn decide(
+        &self,
+        _ops: &[Self::Op],
+        _calls: &[u32],
+        _rets: &[u32],
+        _name: &dyn Fn(u32) -> String,
+    ) -> Option<Decision> {
+        None
+    }
+}
+
+/// What `Model::decide` concluded.
+pub(crate) enum Decision {
+    /// A linearization exists.
+    Valid,
+    /// None exists.
+    Invalid(Refutation),
+}
+
+/// Why no linearization exists, found without search.
+pub(crate) struct Refutation {
+    /// The op to blame (an index into the partition's ops).
+    pub stuck: u32,
+    /// Every op the reason names, the blamed one first.
+    pub ops: Vec<u32>,
+    /// The reason, in words that follow "cannot be linearized: ".
+    pub reason: String,
 }
 
 /// One paired history operation, as a model kind compiles it: the

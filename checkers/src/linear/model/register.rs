@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::{Call, Interner, Model, ModelKind, UNOBSERVED, show, unknown_function};
+use super::unique::{self, Outcome};
+use super::{
+    Call, Decision, Interner, Model, ModelKind, Refutation, UNOBSERVED, show, unknown_function,
+};
 use crate::value::Value;
 
 /// A read/write register, or a compare-and-set register.
@@ -143,6 +146,26 @@ impl Model for Register {
     }
     fn show_state(&self, s: &u32) -> String {
         show(&self.values, *s)
+    }
+    /// When every written value is unique, the polynomial test of
+    /// `unique.rs` decides the partition exactly, however many crashed ops
+    /// and processes it has.
+    fn decide(
+        &self,
+        ops: &[RegOp],
+        calls: &[u32],
+        rets: &[u32],
+        name: &dyn Fn(u32) -> String,
+    ) -> Option<Decision> {
+        match unique::decide(ops, calls, rets, self.init)? {
+            Outcome::Valid => Some(Decision::Valid),
+            Outcome::Invalid(violation) => {
+                let (stuck, named) = violation.ops();
+                let show = |v: u32| show(&self.values, v);
+                let reason = violation.reason(ops, name, &show, self.init);
+                Some(Decision::Invalid(Refutation { stuck, ops: named, reason }))
+            }
+        }
     }
     fn settle(&mut self, ops: &mut [RegOp], rets: &[u32]) {
         let init = self.init;
