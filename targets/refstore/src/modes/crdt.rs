@@ -53,6 +53,19 @@ impl Resolution {
         }
     }
 
+    /// A key's stored value as a client would read it (for tests): lww stores the value
+    /// itself, crdt a state whose value is computed; a state that cannot be read shows as
+    /// its error's text.
+    pub fn as_read(self, key: &Key, stored: Option<&Value>) -> Value {
+        match (self, stored) {
+            (_, None) => Value::Null,
+            (Resolution::Lww, Some(v)) => v.clone(),
+            (Resolution::Crdt, Some(v)) => State::from_json(key, v)
+                .and_then(|s| s.value(key))
+                .unwrap_or_else(|e| Value::from(e.to_string())),
+        }
+    }
+
     /// What a replica keeps when `incoming` arrives where it holds `held`: the new value and
     /// version, or `None` when nothing changes (an older lww version, or a state already
     /// contained in the held one). A crdt value that is not a [`State`] (a log written

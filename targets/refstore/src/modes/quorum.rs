@@ -400,13 +400,7 @@ impl QuorumCore {
 
     /// The value a key has in this node's own store, as a client would read it (for tests).
     pub fn value(&self, key: &Key) -> Value {
-        match (self.resolution, self.store.get(key)) {
-            (_, None) => Value::Null,
-            (Resolution::Lww, Some((v, _))) => v.clone(),
-            (Resolution::Crdt, Some((v, _))) => State::from_json(key, v)
-                .and_then(|s| s.value(key))
-                .unwrap_or_else(|e| Value::from(e.to_string())),
-        }
+        self.resolution.as_read(key, self.store.get(key).map(|(v, _)| v))
     }
 
     /// How many hints this node holds for `home` (for tests).
