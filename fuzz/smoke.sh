@@ -45,8 +45,12 @@ extra=()
 if [ -n "${FAULTLINE_BENCHDATA:-}" ] && [ -d "$FAULTLINE_BENCHDATA/porcupine" ]; then
   extra+=("$FAULTLINE_BENCHDATA/porcupine")
 fi
-cargo run --locked --profile test -q -p faultline-checkers --example fuzz_seeds -- \
-  fuzz/corpus "${extra[@]}"
+# Built for the whole workspace, as `cargo test --workspace` builds it: with
+# `-p faultline-checkers` alone, cargo unifies features differently and
+# rebuilds the checkers and their dependencies (about two minutes in CI);
+# after the test stage this build is a no-op.
+cargo build --locked --profile test -q --workspace --examples
+"${CARGO_TARGET_DIR:-target}/debug/examples/fuzz_seeds" fuzz/corpus "${extra[@]}"
 
 (cd fuzz && cargo +nightly fuzz build "${BUILD[@]}")
 built=$(date +%s)
