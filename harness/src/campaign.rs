@@ -300,6 +300,20 @@ impl CampaignFile {
         Ok(Cell { params, spec, expect })
     }
 
+    /// Sets a field of every cell's test from the command line's `--set
+    /// FIELD=VALUE`; the value is TOML, and a bare word is a string.
+    pub fn set_test_field(&mut self, kv: &str) -> Result<()> {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            HarnessError::spec("command line", "--set", format!("{kv:?} is not FIELD=VALUE"))
+        })?;
+        let value = toml::from_str::<Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| Value::String(v.trim().to_owned()));
+        self.test.insert(k.trim().to_owned(), value);
+        Ok(())
+    }
+
     /// The seed of run `run` of cell `cell`, when the file fixes a seed.
     pub fn derived_seed(&self, cell: usize, run: u32) -> Option<u64> {
         use std::hash::{Hash, Hasher};

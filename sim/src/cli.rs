@@ -2,7 +2,7 @@
 //! table, or replay one seed (`--seed S`) and keep its run directory. The
 //! binary only parses these arguments and calls [`run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use checkers::Validity;
@@ -10,6 +10,7 @@ use checkers::exit::{BAD_INPUT, HARNESS_FAILED, INVALID, UNKNOWN, VALID};
 use harness::plugin::Registry;
 use harness::{HarnessError, TestSpec};
 
+use crate::matrix::{MatrixOptions, read_campaign, run_matrix, table};
 use crate::run::{Prepared, prepare, run_seed};
 use crate::sweep::{SweepOptions, keep, sweep, why};
 use crate::{SimError, WorldConfig};
@@ -78,9 +79,28 @@ pub struct SimArgs {
     /// did not sync (a power cut rather than a killed process).
     #[arg(long, default_value_t = WorldConfig::default().lose_unsynced)]
     pub lose_unsynced: f64,
+    /// Run every cell of this campaign file (its matrix, test fields and
+    /// expectations) over the seeds instead of one test, and judge each
+    /// cell as `faultline campaign` does.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "mode", "workload", "nemesis", "nodes", "concurrency", "time_limit", "rate",
+        "nemesis_interval", "op_timeout_ms", "recovery", "options", "seed",
+    ])]
+    pub campaign: Option<PathBuf>,
+    /// With --campaign: a test field for every cell over the file's
+    /// (`--set time_limit=10`); the value is TOML (strings may go bare).
+    #[arg(long = "set", value_name = "FIELD=VALUE", requires = "campaign")]
+    pub set: Vec<String>,
+    /// With --campaign: only the cells with this axis value (`--only
+    /// mode=async`); repeat to narrow further.
+    #[arg(long, value_name = "AXIS=VALUE", requires = "campaign")]
+    pub only: Vec<String>,
     /// The largest wall-clock offset of a node, either way (milliseconds).
     #[arg(long, default_value_t = WorldConfig::default().clock_offset_ms)]
     pub clock_offset_ms: i64,
+    /// The largest drift of a node's clock, either way (parts per million).
+    #[arg(long, default_value_t = WorldConfig::default().drift_ppm)]
+    pub drift_ppm: i64,
 }
 
 impl SimArgs {
@@ -118,6 +138,7 @@ impl SimArgs {
             duplicate: self.duplicate,
             lose_unsynced: self.lose_unsynced,
             clock_offset_ms: self.clock_offset_ms,
+            drift_ppm: self.drift_ppm,
             ..WorldConfig::default()
         }
     }
@@ -143,6 +164,12 @@ fn exit_for_validity(v: Validity) -> i32 {
 /// some seed invalid, 2 some unknown and none invalid, 254 bad arguments,
 /// 3 the simulation itself failed.
 pub fn run(args: &SimArgs, registry: &Registry) -> i32 {
+    if let Some(path) = &args.campaign {
+        return campaign(path, args, registry).unwrap_or_else(|e| {
+            eprintln!("faultline sim: {e}");
+            exit_for(&e)
+        });
+    }
     let prepared = match args
         .spec()
         .map_err(SimError::from)
@@ -203,4 +230,29 @@ fn many(prepared: &Prepared, args: &SimArgs) -> Result<i32, SimError> {
         result.results.len() as f64 * 60.0 / elapsed.max(1e-9)
     );
     Ok(exit_for_validity(result.validity()))
+}
+
+/// `--campaign FILE`: every cell over the seeds; exit 0 when no simulated
+/// cell is broken, 1 when one is.
+fn campaign(path: &Path, args: &SimArgs, registry: &Registry) -> Result<i32, SimError> {
+    let file = read_campaign(path, &args.set, &args.only)?;
+    let opts = MatrixOptions {
+        first: args.first_seed,
+        count: args.seeds,
+        parallel: args.parallel,
+        store: Some(args.store.clone()),
+    };
+    let started = Instant::now();
+    let cells =
+        run_matrix(&file, &path.display().to_string(), &args.world(), registry, &opts, &|c| {
+            eprintln!(
+                "faultline sim: {} {} ({:.0} s)",
+                c.id,
+                c.status(),
+                started.elapsed().as_secs_f64()
+            );
+        })?;
+    print!("{}", table(&cells, args.seeds));
+    println!("in {:.1} s on {} thread(s)", started.elapsed().as_secs_f64(), opts.parallel.max(1));
+    Ok(if cells.iter().any(|c| c.status() == "broken") { INVALID } else { VALID })
 }

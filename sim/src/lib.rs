@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod client;
 pub mod faults;
+pub mod matrix;
 pub mod run;
 pub mod sweep;
 pub mod world;

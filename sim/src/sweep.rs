@@ -175,21 +175,38 @@ pub fn sweep(
     opts: &SweepOptions,
     progress: &(dyn Fn(&SeedResult) + Sync),
 ) -> Result<Sweep, SimError> {
+    let results = map_seeds(opts.first, opts.count, opts.parallel, &|seed| {
+        let r = one(prepared, seed, opts.store.as_deref())?;
+        progress(&r);
+        Ok(r)
+    })?;
+    Ok(Sweep { results })
+}
+
+/// Calls `f` for the `count` seeds from `first` on, on `parallel` threads
+/// taking the next seed as each finishes, and returns the results in seed
+/// order whatever order the threads finished in. The first error stops
+/// every thread at its next seed and is returned.
+pub fn map_seeds<T: Send>(
+    first: u64,
+    count: u64,
+    parallel: usize,
+    f: &(dyn Fn(u64) -> Result<T, SimError> + Sync),
+) -> Result<Vec<T>, SimError> {
     let next = AtomicU64::new(0);
-    let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(u64, T)>> = Mutex::new(Vec::new());
     let failed: Mutex<Option<SimError>> = Mutex::new(None);
     let worker = || {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= opts.count || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
+            if i >= count || failed.lock().map(|f| f.is_some()).unwrap_or(true) {
                 return;
             }
-            let seed = opts.first.wrapping_add(i);
-            match one(prepared, seed, opts.store.as_deref()) {
+            let seed = first.wrapping_add(i);
+            match f(seed) {
                 Ok(r) => {
-                    progress(&r);
                     if let Ok(mut v) = results.lock() {
-                        v.push(r);
+                        v.push((i, r));
                     }
                 }
                 Err(e) => {
@@ -202,7 +219,7 @@ pub fn sweep(
         }
     };
     std::thread::scope(|s| {
-        for _ in 0..opts.parallel.max(1) {
+        for _ in 0..parallel.max(1) {
             s.spawn(worker);
         }
     });
@@ -210,8 +227,9 @@ pub fn sweep(
         return Err(e);
     }
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|r| r.seed);
-    Ok(Sweep { results })
+    // By index, not seed: seeds wrap around at u64::MAX.
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Runs one seed and keeps it in `store` unless it was valid.

@@ -118,6 +118,20 @@ impl WorldConfig {
                 field: "client_latency_ms", why: "must be ≥ 0".into()
             });
         }
+        if self.clock_offset_ms < 0 {
+            return Err(SimError::Config {
+                field: "clock_offset_ms",
+                why: format!("{} is negative; it bounds offsets either way", self.clock_offset_ms),
+            });
+        }
+        // A clock running backwards (drift of a million parts per million
+        // or more) would make the monotonic clock non-monotonic.
+        if !(0..1_000_000).contains(&self.drift_ppm) {
+            return Err(SimError::Config {
+                field: "drift_ppm",
+                why: format!("{} is not in 0..1000000; it bounds drift either way", self.drift_ppm),
+            });
+        }
         if self.timing.tick_ms == 0 {
             return Err(SimError::Config {
                 field: "timing.tick_ms",

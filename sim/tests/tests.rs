@@ -2,6 +2,8 @@
 
 /// Determinism: a seed replays its history byte for byte.
 mod determinism;
+/// A campaign's matrix judged in simulation.
+mod matrix;
 /// What the modes promise holds, and what they do not promise shows.
 mod promises;
 

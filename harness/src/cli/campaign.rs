@@ -166,18 +166,7 @@ fn prepare(args: &CampaignArgs, registry: &Registry) -> Result<Prepared> {
                 file.runs = r;
             }
             for kv in &args.set {
-                let (k, v) = kv.split_once('=').ok_or_else(|| {
-                    HarnessError::spec(
-                        "command line",
-                        "--set",
-                        format!("{kv:?} is not FIELD=VALUE"),
-                    )
-                })?;
-                let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
-                    .ok()
-                    .and_then(|mut t| t.remove("v"))
-                    .unwrap_or_else(|| toml::Value::String(v.trim().to_owned()));
-                file.test.insert(k.trim().to_owned(), value);
+                file.set_test_field(kv)?;
             }
             let store = args.store.clone().unwrap_or_else(|| PathBuf::from("store"));
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
