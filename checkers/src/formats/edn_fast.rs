@@ -90,14 +90,12 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
     };
     // Stitch the pieces together, trusting each cut only where the piece
     // before it ended exactly on it.
-    let mut out = FastOps { ops: Vec::new(), lines: Vec::new(), unnamed: Vec::new() };
     let total: usize = read.iter().map(|p| p.as_ref().map_or(0, |p| p.ops.len())).sum();
-    out.ops.reserve_exact(total);
-    out.lines.reserve_exact(total);
+    let mut out = FastOps { ops: Vec::new(), lines: Vec::new(), unnamed: Vec::new() };
     let mut line_base = 0u32;
     let mut opened = None;
     for (i, piece) in read.into_iter().enumerate() {
-        let piece = piece?;
+        let mut piece = piece?;
         if piece.stopped != ranges[i].1 {
             return None;
         }
@@ -110,13 +108,24 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
             return None;
         }
         let base = out.ops.len();
-        for (mut op, missing_index) in piece.ops.into_iter().zip(piece.missing_index) {
-            if missing_index {
-                op.index = out.ops.len() as u64;
+        for (k, op) in piece.ops.iter_mut().enumerate() {
+            if piece.missing_index[k] {
+                op.index = (base + k) as u64;
             }
-            out.ops.push(op);
         }
-        out.lines.extend(piece.lines.iter().map(|&l| l + line_base));
+        if i == 0 {
+            // The first piece's vectors become the history's: growing a
+            // large allocation remaps its pages rather than copying them,
+            // where gathering every piece into fresh vectors would write
+            // (and fault in) every op twice.
+            out.ops = piece.ops;
+            out.ops.reserve_exact(total - out.ops.len());
+            out.lines = piece.lines;
+            out.lines.reserve_exact(total - out.lines.len());
+        } else {
+            out.ops.append(&mut piece.ops);
+            out.lines.extend(piece.lines.iter().map(|&l| l + line_base));
+        }
         out.unnamed.extend(piece.unnamed.iter().map(|&p| p + base));
         line_base += piece.newlines;
     }
@@ -132,7 +141,7 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
 fn cut_after(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
-        let newline = at + bytes.get(at..)?.iter().position(|&b| b == b'\n')?;
+        let newline = at + memchr::memchr(b'\n', bytes.get(at..)?)?;
         let mut i = newline + 1;
         while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
             i += 1;
@@ -203,7 +212,7 @@ impl<'a> Reader<'a> {
     fn piece(mut self, end: usize, first: bool, last: bool) -> Option<Piece> {
         // Jepsen writes an op a line: room for as many ops as the piece has
         // lines spares growing (and copying) the vectors as they fill.
-        let lines = self.bytes[self.pos..end].iter().filter(|&&b| b == b'\n').count() + 1;
+        let lines = memchr::memchr_iter(b'\n', &self.bytes[self.pos..end]).count() + 1;
         let mut piece = Piece {
             ops: Vec::with_capacity(lines),
             missing_index: Vec::with_capacity(lines),
@@ -664,5 +673,26 @@ mod tests {
         text.push(']');
         assert!(text.len() > PARALLEL_MIN_BYTES);
         same(&text);
+    }
+
+    /// Ops without an `:index` are numbered by their place in the whole
+    /// history, in every piece, not in the piece that read them.
+    #[test]
+    fn ops_without_an_index_are_numbered_across_pieces() {
+        let mut text = String::new();
+        for i in 0..40_000 {
+            text.push_str(&format!(
+                "{{:type :invoke, :process {}, :f :write, :value {i}, :node \"n{}\"}}\n",
+                i % 7,
+                i % 3
+            ));
+        }
+        assert!(text.len() > PARALLEL_MIN_BYTES);
+        let fast = parse(&text).expect("the fast reader reads it");
+        assert_eq!(fast.ops.len(), 40_000);
+        for (i, (op, line)) in fast.ops.iter().zip(&fast.lines).enumerate() {
+            assert_eq!((op.index, *line), (i as u64, i as u32 + 1));
+            assert_eq!(op.value, Value::Int(i as i64));
+        }
     }
 }
