@@ -1,5 +1,7 @@
 //! The simulation's tests, one module per area.
 
+/// refstore's injected bugs: found, refused outside their mode, shrunk.
+mod bugs;
 /// Determinism: a seed replays its history byte for byte.
 mod determinism;
 /// What the modes promise holds, and what they do not promise shows.
