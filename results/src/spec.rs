@@ -511,4 +511,13 @@ mod tests {
             TestSpec::from_toml("runtime = \"ssh\"\n", "t.toml").expect_err("bad").to_string();
         assert!(err.contains("field `ssh`"), "{err}");
     }
+
+    #[test]
+    fn an_injected_bug_is_named_in_the_test_name_and_the_target_label() {
+        let mut spec = TestSpec::from_toml("", "t.toml").expect("parse");
+        spec.options.insert("bug".into(), "ack-before-commit".into());
+        assert_eq!(spec.test_name(), "refstore-raft-bug-ack-before-commit-register-default");
+        assert_eq!(spec.target_label(), "refstore raft with injected bug ack-before-commit");
+        assert!(spec.options_unread().contains(&"bug"), "naming a run does not read the option");
+    }
 }
