@@ -114,9 +114,25 @@ pub fn plan(spec: &TestSpec, registry: &Registry) -> Result<Plan> {
 /// The whole schedule: the main phase (clients, and faults) for the time
 /// limit, then heal, recovery, and the workload's final operations.
 pub fn schedule(spec: &TestSpec, workload: &dyn Workload, nemesis: Option<(Gen, Gen)>) -> Gen {
+    schedule_limited(spec, workload, nemesis, None)
+}
+
+/// [`schedule`], with the main phase's client operations capped at
+/// `client_ops` when given (the faults and the time limit stay as they
+/// are): the deterministic simulation's shrinker looks for the fewest
+/// operations that still fail.
+pub fn schedule_limited(
+    spec: &TestSpec,
+    workload: &dyn Workload,
+    nemesis: Option<(Gen, Gen)>,
+    client_ops: Option<u64>,
+) -> Gen {
     let mut clients = workload.generator(spec);
     if spec.rate > 0.0 {
         clients = g::stagger(Duration::from_secs_f64(1.0 / spec.rate), clients);
+    }
+    if let Some(n) = client_ops {
+        clients = g::limit(n, clients);
     }
     let limit = Duration::from_secs_f64(spec.time_limit);
     let (main, heal) = match nemesis {

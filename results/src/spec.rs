@@ -352,7 +352,11 @@ impl TestSpec {
         // Only refstore has modes; an external target's spec still carries
         // the default one, which would name an etcd run `etcd-raft-...`.
         if self.target == "refstore" {
-            sanitize(&format!("{}-{}-{}-{}", self.target, self.mode, self.workload, faults))
+            let mode = match self.injected_bug() {
+                Some(bug) => format!("{}-bug-{bug}", self.mode),
+                None => self.mode.clone(),
+            };
+            sanitize(&format!("{}-{}-{}-{}", self.target, mode, self.workload, faults))
         } else {
             sanitize(&format!("{}-{}-{}", self.target, self.workload, faults))
         }
@@ -386,13 +390,26 @@ impl TestSpec {
 }
 
 impl TestSpec {
-    /// The system under test with its mode, for people (`refstore raft`).
+    /// The system under test with its mode, for people (`refstore raft`),
+    /// and the bug injected into it, if any, so that no report or index
+    /// shows a deliberately broken run as the mode's real behaviour.
     pub fn target_label(&self) -> String {
-        if self.mode.is_empty() || self.mode == self.target {
+        let label = if self.mode.is_empty() || self.mode == self.target {
             self.target.clone()
         } else {
             format!("{} {}", self.target, self.mode)
+        };
+        match self.injected_bug() {
+            Some(bug) => format!("{label} with injected bug {bug}"),
+            None => label,
         }
+    }
+
+    /// The bug deliberately injected into the target (`options.bug`, which a
+    /// target that can inject bugs reads and checks), if any. Looking does
+    /// not count as reading the option.
+    pub fn injected_bug(&self) -> Option<&str> {
+        self.options.get("bug").map(String::as_str)
     }
 
     /// The command that replays this run.
@@ -493,5 +510,14 @@ mod tests {
         let err =
             TestSpec::from_toml("runtime = \"ssh\"\n", "t.toml").expect_err("bad").to_string();
         assert!(err.contains("field `ssh`"), "{err}");
+    }
+
+    #[test]
+    fn an_injected_bug_is_named_in_the_test_name_and_the_target_label() {
+        let mut spec = TestSpec::from_toml("", "t.toml").expect("parse");
+        spec.options.insert("bug".into(), "ack-before-commit".into());
+        assert_eq!(spec.test_name(), "refstore-raft-bug-ack-before-commit-register-default");
+        assert_eq!(spec.target_label(), "refstore raft with injected bug ack-before-commit");
+        assert!(spec.options_unread().contains(&"bug"), "naming a run does not read the option");
     }
 }

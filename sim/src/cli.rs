@@ -11,7 +11,7 @@ use harness::plugin::Registry;
 use harness::{HarnessError, TestSpec};
 
 use crate::matrix::{MatrixOptions, read_campaign, run_matrix, table};
-use crate::run::{Prepared, prepare, run_seed};
+use crate::run::{Prepared, options, prepare, run_seed};
 use crate::sweep::{SweepOptions, keep, sweep, why};
 use crate::{SimError, WorldConfig};
 
@@ -38,6 +38,21 @@ pub struct SimArgs {
     /// Replay one seed: run it and keep its run directory whatever its verdict.
     #[arg(long, conflicts_with_all = ["seeds", "first_seed", "parallel"])]
     pub seed: Option<u64>,
+    /// With --seed: search for a smaller schedule (a shorter main phase,
+    /// fewer client operations, fewer faults) that still fails with the
+    /// same anomaly, keep it as a run directory and print the command
+    /// that replays it.
+    #[arg(long, requires = "seed")]
+    pub shrink: bool,
+    /// The most client operations the main phase hands out (the shrinker
+    /// sets it; a replay repeats it).
+    #[arg(long)]
+    pub max_ops: Option<u64>,
+    /// Faults of the schedule to leave out, by their place among its
+    /// `start-*` operations, 0 first (the shrinker sets it; a replay
+    /// repeats it).
+    #[arg(long, value_delimiter = ',')]
+    pub drop_faults: Vec<u64>,
     /// Seeds run at once, each on its own thread.
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
@@ -62,6 +77,12 @@ pub struct SimArgs {
     /// Simulated seconds after healing before the final operations.
     #[arg(long, default_value_t = 2.0)]
     pub recovery: f64,
+    /// Inject one of refstore's classic protocol bugs (ack-before-commit,
+    /// vote-ignores-log, no-truncate for raft; forget-promises for paxos;
+    /// ack-before-backup for sync), to measure whether the checkers find
+    /// it; the same as `--opt bug=NAME`.
+    #[arg(long)]
+    pub bug: Option<String>,
     /// Options for the workload, target, nemesis or checkers: KEY=VALUE
     /// (repeatable); one that no part reads is refused.
     #[arg(long = "opt", value_name = "KEY=VALUE")]
@@ -84,7 +105,7 @@ pub struct SimArgs {
     /// cell as `faultline campaign` does.
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "mode", "workload", "nemesis", "nodes", "concurrency", "time_limit", "rate",
-        "nemesis_interval", "op_timeout_ms", "recovery", "options", "seed",
+        "nemesis_interval", "op_timeout_ms", "recovery", "options", "seed", "shrink", "bug", "max_ops", "drop_faults",
     ])]
     pub campaign: Option<PathBuf>,
     /// With --campaign: a test field for every cell over the file's
@@ -127,8 +148,59 @@ impl SimArgs {
             })?;
             spec.options.insert(k.trim().to_owned(), v.trim().to_owned());
         }
+        if let Some(bug) = &self.bug {
+            spec.options.insert("bug".to_owned(), bug.clone());
+        }
+        if let Some(n) = self.max_ops {
+            spec.options.insert(options::MAX_OPS.to_owned(), n.to_string());
+        }
+        if !self.drop_faults.is_empty() {
+            let list: Vec<String> = self.drop_faults.iter().map(u64::to_string).collect();
+            spec.options.insert(options::DROP_FAULTS.to_owned(), list.join(","));
+        }
         spec.validate("command line")?;
         Ok(spec)
+    }
+
+    /// The `faultline sim` command that replays `seed` with these arguments:
+    /// every setting spelled out, so the command means the same whatever
+    /// the defaults become.
+    pub fn replay_command(&self, seed: u64) -> String {
+        let mut words: Vec<String> = vec!["faultline".into(), "sim".into()];
+        let mut push = |flag: &str, value: String| {
+            words.push(format!("--{flag}"));
+            words.push(value);
+        };
+        push("seed", seed.to_string());
+        push("mode", self.mode.clone());
+        push("workload", self.workload.clone());
+        push("nemesis", self.nemesis.join(","));
+        push("nodes", self.nodes.to_string());
+        push("concurrency", self.concurrency.to_string());
+        push("time-limit", self.time_limit.to_string());
+        push("rate", self.rate.to_string());
+        push("nemesis-interval", self.nemesis_interval.to_string());
+        push("op-timeout-ms", self.op_timeout_ms.to_string());
+        push("recovery", self.recovery.to_string());
+        if let Some(bug) = &self.bug {
+            push("bug", bug.clone());
+        }
+        for kv in &self.options {
+            push("opt", kv.clone());
+        }
+        if let Some(n) = self.max_ops {
+            push("max-ops", n.to_string());
+        }
+        if !self.drop_faults.is_empty() {
+            let list: Vec<String> = self.drop_faults.iter().map(u64::to_string).collect();
+            push("drop-faults", list.join(","));
+        }
+        push("loss", self.loss.to_string());
+        push("duplicate", self.duplicate.to_string());
+        push("lose-unsynced", self.lose_unsynced.to_string());
+        push("clock-offset-ms", self.clock_offset_ms.to_string());
+        push("store", self.store.to_string_lossy().into_owned());
+        words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
     }
 
     /// The simulated world these arguments describe.
@@ -144,9 +216,20 @@ impl SimArgs {
     }
 }
 
+/// `w` as one shell word: as it is when it holds only safe characters,
+/// else single-quoted.
+fn shell_word(w: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_.,=/:+-@%".contains(c);
+    if !w.is_empty() && w.chars().all(safe) {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
 fn exit_for(e: &SimError) -> i32 {
     match e {
-        SimError::Config { .. } | SimError::Unsupported(_) | SimError::Quorum(_) => BAD_INPUT,
+        SimError::Config { .. } | SimError::Unsupported(_) | SimError::Core(_) => BAD_INPUT,
         SimError::Harness(h) => harness::cli::exit_code_for(h),
         _ => HARNESS_FAILED,
     }
@@ -182,6 +265,7 @@ pub fn run(args: &SimArgs, registry: &Registry) -> i32 {
         }
     };
     let result = match args.seed {
+        Some(seed) if args.shrink => shrink_seed(seed, args, registry),
         Some(seed) => replay(&prepared, seed, args),
         None => many(&prepared, args),
     };
@@ -207,6 +291,16 @@ fn replay(prepared: &Prepared, seed: u64, args: &SimArgs) -> Result<i32, SimErro
     );
     println!("run directory: {}", dir.display());
     Ok(exit_for_validity(v.validity))
+}
+
+fn shrink_seed(seed: u64, args: &SimArgs, registry: &Registry) -> Result<i32, SimError> {
+    let started = Instant::now();
+    let report = crate::shrink::shrink(args, seed, registry, crate::shrink::DEFAULT_RUNS)?;
+    // Wall time is reported, never used by the search.
+    let elapsed = started.elapsed().as_secs_f64();
+    print!("{}", report.summary());
+    println!("shrunk in {elapsed:.1} s");
+    Ok(INVALID)
 }
 
 fn many(prepared: &Prepared, args: &SimArgs) -> Result<i32, SimError> {

@@ -7,7 +7,7 @@
 //!
 //! Start at [`run::run_seed`] (one seed, in memory) and [`sweep::sweep`]
 //! (many seeds on several threads, run directories for failures only);
-//! [`cli`] is `faultline sim`. [`world`] is the world, [`client`] the
+//! [`cli`] is `faultline sim`; [`shrink`] narrows a failing seed's schedule. [`world`] is the world, [`client`] the
 //! clients' way into it, [`faults`] the simulated nemesis.
 //!
 //! **Architecture invariant:** nothing in this crate reads a clock, the
@@ -21,6 +21,7 @@ pub mod client;
 pub mod faults;
 pub mod matrix;
 pub mod run;
+pub mod shrink;
 pub mod sweep;
 pub mod world;
 
@@ -48,9 +49,10 @@ pub enum SimError {
     /// Writing a run directory failed.
     #[error(transparent)]
     Store(#[from] results::StoreError),
-    /// The quorum settings cannot work on this cluster.
-    #[error("invalid quorum settings: {0}")]
-    Quorum(#[from] refstore::modes::quorum::QuorumError),
+    /// The cores cannot be built with these options (quorum settings that
+    /// cannot work on this cluster, a bug of another mode).
+    #[error(transparent)]
+    Core(#[from] refstore::modes::CoreError),
     /// The generator broke its protocol (proposed an operation and gave none).
     #[error("generator: {0}")]
     Generator(String),

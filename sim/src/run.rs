@@ -11,7 +11,7 @@
 //! timeout ends an operation `info` and retires its process, and the
 //! nemesis thread's operations are carried out on the world at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,8 +23,7 @@ use harness::plugin::Registry;
 use harness::{Completion, Invocation, TestSpec};
 use rand::SeedableRng;
 use refstore::Mode;
-use refstore::modes::crdt::Resolution;
-use refstore::modes::quorum::QuorumConfig;
+use refstore::modes::CoreOptions;
 use results::RuntimeKind;
 
 use crate::SimError;
@@ -47,6 +46,17 @@ const NOT_SIMULATED_OPTIONS: [(&str, &str); 2] = [
     ("wal_recovery", "simulated disks are never corrupted, so there is nothing to recover"),
 ];
 
+/// The options that narrow a simulated run's schedule, which the shrinker
+/// (`crate::shrink`) sets and a replay repeats; read only here, so a real
+/// test refuses them.
+pub mod options {
+    /// The most client operations the main phase hands out.
+    pub const MAX_OPS: &str = "sim_max_ops";
+    /// Faults of the schedule left out, by their place among its
+    /// `start-<kind>` operations (0 first), comma-separated.
+    pub const DROP_FAULTS: &str = "sim_drop_faults";
+}
+
 /// A test planned once for many seeds.
 pub struct Prepared {
     /// The test, defaults resolved, marked `runtime = "sim"`, no seed.
@@ -55,8 +65,13 @@ pub struct Prepared {
     pub world: WorldConfig,
     registry: Registry,
     mode: Mode,
-    /// The quorum settings and conflict resolution the cores are built with.
-    cores: (QuorumConfig, Resolution),
+    /// The quorum settings, conflict resolution and injected bug the cores
+    /// are built with.
+    cores: CoreOptions,
+    /// Faults of the schedule left out (their places among the `start-*`
+    /// operations): drawn as usual, so the others keep their shapes and
+    /// targets, but neither carried out nor recorded.
+    drop_faults: BTreeSet<u64>,
     /// The whole schedule, cloned for each seed. Generators are `Send` but
     /// not `Sync`, so threads take their copies under a lock.
     schedule: Mutex<Gen>,
@@ -105,12 +120,40 @@ pub fn prepare(
             world.timing.ship_ms = ms;
         }
     }
+    let (max_ops, drop_faults) = narrowing(&spec)?;
     let plan = harness::run::plan(&spec, registry)?;
     let cores = faultline_refstore::core_options(&spec, mode)?;
     let nemesis = plan.nemesis.map(|(_, schedule, heal)| (schedule, heal));
-    let schedule = harness::run::schedule(&spec, plan.workload.as_ref(), nemesis);
+    let schedule = harness::run::schedule_limited(&spec, plan.workload.as_ref(), nemesis, max_ops);
     world.validate()?;
-    Ok(Prepared { spec, world, registry: registry.clone(), mode, cores, schedule: schedule.into() })
+    Ok(Prepared {
+        spec,
+        world,
+        registry: registry.clone(),
+        mode,
+        cores,
+        drop_faults,
+        schedule: schedule.into(),
+    })
+}
+
+/// Reads the options that narrow the schedule ([`options`]).
+fn narrowing(spec: &TestSpec) -> Result<(Option<u64>, BTreeSet<u64>), SimError> {
+    let bad = |field: &'static str, text: &str| SimError::Config {
+        field,
+        why: format!("{text:?} is not a list of non-negative integers"),
+    };
+    let max_ops = match spec.option_text(options::MAX_OPS) {
+        None => None,
+        Some(t) => Some(t.parse().map_err(|_| bad(options::MAX_OPS, t))?),
+    };
+    let mut drop = BTreeSet::new();
+    if let Some(t) = spec.option_text(options::DROP_FAULTS) {
+        for part in t.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            drop.insert(part.parse().map_err(|_| bad(options::DROP_FAULTS, t))?);
+        }
+    }
+    Ok((max_ops, drop))
 }
 
 /// What one seed's run produced.
@@ -140,7 +183,8 @@ pub fn run_seed(prepared: &Prepared, seed: u64) -> Result<Simulated, SimError> {
 /// how long the run took in simulated time.
 pub fn simulate(prepared: &Prepared, seed: u64) -> Result<(History, WorldStats, Ns), SimError> {
     let spec = &prepared.spec;
-    let mut world = world::build(prepared.mode, spec.nodes, prepared.cores, &prepared.world, seed)?;
+    let mut world =
+        world::build(prepared.mode, spec.nodes, &prepared.cores, &prepared.world, seed)?;
     while world.next_time().is_some_and(|t| t < WARMUP) {
         // Nobody has asked anything yet, so no answer can come.
         world.step();
@@ -162,6 +206,9 @@ pub fn simulate(prepared: &Prepared, seed: u64) -> Result<(History, WorldStats, 
         nodes: (0..spec.nodes as usize).map(|i| shared_str(&node_name(i))).collect(),
         clients,
         outstanding: 0,
+        drop_faults: prepared.drop_faults.clone(),
+        faults_started: 0,
+        ghosts: BTreeSet::new(),
     };
     // The generator draws from the seed itself, as in a real run.
     let mut rng = Rng::seed_from_u64(seed);
@@ -209,6 +256,13 @@ struct Driver {
     nodes: Vec<ArcStr>,
     clients: u32,
     outstanding: u32,
+    /// Faults left out, by their place among the `start-*` operations.
+    drop_faults: BTreeSet<u64>,
+    /// `start-*` operations the generator has handed out so far.
+    faults_started: u64,
+    /// Fault kinds whose current period was left out, so that its
+    /// `stop-<kind>` is left out too.
+    ghosts: BTreeSet<String>,
 }
 
 fn nanos(d: Duration) -> Ns {
@@ -301,6 +355,9 @@ impl Driver {
                 self.outstanding += 1;
                 self.busy[thread as usize] = Busy::Sleep { until: self.world.now() + nanos(d) };
             }
+            Action::Invoke(inv) if thread == self.clients && self.left_out(&inv) => {
+                self.ghost(generator, thread, &inv);
+            }
             Action::Invoke(inv) => {
                 let is_nemesis = thread == self.clients;
                 let node = self.node_for(thread, inv.node);
@@ -341,6 +398,54 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Whether the nemesis operation `inv` belongs to a fault left out
+    /// (`Prepared::drop_faults`): a `start-*` at a dropped place, or the
+    /// `stop-*` that ends such a period.
+    fn left_out(&mut self, inv: &Invocation) -> bool {
+        if let Some(kind) = inv.f.strip_prefix("start-") {
+            let place = self.faults_started;
+            self.faults_started += 1;
+            let dropped = self.drop_faults.contains(&place);
+            if dropped {
+                self.ghosts.insert(kind.to_owned());
+            }
+            dropped
+        } else if let Some(kind) = inv.f.strip_prefix("stop-") {
+            self.ghosts.remove(kind)
+        } else {
+            false
+        }
+    }
+
+    /// Plays a left-out fault operation against a world that ignores it:
+    /// the nemesis still draws its shape and targets (so the faults that
+    /// are kept draw what they drew before), and the generator still sees
+    /// it start and end (so the schedule keeps its times), but nothing
+    /// happens to the world and nothing is recorded.
+    fn ghost(&mut self, generator: &mut Gen, thread: Thread, inv: &Invocation) {
+        let now = self.now();
+        let mut op = Op {
+            index: self.ops.len() as u64,
+            time: Some(now),
+            process: Process::Nemesis,
+            kind: OpType::Info,
+            f: shared_str(&inv.f),
+            value: inv.value.clone(),
+            key: inv.key.clone(),
+            node: None,
+            error: None,
+        };
+        let ctx = self.threads.context(now);
+        generator.update(&ctx, &Event { thread, kind: OpType::Invoke, op: &op });
+        let mut ghost = Ghost(self.world.as_mut());
+        if let Ok(v) = self.nemesis.invoke(inv, &mut ghost, &mut self.nemesis_rng) {
+            op.value = v;
+        }
+        self.threads.set_free(thread, true);
+        generator
+            .update(&self.threads.context(now), &Event { thread, kind: OpType::Info, op: &op });
     }
 
     /// Runs thread `t`'s operation as far as it can go now: sends what it
@@ -451,5 +556,46 @@ fn deadline_of(b: &Busy) -> Option<Ns> {
         Busy::Free => None,
         Busy::Sleep { until } => Some(*until),
         Busy::Op(f) => Some(f.deadline),
+    }
+}
+
+/// The world as a left-out fault sees it: what it reads is the real
+/// world's, what it would change is ignored.
+struct Ghost<'a>(&'a mut dyn Cluster);
+
+impl Cluster for Ghost<'_> {
+    fn now(&self) -> Ns {
+        self.0.now()
+    }
+    fn next_time(&self) -> Option<Ns> {
+        self.0.next_time()
+    }
+    fn advance_to(&mut self, _: Ns) {}
+    fn step(&mut self) -> Option<(u64, Answer)> {
+        None
+    }
+    fn request(&mut self, _: usize, _: u64, _: refstore::types::ClientOp) {}
+    fn crash(&mut self, node: usize) -> bool {
+        self.0.is_up(node)
+    }
+    fn restart(&mut self, node: usize) -> bool {
+        !self.0.is_up(node)
+    }
+    fn pause(&mut self, node: usize) -> bool {
+        self.0.is_up(node)
+    }
+    fn resume(&mut self, _: usize) -> bool {
+        false
+    }
+    fn is_up(&self, node: usize) -> bool {
+        self.0.is_up(node)
+    }
+    fn set_cut(&mut self, _: BTreeSet<(usize, usize)>) {}
+    fn set_clock_offset(&mut self, _: usize, _: i64) {}
+    fn primaries(&self) -> Vec<usize> {
+        self.0.primaries()
+    }
+    fn stats(&self) -> WorldStats {
+        self.0.stats()
     }
 }

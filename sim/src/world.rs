@@ -26,9 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use refstore::core::{Core, Timing};
-use refstore::modes::crdt::Resolution;
-use refstore::modes::quorum::QuorumConfig;
-use refstore::modes::{CoreSetup, Mode, WithCore};
+use refstore::modes::{CoreOptions, CoreSetup, Mode, WithCore};
 use refstore::types::{ClientOp, NodeId, Now, OpError, Reply, RequestId};
 
 use crate::SimError;
@@ -206,12 +204,12 @@ pub trait Cluster: Send {
     fn stats(&self) -> WorldStats;
 }
 
-/// Builds a world of `nodes` nodes of `mode` (quorum settings `quorum`,
-/// conflict resolution `resolution`) from `seed`.
+/// Builds a world of `nodes` nodes of `mode` (cores built with `options`:
+/// quorum settings, conflict resolution, injected bug) from `seed`.
 pub fn build(
     mode: Mode,
     nodes: u32,
-    (quorum, resolution): (QuorumConfig, Resolution),
+    options: &CoreOptions,
     config: &WorldConfig,
     seed: u64,
 ) -> Result<Box<dyn Cluster>, SimError> {
@@ -220,7 +218,7 @@ pub fn build(
         return Err(SimError::Config { field: "nodes", why: "a cluster needs a node".into() });
     }
     let maker = Maker { nodes, config: config.clone(), seed };
-    Ok(mode.with_core(nodes as usize, quorum, resolution, maker)?)
+    Ok(mode.with_core(nodes as usize, options, maker)?)
 }
 
 /// The [`WithCore`] that builds a world once the core type is known.

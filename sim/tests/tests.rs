@@ -1,5 +1,7 @@
 //! The simulation's tests, one module per area.
 
+/// refstore's injected bugs: found, refused outside their mode, shrunk.
+mod bugs;
 /// Determinism: a seed replays its history byte for byte.
 mod determinism;
 /// A campaign's matrix judged in simulation.

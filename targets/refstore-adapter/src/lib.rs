@@ -16,7 +16,11 @@
 //! resolution of multi-leader, eventual and quorum, default lww; `crdt`
 //! merges appends, set adds and increments without loss and refuses register
 //! writes, so it is refused up front with a workload that writes registers;
-//! `siblings` is refused: refstore keeps no sibling versions).
+//! `siblings` is refused: refstore keeps no sibling versions); `bug = NAME`
+//! (inject one of refstore's classic protocol bugs on purpose, to measure
+//! detection: refused in a mode it does not belong to, and named in the run's
+//! test name and target label, so no report shows a bug-injected run as the
+//! mode's real behaviour).
 //!
 //! With no `--nemesis`, a test of refstore gets the faults that matter for
 //! its mode ([`default_nemeses`]).
@@ -35,9 +39,10 @@ use harness::node::{DaemonSpec, Signal};
 use harness::{
     Client, DataFile, Db, Durability, HarnessError, Registry, Result, TestEnv, TestSpec,
 };
-use refstore::modes::Mode;
+use refstore::modes::bug::Bug;
 use refstore::modes::crdt::Resolution;
 use refstore::modes::quorum::QuorumConfig;
+use refstore::modes::{CoreOptions, Mode};
 use serde_json::json;
 
 mod client;
@@ -73,6 +78,8 @@ pub struct RefstoreDb {
     ship_interval_ms: Option<u64>,
     /// `--quorum-*` and `--sloppy-quorum` arguments for quorum nodes.
     quorum_args: Vec<String>,
+    /// A protocol bug injected on purpose (`bug = NAME`).
+    bug: Option<Bug>,
 }
 
 /// The fault targets a test of `mode` gets unless it sets them: async's
@@ -137,12 +144,25 @@ fn quorum_args(spec: &TestSpec, mode: Mode) -> Result<Vec<String>> {
     quorum_settings(spec, mode).map(|(_, _, args)| args)
 }
 
-/// The quorum settings (the default everywhere but quorum mode) and the
-/// conflict resolution a test of `mode` gives its nodes, read and checked as
-/// [`quorum_args`] does: the deterministic simulation builds its cores with
-/// them.
-pub fn core_options(spec: &TestSpec, mode: Mode) -> Result<(QuorumConfig, Resolution)> {
-    quorum_settings(spec, mode).map(|(config, resolution, _)| (config, resolution))
+/// The quorum settings (the default everywhere but quorum mode), the
+/// conflict resolution and the injected bug a test of `mode` gives its
+/// nodes, read and checked as [`quorum_args`] and [`bug_option`] do: the
+/// deterministic simulation builds its cores with them.
+pub fn core_options(spec: &TestSpec, mode: Mode) -> Result<CoreOptions> {
+    let (quorum, resolution, _) = quorum_settings(spec, mode)?;
+    Ok(CoreOptions { quorum, resolution, bug: bug_option(spec, mode)? })
+}
+
+/// The `bug` option: one of refstore's injectable bugs, refused by name
+/// when it is unknown or belongs to another mode.
+pub fn bug_option(spec: &TestSpec, mode: Mode) -> Result<Option<Bug>> {
+    let Some(name) = spec.option_text("bug") else { return Ok(None) };
+    let bad = |e: refstore::modes::bug::BugError| {
+        HarnessError::spec("test spec", "options.bug", e.to_string())
+    };
+    let bug: Bug = name.parse().map_err(bad)?;
+    bug.check_mode(mode).map_err(bad)?;
+    Ok(Some(bug))
 }
 
 fn quorum_settings(spec: &TestSpec, mode: Mode) -> Result<(QuorumConfig, Resolution, Vec<String>)> {
@@ -293,7 +313,9 @@ impl RefstoreDb {
             },
         };
         let quorum_args = quorum_args(spec, mode)?;
+        let bug = bug_option(spec, mode)?;
         Ok(RefstoreDb {
+            bug,
             quorum_args,
             ship_interval_ms,
             mode,
@@ -410,6 +432,10 @@ impl Db for RefstoreDb {
             args.push(ms.to_string());
         }
         args.extend(self.quorum_args.iter().cloned());
+        if let Some(bug) = self.bug {
+            args.push("--bug".into());
+            args.push(bug.name().into());
+        }
         let daemon_env = match self.clock {
             ClockControl::Admin => Vec::new(),
             ClockControl::Faketime => self.faketime(env, node).await?.env(),

@@ -5,6 +5,7 @@
 use crate::cluster::{LocalCluster, Ports};
 use crate::core::Timing;
 use crate::modes::Mode;
+use crate::modes::bug::Bug;
 use crate::modes::crdt::Resolution;
 use crate::modes::quorum::QuorumConfig;
 use crate::node::{self, NodeConfig};
@@ -95,6 +96,11 @@ struct NodeArgs {
     /// (crdt, which refuses register writes).
     #[arg(long, value_enum)]
     resolution: Option<Resolution>,
+    /// Inject a classic protocol bug, on purpose, to measure whether tests find it (off by
+    /// default; each bug belongs to one mode and is refused in the others; see the README's
+    /// "Injected bugs").
+    #[arg(long, value_enum)]
+    bug: Option<Bug>,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +269,7 @@ async fn run_node(mut a: NodeArgs) -> Result<(), RunError> {
         seed,
         quorum,
         resolution: a.resolution.unwrap_or_default(),
+        bug: a.bug,
     };
     let running = node::start(cfg).await?;
     let stop = running.stop_token();

@@ -82,6 +82,7 @@ impl LocalCluster {
                 seed: 0x5EED_0000 + id,
                 quorum: Default::default(),
                 resolution: Default::default(),
+                bug: None,
             };
             let running = node::start_with_listeners(cfg.clone(), client, peer)?;
             cluster.configs.insert(id, cfg);

@@ -5,9 +5,10 @@
 use crate::clock::Clock;
 use crate::core::{Core, Timing};
 use crate::http::{self, ApiState};
+use crate::modes::bug::Bug;
 use crate::modes::crdt::Resolution;
 use crate::modes::quorum::QuorumConfig;
-use crate::modes::{CoreSetup, Mode, WithCore};
+use crate::modes::{CoreOptions, CoreSetup, Mode, WithCore};
 use crate::transport::{self, Directory, Hello, Outbound};
 use crate::types::{ClientOp, CoreStatus, NodeId, Now, OpError, Reply, RequestId};
 use crate::wal::{RecoveryPolicy, RecoveryReport, Wal, WalError};
@@ -53,6 +54,8 @@ pub struct NodeConfig {
     /// How concurrent updates merge (multi-leader, eventual and quorum; the other modes
     /// order every update and refuse anything but the default, see [`start`]).
     pub resolution: Resolution,
+    /// A protocol bug injected on purpose (off by default; refused outside its mode).
+    pub bug: Option<Bug>,
 }
 
 /// Failures that stop a node.
@@ -75,8 +78,8 @@ pub enum NodeError {
     )]
     Resolution(&'static str, Mode),
     /// The quorum settings cannot work on this cluster.
-    #[error("invalid quorum settings: {0}")]
-    Quorum(#[from] crate::modes::quorum::QuorumError),
+    #[error(transparent)]
+    Core(#[from] crate::modes::CoreError),
     /// The write-ahead log failed: the node stops rather than acknowledge what it cannot keep.
     #[error(transparent)]
     Wal(#[from] WalError),
@@ -171,7 +174,11 @@ pub fn start_with_listeners(
     let setup = CoreSetup { id, peers, timing: t, seed: s };
     let spawn = Spawn { shell, setup, dir: cfg.data_dir.clone(), policy, client, peer, now };
     // Which core serves the mode, and how it is built, is the modes table's to say.
-    let (core_task, io_tasks) = cfg.mode.with_core(nodes, cfg.quorum, cfg.resolution, spawn)??;
+    let options = CoreOptions { quorum: cfg.quorum, resolution: cfg.resolution, bug: cfg.bug };
+    if let Some(bug) = cfg.bug {
+        tracing::warn!(%bug, breaks = bug.breaks(), "running with an injected bug");
+    }
+    let (core_task, io_tasks) = cfg.mode.with_core(nodes, &options, spawn)??;
     Ok(RunningNode {
         id,
         client_addr: cfg.client_addr,

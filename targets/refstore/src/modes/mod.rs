@@ -3,6 +3,7 @@
 //! line and faultline's adapter all read. Adding a mode is a variant here
 //! (its name, its promise, the core that serves it) and that core.
 
+pub mod bug;
 pub mod causal;
 pub mod crdt;
 pub mod lww;
@@ -18,6 +19,7 @@ use crate::wal::RecoveryPolicy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use self::bug::{Bug, BugError};
 use self::causal::CausalCore;
 use self::crdt::Resolution;
 use self::lww::{Flavor, LwwCore};
@@ -190,25 +192,51 @@ pub trait WithCore {
         F: Fn(&CoreSetup, Vec<C::Record>, Now) -> C + Clone + Send + Sync + 'static;
 }
 
+/// How a cluster's cores are configured beyond their mode: what [`Mode::with_core`]
+/// builds them with, the same for the node shell and the simulation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreOptions {
+    /// N, R, W and sloppiness (quorum mode only; the other modes ignore the default).
+    pub quorum: QuorumConfig,
+    /// How concurrent updates merge (multi-leader, eventual and quorum).
+    pub resolution: Resolution,
+    /// A protocol bug injected on purpose (off by default; refused outside its mode).
+    pub bug: Option<Bug>,
+}
+
+/// Why a mode's cores cannot be built with the options given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    /// The quorum settings cannot work on a cluster of that size.
+    #[error("invalid quorum settings: {0}")]
+    Quorum(#[from] QuorumError),
+    /// The bug does not belong to the mode.
+    #[error(transparent)]
+    Bug(#[from] BugError),
+}
+
 impl Mode {
     /// Hands `w` the builder of this mode's cores for a cluster of `nodes`
     /// nodes. The one place that says which core serves a mode and how it
-    /// is built; fails only when the quorum settings cannot work on a
-    /// cluster of that size.
+    /// is built; fails when the quorum settings cannot work on a cluster of
+    /// that size or the injected bug is not one of this mode's.
     pub fn with_core<W: WithCore>(
         self,
         nodes: usize,
-        quorum: QuorumConfig,
-        resolution: Resolution,
+        options: &CoreOptions,
         w: W,
-    ) -> Result<W::Output, QuorumError> {
+    ) -> Result<W::Output, CoreError> {
+        let CoreOptions { quorum, resolution, bug } = *options;
+        if let Some(bug) = bug {
+            bug.check_mode(self)?;
+        }
         let peers = |c: &CoreSetup| c.peers.clone();
         Ok(match self.core() {
             CoreFamily::Replog(p) => w.with(move |c: &CoreSetup, recs, now| {
-                ReplogCore::new(c.id, peers(c), p, c.timing, c.seed, recs, now)
+                ReplogCore::new(c.id, peers(c), p, c.timing, c.seed, recs, now).with_bug(bug)
             }),
             CoreFamily::Paxos => w.with(move |c: &CoreSetup, recs, _| {
-                PaxosCore::new(c.id, peers(c), c.timing, c.seed, recs)
+                PaxosCore::new(c.id, peers(c), c.timing, c.seed, recs).with_bug(bug)
             }),
             CoreFamily::Lww(flavor) => w.with(move |c: &CoreSetup, recs, _| {
                 LwwCore::new(c.id, peers(c), (flavor, resolution), c.timing, c.seed, recs)

@@ -18,6 +18,7 @@
 
 use crate::core::{Core, Ready, Timing, majority, other_nodes};
 use crate::kv::execute;
+use crate::modes::bug::Bug;
 use crate::types::{ClientOp, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -144,6 +145,9 @@ pub struct PaxosCore {
     max_round: u64,
     keys: BTreeMap<Key, KeyState>,
     ready: Ready<Msg, Record>,
+    /// Whether acceptor state is persisted (false only with the injected
+    /// `forget-promises` bug, which keeps it in memory alone).
+    persists: bool,
 }
 
 impl PaxosCore {
@@ -164,12 +168,28 @@ impl PaxosCore {
             max_round: 0,
             keys: BTreeMap::new(),
             ready: Ready::new(true),
+            persists: true,
         };
         for r in records {
             core.max_round = core.max_round.max(r.promised.round);
             core.acceptors.insert(r.key, Acceptor { promised: r.promised, accepted: r.accepted });
         }
         core
+    }
+
+    /// The same core with `bug` injected (see [`Bug`]; `None` keeps it correct). Which
+    /// mode a bug may be injected in is checked by `Mode::with_core`.
+    pub fn with_bug(mut self, bug: Option<Bug>) -> Self {
+        self.persists = bug != Some(Bug::ForgetPromises);
+        self
+    }
+
+    /// Makes an acceptor's new state durable before its answer leaves (unless the injected
+    /// bug forgets it).
+    fn persist(&mut self, rec: Record) {
+        if self.persists {
+            self.ready.persist.push(rec);
+        }
     }
 
     fn quorum(&self) -> usize {
@@ -234,6 +254,7 @@ impl PaxosCore {
     fn handle(&mut self, now: Now, from: NodeId, msg: Msg) {
         match msg {
             Msg::Prepare { key, ballot } => {
+                let mut pending = None;
                 let a = self.acceptors.entry(key.clone()).or_default();
                 let reply = if ballot >= a.promised {
                     if ballot > a.promised {
@@ -243,16 +264,20 @@ impl PaxosCore {
                             promised: ballot,
                             accepted: a.accepted.clone(),
                         };
-                        self.ready.persist.push(rec);
+                        pending = Some(rec);
                     }
                     Msg::Promise { key, ballot, accepted: a.accepted.clone() }
                 } else {
                     Msg::Nack { key, ballot, promised: a.promised }
                 };
+                if let Some(rec) = pending {
+                    self.persist(rec);
+                }
                 self.max_round = self.max_round.max(ballot.round);
                 self.deliver(now, from, reply);
             }
             Msg::Accept { key, ballot, value } => {
+                let mut pending = None;
                 let a = self.acceptors.entry(key.clone()).or_default();
                 let reply = if ballot >= a.promised {
                     if a.accepted.as_ref().is_none_or(|(b, _)| *b != ballot) {
@@ -263,12 +288,15 @@ impl PaxosCore {
                             promised: ballot,
                             accepted: a.accepted.clone(),
                         };
-                        self.ready.persist.push(rec);
+                        pending = Some(rec);
                     }
                     Msg::Accepted { key, ballot }
                 } else {
                     Msg::Nack { key, ballot, promised: a.promised }
                 };
+                if let Some(rec) = pending {
+                    self.persist(rec);
+                }
                 self.max_round = self.max_round.max(ballot.round);
                 self.deliver(now, from, reply);
             }
@@ -583,5 +611,36 @@ mod tests {
         let r = net.propose(1, ClientOp::Read { key: k() });
         net.deliver_all();
         assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(3)))));
+    }
+    /// Writes 3, crashes and restarts nodes 1 and 2 (a majority) and reads at node 1
+    /// while node 3, which still holds the value, is cut off.
+    fn read_after_a_majority_restarts(bug: Option<Bug>) -> Option<Result<Reply, OpError>> {
+        let mut net = TestNet::new((1..=3).map(|id| {
+            let core = PaxosCore::new(id, vec![1, 2, 3], Timing::default(), id, Vec::new());
+            (id, core.with_bug(bug))
+        }));
+        let w = net.propose(1, ClientOp::Write { key: k(), value: json!(3) });
+        net.deliver_all();
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)));
+        for id in [1, 2] {
+            net.crash(id);
+            net.restart(id, |records, _| {
+                PaxosCore::new(id, vec![1, 2, 3], Timing::default(), 9, records).with_bug(bug)
+            });
+        }
+        net.cut.extend([(1, 3), (3, 1)]);
+        let r = net.propose(1, ClientOp::Read { key: k() });
+        net.run_for(500);
+        net.reply(r).cloned()
+    }
+
+    #[test]
+    fn bug_forget_promises_loses_a_chosen_value_when_a_majority_restarts() {
+        assert_eq!(read_after_a_majority_restarts(None), Some(Ok(Reply::Value(json!(3)))));
+        assert_eq!(
+            read_after_a_majority_restarts(Some(Bug::ForgetPromises)),
+            Some(Ok(Reply::Value(json!(null)))),
+            "the restarted acceptors forgot what they accepted"
+        );
     }
 }

@@ -24,6 +24,7 @@
 
 use crate::core::{Core, Ready, Timing, majority, other_nodes};
 use crate::kv::{Kv, execute};
+use crate::modes::bug::Bug;
 use crate::types::{ClientOp, CoreStatus, NodeId, Now, OpError, Reply, RequestId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -217,6 +218,8 @@ pub struct ReplogCore {
     pending_writes: BTreeMap<u64, (RequestId, u64, u64)>,
     pending_reads: Vec<PendingRead>,
     ready: Ready<Msg, Record>,
+    /// A protocol bug injected on purpose (`None`: the correct protocol).
+    bug: Option<Bug>,
 }
 
 impl ReplogCore {
@@ -258,6 +261,7 @@ impl ReplogCore {
             pending_writes: BTreeMap::new(),
             pending_reads: Vec::new(),
             ready: Ready::new(policy != Policy::Async),
+            bug: None,
         };
         for rec in records {
             match rec {
@@ -273,6 +277,29 @@ impl ReplogCore {
         }
         core.reset_election_timer(now);
         core
+    }
+
+    /// The same core with `bug` injected (see [`Bug`]; `None` keeps it correct). Which
+    /// mode a bug may be injected in is checked by `Mode::with_core`.
+    pub fn with_bug(mut self, bug: Option<Bug>) -> Self {
+        self.bug = bug;
+        self
+    }
+
+    /// Whether the leader counts an entry committed once it is in its own log: async's
+    /// documented policy, and the injected bugs that acknowledge before replication.
+    fn commits_alone(&self) -> bool {
+        match self.policy {
+            Policy::Async => true,
+            Policy::Raft => self.bug == Some(Bug::AckBeforeCommit),
+            Policy::Sync => self.bug == Some(Bug::AckBeforeBackup),
+        }
+    }
+
+    /// Whether a voter's log must not be ahead of the candidate's for it to grant a vote
+    /// (false only with the injected `vote-ignores-log` bug).
+    fn checks_candidate_log(&self) -> bool {
+        self.bug != Some(Bug::VoteIgnoresLog)
     }
 
     fn last_index(&self) -> u64 {
@@ -453,8 +480,8 @@ impl ReplogCore {
         }
         let last = self.last_index();
         let new_commit = match self.policy {
-            Policy::Async => last,
-            Policy::Raft | Policy::Sync => {
+            _ if self.commits_alone() => last,
+            Policy::Async | Policy::Raft | Policy::Sync => {
                 let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
                 matched.push(last);
                 matched.sort_unstable_by(|a, b| b.cmp(a));
@@ -595,9 +622,13 @@ impl ReplogCore {
         // Only a conflicting entry truncates: a delayed, shorter append must not cut entries
         // that a later append already delivered.
         let mut first_new = None;
+        let truncates = self.bug != Some(Bug::NoTruncate);
         for (i, e) in entries.iter().enumerate() {
             let index = prev_index + 1 + i as u64;
-            if self.term_at(index) != e.term || index > self.last_index() {
+            // With the injected `no-truncate` bug an entry already held is kept whatever
+            // its term, and only the entries past the log's end are appended.
+            let conflicts = truncates && self.term_at(index) != e.term;
+            if conflicts || index > self.last_index() {
                 first_new = Some(i);
                 break;
             }
@@ -678,8 +709,8 @@ impl ReplogCore {
         if term > self.term {
             self.become_follower(now, term, None);
         }
-        let up_to_date =
-            (last_term, last_index) >= (self.term_at(self.last_index()), self.last_index());
+        let up_to_date = !self.checks_candidate_log()
+            || (last_term, last_index) >= (self.term_at(self.last_index()), self.last_index());
         let granted = term == self.term && self.vote.is_none_or(|v| v == from) && up_to_date;
         if granted {
             if self.vote.is_none() {
@@ -699,8 +730,8 @@ impl ReplogCore {
         last_index: u64,
         last_term: u64,
     ) {
-        let up_to_date =
-            (last_term, last_index) >= (self.term_at(self.last_index()), self.last_index());
+        let up_to_date = !self.checks_candidate_log()
+            || (last_term, last_index) >= (self.term_at(self.last_index()), self.last_index());
         let granted = term > self.term
             && self.role != Role::Leader
             && now.mono_ms >= self.no_vote_until
@@ -956,6 +987,16 @@ mod tests {
         TestNet::new((1..=3).map(|id| {
             let peers = vec![1, 2, 3];
             (id, ReplogCore::new(id, peers, policy, Timing::default(), id * 7919, Vec::new(), now))
+        }))
+    }
+
+    fn buggy(policy: Policy, bug: Option<Bug>) -> TestNet<ReplogCore> {
+        let now = Now { mono_ms: 1, wall_us: 0 };
+        TestNet::new((1..=3).map(|id| {
+            let peers = vec![1, 2, 3];
+            let core =
+                ReplogCore::new(id, peers, policy, Timing::default(), id * 7919, vec![], now);
+            (id, core.with_bug(bug))
         }))
     }
 
@@ -1218,5 +1259,126 @@ mod tests {
         let stale = net.propose(p, read(1));
         net.run_for(50);
         assert!(matches!(net.reply(stale), Some(Err(_))), "got {:?}", net.reply(stale));
+    }
+    /// Isolates the leader of a fresh cluster, proposes a write there and returns the
+    /// cluster, the old leader and the write's request.
+    fn write_at_an_isolated_leader(
+        policy: Policy,
+        bug: Option<Bug>,
+    ) -> (TestNet<ReplogCore>, NodeId, RequestId) {
+        let mut net = buggy(policy, bug);
+        net.run_for(1500);
+        let old = leader(&net).expect("a leader");
+        net.isolate(old);
+        let w = net.propose(old, write(1, 666));
+        (net, old, w)
+    }
+
+    #[test]
+    fn bug_ack_before_commit_acknowledges_a_write_only_the_isolated_leader_has_and_loses_it() {
+        let (net, _, w) = write_at_an_isolated_leader(Policy::Raft, None);
+        assert_eq!(net.reply(w), None, "without the bug the write waits for a majority");
+        let (mut net, old, w) =
+            write_at_an_isolated_leader(Policy::Raft, Some(Bug::AckBeforeCommit));
+        assert_eq!(
+            net.reply(w),
+            Some(&Ok(Reply::Done)),
+            "acknowledged from the leader's log alone"
+        );
+        net.run_for(2000);
+        let new = leader(&net).expect("the majority elects a leader");
+        assert_ne!(new, old);
+        net.heal();
+        net.run_for(1000);
+        for (id, c) in &net.cores {
+            assert_eq!(
+                c.kv().get(&Key::Int(1)),
+                json!(null),
+                "node {id} lost the acknowledged write"
+            );
+        }
+    }
+
+    #[test]
+    fn bug_ack_before_backup_acknowledges_before_any_backup_and_a_primary_crash_loses_it() {
+        let (net, _, w) = write_at_an_isolated_leader(Policy::Sync, None);
+        assert_eq!(net.reply(w), None, "without the bug the write waits for its backups");
+        let (mut net, p, w) = write_at_an_isolated_leader(Policy::Sync, Some(Bug::AckBeforeBackup));
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "acknowledged before any backup");
+        net.crash(p);
+        net.heal();
+        net.run_for(2000);
+        let q = leader(&net).expect("a backup is promoted");
+        let r = net.propose(q, read(1));
+        net.run_for(50);
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(null)))), "the write is gone");
+    }
+
+    /// A cluster where follower `lagging` missed a committed write (key 1 = 5) that the
+    /// other follower has, the leader is down and only `lagging` will campaign; returns
+    /// the cluster and `lagging` after it had time to.
+    fn lagging_candidate(bug: Option<Bug>) -> (TestNet<ReplogCore>, NodeId) {
+        let mut net = buggy(Policy::Raft, bug);
+        net.run_for(1500);
+        let l = leader(&net).expect("a leader");
+        let mut followers = (1..=3).filter(|id| *id != l);
+        let (lagging, other) = (followers.next().expect("one"), followers.next().expect("two"));
+        net.isolate(lagging);
+        let w = net.propose(l, write(1, 5));
+        net.run_for(50);
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)), "committed by the leader and {other}");
+        net.crash(l);
+        net.heal();
+        // Only the lagging node's timer runs out, so the vote it asks is the test.
+        net.cores.get_mut(&other).expect("other").election_deadline = u64::MAX / 2;
+        net.run_for(1500);
+        (net, lagging)
+    }
+
+    #[test]
+    fn bug_vote_ignores_log_elects_a_candidate_missing_a_committed_write() {
+        let (net, lagging) = lagging_candidate(None);
+        assert!(!net.cores[&lagging].is_leader(), "the up-to-date voter refuses its vote");
+        let (mut net, lagging) = lagging_candidate(Some(Bug::VoteIgnoresLog));
+        assert!(net.cores[&lagging].is_leader(), "the voter granted it without looking");
+        let r = net.propose(lagging, read(1));
+        net.run_for(100);
+        assert_eq!(
+            net.reply(r),
+            Some(&Ok(Reply::Value(json!(null)))),
+            "the committed write is gone from the new leader"
+        );
+    }
+
+    /// A deposed leader holding an uncommitted entry (key 1 = 666) at the index where the
+    /// new leader put its own entries, rejoined after a write of key 2; returns the cluster,
+    /// the old and the new leader.
+    fn deposed_leader_rejoins(bug: Option<Bug>) -> (TestNet<ReplogCore>, NodeId, NodeId) {
+        let (mut net, old, _) = write_at_an_isolated_leader(Policy::Raft, bug);
+        net.run_for(2000);
+        let new = leader(&net).expect("the majority elects a leader");
+        let w = net.propose(new, write(2, 7));
+        net.run_for(50);
+        assert_eq!(net.reply(w), Some(&Ok(Reply::Done)));
+        net.heal();
+        net.run_for(1000);
+        (net, old, new)
+    }
+
+    #[test]
+    fn bug_no_truncate_keeps_a_deposed_leaders_entry_and_the_replicas_diverge() {
+        let (net, old, new) = deposed_leader_rejoins(None);
+        assert_eq!(net.cores[&old].log(), net.cores[&new].log(), "the conflict was cut");
+        assert_eq!(net.cores[&old].kv().get(&Key::Int(1)), json!(null));
+        let (net, old, new) = deposed_leader_rejoins(Some(Bug::NoTruncate));
+        assert_ne!(net.cores[&old].log(), net.cores[&new].log(), "the conflicting entry stayed");
+        assert_eq!(net.cores[&old].commit_index(), net.cores[&new].commit_index());
+        assert_eq!(
+            net.cores[&old].kv().get(&Key::Int(1)),
+            json!(666),
+            "the old leader applied its own uncommitted write"
+        );
+        assert_eq!(net.cores[&new].kv().get(&Key::Int(1)), json!(null));
+        assert_eq!(net.cores[&old].kv().get(&Key::Int(2)), json!(7));
     }
 }
