@@ -15,17 +15,16 @@
 //! may miss a smaller schedule (a smaller one need not fail just because a
 //! larger one does).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use checkers::{OpType, Process, Validity, Verdict};
+use checkers::{OpType, Process};
 use harness::plugin::Registry;
 use serde_json::json;
 
 use crate::SimError;
 use crate::cli::SimArgs;
 use crate::run::{Simulated, prepare, run_seed};
-use crate::sweep::keep;
+use crate::sweep::{anomaly_kinds, keep};
 
 /// The most candidate runs a shrink from the command line tries.
 pub const DEFAULT_RUNS: u32 = 200;
@@ -84,26 +83,6 @@ impl Shrunk {
     }
 }
 
-/// The anomalies an invalid verdict names, as `checker kind`.
-fn anomalies(v: &Verdict) -> BTreeSet<String> {
-    fn walk(v: &Verdict, out: &mut BTreeSet<String>) {
-        for a in &v.anomalies {
-            out.insert(format!("{} {}", v.checker, a.kind));
-        }
-        for c in &v.children {
-            walk(c, out);
-        }
-        if v.validity == Validity::Invalid && v.anomalies.is_empty() && v.children.is_empty() {
-            out.insert(v.checker.clone());
-        }
-    }
-    let mut out = BTreeSet::new();
-    if v.validity == Validity::Invalid {
-        walk(v, &mut out);
-    }
-    out
-}
-
 fn size_of(run: &Simulated, args: &SimArgs) -> Size {
     let ops = run.checked.history.ops();
     let count = |f: &dyn Fn(&checkers::Op) -> bool| ops.iter().filter(|o| f(o)).count() as u64;
@@ -131,7 +110,7 @@ impl Search<'_> {
         self.runs += 1;
         let prepared = prepare(args.spec()?, args.world(), self.registry)?;
         let run = run_seed(&prepared, self.seed)?;
-        Ok(anomalies(&run.checked.verdict).contains(&self.anomaly).then_some(run))
+        Ok(anomaly_kinds(&run.checked.verdict).contains(&self.anomaly).then_some(run))
     }
 
     fn spent(&self) -> bool {
@@ -231,7 +210,7 @@ pub fn shrink(
     let args = SimArgs { seed: Some(seed), shrink: false, ..args.clone() };
     let prepared = prepare(args.spec()?, args.world(), registry)?;
     let first = run_seed(&prepared, seed)?;
-    let Some(anomaly) = anomalies(&first.checked.verdict).into_iter().next() else {
+    let Some(anomaly) = anomaly_kinds(&first.checked.verdict).into_iter().next() else {
         return Err(SimError::Unsupported(format!(
             "seed {seed} is {}, not invalid: there is no failure to shrink",
             first.checked.verdict.validity.as_str()

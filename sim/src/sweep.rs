@@ -102,11 +102,7 @@ impl Sweep {
 /// The anomalies a verdict names, or why it is unknown, in one line.
 pub fn why(verdict: &Verdict) -> String {
     match verdict.validity {
-        Validity::Invalid => {
-            let mut kinds = BTreeSet::new();
-            collect_kinds(verdict, &mut kinds);
-            kinds.into_iter().collect::<Vec<_>>().join(", ")
-        }
+        Validity::Invalid => anomaly_kinds(verdict).into_iter().collect::<Vec<_>>().join(", "),
         Validity::Unknown => {
             let mut reasons = Vec::new();
             collect_reasons(verdict, &mut reasons);
@@ -114,6 +110,17 @@ pub fn why(verdict: &Verdict) -> String {
         }
         Validity::Valid => String::new(),
     }
+}
+
+/// The anomalies an invalid verdict names, as `checker kind` (a checker
+/// that is invalid without naming one counts by its name); empty unless
+/// the verdict is invalid.
+pub fn anomaly_kinds(verdict: &Verdict) -> BTreeSet<String> {
+    let mut kinds = BTreeSet::new();
+    if verdict.validity == Validity::Invalid {
+        collect_kinds(verdict, &mut kinds);
+    }
+    kinds
 }
 
 fn collect_kinds(v: &Verdict, kinds: &mut BTreeSet<String>) {
