@@ -326,8 +326,9 @@ fn many(prepared: &Prepared, args: &SimArgs) -> Result<i32, SimError> {
     Ok(exit_for_validity(result.validity()))
 }
 
-/// `--campaign FILE`: every cell over the seeds; exit 0 when no simulated
-/// cell is broken, 1 when one is.
+/// `--campaign FILE`: every cell over the seeds; exit 1 when a simulated
+/// cell is broken, 2 when nothing was judged (no seeds, no cell simulated),
+/// else 0.
 fn campaign(path: &Path, args: &SimArgs, registry: &Registry) -> Result<i32, SimError> {
     let file = read_campaign(path, &args.set, &args.only)?;
     let opts = MatrixOptions {
@@ -348,5 +349,13 @@ fn campaign(path: &Path, args: &SimArgs, registry: &Registry) -> Result<i32, Sim
         })?;
     print!("{}", table(&cells, args.seeds));
     println!("in {:.1} s on {} thread(s)", started.elapsed().as_secs_f64(), opts.parallel.max(1));
-    Ok(if cells.iter().any(|c| c.status() == "broken") { INVALID } else { VALID })
+    // Nothing observed proves nothing: no seed run, or no cell simulated, is unknown.
+    let status = |s: &str| cells.iter().any(|c| c.status() == s);
+    Ok(if status("broken") {
+        INVALID
+    } else if status("pending") || !status("met") {
+        UNKNOWN
+    } else {
+        VALID
+    })
 }
