@@ -47,12 +47,14 @@ fn run_matrix(dir: &Path, args: &[&str]) -> (std::process::Output, CampaignSumma
 }
 
 fn describe(c: &CellSummary) -> String {
+    let errors: Vec<&str> = c.runs.iter().filter_map(|r| r.error.as_deref()).collect();
     format!(
-        "{} ({}): {} [seeds {:?}]",
+        "{} ({}): {} [seeds {:?}]{}",
         c.id(),
         c.expect.label(),
         c.reasons.join("; "),
-        c.runs.iter().map(|r| r.seed).collect::<Vec<_>>()
+        c.runs.iter().map(|r| r.seed).collect::<Vec<_>>(),
+        if errors.is_empty() { String::new() } else { format!(" errors: {errors:?}") }
     )
 }
 

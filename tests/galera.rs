@@ -18,8 +18,11 @@ use crate::e2e::{Finished, history, nemesis_fs, nothing_left_of, root_or_skip, r
 /// the provider's path is relative).
 const NEEDS: &[&str] = &["mariadbd", "../lib/galera/libgalera_smm.so"];
 
-/// The seeds the tests try, in order, until one shows an anomaly.
-const SEEDS: &[&str] = &["1", "2", "3"];
+/// The seeds the tests try, in order, until one shows an anomaly. Alone on
+/// the machine, G-single showed in 5 of 6 eight-second runs; beside other
+/// cluster tests on 2 cores, in none of 3 (fewer transactions overlap), so
+/// a few more seeds are there for CI's load.
+const SEEDS: &[&str] = &["1", "2", "3", "4", "5"];
 
 /// Three nodes, list-append at REPEATABLE READ, ten clients over the three
 /// nodes; `extra` adds faults.
@@ -50,14 +53,16 @@ fn three_nodes(seed: &str, time_limit: &str, extra: &[&str], store: &Path) -> Fi
     r
 }
 
-/// Runs each seed until the run's `results.json` names `anomaly`; returns
-/// that run, its results, and its store (the run directory lives as long
-/// as it does).
+/// Runs each seed until the run's `results.json` names every one of
+/// `anomalies`; returns that run and its store (the run
+/// directory lives as long as it does). Each anomaly shows in most runs,
+/// not in every one (CI saw a run with G-single and no G2-item), so one
+/// run is not asked for all of them by luck.
 fn first_naming(
-    anomaly: &str,
+    anomalies: &[&str],
     time_limit: &str,
     extra: &[&str],
-) -> (Finished, String, tempfile::TempDir) {
+) -> (Finished, tempfile::TempDir) {
     let mut outcomes = Vec::new();
     for seed in SEEDS {
         let store = tempfile::tempdir().expect("tempdir");
@@ -65,14 +70,16 @@ fn first_naming(
         assert!(r.code <= 1, "seed {seed}: {}\n{}", r.stdout, r.stderr);
         let results =
             std::fs::read_to_string(r.run_dir.join("results.json")).expect("results.json");
-        if results.contains(&format!("\"{anomaly}\"")) {
+        let missing: Vec<&str> =
+            anomalies.iter().copied().filter(|a| !results.contains(&format!("\"{a}\""))).collect();
+        if missing.is_empty() {
             assert_eq!(r.code, 1, "an anomaly named in a valid verdict: {}", r.stdout);
-            return (r, results, store);
+            return (r, store);
         }
-        eprintln!("seed {seed}: no {anomaly} this time; trying the next seed");
-        outcomes.push(format!("seed {seed}: exit {}", r.code));
+        eprintln!("seed {seed}: no {missing:?} this time; trying the next seed");
+        outcomes.push(format!("seed {seed}: exit {}, missing {missing:?}", r.code));
     }
-    panic!("galera repeatable-read never showed {anomaly}: {outcomes:?}");
+    panic!("galera repeatable-read never showed all of {anomalies:?} in one run: {outcomes:?}");
 }
 
 #[test]
@@ -83,8 +90,7 @@ fn galera_repeatable_read_without_faults_shows_read_skew_that_snapshot_isolation
     }
     // G-single, not only its real-time variant (G-single-realtime), which
     // snapshot isolation allows: a snapshot may be stale.
-    let (r, results, _store) = first_naming("G-single", "8", &["--nemesis", "none"]);
-    assert!(results.contains("\"G2-item"), "no G2-item named: {results}");
+    let (r, _store) = first_naming(&["G-single", "G2-item"], "8", &["--nemesis", "none"]);
     let h = history(&r.run_dir);
     let oks = h.ops().iter().filter(|o| o.kind == checkers::OpType::Ok).count();
     assert!(oks > 300, "only {oks} operations succeeded");
@@ -105,7 +111,7 @@ fn galera_under_partitions_and_kills_keeps_read_skew_and_killed_nodes_rejoin_or_
         "--nemesis-interval",
         "4",
     ];
-    let (r, _, _store) = first_naming("G-single", "15", &faults);
+    let (r, _store) = first_naming(&["G-single"], "15", &faults);
     let h = history(&r.run_dir);
     let fs = nemesis_fs(&h);
     assert!(fs.iter().any(|f| f == "start-kill"), "no kill happened: {fs:?}");

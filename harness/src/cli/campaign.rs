@@ -348,7 +348,9 @@ fn describe(
 ) -> String {
     let outcome = record.outcome(&expect).map_or("interrupted", RunOutcome::name);
     let at = record.detection_s.map_or(String::new(), |t| format!(" at {t:.1} s"));
-    format!("run {}/{runs} seed {}: {outcome}{at}", index + 1, record.seed)
+    // A failed run says why on the spot: the summary keeps only counts.
+    let why = record.error.as_ref().map_or(String::new(), |e| format!(" ({e})"));
+    format!("run {}/{runs} seed {}: {outcome}{at}{why}", index + 1, record.seed)
 }
 
 /// Runs one test of `cell` with `seed` and records how it went.

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::error::{HarnessError, Result};
 use crate::node::{Grudge, LinkShape, NodeAddrs, NodeControl, NodeId, Runtime};
@@ -24,15 +26,50 @@ pub struct LocalRuntime {
     binary: PathBuf,
 }
 
-/// A free loopback port, found by binding port 0. The listener is held
+/// The kernel's ephemeral port range, from which it takes the source port
+/// of every outgoing connection and the port of every port-0 bind
+/// (Linux's default when the setting cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// The lowest port a node listens on: above the well-known and the usual
+/// fixed service ports.
+const LOWEST_PORT: u16 = 10_000;
+
+/// A free loopback port for a node to listen on. The listener is held
 /// until every port and proxy of the cluster is chosen, so no two of them
-/// get the same port; another process could still take it before the node
-/// binds it, and the node then fails to start and says so.
-fn free_port(held: &mut Vec<std::net::TcpListener>) -> Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| HarnessError::Net(format!("no free loopback port: {e}")))?;
-    let addr =
-        l.local_addr().map_err(|e| HarnessError::Net(format!("no free loopback port: {e}")))?;
+/// get the same port.
+///
+/// The port is drawn below the kernel's ephemeral range: between the
+/// choice and the node's bind, and again while a killed node is down, the
+/// port is free, and every outgoing connection on the machine (clients,
+/// proxies, other clusters) takes its source port from the ephemeral
+/// range. A port drawn from it could be taken that way, and the node
+/// would then fail to start (CI saw a cell fail so, with four clusters
+/// running). Below the range only a program binding that very port can
+/// take it. Port 0 is the fallback when the range leaves no room below.
+fn free_port(held: &mut Vec<std::net::TcpListener>, rng: &mut SmallRng) -> Result<SocketAddr> {
+    let no_port = |e: std::io::Error| HarnessError::Net(format!("no free loopback port: {e}"));
+    let (low, _) = ephemeral_range();
+    if low > LOWEST_PORT {
+        for _ in 0..256 {
+            let port = rng.random_range(LOWEST_PORT..low);
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                let addr = l.local_addr().map_err(no_port)?;
+                held.push(l);
+                return Ok(addr);
+            }
+        }
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
+    let addr = l.local_addr().map_err(no_port)?;
     held.push(l);
     Ok(addr)
 }
@@ -48,9 +85,16 @@ impl LocalRuntime {
     ) -> Result<LocalRuntime> {
         let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();
         let mut held = Vec::new();
+        // Not the run's seed: which free ports a run gets changes nothing
+        // it records, and two runs of one seed may run at once.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut rng = SmallRng::seed_from_u64(nanos ^ (u64::from(std::process::id()) << 32));
         let mut listen = BTreeMap::new();
         for id in &ids {
-            listen.insert(id.clone(), (free_port(&mut held)?, free_port(&mut held)?));
+            let client = free_port(&mut held, &mut rng)?;
+            listen.insert(id.clone(), (client, free_port(&mut held, &mut rng)?));
         }
         let mut proxies = BTreeMap::new();
         let mut addrs = BTreeMap::new();
