@@ -55,13 +55,22 @@ impl Read {
     /// The value recorded for a register read: a sibling's value when there
     /// is one, `nil` when there is none, and the set of the values when
     /// there are several, so no checker can mistake them for one value.
+    /// Siblings holding the same value (concurrent writes of it) read as
+    /// that one value: the client cannot tell them apart, and a set of one
+    /// value would read as a value nobody wrote.
     fn register_value(self) -> Value {
         match self {
             Read::One(v) => v,
-            Read::Siblings(mut values, _) if values.len() <= 1 => {
-                values.pop().unwrap_or(Value::Nil)
+            Read::Siblings(values, _) => {
+                let mut distinct = values;
+                distinct.sort();
+                distinct.dedup();
+                if distinct.len() <= 1 {
+                    distinct.pop().unwrap_or(Value::Nil)
+                } else {
+                    Value::set(distinct)
+                }
             }
-            Read::Siblings(values, _) => Value::set(values),
         }
     }
 
@@ -559,5 +568,25 @@ impl Client for RefstoreClient {
             Ok(v) => Completion::ok(v),
             Err(c) => c,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Read;
+    use checkers::Value;
+
+    fn siblings(values: &[i64]) -> Read {
+        Read::Siblings(values.iter().map(|v| Value::Int(*v)).collect(), serde_json::Value::Null)
+    }
+
+    #[test]
+    fn a_register_read_of_siblings_is_their_distinct_values() {
+        assert_eq!(siblings(&[]).register_value(), Value::Nil);
+        assert_eq!(siblings(&[3]).register_value(), Value::Int(3));
+        // Two concurrent writes of the same value: one value, not a set nobody wrote.
+        assert_eq!(siblings(&[3, 3]).register_value(), Value::Int(3));
+        let two = Value::set(vec![Value::Int(1), Value::Int(3)]);
+        assert_eq!(siblings(&[3, 1, 3]).register_value(), two);
     }
 }
