@@ -171,7 +171,7 @@ impl Checker for LinearChecker {
         let cfg = &cfg;
         match self.model {
             ModelName::Register | ModelName::CasRegister => {
-                let found = siblings::find(history, &self.init)?;
+                let found = crate::siblings::find(history, &self.init)?;
                 let kind = RegisterKind {
                     cas: self.model == ModelName::CasRegister,
                     init: self.init.clone(),
@@ -736,7 +736,7 @@ fn replay<M: Model>(model: &mut M, entries: &[Entry<M::Op>], prefix: &[u32]) -> 
 }
 
 /// Where a history position is, in words (`line 12`).
-fn line(history: &History, pos: usize) -> String {
+pub(crate) fn line(history: &History, pos: usize) -> String {
     history
         .locate(pos)
         .line
