@@ -299,3 +299,42 @@ impl fmt::Display for Mode {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds nothing: only whether `with_core` accepts the options matters.
+    struct Accept;
+
+    impl WithCore for Accept {
+        type Output = ();
+        fn with<C, F>(self, _build: F)
+        where
+            C: Core,
+            F: Fn(&CoreSetup, Vec<C::Record>, Now) -> C + Clone + Send + Sync + 'static,
+        {
+        }
+    }
+
+    #[test]
+    fn every_core_is_refused_a_resolution_its_mode_does_not_serve() {
+        for mode in Mode::ALL {
+            for resolution in [Resolution::Lww, Resolution::Crdt, Resolution::Siblings] {
+                let options = CoreOptions { resolution, ..CoreOptions::default() };
+                let built = mode.with_core(5, &options, Accept);
+                if mode.serves(resolution) {
+                    assert_eq!(built, Ok(()), "{mode} serves {}", resolution.name());
+                } else {
+                    let err = built.expect_err("refused");
+                    let want = CoreError::Resolution { resolution: resolution.name(), mode };
+                    assert_eq!(err, want);
+                    assert!(err.to_string().contains("is not served by mode"), "{err}");
+                }
+            }
+        }
+        assert!(Mode::Quorum.serves(Resolution::Siblings));
+        assert!(!Mode::Eventual.serves(Resolution::Siblings));
+        assert!(!Mode::Raft.serves(Resolution::Crdt));
+    }
+}
