@@ -36,5 +36,8 @@ mod quorum;
 /// Redis 7 with Sentinel in network namespaces: partitions and kills of the
 /// primary lose acknowledged writes.
 mod redis;
+/// refstore's quorum mode with sibling versions: the set workload loses no
+/// acknowledged add, and a register read of several siblings is named.
+mod siblings;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;

@@ -21,6 +21,7 @@ pub mod kv;
 pub mod linear;
 pub mod registry;
 pub mod session;
+mod siblings;
 pub mod sim;
 pub mod spec;
 pub mod synth;

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use checkers::Value;
-use faultline_refstore::{RefstoreClient, Refusal, Transport, answer_body};
+use faultline_refstore::{RefstoreClient, Refusal, Transport, answer_body, api_op};
 use harness::{Client, Completion, Invocation};
 use refstore::types::{ClientOp, OpError};
 
@@ -126,9 +126,7 @@ impl Transport for SimTransport {
         inv: &Invocation,
     ) -> Result<serde_json::Value, Refusal> {
         // The API's bodies are its operations' fields; the path names the operation.
-        let mut request = body.clone();
-        request["f"] = serde_json::Value::from(path.trim_start_matches("/v1/"));
-        let Ok(op) = serde_json::from_value::<ClientOp>(request) else {
+        let Some(op) = api_op(path, body) else {
             return Err(Refusal::Other(Completion::fail(
                 inv.value.clone(),
                 Value::str("bad-request"),

@@ -32,7 +32,11 @@ pub(super) fn render(_history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
             .filter(|k| !k.is_null())
             .map(|k| format!(" — key {k}"))
             .unwrap_or_default();
-        let _ = writeln!(body, "<h2>No linearization{}</h2>", escape(&key));
+        let heading = match a.kind.as_str() {
+            "sibling-read" => "A read of several sibling versions",
+            _ => "No linearization",
+        };
+        let _ = writeln!(body, "<h2>{heading}{}</h2>", escape(&key));
         let _ = writeln!(body, "<div class=\"explanation\">{}</div>", escape(&a.explanation));
         body.push_str(&timeline(d));
         body.push_str(&prefix_table(d));

@@ -6,13 +6,16 @@
 //! have), each partition is searched on its own (in parallel), and the
 //! verdict is invalid as soon as one partition has no linearization. See
 //! `search.rs` for the algorithm, `model/` for the built-in models and
-//! `custom.rs` for checking a model of your own.
+//! `custom.rs` for checking a model of your own. A register read that
+//! returned several sibling versions is an anomaly of its own
+//! (`siblings.rs`), never one value picked for the search.
 
 mod custom;
 mod html;
 mod model;
 mod reference;
 mod search;
+mod siblings;
 
 pub use self::custom::{ModelChecker, SequentialModel};
 
@@ -167,15 +170,18 @@ impl Checker for LinearChecker {
         };
         let cfg = &cfg;
         match self.model {
-            ModelName::Register | ModelName::CasRegister => run(
-                cfg,
-                history,
-                RegisterKind {
+            ModelName::Register | ModelName::CasRegister => {
+                let found = crate::siblings::find(history, &self.init)?;
+                let kind = RegisterKind {
                     cas: self.model == ModelName::CasRegister,
                     init: self.init.clone(),
                     interner: Interner::default(),
-                },
-            ),
+                    siblings: found.values.clone(),
+                };
+                let mut v = run(cfg, history, kind)?;
+                siblings::merge(&mut v, found);
+                Ok(v)
+            }
             ModelName::MultiRegister => run(
                 cfg,
                 history,
@@ -730,7 +736,7 @@ fn replay<M: Model>(model: &mut M, entries: &[Entry<M::Op>], prefix: &[u32]) -> 
 }
 
 /// Where a history position is, in words (`line 12`).
-fn line(history: &History, pos: usize) -> String {
+pub(crate) fn line(history: &History, pos: usize) -> String {
     history
         .locate(pos)
         .line

@@ -44,6 +44,7 @@ use crate::budget::Budget;
 use crate::error::CheckError;
 use crate::history::History;
 use crate::spec::CheckSpec;
+use crate::value::Value;
 use crate::verdict::{Checker, HtmlPage, Verdict};
 
 use evidence::Ctx;
@@ -170,6 +171,14 @@ impl Checker for SessionChecker {
         let started = Instant::now();
         let meter = self.budget.start();
         let p = sessions::parse(history, self.workload)?;
+        // A register read of several siblings observed no one write, which
+        // every guarantee here is judged by.
+        if p.workload == Workload::Register
+            && let Some(mut v) = crate::siblings::unjudged(&self.name, history, &Value::Nil)?
+        {
+            v.elapsed = started.elapsed();
+            return Ok(v);
+        }
         if !p.units.iter().any(|u| !u.reads.is_empty()) {
             return Ok(report::nothing_read(&self.name, &p, started));
         }

@@ -7,11 +7,20 @@
 //! [`Transport`] (the deterministic simulation hands them to simulated
 //! nodes), so every way of reaching refstore records the same outcomes.
 //!
+//! Under `--resolution siblings` (quorum mode) a read answers every
+//! concurrent version and a context: the client keeps the context of each
+//! key it last read and passes it with its next write of that key, so the
+//! write supersedes what it read. The set workload's read is the union of
+//! the siblings' lists; a register read of two or more siblings is recorded
+//! as a set of their values (docs/history-format.md), which the register
+//! checkers report rather than pick from.
+//!
 //! Outcomes follow refstore's contract: an error answer with
 //! `definite: true` is `fail`, with `definite: false` is `info`; a timeout
 //! or a lost connection is `info`; a refused connection is `fail` (nothing
 //! was sent).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -28,12 +37,66 @@ pub struct RefstoreClient {
     env: Option<TestEnv>,
     /// The node's client address (`http://host:port`), once opened.
     base: String,
+    /// Under siblings: per key (its JSON text), the context the last read or
+    /// write of it returned, passed with the next write of the key.
+    contexts: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a read of one key answered.
+enum Read {
+    /// One value (every resolution but siblings).
+    One(Value),
+    /// Under siblings: every concurrent version's value and the context
+    /// that covers them.
+    Siblings(Vec<Value>, serde_json::Value),
+}
+
+impl Read {
+    /// The value recorded for a register read: a sibling's value when there
+    /// is one, `nil` when there is none, and the set of the values when
+    /// there are several, so no checker can mistake them for one value.
+    /// Siblings holding the same value (concurrent writes of it) read as
+    /// that one value: the client cannot tell them apart, and a set of one
+    /// value would read as a value nobody wrote.
+    fn register_value(self) -> Value {
+        match self {
+            Read::One(v) => v,
+            Read::Siblings(values, _) => {
+                let mut distinct = values;
+                distinct.sort();
+                distinct.dedup();
+                if distinct.len() <= 1 {
+                    distinct.pop().unwrap_or(Value::Nil)
+                } else {
+                    Value::set(distinct)
+                }
+            }
+        }
+    }
+
+    /// The set a set workload reads: the elements of the list, or the union
+    /// of every sibling's list (the client's merge, so no acknowledged add
+    /// is lost to a conflict).
+    fn set_value(self) -> Value {
+        let lists = match self {
+            Read::One(v) => vec![v],
+            Read::Siblings(values, _) => values,
+        };
+        let items =
+            lists.iter().flat_map(|l| l.as_list().map(<[Value]>::to_vec).unwrap_or_default());
+        Value::set(items.collect())
+    }
 }
 
 impl RefstoreClient {
     /// A client of a cluster's nodes over HTTP.
     pub fn over_http(http: reqwest::Client, env: TestEnv) -> RefstoreClient {
-        RefstoreClient { transport: Arc::new(Http(http)), env: Some(env), base: String::new() }
+        RefstoreClient {
+            transport: Arc::new(Http(http)),
+            env: Some(env),
+            base: String::new(),
+            contexts: BTreeMap::new(),
+        }
     }
 
     /// A client of `store`, one in-memory refstore state machine shared by
@@ -47,7 +110,7 @@ impl RefstoreClient {
     /// A client whose requests go through `transport`; `open(node)` makes
     /// `node`'s name the base it posts to.
     pub fn over(transport: Arc<dyn Transport>) -> RefstoreClient {
-        RefstoreClient { transport, env: None, base: String::new() }
+        RefstoreClient { transport, env: None, base: String::new(), contexts: BTreeMap::new() }
     }
 }
 
@@ -129,7 +192,23 @@ pub fn answer_body(reply: Reply) -> serde_json::Value {
         Reply::Value(v) => json!({ "value": v }),
         Reply::Done => json!({}),
         Reply::Txn(ops) => json!({ "ops": ops }),
+        Reply::Siblings { values, context } => json!({ "siblings": values, "context": context }),
+        Reply::Written { context } => json!({ "context": context }),
     }
+}
+
+/// The operation a request of refstore's API stands for, as its HTTP
+/// server reads it: the body's fields, named by the path (`/v1/write` with
+/// a `context` is a write in that context); `None` when they do not make
+/// one.
+pub fn api_op(path: &str, body: &serde_json::Value) -> Option<ClientOp> {
+    let mut request = body.clone();
+    let f = match path.trim_start_matches("/v1/") {
+        "write" if body.get("context").is_some() => "put",
+        f => f,
+    };
+    request["f"] = json!(f);
+    serde_json::from_value(request).ok()
 }
 
 /// One refstore state machine in memory (`refstore::kv::Kv`), serving the
@@ -148,12 +227,9 @@ impl Transport for InMemory {
         body: &serde_json::Value,
         inv: &Invocation,
     ) -> std::result::Result<serde_json::Value, Refusal> {
-        // The API's bodies are its operations' fields; the path names the operation.
-        let mut request = body.clone();
-        request["f"] = json!(path.trim_start_matches("/v1/"));
         let refuse =
             |code: &str| Refusal::Other(Completion::fail(inv.value.clone(), Value::str(code)));
-        let op: ClientOp = serde_json::from_value(request).map_err(|_| refuse("bad-request"))?;
+        let op = api_op(path, body).ok_or_else(|| refuse("bad-request"))?;
         let reply = self.kv.lock().unwrap_or_else(|e| e.into_inner()).apply(&op);
         match reply {
             Ok(reply) => Ok(answer_body(reply)),
@@ -218,13 +294,67 @@ impl RefstoreClient {
 }
 
 impl RefstoreClient {
+    /// A read of one key: its value, or under siblings every sibling's.
+    async fn read_versions(
+        &self,
+        key: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<Read, Completion> {
+        let b = self.post("/v1/read", json!({ "key": key }), inv).await?;
+        if let Some(siblings) = b.get("siblings").and_then(|s| s.as_array()) {
+            let values = siblings.iter().cloned().map(from_json).collect();
+            return Ok(Read::Siblings(values, b.get("context").cloned().unwrap_or_default()));
+        }
+        Ok(Read::One(from_json(b.get("value").cloned().unwrap_or_default())))
+    }
+
+    /// A read of one key that must be one value (a queue's list): siblings
+    /// cannot be taken from with a compare-and-set, so they fail the read.
     async fn read_key(
         &self,
         key: &serde_json::Value,
         inv: &Invocation,
     ) -> std::result::Result<Value, Completion> {
-        let b = self.post("/v1/read", json!({ "key": key }), inv).await?;
-        Ok(from_json(b.get("value").cloned().unwrap_or_default()))
+        match self.read_versions(key, inv).await? {
+            Read::One(v) => Ok(v),
+            Read::Siblings(..) => Err(Completion::fail(
+                inv.value.clone(),
+                Value::str("siblings: a queue cannot be read as one list"),
+            )),
+        }
+    }
+
+    /// A register read; under siblings it keeps the context for the next
+    /// write of the key.
+    async fn read_register(
+        &mut self,
+        key: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<Value, Completion> {
+        let read = self.read_versions(key, inv).await?;
+        if let Read::Siblings(_, context) = &read {
+            self.contexts.insert(key.to_string(), context.clone());
+        }
+        Ok(read.register_value())
+    }
+
+    /// A register write, superseding what this client last read of the key
+    /// when the store gave it a context (siblings); keeps the context the
+    /// write returns, which covers the write itself.
+    async fn write_register(
+        &mut self,
+        key: &serde_json::Value,
+        inv: &Invocation,
+    ) -> std::result::Result<Value, Completion> {
+        let mut body = json!({ "key": key, "value": to_json(&inv.value) });
+        if let Some(context) = self.contexts.get(&key.to_string()) {
+            body["context"] = context.clone();
+        }
+        let answer = self.post("/v1/write", body, inv).await?;
+        if let Some(context) = answer.get("context") {
+            self.contexts.insert(key.to_string(), context.clone());
+        }
+        Ok(inv.value.clone())
     }
 
     /// A transaction; its micro-ops with their reads filled in.
@@ -387,16 +517,10 @@ impl Client for RefstoreClient {
                 // A read of several keys at once (the bank's balances).
                 Some(keys) => self.read_many(keys, inv).await,
                 // The set workload reads the whole set.
-                None => self
-                    .read_key(&json!(SET_KEY), inv)
-                    .await
-                    .map(|v| Value::set(v.as_list().map(<[Value]>::to_vec).unwrap_or_default())),
+                None => self.read_versions(&json!(SET_KEY), inv).await.map(Read::set_value),
             },
-            "read" | "final-read" => self.read_key(&key(""), inv).await,
-            "write" => self
-                .post("/v1/write", json!({ "key": key(""), "value": to_json(&inv.value) }), inv)
-                .await
-                .map(|_| inv.value.clone()),
+            "read" | "final-read" => self.read_register(&key(""), inv).await,
+            "write" => self.write_register(&key(""), inv).await,
             "cas" => {
                 let Some([from, to]) =
                     inv.value.as_list().and_then(|l| <&[Value; 2]>::try_from(l).ok())
@@ -444,5 +568,25 @@ impl Client for RefstoreClient {
             Ok(v) => Completion::ok(v),
             Err(c) => c,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Read;
+    use checkers::Value;
+
+    fn siblings(values: &[i64]) -> Read {
+        Read::Siblings(values.iter().map(|v| Value::Int(*v)).collect(), serde_json::Value::Null)
+    }
+
+    #[test]
+    fn a_register_read_of_siblings_is_their_distinct_values() {
+        assert_eq!(siblings(&[]).register_value(), Value::Nil);
+        assert_eq!(siblings(&[3]).register_value(), Value::Int(3));
+        // Two concurrent writes of the same value: one value, not a set nobody wrote.
+        assert_eq!(siblings(&[3, 3]).register_value(), Value::Int(3));
+        let two = Value::set(vec![Value::Int(1), Value::Int(3)]);
+        assert_eq!(siblings(&[3, 1, 3]).register_value(), two);
     }
 }

@@ -16,7 +16,10 @@
 //! resolution of multi-leader, eventual and quorum, default lww; `crdt`
 //! merges appends, set adds and increments without loss and refuses register
 //! writes, so it is refused up front with a workload that writes registers;
-//! `siblings` is refused: refstore keeps no sibling versions); `bug = NAME`
+//! `siblings`, quorum mode only, keeps concurrent versions and reads them all
+//! back, for the set workload, whose client unions them, and the register
+//! workload, whose client records a read of several as a set of values;
+//! other modes and workloads refuse it by name); `bug = NAME`
 //! (inject one of refstore's classic protocol bugs on purpose, to measure
 //! detection: refused in a mode it does not belong to, and named in the run's
 //! test name and target label, so no report shows a bug-injected run as the
@@ -47,7 +50,7 @@ use serde_json::json;
 
 mod client;
 
-pub use client::{InMemory, RefstoreClient, Refusal, Transport, answer_body};
+pub use client::{InMemory, RefstoreClient, Refusal, Transport, answer_body, api_op};
 
 /// Registers the `refstore` target.
 pub fn register_all(registry: &mut Registry) {
@@ -136,6 +139,13 @@ pub fn default_nemeses(mode: Mode) -> &'static [&'static str] {
 /// workload writes registers or compare-and-sets, which crdt refuses.
 const CRDT_WORKLOADS: [&str; 4] = ["set", "list-append", "counter", "unique-ids"];
 
+/// The workloads whose client knows siblings (`resolution = siblings`): the
+/// set's read unions them, a register read of several records their set
+/// (which linearizability reports). Any other workload would read a sibling
+/// set as if it were one value, or needs compare-and-set or transactions,
+/// which quorum mode refuses.
+const SIBLINGS_WORKLOADS: [&str; 2] = ["set", "register"];
+
 /// Reads the quorum options (`quorum_n`, `quorum_r`, `quorum_w`,
 /// `sloppy_quorum`) and `resolution` into refstore's arguments, refusing
 /// them by name where the mode does not read them and checking N, R and W
@@ -191,16 +201,33 @@ fn quorum_settings(spec: &TestSpec, mode: Mode) -> Result<(QuorumConfig, Resolut
                 ),
             ));
         }
-        Some("siblings") => {
+        Some("siblings") if !mode.serves(Resolution::Siblings) => {
             return Err(bad(
                 "resolution",
                 format!(
-                    "siblings is not supported in mode {mode}: refstore keeps no sibling \
+                    "siblings is not supported in mode {mode}: only quorum mode keeps sibling \
                      versions; use lww or crdt"
                 ),
             ));
         }
-        Some(other) => return Err(bad("resolution", format!("{other:?}: use lww or crdt"))),
+        Some("siblings") if SIBLINGS_WORKLOADS.contains(&spec.workload.as_str()) => {
+            args.extend(["--resolution".to_owned(), "siblings".to_owned()]);
+            resolution = Resolution::Siblings;
+        }
+        Some("siblings") => {
+            return Err(bad(
+                "resolution",
+                format!(
+                    "siblings is not supported for workload {:?}: only the clients of {} merge \
+                     or record sibling reads",
+                    spec.workload,
+                    SIBLINGS_WORKLOADS.join(" and ")
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(bad("resolution", format!("{other:?}: use lww, crdt or siblings")));
+        }
     }
     let mut config = QuorumConfig::default();
     for (option, flag) in [
@@ -644,10 +671,18 @@ mod tests {
             let err = quorum_args(&s, mode).expect_err("crdt refuses register writes");
             let text = err.to_string();
             assert!(text.contains("options.resolution") && text.contains("\"register\""), "{text}");
-            let s = spec(mode.name(), &[("resolution", "siblings")]);
-            let err = quorum_args(&s, mode).expect_err("no siblings in refstore");
-            let text = err.to_string();
-            assert!(text.contains("siblings is not supported in mode"), "{text}");
+            let mut s = spec(mode.name(), &[("resolution", "siblings")]);
+            s.workload = "set".into();
+            if mode == Mode::Quorum {
+                assert_eq!(quorum_args(&s, mode).expect("siblings"), ["--resolution", "siblings"]);
+                s.workload = "counter".into();
+                let err = quorum_args(&s, mode).expect_err("no sibling counters");
+                assert!(err.to_string().contains("not supported for workload"), "{err}");
+            } else {
+                let err = quorum_args(&s, mode).expect_err("siblings in quorum mode only");
+                let text = err.to_string();
+                assert!(text.contains("siblings is not supported in mode"), "{text}");
+            }
         }
         let err = quorum_args(&spec("raft", &[("resolution", "crdt")]), Mode::Raft)
             .expect_err("raft resolves nothing");

@@ -93,7 +93,8 @@ struct NodeArgs {
     sloppy_quorum: Option<bool>,
     /// How concurrent updates of a key merge (multi-leader, eventual and quorum only; default
     /// lww): the highest version wins, or appends, adds and increments merge without loss
-    /// (crdt, which refuses register writes).
+    /// (crdt, which refuses register writes), or concurrent versions are all kept and read
+    /// back (siblings, quorum only).
     #[arg(long, value_enum)]
     resolution: Option<Resolution>,
     /// Inject a classic protocol bug, on purpose, to measure whether tests find it (off by
@@ -241,11 +242,6 @@ async fn run_node(mut a: NodeArgs) -> Result<(), RunError> {
     }
     let mode = a.mode.unwrap_or(Mode::Raft);
     let quorum = quorum_config(&a, mode)?;
-    if let Some(r) = a.resolution
-        && !mode.resolves_conflicts()
-    {
-        return Err(node::NodeError::Resolution(r.name(), mode).into());
-    }
     let seed = a.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

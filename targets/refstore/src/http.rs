@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::modes::Mode;
 use crate::node::ClientRequest;
 use crate::transport::Directory;
-use crate::types::{ClientOp, CoreStatus, Key, MicroOp, NodeId, OpError, Reply, Value};
+use crate::types::{ClientOp, Context, CoreStatus, Key, MicroOp, NodeId, OpError, Reply, Value};
 use crate::wal::RecoveryReport;
 use axum::Router;
 use axum::body::Bytes;
@@ -155,6 +155,17 @@ struct WriteBody {
     value: Value,
 }
 
+/// A write's body: with a `context` (one a read under `--resolution siblings` returned) it
+/// supersedes the versions that context names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    key: Value,
+    value: Value,
+    #[serde(default)]
+    context: Option<Context>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CasBody {
@@ -177,14 +188,24 @@ async fn read(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiErr
     let b: ReadBody = parse(&body)?;
     match run(&s, ClientOp::Read { key: key(&b.key)? }).await? {
         Reply::Value(v) => Ok(ok(json!({ "value": v }))),
+        Reply::Siblings { values, context } => {
+            Ok(ok(json!({ "siblings": values, "context": context })))
+        }
         other => Err(unexpected(other)),
     }
 }
 
 async fn write(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
-    let b: WriteBody = parse(&body)?;
-    run(&s, ClientOp::Write { key: key(&b.key)?, value: b.value }).await?;
-    Ok(ok(json!({})))
+    let b: PutBody = parse(&body)?;
+    let (key, value) = (key(&b.key)?, b.value);
+    let op = match b.context {
+        Some(context) => ClientOp::Put { key, value, context },
+        None => ClientOp::Write { key, value },
+    };
+    match run(&s, op).await? {
+        Reply::Written { context } => Ok(ok(json!({ "context": context }))),
+        _ => Ok(ok(json!({}))),
+    }
 }
 
 async fn cas(State(s): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {

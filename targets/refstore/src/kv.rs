@@ -14,6 +14,16 @@ pub struct Effect {
     pub writes: BTreeMap<Key, Value>,
 }
 
+/// Why a write that carries a context is refused everywhere but quorum mode under
+/// `--resolution siblings`: nothing else keeps the versions a context names.
+pub fn context_refused() -> OpError {
+    OpError::BadRequest(
+        "a write with a context is a --resolution siblings write, which only quorum mode keeps; \
+         write without one"
+            .into(),
+    )
+}
+
 /// Executes `op` against the values `read` returns, without changing anything. A failed
 /// operation (cas mismatch, append to a non-list) has no writes at all, so a transaction is
 /// all-or-nothing.
@@ -28,6 +38,7 @@ pub fn execute(op: &ClientOp, read: impl Fn(&Key) -> Value) -> Result<Effect, Op
             writes.insert(key.clone(), value.clone());
             Reply::Done
         }
+        ClientOp::Put { .. } => return Err(context_refused()),
         ClientOp::Cas { key, from, to } => {
             expect(current(&writes, key), from)?;
             writes.insert(key.clone(), to.clone());

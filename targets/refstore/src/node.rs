@@ -72,12 +72,8 @@ pub enum NodeError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// `crdt` resolution was asked of a mode that has no concurrent updates to merge.
-    #[error(
-        "--resolution {0} is a setting of multi-leader, eventual and quorum; mode {1} orders every update"
-    )]
-    Resolution(&'static str, Mode),
-    /// The quorum settings cannot work on this cluster.
+    /// The cores cannot be built with these options: quorum settings that cannot work on
+    /// this cluster, a resolution or a bug the mode does not serve.
     #[error(transparent)]
     Core(#[from] crate::modes::CoreError),
     /// The write-ahead log failed: the node stops rather than acknowledge what it cannot keep.
@@ -147,9 +143,6 @@ pub fn start_with_listeners(
     client: TcpListener,
     peer: TcpListener,
 ) -> Result<RunningNode, NodeError> {
-    if cfg.resolution != Resolution::Lww && !cfg.mode.resolves_conflicts() {
-        return Err(NodeError::Resolution(cfg.resolution.name(), cfg.mode));
-    }
     if cfg.id == 0 {
         return Err(NodeError::Config("node ids are positive integers"));
     }

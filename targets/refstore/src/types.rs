@@ -2,6 +2,7 @@
 //! results and errors, and the time a protocol core is told.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A node's identity: a small positive integer given on the command line.
@@ -162,6 +163,17 @@ pub enum ClientOp {
         /// The micro-ops, in order.
         ops: Vec<MicroOp>,
     },
+    /// A write that replaces the versions `context` names (the context a read under
+    /// `--resolution siblings` returned) and is concurrent with every other: only quorum mode
+    /// under siblings takes it; every other mode refuses it, since it keeps no contexts.
+    Put {
+        /// The key written.
+        key: Key,
+        /// The new value.
+        value: Value,
+        /// The versions the client read, which this write supersedes.
+        context: Context,
+    },
 }
 
 impl ClientOp {
@@ -179,6 +191,7 @@ impl ClientOp {
         let mut keys: Vec<Key> = match self {
             ClientOp::Read { key }
             | ClientOp::Write { key, .. }
+            | ClientOp::Put { key, .. }
             | ClientOp::Cas { key, .. }
             | ClientOp::Append { key, .. } => vec![key.clone()],
             ClientOp::Txn { ops } => ops.iter().map(|o| o.key().clone()).collect(),
@@ -199,6 +212,53 @@ pub enum Reply {
     Done,
     /// A transaction's micro-ops with their reads filled in.
     Txn(Vec<MicroOp>),
+    /// A read under `--resolution siblings`: every concurrent version's value (none when the
+    /// key is absent) and the context a later write passes to supersede them all.
+    Siblings {
+        /// The values, in the order of the versions' dots.
+        values: Vec<Value>,
+        /// The versions read.
+        context: Context,
+    },
+    /// A write under `--resolution siblings` took effect; a write passing this context
+    /// supersedes it (and what it superseded).
+    Written {
+        /// The versions the write covers, its own included.
+        context: Context,
+    },
+}
+
+/// The causal context of a version under `--resolution siblings`: for each node, the
+/// sequence numbers of the writes it coordinated that the version descends from. It is a
+/// vector clock kept as exact sets rather than maxima, because one node's sequence numbers
+/// run across all keys and a coordinator need not replicate the key it writes: a maximum
+/// would claim writes the client never saw (see `modes/siblings.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Context(pub BTreeMap<NodeId, BTreeSet<u64>>);
+
+impl Context {
+    /// Whether the write `seq` coordinated by `node` is in the context.
+    pub fn contains(&self, node: NodeId, seq: u64) -> bool {
+        self.0.get(&node).is_some_and(|s| s.contains(&seq))
+    }
+
+    /// Adds the write `seq` coordinated by `node`.
+    pub fn insert(&mut self, node: NodeId, seq: u64) {
+        self.0.entry(node).or_default().insert(seq);
+    }
+
+    /// Whether the context names no write at all (a blind write's).
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(BTreeSet::is_empty)
+    }
+
+    /// Adds everything `other` holds.
+    pub fn extend(&mut self, other: &Context) {
+        for (node, seqs) in &other.0 {
+            self.0.entry(*node).or_default().extend(seqs.iter().copied());
+        }
+    }
 }
 
 /// Why an operation did not succeed. Each variant says whether it certainly did not take

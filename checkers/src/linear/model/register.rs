@@ -245,6 +245,9 @@ pub(crate) struct RegisterKind {
     pub cas: bool,
     pub init: Value,
     pub interner: Interner,
+    /// Values of sibling reads (`linear/siblings.rs`), reported on their own
+    /// and left out of the search: none of them is one register value.
+    pub siblings: Vec<Value>,
 }
 
 impl ModelKind for RegisterKind {
@@ -262,6 +265,7 @@ impl ModelKind for RegisterKind {
         match f {
             "read" | "r" | "get" | "final-read" => Ok(match output {
                 None | Some(Value::Nil) => None,
+                Some(v) if self.siblings.contains(v) => None,
                 Some(v) => Some(RegOp::Read(self.interner.id(v))),
             }),
             "write" | "w" | "put" => Ok(Some(RegOp::Write(self.interner.id(input)))),
@@ -330,7 +334,12 @@ mod tests {
     use crate::linear::model::CompileArgs;
     #[test]
     fn cas_register_steps() {
-        let mut k = RegisterKind { cas: true, init: Value::Nil, interner: Interner::default() };
+        let mut k = RegisterKind {
+            cas: true,
+            init: Value::Nil,
+            interner: Interner::default(),
+            siblings: Vec::new(),
+        };
         let w = k
             .compile_args("write", None, &Value::Int(1), Some(&Value::Int(1)))
             .expect("w")
@@ -362,7 +371,12 @@ mod tests {
 
     #[test]
     fn a_final_read_is_a_read() {
-        let mut k = RegisterKind { cas: false, init: Value::Nil, interner: Interner::default() };
+        let mut k = RegisterKind {
+            cas: false,
+            init: Value::Nil,
+            interner: Interner::default(),
+            siblings: Vec::new(),
+        };
         let fin = k
             .compile_args("final-read", None, &Value::Nil, Some(&Value::Int(3)))
             .expect("final-read")

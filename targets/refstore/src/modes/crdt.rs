@@ -28,6 +28,7 @@
 
 use crate::kv::execute;
 use crate::modes::lww::{Version, Versioned};
+use crate::modes::siblings::SiblingSet;
 use crate::types::{ClientOp, Key, MicroOp, NodeId, OpError, Reply, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +43,61 @@ pub enum Resolution {
     /// Appends and adds merge as a list union, increments as a PN-counter; registers are
     /// refused.
     Crdt,
+    /// Concurrent versions are all kept and read back; the client merges them (quorum mode
+    /// only, see `siblings.rs`).
+    Siblings,
+}
+
+/// A stored value that merges by join: a crdt [`State`] or a [`SiblingSet`].
+trait Lattice: Sized + Default {
+    fn from_json(key: &Key, v: &Value) -> Result<Self, OpError>;
+    fn to_json(&self) -> Value;
+    fn fingerprint(&self) -> Version;
+    fn join(&mut self, other: &Self) -> bool;
+}
+
+impl Lattice for State {
+    fn from_json(key: &Key, v: &Value) -> Result<Self, OpError> {
+        State::from_json(key, v)
+    }
+    fn to_json(&self) -> Value {
+        State::to_json(self)
+    }
+    fn fingerprint(&self) -> Version {
+        State::fingerprint(self)
+    }
+    fn join(&mut self, other: &Self) -> bool {
+        State::join(self, other)
+    }
+}
+
+impl Lattice for SiblingSet {
+    fn from_json(key: &Key, v: &Value) -> Result<Self, OpError> {
+        SiblingSet::from_json(key, v)
+    }
+    fn to_json(&self) -> Value {
+        SiblingSet::to_json(self)
+    }
+    fn fingerprint(&self) -> Version {
+        SiblingSet::fingerprint(self)
+    }
+    fn join(&mut self, other: &Self) -> bool {
+        SiblingSet::join(self, other)
+    }
+}
+
+/// What a replica holding `held` keeps when `incoming` arrives, under a join: the joined
+/// value and its fingerprint, or `None` when `incoming` adds nothing.
+fn joined<L: Lattice>(
+    held: Option<&(Value, Version)>,
+    incoming: &Versioned,
+) -> Result<Option<(Value, Version)>, OpError> {
+    let theirs = L::from_json(&incoming.key, &incoming.value)?;
+    let Some((v, _)) = held else {
+        return Ok(Some((theirs.to_json(), theirs.fingerprint())));
+    };
+    let mut ours = L::from_json(&incoming.key, v)?;
+    Ok(ours.join(&theirs).then(|| (ours.to_json(), ours.fingerprint())))
 }
 
 impl Resolution {
@@ -50,12 +106,18 @@ impl Resolution {
         match self {
             Resolution::Lww => "lww",
             Resolution::Crdt => "crdt",
+            Resolution::Siblings => "siblings",
         }
     }
 
+    /// Whether versions are joined (crdt states, sibling sets) rather than ordered.
+    pub fn joins(self) -> bool {
+        self != Resolution::Lww
+    }
+
     /// A key's stored value as a client would read it (for tests): lww stores the value
-    /// itself, crdt a state whose value is computed; a state that cannot be read shows as
-    /// its error's text.
+    /// itself, crdt a state whose value is computed, siblings a set read as the list of its
+    /// values; a state that cannot be read shows as its error's text.
     pub fn as_read(self, key: &Key, stored: Option<&Value>) -> Value {
         match (self, stored) {
             (_, None) => Value::Null,
@@ -63,12 +125,15 @@ impl Resolution {
             (Resolution::Crdt, Some(v)) => State::from_json(key, v)
                 .and_then(|s| s.value(key))
                 .unwrap_or_else(|e| Value::from(e.to_string())),
+            (Resolution::Siblings, Some(v)) => SiblingSet::from_json(key, v)
+                .map(|s| Value::Array(s.values()))
+                .unwrap_or_else(|e| Value::from(e.to_string())),
         }
     }
 
     /// What a replica keeps when `incoming` arrives where it holds `held`: the new value and
     /// version, or `None` when nothing changes (an older lww version, or a state already
-    /// contained in the held one). A crdt value that is not a [`State`] (a log written
+    /// contained in the held one). A crdt or siblings value of the wrong shape (a log written
     /// under lww) is refused rather than guessed at.
     pub fn merged(
         self,
@@ -79,43 +144,31 @@ impl Resolution {
             Resolution::Lww => Ok(held
                 .is_none_or(|(_, v)| *v < incoming.version)
                 .then(|| (incoming.value.clone(), incoming.version))),
-            Resolution::Crdt => {
-                let theirs = State::from_json(&incoming.key, &incoming.value)?;
-                let mut ours = match held {
-                    Some((v, _)) => State::from_json(&incoming.key, v)?,
-                    None => State::default(),
-                };
-                if held.is_some() && !ours.join(&theirs) {
-                    return Ok(None);
-                }
-                if held.is_none() {
-                    ours = theirs;
-                }
-                Ok(Some((ours.to_json(), ours.fingerprint())))
-            }
+            Resolution::Crdt => joined::<State>(held, incoming),
+            Resolution::Siblings => joined::<SiblingSet>(held, incoming),
         }
     }
 
     /// Whether a replica holding `ours` should send it to one holding `theirs` (anti-entropy):
-    /// lww pushes only what is newer; crdt pushes whatever differs, since the join of two
+    /// lww pushes only what is newer; a join pushes whatever differs, since the join of two
     /// different states is (in general) neither of them.
     pub fn should_send(self, ours: Version, theirs: Option<Version>) -> bool {
         match self {
             Resolution::Lww => theirs.is_none_or(|t| t < ours),
-            Resolution::Crdt => theirs != Some(ours),
+            Resolution::Crdt | Resolution::Siblings => theirs != Some(ours),
         }
     }
 
     /// Whether a replica known to hold `have` holds at least `want`: lww, any version not
-    /// older; crdt, exactly that state (fingerprints are not ordered).
+    /// older; a join, exactly that state (fingerprints are not ordered).
     pub fn covers(self, have: Version, want: Version) -> bool {
         match self {
             Resolution::Lww => have >= want,
-            Resolution::Crdt => have == want,
+            Resolution::Crdt | Resolution::Siblings => have == want,
         }
     }
 
-    /// What several replicas' answers resolve to: the newest under lww, the join under crdt.
+    /// What several replicas' answers resolve to: the newest under lww, the join otherwise.
     pub fn combine<'a>(
         self,
         key: &Key,
@@ -123,7 +176,7 @@ impl Resolution {
     ) -> Result<Option<(Value, Version)>, OpError> {
         match self {
             Resolution::Lww => Ok(found.max_by_key(|(_, v)| *v).cloned()),
-            Resolution::Crdt => {
+            Resolution::Crdt | Resolution::Siblings => {
                 let mut out: Option<(Value, Version)> = None;
                 for f in found {
                     let key_entry =
@@ -309,6 +362,7 @@ pub fn execute_crdt(
         ClientOp::Read { key } => Reply::Value(read(key)?.value(key)?),
         ClientOp::Write { .. } => return Err(register_refused("a write")),
         ClientOp::Cas { .. } => return Err(register_refused("a compare-and-set")),
+        ClientOp::Put { .. } => return Err(crate::kv::context_refused()),
         ClientOp::Append { key, value } => {
             append(&mut writes, key, value)?;
             Reply::Done
@@ -379,6 +433,11 @@ pub fn execute_resolved(
                 .map(|(key, s)| Versioned { key, value: s.to_json(), version: s.fingerprint() })
                 .collect();
             Ok((effect.reply, entries))
+        }
+        // The node shell refuses siblings outside quorum mode (`Mode::serves`); this keeps a
+        // core built by hand from serving it silently as lww.
+        Resolution::Siblings => {
+            Err(OpError::BadRequest("--resolution siblings is served by quorum mode only".into()))
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod lww;
 pub mod paxos;
 pub mod quorum;
 pub mod replog;
+pub mod siblings;
 #[cfg(test)]
 mod testnet;
 
@@ -126,6 +127,17 @@ impl Mode {
         matches!(self, Mode::MultiLeader | Mode::Eventual | Mode::Quorum)
     }
 
+    /// Whether the mode serves conflict resolution `r`: lww everywhere, crdt where replicas
+    /// accept concurrent updates, siblings in quorum mode only (the one whose coordinator
+    /// reads before it writes and whose reads can return several versions).
+    pub fn serves(self, r: Resolution) -> bool {
+        match r {
+            Resolution::Lww => true,
+            Resolution::Crdt => self.resolves_conflicts(),
+            Resolution::Siblings => self == Mode::Quorum,
+        }
+    }
+
     /// The core that serves this mode.
     pub fn core(self) -> CoreFamily {
         match self {
@@ -213,13 +225,25 @@ pub enum CoreError {
     /// The bug does not belong to the mode.
     #[error(transparent)]
     Bug(#[from] BugError),
+    /// The mode does not serve the conflict resolution ([`Mode::serves`]).
+    #[error(
+        "--resolution {resolution} is not served by mode {mode}: crdt is a setting of \
+         multi-leader, eventual and quorum, siblings of quorum only"
+    )]
+    Resolution {
+        /// The resolution asked for.
+        resolution: &'static str,
+        /// The mode asked to serve it.
+        mode: Mode,
+    },
 }
 
 impl Mode {
     /// Hands `w` the builder of this mode's cores for a cluster of `nodes`
     /// nodes. The one place that says which core serves a mode and how it
     /// is built; fails when the quorum settings cannot work on a cluster of
-    /// that size or the injected bug is not one of this mode's.
+    /// that size, the mode does not serve the resolution, or the injected bug
+    /// is not one of this mode's.
     pub fn with_core<W: WithCore>(
         self,
         nodes: usize,
@@ -227,6 +251,12 @@ impl Mode {
         w: W,
     ) -> Result<W::Output, CoreError> {
         let CoreOptions { quorum, resolution, bug } = *options;
+        // Checked here, the one place every core is built (node shell and simulation
+        // alike): a core handed a resolution its mode does not serve would answer
+        // with a merge its promise does not cover.
+        if !self.serves(resolution) {
+            return Err(CoreError::Resolution { resolution: resolution.name(), mode: self });
+        }
         if let Some(bug) = bug {
             bug.check_mode(self)?;
         }
@@ -267,5 +297,44 @@ impl std::str::FromStr for Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds nothing: only whether `with_core` accepts the options matters.
+    struct Accept;
+
+    impl WithCore for Accept {
+        type Output = ();
+        fn with<C, F>(self, _build: F)
+        where
+            C: Core,
+            F: Fn(&CoreSetup, Vec<C::Record>, Now) -> C + Clone + Send + Sync + 'static,
+        {
+        }
+    }
+
+    #[test]
+    fn every_core_is_refused_a_resolution_its_mode_does_not_serve() {
+        for mode in Mode::ALL {
+            for resolution in [Resolution::Lww, Resolution::Crdt, Resolution::Siblings] {
+                let options = CoreOptions { resolution, ..CoreOptions::default() };
+                let built = mode.with_core(5, &options, Accept);
+                if mode.serves(resolution) {
+                    assert_eq!(built, Ok(()), "{mode} serves {}", resolution.name());
+                } else {
+                    let err = built.expect_err("refused");
+                    let want = CoreError::Resolution { resolution: resolution.name(), mode };
+                    assert_eq!(err, want);
+                    assert!(err.to_string().contains("is not served by mode"), "{err}");
+                }
+            }
+        }
+        assert!(Mode::Quorum.serves(Resolution::Siblings));
+        assert!(!Mode::Eventual.serves(Resolution::Siblings));
+        assert!(!Mode::Raft.serves(Resolution::Crdt));
     }
 }

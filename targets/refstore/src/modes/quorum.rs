@@ -34,6 +34,16 @@
 //! writes back that join plus one new element, which replicas join into what they hold, so
 //! concurrent appends through different coordinators are all kept; writes are refused.
 //!
+//! With `--resolution siblings` (see `siblings.rs`) a key's value is a set of concurrent
+//! versions, each with a unique dot (this node and its next sequence number) and the context
+//! its client read. A write stores one new version superseding the context it carries (none
+//! for a plain write, the context a read returned for a `put`) and tells the client the
+//! context covering it; replicas join what they receive, so concurrent writes all stay as
+//! siblings. A read answers every sibling of the join of the R sets it got with their
+//! context, and repairs replicas to that join; an append merges the siblings' lists, adds its
+//! element and writes one version superseding what it read. Read repair, hinted handoff and
+//! anti-entropy all merge by the same join.
+//!
 //! Compare-and-set and transactions are refused (`bad-request`, definite): a leaderless quorum
 //! has no single place that orders a guarded read-modify-write against concurrent writers
 //! (Dynamo has none), and emulating one on top would promise what the mode cannot keep.
@@ -45,7 +55,10 @@ use crate::core::{Core, GossipTimer, Ready, Timing, majority, other_nodes};
 use crate::kv::execute;
 use crate::modes::crdt::{Resolution, State, execute_crdt};
 use crate::modes::lww::{Version, Versioned};
-use crate::types::{ClientOp, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value};
+use crate::modes::siblings::SiblingSet;
+use crate::types::{
+    ClientOp, Context, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
@@ -320,7 +333,7 @@ pub struct QuorumCore {
     ring: Ring,
     quorum: Quorum,
     resolution: Resolution,
-    /// The last sequence number of this node's crdt appends (crdt only).
+    /// The last sequence number of this node's crdt appends or sibling writes.
     seq: u64,
     timing: Timing,
     rng: SmallRng,
@@ -388,11 +401,19 @@ impl QuorumCore {
                 }
             }
         }
-        if resolution == Resolution::Crdt {
+        if resolution.joins() {
             // A coordinator's dots may live only on other replicas; the wall clock in the
             // sequence number keeps a restarted node's new dots apart from them too.
-            let own = core.store.iter().filter_map(|(k, (v, _))| State::from_json(k, v).ok());
-            let seen = own.map(|s| s.max_seq_of(id)).max().unwrap_or(0);
+            let seen = core
+                .store
+                .iter()
+                .map(|(k, (v, _))| match resolution {
+                    Resolution::Crdt => State::from_json(k, v).map(|s| s.max_seq_of(id)),
+                    _ => SiblingSet::from_json(k, v).map(|s| s.max_seq_of(id)),
+                })
+                .filter_map(Result::ok)
+                .max()
+                .unwrap_or(0);
             core.seq = seen.max(u64::try_from(now.wall_us).unwrap_or(0));
         }
         core
@@ -490,6 +511,25 @@ impl QuorumCore {
         // Every state here was merged once already, so the join cannot fail; if it did, the
         // store's own value is still an honest answer.
         self.resolution.combine(key, all).unwrap_or_else(|_| self.store.get(key).cloned())
+    }
+
+    /// Starts a write of one new sibling superseding `context`; the client is told the
+    /// context that covers the new version, so its next write supersedes it.
+    fn write_sibling(
+        &mut self,
+        now: Now,
+        req: RequestId,
+        key: Key,
+        value: Value,
+        context: Context,
+    ) {
+        self.seq += 1;
+        let set = SiblingSet::single(self.id, self.seq, value, context);
+        let reply = Reply::Written { context: set.context() };
+        let entry =
+            Versioned { key: key.clone(), value: set.to_json(), version: set.fingerprint() };
+        let phase = Phase::Writing { entry, holders: BTreeSet::new(), reply, new: true };
+        self.start(now, req, key, phase);
     }
 
     fn new_version(&mut self, now: Now) -> Version {
@@ -639,15 +679,25 @@ impl QuorumCore {
             (Then::Read, None) => {
                 // Nobody has the key: nothing to repair.
                 self.ops.remove(&op);
-                self.ready.replies.push((req, Ok(Reply::Value(Value::Null))));
+                let reply = match self.resolution {
+                    Resolution::Siblings => {
+                        Reply::Siblings { values: Vec::new(), context: Context::default() }
+                    }
+                    _ => Reply::Value(Value::Null),
+                };
+                self.ready.replies.push((req, Ok(reply)));
                 return;
             }
             (Then::Read, Some((value, version))) => {
                 let shown = match self.resolution {
-                    Resolution::Lww => Ok(value.clone()),
-                    Resolution::Crdt => State::from_json(&key, &value).and_then(|s| s.value(&key)),
+                    Resolution::Lww => Ok(Reply::Value(value.clone())),
+                    Resolution::Crdt => {
+                        State::from_json(&key, &value).and_then(|s| s.value(&key)).map(Reply::Value)
+                    }
+                    Resolution::Siblings => SiblingSet::from_json(&key, &value)
+                        .map(|s| Reply::Siblings { values: s.values(), context: s.context() }),
                 };
-                let shown = match shown {
+                let reply = match shown {
                     Ok(v) => v,
                     Err(e) => {
                         self.ops.remove(&op);
@@ -658,8 +708,38 @@ impl QuorumCore {
                 Phase::Writing {
                     entry: Versioned { key: key.clone(), value, version },
                     holders,
-                    reply: Reply::Value(shown),
+                    reply,
                     new: false,
+                }
+            }
+            (Then::Append(element), current) if self.resolution == Resolution::Siblings => {
+                // The coordinator is the client of its own read-modify-write: it merges the
+                // siblings it read, appends, and writes one version superseding them all,
+                // beside whatever it did not read (a concurrent append elsewhere).
+                let read = match &current {
+                    Some((v, _)) => SiblingSet::from_json(&key, v),
+                    None => Ok(SiblingSet::default()),
+                };
+                match read.and_then(|s| Ok((s.appended(&key, &element)?, s))) {
+                    Ok((list, mut set)) => {
+                        self.seq += 1;
+                        set.join(&SiblingSet::single(self.id, self.seq, list, set.context()));
+                        Phase::Writing {
+                            entry: Versioned {
+                                key: key.clone(),
+                                value: set.to_json(),
+                                version: set.fingerprint(),
+                            },
+                            holders: BTreeSet::new(),
+                            reply: Reply::Done,
+                            new: true,
+                        }
+                    }
+                    Err(e) => {
+                        self.ops.remove(&op);
+                        self.ready.replies.push((req, Err(e)));
+                        return;
+                    }
                 }
             }
             (Then::Append(element), current) if self.resolution == Resolution::Crdt => {
@@ -979,6 +1059,16 @@ impl Core for QuorumCore {
                     OpError::Internal("a register write under crdt was not refused".into())
                 });
                 self.ready.replies.push((req, Err(err)));
+            }
+            ClientOp::Write { key, value } if self.resolution == Resolution::Siblings => {
+                // A blind write: the client read nothing, so it supersedes nothing.
+                self.write_sibling(now, req, key, value, Context::default());
+            }
+            ClientOp::Put { key, value, context } if self.resolution == Resolution::Siblings => {
+                self.write_sibling(now, req, key, value, context);
+            }
+            ClientOp::Put { .. } => {
+                self.ready.replies.push((req, Err(crate::kv::context_refused())));
             }
             ClientOp::Write { key, value } => {
                 let version = self.new_version(now);
@@ -1352,6 +1442,101 @@ mod tests {
                 assert!(e.definite() && m.contains("--resolution crdt"), "{m}")
             }
             other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn siblings_read(
+        net: &mut TestNet<QuorumCore>,
+        at: NodeId,
+        key: &Key,
+    ) -> (Vec<Value>, Context) {
+        let r = read(net, at, key);
+        net.deliver_all();
+        match net.reply(r) {
+            Some(Ok(Reply::Siblings { values, context })) => (values.clone(), context.clone()),
+            other => panic!("expected siblings, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn siblings_keep_concurrent_writes_and_a_write_in_their_context_supersedes_them() {
+        let mut net = cluster_resolving(3, quorum(3, 2, 2, true), Resolution::Siblings);
+        let k = Key::Int(1);
+        assert_eq!(siblings_read(&mut net, 1, &k), (vec![], Context::default()), "absent");
+        // Two blind writes through different coordinators: neither read the other.
+        for (at, v) in [(1, "a"), (2, "b")] {
+            let w = write(&mut net, at, &k, json!(v));
+            net.deliver_all();
+            assert!(matches!(net.reply(w), Some(Ok(Reply::Written { .. }))), "{:?}", net.reply(w));
+        }
+        let (values, context) = siblings_read(&mut net, 3, &k);
+        assert_eq!(values, vec![json!("a"), json!("b")], "both kept, in dot order");
+        // A write that passes what it read supersedes both siblings.
+        let put = ClientOp::Put { key: k.clone(), value: json!("ab"), context: context.clone() };
+        let p = net.propose(3, put);
+        net.deliver_all();
+        let Some(Ok(Reply::Written { context: after })) = net.reply(p).cloned() else {
+            panic!("expected a written context, got {:?}", net.reply(p));
+        };
+        assert!(after.0.values().map(|s| s.len()).sum::<usize>() == 3, "{after:?}");
+        assert_eq!(siblings_read(&mut net, 1, &k).0, vec![json!("ab")]);
+        // A write with the old context is concurrent with "ab": a sibling again.
+        let stale = ClientOp::Put { key: k.clone(), value: json!("late"), context };
+        net.propose(2, stale);
+        net.deliver_all();
+        assert_eq!(siblings_read(&mut net, 1, &k).0, vec![json!("late"), json!("ab")]);
+        net.run_for(3000);
+        let stored: Vec<Value> = (1..=3).map(|n| net.cores[&n].value(&k)).collect();
+        assert!(stored.iter().all(|v| *v == stored[0]), "anti-entropy converged: {stored:?}");
+    }
+
+    #[test]
+    fn sibling_appends_on_both_sides_of_a_partition_are_all_read_back_after_the_heal() {
+        let mut net = cluster_resolving(5, quorum(3, 2, 2, true), Resolution::Siblings);
+        let (k, home) = key_not_on(&net, &[1, 2]);
+        for a in [1, 2] {
+            for b in &home {
+                net.cut.insert((a, *b));
+                net.cut.insert((*b, a));
+            }
+        }
+        net.run_for(500);
+        let mut acked = Vec::new();
+        for (at, v) in [(1, "out1"), (home[0], "in1"), (2, "out2"), (home[1], "in2")] {
+            let a = net.propose(at, ClientOp::Append { key: k.clone(), value: json!(v) });
+            net.run_for(50);
+            assert_eq!(net.reply(a), Some(&Ok(Reply::Done)), "{v} acknowledged");
+            acked.push(json!(v));
+        }
+        net.heal();
+        net.run_for(3000);
+        // The client's merge: the union of the siblings' lists holds every acknowledged add.
+        let (values, _) = siblings_read(&mut net, home[2], &k);
+        assert!(values.len() >= 2, "the two sides' appends are siblings: {values:?}");
+        let union: BTreeSet<String> = values
+            .iter()
+            .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+            .map(|v| v.to_string())
+            .collect();
+        let want: BTreeSet<String> = acked.iter().map(|v| v.to_string()).collect();
+        assert_eq!(union, want);
+        let cas = net.propose(1, ClientOp::Cas { key: k.clone(), from: json!(1), to: json!(2) });
+        assert!(matches!(net.reply(cas), Some(Err(OpError::BadRequest(_)))));
+    }
+
+    #[test]
+    fn a_write_with_a_context_is_refused_outside_siblings() {
+        for res in [Resolution::Lww, Resolution::Crdt] {
+            let mut net = cluster_resolving(3, quorum(3, 2, 2, true), res);
+            let put =
+                ClientOp::Put { key: Key::Int(1), value: json!(1), context: Context::default() };
+            let p = net.propose(1, put);
+            match net.reply(p) {
+                Some(Err(e @ OpError::BadRequest(m))) => {
+                    assert!(e.definite() && m.contains("--resolution siblings"), "{m}")
+                }
+                other => panic!("{res:?}: expected a refusal, got {other:?}"),
+            }
         }
     }
 
