@@ -1,33 +1,60 @@
 //! The simulated nemesis: the real packages' schedules (`partition`, `kill`,
-//! `pause`: their `start-<kind>` / `stop-<kind>` operations, drawn by the
-//! nemesis crate's own generators) carried out on the simulated world.
-//! Shapes and targets are chosen by the nemesis crate's pure functions
-//! (`partition_for`, `Targets::pick`) from the same seeded generator a real
-//! run's nemesis uses, and each operation records the same fields as the
-//! real one, so reports shade the same fault periods.
+//! `pause`, `clock`: their `start-<kind>` / `stop-<kind>` operations, drawn
+//! by the nemesis crate's own generators) carried out on the simulated
+//! world. Shapes, targets and parameters are chosen by the nemesis crate's
+//! pure functions (`partition_for`, `Targets::pick`, `ClockDraw::draw`)
+//! from the same seeded generator a real run's nemesis uses, and each
+//! operation records the same fields as the real one, so reports shade the
+//! same fault periods.
 
 use std::collections::BTreeSet;
 
 use checkers::Value;
 use harness::generator::Rng;
-use harness::{Grudge, Invocation};
-use nemesis::{PartitionKind, Targets, partition_for};
+use harness::{Grudge, Invocation, TestSpec};
+use nemesis::{ClockDraw, ClockFault, ClockLimits, PartitionKind, Targets, partition_for};
 
 use crate::SimError;
 use crate::client::{node_index, node_name};
 use crate::world::Cluster;
 
-/// The nemesis packages the simulation carries out. The others (clock,
-/// packet, file) are refused by name: the world shapes every link itself,
-/// and clock and file faults are not simulated yet.
-pub const SIMULATED: [&str; 3] = ["partition", "kill", "pause"];
+/// The nemesis packages the simulation carries out; the others (packet,
+/// file) are refused by name.
+pub const SIMULATED: [&str; 4] = ["partition", "kill", "pause", "clock"];
+
+/// The packages' settings a simulated nemesis needs, read once per test
+/// from its options as the real packages read them.
+#[derive(Clone, Debug)]
+pub struct FaultSettings {
+    /// How big clock faults get (`clock_max_ms`, `clock_max_drift`).
+    pub clock: ClockLimits,
+}
+
+impl FaultSettings {
+    /// The settings of `spec`'s nemesis packages; a package's options are
+    /// read (and checked) only when the test uses it, as the real package
+    /// reads them only when it is built.
+    pub fn of(spec: &TestSpec) -> Result<FaultSettings, SimError> {
+        let uses = |name: &str| spec.nemeses().contains(&name);
+        let clock = if uses("clock") {
+            nemesis::clock_limits(spec)?
+        } else {
+            ClockLimits { max_offset_ms: 60_000, max_drift: 0.5 }
+        };
+        Ok(FaultSettings { clock })
+    }
+}
 
 /// What the simulated faults hold now.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SimNemesis {
     nodes: Vec<String>,
+    settings: FaultSettings,
     killed: BTreeSet<String>,
     paused: BTreeSet<String>,
+    /// Whether a strobe or skew is running: the real nemesis resets every
+    /// clock before a new start only then (a bump has no task to stop).
+    clock_tasks: bool,
 }
 
 fn nodes_value<'a>(nodes: impl IntoIterator<Item = &'a String>) -> Value {
@@ -36,8 +63,14 @@ fn nodes_value<'a>(nodes: impl IntoIterator<Item = &'a String>) -> Value {
 
 impl SimNemesis {
     /// The nemesis of a cluster of `n` nodes.
-    pub fn new(n: usize) -> SimNemesis {
-        SimNemesis { nodes: (0..n).map(node_name).collect(), ..SimNemesis::default() }
+    pub fn new(n: usize, settings: &FaultSettings) -> SimNemesis {
+        SimNemesis {
+            nodes: (0..n).map(node_name).collect(),
+            settings: settings.clone(),
+            killed: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            clock_tasks: false,
+        }
     }
 
     fn index(&self, name: &str) -> usize {
@@ -77,6 +110,15 @@ impl SimNemesis {
             }
             "start-pause" => Ok(self.pause(op, world, rng)),
             "stop-pause" => Ok(self.resume(world)),
+            "start-clock" => Ok(self.clock(op, world, rng)),
+            "stop-clock" => {
+                let failed = self.reset_clocks(world);
+                let mut fields = vec![(Value::str("reset"), nodes_value(&self.nodes))];
+                if !failed.is_empty() {
+                    fields.push((Value::str("not-reset"), reasons(&failed)));
+                }
+                Ok(Value::map(fields))
+            }
             other => Err(SimError::Unsupported(format!("no simulated nemesis performs {other:?}"))),
         }
     }
@@ -158,6 +200,54 @@ impl SimNemesis {
         Value::map(fields)
     }
 
+    /// A clock fault on the targets, drawn as the real clock nemesis draws
+    /// it (targets, then each target's parameters, from the same rng).
+    fn clock(&mut self, op: &Invocation, world: &mut dyn Cluster, rng: &mut Rng) -> Value {
+        if self.clock_tasks {
+            self.reset_clocks(world);
+        }
+        let fault = field(&op.value, "fault", ClockFault::parse).unwrap_or(ClockFault::Bump);
+        let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
+        let primaries = self.primaries(world);
+        let nodes = rule.pick(&self.nodes, &primaries, rng);
+        let mut per_node = Vec::new();
+        let mut failed = Vec::new();
+        for node in &nodes {
+            let draw = ClockDraw::draw(fault, &self.settings.clock, rng);
+            let set = world.set_clock_fault(self.index(node), Some(draw));
+            match draw {
+                // The real nemesis records only the bumps it could not set;
+                // strobes and skews are set by tasks that retry until the stop.
+                ClockDraw::Bump { .. } if !set => failed.push(node.clone()),
+                ClockDraw::Bump { .. } => {}
+                ClockDraw::Strobe { .. } | ClockDraw::Skew { .. } => self.clock_tasks = true,
+            }
+            per_node.push((Value::str(node), draw.record()));
+        }
+        let mut fields = vec![
+            (Value::str("fault"), Value::str(fault.name())),
+            (Value::str("targets"), Value::str(rule.name())),
+            (Value::str("nodes"), nodes_value(&nodes)),
+            (Value::str("clocks"), Value::map(per_node)),
+        ];
+        if !failed.is_empty() {
+            fields.push((Value::str("not-set"), reasons(&failed)));
+        }
+        Value::map(fields)
+    }
+
+    /// Puts every node's clock back; the nodes that were down.
+    fn reset_clocks(&mut self, world: &mut dyn Cluster) -> Vec<String> {
+        self.clock_tasks = false;
+        let mut failed = Vec::new();
+        for node in &self.nodes {
+            if !world.set_clock_fault(self.index(node), None) {
+                failed.push(node.clone());
+            }
+        }
+        failed
+    }
+
     fn resume(&mut self, world: &mut dyn Cluster) -> Value {
         let mut back = Vec::new();
         for node in std::mem::take(&mut self.paused) {
@@ -166,6 +256,17 @@ impl SimNemesis {
         }
         Value::map(vec![(Value::str("resumed"), nodes_value(&back))])
     }
+}
+
+/// The field `key` of a nemesis operation's value, parsed.
+fn field<T>(value: &Value, key: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    value.get(&Value::str(key)).and_then(Value::as_str).and_then(parse)
+}
+
+/// Nodes that could not take a clock change, with the reason, as the real
+/// nemesis records a refused request.
+fn reasons(down: &[String]) -> Value {
+    Value::map(down.iter().map(|n| (Value::str(n), Value::str("the node is down"))).collect())
 }
 
 /// The directed links `(from, to)` a grudge cuts: node `k` drops what

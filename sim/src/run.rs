@@ -28,7 +28,7 @@ use results::RuntimeKind;
 
 use crate::SimError;
 use crate::client::{Mailbox, Operation, SharedMailbox, node_name};
-use crate::faults::{SIMULATED, SimNemesis};
+use crate::faults::{FaultSettings, SIMULATED, SimNemesis};
 use crate::world::{self, Answer, Cluster, MS, Ns, WorldConfig, WorldStats};
 
 /// How long the cluster runs before the first operation, as a real run
@@ -42,7 +42,11 @@ const NEMESIS_SEED: u64 = 0x6e65_6d65_7369_7321;
 /// Options refstore's adapter reads that change how real nodes run but
 /// have no meaning in the simulation; refused when set.
 const NOT_SIMULATED_OPTIONS: [(&str, &str); 2] = [
-    ("clock", "simulated clocks are set by the world, not through /admin/clock or libfaketime"),
+    (
+        "clock",
+        "simulated clocks are set by the world and its clock nemesis, not through /admin/clock \
+         or libfaketime",
+    ),
     ("wal_recovery", "simulated disks are never corrupted, so there is nothing to recover"),
 ];
 
@@ -72,6 +76,8 @@ pub struct Prepared {
     /// operations): drawn as usual, so the others keep their shapes and
     /// targets, but neither carried out nor recorded.
     drop_faults: BTreeSet<u64>,
+    /// The nemesis packages' settings the simulated faults use.
+    faults: FaultSettings,
     /// The whole schedule, cloned for each seed. Generators are `Send` but
     /// not `Sync`, so threads take their copies under a lock.
     schedule: Mutex<Gen>,
@@ -126,7 +132,9 @@ pub fn prepare(
     let nemesis = plan.nemesis.map(|(_, schedule, heal)| (schedule, heal));
     let schedule = harness::run::schedule_limited(&spec, plan.workload.as_ref(), nemesis, max_ops);
     world.validate()?;
+    let faults = FaultSettings::of(&spec)?;
     Ok(Prepared {
+        faults,
         spec,
         world,
         registry: registry.clone(),
@@ -200,7 +208,7 @@ pub fn simulate(prepared: &Prepared, seed: u64) -> Result<(History, WorldStats, 
         process: (0..u64::from(clients)).collect(),
         owner: BTreeMap::new(),
         ops: Vec::new(),
-        nemesis: SimNemesis::new(spec.nodes as usize),
+        nemesis: SimNemesis::new(spec.nodes as usize, &prepared.faults),
         nemesis_rng: Rng::seed_from_u64(seed ^ NEMESIS_SEED),
         op_timeout: spec.op_timeout_ms * MS,
         nodes: (0..spec.nodes as usize).map(|i| shared_str(&node_name(i))).collect(),
@@ -591,7 +599,9 @@ impl Cluster for Ghost<'_> {
         self.0.is_up(node)
     }
     fn set_cut(&mut self, _: BTreeSet<(usize, usize)>) {}
-    fn set_clock_offset(&mut self, _: usize, _: i64) {}
+    fn set_clock_fault(&mut self, node: usize, _: Option<nemesis::ClockDraw>) -> bool {
+        self.0.is_up(node)
+    }
     fn primaries(&self) -> Vec<usize> {
         self.0.primaries()
     }

@@ -10,7 +10,8 @@
 //! the start, adds seeded jitter to each message (which reorders them),
 //! drops and duplicates messages with set probabilities, and drops what a
 //! cut link carries when it arrives (partitions, one-way included). Clocks
-//! have per-node offsets and drift. A crash loses the core, its buffered
+//! have per-node offsets and drift, and the clock nemesis moves a node's wall
+//! clock on top of them (bumps, strobes, skews). A crash loses the core, its buffered
 //! input and the client requests it held, and keeps what it synced; what it
 //! had written but not synced survives whole, or (a seeded choice) only in
 //! part, as after a power cut. A pause holds a node's input until it
@@ -23,6 +24,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use nemesis::ClockDraw;
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use refstore::core::{Core, Timing};
@@ -195,8 +197,12 @@ pub trait Cluster: Send {
     /// The directed links `(from, to)` that drop everything, replacing the
     /// previous set.
     fn set_cut(&mut self, cut: BTreeSet<(usize, usize)>);
-    /// Sets `node`'s wall-clock offset (milliseconds) from simulated time.
-    fn set_clock_offset(&mut self, node: usize, offset_ms: i64);
+    /// Puts the clock nemesis's fault on `node`'s wall clock from now on
+    /// (`None` puts it back to the node's own time), on top of the node's
+    /// own offset and drift, as `/admin/clock` shifts a real node's wall
+    /// clock from its host's; false when the node is down (a real node
+    /// that is down refuses the request).
+    fn set_clock_fault(&mut self, node: usize, fault: Option<ClockDraw>) -> bool;
     /// The nodes whose cores say they lead (leader or primary), as the real
     /// database's `primaries` reads `/admin/status`.
     fn primaries(&self) -> Vec<usize>;
@@ -305,6 +311,7 @@ impl WithCore for Maker {
                     0
                 },
                 drift_ppm: if drift > 0 { clocks_rng.random_range(-drift..=drift) } else { 0 },
+                clock_fault: None,
             };
             world.nodes.push(node);
             // Ticks start at a random phase, as independent processes' timers do.
@@ -333,6 +340,9 @@ struct Node<C: Core> {
     next_req: RequestId,
     clock_offset_ms: i64,
     drift_ppm: i64,
+    /// The clock nemesis's fault and when it began: an offset the real
+    /// node keeps in memory, so a crash forgets it.
+    clock_fault: Option<(ClockDraw, Ns)>,
 }
 
 /// Something that happens at a simulated time.
@@ -409,7 +419,10 @@ where
         let drifted = ms as i128 * (1_000_000 + i128::from(node.drift_ppm)) / 1_000_000;
         // Monotonic time starts at 1 so that "never" (0) stays in the past.
         let mono_ms = u64::try_from(drifted).unwrap_or(0) + 1;
-        let wall_us = EPOCH_US + (self.now / 1000) as i64 + node.clock_offset_ms * 1000;
+        let fault_ms =
+            node.clock_fault.map_or(0, |(fault, began)| fault.offset_at((self.now - began) / MS));
+        let wall_us =
+            EPOCH_US + (self.now / 1000) as i64 + (node.clock_offset_ms + fault_ms) * 1000;
         Now { mono_ms, wall_us }
     }
 
@@ -569,6 +582,7 @@ where
         }
         node.paused = false;
         node.held.clear();
+        node.clock_fault = None;
         let unsynced = node.disk.len() - node.synced;
         if unsynced > 0 && self.disks_rng.random_bool(self.config.lose_unsynced) {
             let kept = self.disks_rng.random_range(0..=unsynced);
@@ -618,9 +632,14 @@ where
         self.cut = cut;
     }
 
-    fn set_clock_offset(&mut self, i: usize, offset_ms: i64) {
-        if let Some(n) = self.nodes.get_mut(i) {
-            n.clock_offset_ms = offset_ms;
+    fn set_clock_fault(&mut self, i: usize, fault: Option<ClockDraw>) -> bool {
+        let now = self.now;
+        match self.nodes.get_mut(i) {
+            Some(n) if n.core.is_some() => {
+                n.clock_fault = fault.map(|f| (f, now));
+                true
+            }
+            _ => false,
         }
     }
 

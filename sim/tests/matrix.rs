@@ -18,7 +18,7 @@ nemesis_interval = 0.5
 recovery = 2
 [matrix]
 mode = ["raft", "async"]
-nemesis = ["kill", "clock"]
+nemesis = ["kill", "file"]
 [[set]]
 when = { mode = "async" }
 test = { workload = "set" }
@@ -52,16 +52,16 @@ fn cells_meet_their_expectations_and_unsimulated_faults_are_listed() {
         status,
         [
             ("mode=raft nemesis=kill", "met"),
-            ("mode=raft nemesis=clock", "not simulated"),
+            ("mode=raft nemesis=file", "not simulated"),
             ("mode=async nemesis=kill", "met"),
-            ("mode=async nemesis=clock", "not simulated"),
+            ("mode=async nemesis=file", "not simulated"),
         ],
         "{text}"
     );
     let async_kill = cells[2].summary.as_ref().expect("simulated");
     assert_eq!(async_kill.figures.completed, 10, "{text}");
     assert!(async_kill.figures.detected >= 5, "{text}");
-    assert!(text.contains("nemesis \"clock\" is not simulated"), "{text}");
+    assert!(text.contains("nemesis \"file\" is not simulated"), "{text}");
 }
 
 #[test]
