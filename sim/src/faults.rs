@@ -1,8 +1,9 @@
 //! The simulated nemesis: the real packages' schedules (`partition`, `kill`,
-//! `pause`, `clock`: their `start-<kind>` / `stop-<kind>` operations, drawn
+//! `pause`, `clock`, `packet`: their `start-<kind>` / `stop-<kind>` operations, drawn
 //! by the nemesis crate's own generators) carried out on the simulated
 //! world. Shapes, targets and parameters are chosen by the nemesis crate's
-//! pure functions (`partition_for`, `Targets::pick`, `ClockDraw::draw`)
+//! pure functions (`partition_for`, `Targets::pick`, `ClockDraw::draw`,
+//! `shape_of`)
 //! from the same seeded generator a real run's nemesis uses, and each
 //! operation records the same fields as the real one, so reports shade the
 //! same fault periods.
@@ -12,15 +13,18 @@ use std::collections::BTreeSet;
 use checkers::Value;
 use harness::generator::Rng;
 use harness::{Grudge, Invocation, TestSpec};
-use nemesis::{ClockDraw, ClockFault, ClockLimits, PartitionKind, Targets, partition_for};
+use nemesis::{
+    Behaviour, ClockDraw, ClockFault, ClockLimits, PartitionKind, Targets, partition_for, shape_of,
+};
+use rand::Rng as _;
 
 use crate::SimError;
 use crate::client::{node_index, node_name};
 use crate::world::Cluster;
 
-/// The nemesis packages the simulation carries out; the others (packet,
-/// file) are refused by name.
-pub const SIMULATED: [&str; 4] = ["partition", "kill", "pause", "clock"];
+/// The nemesis packages the simulation carries out; the others (file) are
+/// refused by name.
+pub const SIMULATED: [&str; 5] = ["partition", "kill", "pause", "clock", "packet"];
 
 /// The packages' settings a simulated nemesis needs, read once per test
 /// from its options as the real packages read them.
@@ -55,6 +59,8 @@ pub struct SimNemesis {
     /// Whether a strobe or skew is running: the real nemesis resets every
     /// clock before a new start only then (a bump has no task to stop).
     clock_tasks: bool,
+    /// The directed links the packet nemesis shaped.
+    shaped: Vec<(usize, usize)>,
 }
 
 fn nodes_value<'a>(nodes: impl IntoIterator<Item = &'a String>) -> Value {
@@ -70,6 +76,7 @@ impl SimNemesis {
             killed: BTreeSet::new(),
             paused: BTreeSet::new(),
             clock_tasks: false,
+            shaped: Vec::new(),
         }
     }
 
@@ -111,6 +118,11 @@ impl SimNemesis {
             "start-pause" => Ok(self.pause(op, world, rng)),
             "stop-pause" => Ok(self.resume(world)),
             "start-clock" => Ok(self.clock(op, world, rng)),
+            "start-packet" => Ok(self.packet(op, world, rng)),
+            "stop-packet" => {
+                let restored = self.restore_links(world);
+                Ok(Value::map(vec![(Value::str("restored-links"), Value::Int(restored as i64))]))
+            }
             "stop-clock" => {
                 let failed = self.reset_clocks(world);
                 let mut fields = vec![(Value::str("reset"), nodes_value(&self.nodes))];
@@ -234,6 +246,57 @@ impl SimNemesis {
             fields.push((Value::str("not-set"), reasons(&failed)));
         }
         Value::map(fields)
+    }
+
+    /// Shapes the links out of the targets, as the real packet nemesis does:
+    /// the behaviours the operation names (delay when none), the targets,
+    /// then the shaper's seed, drawn in that order.
+    fn packet(&mut self, op: &Invocation, world: &mut dyn Cluster, rng: &mut Rng) -> Value {
+        if !self.shaped.is_empty() {
+            self.restore_links(world);
+        }
+        let behaviours: Vec<Behaviour> = op
+            .value
+            .get(&Value::str("behaviours"))
+            .and_then(Value::as_list)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|b| b.as_str().and_then(Behaviour::parse))
+            .collect();
+        let behaviours = if behaviours.is_empty() { vec![Behaviour::Delay] } else { behaviours };
+        let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
+        let primaries = self.primaries(world);
+        let targets = rule.pick(&self.nodes, &primaries, rng);
+        let shape = shape_of(&behaviours, rng.random());
+        for from in &targets {
+            for to in self.nodes.iter().filter(|n| *n != from) {
+                let link = (self.index(from), self.index(to));
+                world.set_link_shape(link.0, link.1, Some(shape.clone()));
+                self.shaped.push(link);
+            }
+        }
+        Value::map(vec![
+            (
+                Value::str("behaviours"),
+                Value::List(behaviours.iter().map(|b| Value::str(b.name())).collect()),
+            ),
+            (Value::str("targets"), Value::str(rule.name())),
+            (Value::str("from"), nodes_value(&targets)),
+            (Value::str("shape"), shape.to_value()),
+            (Value::str("links"), Value::Int(self.shaped.len() as i64)),
+            // The real nemesis names the runtime's shaper; the simulation's
+            // shapes a TCP stream as the `local` runtime's proxies do.
+            (Value::str("shaper"), Value::str("simulation (stream)")),
+        ])
+    }
+
+    /// Restores every shaped link; how many.
+    fn restore_links(&mut self, world: &mut dyn Cluster) -> usize {
+        let links = std::mem::take(&mut self.shaped);
+        for (from, to) in &links {
+            world.set_link_shape(*from, *to, None);
+        }
+        links.len()
     }
 
     /// Puts every node's clock back; the nodes that were down.

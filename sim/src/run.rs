@@ -599,6 +599,7 @@ impl Cluster for Ghost<'_> {
         self.0.is_up(node)
     }
     fn set_cut(&mut self, _: BTreeSet<(usize, usize)>) {}
+    fn set_link_shape(&mut self, _: usize, _: usize, _: Option<harness::node::LinkShape>) {}
     fn set_clock_fault(&mut self, node: usize, _: Option<nemesis::ClockDraw>) -> bool {
         self.0.is_up(node)
     }

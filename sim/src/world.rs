@@ -11,7 +11,9 @@
 //! drops and duplicates messages with set probabilities, and drops what a
 //! cut link carries when it arrives (partitions, one-way included). Clocks
 //! have per-node offsets and drift, and the clock nemesis moves a node's wall
-//! clock on top of them (bumps, strobes, skews). A crash loses the core, its buffered
+//! clock on top of them (bumps, strobes, skews); the packet nemesis shapes
+//! links as the `local` runtime's proxies shape a TCP stream. A crash loses
+//! the core, its buffered
 //! input and the client requests it held, and keeps what it synced; what it
 //! had written but not synced survives whole, or (a seeded choice) only in
 //! part, as after a power cut. A pause holds a node's input until it
@@ -24,6 +26,8 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use harness::node::LinkShape;
+use harness::runtime::shape::{Fate, Mode as ShapeMode, Shaper};
 use nemesis::ClockDraw;
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -197,6 +201,11 @@ pub trait Cluster: Send {
     /// The directed links `(from, to)` that drop everything, replacing the
     /// previous set.
     fn set_cut(&mut self, cut: BTreeSet<(usize, usize)>);
+    /// Shapes what the directed link `from → to` carries from now on
+    /// (`None` restores it), as the `local` runtime's proxies shape a real
+    /// link: delay, jitter and rate in order, a loss costing a
+    /// retransmission timeout, because the peers talk over TCP.
+    fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>);
     /// Puts the clock nemesis's fault on `node`'s wall clock from now on
     /// (`None` puts it back to the node's own time), on top of the node's
     /// own offset and drift, as `/admin/clock` shifts a real node's wall
@@ -280,6 +289,7 @@ impl WithCore for Maker {
             seq: 0,
             now: 0,
             cut: BTreeSet::new(),
+            shapers: BTreeMap::new(),
             latency,
             messages_rng: stream_rng(self.seed, stream::MESSAGES),
             disks_rng: stream_rng(self.seed, stream::DISKS),
@@ -389,6 +399,8 @@ struct World<C: Core, F> {
     seq: u64,
     now: Ns,
     cut: BTreeSet<(usize, usize)>,
+    /// The packet nemesis's shapers of directed links `(from, to)`.
+    shapers: BTreeMap<(usize, usize), Shaper>,
     /// Base latency of each directed link, milliseconds: `latency[from][to]`.
     latency: Vec<Vec<f64>>,
     messages_rng: ChaCha8Rng,
@@ -474,19 +486,40 @@ where
         ms_to_ns(base + jitter).max(1)
     }
 
+    /// How long the shaper of `from → to`, if any, holds a message
+    /// leaving now. The size it is charged (for a rate limit) is its
+    /// encoding on the wire: the JSON payload and the frame's 4-byte length.
+    fn shaped(&mut self, from: usize, to: usize, msg: &C::Msg) -> Ns {
+        let Some(shaper) = self.shapers.get_mut(&(from, to)) else { return 0 };
+        let len = if shaper.shape().rate > 0 {
+            serde_json::to_vec(msg).map_or(0, |b| b.len()) + 4
+        } else {
+            0
+        };
+        let now = std::time::Duration::from_nanos(self.now);
+        match shaper.admit(now, len) {
+            Fate::Send { at, .. } => {
+                u64::try_from(at.saturating_sub(now).as_nanos()).unwrap_or(u64::MAX)
+            }
+            // A stream shaper never loses a chunk: a loss is a retransmission delay.
+            Fate::Lost => 0,
+        }
+    }
+
     fn send(&mut self, from: usize, to: usize, msg: C::Msg) {
         self.stats.sent += 1;
         if self.messages_rng.random_bool(self.config.loss) {
             self.stats.lost += 1;
             return;
         }
+        let held = self.shaped(from, to, &msg);
         if self.messages_rng.random_bool(self.config.duplicate) {
             self.stats.duplicated += 1;
             let d = self.delay(from, to);
-            self.push(self.now + d, Ev::Deliver { from, to, msg: msg.clone() });
+            self.push(self.now + held + d, Ev::Deliver { from, to, msg: msg.clone() });
         }
         let d = self.delay(from, to);
-        self.push(self.now + d, Ev::Deliver { from, to, msg });
+        self.push(self.now + held + d, Ev::Deliver { from, to, msg });
     }
 
     /// Handles one event at node level; an answer for a client if it was one.
@@ -630,6 +663,15 @@ where
 
     fn set_cut(&mut self, cut: BTreeSet<(usize, usize)>) {
         self.cut = cut;
+    }
+
+    fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>) {
+        match shape.filter(|s| !s.is_identity()) {
+            // The peers' transport is a TCP stream: chunks leave in order,
+            // whole, and a lost segment is retransmitted.
+            Some(s) => self.shapers.insert((from, to), Shaper::new(s, ShapeMode::Stream)),
+            None => self.shapers.remove(&(from, to)),
+        };
     }
 
     fn set_clock_fault(&mut self, i: usize, fault: Option<ClockDraw>) -> bool {

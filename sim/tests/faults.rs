@@ -3,11 +3,11 @@
 //! shows in the verdicts where the modes' promises say it should.
 
 use checkers::formats::{self, Format};
-use checkers::{History, Validity, Value};
+use checkers::{History, OpType, Process, Validity, Value};
 use harness::Invocation;
 use harness::generator::Rng;
-use nemesis::{ClockDraw, ClockFault, ClockLimits, Targets};
-use rand::SeedableRng;
+use nemesis::{Behaviour, ClockDraw, ClockFault, ClockLimits, Targets, shape_of};
+use rand::{Rng as _, SeedableRng};
 use refstore::Mode;
 use refstore::modes::CoreOptions;
 use sim::faults::{FaultSettings, SimNemesis};
@@ -112,4 +112,84 @@ fn clock_faults_make_last_write_wins_lose_writes_and_leave_raft_linearizable() {
         "{}",
         formats::write(&history, Format::Jsonl)
     );
+}
+
+#[test]
+fn a_packet_fault_draws_and_records_what_the_real_nemesis_draws() {
+    let spec = small("raft", "register", &["packet"]);
+    let settings = FaultSettings::of(&spec).expect("settings");
+    let mut w = world::build(Mode::Raft, 5, &CoreOptions::default(), &Default::default(), 3)
+        .expect("builds");
+    let mut n = SimNemesis::new(5, &settings);
+    let op = Invocation::new(
+        "start-packet",
+        Value::map(vec![
+            (Value::str("behaviours"), Value::list(vec![Value::str("delay"), Value::str("rate")])),
+            (Value::str("targets"), Value::str("minority")),
+        ]),
+    );
+    let mut rng = Rng::seed_from_u64(5);
+    let mut same = rng.clone();
+    let v = n.invoke(&op, w.as_mut(), &mut rng).expect("starts");
+    let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+    let from = Targets::Minority.pick(&nodes, &[], &mut same);
+    let shape = shape_of(&[Behaviour::Delay, Behaviour::Rate], same.random());
+    assert_eq!(v.get(&Value::str("shape")), Some(&shape.to_value()));
+    let from_value = Value::List(from.iter().map(Value::str).collect());
+    assert_eq!(v.get(&Value::str("from")), Some(&from_value));
+    // Two targets of five: four links out of each.
+    assert_eq!(v.get(&Value::str("links")), Some(&Value::Int(8)));
+    let stop = n.invoke(&Invocation::new("stop-packet", Value::Nil), w.as_mut(), &mut rng);
+    assert_eq!(stop.expect("stops").get(&Value::str("restored-links")), Some(&Value::Int(8)));
+}
+
+/// The fault periods of `f` in a history: from each start's completion to
+/// the next stop's invocation, nanoseconds of test time.
+fn windows(history: &History, f: &str) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut open = None;
+    for op in history.ops().iter().filter(|o| o.process == Process::Nemesis) {
+        let t = op.time.unwrap_or(0);
+        match op.f.strip_prefix("start-") {
+            Some(k) if k == f => open = Some(t),
+            _ if op.f.strip_prefix("stop-") == Some(f) => {
+                if let Some(s) = open.take() {
+                    out.push((s, t));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn delayed_links_slow_every_replicated_write_down_and_raft_stays_linearizable() {
+    let mut spec = small("raft", "register", &["packet"]);
+    spec.options.insert("packet_faults".into(), "delay".into());
+    spec.options.insert("packet_targets".into(), "all".into());
+    let p = prepare(spec, one_machine(), &registry()).expect("plans");
+    let (history, _, _) = simulate(&p, 2).expect("simulates");
+    let periods = windows(&history, "packet");
+    assert!(!periods.is_empty(), "no packet fault ran");
+    let inside = |a: u64, b: u64| periods.iter().any(|(s, e)| *s <= a && b <= *e);
+    let ops = history.ops();
+    let (mut slow, mut fast) = (Vec::new(), Vec::new());
+    for pair in history.pairs().expect("pairs") {
+        let Some(c) = pair.complete else { continue };
+        let (inv, done) = (&ops[pair.invoke], &ops[c]);
+        if done.kind != OpType::Ok || !matches!(&*inv.f, "write" | "cas") {
+            continue;
+        }
+        let (a, b) = (inv.time.unwrap_or(0), done.time.unwrap_or(0));
+        if inside(a, b) { slow.push(b - a) } else { fast.push(b - a) }
+    }
+    // Every link between nodes waits 50-60 ms each way: the leader's
+    // append and the followers' acknowledgements.
+    assert!(!slow.is_empty() && !fast.is_empty(), "{} slow, {} fast", slow.len(), fast.len());
+    assert!(slow.iter().all(|d| *d >= 100 * MS), "{slow:?}");
+    fast.sort_unstable();
+    assert!(fast[fast.len() / 2] < 50 * MS, "median unshaped write {} ns", fast[fast.len() / 2]);
+    let s = sweep(&p, &opts(10), &|_| {}).expect("sweeps");
+    assert_eq!(s.validity(), Validity::Valid, "{}", s.table());
 }
