@@ -41,14 +41,11 @@ const NEMESIS_SEED: u64 = 0x6e65_6d65_7369_7321;
 
 /// Options refstore's adapter reads that change how real nodes run but
 /// have no meaning in the simulation; refused when set.
-const NOT_SIMULATED_OPTIONS: [(&str, &str); 2] = [
-    (
-        "clock",
-        "simulated clocks are set by the world and its clock nemesis, not through /admin/clock \
+const NOT_SIMULATED_OPTIONS: [(&str, &str); 1] = [(
+    "clock",
+    "simulated clocks are set by the world and its clock nemesis, not through /admin/clock \
          or libfaketime",
-    ),
-    ("wal_recovery", "simulated disks are never corrupted, so there is nothing to recover"),
-];
+)];
 
 /// The options that narrow a simulated run's schedule, which the shrinker
 /// (`crate::shrink`) sets and a replay repeats; read only here, so a real
@@ -132,7 +129,7 @@ pub fn prepare(
     let nemesis = plan.nemesis.map(|(_, schedule, heal)| (schedule, heal));
     let schedule = harness::run::schedule_limited(&spec, plan.workload.as_ref(), nemesis, max_ops);
     world.validate()?;
-    let faults = FaultSettings::of(&spec)?;
+    let faults = FaultSettings::of(&spec, mode)?;
     Ok(Prepared {
         faults,
         spec,
@@ -600,6 +597,19 @@ impl Cluster for Ghost<'_> {
     }
     fn set_cut(&mut self, _: BTreeSet<(usize, usize)>) {}
     fn set_link_shape(&mut self, _: usize, _: usize, _: Option<harness::node::LinkShape>) {}
+    fn disk_image(&self, node: usize) -> Result<Vec<u8>, refstore::wal::WalError> {
+        self.0.disk_image(node)
+    }
+    fn recover_disk(
+        &mut self,
+        _: usize,
+        _: &std::path::Path,
+        _: &[u8],
+        _: refstore::wal::RecoveryPolicy,
+    ) -> Result<refstore::wal::RecoveryReport, refstore::wal::WalError> {
+        // Nothing is replaced: the node starts on the disk it has.
+        Ok(refstore::wal::RecoveryReport::default())
+    }
     fn set_clock_fault(&mut self, node: usize, _: Option<nemesis::ClockDraw>) -> bool {
         self.0.is_up(node)
     }

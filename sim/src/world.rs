@@ -10,14 +10,16 @@
 //! the start, adds seeded jitter to each message (which reorders them),
 //! drops and duplicates messages with set probabilities, and drops what a
 //! cut link carries when it arrives (partitions, one-way included). Clocks
-//! have per-node offsets and drift, and the clock nemesis moves a node's wall
-//! clock on top of them (bumps, strobes, skews); the packet nemesis shapes
-//! links as the `local` runtime's proxies shape a TCP stream. A crash loses
-//! the core, its buffered
-//! input and the client requests it held, and keeps what it synced; what it
-//! had written but not synced survives whole, or (a seeded choice) only in
-//! part, as after a power cut. A pause holds a node's input until it
-//! resumes, as a stopped process's sockets do.
+//! have per-node offsets and drift, and the clock nemesis moves a node's
+//! wall clock on top of them (bumps, strobes, skews); the packet nemesis
+//! shapes links as the `local` runtime's proxies shape a TCP stream. A
+//! crash loses the core, its buffered input and the client requests it
+//! held, and keeps what it synced; what it had written but not synced
+//! survives whole, or (a seeded choice) only in part, as after a power cut.
+//! The file nemesis damages or rolls back a node's log as bytes, framed as
+//! refstore's write-ahead log, and the node recovers from them through
+//! refstore's own recovery. A pause holds a node's input until it resumes,
+//! as a stopped process's sockets do.
 //!
 //! Nothing here reads a clock, the OS's entropy or a `HashMap` order: time
 //! is the queue's, and each concern (links, message fates, disks, clocks)
@@ -25,6 +27,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::path::Path;
 
 use harness::node::LinkShape;
 use harness::runtime::shape::{Fate, Mode as ShapeMode, Shaper};
@@ -34,6 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use refstore::core::{Core, Timing};
 use refstore::modes::{CoreOptions, CoreSetup, Mode, WithCore};
 use refstore::types::{ClientOp, NodeId, Now, OpError, Reply, RequestId};
+use refstore::wal::{self, RecoveryPolicy, RecoveryReport, WalError};
 
 use crate::SimError;
 
@@ -206,6 +210,22 @@ pub trait Cluster: Send {
     /// link: delay, jitter and rate in order, a loss costing a
     /// retransmission timeout, because the peers talk over TCP.
     fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>);
+    /// The bytes of `node`'s log file as a real node's would hold them:
+    /// every record it wrote, synced or not (a killed process's page cache
+    /// keeps what it wrote), framed as refstore's write-ahead log frames it.
+    fn disk_image(&self, node: usize) -> Result<Vec<u8>, WalError>;
+    /// Replaces the disk of `node`, which is down, by the log file `bytes`
+    /// as refstore's recovery reads it under `policy` (`path` names the
+    /// file in its errors): what recovery keeps is the disk, synced, and
+    /// what it cuts is gone. When recovery refuses to start, the disk is
+    /// left as it was and the error says why.
+    fn recover_disk(
+        &mut self,
+        node: usize,
+        path: &Path,
+        bytes: &[u8],
+        policy: RecoveryPolicy,
+    ) -> Result<RecoveryReport, WalError>;
     /// Puts the clock nemesis's fault on `node`'s wall clock from now on
     /// (`None` puts it back to the node's own time), on top of the node's
     /// own offset and drift, as `/admin/clock` shifts a real node's wall
@@ -663,6 +683,31 @@ where
 
     fn set_cut(&mut self, cut: BTreeSet<(usize, usize)>) {
         self.cut = cut;
+    }
+
+    fn disk_image(&self, i: usize) -> Result<Vec<u8>, WalError> {
+        let mut bytes = Vec::new();
+        if let Some(n) = self.nodes.get(i) {
+            wal::encode(Path::new("wal.log"), &n.disk, &mut bytes)?;
+        }
+        Ok(bytes)
+    }
+
+    fn recover_disk(
+        &mut self,
+        i: usize,
+        path: &Path,
+        bytes: &[u8],
+        policy: RecoveryPolicy,
+    ) -> Result<RecoveryReport, WalError> {
+        let (records, report, _) = wal::replay::<C::Record>(path, bytes, policy)?;
+        if let Some(n) = self.nodes.get_mut(i) {
+            n.disk = records;
+            // The file was written whole (put back, or cut and synced by
+            // recovery) before the node starts on it.
+            n.synced = n.disk.len();
+        }
+        Ok(report)
     }
 
     fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>) {

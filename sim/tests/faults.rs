@@ -39,7 +39,7 @@ fn nemesis_ops(history: &History, f: &str) -> Vec<Value> {
 #[test]
 fn a_clock_fault_draws_and_records_what_the_real_nemesis_draws() {
     let spec = small("raft", "register", &["clock"]);
-    let settings = FaultSettings::of(&spec).expect("settings");
+    let settings = FaultSettings::of(&spec, Mode::Raft).expect("settings");
     let limits = ClockLimits { max_offset_ms: 60_000, max_drift: 0.5 };
     let mut w = world::build(Mode::Raft, 5, &CoreOptions::default(), &Default::default(), 3)
         .expect("builds");
@@ -117,7 +117,7 @@ fn clock_faults_make_last_write_wins_lose_writes_and_leave_raft_linearizable() {
 #[test]
 fn a_packet_fault_draws_and_records_what_the_real_nemesis_draws() {
     let spec = small("raft", "register", &["packet"]);
-    let settings = FaultSettings::of(&spec).expect("settings");
+    let settings = FaultSettings::of(&spec, Mode::Raft).expect("settings");
     let mut w = world::build(Mode::Raft, 5, &CoreOptions::default(), &Default::default(), 3)
         .expect("builds");
     let mut n = SimNemesis::new(5, &settings);
@@ -190,6 +190,120 @@ fn delayed_links_slow_every_replicated_write_down_and_raft_stays_linearizable() 
     assert!(slow.iter().all(|d| *d >= 100 * MS), "{slow:?}");
     fast.sort_unstable();
     assert!(fast[fast.len() / 2] < 50 * MS, "median unshaped write {} ns", fast[fast.len() / 2]);
+    let s = sweep(&p, &opts(10), &|_| {}).expect("sweeps");
+    assert_eq!(s.validity(), Validity::Valid, "{}", s.table());
+}
+
+/// A raft world of five nodes with a leader and some log, whose crashes
+/// keep what was written.
+fn raft_world(seed: u64) -> Box<dyn sim::world::Cluster> {
+    let mut w =
+        world::build(Mode::Raft, 5, &CoreOptions::default(), &one_machine(), seed).expect("builds");
+    while w.next_time().is_some_and(|t| t < 2_000 * MS) {
+        w.step();
+    }
+    w
+}
+
+fn file_value<'a>(v: &'a Value, node: &str) -> &'a Value {
+    let files = v.get(&Value::str("files")).and_then(|f| f.get(&Value::str(node)));
+    files.and_then(Value::as_list).and_then(<[_]>::first).expect("one file per node")
+}
+
+#[test]
+fn a_truncation_cuts_what_the_real_nemesis_cuts_and_the_node_starts_on_the_rest() {
+    let spec = small("raft", "register", &["file"]);
+    let settings = FaultSettings::of(&spec, Mode::Raft).expect("settings");
+    let mut w = raft_world(4);
+    let mut n = SimNemesis::new(5, &settings);
+    let mut rng = Rng::seed_from_u64(9);
+    let mut same = rng.clone();
+    let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+    let target = Targets::One.pick(&nodes, &[], &mut same).remove(0);
+    let i = target[1..].parse::<usize>().expect("a node name") - 1;
+    let mut bytes = w.disk_image(i).expect("encodes");
+    assert!(!bytes.is_empty(), "raft wrote its term and vote");
+    let v =
+        n.invoke(&start("start-file", "truncate", "one"), w.as_mut(), &mut rng).expect("starts");
+    assert!(!w.is_up(i), "the node is down while its file is damaged");
+    let cut = nemesis::truncate(&mut bytes, &mut same);
+    let f = file_value(&v, &target);
+    assert_eq!(f.get(&Value::str("cut-bytes")), Some(&Value::Int(cut as i64)), "{v:?}");
+    assert_eq!(f.get(&Value::str("file")), Some(&Value::str(format!("{target}/data/wal.log"))));
+    let stop = n.invoke(&Invocation::new("stop-file", Value::Nil), w.as_mut(), &mut rng);
+    let stop = stop.expect("stops");
+    let restart = stop.as_list().and_then(<[_]>::first).and_then(|e| e.get(&Value::str("restart")));
+    // A cut tail is a torn append to recovery: cut off in every mode.
+    assert_eq!(restart, Some(&Value::map(vec![(Value::str("started"), Value::Bool(true))])));
+    assert!(w.is_up(i));
+    let kept = w.disk_image(i).expect("encodes");
+    assert!(kept.len() <= bytes.len() && bytes.starts_with(&kept), "recovery kept a prefix");
+}
+
+/// The restarts a history's `stop-file` operations recorded.
+fn restarts(history: &History) -> Vec<Value> {
+    nemesis_ops(history, "stop-file")
+        .iter()
+        .filter_map(Value::as_list)
+        .flatten()
+        .filter_map(|e| e.get(&Value::str("restart")).cloned())
+        .collect()
+}
+
+#[test]
+fn raft_refuses_a_flipped_log_and_is_repaired_and_truncate_recovery_starts_on_it() {
+    let mut spec = small("raft", "register", &["file"]);
+    spec.options.insert("file_faults".into(), "bitflip".into());
+    let p = prepare(spec.clone(), one_machine(), &registry()).expect("plans");
+    let (mut refused, mut started) = (0, 0);
+    for seed in 1..=3 {
+        let (history, _, _) = simulate(&p, seed).expect("simulates");
+        for r in restarts(&history) {
+            started += 1;
+            if let Some(why) = r.get(&Value::str("refused")) {
+                refused += 1;
+                assert!(why.as_str().is_some_and(|w| w.contains("corrupt")), "{why:?}");
+                assert_eq!(r.get(&Value::str("restored")), Some(&Value::Bool(true)));
+            }
+            assert_eq!(r.get(&Value::str("started")), Some(&Value::Bool(true)), "{r:?}");
+        }
+    }
+    assert!(refused > 0, "no flip was refused in {started} restarts");
+    // With `wal_recovery = truncate` the node cuts its log and starts.
+    spec.options.insert("wal_recovery".into(), "truncate".into());
+    let p = prepare(spec, one_machine(), &registry()).expect("plans");
+    let (history, _, _) = simulate(&p, 1).expect("simulates");
+    let r = restarts(&history);
+    assert!(!r.is_empty() && r.iter().all(|r| r.get(&Value::str("refused")).is_none()), "{r:?}");
+}
+
+#[test]
+fn lose_unfsynced_rolls_back_only_a_log_that_is_never_fsynced() {
+    for (mode, workload, fsyncs) in [("raft", "register", true), ("async", "set", false)] {
+        let mut spec = small(mode, workload, &["file"]);
+        spec.options.insert("file_faults".into(), "lose-unfsynced".into());
+        let p = prepare(spec, one_machine(), &registry()).expect("plans");
+        let (history, _, _) = simulate(&p, 1).expect("simulates");
+        let stops = nemesis_ops(&history, "stop-file");
+        let files: Vec<&Value> = stops
+            .iter()
+            .filter_map(Value::as_list)
+            .flatten()
+            .filter_map(|e| e.get(&Value::str("files")).and_then(Value::as_list))
+            .flatten()
+            .collect();
+        assert!(!files.is_empty(), "{mode}: no lose-unfsynced ended");
+        for f in files {
+            let kept = f.get(&Value::str("fsynced-before-ack")).is_some();
+            assert_eq!(kept, fsyncs, "{mode}: {f:?}");
+        }
+    }
+}
+
+#[test]
+fn raft_stays_linearizable_under_file_faults() {
+    let p =
+        prepare(small("raft", "register", &["file"]), one_machine(), &registry()).expect("plans");
     let s = sweep(&p, &opts(10), &|_| {}).expect("sweeps");
     assert_eq!(s.validity(), Validity::Valid, "{}", s.table());
 }
