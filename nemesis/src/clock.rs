@@ -52,7 +52,8 @@ impl ClockFault {
         }
     }
 
-    fn parse(s: &str) -> Option<ClockFault> {
+    /// The kind of this name.
+    pub fn parse(s: &str) -> Option<ClockFault> {
         ClockFault::EVERY.iter().copied().find(|k| k.name() == s)
     }
 }
@@ -66,6 +67,110 @@ pub struct ClockLimits {
     /// Largest drift of a skewed clock, as a fraction of real time (0.5: up
     /// to 1.5× or 0.5× the real rate).
     pub max_drift: f64,
+}
+
+/// What one target's clock fault is, as drawn: the parameters the nemesis
+/// sets and records. Drawn by [`ClockDraw::draw`] alone, so a simulated
+/// clock nemesis draws exactly what a real one would from the same rng.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockDraw {
+    /// The clock jumps by `offset_ms` and stays there.
+    Bump {
+        /// The offset from true time, milliseconds.
+        offset_ms: i64,
+    },
+    /// The clock flips between `offset_ms` and true time every `period_ms`,
+    /// starting at the offset.
+    Strobe {
+        /// The offset from true time while it is on, milliseconds.
+        offset_ms: i64,
+        /// How long each state lasts, milliseconds.
+        period_ms: u64,
+    },
+    /// The clock runs at `1 + drift` times the real rate from the start of
+    /// the fault (its offset, re-set every [`SKEW_STEP_MS`], grows by
+    /// `drift` milliseconds per real millisecond).
+    Skew {
+        /// The rate's error, a fraction of real time.
+        drift: f64,
+    },
+}
+
+/// How often a skewed clock's offset is set again, milliseconds.
+pub const SKEW_STEP_MS: u64 = 50;
+
+impl ClockDraw {
+    /// Draws one target's parameters for `fault` within `limits`.
+    pub fn draw(fault: ClockFault, limits: &ClockLimits, rng: &mut Rng) -> ClockDraw {
+        let offset = |rng: &mut Rng| {
+            let max = limits.max_offset_ms.max(1);
+            let magnitude = rng.random_range((max / 10).max(1)..=max);
+            if rng.random_bool(0.5) { magnitude } else { -magnitude }
+        };
+        match fault {
+            ClockFault::Bump => ClockDraw::Bump { offset_ms: offset(rng) },
+            ClockFault::Strobe => {
+                let offset_ms = offset(rng);
+                ClockDraw::Strobe { offset_ms, period_ms: rng.random_range(10..=100) }
+            }
+            ClockFault::Skew => {
+                let max = limits.max_drift.max(0.001);
+                let magnitude = rng.random_range(max / 10.0..=max);
+                ClockDraw::Skew { drift: if rng.random_bool(0.5) { magnitude } else { -magnitude } }
+            }
+        }
+    }
+
+    /// The offset (milliseconds) this fault has set `elapsed_ms` after it
+    /// began, as the real nemesis's tasks set it but without the latency of
+    /// their requests: a strobe flips at every period, a skew's offset is
+    /// re-set every [`SKEW_STEP_MS`].
+    pub fn offset_at(&self, elapsed_ms: u64) -> i64 {
+        match *self {
+            ClockDraw::Bump { offset_ms } => offset_ms,
+            ClockDraw::Strobe { offset_ms, period_ms } => {
+                if (elapsed_ms / period_ms.max(1)).is_multiple_of(2) { offset_ms } else { 0 }
+            }
+            ClockDraw::Skew { drift } => {
+                let step = elapsed_ms / SKEW_STEP_MS * SKEW_STEP_MS;
+                (step as f64 * drift) as i64
+            }
+        }
+    }
+
+    /// The parameter recorded for the target in the start's `clocks` map.
+    pub fn record(&self) -> Value {
+        let (param, value) = match *self {
+            ClockDraw::Bump { offset_ms } => ("offset-ms", Value::Int(offset_ms)),
+            ClockDraw::Strobe { offset_ms, period_ms } => (
+                "strobe",
+                Value::map(vec![
+                    (Value::str("offset-ms"), Value::Int(offset_ms)),
+                    (Value::str("period-ms"), Value::Int(period_ms as i64)),
+                ]),
+            ),
+            ClockDraw::Skew { drift } => ("rate", Value::Float(Float(1.0 + drift))),
+        };
+        Value::map(vec![(Value::str(param), value)])
+    }
+}
+
+/// The limits the `clock` package's options set (`clock_max_ms`,
+/// `clock_max_drift`), checked.
+pub fn clock_limits(spec: &TestSpec) -> Result<ClockLimits> {
+    let max_offset_ms: i64 = spec.option("clock_max_ms", 60_000)?;
+    let max_drift: f64 = spec.option("clock_max_drift", 0.5)?;
+    if max_offset_ms <= 0 || !(max_drift > 0.0 && max_drift < 1.0) {
+        return Err(HarnessError::spec(
+            "test spec",
+            "options.clock_max_ms",
+            format!(
+                "clock_max_ms must be positive ({max_offset_ms}) and clock_max_drift between 0 \
+                 and 1 ({max_drift})"
+            ),
+        ));
+    }
+    Ok(ClockLimits { max_offset_ms, max_drift })
 }
 
 /// How long a clock task may take to finish its last offset at a stop
@@ -95,12 +200,6 @@ impl ClockNemesis {
             stop: Arc::new(AtomicBool::new(false)),
             dirty: false,
         }
-    }
-
-    fn offset(&self, rng: &mut Rng) -> i64 {
-        let max = self.limits.max_offset_ms.max(1);
-        let magnitude = rng.random_range((max / 10).max(1)..=max);
-        if rng.random_bool(0.5) { magnitude } else { -magnitude }
     }
 
     /// Stops the background tasks and puts every node's clock back;
@@ -182,41 +281,24 @@ impl Nemesis for ClockNemesis {
                 let mut per_node = Vec::new();
                 let mut bumps = Vec::new();
                 for node in &nodes {
-                    let (param, value) = match fault {
-                        ClockFault::Bump => {
-                            let off = self.offset(rng);
-                            bumps.push((node.clone(), off));
-                            ("offset-ms", Value::Int(off))
-                        }
-                        ClockFault::Strobe => {
-                            let off = self.offset(rng);
-                            let period = Duration::from_millis(rng.random_range(10..=100));
+                    let draw = ClockDraw::draw(fault, &self.limits, rng);
+                    match draw {
+                        ClockDraw::Bump { offset_ms } => bumps.push((node.clone(), offset_ms)),
+                        ClockDraw::Strobe { offset_ms, period_ms } => {
+                            let period = Duration::from_millis(period_ms);
                             let (db2, env2, n2) = (db.clone(), env.clone(), node.clone());
                             let stop = self.stop.clone();
                             self.tasks.push(tokio::spawn(async move {
                                 let mut on = false;
                                 while !stop.load(Ordering::SeqCst) {
                                     on = !on;
-                                    let _ = set(db2.as_ref(), &env2, &n2, if on { off } else { 0 })
-                                        .await;
+                                    let off = if on { offset_ms } else { 0 };
+                                    let _ = set(db2.as_ref(), &env2, &n2, off).await;
                                     tokio::time::sleep(period).await;
                                 }
                             }));
-                            (
-                                "strobe",
-                                Value::map(vec![
-                                    (Value::str("offset-ms"), Value::Int(off)),
-                                    (
-                                        Value::str("period-ms"),
-                                        Value::Int(period.as_millis() as i64),
-                                    ),
-                                ]),
-                            )
                         }
-                        ClockFault::Skew => {
-                            let max = self.limits.max_drift.max(0.001);
-                            let magnitude = rng.random_range(max / 10.0..=max);
-                            let drift = if rng.random_bool(0.5) { magnitude } else { -magnitude };
+                        ClockDraw::Skew { drift } => {
                             let (db2, env2, n2) = (db.clone(), env.clone(), node.clone());
                             let stop = self.stop.clone();
                             self.tasks.push(tokio::spawn(async move {
@@ -226,13 +308,12 @@ impl Nemesis for ClockNemesis {
                                 while !stop.load(Ordering::SeqCst) {
                                     let off = (began.elapsed().as_secs_f64() * 1e3 * drift) as i64;
                                     let _ = set(db2.as_ref(), &env2, &n2, off).await;
-                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                    tokio::time::sleep(Duration::from_millis(SKEW_STEP_MS)).await;
                                 }
                             }));
-                            ("rate", Value::Float(Float(1.0 + drift)))
                         }
-                    };
-                    per_node.push((Value::str(node), Value::map(vec![(Value::str(param), value)])));
+                    }
+                    per_node.push((Value::str(node), draw.record()));
                 }
                 let failed = set_all(&db, &env, bumps).await;
                 tracing::info!(fault = fault.name(), ?nodes, "clock fault");
@@ -283,18 +364,7 @@ pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     let known: Vec<(&str, ClockFault)> = ClockFault::EVERY.iter().map(|k| (k.name(), *k)).collect();
     let faults = option_list(spec, "clock_faults", &known, &ClockFault::EVERY)?;
     let rules = targets_option(spec, "clock_targets", &Targets::EVERY)?;
-    let max_offset_ms: i64 = spec.option("clock_max_ms", 60_000)?;
-    let max_drift: f64 = spec.option("clock_max_drift", 0.5)?;
-    if max_offset_ms <= 0 || !(max_drift > 0.0 && max_drift < 1.0) {
-        return Err(HarnessError::spec(
-            "test spec",
-            "options.clock_max_ms",
-            format!(
-                "clock_max_ms must be positive ({max_offset_ms}) and clock_max_drift between 0 \
-                 and 1 ({max_drift})"
-            ),
-        ));
-    }
+    let limits = clock_limits(spec)?;
     let start = g::from_fn(move |rng: &mut Rng, _| {
         let fault = faults[rng.random_range(0..faults.len())];
         let rule = rules[rng.random_range(0..rules.len())];
@@ -308,7 +378,7 @@ pub fn package(spec: &TestSpec) -> Result<NemesisPackage> {
     });
     let stop = g::from_fn(|_, _| Some(Invocation::new("stop-clock", Value::Nil)));
     Ok(NemesisPackage {
-        nemesis: Box::new(ClockNemesis::new(ClockLimits { max_offset_ms, max_drift })),
+        nemesis: Box::new(ClockNemesis::new(limits)),
         generator: g::flip_flop(start, stop),
         final_generator: g::op(Invocation::new("stop-clock", Value::Nil)),
     })

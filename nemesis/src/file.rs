@@ -70,7 +70,8 @@ impl FileFault {
         }
     }
 
-    fn parse(s: &str) -> Option<FileFault> {
+    /// The kind of this name.
+    pub fn parse(s: &str) -> Option<FileFault> {
         FileFault::EVERY.iter().copied().find(|k| k.name() == s)
     }
 }

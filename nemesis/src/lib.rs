@@ -32,7 +32,9 @@ mod partition;
 mod process;
 mod targets;
 
-pub use clock::{ClockFault, ClockLimits, ClockNemesis, bump_offsets};
+pub use clock::{
+    ClockDraw, ClockFault, ClockLimits, ClockNemesis, SKEW_STEP_MS, bump_offsets, clock_limits,
+};
 pub use file::{FileFault, FileNemesis, bitflip, truncate};
 pub use packet::{Behaviour, PacketNemesis, shape_of};
 pub use partition::{Partition, PartitionKind, PartitionNemesis, partition_for};

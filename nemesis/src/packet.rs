@@ -54,7 +54,8 @@ impl Behaviour {
         }
     }
 
-    fn parse(s: &str) -> Option<Behaviour> {
+    /// The behaviour of this name.
+    pub fn parse(s: &str) -> Option<Behaviour> {
         Behaviour::EVERY.iter().copied().find(|b| b.name() == s)
     }
 

@@ -25,7 +25,8 @@ pub struct SimArgs {
     /// The workload (as for `faultline test`).
     #[arg(long, default_value = "register")]
     pub workload: String,
-    /// Fault packages, comma-separated: partition, kill, pause; `default`
+    /// Fault packages, comma-separated: partition, kill, pause, clock,
+    /// packet, file; `default`
     /// for the mode's own choice, `none` for no faults.
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub nemesis: Vec<String>,

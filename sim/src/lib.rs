@@ -53,6 +53,10 @@ pub enum SimError {
     /// cannot work on this cluster, a bug of another mode).
     #[error(transparent)]
     Core(#[from] refstore::modes::CoreError),
+    /// A simulated disk could not be framed as a log (a record that does
+    /// not encode).
+    #[error(transparent)]
+    Wal(#[from] refstore::wal::WalError),
     /// The generator broke its protocol (proposed an operation and gave none).
     #[error("generator: {0}")]
     Generator(String),

@@ -28,7 +28,7 @@ use results::RuntimeKind;
 
 use crate::SimError;
 use crate::client::{Mailbox, Operation, SharedMailbox, node_name};
-use crate::faults::{SIMULATED, SimNemesis};
+use crate::faults::{FaultSettings, SIMULATED, SimNemesis};
 use crate::world::{self, Answer, Cluster, MS, Ns, WorldConfig, WorldStats};
 
 /// How long the cluster runs before the first operation, as a real run
@@ -41,10 +41,11 @@ const NEMESIS_SEED: u64 = 0x6e65_6d65_7369_7321;
 
 /// Options refstore's adapter reads that change how real nodes run but
 /// have no meaning in the simulation; refused when set.
-const NOT_SIMULATED_OPTIONS: [(&str, &str); 2] = [
-    ("clock", "simulated clocks are set by the world, not through /admin/clock or libfaketime"),
-    ("wal_recovery", "simulated disks are never corrupted, so there is nothing to recover"),
-];
+const NOT_SIMULATED_OPTIONS: [(&str, &str); 1] = [(
+    "clock",
+    "simulated clocks are set by the world and its clock nemesis, not through /admin/clock \
+         or libfaketime",
+)];
 
 /// The options that narrow a simulated run's schedule, which the shrinker
 /// (`crate::shrink`) sets and a replay repeats; read only here, so a real
@@ -72,6 +73,8 @@ pub struct Prepared {
     /// operations): drawn as usual, so the others keep their shapes and
     /// targets, but neither carried out nor recorded.
     drop_faults: BTreeSet<u64>,
+    /// The nemesis packages' settings the simulated faults use.
+    faults: FaultSettings,
     /// The whole schedule, cloned for each seed. Generators are `Send` but
     /// not `Sync`, so threads take their copies under a lock.
     schedule: Mutex<Gen>,
@@ -126,7 +129,9 @@ pub fn prepare(
     let nemesis = plan.nemesis.map(|(_, schedule, heal)| (schedule, heal));
     let schedule = harness::run::schedule_limited(&spec, plan.workload.as_ref(), nemesis, max_ops);
     world.validate()?;
+    let faults = FaultSettings::of(&spec, mode)?;
     Ok(Prepared {
+        faults,
         spec,
         world,
         registry: registry.clone(),
@@ -200,7 +205,7 @@ pub fn simulate(prepared: &Prepared, seed: u64) -> Result<(History, WorldStats, 
         process: (0..u64::from(clients)).collect(),
         owner: BTreeMap::new(),
         ops: Vec::new(),
-        nemesis: SimNemesis::new(spec.nodes as usize),
+        nemesis: SimNemesis::new(spec.nodes as usize, &prepared.faults),
         nemesis_rng: Rng::seed_from_u64(seed ^ NEMESIS_SEED),
         op_timeout: spec.op_timeout_ms * MS,
         nodes: (0..spec.nodes as usize).map(|i| shared_str(&node_name(i))).collect(),
@@ -591,7 +596,23 @@ impl Cluster for Ghost<'_> {
         self.0.is_up(node)
     }
     fn set_cut(&mut self, _: BTreeSet<(usize, usize)>) {}
-    fn set_clock_offset(&mut self, _: usize, _: i64) {}
+    fn set_link_shape(&mut self, _: usize, _: usize, _: Option<harness::node::LinkShape>) {}
+    fn disk_image(&self, node: usize) -> Result<Vec<u8>, refstore::wal::WalError> {
+        self.0.disk_image(node)
+    }
+    fn recover_disk(
+        &mut self,
+        _: usize,
+        _: &std::path::Path,
+        _: &[u8],
+        _: refstore::wal::RecoveryPolicy,
+    ) -> Result<refstore::wal::RecoveryReport, refstore::wal::WalError> {
+        // Nothing is replaced: the node starts on the disk it has.
+        Ok(refstore::wal::RecoveryReport::default())
+    }
+    fn set_clock_fault(&mut self, node: usize, _: Option<nemesis::ClockDraw>) -> bool {
+        self.0.is_up(node)
+    }
     fn primaries(&self) -> Vec<usize> {
         self.0.primaries()
     }

@@ -10,11 +10,16 @@
 //! the start, adds seeded jitter to each message (which reorders them),
 //! drops and duplicates messages with set probabilities, and drops what a
 //! cut link carries when it arrives (partitions, one-way included). Clocks
-//! have per-node offsets and drift. A crash loses the core, its buffered
-//! input and the client requests it held, and keeps what it synced; what it
-//! had written but not synced survives whole, or (a seeded choice) only in
-//! part, as after a power cut. A pause holds a node's input until it
-//! resumes, as a stopped process's sockets do.
+//! have per-node offsets and drift, and the clock nemesis moves a node's
+//! wall clock on top of them (bumps, strobes, skews); the packet nemesis
+//! shapes links as the `local` runtime's proxies shape a TCP stream. A
+//! crash loses the core, its buffered input and the client requests it
+//! held, and keeps what it synced; what it had written but not synced
+//! survives whole, or (a seeded choice) only in part, as after a power cut.
+//! The file nemesis damages or rolls back a node's log as bytes, framed as
+//! refstore's write-ahead log, and the node recovers from them through
+//! refstore's own recovery. A pause holds a node's input until it resumes,
+//! as a stopped process's sockets do.
 //!
 //! Nothing here reads a clock, the OS's entropy or a `HashMap` order: time
 //! is the queue's, and each concern (links, message fates, disks, clocks)
@@ -22,12 +27,17 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::path::Path;
 
+use harness::node::LinkShape;
+use harness::runtime::shape::{Fate, Mode as ShapeMode, Shaper};
+use nemesis::ClockDraw;
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use refstore::core::{Core, Timing};
 use refstore::modes::{CoreOptions, CoreSetup, Mode, WithCore};
 use refstore::types::{ClientOp, NodeId, Now, OpError, Reply, RequestId};
+use refstore::wal::{self, RecoveryPolicy, RecoveryReport, WalError};
 
 use crate::SimError;
 
@@ -195,8 +205,33 @@ pub trait Cluster: Send {
     /// The directed links `(from, to)` that drop everything, replacing the
     /// previous set.
     fn set_cut(&mut self, cut: BTreeSet<(usize, usize)>);
-    /// Sets `node`'s wall-clock offset (milliseconds) from simulated time.
-    fn set_clock_offset(&mut self, node: usize, offset_ms: i64);
+    /// Shapes what the directed link `from → to` carries from now on
+    /// (`None` restores it), as the `local` runtime's proxies shape a real
+    /// link: delay, jitter and rate in order, a loss costing a
+    /// retransmission timeout, because the peers talk over TCP.
+    fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>);
+    /// The bytes of `node`'s log file as a real node's would hold them:
+    /// every record it wrote, synced or not (a killed process's page cache
+    /// keeps what it wrote), framed as refstore's write-ahead log frames it.
+    fn disk_image(&self, node: usize) -> Result<Vec<u8>, WalError>;
+    /// Replaces the disk of `node`, which is down, by the log file `bytes`
+    /// as refstore's recovery reads it under `policy` (`path` names the
+    /// file in its errors): what recovery keeps is the disk, synced, and
+    /// what it cuts is gone. When recovery refuses to start, the disk is
+    /// left as it was and the error says why.
+    fn recover_disk(
+        &mut self,
+        node: usize,
+        path: &Path,
+        bytes: &[u8],
+        policy: RecoveryPolicy,
+    ) -> Result<RecoveryReport, WalError>;
+    /// Puts the clock nemesis's fault on `node`'s wall clock from now on
+    /// (`None` puts it back to the node's own time), on top of the node's
+    /// own offset and drift, as `/admin/clock` shifts a real node's wall
+    /// clock from its host's; false when the node is down (a real node
+    /// that is down refuses the request).
+    fn set_clock_fault(&mut self, node: usize, fault: Option<ClockDraw>) -> bool;
     /// The nodes whose cores say they lead (leader or primary), as the real
     /// database's `primaries` reads `/admin/status`.
     fn primaries(&self) -> Vec<usize>;
@@ -274,6 +309,7 @@ impl WithCore for Maker {
             seq: 0,
             now: 0,
             cut: BTreeSet::new(),
+            shapers: BTreeMap::new(),
             latency,
             messages_rng: stream_rng(self.seed, stream::MESSAGES),
             disks_rng: stream_rng(self.seed, stream::DISKS),
@@ -305,6 +341,7 @@ impl WithCore for Maker {
                     0
                 },
                 drift_ppm: if drift > 0 { clocks_rng.random_range(-drift..=drift) } else { 0 },
+                clock_fault: None,
             };
             world.nodes.push(node);
             // Ticks start at a random phase, as independent processes' timers do.
@@ -333,6 +370,9 @@ struct Node<C: Core> {
     next_req: RequestId,
     clock_offset_ms: i64,
     drift_ppm: i64,
+    /// The clock nemesis's fault and when it began: an offset the real
+    /// node keeps in memory, so a crash forgets it.
+    clock_fault: Option<(ClockDraw, Ns)>,
 }
 
 /// Something that happens at a simulated time.
@@ -379,6 +419,8 @@ struct World<C: Core, F> {
     seq: u64,
     now: Ns,
     cut: BTreeSet<(usize, usize)>,
+    /// The packet nemesis's shapers of directed links `(from, to)`.
+    shapers: BTreeMap<(usize, usize), Shaper>,
     /// Base latency of each directed link, milliseconds: `latency[from][to]`.
     latency: Vec<Vec<f64>>,
     messages_rng: ChaCha8Rng,
@@ -409,7 +451,10 @@ where
         let drifted = ms as i128 * (1_000_000 + i128::from(node.drift_ppm)) / 1_000_000;
         // Monotonic time starts at 1 so that "never" (0) stays in the past.
         let mono_ms = u64::try_from(drifted).unwrap_or(0) + 1;
-        let wall_us = EPOCH_US + (self.now / 1000) as i64 + node.clock_offset_ms * 1000;
+        let fault_ms =
+            node.clock_fault.map_or(0, |(fault, began)| fault.offset_at((self.now - began) / MS));
+        let wall_us =
+            EPOCH_US + (self.now / 1000) as i64 + (node.clock_offset_ms + fault_ms) * 1000;
         Now { mono_ms, wall_us }
     }
 
@@ -461,19 +506,40 @@ where
         ms_to_ns(base + jitter).max(1)
     }
 
+    /// How long the shaper of `from → to`, if any, holds a message
+    /// leaving now. The size it is charged (for a rate limit) is its
+    /// encoding on the wire: the JSON payload and the frame's 4-byte length.
+    fn shaped(&mut self, from: usize, to: usize, msg: &C::Msg) -> Ns {
+        let Some(shaper) = self.shapers.get_mut(&(from, to)) else { return 0 };
+        let len = if shaper.shape().rate > 0 {
+            serde_json::to_vec(msg).map_or(0, |b| b.len()) + 4
+        } else {
+            0
+        };
+        let now = std::time::Duration::from_nanos(self.now);
+        match shaper.admit(now, len) {
+            Fate::Send { at, .. } => {
+                u64::try_from(at.saturating_sub(now).as_nanos()).unwrap_or(u64::MAX)
+            }
+            // A stream shaper never loses a chunk: a loss is a retransmission delay.
+            Fate::Lost => 0,
+        }
+    }
+
     fn send(&mut self, from: usize, to: usize, msg: C::Msg) {
         self.stats.sent += 1;
         if self.messages_rng.random_bool(self.config.loss) {
             self.stats.lost += 1;
             return;
         }
+        let held = self.shaped(from, to, &msg);
         if self.messages_rng.random_bool(self.config.duplicate) {
             self.stats.duplicated += 1;
             let d = self.delay(from, to);
-            self.push(self.now + d, Ev::Deliver { from, to, msg: msg.clone() });
+            self.push(self.now + held + d, Ev::Deliver { from, to, msg: msg.clone() });
         }
         let d = self.delay(from, to);
-        self.push(self.now + d, Ev::Deliver { from, to, msg });
+        self.push(self.now + held + d, Ev::Deliver { from, to, msg });
     }
 
     /// Handles one event at node level; an answer for a client if it was one.
@@ -569,6 +635,7 @@ where
         }
         node.paused = false;
         node.held.clear();
+        node.clock_fault = None;
         let unsynced = node.disk.len() - node.synced;
         if unsynced > 0 && self.disks_rng.random_bool(self.config.lose_unsynced) {
             let kept = self.disks_rng.random_range(0..=unsynced);
@@ -618,9 +685,48 @@ where
         self.cut = cut;
     }
 
-    fn set_clock_offset(&mut self, i: usize, offset_ms: i64) {
+    fn disk_image(&self, i: usize) -> Result<Vec<u8>, WalError> {
+        let mut bytes = Vec::new();
+        if let Some(n) = self.nodes.get(i) {
+            wal::encode(Path::new("wal.log"), &n.disk, &mut bytes)?;
+        }
+        Ok(bytes)
+    }
+
+    fn recover_disk(
+        &mut self,
+        i: usize,
+        path: &Path,
+        bytes: &[u8],
+        policy: RecoveryPolicy,
+    ) -> Result<RecoveryReport, WalError> {
+        let (records, report, _) = wal::replay::<C::Record>(path, bytes, policy)?;
         if let Some(n) = self.nodes.get_mut(i) {
-            n.clock_offset_ms = offset_ms;
+            n.disk = records;
+            // The file was written whole (put back, or cut and synced by
+            // recovery) before the node starts on it.
+            n.synced = n.disk.len();
+        }
+        Ok(report)
+    }
+
+    fn set_link_shape(&mut self, from: usize, to: usize, shape: Option<LinkShape>) {
+        match shape.filter(|s| !s.is_identity()) {
+            // The peers' transport is a TCP stream: chunks leave in order,
+            // whole, and a lost segment is retransmitted.
+            Some(s) => self.shapers.insert((from, to), Shaper::new(s, ShapeMode::Stream)),
+            None => self.shapers.remove(&(from, to)),
+        };
+    }
+
+    fn set_clock_fault(&mut self, i: usize, fault: Option<ClockDraw>) -> bool {
+        let now = self.now;
+        match self.nodes.get_mut(i) {
+            Some(n) if n.core.is_some() => {
+                n.clock_fault = fault.map(|f| (f, now));
+                true
+            }
+            _ => false,
         }
     }
 

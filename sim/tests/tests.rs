@@ -4,6 +4,9 @@
 mod bugs;
 /// Determinism: a seed replays its history byte for byte.
 mod determinism;
+/// Simulated clock, packet and file faults: drawn and recorded as the real
+/// ones, seen where the promises say.
+mod faults;
 /// A campaign's matrix judged in simulation.
 mod matrix;
 /// What the modes promise holds, and what they do not promise shows.

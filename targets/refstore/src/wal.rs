@@ -113,52 +113,8 @@ impl Wal {
             OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
-        let mut records = Vec::new();
-        let mut report = RecoveryReport::default();
-        let mut offset = 0usize;
-        while offset < bytes.len() {
-            match frame_at(&bytes, offset) {
-                Frame::Ok(payload) => {
-                    let rec = serde_json::from_slice(payload).map_err(|e| WalError::Decode {
-                        path: path.clone(),
-                        offset: offset as u64,
-                        detail: e.to_string(),
-                    })?;
-                    records.push(rec);
-                    offset += HEADER + payload.len();
-                }
-                Frame::Torn if !valid_record_after(&bytes, offset) => {
-                    report.damage = Some(format!(
-                        "torn tail at byte {offset}: the last record is incomplete (a crash \
-                         during an append that was never acknowledged)"
-                    ));
-                    break;
-                }
-                Frame::Torn | Frame::Bad(_) => {
-                    let detail = match frame_at(&bytes, offset) {
-                        Frame::Bad(d) => d,
-                        _ => "a record's length runs past the next valid record".to_string(),
-                    };
-                    let detail = if valid_record_after(&bytes, offset) {
-                        format!("{detail}; valid records follow, so this is not a torn append")
-                    } else {
-                        detail
-                    };
-                    if policy == RecoveryPolicy::Refuse {
-                        return Err(WalError::Corrupt {
-                            path: path.clone(),
-                            offset: offset as u64,
-                            detail,
-                        });
-                    }
-                    report.damage = Some(format!("corrupt record at byte {offset}: {detail}"));
-                    break;
-                }
-            }
-        }
-        report.records = records.len();
+        let (records, report, offset) = replay(&path, &bytes, policy)?;
         if offset < bytes.len() {
-            report.truncated_bytes = (bytes.len() - offset) as u64;
             file.set_len(offset as u64).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
@@ -172,14 +128,7 @@ impl Wal {
             return Ok(());
         }
         self.buf.clear();
-        for rec in records {
-            let payload = serde_json::to_vec(rec)
-                .map_err(|e| WalError::Encode { path: self.path.clone(), detail: e.to_string() })?;
-            self.buf.extend_from_slice(&MAGIC);
-            self.buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-            self.buf.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
-            self.buf.extend_from_slice(&payload);
-        }
+        encode(&self.path, records, &mut self.buf)?;
         let io = |source| WalError::Io { path: self.path.clone(), source };
         self.file.write_all(&self.buf).map_err(io)?;
         if sync {
@@ -192,6 +141,77 @@ impl Wal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Appends `records` to `buf` framed as the log stores them (the bytes
+/// [`Wal::append`] writes); `path` names the log in errors.
+pub fn encode<R: Serialize>(path: &Path, records: &[R], buf: &mut Vec<u8>) -> Result<(), WalError> {
+    for rec in records {
+        let payload = serde_json::to_vec(rec)
+            .map_err(|e| WalError::Encode { path: path.to_path_buf(), detail: e.to_string() })?;
+        buf.extend_from_slice(&MAGIC);
+        buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
+        buf.extend_from_slice(&payload);
+    }
+    Ok(())
+}
+
+/// Recovery without I/O: the records of the log `bytes` (the file `path`)
+/// as [`Wal::open`] replays them under `policy`, what it found, and the
+/// length the file is cut to. A simulated disk recovers through this, so
+/// it keeps, cuts and refuses exactly what a real node does.
+pub fn replay<R: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    policy: RecoveryPolicy,
+) -> Result<(Vec<R>, RecoveryReport, usize), WalError> {
+    let mut records = Vec::new();
+    let mut report = RecoveryReport::default();
+    let mut offset = 0usize;
+    while offset < bytes.len() {
+        match frame_at(bytes, offset) {
+            Frame::Ok(payload) => {
+                let rec = serde_json::from_slice(payload).map_err(|e| WalError::Decode {
+                    path: path.to_path_buf(),
+                    offset: offset as u64,
+                    detail: e.to_string(),
+                })?;
+                records.push(rec);
+                offset += HEADER + payload.len();
+            }
+            Frame::Torn if !valid_record_after(bytes, offset) => {
+                report.damage = Some(format!(
+                    "torn tail at byte {offset}: the last record is incomplete (a crash \
+                         during an append that was never acknowledged)"
+                ));
+                break;
+            }
+            Frame::Torn | Frame::Bad(_) => {
+                let detail = match frame_at(bytes, offset) {
+                    Frame::Bad(d) => d,
+                    _ => "a record's length runs past the next valid record".to_string(),
+                };
+                let detail = if valid_record_after(bytes, offset) {
+                    format!("{detail}; valid records follow, so this is not a torn append")
+                } else {
+                    detail
+                };
+                if policy == RecoveryPolicy::Refuse {
+                    return Err(WalError::Corrupt {
+                        path: path.to_path_buf(),
+                        offset: offset as u64,
+                        detail,
+                    });
+                }
+                report.damage = Some(format!("corrupt record at byte {offset}: {detail}"));
+                break;
+            }
+        }
+    }
+    report.records = records.len();
+    report.truncated_bytes = (bytes.len() - offset) as u64;
+    Ok((records, report, offset))
 }
 
 /// How the bytes at one offset parse as a record.
