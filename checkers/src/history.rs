@@ -276,6 +276,14 @@ impl History {
         self.notes.push(Note { text: text.into(), incomplete });
     }
 
+    /// Where the event at `pos` is, in words for evidence: `line 12`, or
+    /// `history position 12` when the format has no lines.
+    pub fn position_words(&self, pos: usize) -> String {
+        self.locate(pos)
+            .line
+            .map_or_else(|| format!("history position {pos}"), |l| format!("line {l}"))
+    }
+
     /// Where the event at `pos` came from, for error messages.
     pub fn locate(&self, pos: usize) -> Location {
         let line = self.lines.get(pos).copied().filter(|&l| l > 0).map(u64::from);

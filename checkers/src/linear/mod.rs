@@ -472,8 +472,8 @@ fn refuted<O>(
          Decided without search: each value is written once, so every read has one write \
          that can explain it, and the runs of values can be ordered in polynomial time.",
         capitalise(&names.describe(r.stuck)),
-        line(history, stuck_meta.invoke),
-        stuck_meta.complete.map_or_else(|| "never".into(), |pos| line(history, pos)),
+        history.position_words(stuck_meta.invoke),
+        stuck_meta.complete.map_or_else(|| "never".into(), |pos| history.position_words(pos)),
         r.reason,
     );
     // The picture: every op of the partition whose interval meets the span
@@ -663,27 +663,27 @@ fn explain<M: Model>(
     let mut involved: Vec<u64> = vec![stuck_op.index];
     involved
         .extend(steps.iter().rev().take(8).map(|(id, _)| ops[metas[*id as usize].invoke].index));
-    Anomaly {
-        kind: "nonlinearizable".into(),
-        explanation: text,
-        ops: involved,
-        data: json!({
-            "key": key,
-            "stuck": {
-                "index": stuck_op.index,
-                "process": stuck_op.process.to_string(),
-                "op": names.describe(stuck),
-                "invoke_line": history.locate(stuck_meta.invoke).line,
-            },
-            "prefix_length": failure.prefix.len(),
-            "partition_ops": entries.len(),
-            "states": states,
-            "prefix_tail": tail,
-            "window": window,
-            "window_from": from,
-            "window_to": to,
-        }),
+    let mut data = json!({
+        "key": key,
+        "stuck": {
+            "index": stuck_op.index,
+            "process": stuck_op.process.to_string(),
+            "op": names.describe(stuck),
+            "invoke_line": history.locate(stuck_meta.invoke).line,
+        },
+        "prefix_length": failure.prefix.len(),
+        "partition_ops": entries.len(),
+        "window_from": from,
+        "window_to": to,
+    });
+    // Moved in, not through `json!`, which would copy them (long values
+    // make these the bulk of the evidence).
+    if let serde_json::Value::Object(fields) = &mut data {
+        fields.insert("states".into(), states.into());
+        fields.insert("prefix_tail".into(), tail.into());
+        fields.insert("window".into(), window.into());
     }
+    Anomaly { kind: "nonlinearizable".into(), explanation: text, ops: involved, data }
 }
 
 /// How the evidence names a partition's ops: as recorded, not as the model
@@ -714,33 +714,36 @@ impl<O> Names<'_, O> {
 
     /// `op N by process P, ...`, saying so when the op crashed.
     fn describe(&self, id: u32) -> String {
+        self.describe_as(id, &self.short(id))
+    }
+
+    /// [`Names::describe`] with the op's [`Names::short`] form already made.
+    fn describe_as(&self, id: u32, short: &str) -> String {
         let m = &self.metas[id as usize];
         let inv = &self.ops[m.invoke];
         let crashed = self.entries[id as usize].ret.is_none();
         let status = if crashed { " (crashed: may or may not have happened)" } else { "" };
-        format!("op {} by process {}, {}{status}", inv.index, inv.process, self.short(id))
+        format!("op {} by process {}, {short}{status}", inv.index, inv.process)
     }
 }
 
-/// Replays the longest linearizable prefix: each op with the state after it.
+/// Replays the longest linearizable prefix and returns its last
+/// `PREFIX_TAIL` steps, each op with the state after it: all the evidence
+/// shows. (States are shown only there: on a long prefix of long values,
+/// Porcupine's kv histories, showing every state cost more than the search.)
 fn replay<M: Model>(model: &mut M, entries: &[Entry<M::Op>], prefix: &[u32]) -> Vec<(u32, String)> {
     let mut state = model.init();
-    let mut steps = Vec::with_capacity(prefix.len());
-    for &id in prefix {
+    let shown_from = prefix.len().saturating_sub(PREFIX_TAIL);
+    let mut steps = Vec::with_capacity(prefix.len() - shown_from);
+    for (i, &id) in prefix.iter().enumerate() {
         if let Some(next) = model.step(&state, &entries[id as usize].op) {
             state = next;
         }
-        steps.push((id, model.show_state(&state)));
+        if i >= shown_from {
+            steps.push((id, model.show_state(&state)));
+        }
     }
     steps
-}
-
-/// Where a history position is, in words (`line 12`).
-pub(crate) fn line(history: &History, pos: usize) -> String {
-    history
-        .locate(pos)
-        .line
-        .map_or_else(|| format!("history position {pos}"), |l| format!("line {l}"))
 }
 
 /// Why the stuck op cannot be linearized: a later op the model proved out
@@ -765,7 +768,7 @@ fn why_stuck<M: Model>(
             "{} must take effect by {}, and from every state the model can be in just before \
              that ({at_states}), {reason}",
             names.describe(failure.stuck),
-            line(history, blocked.complete.unwrap_or(blocked.invoke)),
+            history.position_words(blocked.complete.unwrap_or(blocked.invoke)),
         )
     } else {
         format!(
@@ -794,8 +797,8 @@ fn explanation<O, S>(
          The longest linearizable prefix orders {} of the {} operations of this partition; \
          every other order consistent with real time fails at or before this point.",
         capitalise(&names.describe(stuck)),
-        line(history, stuck_meta.invoke),
-        stuck_meta.complete.map_or_else(|| "never".into(), |pos| line(history, pos)),
+        history.position_words(stuck_meta.invoke),
+        stuck_meta.complete.map_or_else(|| "never".into(), |pos| history.position_words(pos)),
         failure.prefix.len(),
         names.entries.len(),
     );
@@ -858,13 +861,14 @@ fn window<O>(
         .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |r| r as usize >= from))
         .take(400)
         .map(|(e, m)| {
+            let label = names.short(e.id);
             json!({
                 "index": names.ops[m.invoke].index,
                 "process": names.ops[m.invoke].process.to_string(),
                 "call": m.invoke,
                 "ret": e.ret,
-                "op": names.describe(e.id),
-                "label": names.short(e.id),
+                "op": names.describe_as(e.id, &label),
+                "label": label,
                 "order": order.get(&e.id),
                 "stuck": e.id == stuck,
             })

@@ -24,7 +24,7 @@ type Resets = FxHashMap<(u32, u32), SmallVec<[u32; 2]>>;
 /// not at the get that shows the order, possibly hundreds of steps later.
 #[derive(Clone, Debug)]
 pub(crate) struct Kv {
-    strings: Strings,
+    strings: PartStrings,
     keys: Arc<[Value]>,
     /// Per key: remaining gets, by completion position, with the value read.
     gets: Vec<std::collections::BTreeMap<u32, u32>>,
@@ -52,7 +52,6 @@ pub(crate) struct Kv {
 struct Strings {
     map: FxHashMap<Box<str>, u32>,
     strs: Vec<Box<str>>,
-    concat: FxHashMap<(u32, u32), u32>,
 }
 
 impl Strings {
@@ -70,12 +69,56 @@ impl Strings {
         self.map.insert(text.into(), id);
         id
     }
+}
+
+/// The strings one partition's model reads and makes: the history's own,
+/// shared by every partition, and the concatenations this model's search
+/// made. (Each partition used to copy the history's whole table, and so did
+/// the explanation of a failure: on Porcupine's c50 histories, whose reads
+/// are long concatenations, the copies cost more than the search.)
+#[derive(Clone, Debug)]
+struct PartStrings {
+    base: Arc<Strings>,
+    /// Ids from `base.strs.len()` on; each text allocated once, for both.
+    made: Vec<Arc<str>>,
+    made_ids: FxHashMap<Arc<str>, u32>,
+    concat: FxHashMap<(u32, u32), u32>,
+}
+
+impl PartStrings {
+    fn new(base: Arc<Strings>) -> PartStrings {
+        PartStrings {
+            base,
+            made: Vec::new(),
+            made_ids: FxHashMap::default(),
+            concat: FxHashMap::default(),
+        }
+    }
+    fn text(&self, id: u32) -> &str {
+        let id = id as usize;
+        match self.base.strs.get(id) {
+            Some(s) => s,
+            None => &self.made[id - self.base.strs.len()],
+        }
+    }
+    fn find(&self, text: &str) -> Option<u32> {
+        self.base.map.get(text).or_else(|| self.made_ids.get(text)).copied()
+    }
     fn append(&mut self, a: u32, b: u32) -> u32 {
         if let Some(&id) = self.concat.get(&(a, b)) {
             return id;
         }
-        let joined = format!("{}{}", self.strs[a as usize], self.strs[b as usize]);
-        let id = self.id(&joined);
+        let joined = format!("{}{}", self.text(a), self.text(b));
+        let id = match self.find(&joined) {
+            Some(id) => id,
+            None => {
+                let id = (self.base.strs.len() + self.made.len()) as u32;
+                let text: Arc<str> = joined.into();
+                self.made.push(Arc::clone(&text));
+                self.made_ids.insert(text, id);
+                id
+            }
+        };
         self.concat.insert((a, b), id);
         id
     }
@@ -105,7 +148,7 @@ impl Model for Kv {
             KvOp::Get(k, v) => {
                 self.gets[k as usize].remove(&ret);
                 if !self.resets.contains_key(&(k, v)) {
-                    let len = self.strings.strs[v as usize].len() as u32;
+                    let len = self.strings.text(v).len() as u32;
                     self.fixed[k as usize].remove(&(len, ret));
                 }
             }
@@ -126,7 +169,7 @@ impl Model for Kv {
             KvOp::Get(k, v) => {
                 self.gets[k as usize].insert(ret, v);
                 if !self.resets.contains_key(&(k, v)) {
-                    let len = self.strings.strs[v as usize].len() as u32;
+                    let len = self.strings.text(v).len() as u32;
                     self.fixed[k as usize].insert((len, ret), v);
                 }
             }
@@ -141,12 +184,12 @@ impl Model for Kv {
         let k = match *op {
             KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
         };
-        let cur = &self.strings.strs[state[k as usize] as usize];
+        let cur = self.strings.text(state[k as usize]);
         // The shortest value a remaining get that no put leads to will read:
         // appends alone must get there from here.
         if let Some((&(_, ret), &want)) = self.fixed[k as usize].first_key_value() {
-            let want = &self.strings.strs[want as usize];
-            if !want.starts_with(&**cur) {
+            let want = self.strings.text(want);
+            if !want.starts_with(cur) {
                 return Some(ret);
             }
             // And the next of those appends must start what is missing.
@@ -157,7 +200,7 @@ impl Model for Kv {
         // The value the remaining get that returned first will read: appends
         // from here, or a remaining put, must lead there.
         let (&ret, &want) = self.gets[k as usize].first_key_value()?;
-        if self.strings.strs[want as usize].starts_with(&**cur) {
+        if self.strings.text(want).starts_with(cur) {
             return None;
         }
         let puts = &self.puts[k as usize];
@@ -205,7 +248,7 @@ impl Model for Kv {
         let parts: Vec<String> = s
             .iter()
             .enumerate()
-            .map(|(k, v)| format!("{} {:?}", self.keys[k], &*self.strings.strs[*v as usize]))
+            .map(|(k, v)| format!("{} {:?}", self.keys[k], self.strings.text(*v)))
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
@@ -221,22 +264,22 @@ impl Kv {
                 && text.is_char_boundary(len)
                 && self
                     .strings
-                    .map
-                    .get(&text[..len])
-                    .is_some_and(|id| remaining.get(id).is_some_and(|&c| c > 0))
+                    .find(&text[..len])
+                    .is_some_and(|id| remaining.get(&id).is_some_and(|&c| c > 0))
         })
     }
 }
 
 /// Builds kv ops; every op needs a key (the op's `key` field).
 pub(crate) struct KvKind {
-    strings: Strings,
+    /// Shared with every partition's model once compiled.
+    strings: Arc<Strings>,
     keys: Interner,
 }
 
 impl Default for KvKind {
     fn default() -> Self {
-        KvKind { strings: Strings::new(), keys: Interner::default() }
+        KvKind { strings: Arc::new(Strings::new()), keys: Interner::default() }
     }
 }
 
@@ -307,10 +350,16 @@ impl ModelKind for KvKind {
         match f {
             "get" | "read" => match output {
                 None => Ok(None),
-                Some(v) => Ok(Some(KvOp::Get(k, self.strings.id(&kv_text(v)?)))),
+                Some(v) => {
+                    Ok(Some(KvOp::Get(k, Arc::make_mut(&mut self.strings).id(&kv_text(v)?))))
+                }
             },
-            "put" | "write" => Ok(Some(KvOp::Put(k, self.strings.id(&kv_text(input)?)))),
-            "append" => Ok(Some(KvOp::Append(k, self.strings.id(&kv_text(input)?)))),
+            "put" | "write" => {
+                Ok(Some(KvOp::Put(k, Arc::make_mut(&mut self.strings).id(&kv_text(input)?))))
+            }
+            "append" => {
+                Ok(Some(KvOp::Append(k, Arc::make_mut(&mut self.strings).id(&kv_text(input)?))))
+            }
             _ => Err(unknown_function("kv", f, "get, put and append")),
         }
     }
@@ -377,7 +426,7 @@ impl ModelKind for KvKind {
             .map(|(_, ret, _)| ret)
             .min();
         Kv {
-            strings: self.strings.clone(),
+            strings: PartStrings::new(Arc::clone(&self.strings)),
             keys: keys.into(),
             gets,
             fixed,
