@@ -83,6 +83,7 @@ struct PartStrings {
     made: Vec<Arc<str>>,
     made_ids: FxHashMap<Arc<str>, u32>,
     concat: FxHashMap<(u32, u32), u32>,
+    scratch: String,
 }
 
 impl PartStrings {
@@ -92,6 +93,7 @@ impl PartStrings {
             made: Vec::new(),
             made_ids: FxHashMap::default(),
             concat: FxHashMap::default(),
+            scratch: String::new(),
         }
     }
     fn text(&self, id: u32) -> &str {
@@ -108,17 +110,23 @@ impl PartStrings {
         if let Some(&id) = self.concat.get(&(a, b)) {
             return id;
         }
-        let joined = format!("{}{}", self.text(a), self.text(b));
+        // Joined in a buffer kept for the next call: a concatenation the
+        // history already holds (a get's value) then allocates nothing.
+        let mut joined = std::mem::take(&mut self.scratch);
+        joined.clear();
+        joined.push_str(self.text(a));
+        joined.push_str(self.text(b));
         let id = match self.find(&joined) {
             Some(id) => id,
             None => {
                 let id = (self.base.strs.len() + self.made.len()) as u32;
-                let text: Arc<str> = joined.into();
+                let text: Arc<str> = Arc::from(joined.as_str());
                 self.made.push(Arc::clone(&text));
                 self.made_ids.insert(text, id);
                 id
             }
         };
+        self.scratch = joined;
         self.concat.insert((a, b), id);
         id
     }
