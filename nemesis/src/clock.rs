@@ -317,16 +317,8 @@ impl Nemesis for ClockNemesis {
                 }
                 let failed = set_all(&db, &env, bumps).await;
                 tracing::info!(fault = fault.name(), ?nodes, "clock fault");
-                let mut fields = vec![
-                    (Value::str("fault"), Value::str(fault.name())),
-                    (Value::str("targets"), Value::str(rule.name())),
-                    (Value::str("nodes"), nodes_value(&nodes)),
-                    (Value::str("clocks"), Value::map(per_node)),
-                ];
-                if !failed.is_empty() {
-                    fields.push((Value::str("not-set"), reasons(failed)));
-                }
-                Ok(Value::map(fields))
+                let not_set = failed.into_iter().map(|(n, e)| (Value::str(n), Value::str(e)));
+                Ok(clock_record(fault, rule, &nodes, per_node, not_set.collect()))
             }
             "stop-clock" => {
                 let failed = self.reset().await;
@@ -354,6 +346,28 @@ impl Nemesis for ClockNemesis {
 
 fn reasons(failed: Vec<(String, String)>) -> Value {
     Value::map(failed.into_iter().map(|(n, e)| (Value::str(n), Value::str(e))).collect())
+}
+
+/// What a `start-clock` records, here and in the simulation: the fault,
+/// the targets' rule and nodes, each node's drawn parameters, and the nodes
+/// whose clock could not be set with why (`not-set`, left out when empty).
+pub fn clock_record(
+    fault: ClockFault,
+    rule: Targets,
+    nodes: &[String],
+    clocks: Vec<(Value, Value)>,
+    not_set: Vec<(Value, Value)>,
+) -> Value {
+    let mut fields = vec![
+        (Value::str("fault"), Value::str(fault.name())),
+        (Value::str("targets"), Value::str(rule.name())),
+        (Value::str("nodes"), nodes_value(nodes)),
+        (Value::str("clocks"), Value::map(clocks)),
+    ];
+    if !not_set.is_empty() {
+        fields.push((Value::str("not-set"), Value::map(not_set)));
+    }
+    Value::map(fields)
 }
 
 /// The `clock` package: `options.clock_faults` (comma-separated `bump`,

@@ -76,6 +76,19 @@ impl FileFault {
     }
 }
 
+/// Damages `bytes` as `fault` says (`truncate` or `bitflip`) and returns
+/// the field that records how: `cut-bytes` or `flipped-at`. The real
+/// nemesis and the simulation damage and record through this one function.
+pub fn damage(fault: FileFault, bytes: &mut Vec<u8>, rng: &mut Rng) -> (Value, Value) {
+    if fault == FileFault::Truncate {
+        let cut = truncate(bytes, rng);
+        (Value::str("cut-bytes"), Value::Int(cut as i64))
+    } else {
+        let at = bitflip(bytes, rng);
+        (Value::str("flipped-at"), Value::List(at.iter().map(|o| Value::Int(*o as i64)).collect()))
+    }
+}
+
 /// Cuts between 1 byte and a quarter of the file (at most 64 KiB) off the
 /// end of `bytes`; returns how many.
 pub fn truncate(bytes: &mut Vec<u8>, rng: &mut Rng) -> usize {
@@ -205,14 +218,7 @@ impl FileNemesis {
             let mut bytes = std::fs::read(local).map_err(io(local))?;
             d.push((Value::str("bytes"), Value::Int(bytes.len() as i64)));
             if damaging {
-                if fault == FileFault::Truncate {
-                    let cut = truncate(&mut bytes, rng);
-                    d.push((Value::str("cut-bytes"), Value::Int(cut as i64)));
-                } else {
-                    let at = bitflip(&mut bytes, rng);
-                    let at = at.iter().map(|o| Value::Int(*o as i64)).collect();
-                    d.push((Value::str("flipped-at"), Value::List(at)));
-                }
+                d.push(damage(fault, &mut bytes, rng));
                 let damaged = local.with_extension("damaged");
                 std::fs::write(&damaged, &bytes).map_err(io(&damaged))?;
                 c.upload(&damaged, &f.path, 0o644).await?;

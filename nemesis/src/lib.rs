@@ -34,9 +34,10 @@ mod targets;
 
 pub use clock::{
     ClockDraw, ClockFault, ClockLimits, ClockNemesis, SKEW_STEP_MS, bump_offsets, clock_limits,
+    clock_record,
 };
-pub use file::{FileFault, FileNemesis, bitflip, truncate};
-pub use packet::{Behaviour, PacketNemesis, shape_of};
+pub use file::{FileFault, FileNemesis, bitflip, damage, truncate};
+pub use packet::{Behaviour, PacketNemesis, behaviours_of, shape_of};
 pub use partition::{Partition, PartitionKind, PartitionNemesis, partition_for};
 pub use process::{KillNemesis, KillTargets, ProcessFault, ProcessNemesis};
 pub use targets::{Targets, option_list, targets_option};

@@ -77,6 +77,19 @@ impl Behaviour {
     }
 }
 
+/// The behaviours a `start-packet` names (its `behaviours` field), delay
+/// when it names none: read the same way here and in the simulation.
+pub fn behaviours_of(value: &Value) -> Vec<Behaviour> {
+    let named: Vec<Behaviour> = value
+        .get(&Value::str("behaviours"))
+        .and_then(Value::as_list)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|b| b.as_str().and_then(Behaviour::parse))
+        .collect();
+    if named.is_empty() { vec![Behaviour::Delay] } else { named }
+}
+
 /// The shape of a set of behaviours, seeded.
 pub fn shape_of(behaviours: &[Behaviour], seed: u64) -> LinkShape {
     let mut shape = LinkShape { seed, ..LinkShape::default() };
@@ -135,16 +148,7 @@ impl Nemesis for PacketNemesis {
                 }
                 // Says what shapes links here, or why nothing can.
                 let shaper = env.runtime.link_shaper().await?;
-                let behaviours: Vec<Behaviour> = op
-                    .value
-                    .get(&Value::str("behaviours"))
-                    .and_then(Value::as_list)
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter_map(|b| b.as_str().and_then(Behaviour::parse))
-                    .collect();
-                let behaviours =
-                    if behaviours.is_empty() { vec![Behaviour::Delay] } else { behaviours };
+                let behaviours = behaviours_of(&op.value);
                 let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
                 let targets = rule.choose(env.nodes(), db.as_ref(), &env, rng).await;
                 let shape = shape_of(&behaviours, rng.random());

@@ -200,6 +200,7 @@ impl SimArgs {
         push("duplicate", self.duplicate.to_string());
         push("lose-unsynced", self.lose_unsynced.to_string());
         push("clock-offset-ms", self.clock_offset_ms.to_string());
+        push("drift-ppm", self.drift_ppm.to_string());
         push("store", self.store.to_string_lossy().into_owned());
         words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
     }

@@ -15,8 +15,8 @@ use checkers::Value;
 use harness::generator::Rng;
 use harness::{Grudge, Invocation, TestSpec};
 use nemesis::{
-    Behaviour, ClockDraw, ClockFault, ClockLimits, FileFault, PartitionKind, Targets, bitflip,
-    partition_for, shape_of, truncate,
+    ClockDraw, ClockFault, ClockLimits, FileFault, PartitionKind, Targets, behaviours_of,
+    clock_record, damage, partition_for, shape_of,
 };
 use rand::Rng as _;
 use refstore::Mode;
@@ -276,16 +276,8 @@ impl SimNemesis {
             }
             per_node.push((Value::str(node), draw.record()));
         }
-        let mut fields = vec![
-            (Value::str("fault"), Value::str(fault.name())),
-            (Value::str("targets"), Value::str(rule.name())),
-            (Value::str("nodes"), nodes_value(&nodes)),
-            (Value::str("clocks"), Value::map(per_node)),
-        ];
-        if !failed.is_empty() {
-            fields.push((Value::str("not-set"), reasons(&failed)));
-        }
-        Value::map(fields)
+        let not_set = failed.iter().map(|n| (Value::str(n), Value::str("the node is down")));
+        clock_record(fault, rule, &nodes, per_node, not_set.collect())
     }
 
     /// Shapes the links out of the targets, as the real packet nemesis does:
@@ -295,15 +287,7 @@ impl SimNemesis {
         if !self.shaped.is_empty() {
             self.restore_links(world);
         }
-        let behaviours: Vec<Behaviour> = op
-            .value
-            .get(&Value::str("behaviours"))
-            .and_then(Value::as_list)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|b| b.as_str().and_then(Behaviour::parse))
-            .collect();
-        let behaviours = if behaviours.is_empty() { vec![Behaviour::Delay] } else { behaviours };
+        let behaviours = behaviours_of(&op.value);
         let rule = field(&op.value, "targets", Targets::parse).unwrap_or(Targets::One);
         let primaries = self.primaries(world);
         let targets = rule.pick(&self.nodes, &primaries, rng);
@@ -372,14 +356,7 @@ impl SimNemesis {
             let mut damaged = None;
             if damaging {
                 let mut bytes = before.clone();
-                if fault == FileFault::Truncate {
-                    let cut = truncate(&mut bytes, rng);
-                    d.push((Value::str("cut-bytes"), Value::Int(cut as i64)));
-                } else {
-                    let at = bitflip(&mut bytes, rng);
-                    let at = at.iter().map(|o| Value::Int(*o as i64)).collect();
-                    d.push((Value::str("flipped-at"), Value::List(at)));
-                }
+                d.push(damage(fault, &mut bytes, rng));
                 damaged = Some(bytes);
             } else {
                 d.push((Value::str("snapshot"), Value::Bool(true)));
