@@ -37,7 +37,7 @@ pub use clock::{
     clock_record,
 };
 pub use file::{FileFault, FileNemesis, bitflip, damage, truncate};
-pub use packet::{Behaviour, PacketNemesis, behaviours_of, shape_of};
+pub use packet::{Behaviour, PacketNemesis, behaviours_of, packet_record, shape_of};
 pub use partition::{Partition, PartitionKind, PartitionNemesis, partition_for};
 pub use process::{KillNemesis, KillTargets, ProcessFault, ProcessNemesis};
 pub use targets::{Targets, option_list, targets_option};

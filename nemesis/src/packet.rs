@@ -90,6 +90,30 @@ pub fn behaviours_of(value: &Value) -> Vec<Behaviour> {
     if named.is_empty() { vec![Behaviour::Delay] } else { named }
 }
 
+/// What a `start-packet` records, here and in the simulation: the
+/// behaviours, the targets' rule and nodes, the shape, how many links it
+/// shapes, and what shapes them.
+pub fn packet_record(
+    behaviours: &[Behaviour],
+    rule: Targets,
+    targets: &[String],
+    shape: &LinkShape,
+    links: usize,
+    shaper: &str,
+) -> Value {
+    Value::map(vec![
+        (
+            Value::str("behaviours"),
+            Value::List(behaviours.iter().map(|b| Value::str(b.name())).collect()),
+        ),
+        (Value::str("targets"), Value::str(rule.name())),
+        (Value::str("from"), nodes_value(targets)),
+        (Value::str("shape"), shape.to_value()),
+        (Value::str("links"), Value::Int(links as i64)),
+        (Value::str("shaper"), Value::str(shaper)),
+    ])
+}
+
 /// The shape of a set of behaviours, seeded.
 pub fn shape_of(behaviours: &[Behaviour], seed: u64) -> LinkShape {
     let mut shape = LinkShape { seed, ..LinkShape::default() };
@@ -159,17 +183,8 @@ impl Nemesis for PacketNemesis {
                     }
                 }
                 tracing::info!(?targets, shaper = %shaper, shape = ?shape, "packet fault");
-                Ok(Value::map(vec![
-                    (
-                        Value::str("behaviours"),
-                        Value::List(behaviours.iter().map(|b| Value::str(b.name())).collect()),
-                    ),
-                    (Value::str("targets"), Value::str(rule.name())),
-                    (Value::str("from"), nodes_value(&targets)),
-                    (Value::str("shape"), shape.to_value()),
-                    (Value::str("links"), Value::Int(self.shaped.len() as i64)),
-                    (Value::str("shaper"), Value::str(shaper)),
-                ]))
+                let shaper = shaper.to_string();
+                Ok(packet_record(&behaviours, rule, &targets, &shape, self.shaped.len(), &shaper))
             }
             "stop-packet" => {
                 let restored = self.restore().await?;

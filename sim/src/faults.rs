@@ -16,7 +16,7 @@ use harness::generator::Rng;
 use harness::{Grudge, Invocation, TestSpec};
 use nemesis::{
     ClockDraw, ClockFault, ClockLimits, FileFault, PartitionKind, Targets, behaviours_of,
-    clock_record, damage, partition_for, shape_of,
+    clock_record, damage, packet_record, partition_for, shape_of,
 };
 use rand::Rng as _;
 use refstore::Mode;
@@ -299,19 +299,10 @@ impl SimNemesis {
                 self.shaped.push(link);
             }
         }
-        Value::map(vec![
-            (
-                Value::str("behaviours"),
-                Value::List(behaviours.iter().map(|b| Value::str(b.name())).collect()),
-            ),
-            (Value::str("targets"), Value::str(rule.name())),
-            (Value::str("from"), nodes_value(&targets)),
-            (Value::str("shape"), shape.to_value()),
-            (Value::str("links"), Value::Int(self.shaped.len() as i64)),
-            // The real nemesis names the runtime's shaper; the simulation's
-            // shapes a TCP stream as the `local` runtime's proxies do.
-            (Value::str("shaper"), Value::str("simulation (stream)")),
-        ])
+        // The real nemesis names the runtime's shaper; the simulation's
+        // shapes a TCP stream as the `local` runtime's proxies do.
+        let shaper = "simulation (stream)";
+        packet_record(&behaviours, rule, &targets, &shape, self.shaped.len(), shaper)
     }
 
     /// Restores every shaped link; how many.
