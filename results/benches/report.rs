@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
             timestamp: "20260101T000000Z",
             spec: Some(&spec),
             spec_path: "store/million/20260101T000000Z/test.toml".into(),
+            replay: None,
             history: Some(&history),
             results: Some(&results),
             problems: Vec::new(),

@@ -196,6 +196,7 @@ fn render_dir(
         timestamp: &timestamp,
         spec,
         spec_path: dir.join(store::files::SPEC).display().to_string(),
+        replay: store::replay_command(dir),
         history,
         results,
         problems: warnings.to_vec(),

@@ -115,12 +115,22 @@ impl RunDir {
     /// Writes `test.toml`.
     pub fn write_spec(&self, spec: &TestSpec) -> Result<()> {
         let path = self.spec_path();
-        let text = format!(
-            "# faultline test specification, with the seed that replays this run:\n\
-             #   faultline test -f {}\n{}",
-            path.display(),
-            spec.to_toml()
-        );
+        let header = if spec.runtime == crate::spec::RuntimeKind::Sim {
+            // `faultline test` refuses a simulated run, and the world's
+            // settings are not here.
+            format!(
+                "# faultline test specification of a simulated run, with its seed; replay it\n\
+                 # with the `faultline sim` command in {}",
+                self.path.join(files::REPLAY).display()
+            )
+        } else {
+            format!(
+                "# faultline test specification, with the seed that replays this run:\n\
+                 #   faultline test -f {}",
+                path.display()
+            )
+        };
+        let text = format!("{header}\n{}", spec.to_toml());
         std::fs::write(&path, text).map_err(|e| StoreError::io(&path, e))
     }
 

@@ -35,6 +35,16 @@ pub mod files {
     /// Every later check of the run reads it, so `faultline analyze` still
     /// says the run was interrupted.
     pub const INTERRUPTED: &str = "interrupted";
+    /// Present when the run replays by another command than `faultline
+    /// test -f test.toml`: a simulated run, whose world settings are not
+    /// in the spec. Holds that command, in a line.
+    pub const REPLAY: &str = "replay";
+}
+
+/// The command that replays the run in `dir`, when it is not `faultline
+/// test -f` (see [`files::REPLAY`]).
+pub fn replay_command(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(files::REPLAY)).ok().map(|s| s.trim().to_owned())
 }
 
 /// Why the run in `dir` was cut short, when it was (see

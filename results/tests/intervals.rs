@@ -110,7 +110,7 @@ proptest! {
         let referenced: BTreeSet<u64> = ops.iter().step_by(7).map(|o| o.index).collect();
         let r = results::RunResults::new(&h, Vec::new());
         let input = results::report::ReportInput {
-            name: "p", timestamp: "1", spec: None, spec_path: String::new(), history: Some(&h),
+            name: "p", timestamp: "1", spec: None, spec_path: String::new(), replay: None, history: Some(&h),
             results: Some(&r), problems: Vec::new(), node_logs: &[], run_files: Vec::new(), checkers: &checkers::registry::CheckerTable::builtin(),
         };
         let html = results::report::render(&input);

@@ -148,6 +148,7 @@ fn render(h: &History, r: &RunResults) -> String {
         timestamp: "1",
         spec: None,
         spec_path: "t/1/test.toml".into(),
+        replay: None,
         history: Some(h),
         results: Some(r),
         problems: Vec::new(),

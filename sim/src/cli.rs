@@ -11,7 +11,7 @@ use harness::plugin::Registry;
 use harness::{HarnessError, TestSpec};
 
 use crate::matrix::{MatrixOptions, read_campaign, run_matrix, table};
-use crate::run::{Prepared, options, prepare, run_seed};
+use crate::run::{Prepared, Replay, options, prepare, run_seed};
 use crate::sweep::{SweepOptions, keep, sweep, why};
 use crate::{SimError, WorldConfig};
 
@@ -167,12 +167,16 @@ impl SimArgs {
     /// every setting spelled out, so the command means the same whatever
     /// the defaults become.
     pub fn replay_command(&self, seed: u64) -> String {
+        self.replay().with_seed(seed)
+    }
+
+    /// [`SimArgs::replay_command`] without its seed.
+    pub fn replay(&self) -> Replay {
         let mut words: Vec<String> = vec!["faultline".into(), "sim".into()];
         let mut push = |flag: &str, value: String| {
             words.push(format!("--{flag}"));
             words.push(value);
         };
-        push("seed", seed.to_string());
         push("mode", self.mode.clone());
         push("workload", self.workload.clone());
         push("nemesis", self.nemesis.join(","));
@@ -202,7 +206,33 @@ impl SimArgs {
         push("clock-offset-ms", self.clock_offset_ms.to_string());
         push("drift-ppm", self.drift_ppm.to_string());
         push("store", self.store.to_string_lossy().into_owned());
-        words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
+        let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
+        Replay { command, seed_flag: "--seed" }
+    }
+
+    /// The `faultline sim --campaign` command that runs one seed of a
+    /// cell: the file, its `--set`s, one seed, and the world spelled out;
+    /// the matrix adds the cell as `--only`s. The seed's flag is
+    /// `--first-seed`.
+    pub fn campaign_replay(&self, file: &Path) -> Replay {
+        let mut words: Vec<String> = vec!["faultline".into(), "sim".into()];
+        let mut push = |flag: &str, value: String| {
+            words.push(format!("--{flag}"));
+            words.push(value);
+        };
+        push("campaign", file.to_string_lossy().into_owned());
+        for set in &self.set {
+            push("set", set.clone());
+        }
+        push("seeds", "1".into());
+        push("loss", self.loss.to_string());
+        push("duplicate", self.duplicate.to_string());
+        push("lose-unsynced", self.lose_unsynced.to_string());
+        push("clock-offset-ms", self.clock_offset_ms.to_string());
+        push("drift-ppm", self.drift_ppm.to_string());
+        push("store", self.store.to_string_lossy().into_owned());
+        let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
+        Replay { command, seed_flag: "--first-seed" }
     }
 
     /// The simulated world these arguments describe.
@@ -220,7 +250,7 @@ impl SimArgs {
 
 /// `w` as one shell word: as it is when it holds only safe characters,
 /// else single-quoted.
-fn shell_word(w: &str) -> String {
+pub(crate) fn shell_word(w: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_.,=/:+-@%".contains(c);
     if !w.is_empty() && w.chars().all(safe) {
         w.to_owned()
@@ -260,7 +290,10 @@ pub fn run(args: &SimArgs, registry: &Registry) -> i32 {
         .map_err(SimError::from)
         .and_then(|spec| prepare(spec, args.world(), registry))
     {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.replay = Some(args.replay());
+            p
+        }
         Err(e) => {
             eprintln!("faultline sim: {e}");
             return exit_for(&e);
@@ -338,6 +371,7 @@ fn campaign(path: &Path, args: &SimArgs, registry: &Registry) -> Result<i32, Sim
         count: args.seeds,
         parallel: args.parallel,
         store: Some(args.store.clone()),
+        replay: Some(args.campaign_replay(path)),
     };
     let started = Instant::now();
     let cells =

@@ -25,7 +25,7 @@ pub mod shrink;
 pub mod sweep;
 pub mod world;
 
-pub use run::{Prepared, Simulated, prepare, run_seed};
+pub use run::{Prepared, Replay, Simulated, prepare, run_seed};
 pub use world::WorldConfig;
 
 /// Why a simulation could not run (a run that found a bug is not an error:

@@ -12,6 +12,8 @@ use harness::campaign::{CampaignFile, Cell};
 use harness::plugin::Registry;
 use results::campaign::{CellStatus, Expected, RunOutcome, RunRecord, RunState};
 
+use crate::cli::shell_word;
+use crate::run::Replay;
 use crate::sweep::{keep, map_seeds};
 use crate::{SimError, WorldConfig, prepare, run_seed};
 
@@ -27,6 +29,9 @@ pub struct MatrixOptions {
     pub parallel: usize,
     /// Where to write the first unexpected run of each cell; `None` keeps none.
     pub store: Option<PathBuf>,
+    /// The command that runs one seed of the file, which a kept run
+    /// records with its cell's `--only`s and seed; `None` records none.
+    pub replay: Option<Replay>,
 }
 
 /// One cell's result.
@@ -93,7 +98,19 @@ fn run_cell(
         kept: None,
     };
     let prepared = match prepare(cell.spec.clone(), world.clone(), registry) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            p.replay = opts.replay.as_ref().map(|r| {
+                let only: Vec<String> = cell
+                    .params
+                    .iter()
+                    .map(|(axis, value)| {
+                        format!("--only {}", shell_word(&format!("{axis}={value}")))
+                    })
+                    .collect();
+                Replay { command: format!("{} {}", r.command, only.join(" ")), ..r.clone() }
+            });
+            p
+        }
         Err(SimError::Unsupported(why)) => {
             result.not_simulated = Some(why);
             return Ok(result);

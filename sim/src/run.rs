@@ -78,6 +78,28 @@ pub struct Prepared {
     /// The whole schedule, cloned for each seed. Generators are `Send` but
     /// not `Sync`, so threads take their copies under a lock.
     schedule: Mutex<Gen>,
+    /// The `faultline sim` command that runs this test, the seed left to
+    /// add, which a kept run directory records (`results::store::files::REPLAY`)
+    /// so its report tells how to replay it; `None` when no command line
+    /// made it (an example, a test).
+    pub replay: Option<Replay>,
+}
+
+/// A `faultline sim` command without its seed.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// Every word but the seed's.
+    pub command: String,
+    /// The flag that takes the seed: `--seed`, or `--first-seed` for a
+    /// campaign's cell (whose command runs that one seed).
+    pub seed_flag: &'static str,
+}
+
+impl Replay {
+    /// The command that runs `seed`.
+    pub fn with_seed(&self, seed: u64) -> String {
+        format!("{} {} {seed}", self.command, self.seed_flag)
+    }
 }
 
 impl Prepared {
@@ -139,6 +161,7 @@ pub fn prepare(
         cores,
         drop_faults,
         schedule: schedule.into(),
+        replay: None,
     })
 }
 

@@ -234,7 +234,8 @@ pub fn shrink(
     }
     let Search { best, best_run, runs, anomaly, .. } = search;
     let shrunk = size_of(&best_run, &best);
-    let prepared = prepare(best.spec()?, best.world(), registry)?;
+    let mut prepared = prepare(best.spec()?, best.world(), registry)?;
+    prepared.replay = Some(best.replay());
     let run_dir = keep(&prepared, &best_run, &best.store)?;
     let command = best.replay_command(seed);
     let record = json!({

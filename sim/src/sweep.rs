@@ -148,12 +148,18 @@ fn collect_reasons(v: &Verdict, reasons: &mut Vec<String>) {
     }
 }
 
-/// Writes `run` as a normal run directory under `store` and judges it again
-/// from its files, as `faultline analyze` would; returns the directory.
+/// Writes `run` as a normal run directory under `store`, with the command
+/// that replays it when `prepared` knows one, and judges it again from its
+/// files, as `faultline analyze` would; returns the directory.
 pub fn keep(prepared: &Prepared, run: &Simulated, store: &Path) -> Result<PathBuf, SimError> {
     let name = format!("sim-{}", run.spec.test_name());
     let dir = RunDir::create(store, &name)?;
     dir.write_spec(&run.spec)?;
+    if let Some(replay) = &prepared.replay {
+        let path = dir.path().join(results::store::files::REPLAY);
+        let line = replay.with_seed(run.seed) + "\n";
+        std::fs::write(&path, line).map_err(|e| results::StoreError::io(&path, e))?;
+    }
     let text = formats::write(&run.checked.history, Format::Jsonl);
     let path = dir.history_path();
     std::fs::write(&path, text).map_err(|e| results::StoreError::io(&path, e))?;

@@ -107,6 +107,13 @@ fn a_shrunk_counterexample_is_smaller_and_replays_byte_for_byte_from_its_command
     let kept = std::fs::read_to_string(shrunk.run_dir.join("history.jsonl")).expect("kept");
     let meta = std::fs::read_to_string(shrunk.run_dir.join("shrink.json")).expect("recorded");
     assert!(meta.contains("\"seed\": 2") && meta.contains(&shrunk.command), "{meta}");
+    // The run directory names the same command, and its report shows it
+    // (not `faultline test -f`, which refuses a simulated run).
+    let named = results::store::replay_command(&shrunk.run_dir).expect("a replay file");
+    assert_eq!(named, shrunk.command);
+    let report = std::fs::read_to_string(shrunk.run_dir.join("report.html")).expect("a report");
+    assert!(report.contains("faultline sim --mode raft"), "the report's replay line");
+    assert!(!report.contains("faultline test -f"), "the report offers faultline test");
     let words = shrunk.command.split(' ').skip(1);
     let replay = Sim::parse_from(words).args;
     let p = prepare(replay.spec().expect("spec"), replay.world(), &registry()).expect("plans");

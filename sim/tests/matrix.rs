@@ -41,7 +41,7 @@ fn run(dir: &Path, text: &str, only: &[&str]) -> Vec<sim::matrix::CellResult> {
     std::fs::write(&path, text).expect("writes the campaign");
     let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let file = read_campaign(&path, &[], &only).expect("reads the campaign");
-    let opts = MatrixOptions { first: 1, count: 10, parallel: 2, store: None };
+    let opts = MatrixOptions { first: 1, count: 10, parallel: 2, store: None, replay: None };
     run_matrix(&file, "campaign.toml", &sim::WorldConfig::default(), &registry(), &opts, &|_| {})
         .expect("runs the matrix")
 }

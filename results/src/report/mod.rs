@@ -36,6 +36,9 @@ pub struct ReportInput<'a> {
     /// How to reach the run's `test.toml` from where the user stands, for
     /// the replay command.
     pub spec_path: String,
+    /// The replay command the run directory names, when it is not
+    /// `faultline test -f` (a simulated run's `faultline sim ...`).
+    pub replay: Option<String>,
     /// The history.
     pub history: Option<&'a History>,
     /// `results.json`.
@@ -281,14 +284,24 @@ fn facts(body: &mut String, input: &ReportInput<'_>, iv: Option<&Intervals>) {
     }
     let seed = spec.and_then(|s| s.seed);
     rows.push(("seed", seed.map_or_else(|| "not recorded".into(), |s| s.to_string())));
-    let replay = match spec {
-        Some(s) => format!(
+    let replay = match (spec, &input.replay) {
+        (_, Some(command)) => format!(
+            "<code id=\"replay\">{}</code> <span class=\"muted\">(a simulated run: the \
+             world's settings are not in test.toml, so the command spells them out)</span>",
+            escape(command)
+        ),
+        (Some(s), None) if s.runtime == crate::spec::RuntimeKind::Sim => {
+            "<span class=\"muted\">a simulated run: replay it with the <code>faultline sim</code> \
+             command that ran it, with <code>--seed</code></span>"
+                .into()
+        }
+        (Some(s), None) => format!(
             "<code id=\"replay\">{}</code> <span class=\"muted\">(test.toml holds the \
              full spec{})</span>",
             escape(&s.replay_command(&input.spec_path)),
             if seed.is_some() { " and its seed" } else { "" }
         ),
-        None => "<span class=\"muted\">no test.toml: this history did not come from a faultline run</span>".into(),
+        (None, None) => "<span class=\"muted\">no test.toml: this history did not come from a faultline run</span>".into(),
     };
     rows.push(("replay", replay));
     if let Some(r) = input.results {
