@@ -24,17 +24,6 @@ pub const RUN_TAG_ENV: &str = "FAULTLINE_RUN";
 /// can tell which store a leftover belongs to.
 pub const RUN_DIR_ENV: &str = "FAULTLINE_RUN_DIR";
 
-/// How long a command run on a node may take (the slowest are database
-/// installs and base backups, well under a minute). The bound exists so
-/// that a wait that never ends becomes an error naming the command, never
-/// a harness that hangs with nothing pending.
-const EXEC_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// How long a killed daemon may take to be reaped. Generous: a database
-/// server in the middle of writing can take seconds to die under load, and
-/// teardown must not go on (and remove its data) while it lives.
-const REAP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// `path` made absolute, with symlinks resolved where it exists, so a run
 /// directory recorded with a process compares with a store named from any
 /// working directory (`faultline clean --store DIR`).
@@ -134,21 +123,11 @@ impl NodeControl for ProcessNode {
     }
 
     async fn exec(&self, program: &str, args: &[String]) -> Result<ExecOutput> {
-        let action = format!("run {program}");
-        // Killed if the bound runs out, not left behind.
-        let out = tokio::time::timeout(
-            EXEC_LIMIT,
-            self.command(program, args).kill_on_drop(true).output(),
-        )
-        .await
-        .map_err(|_| {
-            HarnessError::node(
-                &self.id,
-                &action,
-                format!("it did not finish within {EXEC_LIMIT:?}"),
-            )
-        })?
-        .map_err(|e| HarnessError::node(&self.id, &action, e))?;
+        let out = self
+            .command(program, args)
+            .output()
+            .await
+            .map_err(|e| HarnessError::node(&self.id, format!("run {program}"), e))?;
         Ok(ExecOutput {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -196,10 +175,8 @@ impl NodeControl for ProcessNode {
         if signal == Signal::Kill {
             // Reap it now so it does not linger as a zombie.
             let child = self.children.lock().ok().and_then(|mut c| c.remove(&pid));
-            if let Some(mut child) = child
-                && tokio::time::timeout(REAP_LIMIT, child.wait()).await.is_err()
-            {
-                tracing::warn!(node = %self.id, pid, "a killed daemon was not reaped within {REAP_LIMIT:?}");
+            if let Some(mut child) = child {
+                let _ = child.wait().await;
             }
         }
         Ok(())
