@@ -200,14 +200,7 @@ impl SimArgs {
             let list: Vec<String> = self.drop_faults.iter().map(u64::to_string).collect();
             push("drop-faults", list.join(","));
         }
-        push("loss", self.loss.to_string());
-        push("duplicate", self.duplicate.to_string());
-        push("lose-unsynced", self.lose_unsynced.to_string());
-        push("clock-offset-ms", self.clock_offset_ms.to_string());
-        push("drift-ppm", self.drift_ppm.to_string());
-        push("store", self.store.to_string_lossy().into_owned());
-        let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
-        Replay { command, seed_flag: "--seed" }
+        self.finish_replay(words, "--seed")
     }
 
     /// The `faultline sim --campaign` command that runs one seed of a
@@ -225,14 +218,26 @@ impl SimArgs {
             push("set", set.clone());
         }
         push("seeds", "1".into());
-        push("loss", self.loss.to_string());
-        push("duplicate", self.duplicate.to_string());
-        push("lose-unsynced", self.lose_unsynced.to_string());
-        push("clock-offset-ms", self.clock_offset_ms.to_string());
-        push("drift-ppm", self.drift_ppm.to_string());
-        push("store", self.store.to_string_lossy().into_owned());
+        self.finish_replay(words, "--first-seed")
+    }
+
+    /// Ends a replay command: the world's settings and the store, every
+    /// one spelled out, then the words quoted for a shell.
+    fn finish_replay(&self, mut words: Vec<String>, seed_flag: &'static str) -> Replay {
+        let world = [
+            ("loss", self.loss.to_string()),
+            ("duplicate", self.duplicate.to_string()),
+            ("lose-unsynced", self.lose_unsynced.to_string()),
+            ("clock-offset-ms", self.clock_offset_ms.to_string()),
+            ("drift-ppm", self.drift_ppm.to_string()),
+            ("store", self.store.to_string_lossy().into_owned()),
+        ];
+        for (flag, value) in world {
+            words.push(format!("--{flag}"));
+            words.push(value);
+        }
         let command = words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ");
-        Replay { command, seed_flag: "--first-seed" }
+        Replay { command, seed_flag }
     }
 
     /// The simulated world these arguments describe.
