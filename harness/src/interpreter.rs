@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use checkers::value::shared_str;
 use checkers::{ArcStr, Op, OpType, Process, Value};
+use futures_util::FutureExt;
 use rand::SeedableRng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -281,9 +282,9 @@ impl Interpreter {
 
             // Wait for a completion, the proposed time, the recorder's
             // batch deadline or an interruption, whichever comes first.
-            let done = match done_rx.try_recv() {
-                Ok(d) => Some(d),
-                Err(_) => {
+            let done = match completed(&mut done_rx) {
+                Some(d) => Some(d),
+                None => {
                     let mut deadline = wait_until.map(|t| clock.instant_at(t));
                     if let Some(due) = recorder.due_in() {
                         let due = std::time::Instant::now() + due;
@@ -351,7 +352,7 @@ impl Interpreter {
                     threads.set_free(t, true);
                 }
                 outstanding = outstanding.saturating_sub(1);
-                next = done_rx.try_recv().ok();
+                next = completed(&mut done_rx);
             }
         }
 
@@ -385,6 +386,20 @@ fn send(senders: &[mpsc::UnboundedSender<Work>], t: Thread, work: Work) -> Resul
         .get(t as usize)
         .and_then(|s| s.send(work).ok())
         .ok_or_else(|| HarnessError::Internal(format!("worker {t} is gone")))
+}
+
+/// A completion already sent, without waiting for one.
+///
+/// Not `try_recv`: when it meets a sender half-way through its send, tokio's
+/// `try_recv` parks the thread until that send ends, on the thread's own
+/// parker, which is also the one a `block_on` sleeps on. The wake-up it
+/// swallows there may be the one meant for that `block_on`: a campaign polls
+/// all its runs from one `block_on`, whose futures set then never woke
+/// again, and the campaign hung with every run frozen at the same instant.
+/// Polling `recv` once never parks; a half-sent completion is taken by the
+/// `recv` the loop awaits next, which that send then wakes.
+fn completed(rx: &mut mpsc::UnboundedReceiver<Done>) -> Option<Done> {
+    rx.recv().now_or_never().flatten()
 }
 
 async fn client_worker(

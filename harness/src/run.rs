@@ -227,7 +227,14 @@ pub async fn run_test(
             spec.time_limit
         ))?;
     }
-    let finished = crate::finish::finish_run(&run_dir, &spec, registry)?;
+    // Checking is CPU work that can take seconds: off the async threads, so
+    // that the clients, proxies and other runs beside it keep their pace.
+    let (dir, checked_spec, checkers) = (run_dir.clone(), spec.clone(), registry.clone());
+    let finished = tokio::task::spawn_blocking(move || {
+        crate::finish::finish_run(&dir, &checked_spec, &checkers)
+    })
+    .await
+    .map_err(|e| HarnessError::Internal(format!("checking the run: {e}")))??;
     Ok(RunOutcome { run_dir, seed, stats, finished })
 }
 

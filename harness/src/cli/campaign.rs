@@ -323,7 +323,22 @@ async fn run_all(
                 progress: Arc::new(Progress::default()),
                 binary: binary.clone(),
             };
-            running.push(run_one(dir, &cells[ci], seed, registry, opts, parallel == 1, ci, ri));
+            // Each run is a task of its own: a run that blocks or loses a
+            // wake-up then stalls only itself, not every run polled beside
+            // it, and a panic becomes that run's failure.
+            let (dir, cell, registry) = (dir.to_owned(), cells[ci].clone(), registry.clone());
+            let own_log = parallel == 1;
+            let task = tokio::spawn(async move {
+                run_one(&dir, &cell, seed, &registry, opts, own_log, ci, ri).await
+            });
+            running.push(async move {
+                task.await.unwrap_or_else(|e| {
+                    let mut record = RunRecord::planned(seed);
+                    record.state = RunState::Failed;
+                    record.error = Some(format!("the run's task ended abnormally: {e}"));
+                    (ci, ri, record)
+                })
+            });
         }
         let Some((ci, ri, record)) = running.next().await else { break };
         done += 1;

@@ -24,6 +24,8 @@ pub struct LocalRuntime {
     /// The proxy for each directed link `(from, to)`.
     proxies: BTreeMap<(NodeId, NodeId), Proxy>,
     binary: PathBuf,
+    /// The run's tag (`FAULTLINE_RUN` of its processes).
+    tag: String,
 }
 
 /// The kernel's ephemeral port range, from which it takes the source port
@@ -116,7 +118,7 @@ impl LocalRuntime {
             .map(|id| (id.clone(), ProcessNode::new(id, nodes_dir.join(id), run_tag, Vec::new())))
             .collect();
         drop(held);
-        Ok(LocalRuntime { nodes: ids, controls, addrs, proxies, binary })
+        Ok(LocalRuntime { nodes: ids, controls, addrs, proxies, binary, tag: run_tag.to_owned() })
     }
 
     /// The shape of link `from → to` (for tests).
@@ -198,6 +200,7 @@ impl Runtime for LocalRuntime {
         for node in self.controls.values() {
             node.kill_all();
         }
-        Ok(())
+        // What the daemons forked, and what SIGKILL has not ended yet.
+        super::process::end_run(&self.tag).await
     }
 }

@@ -211,6 +211,8 @@ pub struct NetnsRuntime {
     shapes: ShapeTable,
     /// Running NFQUEUE shapers, by sending node.
     nfq_shapers: Mutex<BTreeMap<NodeId, NfqShaper>>,
+    /// The run's tag (`FAULTLINE_RUN` of its processes).
+    tag: String,
 }
 
 fn short_id(tag: &str) -> String {
@@ -365,6 +367,7 @@ impl NetnsRuntime {
             shaper_kind: Mutex::new(None),
             shapes: ShapeTable::default(),
             nfq_shapers: Mutex::new(BTreeMap::new()),
+            tag,
         })
     }
 
@@ -387,6 +390,9 @@ impl NetnsRuntime {
         for node in self.controls.values() {
             node.kill_all();
         }
+        // What the daemons forked, and what SIGKILL has not ended yet; the
+        // namespaces go only once nothing runs in them.
+        let ended = super::process::end_run_blocking(&self.tag);
         let state = self.state.lock().ok().and_then(|mut s| s.take());
         if let Some(state) = state {
             let (_, failed) = state.remove();
@@ -394,7 +400,7 @@ impl NetnsRuntime {
                 return Err(HarnessError::Net(format!("teardown left: {}", failed.join("; "))));
             }
         }
-        Ok(())
+        ended
     }
 }
 

@@ -233,6 +233,77 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// How long a teardown waits for the run's killed processes to exit.
+const END_RUN_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One round of ending the processes that carry the run tag `tag`:
+/// SIGCONT and SIGKILL to each. Returns those that were still running.
+///
+/// A teardown kills the daemons it started, and an adapter kills a
+/// server's children, but SIGKILL is only delivered, not waited for: a
+/// process in an uninterruptible disk wait (a busy disk, a large buffer
+/// pool being freed) exits seconds later, and a server may have forked a
+/// helper nobody tracked. Nothing of a run may outlive its teardown, so the
+/// runtime ends whatever still carries its tag, and waits for it.
+fn signal_tagged(tag: &str) -> Vec<(u32, String)> {
+    let left = tagged_processes(Some(tag));
+    for (pid, _) in &left {
+        let pid = Pid::from_raw(*pid as i32);
+        // A stopped (paused) process acts on SIGKILL too, but resuming it
+        // first lets it leave the stopped state at once.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    left
+}
+
+/// What survived: an error naming each process and its command line.
+fn survivors(tag: &str, left: Vec<(u32, String)>) -> Result<()> {
+    if left.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = left
+        .iter()
+        .map(|(pid, _)| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
+                .unwrap_or_default();
+            format!("{pid} ({cmd})")
+        })
+        .collect();
+    Err(HarnessError::Timeout(format!(
+        "teardown: processes of run {tag} still running {} s after SIGKILL: {}",
+        END_RUN_BOUND.as_secs(),
+        names.join(", ")
+    )))
+}
+
+/// Ends every process carrying the run tag `tag` and waits until none is
+/// left (at most [`END_RUN_BOUND`]); blocks the calling thread. For
+/// teardowns that are synchronous (netns, and its `Drop`).
+pub fn end_run_blocking(tag: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let left = signal_tagged(tag);
+        if left.is_empty() || started.elapsed() >= END_RUN_BOUND {
+            return survivors(tag, left);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// [`end_run_blocking`] for an async teardown (local).
+pub async fn end_run(tag: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let left = signal_tagged(tag);
+        if left.is_empty() || started.elapsed() >= END_RUN_BOUND {
+            return survivors(tag, left);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Processes on this machine whose environment carries `FAULTLINE_RUN`,
 /// with the tag's value; `only` restricts to one tag.
 pub fn tagged_processes(only: Option<&str>) -> Vec<(u32, String)> {
