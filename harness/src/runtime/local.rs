@@ -26,6 +26,8 @@ pub struct LocalRuntime {
     binary: PathBuf,
     /// The run's tag (`FAULTLINE_RUN` of its processes).
     tag: String,
+    /// The claims on the nodes' ports (see [`Claim`]), released on drop.
+    _ports: Vec<std::fs::File>,
 }
 
 /// The kernel's ephemeral port range, from which it takes the source port
@@ -45,34 +47,91 @@ fn ephemeral_range() -> (u16, u16) {
 /// fixed service ports.
 const LOWEST_PORT: u16 = 10_000;
 
-/// A free loopback port for a node to listen on. The listener is held
-/// until every port and proxy of the cluster is chosen, so no two of them
-/// get the same port.
+/// A claim on a port, machine-wide among faultline processes: an exclusive
+/// lock on the file named after the port under the temporary directory,
+/// held while the cluster lives and released by the kernel when its holder
+/// exits, however it exits.
 ///
-/// The port is drawn below the kernel's ephemeral range: between the
-/// choice and the node's bind, and again while a killed node is down, the
-/// port is free, and every outgoing connection on the machine (clients,
-/// proxies, other clusters) takes its source port from the ephemeral
-/// range. A port drawn from it could be taken that way, and the node
-/// would then fail to start (CI saw a cell fail so, with four clusters
-/// running). Below the range only a program binding that very port can
-/// take it. Port 0 is the fallback when the range leaves no room below.
-fn free_port(held: &mut Vec<std::net::TcpListener>, rng: &mut SmallRng) -> Result<SocketAddr> {
+/// Between the choice of a port and the node's bind, and again while a
+/// killed node is down, the port is free. Another cluster choosing ports
+/// then (a campaign's parallel runs, or tests running side by side) could
+/// take it, and one of the two nodes would fail to start: a campaign saw
+/// `Address already in use` so, once in seven runs of the seed matrix.
+/// A bind test alone cannot see a port that is chosen but not yet bound.
+enum Claim {
+    /// This cluster holds the port.
+    Held(std::fs::File),
+    /// Another cluster holds it.
+    Taken,
+    /// No claim can be made here (no writable temporary directory): the
+    /// bind test alone decides.
+    Unavailable,
+}
+
+fn claim(port: u16) -> Claim {
+    let dir = std::env::temp_dir().join("faultline-ports");
+    let file = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+    });
+    match file {
+        Err(_) => Claim::Unavailable,
+        // flock: a second open description conflicts even in this process,
+        // so two runs of one campaign exclude each other too.
+        Ok(f) => match f.try_lock() {
+            Ok(()) => Claim::Held(f),
+            Err(std::fs::TryLockError::WouldBlock) => Claim::Taken,
+            Err(std::fs::TryLockError::Error(_)) => Claim::Unavailable,
+        },
+    }
+}
+
+/// What holds the ports chosen for a cluster: while choosing, their
+/// listeners (so no two of its nodes get the same port); for the cluster's
+/// life, their claims.
+#[derive(Default)]
+struct PortHolds {
+    listeners: Vec<std::net::TcpListener>,
+    claims: Vec<std::fs::File>,
+}
+
+/// A free loopback port for a node to listen on, claimed (see [`Claim`])
+/// and bound until every port and proxy of the cluster is chosen.
+///
+/// The port is drawn below the kernel's ephemeral range: every outgoing
+/// connection on the machine (clients, proxies, other clusters) takes its
+/// source port from that range, and could take a port drawn from it while
+/// the port is free. Below the range only a program binding that very port
+/// can take it, and faultline's own clusters respect each other's claims.
+/// Port 0 is the fallback when the range leaves no room below.
+fn free_port(holds: &mut PortHolds, rng: &mut SmallRng) -> Result<SocketAddr> {
     let no_port = |e: std::io::Error| HarnessError::Net(format!("no free loopback port: {e}"));
     let (low, _) = ephemeral_range();
     if low > LOWEST_PORT {
         for _ in 0..256 {
             let port = rng.random_range(LOWEST_PORT..low);
+            let claimed = match claim(port) {
+                Claim::Taken => continue,
+                Claim::Held(f) => Some(f),
+                Claim::Unavailable => None,
+            };
             if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                 let addr = l.local_addr().map_err(no_port)?;
-                held.push(l);
+                holds.listeners.push(l);
+                holds.claims.extend(claimed);
                 return Ok(addr);
             }
         }
     }
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
     let addr = l.local_addr().map_err(no_port)?;
-    held.push(l);
+    if let Claim::Held(f) = claim(addr.port()) {
+        holds.claims.push(f);
+    }
+    holds.listeners.push(l);
     Ok(addr)
 }
 
@@ -86,7 +145,7 @@ impl LocalRuntime {
         run_tag: &str,
     ) -> Result<LocalRuntime> {
         let ids: Vec<NodeId> = (1..=nodes).map(|i| format!("n{i}")).collect();
-        let mut held = Vec::new();
+        let mut holds = PortHolds::default();
         // Not the run's seed: which free ports a run gets changes nothing
         // it records, and two runs of one seed may run at once.
         let nanos = std::time::SystemTime::now()
@@ -95,8 +154,8 @@ impl LocalRuntime {
         let mut rng = SmallRng::seed_from_u64(nanos ^ (u64::from(std::process::id()) << 32));
         let mut listen = BTreeMap::new();
         for id in &ids {
-            let client = free_port(&mut held, &mut rng)?;
-            listen.insert(id.clone(), (client, free_port(&mut held, &mut rng)?));
+            let client = free_port(&mut holds, &mut rng)?;
+            listen.insert(id.clone(), (client, free_port(&mut holds, &mut rng)?));
         }
         let mut proxies = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -117,8 +176,18 @@ impl LocalRuntime {
             .iter()
             .map(|id| (id.clone(), ProcessNode::new(id, nodes_dir.join(id), run_tag, Vec::new())))
             .collect();
-        drop(held);
-        Ok(LocalRuntime { nodes: ids, controls, addrs, proxies, binary, tag: run_tag.to_owned() })
+        // The nodes bind their ports now; the claims stay with the cluster.
+        let PortHolds { listeners, claims } = holds;
+        drop(listeners);
+        Ok(LocalRuntime {
+            nodes: ids,
+            controls,
+            addrs,
+            proxies,
+            binary,
+            tag: run_tag.to_owned(),
+            _ports: claims,
+        })
     }
 
     /// The shape of link `from → to` (for tests).
@@ -202,5 +271,27 @@ impl Runtime for LocalRuntime {
         }
         // What the daemons forked, and what SIGKILL has not ended yet.
         super::process::end_run(&self.tag).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_port_is_not_handed_out_again_until_its_cluster_is_gone() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut first = PortHolds::default();
+        let addr = free_port(&mut first, &mut rng).expect("a port");
+        assert_eq!(first.claims.len(), 1, "the port is claimed");
+        // The cluster's nodes bind now: its listeners are gone, its claims stay.
+        first.listeners.clear();
+        assert!(matches!(claim(addr.port()), Claim::Taken), "another cluster sees it taken");
+        // A second cluster drawing the same ports skips that one.
+        let mut second = PortHolds::default();
+        let again = free_port(&mut second, &mut SmallRng::seed_from_u64(7)).expect("a port");
+        assert_ne!(again, addr);
+        drop(first);
+        assert!(matches!(claim(addr.port()), Claim::Held(_)), "released with its cluster");
     }
 }
