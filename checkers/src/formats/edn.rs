@@ -26,17 +26,31 @@ type ChunkOps = (Vec<Op>, Vec<usize>);
 /// which also words every error.
 pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
     match super::edn_fast::parse(text) {
-        Some(fast) => {
-            let FastOps { mut ops, lines, unnamed } = fast;
-            let process = super::name_unnamed_processes(&mut ops, &unnamed);
-            let mut history = History::with_lines(ops, lines, source);
-            if let Some(p) = process {
-                history.add_note(super::unnamed_note(source, unnamed.len(), ":process", p), false);
-            }
-            Ok(history)
-        }
+        Some(fast) => Ok(from_fast(fast, source)),
         None => parse_general(text, source),
     }
+}
+
+/// Reads a large history file block by block with the fast reader (see
+/// `edn_fast::parse_stream`); `Ok(None)` when the fast reader cannot read
+/// it, and the caller must read the whole text with [`parse`].
+pub(crate) fn parse_stream(
+    input: &mut impl std::io::Read,
+    source: &str,
+) -> std::io::Result<Option<History>> {
+    let fast = super::edn_fast::parse_stream(input, super::edn_fast::STREAM_BLOCK_BYTES)?;
+    Ok(fast.map(|fast| from_fast(fast, source)))
+}
+
+/// The history the fast reader's ops make.
+fn from_fast(fast: FastOps, source: &str) -> History {
+    let FastOps { mut ops, lines, unnamed } = fast;
+    let process = super::name_unnamed_processes(&mut ops, &unnamed);
+    let mut history = History::with_lines(ops, lines, source);
+    if let Some(p) = process {
+        history.add_note(super::unnamed_note(source, unnamed.len(), ":process", p), false);
+    }
+    history
 }
 
 /// Reads a history with `edn_text`'s scan and edn-format: every form EDN

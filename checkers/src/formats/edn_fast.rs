@@ -29,6 +29,7 @@ use crate::history::{Op, OpType, Process};
 use crate::value::{Value, shared_str};
 
 /// Ops read by the fast path: what `edn::parse` needs to build a history.
+#[derive(Default)]
 pub(crate) struct FastOps {
     pub ops: Vec<Op>,
     /// Each op's 1-based line.
@@ -51,23 +52,133 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// sends it to the general reader.
 pub(crate) fn parse(text: &str) -> Option<FastOps> {
     let bytes = text.as_bytes();
-    let pieces = if bytes.len() < PARALLEL_MIN_BYTES {
-        1
-    } else {
-        (rayon::current_num_threads() * 4).min(bytes.len() / (PARALLEL_MIN_BYTES / 4)).max(1)
+    let pieces = pieces_for(bytes.len());
+    let whole = |pieces| {
+        let mut stitch = Stitch::default();
+        read_block(bytes, pieces, true, true, &mut stitch)?;
+        stitch.finish()
     };
-    match read_in_pieces(bytes, pieces) {
+    match whole(pieces) {
         Some(ops) => Some(ops),
         // A cut that did not hold (inside a multi-line string, or in text
         // that is not in the subset at all): read it again in one piece,
         // which decides.
-        None if pieces > 1 => read_in_pieces(bytes, 1),
+        None if pieces > 1 => whole(1),
         None => None,
     }
 }
 
-/// Reads `bytes` cut into about `pieces` pieces, on every core.
-fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
+/// How many pieces to cut `len` bytes into: one per quarter megabyte, at
+/// most four per core, one for small texts.
+fn pieces_for(len: usize) -> usize {
+    if len < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        (rayon::current_num_threads() * 4).min(len / (PARALLEL_MIN_BYTES / 4)).max(1)
+    }
+}
+
+/// How much of a file [`parse_stream`] holds at a time.
+pub(crate) const STREAM_BLOCK_BYTES: usize = 32 << 20;
+
+/// Reads a history from `input` block by block (about `block` bytes each),
+/// so that the file's text never lies in memory whole beside the history
+/// it becomes: for a million transactions that text is 300 MB. Each block
+/// ends where a line starts with `{`, is read on every core, and joins the
+/// ops read so far as the pieces of one text do. `Ok(None)` when the text
+/// is not wholly in this reader's subset, is not UTF-8, or a cut did not
+/// hold: the caller then reads the whole file as before, which decides
+/// (retrying in one piece, then the general reader, which words errors).
+pub(crate) fn parse_stream(
+    input: &mut impl std::io::Read,
+    block: usize,
+) -> std::io::Result<Option<FastOps>> {
+    use std::io::Read;
+    let mut stitch = Stitch::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(block);
+    let mut want = block;
+    let mut first = true;
+    loop {
+        let missing = want.saturating_sub(buf.len());
+        let got = input.by_ref().take(missing as u64).read_to_end(&mut buf)?;
+        let eof = got < missing;
+        let cut = if eof {
+            buf.len()
+        } else {
+            match last_cut(&buf) {
+                Some(cut) => cut,
+                // No op starts a line in the block: read on until one does.
+                None => {
+                    want = buf.len() * 2;
+                    continue;
+                }
+            }
+        };
+        if std::str::from_utf8(&buf[..cut]).is_err() {
+            return Ok(None);
+        }
+        if read_block(&buf[..cut], pieces_for(cut), first, eof, &mut stitch).is_none() {
+            return Ok(None);
+        }
+        if eof {
+            return Ok(stitch.finish());
+        }
+        buf.drain(..cut);
+        first = false;
+        want = block;
+    }
+}
+
+/// The last offset in `bytes`, after its start, where a line starts with
+/// `{` (after spaces).
+fn last_cut(bytes: &[u8]) -> Option<usize> {
+    let mut end = bytes.len();
+    while let Some(newline) = memchr::memrchr(b'\n', &bytes[..end]) {
+        let mut i = newline + 1;
+        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'{') {
+            return Some(i);
+        }
+        end = newline;
+    }
+    None
+}
+
+/// The ops read so far, from the blocks before: what joining the next
+/// block's pieces needs.
+#[derive(Default)]
+struct Stitch {
+    out: FastOps,
+    /// Newlines before the next block.
+    line_base: u32,
+    /// The bracket that opened the history, read by the first block.
+    opened: Option<u8>,
+}
+
+impl Stitch {
+    /// The history's ops, when their indices increase (the general reader
+    /// words the error when they do not).
+    fn finish(self) -> Option<FastOps> {
+        let ops = &self.out.ops;
+        if ops.is_empty() || ops.windows(2).any(|w| w[1].index <= w[0].index) {
+            return None;
+        }
+        Some(self.out)
+    }
+}
+
+/// Reads `bytes` (a whole text, or a block of one, `first` and `last`
+/// saying which ends of the text it holds) cut into about `pieces`
+/// pieces, on every core, and joins its ops to `stitch`'s.
+fn read_block(
+    bytes: &[u8],
+    pieces: usize,
+    first: bool,
+    last: bool,
+    stitch: &mut Stitch,
+) -> Option<()> {
     use rayon::prelude::*;
     let mut starts = vec![0usize];
     for k in 1..pieces {
@@ -81,7 +192,7 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
     let ranges: Vec<(usize, usize)> =
         (0..n).map(|i| (starts[i], starts.get(i + 1).copied().unwrap_or(bytes.len()))).collect();
     let read = |(i, &(start, end)): (usize, &(usize, usize))| {
-        Reader::new(bytes, start).piece(end, i == 0, i + 1 == n)
+        Reader::new(bytes, start).piece(end, first && i == 0, last && i + 1 == n)
     };
     let read: Vec<Option<Piece>> = if n == 1 {
         ranges.iter().enumerate().map(read).collect()
@@ -91,20 +202,19 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
     // Stitch the pieces together, trusting each cut only where the piece
     // before it ended exactly on it.
     let total: usize = read.iter().map(|p| p.as_ref().map_or(0, |p| p.ops.len())).sum();
-    let mut out = FastOps { ops: Vec::new(), lines: Vec::new(), unnamed: Vec::new() };
-    let mut line_base = 0u32;
-    let mut opened = None;
+    let out = &mut stitch.out;
     for (i, piece) in read.into_iter().enumerate() {
         let mut piece = piece?;
         if piece.stopped != ranges[i].1 {
             return None;
         }
-        if i == 0 {
-            opened = piece.opened;
+        if first && i == 0 {
+            stitch.opened = piece.opened;
         }
         // The history's closing bracket must match its opening one, and
         // close it only at the very end.
-        if piece.closed != if i + 1 == n { opened.map(closer) } else { None } {
+        let closing = if last && i + 1 == n { stitch.opened.map(closer) } else { None };
+        if piece.closed != closing {
             return None;
         }
         let base = out.ops.len();
@@ -113,27 +223,25 @@ fn read_in_pieces(bytes: &[u8], pieces: usize) -> Option<FastOps> {
                 op.index = (base + k) as u64;
             }
         }
-        if i == 0 {
+        if out.ops.is_empty() {
             // The first piece's vectors become the history's: growing a
             // large allocation remaps its pages rather than copying them,
             // where gathering every piece into fresh vectors would write
             // (and fault in) every op twice.
+            let rest = total - piece.ops.len();
             out.ops = piece.ops;
-            out.ops.reserve_exact(total - out.ops.len());
+            out.ops.reserve(rest);
             out.lines = piece.lines;
-            out.lines.reserve_exact(total - out.lines.len());
+            out.lines.iter_mut().for_each(|l| *l += stitch.line_base);
+            out.lines.reserve(rest);
         } else {
             out.ops.append(&mut piece.ops);
-            out.lines.extend(piece.lines.iter().map(|&l| l + line_base));
+            out.lines.extend(piece.lines.iter().map(|&l| l + stitch.line_base));
         }
         out.unnamed.extend(piece.unnamed.iter().map(|&p| p + base));
-        line_base += piece.newlines;
+        stitch.line_base += piece.newlines;
     }
-    // Indices must increase; the general reader words the error.
-    if out.ops.is_empty() || out.ops.windows(2).any(|w| w[1].index <= w[0].index) {
-        return None;
-    }
-    Some(out)
+    Some(())
 }
 
 /// The first offset after `from` where a line starts with `{` (after
@@ -673,6 +781,58 @@ mod tests {
         text.push(']');
         assert!(text.len() > PARALLEL_MIN_BYTES);
         same(&text);
+    }
+
+    /// Read block by block, a file gives what its whole text gives: the
+    /// same ops, lines, numbering and unnamed processes, whatever the block
+    /// size; and what the whole text refuses, the blocks refuse too.
+    #[test]
+    fn blocks_read_as_the_whole_text() {
+        let mut text = String::from("[");
+        for i in 0..3_000 {
+            let process = if i % 97 == 5 { String::new() } else { format!(", :process {}", i % 7) };
+            let index = if i % 2 == 0 { format!(":index {i}, ") } else { String::new() };
+            text.push_str(&format!(
+                "{{{index}:type :invoke{process}, :f :txn, :value [[:append {i} 1] [:r 3 [1 2]]]}}\n\n"
+            ));
+        }
+        text.push(']');
+        let whole = parse(&text).expect("the whole text is in the fast subset");
+        for block in [64, 1000, 4096, 1 << 20] {
+            let streamed = parse_stream(&mut text.as_bytes(), block)
+                .expect("reading from memory")
+                .expect("blocks in the fast subset");
+            assert_eq!(streamed.ops, whole.ops, "block {block}");
+            assert_eq!(streamed.lines, whole.lines, "block {block}");
+            assert_eq!(streamed.unnamed, whole.unnamed, "block {block}");
+        }
+        // A closing bracket that does not match and indices that go back
+        // are refused by blocks as by the whole text. A string holding a
+        // line that starts with `{` may fall across a block's end: the
+        // blocks then either refuse (the caller reads the whole text) or
+        // read it as the whole text does.
+        let wrong_close = format!("{}}}", &text[..text.len() - 1]);
+        let backwards = format!("{{:index 9, :type :invoke, :f :x}}\n{}", &text[1..text.len() - 1]);
+        let line = |i: usize| format!("{{:type :invoke, :f :txn, :value [[:append {i} 1]]}}\n");
+        let split_string = format!(
+            "{}{{:type :ok, :f :x, :value \"a\n{{b\"}}\n{}",
+            (0..1500).map(line).collect::<String>(),
+            (1500..3000).map(line).collect::<String>()
+        );
+        assert!(parse(&split_string).is_some(), "the fast reader reads the string");
+        for t in [wrong_close, backwards, split_string] {
+            let whole = parse(&t);
+            for block in [64, 1000, 4096] {
+                match parse_stream(&mut t.as_bytes(), block).expect("reading from memory") {
+                    None => {}
+                    Some(streamed) => {
+                        let whole = whole.as_ref().expect("blocks read only what the text reads");
+                        assert_eq!(streamed.ops, whole.ops, "block {block}");
+                        assert_eq!(streamed.lines, whole.lines, "block {block}");
+                    }
+                }
+            }
+        }
     }
 
     /// Ops without an `:index` are numbered by their place in the whole

@@ -154,12 +154,48 @@ pub fn parse_edn_general(text: &str, source: &str) -> Result<History, HistoryErr
     Ok(history)
 }
 
+/// Files at least this large in Jepsen's EDN are read block by block.
+const STREAM_MIN_BYTES: u64 = 64 << 20;
+
 /// Reads and parses the history file at `path`.
+///
+/// A large regular file in Jepsen's EDN is read block by block, so its text
+/// never lies in memory whole beside the history: the text of a million
+/// list-append transactions is 300 MB beside a history of 1.2 GiB. When
+/// the fast reader cannot read it that way, the whole file is read as any
+/// other, which gives the same history or the same error.
 pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, HistoryError> {
+    use std::io::{Read, Seek};
     let source = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| HistoryError::Io { path: source.clone(), source: e })?;
+    let io = |e| HistoryError::Io { path: source.clone(), source: e };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_file() && meta.len() >= STREAM_MIN_BYTES && is_edn(&mut file, format).map_err(io)? {
+        file.rewind().map_err(io)?;
+        if let Some(history) = edn::parse_stream(&mut file, &source).map_err(io)? {
+            return Ok(history);
+        }
+        file.rewind().map_err(io)?;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(io)?;
     parse_bytes(&bytes, &source, format)
+}
+
+/// Whether a history file is Jepsen's EDN: as given, or as detected from
+/// its first few kilobytes (a prefix cut inside a character is cut back).
+fn is_edn(file: &mut std::fs::File, format: Option<Format>) -> std::io::Result<bool> {
+    use std::io::Read;
+    if let Some(f) = format {
+        return Ok(f == Format::Edn);
+    }
+    let mut head = Vec::with_capacity(64 << 10);
+    file.take(64 << 10).read_to_end(&mut head)?;
+    let text = match std::str::from_utf8(&head) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    Ok(detect(text) == Some(Format::Edn))
 }
 
 /// Parses a history file's bytes (read from `source`, for error messages)
