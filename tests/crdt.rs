@@ -72,7 +72,7 @@ fn a_crdt_counter_in_a_strict_quorum_counts_every_acknowledged_increment() {
         "--nemesis-interval",
         "1",
         "--time-limit",
-        "2",
+        "1",
         "--seed",
         "1",
         "--opt",
