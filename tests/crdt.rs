@@ -1,8 +1,9 @@
 //! refstore's conflict resolution end to end on the local runtime: the set workload on
 //! `eventual` under partitions and kills loses acknowledged adds with `resolution=lww` (each
 //! add writes the whole list back, and concurrent ones on different nodes overwrite each
-//! other) and loses none with `resolution=crdt` (adds merge as a list union). The rates over
-//! ten seeds, for multi-leader too, come from `campaigns/crdt.toml`.
+//! other) and loses none with `resolution=crdt` (adds merge as a list union); a strict quorum
+//! counts every acknowledged increment of a crdt counter under partitions. The rates over ten
+//! seeds, for every leaderless mode, come from `campaigns/crdt.toml`.
 
 use crate::e2e::{run, shared};
 use crate::workloads::verdicts;
@@ -53,4 +54,36 @@ fn crdt_keeps_every_acknowledged_add_where_lww_loses_some() {
     assert_eq!(validity, "invalid");
     let kinds: Vec<&str> = anomalies.iter().filter_map(|a| a["kind"].as_str()).collect();
     assert!(kinds.contains(&"lost"), "acknowledged adds lost under lww: {kinds:?}");
+}
+
+#[test]
+fn a_crdt_counter_in_a_strict_quorum_counts_every_acknowledged_increment() {
+    let _slot = shared();
+    let store = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--mode",
+        "quorum",
+        "--workload",
+        "counter",
+        "--nodes",
+        "3",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "1",
+        "--time-limit",
+        "1",
+        "--seed",
+        "1",
+        "--opt",
+        "resolution=crdt",
+        "--opt",
+        "sloppy_quorum=false",
+    ];
+    let r = run(&args, store.path());
+    assert_eq!(r.code, 0, "a crdt counter must lose nothing:\n{}\n{}", r.stdout, r.stderr);
+    let checks = verdicts(&r.run_dir);
+    let (_, validity, _) =
+        checks.iter().find(|(c, ..)| c == "counter").expect("the counter workload's checker");
+    assert_eq!(validity, "valid", "{checks:?}");
 }

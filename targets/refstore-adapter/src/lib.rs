@@ -16,6 +16,8 @@
 //! resolution of multi-leader, eventual and quorum, default lww; `crdt`
 //! merges appends, set adds and increments without loss and refuses register
 //! writes, so it is refused up front with a workload that writes registers;
+//! quorum mode serves the counter and unique-ids workloads under lww, losing
+//! concurrent increments, and crdt, a PN-counter whose ids can still repeat;
 //! `siblings`, quorum mode only, keeps concurrent versions and reads them all
 //! back, for the set workload, whose client unions them, and the register
 //! workload, whose client records a read of several as a set of values;
@@ -612,10 +614,23 @@ impl Db for RefstoreDb {
 
     fn supported_fs(&self) -> &[&str] {
         if self.mode == Mode::Quorum {
-            // No transactions: increments, ids, transfers and dequeues need
-            // them. `cas` stays so the register workload runs; quorum nodes
-            // refuse each one definitely (recorded `fail`).
-            return &["read", "final-read", "write", "cas", "add", "enqueue"];
+            // No transactions but a counter's (increments and reads of one
+            // key), so transfers, dequeues and list-append's transactions
+            // cannot run. `cas` stays so the register workload runs; quorum
+            // nodes refuse each one definitely (recorded `fail`). Increments
+            // and ids are served under lww (losing concurrent increments, as
+            // appends) and crdt (a PN-counter); siblings is refused for the
+            // counter workloads up front (`SIBLINGS_WORKLOADS`).
+            return &[
+                "read",
+                "final-read",
+                "write",
+                "cas",
+                "add",
+                "increment",
+                "generate",
+                "enqueue",
+            ];
         }
         &[
             "read",

@@ -203,6 +203,24 @@ pub struct Dot {
     pub seq: u64,
 }
 
+/// One node's own entry of a key's PN-counter: the totals of the increments and of the
+/// decrements it made. A quorum coordinator keeps its entry per key in its log (see
+/// `quorum.rs`), since the replicas a read reaches need not hold its latest one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The sum of the node's positive increments.
+    pub pos: u64,
+    /// The sum of its negative increments, as a positive number.
+    pub neg: u64,
+}
+
+impl Slot {
+    /// The componentwise maximum: the join of two observations of one node's entry.
+    pub fn max(self, other: Slot) -> Slot {
+        Slot { pos: self.pos.max(other.pos), neg: self.neg.max(other.neg) }
+    }
+}
+
 /// A key's conflict-free state: a list union and a PN-counter (one of them empty unless two
 /// replicas used the key both ways concurrently).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -311,6 +329,29 @@ impl State {
         let e = side.entry(node).or_insert(0);
         *e = e.checked_add(delta.unsigned_abs()).ok_or_else(|| bad("a total overflows".into()))?;
         Ok(())
+    }
+
+    /// Whether the state holds nothing (a key never written).
+    pub fn is_empty(&self) -> bool {
+        self.elems.is_empty() && self.pos.is_empty() && self.neg.is_empty()
+    }
+
+    /// `node`'s entry of the PN-counter (zeros when it has none).
+    pub fn slot(&self, node: NodeId) -> Slot {
+        let at = |m: &BTreeMap<NodeId, u64>| m.get(&node).copied().unwrap_or(0);
+        Slot { pos: at(&self.pos), neg: at(&self.neg) }
+    }
+
+    /// Joins in `node`'s entry as `slot` (an entry is merged by maximum, so this is the join
+    /// with a state holding only that entry). A zero total adds no entry, so a key that was
+    /// never counted stays unread as a counter.
+    pub fn raise(&mut self, node: NodeId, slot: Slot) {
+        for (side, n) in [(&mut self.pos, slot.pos), (&mut self.neg, slot.neg)] {
+            if n > 0 {
+                let e = side.entry(node).or_insert(0);
+                *e = (*e).max(n);
+            }
+        }
     }
 
     /// The highest sequence number `node` used in this state (0 if none).

@@ -14,7 +14,10 @@
 //!   sent the newest one, and the read returns only once W replicas hold what it returns, so a
 //!   later quorum read cannot go back to an older value (Cassandra's blocking read repair);
 //! - an append reads as above, then writes the longer list as a new version: a read-modify-write
-//!   with no guard, so concurrent appends lose all but one (a lost update).
+//!   with no guard, so concurrent appends lose all but one (a lost update);
+//! - a counter's transaction (increments and reads of one key, all faultline's counter and
+//!   unique-ids clients send) reads as above and writes the new total back the same way, so
+//!   concurrent increments lose all but one too, and two ids can repeat.
 //!
 //! A failure detector (pings every `heartbeat_ms`; a node silent for `election_min_ms` is
 //! presumed down) decides where writes go. With a **sloppy** quorum, a down home replica is
@@ -32,7 +35,12 @@
 //! With `--resolution crdt` (see `crdt.rs`) versions are conflict-free states instead: a
 //! read answers the join of the R states it got (and repairs replicas to it), an append
 //! writes back that join plus one new element, which replicas join into what they hold, so
-//! concurrent appends through different coordinators are all kept; writes are refused.
+//! concurrent appends through different coordinators are all kept; writes are refused. A
+//! counter is a PN-counter: the coordinator adds to its own entry, which it keeps per key in
+//! its log (the R replicas it reads need not hold its latest entry, and building on an older
+//! one would write a total the join ignores), and writes back the join with that entry
+//! raised. Ids are still the sum read after one's own increment, so two coordinators that
+//! read the same join hand out the same id: a PN-counter does not make ids unique.
 //!
 //! With `--resolution siblings` (see `siblings.rs`) a key's value is a set of concurrent
 //! versions, each with a unique dot (this node and its next sequence number) and the context
@@ -44,20 +52,22 @@
 //! element and writes one version superseding what it read. Read repair, hinted handoff and
 //! anti-entropy all merge by the same join.
 //!
-//! Compare-and-set and transactions are refused (`bad-request`, definite): a leaderless quorum
-//! has no single place that orders a guarded read-modify-write against concurrent writers
-//! (Dynamo has none), and emulating one on top would promise what the mode cannot keep.
+//! Compare-and-set and every other transaction are refused (`bad-request`, definite): a
+//! leaderless quorum has no single place that orders a guarded read-modify-write against
+//! concurrent writers (Dynamo has none), and emulating one on top would promise what the mode
+//! cannot keep. Under siblings counters are refused too.
 //!
-//! The write-ahead log (values, hints held and hints handed off) is written but not fsynced, as
-//! in `multi-leader`: a killed process keeps what it wrote, and other replicas hold copies.
+//! The write-ahead log (values, hints held and hints handed off, and under crdt this node's
+//! counter entries) is written but not fsynced, as in `multi-leader`: a killed process keeps
+//! what it wrote, and other replicas hold copies.
 
 use crate::core::{Core, GossipTimer, Ready, Timing, majority, other_nodes};
 use crate::kv::execute;
-use crate::modes::crdt::{Resolution, State, execute_crdt};
+use crate::modes::crdt::{Resolution, Slot, State, execute_crdt};
 use crate::modes::lww::{Version, Versioned};
 use crate::modes::siblings::SiblingSet;
 use crate::types::{
-    ClientOp, Context, CoreStatus, Key, NodeId, Now, OpError, Reply, RequestId, Value,
+    ClientOp, Context, CoreStatus, Key, MicroOp, NodeId, Now, OpError, Reply, RequestId, Value,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -278,6 +288,14 @@ pub enum Record {
         /// The value.
         entry: Versioned,
     },
+    /// This node's own entry of the PN-counter at `key` grew to `slot` (crdt): kept apart
+    /// from the replicated values, since this node need not replicate the key.
+    Slot {
+        /// The key.
+        key: Key,
+        /// The entry's totals.
+        slot: Slot,
+    },
     /// `home` stored this version of `key`: the hint is gone.
     HintDone {
         /// The home replica.
@@ -296,6 +314,8 @@ enum Then {
     Read,
     /// Append this element and write the list back.
     Append(Value),
+    /// Run these increments and reads of the phase's key and write the counter back.
+    Counter(Vec<MicroOp>),
 }
 
 #[derive(Clone, Debug)]
@@ -335,6 +355,12 @@ pub struct QuorumCore {
     resolution: Resolution,
     /// The last sequence number of this node's crdt appends or sibling writes.
     seq: u64,
+    /// Under crdt, this node's own entry of each PN-counter it incremented, as it last wrote
+    /// it. The R replicas a later increment reads need not hold that write (R + W <= N, a
+    /// sloppy quorum, a write still in flight or timed out), and an entry is merged by
+    /// maximum, so building on what they show would write a smaller total that the join
+    /// then ignores: an acknowledged increment lost. The coordinator builds on this instead.
+    slots: BTreeMap<Key, Slot>,
     timing: Timing,
     rng: SmallRng,
     store: BTreeMap<Key, (Value, Version)>,
@@ -375,6 +401,7 @@ impl QuorumCore {
             quorum,
             resolution,
             seq: 0,
+            slots: BTreeMap::new(),
             timing,
             rng: SmallRng::seed_from_u64(seed),
             store: BTreeMap::new(),
@@ -398,6 +425,23 @@ impl QuorumCore {
                 }
                 Record::HintDone { home, key, version } => {
                     core.drop_hint(home, &key, version, false)
+                }
+                Record::Slot { key, slot } => {
+                    let e = core.slots.entry(key).or_default();
+                    *e = e.max(slot);
+                }
+            }
+        }
+        if resolution == Resolution::Crdt {
+            // What this node holds as a replica counts too (a log written before slots were
+            // logged, or an entry repaired back to it).
+            for (k, (v, _)) in &core.store {
+                if let Ok(state) = State::from_json(k, v) {
+                    let mine = state.slot(id);
+                    if mine != Slot::default() {
+                        let e = core.slots.entry(k.clone()).or_default();
+                        *e = e.max(mine);
+                    }
                 }
             }
         }
@@ -712,6 +756,16 @@ impl QuorumCore {
                     new: false,
                 }
             }
+            (Then::Counter(ops), current) => {
+                match self.counter_phase(now, &key, ops, current, holders) {
+                    Ok(phase) => phase,
+                    Err(answer) => {
+                        self.ops.remove(&op);
+                        self.ready.replies.push((req, answer));
+                        return;
+                    }
+                }
+            }
             (Then::Append(element), current) if self.resolution == Resolution::Siblings => {
                 // The coordinator is the client of its own read-modify-write: it merges the
                 // siblings it read, appends, and writes one version superseding them all,
@@ -799,6 +853,81 @@ impl QuorumCore {
         p.sent_at = now.mono_ms;
         self.check_written(op);
         self.send_phase(op, None);
+    }
+
+    /// The write phase of a counter transaction (increments and reads of `key`) once R
+    /// replicas answered with `current` (`holders` hold exactly it), or the answer when
+    /// there is nothing to write (a read of a missing key) or the transaction fails.
+    ///
+    /// Under lww the new total is written as a new version: an unguarded read-modify-write,
+    /// so concurrent increments through different coordinators (or one built on a stale
+    /// read) lose all but one, as appends do. Under crdt the coordinator joins its own
+    /// entry ([`QuorumCore::slots`]) into what it read, increments that entry, logs it, and
+    /// writes the whole state back: replicas join it, so no increment another coordinator
+    /// made is overwritten, and none of its own is either.
+    fn counter_phase(
+        &mut self,
+        now: Now,
+        key: &Key,
+        ops: Vec<MicroOp>,
+        current: Found,
+        holders: BTreeSet<NodeId>,
+    ) -> Result<Phase, Result<Reply, OpError>> {
+        let txn = ClientOp::Txn { ops };
+        let (reply, written) = match self.resolution {
+            Resolution::Lww => {
+                let held = current.as_ref().map_or(Value::Null, |(v, _)| v.clone());
+                let mut effect = execute(&txn, |_| held.clone()).map_err(Err)?;
+                let written = effect.writes.remove(key).map(|value| {
+                    let version = self.new_version(now);
+                    Versioned { key: key.clone(), value, version }
+                });
+                (effect.reply, written)
+            }
+            Resolution::Crdt => {
+                let mut state = match &current {
+                    Some((v, _)) => State::from_json(key, v).map_err(Err)?,
+                    None => State::default(),
+                };
+                let known = self.slots.get(key).copied().unwrap_or_default();
+                state.raise(self.id, known);
+                let mut effect = execute_crdt(&txn, |_| Ok(state.clone()), self.id, &mut self.seq)
+                    .map_err(Err)?;
+                // What the transaction left (the state as read, with this node's entry joined
+                // in, when it only read).
+                let after = effect.writes.remove(key).unwrap_or(state);
+                let slot = after.slot(self.id);
+                if slot != known {
+                    // Logged before the write goes out (a core's records are persisted before
+                    // its messages are sent), so a restarted coordinator never builds on less
+                    // than it may already have had acknowledged.
+                    self.slots.insert(key.clone(), slot);
+                    self.ready.persist.push(Record::Slot { key: key.clone(), slot });
+                }
+                let written = (!after.is_empty()).then(|| Versioned {
+                    key: key.clone(),
+                    value: after.to_json(),
+                    version: after.fingerprint(),
+                });
+                (effect.reply, written)
+            }
+            Resolution::Siblings => return Err(Err(counter_refused(self.resolution))),
+        };
+        // A write that changes nothing the replicas answered is only a repair: if it does not
+        // reach W in time the client learns that nothing new was written.
+        let new = match (&written, &current) {
+            (Some(w), Some((_, v))) => w.version != *v,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let entry = match (written, current) {
+            (Some(entry), _) => entry,
+            // Nothing written (a read-only transaction): repair to what was read.
+            (None, Some((value, version))) => Versioned { key: key.clone(), value, version },
+            (None, None) => return Err(Ok(reply)),
+        };
+        let holders = if new { BTreeSet::new() } else { holders };
+        Ok(Phase::Writing { entry, holders, reply, new })
     }
 
     fn on_write_ack(&mut self, op: u64, from: NodeId) {
@@ -1022,6 +1151,35 @@ impl QuorumCore {
     }
 }
 
+/// The one key a counter transaction touches: every micro-op an increment or a read of it
+/// (the counter and unique-ids workloads send `[inc k d]` and `[inc k 1] [r k]`). Anything
+/// else is a guarded or multi-key transaction, which quorum mode refuses.
+fn counter_key(ops: &[MicroOp]) -> Option<&Key> {
+    let key = ops.first()?.key();
+    ops.iter()
+        .all(|m| matches!(m, MicroOp::Inc(k, _) | MicroOp::Read(k, _) if k == key))
+        .then_some(key)
+}
+
+/// Why a compare-and-set or a transaction other than a counter's is refused.
+fn guarded_refused() -> OpError {
+    OpError::BadRequest(
+        "quorum mode has no compare-and-set and no transactions but a counter's (increments \
+         and reads of one key): a leaderless quorum has no one place to order a guarded \
+         read-modify-write (Dynamo has none); use raft or paxos for them"
+            .into(),
+    )
+}
+
+/// Why counters are refused under `resolution` (only siblings refuses them).
+fn counter_refused(resolution: Resolution) -> OpError {
+    OpError::BadRequest(format!(
+        "quorum mode serves counters under --resolution crdt (a PN-counter) or lww (a \
+         read-modify-write that loses concurrent increments), not under --resolution {}",
+        resolution.name()
+    ))
+}
+
 impl Core for QuorumCore {
     type Msg = Msg;
     type Record = Record;
@@ -1081,17 +1239,17 @@ impl Core for QuorumCore {
                 };
                 self.start(now, req, key, phase);
             }
-            ClientOp::Cas { .. } | ClientOp::Txn { .. } => {
-                self.ready.replies.push((
-                    req,
-                    Err(OpError::BadRequest(
-                        "quorum mode has no compare-and-set or transactions: a leaderless \
-                         quorum has no one place to order a guarded read-modify-write \
-                         (Dynamo has none); use raft or paxos for them"
-                            .into(),
-                    )),
-                ));
-            }
+            ClientOp::Txn { ops } => match counter_key(&ops) {
+                Some(key) if self.resolution != Resolution::Siblings => {
+                    let key = key.clone();
+                    let then = Then::Counter(ops);
+                    let phase = Phase::Reading { answers: BTreeMap::new(), then };
+                    self.start(now, req, key, phase);
+                }
+                Some(_) => self.ready.replies.push((req, Err(counter_refused(self.resolution)))),
+                None => self.ready.replies.push((req, Err(guarded_refused()))),
+            },
+            ClientOp::Cas { .. } => self.ready.replies.push((req, Err(guarded_refused()))),
         }
         self.drain_local(now);
     }
@@ -1537,6 +1695,172 @@ mod tests {
                 }
                 other => panic!("{res:?}: expected a refusal, got {other:?}"),
             }
+        }
+    }
+
+    fn inc(key: &Key, delta: i64) -> ClientOp {
+        ClientOp::Txn { ops: vec![MicroOp::Inc(key.clone(), json!(delta))] }
+    }
+
+    /// Asserts that `req` was acknowledged as the increment of `key` by `delta`.
+    fn assert_incremented(net: &TestNet<QuorumCore>, req: RequestId, key: &Key, delta: i64) {
+        let want = Reply::Txn(vec![MicroOp::Inc(key.clone(), json!(delta))]);
+        assert_eq!(net.reply(req), Some(&Ok(want)), "increment by {delta}");
+    }
+
+    /// Increments one counter through coordinators on both sides of a partition (nodes 1
+    /// and 2, cut off from the key's home replicas, write to stand-ins), heals, and reads
+    /// the counter at every node: the sum of the acknowledged increments, and what was read.
+    fn increments_across_a_partition(res: Resolution) -> (i64, Vec<Value>) {
+        let mut net = cluster_resolving(5, quorum(3, 2, 2, true), res);
+        let (k, home) = key_not_on(&net, &[1, 2]);
+        for a in [1, 2] {
+            for b in &home {
+                net.cut.insert((a, *b));
+                net.cut.insert((*b, a));
+            }
+        }
+        net.run_for(500);
+        let mut acked = 0;
+        for (at, delta) in [(1, 1), (home[0], 2), (2, 4), (home[1], 8), (1, 16), (home[2], 32)] {
+            let req = net.propose(at, inc(&k, delta));
+            net.run_for(50);
+            assert_incremented(&net, req, &k, delta);
+            acked += delta;
+        }
+        net.heal();
+        net.run_for(3000);
+        let reads = (1..=5)
+            .map(|at| {
+                let r = read(&mut net, at, &k);
+                net.deliver_all();
+                match net.reply(r) {
+                    Some(Ok(Reply::Value(v))) => v.clone(),
+                    other => panic!("{res:?}: read at {at}: {other:?}"),
+                }
+            })
+            .collect();
+        (acked, reads)
+    }
+
+    #[test]
+    fn crdt_counts_increments_from_both_sides_of_a_partition_where_lww_loses_some() {
+        let (acked, reads) = increments_across_a_partition(Resolution::Crdt);
+        assert!(reads.iter().all(|v| *v == json!(acked)), "crdt: {acked} acked, read {reads:?}");
+        let (acked, reads) = increments_across_a_partition(Resolution::Lww);
+        assert!(reads.windows(2).all(|w| w[0] == w[1]), "lww converged: {reads:?}");
+        let got = reads[0].as_i64().expect("a number");
+        assert!(got < acked, "lww keeps one side's last total: {got} of {acked}");
+    }
+
+    /// Five nodes, N = 3, R = W = 1, strict. Node 1 (not a replica) increments by 5 while it
+    /// reaches only the first home replica; then, cut off from that one and reaching only
+    /// the other two (which never heard of the first increment), it is crashed, restarted
+    /// from its log, and increments by 7. Returns the counter read after everything heals.
+    fn an_increment_after_a_restart_reads_a_stale_replica(res: Resolution) -> (Value, Slot) {
+        let q = quorum(3, 1, 1, false);
+        let mut net = cluster_resolving(5, q, res);
+        let (k, home) = key_not_on(&net, &[1, 2]);
+        let cut_off = |net: &mut TestNet<QuorumCore>, a: NodeId, from: &[NodeId]| {
+            for b in from {
+                net.cut.insert((a, *b));
+                net.cut.insert((*b, a));
+            }
+        };
+        // The first home replica shares nothing with the other two (no anti-entropy).
+        cut_off(&mut net, 1, &home[1..]);
+        cut_off(&mut net, home[0], &home[1..]);
+        net.run_for(500);
+        let first = net.propose(1, inc(&k, 5));
+        net.run_for(50);
+        assert_incremented(&net, first, &k, 5);
+        net.run_for(Timing::default().request_ms + 500);
+        assert!(home[1..].iter().all(|h| net.cores[h].value(&k).is_null()), "only on home[0]");
+        net.heal();
+        net.isolate(home[0]);
+        net.crash(1);
+        net.restart(1, |records, now| {
+            QuorumCore::new(1, vec![1, 2, 3, 4, 5], (q, res), Timing::default(), 1, records, now)
+        });
+        let kept = net.cores[&1].slots.get(&k).copied().unwrap_or_default();
+        net.run_for(500);
+        let second = net.propose(1, inc(&k, 7));
+        net.run_for(50);
+        assert_incremented(&net, second, &k, 7);
+        net.heal();
+        net.run_for(3000);
+        let r = read(&mut net, home[0], &k);
+        net.deliver_all();
+        match net.reply(r) {
+            Some(Ok(Reply::Value(v))) => (v.clone(), kept),
+            other => panic!("{res:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_restarted_coordinator_keeps_its_counter_slot_where_lww_loses_an_increment() {
+        let (value, kept) = an_increment_after_a_restart_reads_a_stale_replica(Resolution::Crdt);
+        assert_eq!(kept, Slot { pos: 5, neg: 0 }, "the slot came back from the log");
+        assert_eq!(value, json!(12), "crdt: 5 + 7, though the second read saw nothing");
+        let (value, _) = an_increment_after_a_restart_reads_a_stale_replica(Resolution::Lww);
+        assert_eq!(value, json!(7), "lww: the later total built on a stale read wins");
+    }
+
+    #[test]
+    fn decrements_count_and_ids_under_crdt_repeat_across_coordinators() {
+        let mut net = cluster_resolving(3, quorum(3, 2, 2, true), Resolution::Crdt);
+        let k = Key::Str("c".into());
+        for (at, delta) in [(1, 10), (2, -3), (1, -4)] {
+            let req = net.propose(at, inc(&k, delta));
+            net.deliver_all();
+            assert_incremented(&net, req, &k, delta);
+        }
+        let r = read(&mut net, 3, &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(3)))));
+        // Two ids generated at once through different coordinators: each adds one to its own
+        // entry of the join it read and reads the sum, so both are told 4.
+        let ids = ClientOp::Txn {
+            ops: vec![MicroOp::Inc(k.clone(), json!(1)), MicroOp::Read(k.clone(), Value::Null)],
+        };
+        let reqs = [net.propose(1, ids.clone()), net.propose(2, ids)];
+        net.deliver_all();
+        for req in reqs {
+            let want = Reply::Txn(vec![
+                MicroOp::Inc(k.clone(), json!(1)),
+                MicroOp::Read(k.clone(), json!(4)),
+            ]);
+            assert_eq!(net.reply(req), Some(&Ok(want)), "a duplicate id");
+        }
+        let r = read(&mut net, 3, &k);
+        net.deliver_all();
+        assert_eq!(net.reply(r), Some(&Ok(Reply::Value(json!(5)))), "both increments count");
+    }
+
+    #[test]
+    fn only_counter_transactions_are_served_and_not_under_siblings() {
+        let mut net = cluster_resolving(3, quorum(3, 2, 2, true), Resolution::Crdt);
+        let (a, b) = (Key::Int(1), Key::Int(2));
+        for ops in [
+            vec![MicroOp::Inc(a.clone(), json!(1)), MicroOp::Inc(b.clone(), json!(1))],
+            vec![MicroOp::Append(a.clone(), json!(1))],
+            vec![MicroOp::Inc(a.clone(), json!(1)), MicroOp::Write(a.clone(), json!(1))],
+        ] {
+            let req = net.propose(1, ClientOp::Txn { ops });
+            match net.reply(req) {
+                Some(Err(e @ OpError::BadRequest(m))) => {
+                    assert!(e.definite() && m.contains("no compare-and-set"), "{m}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        let mut net = cluster_resolving(3, quorum(3, 2, 2, true), Resolution::Siblings);
+        let req = net.propose(1, inc(&a, 1));
+        match net.reply(req) {
+            Some(Err(e @ OpError::BadRequest(m))) => {
+                assert!(e.definite() && m.contains("--resolution siblings"), "{m}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
         }
     }
 
