@@ -284,3 +284,25 @@ proptest! {
         }
     }
 }
+
+/// A counter starts at 0: a read of nil before any increment reached the
+/// replica is that 0 and valid; after an acknowledged increment it is a
+/// read below the bound, like a read of 0.
+#[test]
+fn a_counter_read_of_nil_is_its_starting_zero() {
+    let op = |p, t, f: &str, v| Op::new(0, Process::Client(p), t, f, v);
+    let early = vec![
+        op(0, OpType::Invoke, "read", Value::Nil),
+        op(0, OpType::Ok, "read", Value::Nil),
+        op(1, OpType::Invoke, "increment", Value::Int(2)),
+        op(1, OpType::Ok, "increment", Value::Int(2)),
+        op(0, OpType::Invoke, "read", Value::Nil),
+        op(0, OpType::Ok, "read", Value::Int(2)),
+    ];
+    let v = check("counter", &[], &History::from_ops_renumbered(early.clone()));
+    assert_eq!(v.validity, Validity::Valid, "{}", v.to_text());
+    let mut late = early;
+    late[5] = op(0, OpType::Ok, "read", Value::Nil);
+    let v = check("counter", &[], &History::from_ops_renumbered(late));
+    assert_eq!(v.validity, Validity::Invalid, "{}", v.to_text());
+}

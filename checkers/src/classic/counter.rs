@@ -2,7 +2,9 @@
 //! Each read must lie between what was certainly applied when it began and
 //! what could have been applied by the time it ended: the acknowledged adds
 //! that completed before the read was invoked always count; adds that were
-//! invoked before the read completed and did not fail may or may not.
+//! invoked before the read completed and did not fail may or may not. A
+//! counter starts at 0, so a read of nil (nothing reached that replica yet)
+//! counts as 0.
 
 use serde_json::json;
 
@@ -79,7 +81,14 @@ fn events<'h>(pass: &Pass<'h>) -> Result<(Events, Vec<Read<'h>>), Halt> {
                 }
             }
             "read" if op.outcome == OpType::Ok => {
-                let value = op.result().as_int().ok_or_else(|| CheckError::BadOp {
+                // A counter starts at 0: a store that has no value for it
+                // yet (no increment reached that replica) answers nil,
+                // which is that 0, and is still held to the bounds.
+                let value = match op.result() {
+                    Value::Nil => Some(0),
+                    v => v.as_int(),
+                };
+                let value = value.ok_or_else(|| CheckError::BadOp {
                     location: pass.history.locate(op.complete).field("value"),
                     message: format!(
                         "the counter checker expects a read to return a 64-bit integer, not {}",
