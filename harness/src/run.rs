@@ -230,11 +230,30 @@ pub async fn run_test(
     // Checking is CPU work that can take seconds: off the async threads, so
     // that the clients, proxies and other runs beside it keep their pace.
     let (dir, checked_spec, checkers) = (run_dir.clone(), spec.clone(), registry.clone());
-    let finished = tokio::task::spawn_blocking(move || {
+    let mut finished = tokio::task::spawn_blocking(move || {
         crate::finish::finish_run(&dir, &checked_spec, &checkers)
     })
     .await
     .map_err(|e| HarnessError::Internal(format!("checking the run: {e}")))??;
+    // A last sweep for the run's processes on this machine: the teardown
+    // ended every one it found, but CI once saw two still running when the
+    // harness exited (gone seconds later), started by something the sweep
+    // at teardown did not see. Nothing of the run may outlive it.
+    let late = crate::runtime::process::tagged_processes(Some(&tag));
+    if !late.is_empty() {
+        let pids: Vec<String> =
+            late.iter().map(|(pid, _)| crate::runtime::process::described(*pid)).collect();
+        let why = match crate::runtime::process::end_run(&tag).await {
+            Ok(()) => "ended now".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        let warning = format!(
+            "processes of the run were running after its teardown: {}; {why}",
+            pids.join(", ")
+        );
+        tracing::warn!("{warning}");
+        finished.warnings.push(warning);
+    }
     Ok(RunOutcome { run_dir, seed, stats, finished })
 }
 

@@ -262,20 +262,20 @@ fn survivors(tag: &str, left: Vec<(u32, String)>) -> Result<()> {
     if left.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = left
-        .iter()
-        .map(|(pid, _)| {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
-                .unwrap_or_default();
-            format!("{pid} ({cmd})")
-        })
-        .collect();
+    let names: Vec<String> = left.iter().map(|(pid, _)| described(*pid)).collect();
     Err(HarnessError::Timeout(format!(
         "teardown: processes of run {tag} still running {} s after SIGKILL: {}",
         END_RUN_BOUND.as_secs(),
         names.join(", ")
     )))
+}
+
+/// A process as `pid (command line)`, for messages about leftovers.
+pub fn described(pid: u32) -> String {
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
+        .unwrap_or_default();
+    format!("{pid} ({cmd})")
 }
 
 /// Ends every process carrying the run tag `tag` and waits until none is

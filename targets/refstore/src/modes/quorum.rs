@@ -1423,17 +1423,22 @@ mod tests {
         assert_eq!(net.cores[&1].value(&k), json!("x"), "the refused write wrote nothing");
     }
 
+    /// Cuts every link between the nodes `side` and the nodes `home`, both ways.
+    fn cut_off(net: &mut TestNet<QuorumCore>, side: &[NodeId], home: &[NodeId]) {
+        for a in side {
+            for b in home {
+                net.cut.insert((*a, *b));
+                net.cut.insert((*b, *a));
+            }
+        }
+    }
+
     /// Five nodes, N = 3: a key homed on 3, 4, 5, written at node 1 while 1 and 2 are cut off
     /// from the rest.
     fn partitioned_write(sloppy: bool) -> (TestNet<QuorumCore>, Key, Vec<NodeId>, RequestId) {
         let mut net = cluster(5, quorum(3, 2, 2, sloppy));
         let (k, home) = key_not_on(&net, &[1, 2]);
-        for a in [1, 2] {
-            for b in &home {
-                net.cut.insert((a, *b));
-                net.cut.insert((*b, a));
-            }
-        }
+        cut_off(&mut net, &[1, 2], &home);
         net.run_for(500);
         let w = write(&mut net, 1, &k, json!("hinted"));
         net.run_for(50);
@@ -1575,12 +1580,7 @@ mod tests {
     fn crdt_appends_on_both_sides_of_a_partition_survive_the_heal_and_writes_are_refused() {
         let mut net = cluster_resolving(5, quorum(3, 2, 2, true), Resolution::Crdt);
         let (k, home) = key_not_on(&net, &[1, 2]);
-        for a in [1, 2] {
-            for b in &home {
-                net.cut.insert((a, *b));
-                net.cut.insert((*b, a));
-            }
-        }
+        cut_off(&mut net, &[1, 2], &home);
         net.run_for(500);
         let outside = net.propose(1, ClientOp::Append { key: k.clone(), value: json!("out") });
         let inside = net.propose(home[0], ClientOp::Append { key: k.clone(), value: json!("in") });
@@ -1652,12 +1652,7 @@ mod tests {
     fn sibling_appends_on_both_sides_of_a_partition_are_all_read_back_after_the_heal() {
         let mut net = cluster_resolving(5, quorum(3, 2, 2, true), Resolution::Siblings);
         let (k, home) = key_not_on(&net, &[1, 2]);
-        for a in [1, 2] {
-            for b in &home {
-                net.cut.insert((a, *b));
-                net.cut.insert((*b, a));
-            }
-        }
+        cut_off(&mut net, &[1, 2], &home);
         net.run_for(500);
         let mut acked = Vec::new();
         for (at, v) in [(1, "out1"), (home[0], "in1"), (2, "out2"), (home[1], "in2")] {
@@ -1714,12 +1709,7 @@ mod tests {
     fn increments_across_a_partition(res: Resolution) -> (i64, Vec<Value>) {
         let mut net = cluster_resolving(5, quorum(3, 2, 2, true), res);
         let (k, home) = key_not_on(&net, &[1, 2]);
-        for a in [1, 2] {
-            for b in &home {
-                net.cut.insert((a, *b));
-                net.cut.insert((*b, a));
-            }
-        }
+        cut_off(&mut net, &[1, 2], &home);
         net.run_for(500);
         let mut acked = 0;
         for (at, delta) in [(1, 1), (home[0], 2), (2, 4), (home[1], 8), (1, 16), (home[2], 32)] {
@@ -1761,15 +1751,8 @@ mod tests {
         let q = quorum(3, 1, 1, false);
         let mut net = cluster_resolving(5, q, res);
         let (k, home) = key_not_on(&net, &[1, 2]);
-        let cut_off = |net: &mut TestNet<QuorumCore>, a: NodeId, from: &[NodeId]| {
-            for b in from {
-                net.cut.insert((a, *b));
-                net.cut.insert((*b, a));
-            }
-        };
         // The first home replica shares nothing with the other two (no anti-entropy).
-        cut_off(&mut net, 1, &home[1..]);
-        cut_off(&mut net, home[0], &home[1..]);
+        cut_off(&mut net, &[1, home[0]], &home[1..]);
         net.run_for(500);
         let first = net.propose(1, inc(&k, 5));
         net.run_for(50);
