@@ -291,9 +291,12 @@ pub fn test(args: &TestArgs, registry: &Registry) -> i32 {
         // A task of its own, not polled by this block_on (ARCHITECTURE.md:
         // nothing polled by a block_on parks its thread).
         let registry = registry.clone();
-        let r = tokio::spawn(async move { crate::run::run_test(spec, &registry, run_dir, opts).await })
-            .await
-            .unwrap_or_else(|e| Err(HarnessError::Internal(format!("the run's task ended abnormally: {e}"))));
+        let task = tokio::spawn(async move {
+            crate::run::run_test(spec, &registry, run_dir, opts).await
+        });
+        let r = task.await.unwrap_or_else(|e| {
+            Err(HarnessError::Internal(format!("the run's task ended abnormally: {e}")))
+        });
         if let Some((bar, task)) = bar {
             task.abort();
             bar.finish_and_clear();
