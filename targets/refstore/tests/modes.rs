@@ -120,7 +120,7 @@ async fn multi_leader_clock_skew_decides_which_write_survives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quorum_serves_reads_writes_and_appends_and_refuses_cas_and_transactions() {
+async fn quorum_serves_reads_writes_appends_and_counters_and_refuses_cas_and_other_transactions() {
     let f = Fixture::start(Mode::Quorum).await;
     assert_eq!(f.call(1, "/v1/write", json!({"key": 1, "value": 10})).await, (200, json!({})));
     // R = W = 2 of N = 3: a read at any node sees the acknowledged write.
@@ -137,8 +137,16 @@ async fn quorum_serves_reads_writes_and_appends_and_refuses_cas_and_transactions
     );
     let (s, b) = f.call(1, "/v1/cas", json!({"key": 1, "from": 10, "to": 11})).await;
     assert_eq!((s, &b["error"], &b["definite"]), (400, &json!("bad-request"), &json!(true)));
-    let (s, b) = f.call(1, "/v1/txn", json!({"ops": [["r", 1, null]]})).await;
-    assert_eq!((s, &b["error"]), (400, &json!("bad-request")), "{b}");
+    // A counter's transaction (increments and reads of one key) is served,
+    // through a read and a write quorum; any other transaction is refused.
+    assert_eq!(
+        f.call(1, "/v1/txn", json!({"ops": [["r", 1, null]]})).await,
+        (200, json!({"ops": [["r", 1, 10]]}))
+    );
+    for ops in [json!([["r", 1, null], ["r", 2, null]]), json!([["w", 1, 11]])] {
+        let (s, b) = f.call(1, "/v1/txn", json!({ "ops": ops })).await;
+        assert_eq!((s, &b["error"]), (400, &json!("bad-request")), "{ops}: {b}");
+    }
     let status = f.status(1).await;
     assert_eq!((&status["n"], &status["r"], &status["w"]), (&json!(3), &json!(2), &json!(2)));
     for node in 1..=3 {
