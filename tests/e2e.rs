@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::runtime::netns::{self, NetnsRuntime, NetnsState};
-use harness::runtime::process::tagged_processes;
+use harness::runtime::process::{described, tagged_processes};
 
 /// How many cluster tests run at once. A test that only reads its own
 /// run (a verdict, its own namespaces and processes) shares the machine
@@ -201,8 +201,8 @@ pub(crate) fn nothing_left_of(run_dir: &Path) {
     panic!("processes left running after the harness exited: {:?} (first seen: {first:?})", left());
 }
 
-/// A process as `ps` would show it: pid, state, parent, group, age and
-/// command line (what a leftover is, to find who started it).
+/// A process as `ps` would show it: pid and command line, state, parent,
+/// group and start (what a leftover is, to find who started it).
 fn describe_process(pid: u32, tag: &str) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
@@ -210,12 +210,10 @@ fn describe_process(pid: u32, tag: &str) -> String {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     let field = |i: usize| fields.get(i).copied().unwrap_or("?");
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_owned())
-        .unwrap_or_default();
     // Fields after the command: state, ppid, pgrp, ..., starttime (20th).
     format!(
-        "{pid} [{tag}] state {} ppid {} pgrp {} started at tick {}: {cmd}",
+        "{} [{tag}] state {} ppid {} pgrp {} started at tick {}",
+        described(pid),
         field(0),
         field(1),
         field(2),

@@ -292,16 +292,12 @@ pub fn end_run_blocking(tag: &str) -> Result<()> {
     }
 }
 
-/// [`end_run_blocking`] for an async teardown (local).
+/// [`end_run_blocking`] for an async teardown (local), on the blocking pool.
 pub async fn end_run(tag: &str) -> Result<()> {
-    let started = std::time::Instant::now();
-    loop {
-        let left = signal_tagged(tag);
-        if left.is_empty() || started.elapsed() >= END_RUN_BOUND {
-            return survivors(tag, left);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let tag = tag.to_owned();
+    tokio::task::spawn_blocking(move || end_run_blocking(&tag))
+        .await
+        .map_err(|e| HarnessError::Internal(format!("ending the run's processes: {e}")))?
 }
 
 /// Processes on this machine whose environment carries `FAULTLINE_RUN`,
