@@ -39,5 +39,7 @@ mod redis;
 /// refstore's quorum mode with sibling versions: the set workload loses no
 /// acknowledged add, and a register read of several siblings is named.
 mod siblings;
+/// A simulated run's directory analyzed, redrawn and served like a real one.
+mod sim;
 /// Each workload end to end: the verdict its replication mode deserves.
 mod workloads;
