@@ -118,12 +118,8 @@ struct Prefix {
 }
 
 impl PartStrings {
-    /// `reads`: per key, the distinct values its gets read.
-    fn new(base: Arc<Strings>, mut reads: Vec<Vec<u32>>) -> PartStrings {
-        for key_reads in &mut reads {
-            key_reads.sort_unstable_by(|a, b| base.strs[*a as usize].cmp(&base.strs[*b as usize]));
-            key_reads.dedup();
-        }
+    /// `reads`: per key, the distinct values its gets read, sorted by text.
+    fn new(base: Arc<Strings>, reads: Vec<Vec<u32>>) -> PartStrings {
         let read_pos = reads
             .iter()
             .map(|rs| rs.iter().enumerate().map(|(i, &r)| (r, i as u32)).collect())
@@ -399,55 +395,69 @@ impl Default for KvKind {
 }
 
 impl KvKind {
-    /// Whether `value` is the initial empty string or a put's value, followed
-    /// by appended strings (each used any number of times: a necessary
-    /// condition only, cheap to decide by dynamic programming over the
-    /// positions of `value`).
-    fn spelled(
+    /// The values among `reads` (one key's distinct reads, sorted by text)
+    /// that neither the initial empty string nor a put's value, followed by
+    /// appended strings (each used any number of times), spells: a
+    /// necessary condition only, cheap to decide by dynamic programming
+    /// over the positions of each value. Whether a position can be reached
+    /// depends only on the text before it, so each read reuses the
+    /// positions it shares with the previous one in sorted order (reads of
+    /// one key are mostly extensions of each other).
+    fn unspelled(
         &self,
-        value: u32,
+        reads: &[u32],
         puts: &FxHashMap<u32, u32>,
         appends: &FxHashMap<u32, u32>,
         lens: &[u32],
-    ) -> bool {
-        let text = &*self.strings.strs[value as usize];
-        let mut reach = vec![false; text.len() + 1];
-        reach[0] = true;
-        for &p in puts.keys() {
-            let put = &*self.strings.strs[p as usize];
-            if text.starts_with(put) {
-                reach[put.len()] = true;
+    ) -> Vec<u32> {
+        let strs = &self.strings.strs;
+        let mut out = Vec::new();
+        let mut reach: Vec<bool> = vec![true];
+        let mut prev: &[u8] = b"";
+        for &r in reads {
+            let text = &*strs[r as usize];
+            let shared = prev.iter().zip(text.as_bytes()).take_while(|(a, b)| a == b).count();
+            reach.truncate(shared + 1);
+            let put_ends: SmallVec<[usize; 4]> = puts
+                .keys()
+                .map(|&p| &*strs[p as usize])
+                .filter(|p| text.starts_with(p))
+                .map(str::len)
+                .collect();
+            for end in reach.len()..=text.len() {
+                let reached = put_ends.contains(&end)
+                    || (text.is_char_boundary(end)
+                        && lens.iter().any(|&len| {
+                            let len = len as usize;
+                            len > 0
+                                && len <= end
+                                && reach[end - len]
+                                && text.is_char_boundary(end - len)
+                                && self
+                                    .strings
+                                    .map
+                                    .get(&text[end - len..end])
+                                    .is_some_and(|id| appends.contains_key(id))
+                        }));
+                reach.push(reached);
             }
+            if !reach[text.len()] {
+                out.push(r);
+            }
+            prev = text.as_bytes();
         }
-        for at in 0..text.len() {
-            if !reach[at] {
-                continue;
-            }
-            for &len in lens {
-                let end = at + len as usize;
-                if len > 0
-                    && end <= text.len()
-                    && text.is_char_boundary(end)
-                    && self
-                        .strings
-                        .map
-                        .get(&text[at..end])
-                        .is_some_and(|id| appends.contains_key(id))
-                {
-                    reach[end] = true;
-                }
-            }
-        }
-        reach[text.len()]
+        out
     }
 }
 
-fn kv_text(v: &Value) -> Result<String, String> {
+/// A value as the kv model's string: borrowed when it is one already, as
+/// nearly every value is, so interning one that is known allocates nothing.
+fn kv_text(v: &Value) -> Result<std::borrow::Cow<'_, str>, String> {
     match v {
-        Value::Nil => Ok(String::new()),
-        Value::Str(s) | Value::Keyword(s) => Ok(s.to_string()),
-        Value::Int(i) => Ok(i.to_string()),
-        Value::BigInt(digits) => Ok(digits.to_string()),
+        Value::Nil => Ok("".into()),
+        Value::Str(s) | Value::Keyword(s) => Ok(s.as_str().into()),
+        Value::Int(i) => Ok(i.to_string().into()),
+        Value::BigInt(digits) => Ok(digits.to_string().into()),
         other => Err(format!("the kv model stores strings, found {other}")),
     }
 }
@@ -536,18 +546,26 @@ impl ModelKind for KvKind {
                 }
             }
         }
-        let hopeless = gets
+        let strs = &self.strings.strs;
+        let reads: Vec<Vec<u32>> = gets
+            .iter()
+            .map(|g| {
+                let mut rs: Vec<u32> = g.values().copied().collect();
+                rs.sort_unstable_by(|a, b| strs[*a as usize].cmp(&strs[*b as usize]));
+                rs.dedup();
+                rs
+            })
+            .collect();
+        let hopeless = reads
             .iter()
             .enumerate()
-            .flat_map(|(k, key_gets)| key_gets.iter().map(move |(&ret, &g)| (k, ret, g)))
-            .filter(|&(k, _, g)| !self.spelled(g, &puts[k], &appends[k], &append_lens[k]))
-            .map(|(_, ret, _)| ret)
+            .flat_map(|(k, rs)| {
+                let bad = self.unspelled(rs, &puts[k], &appends[k], &append_lens[k]);
+                gets[k].iter().filter(move |(_, g)| bad.contains(g)).map(|(&ret, _)| ret)
+            })
             .min();
         Kv {
-            strings: PartStrings::new(
-                Arc::clone(&self.strings),
-                gets.iter().map(|g| g.values().copied().collect()).collect(),
-            ),
+            strings: PartStrings::new(Arc::clone(&self.strings), reads),
             keys: keys.into(),
             gets,
             fixed,
@@ -662,7 +680,10 @@ mod value_tests {
             let read_ids: Vec<u32> = reads.iter().map(|r| table.id(r)).collect();
             let put_ids: Vec<u32> = puts.iter().map(|p| table.id(p)).collect();
             let appended: Vec<u32> = steps.iter().map(|(_, _, a)| table.id(a)).collect();
-            let mut strings = PartStrings::new(Arc::new(table), vec![read_ids.clone()]);
+            let mut sorted = read_ids.clone();
+            sorted.sort_unstable_by(|a, b| table.strs[*a as usize].cmp(&table.strs[*b as usize]));
+            sorted.dedup();
+            let mut strings = PartStrings::new(Arc::new(table), vec![sorted]);
             let (mut value, mut text) = (0u32, String::new());
             for ((is_put, pick, tail), &a) in steps.iter().zip(&appended) {
                 if *is_put {
