@@ -119,16 +119,12 @@ fn porcupine_data(crit: &mut Criterion) {
         etcd.iter().filter(|(h, _)| h.source().ends_with("etcd_002.log")).cloned().collect();
     pair(crit, "etcd-002", ModelName::CasRegister, true, &e002);
     pair(crit, "kv-c50-ok", ModelName::Kv, true, &[(read("kv/c50-ok.txt"), Validity::Valid)]);
-    // c50-bad alone: the reference search needs 519 s and 22 GB on it
-    // (`faultline check --model kv --opt algorithm=reference`), so the
-    // figure beside ours is Porcupine's, measured outside (17 ms, issue 18).
+    // The classic search runs the same kv model, whose values no get can
+    // reach are one: it decides c50-bad in milliseconds too (it needed
+    // 519 s and 22 GB before). Porcupine's own figure, measured outside,
+    // is 17 ms (issue 18).
     let c50_bad = read("kv/c50-bad.txt");
-    let fast = checker(ModelName::Kv, true, Algorithm::Search);
-    assert_eq!(validity(&fast, &c50_bad), Validity::Invalid, "kv-c50-bad gives the known verdict");
-    let mut group = crit.benchmark_group("kv-c50-bad");
-    group.sample_size(20).warm_up_time(Duration::from_millis(500));
-    group.bench_function("faultline", |b| b.iter(|| validity(&fast, &c50_bad)));
-    group.finish();
+    pair(crit, "kv-c50-bad", ModelName::Kv, true, &[(c50_bad.clone(), Validity::Invalid)]);
     // c50 asked not to partition: decided key by key by locality. The
     // reference search over the product of the keys runs out of memory
     // (as Porcupine does), so there is no figure beside it.
