@@ -669,6 +669,7 @@ fn explain<M: Model>(
 ) -> Anomaly {
     let ops = history.ops();
     let names = Names { ops, entries, metas };
+    model.for_evidence();
     let steps = replay(&mut model, entries, &failure.prefix);
     let states: Vec<String> = failure.states.iter().map(|s| model.show_state(s)).collect();
     // The op to blame: a later op the model proved unreachable, if that is

@@ -79,6 +79,10 @@ impl Strings {
 /// that differ only in them.
 const DEAD: u32 = u32::MAX - 1;
 
+/// Where the ids of values shown in full for evidence start (see
+/// `PartStrings::shown`), far above any prefix the search makes.
+const SHOWN: u32 = u32::MAX / 2;
+
 /// The values one partition's model reads and makes: the history's own
 /// strings, shared by every partition, and the values appends make, which
 /// are never materialised. A value appends make is either `DEAD` or a
@@ -105,6 +109,10 @@ struct PartStrings {
     runs: FxHashMap<(u32, u32), (u32, u32)>,
     /// Appends already computed: (key, value, appended) to value.
     concat: FxHashMap<(u32, u32, u32), u32>,
+    /// Once the search is over and the evidence replays a prefix: the
+    /// texts of values that the search merged into `DEAD`, built so the
+    /// evidence shows them (ids from `SHOWN` on).
+    shown: Option<Vec<Box<str>>>,
 }
 
 /// A value appends made: the first `len` bytes of each of the key's reads
@@ -132,10 +140,14 @@ impl PartStrings {
             made_ids: FxHashMap::default(),
             runs: FxHashMap::default(),
             concat: FxHashMap::default(),
+            shown: None,
         }
     }
     /// The text of a value; `None` for `DEAD`.
     fn text(&self, id: u32) -> Option<&str> {
+        if id >= SHOWN && id != DEAD {
+            return self.shown.as_ref()?.get((id - SHOWN) as usize).map(|t| &**t);
+        }
         let id = id as usize;
         let n = self.base.strs.len();
         if id < n {
@@ -168,7 +180,7 @@ impl PartStrings {
             };
             return read.starts_with(value);
         }
-        let p = self.made[value as usize - n];
+        let Some(p) = self.made.get(value as usize - n) else { return false };
         self.read_pos[k as usize].get(&read).is_some_and(|&i| p.lo <= i && i < p.hi)
     }
     /// The run of key `k`'s reads that start with value `v`, and `v`'s
@@ -192,6 +204,17 @@ impl PartStrings {
         self.runs.insert((k, v), (lo as u32, hi as u32));
         Some((lo as u32, hi as u32, len))
     }
+    /// A value no get starts with, `a` then `b`: `DEAD`, or while the
+    /// evidence replays a prefix, the text itself.
+    fn dead(&mut self, a: u32, b: u32) -> u32 {
+        let joined = match (self.text(a), self.text(b)) {
+            (Some(a), Some(b)) if self.shown.is_some() => format!("{a}{b}"),
+            _ => return DEAD,
+        };
+        let shown = self.shown.get_or_insert_with(Vec::new);
+        shown.push(joined.into());
+        SHOWN + shown.len() as u32 - 1
+    }
     /// The value of key `k` after appending string `b` to value `a`.
     fn append(&mut self, k: u32, a: u32, b: u32) -> u32 {
         if let Some(&id) = self.concat.get(&(k, a, b)) {
@@ -202,7 +225,7 @@ impl PartStrings {
         id
     }
     fn join(&mut self, k: u32, a: u32, b: u32) -> u32 {
-        let Some((lo, hi, la)) = self.run(k, a) else { return DEAD };
+        let Some((lo, hi, la)) = self.run(k, a) else { return self.dead(a, b) };
         // The reads that start with `a` share its bytes: among them, sorted
         // by text, those that go on with `b` are a contiguous run too.
         let strs = &self.base.strs;
@@ -212,7 +235,7 @@ impl PartStrings {
         let from = run.partition_point(|r| suffix(r) < tail);
         let to = from + run[from..].partition_point(|r| suffix(r).starts_with(tail));
         if from == to {
-            return DEAD;
+            return self.dead(a, b);
         }
         let len = la + tail.len() as u32;
         // The shortest read of the run comes first: if one is exactly
@@ -333,6 +356,11 @@ impl Model for Kv {
     }
     fn init(&self) -> Self::State {
         SmallVec::from_elem(0, self.keys.len())
+    }
+    fn for_evidence(&mut self) {
+        self.strings.shown = Some(Vec::new());
+        // Appends remembered as `DEAD` are made again, in full.
+        self.strings.concat.clear();
     }
     fn step(&mut self, s: &Self::State, op: &KvOp) -> Option<Self::State> {
         match *op {
@@ -684,15 +712,22 @@ mod value_tests {
             sorted.sort_unstable_by(|a, b| table.strs[*a as usize].cmp(&table.strs[*b as usize]));
             sorted.dedup();
             let mut strings = PartStrings::new(Arc::new(table), vec![sorted]);
+            // The same values as the evidence replays them: every text kept.
+            let mut shown = strings.clone();
+            shown.shown = Some(Vec::new());
+            let mut full = 0u32;
             let (mut value, mut text) = (0u32, String::new());
             for ((is_put, pick, tail), &a) in steps.iter().zip(&appended) {
                 if *is_put {
                     value = put_ids[pick % put_ids.len()];
                     text = puts[pick % puts.len()].clone();
+                    full = value;
                 } else {
                     value = strings.append(0, value, a);
+                    full = shown.append(0, full, a);
                     text.push_str(tail);
                 }
+                prop_assert_eq!(shown.text(full), Some(text.as_str()));
                 let read_by_some = reads.iter().any(|r| r.starts_with(&text));
                 if value == DEAD {
                     prop_assert!(!read_by_some, "{text:?} is read, yet dead");

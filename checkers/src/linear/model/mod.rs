@@ -68,6 +68,11 @@ pub(crate) trait Model: Send {
     }
     /// The state in words, for evidence.
     fn show_state(&self, state: &Self::State) -> String;
+    /// Readies the model, once the search is over, to replay a prefix for
+    /// the evidence: a model that merges values nothing can tell apart
+    /// (kv's `DEAD`) keeps them apart from here on, so the states the
+    /// evidence shows are the ones reached.
+    fn for_evidence(&mut self) {}
     /// Readies the model and the partition's ops (completions at `rets`,
     /// `u32::MAX` for crashed ones) for the search, on the thread that will
     /// search them; called once, before any search, with the ops the
