@@ -334,16 +334,27 @@ impl fmt::Display for Value {
             }
             Value::Str(s) => {
                 f.write_str("\"")?;
-                for c in s.chars() {
-                    match c {
-                        '"' => f.write_str("\\\"")?,
-                        '\\' => f.write_str("\\\\")?,
-                        '\n' => f.write_str("\\n")?,
-                        '\t' => f.write_str("\\t")?,
-                        '\r' => f.write_str("\\r")?,
-                        c => write!(f, "{c}")?,
-                    }
+                // Runs of characters that need no escape are written whole:
+                // evidence shows values of kilobytes (Porcupine's kv), and
+                // formatting them a character at a time cost more than the
+                // search that found the failure. The escaped characters
+                // are ASCII, which never occurs inside another character's
+                // UTF-8 bytes, so every cut is at a character boundary.
+                let mut plain = 0;
+                for (at, b) in s.bytes().enumerate() {
+                    let escaped = match b {
+                        b'"' => "\\\"",
+                        b'\\' => "\\\\",
+                        b'\n' => "\\n",
+                        b'\t' => "\\t",
+                        b'\r' => "\\r",
+                        _ => continue,
+                    };
+                    f.write_str(&s[plain..at])?;
+                    f.write_str(escaped)?;
+                    plain = at + 1;
                 }
+                f.write_str(&s[plain..])?;
                 f.write_str("\"")
             }
             Value::Keyword(k) => write!(f, ":{k}"),
@@ -544,6 +555,9 @@ mod tests {
     fn display_is_edn() {
         let v = Value::list([Value::keyword("append"), Value::Int(5), Value::str("x\"y")]);
         assert_eq!(v.to_string(), r#"[:append 5 "x\"y"]"#);
+        // Escapes between runs of plain text, multi-byte characters kept whole.
+        let s = Value::str("é\\a\n\t\rπ\"");
+        assert_eq!(s.to_string(), r#""é\\a\n\t\rπ\"""#);
     }
 
     #[test]

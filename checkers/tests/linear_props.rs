@@ -261,3 +261,41 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Asked not to partition, the default search checks kv key by key (by
+    /// locality); the reference search searches every key as one state. On
+    /// small multi-key histories, corrupted or not, they agree.
+    #[test]
+    fn unpartitioned_kv_by_locality_agrees_with_the_product_search(
+        seed in any::<u64>(),
+        processes in 1usize..5,
+        crash in prop_oneof![Just(0.0), 0.0f64..0.2],
+        keys in 2usize..4,
+        corrupt in any::<bool>(),
+    ) {
+        let mut s = spec(ModelName::Kv, seed, processes, crash, keys, false);
+        s.ops = 30;
+        let mut h = synth::generate(&s);
+        if corrupt {
+            let c = synth::stale_read(&h, u64::MAX)
+                .or_else(|| synth::impossible_read(&h, ModelName::Kv, u64::MAX));
+            if let Some(c) = c {
+                h = c.history;
+            }
+        }
+        let mut local = LinearChecker::new(ModelName::Kv);
+        local.partition = false;
+        let mut product = local.clone();
+        product.algorithm = checkers::linear::Algorithm::Reference;
+        let got = local.check(&h).unwrap_or_else(|e| panic!("{e}"));
+        let want = product.check(&h).unwrap_or_else(|e| panic!("{e}")).validity;
+        prop_assert_eq!(got.validity, want, "seed {} corrupt {}: {}", seed, corrupt, got.to_text());
+        // (A history where nothing was read is unknown before any search.)
+        if got.validity != Validity::Unknown {
+            prop_assert_eq!(&got.details["partitioned_by_locality"], &serde_json::json!(true));
+        }
+    }
+}

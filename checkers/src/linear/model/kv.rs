@@ -71,64 +71,185 @@ impl Strings {
     }
 }
 
-/// The strings one partition's model reads and makes: the history's own,
-/// shared by every partition, and the concatenations this model's search
-/// made. (Each partition used to copy the history's whole table, and so did
-/// the explanation of a failure: on Porcupine's c50 histories, whose reads
-/// are long concatenations, the copies cost more than the search.)
+/// A key's value that no get of that key starts with, whatever its text.
+/// Appends can never turn it into a value a get reads (they only extend
+/// it), so only a put can bring the key back: all such values are
+/// interchangeable, and one id for them all spares the search building
+/// (and remembering) texts nothing will ever compare, and merges states
+/// that differ only in them.
+const DEAD: u32 = u32::MAX - 1;
+
+/// Where the ids of values shown in full for evidence start (see
+/// `PartStrings::shown`), far above any prefix the search makes.
+const SHOWN: u32 = u32::MAX / 2;
+
+/// The values one partition's model reads and makes: the history's own
+/// strings, shared by every partition, and the values appends make, which
+/// are never materialised. A value appends make is either `DEAD` or a
+/// prefix of a get's value: then it is that prefix, and its text a slice
+/// of the history's string. (Each partition used to copy the history's
+/// whole table, then to build every concatenation the search reached: on
+/// Porcupine's c50 histories, whose reads are long concatenations, those
+/// cost more than the search.)
 #[derive(Clone, Debug)]
 struct PartStrings {
     base: Arc<Strings>,
-    /// Ids from `base.strs.len()` on; each text allocated once, for both.
-    made: Vec<Arc<str>>,
-    made_ids: FxHashMap<Arc<str>, u32>,
-    concat: FxHashMap<(u32, u32), u32>,
-    scratch: String,
+    /// Per key: the distinct values its gets read, sorted by text, so the
+    /// reads that start with a given text are a contiguous run.
+    reads: Vec<Vec<u32>>,
+    /// Per key: where each of its reads is in `reads`.
+    read_pos: Vec<FxHashMap<u32, u32>>,
+    /// Ids from `base.strs.len()` on: a proper prefix of the reads
+    /// `reads[key][lo..hi]` (exactly those that start with it), of `len`
+    /// bytes.
+    made: Vec<Prefix>,
+    made_ids: FxHashMap<(u32, u32, u32), u32>,
+    /// For a history string as the value of a key: the run of that key's
+    /// reads that start with it.
+    runs: FxHashMap<(u32, u32), (u32, u32)>,
+    /// Appends already computed: (key, value, appended) to value.
+    concat: FxHashMap<(u32, u32, u32), u32>,
+    /// Once the search is over and the evidence replays a prefix: the
+    /// texts of values that the search merged into `DEAD`, built so the
+    /// evidence shows them (ids from `SHOWN` on).
+    shown: Option<Vec<Box<str>>>,
+}
+
+/// A value appends made: the first `len` bytes of each of the key's reads
+/// `lo..hi`.
+#[derive(Clone, Copy, Debug)]
+struct Prefix {
+    key: u32,
+    lo: u32,
+    hi: u32,
+    len: u32,
 }
 
 impl PartStrings {
-    fn new(base: Arc<Strings>) -> PartStrings {
+    /// `reads`: per key, the distinct values its gets read, sorted by text.
+    fn new(base: Arc<Strings>, reads: Vec<Vec<u32>>) -> PartStrings {
+        let read_pos = reads
+            .iter()
+            .map(|rs| rs.iter().enumerate().map(|(i, &r)| (r, i as u32)).collect())
+            .collect();
         PartStrings {
             base,
+            reads,
+            read_pos,
             made: Vec::new(),
             made_ids: FxHashMap::default(),
+            runs: FxHashMap::default(),
             concat: FxHashMap::default(),
-            scratch: String::new(),
+            shown: None,
         }
     }
-    fn text(&self, id: u32) -> &str {
-        let id = id as usize;
-        match self.base.strs.get(id) {
-            Some(s) => s,
-            None => &self.made[id - self.base.strs.len()],
+    /// The text of a value; `None` for `DEAD`.
+    fn text(&self, id: u32) -> Option<&str> {
+        if id >= SHOWN && id != DEAD {
+            return self.shown.as_ref()?.get((id - SHOWN) as usize).map(|t| &**t);
         }
+        let id = id as usize;
+        let n = self.base.strs.len();
+        if id < n {
+            return Some(&self.base.strs[id]);
+        }
+        let p = self.made.get(id - n)?;
+        let read = self.reads[p.key as usize][p.lo as usize];
+        // A prefix of the read that a sequence of whole strings spells:
+        // it ends at a character boundary.
+        self.base.strs[read as usize].get(..p.len as usize)
     }
     fn find(&self, text: &str) -> Option<u32> {
-        self.base.map.get(text).or_else(|| self.made_ids.get(text)).copied()
+        self.base.map.get(text).copied()
     }
-    fn append(&mut self, a: u32, b: u32) -> u32 {
-        if let Some(&id) = self.concat.get(&(a, b)) {
+    /// The length of a value in bytes (0 for `DEAD`, which no caller asks).
+    fn len(&self, id: u32) -> u32 {
+        self.text(id).map_or(0, |t| t.len() as u32)
+    }
+    /// Whether `read`, a value a get of key `k` read, starts with `value`,
+    /// a value of that key: for a value appends made, whether `read` is in
+    /// its run, without comparing text.
+    fn starts(&self, k: u32, read: u32, value: u32) -> bool {
+        let n = self.base.strs.len();
+        if value == DEAD {
+            return false;
+        }
+        if (value as usize) < n {
+            let (Some(read), Some(value)) = (self.text(read), self.text(value)) else {
+                return false;
+            };
+            return read.starts_with(value);
+        }
+        let Some(p) = self.made.get(value as usize - n) else { return false };
+        self.read_pos[k as usize].get(&read).is_some_and(|&i| p.lo <= i && i < p.hi)
+    }
+    /// The run of key `k`'s reads that start with value `v`, and `v`'s
+    /// length; `None` for `DEAD`.
+    fn run(&mut self, k: u32, v: u32) -> Option<(u32, u32, u32)> {
+        let n = self.base.strs.len();
+        if v as usize >= n {
+            let p = self.made.get(v as usize - n)?;
+            return Some((p.lo, p.hi, p.len));
+        }
+        let len = self.base.strs[v as usize].len() as u32;
+        if let Some(&(lo, hi)) = self.runs.get(&(k, v)) {
+            return Some((lo, hi, len));
+        }
+        let text = self.base.strs[v as usize].as_bytes();
+        let reads = &self.reads[k as usize];
+        let strs = &self.base.strs;
+        let lo = reads.partition_point(|&r| strs[r as usize].as_bytes() < text);
+        let hi =
+            lo + reads[lo..].partition_point(|&r| strs[r as usize].as_bytes().starts_with(text));
+        self.runs.insert((k, v), (lo as u32, hi as u32));
+        Some((lo as u32, hi as u32, len))
+    }
+    /// A value no get starts with, `a` then `b`: `DEAD`, or while the
+    /// evidence replays a prefix, the text itself.
+    fn dead(&mut self, a: u32, b: u32) -> u32 {
+        let joined = match (self.text(a), self.text(b)) {
+            (Some(a), Some(b)) if self.shown.is_some() => format!("{a}{b}"),
+            _ => return DEAD,
+        };
+        let shown = self.shown.get_or_insert_with(Vec::new);
+        shown.push(joined.into());
+        SHOWN + shown.len() as u32 - 1
+    }
+    /// The value of key `k` after appending string `b` to value `a`.
+    fn append(&mut self, k: u32, a: u32, b: u32) -> u32 {
+        if let Some(&id) = self.concat.get(&(k, a, b)) {
             return id;
         }
-        // Joined in a buffer kept for the next call: a concatenation the
-        // history already holds (a get's value) then allocates nothing.
-        let mut joined = std::mem::take(&mut self.scratch);
-        joined.clear();
-        joined.push_str(self.text(a));
-        joined.push_str(self.text(b));
-        let id = match self.find(&joined) {
-            Some(id) => id,
-            None => {
-                let id = (self.base.strs.len() + self.made.len()) as u32;
-                let text: Arc<str> = Arc::from(joined.as_str());
-                self.made.push(Arc::clone(&text));
-                self.made_ids.insert(text, id);
-                id
-            }
-        };
-        self.scratch = joined;
-        self.concat.insert((a, b), id);
+        let id = self.join(k, a, b);
+        self.concat.insert((k, a, b), id);
         id
+    }
+    fn join(&mut self, k: u32, a: u32, b: u32) -> u32 {
+        let Some((lo, hi, la)) = self.run(k, a) else { return self.dead(a, b) };
+        // The reads that start with `a` share its bytes: among them, sorted
+        // by text, those that go on with `b` are a contiguous run too.
+        let strs = &self.base.strs;
+        let tail = strs[b as usize].as_bytes();
+        let run = &self.reads[k as usize][lo as usize..hi as usize];
+        let suffix = |r: &u32| &strs[*r as usize].as_bytes()[la as usize..];
+        let from = run.partition_point(|r| suffix(r) < tail);
+        let to = from + run[from..].partition_point(|r| suffix(r).starts_with(tail));
+        if from == to {
+            return self.dead(a, b);
+        }
+        let len = la + tail.len() as u32;
+        // The shortest read of the run comes first: if one is exactly
+        // this value, it is that read, and the value is its id, so that a
+        // get of it compares ids.
+        if strs[run[from] as usize].len() == len as usize {
+            return run[from];
+        }
+        let (lo2, hi2) = (lo + from as u32, lo + to as u32);
+        let next = (self.base.strs.len() + self.made.len()) as u32;
+        *self.made_ids.entry((k, lo2, len)).or_insert_with(|| {
+            self.made.push(Prefix { key: k, lo: lo2, hi: hi2, len });
+            next
+        })
     }
 }
 
@@ -156,7 +277,7 @@ impl Model for Kv {
             KvOp::Get(k, v) => {
                 self.gets[k as usize].remove(&ret);
                 if !self.resets.contains_key(&(k, v)) {
-                    let len = self.strings.text(v).len() as u32;
+                    let len = self.strings.len(v);
                     self.fixed[k as usize].remove(&(len, ret));
                 }
             }
@@ -177,7 +298,7 @@ impl Model for Kv {
             KvOp::Get(k, v) => {
                 self.gets[k as usize].insert(ret, v);
                 if !self.resets.contains_key(&(k, v)) {
-                    let len = self.strings.text(v).len() as u32;
+                    let len = self.strings.len(v);
                     self.fixed[k as usize].insert((len, ret), v);
                 }
             }
@@ -192,23 +313,25 @@ impl Model for Kv {
         let k = match *op {
             KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => k,
         };
-        let cur = self.strings.text(state[k as usize]);
+        let cur = state[k as usize];
         // The shortest value a remaining get that no put leads to will read:
         // appends alone must get there from here.
         if let Some((&(_, ret), &want)) = self.fixed[k as usize].first_key_value() {
-            let want = self.strings.text(want);
-            if !want.starts_with(cur) {
+            if !self.strings.starts(k, want, cur) {
                 return Some(ret);
             }
             // And the next of those appends must start what is missing.
-            if want.len() > cur.len() && !self.an_append_starts(k, &want[cur.len()..]) {
+            let have = self.strings.len(cur) as usize;
+            let want = self.strings.text(want).unwrap_or_default();
+            if want.len() > have && !self.an_append_starts(k, want.get(have..).unwrap_or_default())
+            {
                 return Some(ret);
             }
         }
         // The value the remaining get that returned first will read: appends
         // from here, or a remaining put, must lead there.
         let (&ret, &want) = self.gets[k as usize].first_key_value()?;
-        if self.strings.text(want).starts_with(cur) {
+        if self.strings.starts(k, want, cur) {
             return None;
         }
         let puts = &self.puts[k as usize];
@@ -234,6 +357,11 @@ impl Model for Kv {
     fn init(&self) -> Self::State {
         SmallVec::from_elem(0, self.keys.len())
     }
+    fn for_evidence(&mut self) {
+        self.strings.shown = Some(Vec::new());
+        // Appends remembered as `DEAD` are made again, in full.
+        self.strings.concat.clear();
+    }
     fn step(&mut self, s: &Self::State, op: &KvOp) -> Option<Self::State> {
         match *op {
             KvOp::Get(k, v) => (s[k as usize] == v).then(|| s.clone()),
@@ -244,7 +372,7 @@ impl Model for Kv {
             }
             KvOp::Append(k, v) => {
                 let mut n = s.clone();
-                n[k as usize] = self.strings.append(s[k as usize], v);
+                n[k as usize] = self.strings.append(k, s[k as usize], v);
                 Some(n)
             }
         }
@@ -256,7 +384,10 @@ impl Model for Kv {
         let parts: Vec<String> = s
             .iter()
             .enumerate()
-            .map(|(k, v)| format!("{} {:?}", self.keys[k], self.strings.text(*v)))
+            .map(|(k, v)| match self.strings.text(*v) {
+                Some(text) => format!("{} {text:?}", self.keys[k]),
+                None => format!("{} «a value no get of this key starts with»", self.keys[k]),
+            })
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
@@ -292,55 +423,69 @@ impl Default for KvKind {
 }
 
 impl KvKind {
-    /// Whether `value` is the initial empty string or a put's value, followed
-    /// by appended strings (each used any number of times: a necessary
-    /// condition only, cheap to decide by dynamic programming over the
-    /// positions of `value`).
-    fn spelled(
+    /// The values among `reads` (one key's distinct reads, sorted by text)
+    /// that neither the initial empty string nor a put's value, followed by
+    /// appended strings (each used any number of times), spells: a
+    /// necessary condition only, cheap to decide by dynamic programming
+    /// over the positions of each value. Whether a position can be reached
+    /// depends only on the text before it, so each read reuses the
+    /// positions it shares with the previous one in sorted order (reads of
+    /// one key are mostly extensions of each other).
+    fn unspelled(
         &self,
-        value: u32,
+        reads: &[u32],
         puts: &FxHashMap<u32, u32>,
         appends: &FxHashMap<u32, u32>,
         lens: &[u32],
-    ) -> bool {
-        let text = &*self.strings.strs[value as usize];
-        let mut reach = vec![false; text.len() + 1];
-        reach[0] = true;
-        for &p in puts.keys() {
-            let put = &*self.strings.strs[p as usize];
-            if text.starts_with(put) {
-                reach[put.len()] = true;
+    ) -> Vec<u32> {
+        let strs = &self.strings.strs;
+        let mut out = Vec::new();
+        let mut reach: Vec<bool> = vec![true];
+        let mut prev: &[u8] = b"";
+        for &r in reads {
+            let text = &*strs[r as usize];
+            let shared = prev.iter().zip(text.as_bytes()).take_while(|(a, b)| a == b).count();
+            reach.truncate(shared + 1);
+            let put_ends: SmallVec<[usize; 4]> = puts
+                .keys()
+                .map(|&p| &*strs[p as usize])
+                .filter(|p| text.starts_with(p))
+                .map(str::len)
+                .collect();
+            for end in reach.len()..=text.len() {
+                let reached = put_ends.contains(&end)
+                    || (text.is_char_boundary(end)
+                        && lens.iter().any(|&len| {
+                            let len = len as usize;
+                            len > 0
+                                && len <= end
+                                && reach[end - len]
+                                && text.is_char_boundary(end - len)
+                                && self
+                                    .strings
+                                    .map
+                                    .get(&text[end - len..end])
+                                    .is_some_and(|id| appends.contains_key(id))
+                        }));
+                reach.push(reached);
             }
+            if !reach[text.len()] {
+                out.push(r);
+            }
+            prev = text.as_bytes();
         }
-        for at in 0..text.len() {
-            if !reach[at] {
-                continue;
-            }
-            for &len in lens {
-                let end = at + len as usize;
-                if len > 0
-                    && end <= text.len()
-                    && text.is_char_boundary(end)
-                    && self
-                        .strings
-                        .map
-                        .get(&text[at..end])
-                        .is_some_and(|id| appends.contains_key(id))
-                {
-                    reach[end] = true;
-                }
-            }
-        }
-        reach[text.len()]
+        out
     }
 }
 
-fn kv_text(v: &Value) -> Result<String, String> {
+/// A value as the kv model's string: borrowed when it is one already, as
+/// nearly every value is, so interning one that is known allocates nothing.
+fn kv_text(v: &Value) -> Result<std::borrow::Cow<'_, str>, String> {
     match v {
-        Value::Nil => Ok(String::new()),
-        Value::Str(s) | Value::Keyword(s) => Ok(s.to_string()),
-        Value::Int(i) => Ok(i.to_string()),
-        Value::BigInt(digits) => Ok(digits.to_string()),
+        Value::Nil => Ok("".into()),
+        Value::Str(s) | Value::Keyword(s) => Ok(s.as_str().into()),
+        Value::Int(i) => Ok(i.to_string().into()),
+        Value::BigInt(digits) => Ok(digits.to_string().into()),
         other => Err(format!("the kv model stores strings, found {other}")),
     }
 }
@@ -351,6 +496,9 @@ impl ModelKind for KvKind {
         matches!(f, "get" | "read") && !output.is_nil()
     }
     const OBSERVING: &str = "an ok get";
+    // Every kv op names one key, and a get's result depends on that key
+    // alone.
+    const KEYS_ARE_OBJECTS: bool = true;
     fn compile(&mut self, call: &Call<'_>) -> Result<Option<KvOp>, String> {
         let Call { f, key, input, output } = *call;
         let key = key.ok_or("the kv model needs a key on every operation (the `key` field)")?;
@@ -426,15 +574,26 @@ impl ModelKind for KvKind {
                 }
             }
         }
-        let hopeless = gets
+        let strs = &self.strings.strs;
+        let reads: Vec<Vec<u32>> = gets
+            .iter()
+            .map(|g| {
+                let mut rs: Vec<u32> = g.values().copied().collect();
+                rs.sort_unstable_by(|a, b| strs[*a as usize].cmp(&strs[*b as usize]));
+                rs.dedup();
+                rs
+            })
+            .collect();
+        let hopeless = reads
             .iter()
             .enumerate()
-            .flat_map(|(k, key_gets)| key_gets.iter().map(move |(&ret, &g)| (k, ret, g)))
-            .filter(|&(k, _, g)| !self.spelled(g, &puts[k], &appends[k], &append_lens[k]))
-            .map(|(_, ret, _)| ret)
+            .flat_map(|(k, rs)| {
+                let bad = self.unspelled(rs, &puts[k], &appends[k], &append_lens[k]);
+                gets[k].iter().filter(move |(_, g)| bad.contains(g)).map(|(&ret, _)| ret)
+            })
             .min();
         Kv {
-            strings: PartStrings::new(Arc::clone(&self.strings)),
+            strings: PartStrings::new(Arc::clone(&self.strings), reads),
             keys: keys.into(),
             gets,
             fixed,
@@ -524,5 +683,64 @@ mod tests {
         let m = k.model_for(&mut ops, &[0, 1, 2, 3, 4, 5], &rets);
         assert_eq!(m.hopeless, Some(9));
         assert_eq!(m.doomed(&m.init(), &ops[0]), Some(9));
+    }
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Values appends make, never materialised, agree with the strings
+        /// themselves: a value's text is the concatenation; a value that
+        /// equals a read is that read's id; `DEAD` only for a text no read
+        /// starts with; and `starts` answers as `str::starts_with` does.
+        #[test]
+        fn appended_values_agree_with_concatenated_strings(
+            reads in proptest::collection::vec("[ab]{0,6}", 1..6),
+            puts in proptest::collection::vec("[ab]{0,3}", 1..3),
+            steps in proptest::collection::vec((any::<bool>(), 0usize..6, "[ab]{1,2}"), 1..12),
+        ) {
+            let mut table = Strings::new();
+            let read_ids: Vec<u32> = reads.iter().map(|r| table.id(r)).collect();
+            let put_ids: Vec<u32> = puts.iter().map(|p| table.id(p)).collect();
+            let appended: Vec<u32> = steps.iter().map(|(_, _, a)| table.id(a)).collect();
+            let mut sorted = read_ids.clone();
+            sorted.sort_unstable_by(|a, b| table.strs[*a as usize].cmp(&table.strs[*b as usize]));
+            sorted.dedup();
+            let mut strings = PartStrings::new(Arc::new(table), vec![sorted]);
+            // The same values as the evidence replays them: every text kept.
+            let mut shown = strings.clone();
+            shown.shown = Some(Vec::new());
+            let mut full = 0u32;
+            let (mut value, mut text) = (0u32, String::new());
+            for ((is_put, pick, tail), &a) in steps.iter().zip(&appended) {
+                if *is_put {
+                    value = put_ids[pick % put_ids.len()];
+                    text = puts[pick % puts.len()].clone();
+                    full = value;
+                } else {
+                    value = strings.append(0, value, a);
+                    full = shown.append(0, full, a);
+                    text.push_str(tail);
+                }
+                prop_assert_eq!(shown.text(full), Some(text.as_str()));
+                let read_by_some = reads.iter().any(|r| r.starts_with(&text));
+                if value == DEAD {
+                    prop_assert!(!read_by_some, "{text:?} is read, yet dead");
+                } else {
+                    prop_assert_eq!(strings.text(value), Some(text.as_str()));
+                }
+                if let Some(i) = reads.iter().position(|r| *r == text) {
+                    prop_assert_eq!(value, read_ids[i], "{:?} is a read's value", text);
+                }
+                for (r, &id) in reads.iter().zip(&read_ids) {
+                    prop_assert_eq!(strings.starts(0, id, value), r.starts_with(&text));
+                }
+            }
+        }
     }
 }

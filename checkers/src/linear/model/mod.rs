@@ -68,6 +68,11 @@ pub(crate) trait Model: Send {
     }
     /// The state in words, for evidence.
     fn show_state(&self, state: &Self::State) -> String;
+    /// Readies the model, once the search is over, to replay a prefix for
+    /// the evidence: a model that merges values nothing can tell apart
+    /// (kv's `DEAD`) keeps them apart from here on, so the states the
+    /// evidence shows are the ones reached.
+    fn for_evidence(&mut self) {}
     /// Readies the model and the partition's ops (completions at `rets`,
     /// `u32::MAX` for crashed ones) for the search, on the thread that will
     /// search them; called once, before any search, with the ops the
@@ -183,6 +188,14 @@ pub(crate) trait ModelKind: Send {
 
     /// The operations that observe the state, in words, for that verdict.
     const OBSERVING: &'static str = "an ok operation";
+
+    /// Whether each key is an object of its own: every op touches one key,
+    /// and no op's result depends on another key's state (kv's map of
+    /// strings). Then, by locality (Herlihy and Wing, 1990: a history is
+    /// linearizable iff each object's subhistory is), checking the keys
+    /// apart decides exactly what one search over their product would, so
+    /// the default search does so even when asked not to partition.
+    const KEYS_ARE_OBJECTS: bool = false;
 
     /// The partition an op with `key` belongs to when the history is
     /// checked key by key (P-compositionality).
