@@ -11,6 +11,7 @@ use petgraph::visit::{
 };
 use rustc_hash::FxHashMap;
 
+use super::cycles::Variant;
 use super::prep::{NONE, Prepared, Status};
 
 /// Edge relations, as bits so that one edge can carry several.
@@ -264,6 +265,26 @@ impl IntoNodeIdentifiers for &Graph {
     type NodeIdentifiers = std::ops::Range<u32>;
     fn node_identifiers(self) -> std::ops::Range<u32> {
         0..self.node_count() as u32
+    }
+}
+
+/// At most how many edges `realtime_chain` or `process_edges` add for
+/// `variant`: room the inference reserves in its edge list up front, so
+/// that adding them later does not move a list of millions of edges to a
+/// larger allocation while the old one still holds its copy (with a
+/// million transactions, 40 MiB more at the check's peak).
+pub(crate) fn order_edges_bound(prep: &Prepared<'_>, variant: Variant) -> usize {
+    let (mut live, mut committed) = (0usize, 0usize);
+    for txn in &prep.txns {
+        live += usize::from(txn.status != Status::Fail);
+        committed += usize::from(txn.status == Status::Ok && txn.complete != NONE);
+    }
+    match variant {
+        // An edge into each live invocation; from each committed
+        // completion, an edge to its node and at most one chain edge.
+        Variant::Realtime => live + 2 * committed,
+        Variant::Process => live,
+        Variant::Plain => 0,
     }
 }
 
