@@ -13,8 +13,8 @@
 //!    dependency edges.
 //! 3. `graph`: real-time edges (a transitive reduction) or process edges,
 //!    when the requested consistency models need them, join the dependency
-//!    edges in one CSR graph; petgraph finds its strongly connected
-//!    components.
+//!    edges in one CSR graph of successor lists; an iterative Tarjan finds
+//!    its strongly connected components.
 //! 4. `cycles`: inside each non-trivial component only (in parallel), a
 //!    search for the shortest cycle of each anomaly kind, most severe
 //!    first, within a per-component time budget.
