@@ -163,7 +163,9 @@ fn index_appends(prep: &Prepared<'_>, unknown: &mut Vec<String>) -> AppendIndex 
 
 /// Runs the list-append analysis over `prep`. Reads' versions are left in
 /// their `Mop::aux`: their length in distinct elements, or `INCOMPATIBLE`.
-pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
+/// The edge list has room for `order_edges` more edges (the real-time or
+/// process edges the graph adds to it later).
+pub(crate) fn analyze(prep: &mut Prepared<'_>, order_edges: usize) -> (Analysis, AppendOrders) {
     let nkeys = prep.keys.len();
     let mut findings: Vec<Finding> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
@@ -184,7 +186,7 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>) -> (Analysis, AppendOrders) {
     dirty_updates(prep, &orders, &aborted_pos, &mut findings);
     internal_and_future_reads(prep, &mut findings);
     lost_updates(prep, &mut findings);
-    let edges = dependency_edges(prep, &orders, &reads);
+    let edges = dependency_edges(prep, &orders, &reads, order_edges);
 
     let stats = json!({
         "keys": nkeys,
@@ -564,10 +566,15 @@ fn dirty_updates(
 /// Dependency edges: reads first (write-read from the writer of the last
 /// element seen, read-write to the writer of the next), then each key's
 /// order (write-write between neighbours, and from the last observed
-/// element to every unread append).
-fn dependency_edges(prep: &Prepared<'_>, orders: &AppendOrders, reads: &[u32]) -> EdgeList {
+/// element to every unread append), in a list with room for `extra` more.
+fn dependency_edges(
+    prep: &Prepared<'_>,
+    orders: &AppendOrders,
+    reads: &[u32],
+    extra: usize,
+) -> EdgeList {
     let ix = &orders.index;
-    let mut edges = EdgeList::with_capacity(reads.len() * 2 + orders.order.len());
+    let mut edges = EdgeList::with_capacity(reads.len() * 2 + orders.order.len() + extra);
     for &r in reads {
         let m = prep.mops[r as usize];
         let w = orders.last_writer(prep, &m);

@@ -13,8 +13,8 @@
 //!    dependency edges.
 //! 3. `graph`: real-time edges (a transitive reduction) or process edges,
 //!    when the requested consistency models need them, join the dependency
-//!    edges in one CSR graph; petgraph finds its strongly connected
-//!    components.
+//!    edges in one CSR graph of successor lists; an iterative Tarjan finds
+//!    its strongly connected components.
 //! 4. `cycles`: inside each non-trivial component only (in parallel), a
 //!    search for the shortest cycle of each anomaly kind, most severe
 //!    first, within a per-component time budget.
@@ -472,11 +472,12 @@ impl Elle {
     }
 
     /// The workload's inference: version orders, the anomalies single reads
-    /// show, dependency edges, and what explains those edges.
-    fn infer(&self, prep: &mut Prepared<'_>) -> (Analysis, Box<dyn Explainer>) {
+    /// show, dependency edges, and what explains those edges. List-append's
+    /// edge list is made with room for the order edges `variant` adds.
+    fn infer(&self, prep: &mut Prepared<'_>, variant: Variant) -> (Analysis, Box<dyn Explainer>) {
         match self.workload {
             Workload::ListAppend => {
-                let (a, o) = append::analyze(prep);
+                let (a, o) = append::analyze(prep, graph::order_edges_bound(prep, variant));
                 (a, Box::new(o))
             }
             Workload::RwRegister => {
@@ -760,11 +761,11 @@ impl Checker for Elle {
         if !observed {
             return Ok(self.nothing_read(&prep, started));
         }
-        let (analysis, explainer) = self.infer(&mut prep);
+        let variant = order_variant(&self.opts.prohibited());
+        let (analysis, explainer) = self.infer(&mut prep, variant);
         laps.lap("infer");
         let prep = prep;
 
-        let variant = order_variant(&self.opts.prohibited());
         let Analysis { findings, edges, broken_premise, stats } = analysis;
         let premise_broken = !broken_premise.is_empty();
         let mut reasons = broken_premise;

@@ -1,7 +1,7 @@
 //! Transactions read out of a history into compact tables: one `Txn` per
 //! client operation, its micro-ops in one flat `Vec<Mop>`, keys and values
 //! interned to integers, and the elements of every list read in one flat
-//! arena.
+//! arena, where reads of a key that agree share one copy.
 //!
 //! This is the only pass that touches the history's values. A history is a
 //! tree of small allocations scattered over the heap, so every later pass
@@ -110,7 +110,8 @@ pub(crate) struct Prepared<'a> {
     pub history: &'a History,
     pub txns: Vec<Txn>,
     pub mops: Vec<Mop>,
-    /// Elements of list reads, as codes.
+    /// Elements of list reads, as codes; a read that is a prefix of
+    /// another read of its key may lie inside that read's elements.
     pub elems: Vec<u32>,
     /// Interned keys, by id.
     pub keys: Vec<&'a Value>,
@@ -151,10 +152,78 @@ impl<'a> Codes<'a> {
 struct Chunk<'a> {
     txns: Vec<Txn>,
     mops: Vec<Mop>,
+    /// Elements of list reads: the reads that are not a prefix of their
+    /// key's longest read so far, then each key's longest read (see
+    /// `ReadLists`).
     elems: Vec<u32>,
     /// Keys by local id, with their local codes.
     keys: Vec<(&'a Value, u32)>,
     codes: Codes<'a>,
+}
+
+/// The elements of a chunk's list reads, stored once per key where reads
+/// agree.
+///
+/// Every append adds a unique element, so the reads of a key in a valid
+/// history are prefixes of one another: a million transactions read 23
+/// million elements, which are a few thousand lists' worth per chunk. Each
+/// key keeps its longest read so far; a read that is a prefix of it (or
+/// extends it) is stored as a length into it, and only a read that
+/// disagrees is copied whole. `Prepared::read_elems` gives every read the
+/// same elements either way: what differs is only where they lie.
+#[derive(Default)]
+struct ReadLists {
+    /// Each local key's longest read so far, as codes.
+    longest: Vec<Vec<u32>>,
+    /// Micro-ops (positions in `Chunk::mops`) whose elements are a prefix
+    /// of their key's list in `longest`.
+    shared: Vec<u32>,
+    /// A read's codes, gathered before they are compared.
+    scratch: Vec<u32>,
+}
+
+impl ReadLists {
+    /// Stores `scratch`, the codes of a read of local key `key` by micro-op
+    /// `mop`: returns its offset in `odd` (the reads stored whole), or
+    /// `None` when it is a prefix of the key's list (its offset is then set
+    /// by `lay_out`).
+    fn store(&mut self, key: u32, mop: u32, odd: &mut Vec<u32>) -> Option<u32> {
+        let k = key as usize;
+        if self.longest.len() <= k {
+            self.longest.resize_with(k + 1, Vec::new);
+        }
+        let longest = &mut self.longest[k];
+        let read = &self.scratch;
+        if read.len() <= longest.len() {
+            if longest.starts_with(read) {
+                self.shared.push(mop);
+                return None;
+            }
+        } else if read.starts_with(longest) {
+            longest.extend_from_slice(&read[longest.len()..]);
+            self.shared.push(mop);
+            return None;
+        }
+        let off = odd.len() as u32;
+        odd.extend_from_slice(read);
+        Some(off)
+    }
+
+    /// Appends each key's list to `elems` (which holds the reads stored
+    /// whole) and points the shared reads into them.
+    fn lay_out(self, elems: &mut Vec<u32>, mops: &mut [Mop]) -> Option<()> {
+        let mut start = Vec::with_capacity(self.longest.len());
+        for list in &self.longest {
+            start.push(u32::try_from(elems.len()).ok()?);
+            elems.extend_from_slice(list);
+        }
+        u32::try_from(elems.len()).ok()?;
+        for &i in &self.shared {
+            let m = &mut mops[i as usize];
+            m.val = start[m.key as usize];
+        }
+        Some(())
+    }
 }
 
 /// The error for a history with more than `u32::MAX` of something.
@@ -176,12 +245,13 @@ fn read_chunk<'a>(
     let mut c = Chunk {
         txns: Vec::with_capacity(pairs.len()),
         mops: Vec::with_capacity(pairs.len() * 3),
-        elems: Vec::with_capacity(if lists { pairs.len() * 8 } else { 0 }),
+        elems: Vec::new(),
         keys: Vec::new(),
         codes: Codes::default(),
     };
     let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
     let mut buf: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
+    let mut reads = ReadLists::default();
     let too_big = || too_big(workload);
     for pair in pairs {
         let inv = &ops[pair.invoke];
@@ -259,10 +329,15 @@ fn read_chunk<'a>(
                             )));
                         }
                     };
-                    let off = u32::try_from(c.elems.len()).map_err(|_| too_big())?;
+                    let len = u32::try_from(items.len()).map_err(|_| too_big())?;
                     let codes = &mut c.codes;
-                    c.elems.extend(items.iter().map(|e| codes.code(e)));
-                    (off, items.len() as u32)
+                    reads.scratch.clear();
+                    reads.scratch.extend(items.iter().map(|e| codes.code(e)));
+                    let mop = u32::try_from(c.mops.len()).map_err(|_| too_big())?;
+                    // A shared read's offset is known once every list of the
+                    // chunk is laid out.
+                    let off = reads.store(key, mop, &mut c.elems).unwrap_or(0);
+                    (off, len)
                 }
                 (_, v) => (c.codes.code(v), 0),
             };
@@ -270,6 +345,7 @@ fn read_chunk<'a>(
         }
         c.txns.push(Txn { invoke, complete, process, first, len: buf.len() as u32, status });
     }
+    reads.lay_out(&mut c.elems, &mut c.mops).ok_or_else(too_big)?;
     Ok(c)
 }
 
@@ -304,11 +380,20 @@ impl<'a> Prepared<'a> {
         let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
         let mut keys: Vec<&'a Value> = Vec::new();
         let mut codes = Codes::default();
-        for pairs in pairs.chunks(wave) {
-            let chunks: Vec<Result<Chunk<'a>, CheckError>> = pairs
+        for (w, wave_pairs) in pairs.chunks(wave).enumerate() {
+            let chunks: Vec<Result<Chunk<'a>, CheckError>> = wave_pairs
                 .par_chunks(CHUNK)
                 .map(|p| read_chunk(history, p, workload, allowed))
                 .collect();
+            if w == 1 {
+                // Room for the micro-ops of the whole history, as the first
+                // wave predicts them, plus an eighth: growing a table of
+                // millions by doubling would copy it while the old copy is
+                // still held (the allocator cannot always grow it in place).
+                let predicted = mops.len() as u128 * pairs.len() as u128 / wave as u128;
+                let room = usize::try_from(predicted + predicted / 8).unwrap_or(usize::MAX);
+                mops.reserve_exact(room.saturating_sub(mops.len()));
+            }
             // Chunks are in history order, so the first error is the earliest.
             for c in chunks {
                 let c = c?;
@@ -421,5 +506,33 @@ mod tests {
         assert_eq!(later, vec![true, true, false], "the read and the first append come before one");
         let last = prep.txns[1].mops().end - 1;
         assert!(!prep.rewritten_later(last, MopKind::Append), "the other transaction's own last");
+    }
+
+    #[test]
+    fn reads_that_agree_share_their_elements_and_each_reads_what_it_read() {
+        let h = formats::parse(
+            "{:index 0, :process 0, :type :invoke, :f :txn, :value [[:append :x 1] [:append :x 2]]}\n\
+             {:index 1, :process 0, :type :ok, :f :txn, :value [[:append :x 1] [:append :x 2]]}\n\
+             {:index 2, :process 1, :type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]]}\n\
+             {:index 3, :process 1, :type :ok, :f :txn, :value [[:r :x [1]] [:r :y nil]]}\n\
+             {:index 4, :process 2, :type :invoke, :f :txn, :value [[:r :x nil] [:r :x nil]]}\n\
+             {:index 5, :process 2, :type :ok, :f :txn, :value [[:r :x [1 2]] [:r :x [1]]]}\n\
+             {:index 6, :process 3, :type :invoke, :f :txn, :value [[:r :x nil]]}\n\
+             {:index 7, :process 3, :type :ok, :f :txn, :value [[:r :x [2 1]]]}\n",
+            "test",
+            None,
+        )
+        .expect("a readable history");
+        let prep = prepared(&h);
+        let reads: Vec<Vec<u32>> = prep
+            .mops
+            .iter()
+            .filter(|m| m.kind == MopKind::Read)
+            .map(|m| prep.read_elems(m).to_vec())
+            .collect();
+        assert_eq!(reads, vec![vec![1], vec![], vec![1, 2], vec![1], vec![2, 1]]);
+        // [1], [1 2] and [1] are one list of key x, [2 1] disagrees and is
+        // stored whole; y's list is empty.
+        assert_eq!(prep.elems.len(), 4, "elements stored: {:?}", prep.elems);
     }
 }
