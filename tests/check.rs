@@ -5,18 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn faultline() -> Command {
+/// The binary under test (also used by the other modules).
+pub(crate) fn faultline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
 }
 
-fn run(args: &[&str]) -> Output {
+/// Runs the binary with `args` to completion.
+pub(crate) fn run(args: &[&str]) -> Output {
     match faultline().args(args).output() {
         Ok(o) => o,
         Err(e) => panic!("running faultline {args:?}: {e}"),
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+/// Output bytes as text, lossily.
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -5,23 +5,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn faultline() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-}
-
-fn run(args: &[&str]) -> Output {
-    match faultline().args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("running faultline {args:?}: {e}"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::check::{faultline, run, text};
 
 /// The one run directory under `store` (a failing seed's).
 fn only_run(store: &Path) -> PathBuf {
