@@ -158,8 +158,19 @@ fn write_op(svg: &mut String, op: &serde_json::Value, row: f64, axis: &Axis) {
         ("#eeeeee", "#9e9e9e")
     };
     let label = op.get("label").and_then(|o| o.as_str()).unwrap_or("");
-    let full = op.get("op").and_then(|o| o.as_str()).unwrap_or(label);
     let index = op.get("index").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    // Evidence written before the window dropped its `op` sentence still
+    // carries one; newer evidence has the parts to make it.
+    let full = match (op.get("op").and_then(|o| o.as_str()), op.get("process")) {
+        (Some(full), _) => full.to_owned(),
+        (None, Some(p)) => {
+            format!(
+                "op {index} by process {}, {label}",
+                p.as_str().map_or_else(|| p.to_string(), str::to_owned)
+            )
+        }
+        (None, None) => label.to_owned(),
+    };
     let title = format!(
         "{full}{}{}",
         order.map(|o| format!(" — linearized #{o}")).unwrap_or_default(),
@@ -255,10 +266,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Two ops as the checker writes them now, and one with the `op`
+    /// sentence evidence written before carried.
     fn window() -> serde_json::Value {
         json!({"window": [
-            {"index": 0, "process": "10", "call": 100, "ret": 340, "op": "op 0 by process 10, write 1", "label": "write 1", "order": 1, "stuck": false},
-            {"index": 2, "process": "2", "call": 120, "ret": null, "op": "op 2 by process 2, write 2", "label": "write 2", "order": null, "stuck": false},
+            {"index": 0, "process": "10", "call": 100, "ret": 340, "label": "write 1", "order": 1, "stuck": false},
+            {"index": 2, "process": "2", "call": 120, "ret": null, "label": "write 2", "order": null, "stuck": false},
             {"index": 4, "process": "nemesis-ish", "call": 200, "ret": 260, "op": "op 4, read → 2", "label": "read → 2", "order": null, "stuck": true},
         ]})
     }
@@ -288,6 +301,7 @@ mod tests {
         assert!(svg.contains("read → 2 ✗</text>"), "{svg}");
         assert_eq!(svg.matches("stroke-dasharray").count(), 1, "{svg}");
         assert!(svg.contains("<title>op 0 by process 10, write 1 — linearized #1</title>"));
+        assert!(svg.contains("<title>op 2 by process 2, write 2 — crashed</title>"), "{svg}");
         assert_eq!(timeline(&json!({"window": []})), "");
     }
 }

@@ -520,7 +520,6 @@ fn refuted<O>(
                 "process": ops[m.invoke].process.to_string(),
                 "call": m.invoke,
                 "ret": e.ret,
-                "op": names.describe(e.id),
                 "label": names.short(e.id),
                 "order": null,
                 "stuck": e.id == r.stuck,
@@ -735,16 +734,11 @@ impl<O> Names<'_, O> {
 
     /// `op N by process P, ...`, saying so when the op crashed.
     fn describe(&self, id: u32) -> String {
-        self.describe_as(id, &self.short(id))
-    }
-
-    /// [`Names::describe`] with the op's [`Names::short`] form already made.
-    fn describe_as(&self, id: u32, short: &str) -> String {
         let m = &self.metas[id as usize];
         let inv = &self.ops[m.invoke];
         let crashed = self.entries[id as usize].ret.is_none();
         let status = if crashed { " (crashed: may or may not have happened)" } else { "" };
-        format!("op {} by process {}, {short}{status}", inv.index, inv.process)
+        format!("op {} by process {}, {}{status}", inv.index, inv.process, self.short(id))
     }
 }
 
@@ -871,8 +865,11 @@ fn window<O>(
         .unwrap_or(stuck_meta.invoke)
         .min(stuck_meta.invoke);
     let to = stuck_meta.complete.unwrap_or(stuck_meta.invoke);
-    let order: BTreeMap<u32, usize> =
-        prefix.iter().enumerate().map(|(i, id)| (*id, i + 1)).collect();
+    // Each op's place in the prefix, by op id (1-based; 0: not in it).
+    let mut order = vec![0usize; names.entries.len()];
+    for (i, &id) in prefix.iter().enumerate() {
+        order[id as usize] = i + 1;
+    }
     let window = names
         .entries
         .iter()
@@ -881,16 +878,18 @@ fn window<O>(
         .filter(|(e, m)| m.invoke <= to && e.ret.map_or(m.invoke >= from, |r| r as usize >= from))
         .take(400)
         .map(|(e, m)| {
-            let label = names.short(e.id);
+            // No `op` sentence beside the label: the picture makes it from
+            // `index`, `process` and `label` (it was a second copy of each
+            // value, a tenth of the check on Porcupine's kv histories).
             let mut op = json!({
                 "index": names.ops[m.invoke].index,
                 "process": names.ops[m.invoke].process.to_string(),
                 "call": m.invoke,
                 "ret": e.ret,
-                "order": order.get(&e.id),
+                "order": Some(order[e.id as usize]).filter(|&o| o > 0),
                 "stuck": e.id == stuck,
             });
-            insert_strings(&mut op, [("op", names.describe_as(e.id, &label)), ("label", label)]);
+            insert_strings(&mut op, [("label", names.short(e.id))]);
             op
         })
         .collect();
