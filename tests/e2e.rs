@@ -97,9 +97,10 @@ fn faultline() -> Command {
     Command::new(env!("CARGO_BIN_EXE_faultline"))
 }
 
-/// Whether a test that needs root (and `extra` programs) can run here.
-pub(crate) fn root_or_skip(test: &str, extra: &[&str]) -> bool {
-    let missing: Vec<&str> = ["ip", "nft"]
+/// The programs the netns runtime needs (`ip`, `nft`) and `extra` that
+/// are not installed here.
+fn missing_programs<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    ["ip", "nft"]
         .iter()
         .chain(extra)
         .copied()
@@ -108,7 +109,12 @@ pub(crate) fn root_or_skip(test: &str, extra: &[&str]) -> bool {
                 .iter()
                 .any(|d| Path::new(d).join(p).exists())
         })
-        .collect();
+        .collect()
+}
+
+/// Whether a test that needs root (and `extra` programs) can run here.
+pub(crate) fn root_or_skip(test: &str, extra: &[&str]) -> bool {
+    let missing = missing_programs(extra);
     if netns::have_root() && missing.is_empty() {
         return true;
     }
@@ -742,13 +748,18 @@ fn async_loses_acknowledged_writes_when_cut_off_primaries_are_killed() {
 #[test]
 fn raft_stays_linearizable_under_every_fault_kind_together_for_30_s() {
     let _slot = shared();
-    // On the netns runtime where root allows (CI), so partitions are
+    // On the netns runtime where root, ip and nft allow (CI), so partitions are
     // firewall rules and packet faults real packets; on the local runtime
     // (proxies) otherwise, said loudly.
-    let netns = netns::have_root();
+    let missing = missing_programs(&[]);
+    let netns = netns::have_root() && missing.is_empty();
     if !netns {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true requires root here");
-        eprintln!("\n!!! raft under every fault: no root, so on the local runtime (proxies) !!!\n");
+        let why = if netns::have_root() { format!("no {missing:?}") } else { "no root".into() };
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true requires root, ip and nft here ({why})"
+        );
+        eprintln!("\n!!! raft under every fault: {why}, so on the local runtime (proxies) !!!\n");
     }
     let store = tempfile::tempdir().expect("tempdir");
     let mut args = vec![
