@@ -308,19 +308,18 @@ impl History {
     /// stands alone as a zero-length interval.
     pub fn pairs(&self) -> Result<Vec<Pair>, HistoryError> {
         use rustc_hash::FxHashMap;
-        let mut pending: FxHashMap<Process, usize> = FxHashMap::default();
+        // Each process's pending invocation: its position, and its index
+        // in `pairs`.
+        let mut pending: FxHashMap<Process, (usize, usize)> = FxHashMap::default();
         let mut pairs: Vec<Pair> = Vec::with_capacity(self.ops.len() / 2 + 1);
-        // Index into `pairs` of each pending invocation.
-        let mut open: FxHashMap<usize, usize> = FxHashMap::default();
         for (pos, op) in self.ops.iter().enumerate() {
             let in_flight = pending.get(&op.process).copied();
             match (op.kind, in_flight) {
                 (OpType::Invoke, None) => {
-                    pending.insert(op.process, pos);
-                    open.insert(pos, pairs.len());
+                    pending.insert(op.process, (pos, pairs.len()));
                     pairs.push(Pair { invoke: pos, complete: None });
                 }
-                (OpType::Invoke, Some(prev)) => {
+                (OpType::Invoke, Some((prev, _))) => {
                     return Err(HistoryError::Invalid {
                         location: self.locate(pos).field("process"),
                         message: format!(
@@ -335,8 +334,7 @@ impl History {
                 }
                 (OpType::Info, None) => {
                     if op.process == Process::Nemesis {
-                        pending.insert(op.process, pos);
-                        open.insert(pos, pairs.len());
+                        pending.insert(op.process, (pos, pairs.len()));
                         pairs.push(Pair { invoke: pos, complete: None });
                     } else {
                         pairs.push(Pair { invoke: pos, complete: Some(pos) });
@@ -353,7 +351,7 @@ impl History {
                         ),
                     });
                 }
-                (_, Some(inv)) => {
+                (_, Some((inv, slot))) => {
                     if self.ops[inv].f != op.f && op.process != Process::Nemesis {
                         return Err(HistoryError::Invalid {
                             location: self.locate(pos).field("f"),
@@ -367,9 +365,7 @@ impl History {
                         });
                     }
                     pending.remove(&op.process);
-                    if let Some(slot) = open.remove(&inv) {
-                        pairs[slot].complete = Some(pos);
-                    }
+                    pairs[slot].complete = Some(pos);
                 }
             }
         }
