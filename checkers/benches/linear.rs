@@ -224,16 +224,6 @@ fn hard_single_key(crit: &mut Criterion) {
     assert_eq!(validity(&fast, &stale), Validity::Invalid);
     group.bench_function("faultline-valid", |b| b.iter(|| validity(&fast, &valid)));
     group.bench_function("faultline-stale-read", |b| b.iter(|| validity(&fast, &stale)));
-    // Issue 18's register target counts reading Jepsen's EDN in faultline's
-    // time (Porcupine's figure is its check alone): the valid history read
-    // from its EDN text, then checked.
-    let edn = formats::write(&valid, Format::Edn);
-    group.bench_function("faultline-valid-from-edn", |b| {
-        b.iter(|| match formats::parse(&edn, "register-100k.edn", Some(Format::Edn)) {
-            Ok(h) => validity(&fast, &h),
-            Err(e) => panic!("{e}"),
-        })
-    });
     group.finish();
 }
 
