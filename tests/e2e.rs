@@ -142,22 +142,29 @@ pub(crate) struct Finished {
     pub stdout: String,
     pub stderr: String,
     pub run_dir: PathBuf,
+    /// The harness process's pid: with the run directory's name, it makes
+    /// the tag its nodes carry.
+    pub pid: u32,
 }
 
 pub(crate) fn run(args: &[&str], store: &Path) -> Finished {
-    let out: Output = faultline()
+    let child = faultline()
         .arg("test")
         .args(args)
         .args(["--no-progress", "--store"])
         .arg(store)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run faultline");
+    let pid = child.id();
+    let out: Output = child.wait_with_output().expect("run faultline");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let run_dir = std::fs::canonicalize(store.join("latest")).unwrap_or_default();
     eprintln!("--- faultline test {}\n{stdout}\n{stderr}", args.join(" "));
-    Finished { code: out.status.code().unwrap_or(-1), stdout, stderr, run_dir }
+    Finished { code: out.status.code().unwrap_or(-1), stdout, stderr, run_dir, pid }
 }
 
 /// Processes still alive that a run of the harness process `pid` started.
@@ -170,16 +177,20 @@ fn leftovers_of(pid: u32) -> Vec<(u32, String)> {
 
 /// Nothing the run started is left: no namespace of its state file and no
 /// process carrying its tag (a server's children inherit the tag, though their command lines
-/// name no run directory).
-pub(crate) fn nothing_left_of(run_dir: &Path) {
+/// name no run directory). The whole tag is matched, harness pid included:
+/// two tests' runs may start in the same millisecond and so share a run
+/// directory's name (CI once took a concurrent postgres test's live nodes
+/// for a galera run's leftovers).
+pub(crate) fn nothing_left_of(r: &Finished) {
+    let run_dir = r.run_dir.as_path();
     let states: Vec<NetnsState> =
         NetnsState::all().into_iter().filter(|s| s.run_dir.as_deref() == Some(run_dir)).collect();
     assert!(states.is_empty(), "namespaces left behind: {states:?}");
     let stamp = run_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag = format!("{}-{stamp}", r.pid);
     let left = || -> Vec<String> {
-        tagged_processes(None)
+        tagged_processes(Some(&tag))
             .into_iter()
-            .filter(|(_, tag)| tag.ends_with(&stamp))
             .map(|(pid, tag)| describe_process(pid, &tag))
             .collect()
     };

@@ -49,7 +49,7 @@ fn three_nodes(seed: &str, time_limit: &str, extra: &[&str], store: &Path) -> Fi
     ];
     args.extend_from_slice(extra);
     let r = run(&args, store);
-    nothing_left_of(&r.run_dir);
+    nothing_left_of(&r);
     r
 }
 

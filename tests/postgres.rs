@@ -43,7 +43,7 @@ fn one_primary(isolation: &str, seed: &str, store: &Path) -> Finished {
         seed,
     ];
     let r = run(&args, store);
-    nothing_left_of(&r.run_dir);
+    nothing_left_of(&r);
     r
 }
 
@@ -153,7 +153,7 @@ fn primary_killed(replication: &str, seed: &str, store: &Path) -> Finished {
     assert!(fs.iter().any(|f| f == "start-kill"), "no kill happened: {fs:?}");
     let failovers = std::fs::read_to_string(r.run_dir.join("failovers.log")).unwrap_or_default();
     assert!(failovers.contains("promoted"), "no failover happened:\n{}", r.stderr);
-    nothing_left_of(&r.run_dir);
+    nothing_left_of(&r);
     r
 }
 

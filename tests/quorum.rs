@@ -120,10 +120,12 @@ fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_
     let r = quorum_register(&sloppy, store.path());
     assert_eq!(r.code, 1, "a sloppy quorum must be caught:\n{}\n{}", r.stdout, r.stderr);
     assert_eq!(linearizable(&r.run_dir).0, "invalid");
-    let after_heal = stale_reads_after_heal(&history(&r.run_dir), 1_000);
+    let stale = stale_reads_under_partitions(&history(&r.run_dir), 1_000);
+    eprintln!("sloppy quorum: {stale} stale reads during partitions or within 1 s of a heal");
     assert!(
-        after_heal > 0,
-        "no read in the second after a heal missed a write acknowledged before it began"
+        stale > 0,
+        "no read during a partition or in the second after its heal missed a write \
+         acknowledged before it began"
     );
 
     let store = tempfile::tempdir().expect("tempdir");
@@ -141,13 +143,15 @@ fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_
     assert!(refused > 0, "no write was refused under partitions");
 }
 
-/// How many reads invoked within `window_ms` after a partition healed miss an acknowledged
-/// write, by real time alone: the read of key `k` returned `v`, a write of another value to
+/// How many reads invoked while a partition stood, or within `window_ms` after it healed
+/// (until the hints are handed off), miss an acknowledged write, by real time alone: the read of key `k` returned `v`, a write of another value to
 /// `k` was acknowledged before the read began, and every write of `v` to `k` that may have
 /// happened had completed before that write began (for `v` = `nil`, the initial value, there
 /// is none). Values repeat in the register workload, so a read of a value that some write
-/// still in flight could have given is never counted.
-fn stale_reads_after_heal(h: &History, window_ms: u64) -> usize {
+/// still in flight could have given is never counted. Both places count: on a loaded
+/// machine (CI's, beside other cluster tests) the handoff after a heal may come before any
+/// read does, while the reads on the replicas' side during the partition still miss.
+fn stale_reads_under_partitions(h: &History, window_ms: u64) -> usize {
     let ops = h.ops();
     let pairs = h.pairs().expect("a well-formed history");
     // (key, value, invocation position, completion position, acknowledged) of every write
@@ -166,18 +170,27 @@ fn stale_reads_after_heal(h: &History, window_ms: u64) -> usize {
             }
         })
         .collect();
-    let heals: Vec<u64> = ops
-        .iter()
-        .filter(|o| o.f == "stop-partition" && o.kind != OpType::Invoke)
-        .filter_map(|o| o.time)
-        .collect();
+    // [partition begins, heal + window) for each partition, by the nemesis's completions.
     let window_ns = window_ms * 1_000_000;
+    let mut cut: Vec<(u64, u64)> = Vec::new();
+    let mut began = None;
+    for o in ops.iter().filter(|o| o.kind != OpType::Invoke) {
+        match (o.f.as_str(), o.time) {
+            ("start-partition", Some(t)) => began = began.or(Some(t)),
+            ("stop-partition", Some(t)) => {
+                if let Some(b) = began.take() {
+                    cut.push((b, t + window_ns));
+                }
+            }
+            _ => {}
+        }
+    }
     pairs
         .iter()
         .filter_map(|p| Some((p.invoke, &ops[p.invoke], &ops[p.complete?])))
         .filter(|(_, inv, done)| inv.f == "read" && done.kind == OpType::Ok)
         .filter(|(_, inv, _)| {
-            inv.time.is_some_and(|t| heals.iter().any(|h| t >= *h && t - h <= window_ns))
+            inv.time.is_some_and(|t| cut.iter().any(|(from, to)| (*from..*to).contains(&t)))
         })
         .filter(|(at, inv, done)| {
             let (Some(key), seen) = (inv.key.as_ref(), &done.value) else { return false };

@@ -75,7 +75,7 @@ fn a_simulated_failure_is_analyzed_reported_and_served_like_a_real_run() {
         "--bug",
         "ack-before-commit",
         "--seed",
-        "2",
+        "13",
         "--store",
         store_s,
     ]);
@@ -83,7 +83,7 @@ fn a_simulated_failure_is_analyzed_reported_and_served_like_a_real_run() {
     let run_dir = only_run(&store);
     let run_s = run_dir.to_str().unwrap_or_default();
     let replay = std::fs::read_to_string(run_dir.join("replay")).unwrap_or_default();
-    assert!(replay.contains("faultline sim") && replay.contains("--seed 2"), "replay: {replay}");
+    assert!(replay.contains("faultline sim") && replay.contains("--seed 13"), "replay: {replay}");
 
     let o = run(&["analyze", run_s]);
     let out = text(&o.stdout);

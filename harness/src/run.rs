@@ -137,6 +137,9 @@ pub fn schedule_limited(
     let limit = Duration::from_secs_f64(spec.time_limit);
     let (main, heal) = match nemesis {
         Some((schedule, heal)) => {
+            // The faults draw from their own stream, so a seed replays the
+            // same faults however fast the clients went.
+            let schedule = g::own_stream(schedule);
             (g::time_limit(limit, g::nemesis_and_clients(schedule, clients)), Some(heal))
         }
         None => (g::time_limit(limit, g::clients(clients)), None),

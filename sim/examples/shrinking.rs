@@ -22,11 +22,11 @@ struct Sim {
 
 /// Each bug, its mode and its first detecting seed under the detection test.
 const SEEDS: [(&str, &str, u64); 5] = [
-    ("ack-before-commit", "raft", 2),
-    ("vote-ignores-log", "raft", 51),
-    ("no-truncate", "raft", 57),
-    ("forget-promises", "paxos", 169),
-    ("ack-before-backup", "sync", 9),
+    ("ack-before-commit", "raft", 13),
+    ("vote-ignores-log", "raft", 10),
+    ("no-truncate", "raft", 91),
+    ("forget-promises", "paxos", 441),
+    ("ack-before-backup", "sync", 2),
 ];
 
 fn main() {
