@@ -25,6 +25,13 @@ use checkers::linear::ModelName;
 use checkers::synth::{self, SynthSpec};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+/// The faultline binary's allocator, as in the `linear` bench, so that a
+/// reader's speed is what `faultline check` gets: a list-append history is
+/// millions of small vectors, and with the system allocator a third of the
+/// time went to malloc and free (`malloc_consolidate` alone 9 %).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sizes() -> Vec<usize> {
     match std::env::var("FAULTLINE_FORMATS_BENCH_SIZES") {
         Ok(s) => s.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
