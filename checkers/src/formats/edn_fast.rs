@@ -307,11 +307,15 @@ struct Reader<'a> {
     /// reference count instead of an allocation (the thread's
     /// `shared_str` table would need a hash of its own and a borrow).
     shared: FxHashMap<&'a [u8], ArcStr>,
+    /// The items of the lists being read, innermost last: a list's items
+    /// are gathered here and moved once into a vector of their length, so
+    /// a long list (a read's hundred elements) grows no vector of its own.
+    stack: Vec<Value>,
 }
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], pos: usize) -> Self {
-        Reader { bytes, pos, newlines: 0, shared: FxHashMap::default() }
+        Reader { bytes, pos, newlines: 0, shared: FxHashMap::default(), stack: Vec::new() }
     }
 
     /// Reads op maps from `self.pos` until the first one that starts at
@@ -561,20 +565,24 @@ impl<'a> Reader<'a> {
                 }
                 let close = closer(open);
                 self.pos += 1;
-                // Gathered on the stack, then allocated once at their
-                // length: most lists are short (`[k v]`, a micro-op).
-                let mut items: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
+                // Gathered on the reader's stack, then allocated once at
+                // their length.
+                let start = self.stack.len();
                 loop {
                     self.skip_space()?;
                     match *self.bytes.get(self.pos)? {
                         b if b == close => {
                             self.pos += 1;
-                            let mut list = thin_vec::ThinVec::with_capacity(items.len());
-                            list.extend(items);
+                            let mut list =
+                                thin_vec::ThinVec::with_capacity(self.stack.len() - start);
+                            list.extend(self.stack.drain(start..));
                             return Some(Value::List(list));
                         }
                         b']' | b')' | b'}' => return None,
-                        _ => items.push(self.value(depth + 1)?),
+                        _ => {
+                            let v = self.value(depth + 1)?;
+                            self.stack.push(v);
+                        }
                     }
                 }
             }
