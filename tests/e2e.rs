@@ -200,9 +200,10 @@ pub(crate) fn nothing_left_of(r: &Finished) {
     }
     // The harness ends every process of its run at teardown and sweeps
     // again before it exits; CI once saw two still running when it had
-    // exited, gone seconds later, whose origin is not yet known. Those are
-    // shown loudly, with what they were; a process still there after 10 s
-    // is a leak, and fails the test.
+    // exited, gone seconds later (matched then by the directory's name
+    // alone, they may have been another test's, being torn down). Those
+    // are shown loudly, with what they were; a process still there after
+    // 10 s is a leak, and fails the test.
     let seen = Instant::now();
     while seen.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));

@@ -144,10 +144,10 @@ fn sloppy_quorum_loses_reads_of_acknowledged_writes_under_partitions_and_strict_
 }
 
 /// How many reads invoked while a partition stood, or within `window_ms` after it healed
-/// (until the hints are handed off), miss an acknowledged write, by real time alone: the read of key `k` returned `v`, a write of another value to
-/// `k` was acknowledged before the read began, and every write of `v` to `k` that may have
-/// happened had completed before that write began (for `v` = `nil`, the initial value, there
-/// is none). Values repeat in the register workload, so a read of a value that some write
+/// (until the hints are handed off), miss an acknowledged write, by real time alone: the
+/// read of key `k` returned `v`, a write of another value to `k` was acknowledged before the
+/// read began, and every write of `v` to `k` that may have happened had completed before
+/// that write began (for `v` = `nil`, the initial value, there is none). Values repeat in the register workload, so a read of a value that some write
 /// still in flight could have given is never counted. Both places count: on a loaded
 /// machine (CI's, beside other cluster tests) the handoff after a heal may come before any
 /// read does, while the reads on the replicas' side during the partition still miss.
