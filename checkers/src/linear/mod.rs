@@ -328,13 +328,13 @@ fn compile<K: ModelKind>(
 ) -> Result<Compiled<<K::M as Model>::Op>, CheckError> {
     let pairs = history.pairs()?;
     let ops = history.ops();
-    // Partitions in the order first met, found by key through a hash map;
-    // the ordered map is built once at the end. (A lookup per op in the
-    // ordered map compared keys a few times per op: 2-3 ms of the 18 this
-    // loop took on a 100,000-op register history.)
-    type Part<O> = (Option<Value>, Vec<Entry<O>>, Vec<Meta>);
-    let mut found: Vec<Part<<K::M as Model>::Op>> = Vec::new();
-    let mut index: rustc_hash::FxHashMap<Option<Value>, usize> = Default::default();
+    // Partitions found by key through a hash map; the ordered map is built
+    // once at the end. (A lookup per op in the ordered map compared keys a
+    // few times per op: 2-3 ms of the 18 this loop took on a 100,000-op
+    // register history.)
+    type Part<O> = (Vec<Entry<O>>, Vec<Meta>);
+    let mut found: rustc_hash::FxHashMap<Option<Value>, Part<<K::M as Model>::Op>> =
+        Default::default();
     let mut observations = 0usize;
     for pair in &pairs {
         let inv = &ops[pair.invoke];
@@ -356,21 +356,12 @@ fn compile<K: ModelKind>(
         })?;
         let Some(op) = op else { continue };
         let part_key = if cfg.partition || by_locality { kind.partition(key) } else { None };
-        let at = match index.get(&part_key) {
-            Some(&at) => at,
-            None => {
-                index.insert(part_key.clone(), found.len());
-                found.push((part_key, Vec::new(), Vec::new()));
-                found.len() - 1
-            }
-        };
-        let (_, entries, metas) = &mut found[at];
+        let (entries, metas) = found.entry(part_key).or_default();
         let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
         entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
         metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
     }
-    let parts: Parts<<K::M as Model>::Op> =
-        found.into_iter().map(|(key, entries, metas)| (key, (entries, metas))).collect();
+    let parts: Parts<<K::M as Model>::Op> = found.into_iter().collect();
     Ok(Compiled { parts, observations })
 }
 
