@@ -169,8 +169,11 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>, order_edges: usize) -> (Analysis,
     let nkeys = prep.keys.len();
     let mut findings: Vec<Finding> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
-    let mut index = index_appends(prep, &mut unknown);
-    let reads = committed_reads(prep);
+    // Independent passes over the same tables run side by side; each
+    // keeps its own findings, joined in a fixed order, so the verdict does
+    // not depend on which finishes first.
+    let (mut index, reads) =
+        rayon::join(|| index_appends(prep, &mut unknown), || committed_reads(prep));
     let longest = longest_reads(prep, &reads);
     let versions = version_orders(prep, &mut index, &longest, &mut findings);
     read_versions(prep, &reads, &longest, &versions, &mut findings);
@@ -181,12 +184,18 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>, order_edges: usize) -> (Analysis,
     let orders = AppendOrders { index, order_off, order, order_txn, unread_off, unread };
     let prep: &Prepared<'_> = prep;
 
-    let aborted_pos = aborted_positions(&orders, nkeys);
-    aborted_and_intermediate_reads(prep, &orders, &reads, &aborted_pos, &mut findings);
-    dirty_updates(prep, &orders, &aborted_pos, &mut findings);
-    internal_and_future_reads(prep, &mut findings);
-    lost_updates(prep, &mut findings);
-    let edges = dependency_edges(prep, &orders, &reads, order_edges);
+    let single_reads = || {
+        let mut found = Vec::new();
+        let aborted_pos = aborted_positions(&orders, nkeys);
+        aborted_and_intermediate_reads(prep, &orders, &reads, &aborted_pos, &mut found);
+        dirty_updates(prep, &orders, &aborted_pos, &mut found);
+        internal_and_future_reads(prep, &mut found);
+        lost_updates(prep, &mut found);
+        found
+    };
+    let (found, edges) =
+        rayon::join(single_reads, || dependency_edges(prep, &orders, &reads, order_edges));
+    findings.extend(found);
 
     let stats = json!({
         "keys": nkeys,

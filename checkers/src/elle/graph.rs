@@ -251,31 +251,31 @@ const BLOCK_BITS: [u32; 2] = [17, 11];
 /// ([`into_blocks`]); then each small block is scattered into a scratch
 /// block and copied back, writes that do not wait on one another.
 fn permute_in_blocks(mut slot: Vec<u32>, dst: &mut [u32], rel: &mut [u8]) {
-    let m = slot.len();
+    use rayon::prelude::*;
     let [outer, inner] = BLOCK_BITS.map(|b| 1usize << b);
     into_blocks(&mut slot, dst, rel, 0, BLOCK_BITS[0]);
-    for start in (0..m).step_by(outer) {
-        let end = (start + outer).min(m);
-        into_blocks(
-            &mut slot[start..end],
-            &mut dst[start..end],
-            &mut rel[start..end],
-            start,
-            BLOCK_BITS[1],
-        );
-    }
-    let mut scratch_dst = vec![0u32; inner.min(m)];
-    let mut scratch_rel = vec![0u8; inner.min(m)];
-    for start in (0..m).step_by(inner) {
-        let end = (start + inner).min(m);
-        for i in start..end {
-            let k = slot[i] as usize - start;
-            scratch_dst[k] = dst[i];
-            scratch_rel[k] = rel[i];
-        }
-        dst[start..end].copy_from_slice(&scratch_dst[..end - start]);
-        rel[start..end].copy_from_slice(&scratch_rel[..end - start]);
-    }
+    // The outer blocks are independent now: each is finished on its own
+    // core, with a scratch block of its own.
+    slot.par_chunks_mut(outer)
+        .zip(dst.par_chunks_mut(outer))
+        .zip(rel.par_chunks_mut(outer))
+        .enumerate()
+        .for_each(|(b, ((slot, dst), rel))| {
+            let base = b * outer;
+            into_blocks(slot, dst, rel, base, BLOCK_BITS[1]);
+            let mut scratch_dst = vec![0u32; inner.min(slot.len())];
+            let mut scratch_rel = vec![0u8; inner.min(slot.len())];
+            for start in (0..slot.len()).step_by(inner) {
+                let end = (start + inner).min(slot.len());
+                for i in start..end {
+                    let k = slot[i] as usize - base - start;
+                    scratch_dst[k] = dst[i];
+                    scratch_rel[k] = rel[i];
+                }
+                dst[start..end].copy_from_slice(&scratch_dst[..end - start]);
+                rel[start..end].copy_from_slice(&scratch_rel[..end - start]);
+            }
+        });
 }
 
 /// One in-place radix pass (American flag sort) over edges whose slots are
