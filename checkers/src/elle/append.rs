@@ -169,9 +169,9 @@ pub(crate) fn analyze(prep: &mut Prepared<'_>, order_edges: usize) -> (Analysis,
     let nkeys = prep.keys.len();
     let mut findings: Vec<Finding> = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
-    // Independent passes over the same tables run side by side; each
-    // keeps its own findings, joined in a fixed order, so the verdict does
-    // not depend on which finishes first.
+    // Passes that only read the tables run side by side (here and below);
+    // the findings of each are joined in a fixed order, so the verdict
+    // never depends on which pass finishes first.
     let (mut index, reads) =
         rayon::join(|| index_appends(prep, &mut unknown), || committed_reads(prep));
     let longest = longest_reads(prep, &reads);
