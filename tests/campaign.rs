@@ -68,9 +68,13 @@ fn describe(c: &CellSummary) -> String {
 /// once. A weak mode's anomaly that one 12-second run happened to miss
 /// (detection is a rate, and a few cells are below 100 % at this scale:
 /// causal under clock faults alone has no partition to make reads stale)
-/// is given two more runs of that cell at the file's own scale (30 s,
-/// where the offline campaigns detected every cell every time), and must
-/// show in one of them.
+/// is given four more runs of that cell at the file's own scale (30 s),
+/// and must show in one of them.
+///
+/// Four, not two: multi-leader under clock faults missed its lost write
+/// in the first run and both retries of one CI run. Measured at 30 s, it
+/// was detected in 2 of 2 runs on an idle machine and in 3 of 4 with both
+/// cores busy. At 75 %, four retries all miss about once in 250.
 #[test]
 fn the_seed_matrix_at_small_scale_meets_its_expectations() {
     let _serial = serial();
@@ -92,7 +96,7 @@ fn the_seed_matrix_at_small_scale_meets_its_expectations() {
         let only: Vec<String> = cell.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let again = out.path().join(format!("again-{}", only.join("-")));
         let only = only.join(",");
-        let (_, retry) = run_matrix(&again, &["--runs", "2", "--parallel", "2", "--only", &only]);
+        let (_, retry) = run_matrix(&again, &["--runs", "4", "--parallel", "2", "--only", &only]);
         let detected: u32 = retry.cells.iter().map(|c| c.figures.detected).sum();
         assert!(
             detected > 0,
