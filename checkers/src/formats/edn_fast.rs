@@ -298,6 +298,27 @@ const KEY: u16 = 1 << 6;
 const NODE: u16 = 1 << 7;
 const ERROR: u16 = 1 << 8;
 
+/// The bytes a plain keyword's name is made of: ASCII letters and digits
+/// and `- _ ? ! * .`, which every EDN reader agrees on.
+static KEYWORD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'?' | b'!' | b'*' | b'.');
+        b += 1;
+    }
+    table
+};
+
+/// An integer [`Reader::int_list`] has read, if [`Reader::integer`] would
+/// take it: at most 18 digits (so it fits), no sign before a zero.
+#[inline]
+fn finish_integer(n: i64, digits: usize, negative: bool, zero: bool) -> Option<i64> {
+    (digits <= 18 && !(zero && negative)).then_some(if negative { -n } else { n })
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -311,11 +332,31 @@ struct Reader<'a> {
     /// are gathered here and moved once into a vector of their length, so
     /// a long list (a read's hundred elements) grows no vector of its own.
     stack: Vec<Value>,
+    /// The integers of the integer-only list being read
+    /// ([`Reader::int_list`]).
+    ints: Vec<i64>,
+    /// The last names [`Reader::shared`] looked up, and where the next
+    /// one goes.
+    recent: [Option<(&'a [u8], ArcStr)>; RECENT],
+    next_recent: usize,
 }
+
+/// How many names a reader remembers without hashing: what one line of a
+/// history repeats (its function and a transaction's micro-op names).
+const RECENT: usize = 4;
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], pos: usize) -> Self {
-        Reader { bytes, pos, newlines: 0, shared: FxHashMap::default(), stack: Vec::new() }
+        Reader {
+            bytes,
+            pos,
+            newlines: 0,
+            shared: FxHashMap::default(),
+            stack: Vec::new(),
+            ints: Vec::new(),
+            recent: Default::default(),
+            next_recent: 0,
+        }
     }
 
     /// Reads op maps from `self.pos` until the first one that starts at
@@ -515,7 +556,7 @@ impl<'a> Reader<'a> {
         let start = self.pos + 1;
         let mut i = start;
         while let Some(&b) = self.bytes.get(i) {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'?' | b'!' | b'*' | b'.') {
+            if KEYWORD_BYTE[usize::from(b)] {
                 i += 1;
             } else {
                 break;
@@ -540,13 +581,25 @@ impl<'a> Reader<'a> {
     /// Shared text for `name`, which is ASCII.
     #[inline]
     fn shared(&mut self, name: &'a [u8]) -> ArcStr {
-        if let Some(s) = self.shared.get(name) {
-            return s.clone();
+        // A history repeats a handful of names on every line (`:txn`,
+        // `:append`, `:r`): the last few are compared before any hashing.
+        for (seen, s) in self.recent.iter().flatten() {
+            if seen.len() == name.len() && seen.iter().zip(name).all(|(a, b)| a == b) {
+                return s.clone();
+            }
         }
-        let s = shared_str(std::str::from_utf8(name).unwrap_or_default());
-        if self.shared.len() < 4096 {
-            self.shared.insert(name, s.clone());
-        }
+        let s = match self.shared.get(name) {
+            Some(s) => s.clone(),
+            None => {
+                let s = shared_str(std::str::from_utf8(name).unwrap_or_default());
+                if self.shared.len() < 4096 {
+                    self.shared.insert(name, s.clone());
+                }
+                s
+            }
+        };
+        self.recent[self.next_recent] = Some((name, s.clone()));
+        self.next_recent = (self.next_recent + 1) % RECENT;
         s
     }
 
@@ -565,6 +618,14 @@ impl<'a> Reader<'a> {
                 }
                 let close = closer(open);
                 self.pos += 1;
+                if let Some(b'-' | b'0'..=b'9') = self.bytes.get(self.pos) {
+                    let from = self.pos;
+                    if let Some(list) = self.int_list(close) {
+                        return Some(list);
+                    }
+                    // Something else is in the list: read it item by item.
+                    self.pos = from;
+                }
                 // Gathered on the reader's stack, then allocated once at
                 // their length.
                 let start = self.stack.len();
@@ -579,6 +640,18 @@ impl<'a> Reader<'a> {
                             return Some(Value::List(list));
                         }
                         b']' | b')' | b'}' => return None,
+                        // A micro-op's keyword and integers (`[:append 3
+                        // 7]`) are read here rather than by a call that
+                        // returns each through memory.
+                        b':' => {
+                            let name = self.keyword_name()?;
+                            let keyword = Value::Keyword(self.shared(name));
+                            self.stack.push(keyword);
+                        }
+                        b'-' | b'0'..=b'9' => {
+                            let n = self.integer()?;
+                            self.stack.push(n);
+                        }
                         _ => {
                             let v = self.value(depth + 1)?;
                             self.stack.push(v);
@@ -657,6 +730,60 @@ impl<'a> Reader<'a> {
         }
         self.pos = i;
         self.at_delimiter().then_some(Value::Int(if negative { -n } else { n }))
+    }
+
+    /// A list of integers alone (`[1 2 3]`), from just after its opening
+    /// bracket, or `None` with nothing consumed that matters (the caller
+    /// reads the list item by item from the same place).
+    ///
+    /// Nearly every value in a list-append history is such a list, a read's
+    /// elements: tens of millions of integers in a million transactions.
+    /// One tight loop reads them into a scratch vector and the list is
+    /// allocated once at its length. Integers follow [`Reader::integer`]'s
+    /// rules; the only separators taken are spaces and commas, so lines are
+    /// still counted by the general path. The list's end is found first
+    /// (memchr): a list nested in one that starts with an integer is
+    /// looked over once more a level, and levels stop at `MAX_FAST_DEPTH`.
+    #[inline]
+    fn int_list(&mut self, close: u8) -> Option<Value> {
+        let rest = &self.bytes[self.pos..];
+        let body = &rest[..memchr::memchr(close, rest)?];
+        self.ints.clear();
+        // The integer being read: its value so far, digits, sign, and
+        // whether it began with a zero.
+        let mut n: i64 = 0;
+        let mut digits = 0usize;
+        let mut negative = false;
+        let mut zero = false;
+        for &b in body {
+            match b {
+                b'0'..=b'9' => {
+                    if digits == 0 {
+                        zero = b == b'0';
+                    } else if zero {
+                        return None;
+                    }
+                    // Wrapping: more than 18 digits is refused below,
+                    // whatever the sum came to.
+                    n = n.wrapping_mul(10).wrapping_add(i64::from(b - b'0'));
+                    digits += 1;
+                }
+                b' ' | b',' if digits > 0 => {
+                    self.ints.push(finish_integer(n, digits, negative, zero)?);
+                    (n, digits, negative) = (0, 0, false);
+                }
+                b' ' | b',' if !negative => {}
+                b'-' if digits == 0 && !negative => negative = true,
+                _ => return None,
+            }
+        }
+        if digits > 0 {
+            self.ints.push(finish_integer(n, digits, negative, zero)?);
+        } else if negative {
+            return None;
+        }
+        self.pos += body.len() + 1;
+        Some(Value::List(self.ints.iter().map(|&n| Value::Int(n)).collect()))
     }
 
     /// A string from its opening quote: its text, with the common escapes.
@@ -742,6 +869,42 @@ mod tests {
               {:type :fail, :f :cas, :value [1 2], :process 3, :node :n2, :error \"multi\nline\"}\n\
               {:type :invoke, :f :read, :process 4}",
         );
+    }
+
+    /// Lists of integers alone take their own loop; whatever it refuses
+    /// is read item by item, and what neither takes goes to the general
+    /// reader.
+    #[test]
+    fn integer_lists_read_as_the_general_reader_does() {
+        let op = |value: &str| format!("{{:type :ok, :f :txn, :process 0, :value {value}}}\n");
+        for value in [
+            "[1 2 3]",
+            "[1,2 ,, 3 ]",
+            "[-5 0 17 -123456789012345678 123456789012345678]",
+            "(1 2)",
+            "[0]",
+            "[1\n2]",
+            "[1 :a]",
+            "[1 [2 3] 4]",
+            "[[:r 1 [1 2]] [:append 2 3] [:r 3 []]]",
+            "[1 \"2\"]",
+            "[1 nil]",
+        ] {
+            same(&op(value));
+        }
+        for value in [
+            "[01]",
+            "[1 -0]",
+            "[-0]",
+            "[1234567890123456789]",
+            "[1-2]",
+            "[- 1]",
+            "[1 2)",
+            "[1 -]",
+            "[1 2",
+        ] {
+            assert!(parse(&op(value)).is_none(), "{value}");
+        }
     }
 
     #[test]
