@@ -466,19 +466,7 @@ impl<'a> Reader<'a> {
                 b':' => {}
                 _ => return None,
             }
-            let name = self.keyword_name()?;
-            let bit = match name {
-                b"type" => TYPE,
-                b"process" => PROCESS,
-                b"f" => F,
-                b"index" => INDEX,
-                b"time" => TIME,
-                b"value" => VALUE,
-                b"key" => KEY,
-                b"node" => NODE,
-                b"error" => ERROR,
-                _ => 0,
-            };
+            let (name, bit) = self.op_key()?;
             if bit == 0 {
                 if other_keys.contains(&name) {
                     return None;
@@ -491,37 +479,32 @@ impl<'a> Reader<'a> {
             self.skip_space()?;
             match bit {
                 TYPE => {
-                    kind = Some(match self.keyword_after_colon()? {
-                        b"invoke" => OpType::Invoke,
-                        b"ok" => OpType::Ok,
-                        b"fail" => OpType::Fail,
-                        b"info" => OpType::Info,
-                        _ => return None,
-                    });
+                    kind = Some(self.op_type()?);
                 }
                 PROCESS => {
-                    process = match self.value(2)? {
-                        Value::Nil => None,
-                        Value::Int(p) if p >= 0 => Some(Process::Client(p as u64)),
-                        Value::Keyword(k) if k == "nemesis" => Some(Process::Nemesis),
-                        _ => return None,
+                    process = match self.bytes.get(self.pos)? {
+                        b'0'..=b'9' => Some(Process::Client(self.natural()?)),
+                        _ => match self.value(2)? {
+                            Value::Nil => None,
+                            Value::Keyword(k) if k == "nemesis" => Some(Process::Nemesis),
+                            _ => return None,
+                        },
                     };
                 }
                 F => {
                     let name = self.keyword_after_colon()?;
                     f = Some(self.shared(name));
                 }
-                INDEX => match self.value(2)? {
-                    Value::Int(i) if i >= 0 => index = Some(i as u64),
-                    _ => return None,
+                INDEX => index = Some(self.natural()?),
+                TIME => match self.bytes.get(self.pos)? {
+                    b'0'..=b'9' => time = Some(self.natural()?),
+                    _ => match self.value(2)? {
+                        Value::Nil => {}
+                        _ => return None,
+                    },
                 },
-                TIME => match self.value(2)? {
-                    Value::Nil => {}
-                    Value::Int(t) if t >= 0 => time = Some(t as u64),
-                    _ => return None,
-                },
-                VALUE => value = self.value(2)?,
-                KEY => key = Some(self.value(2)?),
+                VALUE => value = self.field_value()?,
+                KEY => key = Some(self.field_value()?),
                 NODE => {
                     node = Some(match self.value(2)? {
                         Value::Str(s) | Value::Keyword(s) => s,
@@ -546,6 +529,89 @@ impl<'a> Reader<'a> {
             error,
         };
         Some((op, index.is_none(), process.is_none()))
+    }
+
+    /// An op map's key at `self.pos` (its `:`): its name, and the bit of the
+    /// field it names (0 for a key this reader gives no meaning to).
+    ///
+    /// Every op has six or so keys, and scanning each name a byte at a
+    /// time was a sixth of reading a register history: the names this
+    /// reader knows are told apart by their first letter and compared
+    /// whole, and only other keys are scanned.
+    #[inline]
+    fn op_key(&mut self) -> Option<(&'a [u8], u16)> {
+        let start = self.pos + 1;
+        let rest = self.bytes.get(start..)?;
+        let (len, bit) = match rest.first() {
+            Some(b't') if rest.starts_with(b"type") => (4, TYPE),
+            Some(b't') if rest.starts_with(b"time") => (4, TIME),
+            Some(b'p') if rest.starts_with(b"process") => (7, PROCESS),
+            Some(b'f') => (1, F),
+            Some(b'i') if rest.starts_with(b"index") => (5, INDEX),
+            Some(b'v') if rest.starts_with(b"value") => (5, VALUE),
+            Some(b'k') if rest.starts_with(b"key") => (3, KEY),
+            Some(b'n') if rest.starts_with(b"node") => (4, NODE),
+            Some(b'e') if rest.starts_with(b"error") => (5, ERROR),
+            _ => (0, 0),
+        };
+        // A known name only if the keyword ends there: `:timeout` is not
+        // `:time`.
+        if bit != 0 && !rest.get(len).is_some_and(|&b| KEYWORD_BYTE[usize::from(b)]) {
+            self.pos = start + len;
+            return self.at_delimiter().then(|| (&self.bytes[start..start + len], bit));
+        }
+        Some((self.keyword_name()?, 0))
+    }
+
+    /// An op's `:type` at `self.pos`: one of the four keywords, followed by
+    /// a delimiter.
+    #[inline]
+    fn op_type(&mut self) -> Option<OpType> {
+        let rest = self.bytes.get(self.pos..)?;
+        let (len, kind) = match rest.get(1)? {
+            b'i' if rest.starts_with(b":invoke") => (7, OpType::Invoke),
+            b'i' if rest.starts_with(b":info") => (5, OpType::Info),
+            b'o' if rest.starts_with(b":ok") => (3, OpType::Ok),
+            b'f' if rest.starts_with(b":fail") => (5, OpType::Fail),
+            _ => return None,
+        };
+        self.pos += len;
+        self.at_delimiter().then_some(kind)
+    }
+
+    /// A natural number at `self.pos`, by [`Reader::integer`]'s rules, for
+    /// the fields that hold one (an index, a time, a process): read in
+    /// place, with no `Value` made and matched.
+    #[inline]
+    fn natural(&mut self) -> Option<u64> {
+        let start = self.pos;
+        let mut i = start;
+        let mut n: u64 = 0;
+        while let Some(&b) = self.bytes.get(i) {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            // Wrapping: more than 18 digits is refused below.
+            n = n.wrapping_mul(10).wrapping_add(u64::from(digit));
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 18 || (self.bytes[start] == b'0' && digits > 1) {
+            return None;
+        }
+        self.pos = i;
+        self.at_delimiter().then_some(n)
+    }
+
+    /// The value of an op's field: an integer read in place (an index, a
+    /// time, a process, a key), anything else by [`Reader::value`].
+    #[inline]
+    fn field_value(&mut self) -> Option<Value> {
+        match self.bytes.get(self.pos)? {
+            b'-' | b'0'..=b'9' => self.integer(),
+            _ => self.value(2),
+        }
     }
 
     /// The name of a keyword at `self.pos` (which is its `:`), if it is a
@@ -864,6 +930,11 @@ mod tests {
             "({:type :invoke, :f :write, :value [4 -17], :process :nemesis, :node \"n1\"}\n\
               {:type :info, :f :write, :value [4 -17], :process nil, :error {:why \"a\\\"b\\n\" :x [true false]}})",
         );
+        // Keys that start as the known ones do, and are others.
+        same(
+            "{:type :invoke, :f :read, :process 0, :timeout 5, :types [1], :f2 3, :indexes 2, \
+               :keys 1, :errors 0, :nodes 1, :values 2, :processes 3, :time 4, :index 7}",
+        );
         same(
             "{:type :invoke, :f :cas, :value [1 2], :process 3, :extra {:a 1 :b \"é\"}}\n\n\n\
               {:type :fail, :f :cas, :value [1 2], :process 3, :node :n2, :error \"multi\nline\"}\n\
@@ -924,6 +995,11 @@ mod tests {
             "{:type :invoke, :f :read, :process 0, :value \"\\u0041\"}",
             "{:type :invoke, :f :read, :process 0, :value {:a 1 :a 2}}",
             "{:type :invoke, :f :read, :process 0, :f :write}",
+            "{:type :okay, :f :read, :process 0}",
+            "{:type :invoked, :f :read, :process 0}",
+            "{:type :ok/x, :f :read, :process 0}",
+            "{:type :invoke, :f/x :read, :process 0}",
+            "{:type :invoke, :time/x 1, :f :read, :process 0}",
             "{:f :read, :process 0}",
             "{:type :invoke, :f :read, :process \"p\"}",
             "{:index 2, :type :invoke, :f :read} {:index 1, :type :invoke, :f :read}",
