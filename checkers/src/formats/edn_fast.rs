@@ -535,7 +535,8 @@ impl<'a> Reader<'a> {
     /// field it names (0 for a key this reader gives no meaning to).
     ///
     /// Every op has six or so keys, and scanning each name a byte at a
-    /// time was a sixth of reading a register history: the names this
+    /// time was the largest single part of reading an op map (a sixth of
+    /// its samples, by `perf`, on a register history): the names this
     /// reader knows are told apart by their first letter and compared
     /// whole, and only other keys are scanned.
     #[inline]
