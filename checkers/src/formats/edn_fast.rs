@@ -503,8 +503,8 @@ impl<'a> Reader<'a> {
                         _ => return None,
                     },
                 },
-                VALUE => value = self.field_value()?,
-                KEY => key = Some(self.field_value()?),
+                VALUE => value = self.item(2)?,
+                KEY => key = Some(self.item(2)?),
                 NODE => {
                     node = Some(match self.value(2)? {
                         Value::Str(s) | Value::Keyword(s) => s,
@@ -580,9 +580,11 @@ impl<'a> Reader<'a> {
         self.at_delimiter().then_some(kind)
     }
 
-    /// A natural number at `self.pos`, by [`Reader::integer`]'s rules, for
-    /// the fields that hold one (an index, a time, a process): read in
-    /// place, with no `Value` made and matched.
+    /// A natural number at `self.pos`: at most 18 digits (so it fits in 64
+    /// bits; the general reader makes a longer one a big integer), no
+    /// leading zero, a delimiter after. The fields that hold one (an index,
+    /// a time, a process) read it in place, with no `Value` made and
+    /// matched.
     #[inline]
     fn natural(&mut self) -> Option<u64> {
         let start = self.pos;
@@ -605,13 +607,16 @@ impl<'a> Reader<'a> {
         self.at_delimiter().then_some(n)
     }
 
-    /// The value of an op's field: an integer read in place (an index, a
-    /// time, a process, a key), anything else by [`Reader::value`].
+    /// A value at `self.pos`, nested `depth` deep, where integers and
+    /// keywords are common (an op's fields, a micro-op's items): those are
+    /// read in place, rather than by a call to [`Reader::value`] that
+    /// returns each through memory.
     #[inline]
-    fn field_value(&mut self) -> Option<Value> {
+    fn item(&mut self, depth: usize) -> Option<Value> {
         match self.bytes.get(self.pos)? {
             b'-' | b'0'..=b'9' => self.integer(),
-            _ => self.value(2),
+            b':' => self.keyword(),
+            _ => self.value(depth),
         }
     }
 
@@ -634,6 +639,13 @@ impl<'a> Reader<'a> {
         }
         self.pos = i;
         self.at_delimiter().then(|| &self.bytes[start..i])
+    }
+
+    /// A keyword value at `self.pos` (its `:`), its name shared.
+    #[inline]
+    fn keyword(&mut self) -> Option<Value> {
+        let name = self.keyword_name()?;
+        Some(Value::Keyword(self.shared(name)))
     }
 
     /// [`Reader::keyword_name`] where a keyword must be.
@@ -673,10 +685,7 @@ impl<'a> Reader<'a> {
     /// One value at `self.pos`, nested `depth` deep.
     fn value(&mut self, depth: usize) -> Option<Value> {
         match *self.bytes.get(self.pos)? {
-            b':' => {
-                let name = self.keyword_name()?;
-                Some(Value::Keyword(self.shared(name)))
-            }
+            b':' => self.keyword(),
             b'-' | b'0'..=b'9' => self.integer(),
             b'"' => self.string(),
             open @ (b'[' | b'(') => {
@@ -707,20 +716,8 @@ impl<'a> Reader<'a> {
                             return Some(Value::List(list));
                         }
                         b']' | b')' | b'}' => return None,
-                        // A micro-op's keyword and integers (`[:append 3
-                        // 7]`) are read here rather than by a call that
-                        // returns each through memory.
-                        b':' => {
-                            let name = self.keyword_name()?;
-                            let keyword = Value::Keyword(self.shared(name));
-                            self.stack.push(keyword);
-                        }
-                        b'-' | b'0'..=b'9' => {
-                            let n = self.integer()?;
-                            self.stack.push(n);
-                        }
                         _ => {
-                            let v = self.value(depth + 1)?;
+                            let v = self.item(depth + 1)?;
                             self.stack.push(v);
                         }
                     }
@@ -771,32 +768,14 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer of at most 18 digits, which always fits in 64 bits, with
-    /// no leading zero and no sign before a zero.
+    /// no leading zero and no sign before a zero: a [`Reader::natural`],
+    /// perhaps after a `-`.
     #[inline]
     fn integer(&mut self) -> Option<Value> {
         let negative = self.bytes[self.pos] == b'-';
-        let start = self.pos + usize::from(negative);
-        let mut i = start;
-        let mut n: i64 = 0;
-        while let Some(&b) = self.bytes.get(i) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            if i - start == 18 {
-                // A 19th digit may not fit: the general reader makes it a
-                // big integer.
-                return None;
-            }
-            n = n * 10 + i64::from(b - b'0');
-            i += 1;
-        }
-        let digits = i - start;
-        let first = *self.bytes.get(start)?;
-        if digits == 0 || (first == b'0' && (digits > 1 || negative)) {
-            return None;
-        }
-        self.pos = i;
-        self.at_delimiter().then_some(Value::Int(if negative { -n } else { n }))
+        self.pos += usize::from(negative);
+        let n = self.natural()? as i64;
+        (!(negative && n == 0)).then_some(Value::Int(if negative { -n } else { n }))
     }
 
     /// A list of integers alone (`[1 2 3]`), from just after its opening
