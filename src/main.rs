@@ -64,7 +64,12 @@ fn registry() -> harness::Registry {
 /// mimalloc serves that pattern from per-thread pages: the 100k-op
 /// cas-register history checks in 0.11-0.13 s against 0.15-0.17 s with the
 /// system allocator, and 1M list-append transactions peak ~90 MiB lower
-/// (docs/linearizability.md, "How fast"; issue 18).
+/// (docs/linearizability.md, "How fast"; issue 18). Its v2 branch (the
+/// `v2` feature), not v3: on a history that only allocates, v3 took its
+/// slow aligned path for most small lists, and v2 checked the 100k-op
+/// history in 63 ms against 68 (median of 40, alternating) and 1M
+/// list-append transactions with 1.93-2.07 s of CPU against 2.01-2.11 s
+/// and 1,414-1,457 MiB at peak against 1,457-1,483 MiB.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -312,6 +312,31 @@ static KEYWORD_BYTE: [bool; 256] = {
     table
 };
 
+/// How [`Reader::skip_space`] and [`Reader::at_delimiter`] see a byte.
+const SPACE: u8 = 0;
+const NEWLINE: u8 = 1;
+/// `]`, `}` and `)`: a delimiter that is not space.
+const CLOSE: u8 = 2;
+/// Space to the general reader that this one leaves to it: a comment's
+/// `;`, vertical tab, form feed, and every non-ASCII byte (Unicode space).
+const FOREIGN: u8 = 3;
+const OTHER: u8 = 4;
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b' ' | b',' | b'\t' | b'\r' => SPACE,
+            b'\n' => NEWLINE,
+            b']' | b'}' | b')' => CLOSE,
+            b';' | 0x0b | 0x0c | 0x80.. => FOREIGN,
+            _ => OTHER,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// An integer [`Reader::int_list`] has read, if [`Reader::integer`] would
 /// take it: at most 18 digits (so it fits), no sign before a zero.
 #[inline]
@@ -331,10 +356,7 @@ struct Reader<'a> {
     /// The items of the lists being read, innermost last: a list's items
     /// are gathered here and moved once into a vector of their length, so
     /// a long list (a read's hundred elements) grows no vector of its own.
-    stack: Vec<Value>,
-    /// The integers of the integer-only list being read
-    /// ([`Reader::int_list`]).
-    ints: Vec<i64>,
+    stack: thin_vec::ThinVec<Value>,
     /// The last names [`Reader::shared`] looked up, and where the next
     /// one goes.
     recent: [Option<(&'a [u8], ArcStr)>; RECENT],
@@ -352,8 +374,7 @@ impl<'a> Reader<'a> {
             pos,
             newlines: 0,
             shared: FxHashMap::default(),
-            stack: Vec::new(),
-            ints: Vec::new(),
+            stack: thin_vec::ThinVec::new(),
             recent: Default::default(),
             next_recent: 0,
         }
@@ -420,11 +441,12 @@ impl<'a> Reader<'a> {
     /// must see (comments, Unicode whitespace).
     #[inline]
     fn skip_space(&mut self) -> Option<()> {
+        // One table lookup a byte: this runs between every two tokens.
         while let Some(&b) = self.bytes.get(self.pos) {
-            match b {
-                b'\n' => self.newlines += 1,
-                b' ' | b',' | b'\t' | b'\r' => {}
-                b';' | 0x0b | 0x0c | 0x80.. => return None,
+            match BYTE_CLASS[usize::from(b)] {
+                SPACE => {}
+                NEWLINE => self.newlines += 1,
+                FOREIGN => return None,
                 _ => return Some(()),
             }
             self.pos += 1;
@@ -436,10 +458,7 @@ impl<'a> Reader<'a> {
     /// general reader also reads as one.
     #[inline]
     fn at_delimiter(&self) -> bool {
-        matches!(
-            self.bytes.get(self.pos),
-            None | Some(b' ' | b',' | b'\n' | b'\t' | b'\r' | b']' | b'}' | b')')
-        )
+        self.bytes.get(self.pos).is_none_or(|&b| BYTE_CLASS[usize::from(b)] <= CLOSE)
     }
 
     /// An op map's body, after its `{`: the op, whether it had no
@@ -710,10 +729,10 @@ impl<'a> Reader<'a> {
                     match *self.bytes.get(self.pos)? {
                         b if b == close => {
                             self.pos += 1;
-                            let mut list =
-                                thin_vec::ThinVec::with_capacity(self.stack.len() - start);
-                            list.extend(self.stack.drain(start..));
-                            return Some(Value::List(list));
+                            // One copy of the items' bytes into a list of
+                            // their length (moving them one at a time into
+                            // it was a tenth of reading a transaction).
+                            return Some(Value::List(self.stack.split_off(start)));
                         }
                         b']' | b')' | b'}' => return None,
                         _ => {
@@ -784,17 +803,22 @@ impl<'a> Reader<'a> {
     ///
     /// Nearly every value in a list-append history is such a list, a read's
     /// elements: tens of millions of integers in a million transactions.
-    /// One tight loop reads them into a scratch vector and the list is
-    /// allocated once at its length. Integers follow [`Reader::integer`]'s
-    /// rules; the only separators taken are spaces and commas, so lines are
-    /// still counted by the general path. The list's end is found first
-    /// (memchr): a list nested in one that starts with an integer is
-    /// looked over once more a level, and levels stop at `MAX_FAST_DEPTH`.
+    /// One tight loop reads them straight into the list, allocated once
+    /// at the count of its spaces (counted by memchr). Integers follow
+    /// [`Reader::integer`]'s rules; the only separators taken are spaces
+    /// and commas, so lines are still counted by the general path. The
+    /// list's end is found first (memchr): a list nested in one that starts
+    /// with an integer is looked over once more a level, and levels stop at
+    /// `MAX_FAST_DEPTH`.
     #[inline]
     fn int_list(&mut self, close: u8) -> Option<Value> {
         let rest = &self.bytes[self.pos..];
         let body = &rest[..memchr::memchr(close, rest)?];
-        self.ints.clear();
+        // Jepsen separates a list's items with one space: room for that
+        // many, so the integers go straight into the list, which grows only
+        // if commas alone separate some.
+        let mut list =
+            thin_vec::ThinVec::with_capacity(memchr::memchr_iter(b' ', body).count() + 1);
         // The integer being read: its value so far, digits, sign, and
         // whether it began with a zero.
         let mut n: i64 = 0;
@@ -815,7 +839,7 @@ impl<'a> Reader<'a> {
                     digits += 1;
                 }
                 b' ' | b',' if digits > 0 => {
-                    self.ints.push(finish_integer(n, digits, negative, zero)?);
+                    list.push(Value::Int(finish_integer(n, digits, negative, zero)?));
                     (n, digits, negative) = (0, 0, false);
                 }
                 b' ' | b',' if !negative => {}
@@ -824,12 +848,12 @@ impl<'a> Reader<'a> {
             }
         }
         if digits > 0 {
-            self.ints.push(finish_integer(n, digits, negative, zero)?);
+            list.push(Value::Int(finish_integer(n, digits, negative, zero)?));
         } else if negative {
             return None;
         }
         self.pos += body.len() + 1;
-        Some(Value::List(self.ints.iter().map(|&n| Value::Int(n)).collect()))
+        Some(Value::List(list))
     }
 
     /// A string from its opening quote: its text, with the common escapes.
