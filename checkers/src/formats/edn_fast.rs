@@ -354,8 +354,9 @@ struct Reader<'a> {
     /// `shared_str` table would need a hash of its own and a borrow).
     shared: FxHashMap<&'a [u8], ArcStr>,
     /// The items of the lists being read, innermost last: a list's items
-    /// are gathered here and moved once into a vector of their length, so
-    /// a long list (a read's hundred elements) grows no vector of its own.
+    /// are gathered here and copied once, in one piece, into a vector of
+    /// their length (`split_off`), so a long list (a read's hundred
+    /// elements) grows no vector of its own.
     stack: thin_vec::ThinVec<Value>,
     /// The last names [`Reader::shared`] looked up, and where the next
     /// one goes.
