@@ -36,9 +36,11 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
 /// it, and the caller must read the whole text with [`parse`].
 pub(crate) fn parse_stream(
     input: &mut impl std::io::Read,
+    total_bytes: Option<u64>,
     source: &str,
 ) -> std::io::Result<Option<History>> {
-    let fast = super::edn_fast::parse_stream(input, super::edn_fast::STREAM_BLOCK_BYTES)?;
+    let block = super::edn_fast::STREAM_BLOCK_BYTES;
+    let fast = super::edn_fast::parse_stream(input, block, total_bytes)?;
     Ok(fast.map(|fast| from_fast(fast, source)))
 }
 

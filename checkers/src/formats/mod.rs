@@ -172,7 +172,9 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, History
     let meta = file.metadata().map_err(io)?;
     if meta.is_file() && meta.len() >= STREAM_MIN_BYTES && is_edn(&mut file, format).map_err(io)? {
         file.rewind().map_err(io)?;
-        if let Some(history) = edn::parse_stream(&mut file, &source).map_err(io)? {
+        if let Some(history) =
+            edn::parse_stream(&mut file, Some(meta.len()), &source).map_err(io)?
+        {
             return Ok(history);
         }
         file.rewind().map_err(io)?;
