@@ -259,3 +259,32 @@ fn fast_and_general_edn_readers_agree_on_every_edn_file() {
         }
     }
 }
+
+/// A file large enough to be read block by block (several MB) reads from
+/// its first byte in every format, detected or given: telling its format
+/// reads its first kilobytes, and a reader that went on from there lost
+/// them (a JSONL file of 64 MB or more was once read from its 65,537th
+/// byte). Porcupine's kv op maps are EDN, and read block by block too.
+#[test]
+fn a_large_file_reads_from_its_first_byte_in_every_format() {
+    use checkers::linear::ModelName;
+    use checkers::synth::{self, SynthSpec};
+    let mut spec = SynthSpec::new(ModelName::CasRegister, 7);
+    spec.ops = 60_000;
+    spec.keys = 5;
+    let history = synth::generate(&spec);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for format in [Format::Jsonl, Format::Edn, Format::PorcupineKv] {
+        let text = formats::write(&history, format);
+        assert!(text.len() > 6 << 20, "{format:?}: {} bytes", text.len());
+        let path = dir.path().join(format!("h.{}", format.name()));
+        std::fs::write(&path, &text).expect("written");
+        let whole = formats::parse(&text, "h", Some(format)).expect("parses");
+        for given in [None, Some(format)] {
+            let read = formats::read_path(&path, given)
+                .unwrap_or_else(|e| panic!("{format:?}, given {given:?}: {e}"));
+            assert_eq!(read.ops(), whole.ops(), "{format:?}, given {given:?}");
+            assert_eq!(read.locate(read.len() - 1).line, whole.locate(whole.len() - 1).line);
+        }
+    }
+}

@@ -79,8 +79,9 @@ fn pieces_for(len: usize) -> usize {
     }
 }
 
-/// How much of a file [`parse_stream`] holds at a time.
-pub(crate) const STREAM_BLOCK_BYTES: usize = 32 << 20;
+/// How much of a file [`parse_stream`] holds at a time: enough for four
+/// pieces a core (see [`pieces_for`]).
+pub(crate) const STREAM_BLOCK_BYTES: usize = 4 << 20;
 
 /// Reads a history from `input` block by block (about `block` bytes each),
 /// so that the file's text never lies in memory whole beside the history
