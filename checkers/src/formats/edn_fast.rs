@@ -254,7 +254,7 @@ fn read_block(
     // vector's spare room cannot be lent out to be written without
     // `unsafe`, which this workspace forbids. Writing them on every core
     // also spreads the kernel's clearing of fresh pages over the cores.
-    out.ops.par_extend(rayon::iter::repeat_n(placeholder(), room));
+    out.ops.par_extend((0..room).into_par_iter().map(|_| placeholder()));
     let mut slots: Vec<&mut [Op]> = Vec::with_capacity(n);
     let mut rest = &mut out.ops[base..];
     for &size in &sizes {
@@ -529,7 +529,9 @@ impl<'a> Reader<'a> {
                     }
                     match slot.get_mut(piece.filled) {
                         Some(place) => {
-                            *place = op;
+                            // A placeholder owns nothing: forgetting it
+                            // spares its drop, a check of every field.
+                            std::mem::forget(std::mem::replace(place, op));
                             piece.filled += 1;
                         }
                         None => piece.spill.push(op),
