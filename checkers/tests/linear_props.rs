@@ -299,3 +299,50 @@ proptest! {
         }
     }
 }
+
+/// A register history's partitions are compiled each on its own core: the
+/// op named in the error is still the first bad one in history order,
+/// whichever key's partition holds it.
+#[test]
+fn the_first_bad_op_in_history_order_is_named_whatever_its_partition() {
+    // One op (invocation and completion) by its own process.
+    let op = |n: usize, key: u8, value: &str| {
+        let line = |i: usize, kind: &str| {
+            format!(
+                "{{:index {i}, :type :{kind}, :process {n}, :f :cas, :key {key}, :value {value}}}\n"
+            )
+        };
+        line(2 * n, "invoke") + &line(2 * n + 1, "ok")
+    };
+    for (first, second) in [(1u8, 2u8), (2, 1)] {
+        let mut text = String::new();
+        for (n, key) in [first, first, second, second].into_iter().enumerate() {
+            text.push_str(&op(n, key, "[0 1]"));
+        }
+        // Ops 4 and 5 (lines 9 and 11) are bad, in different partitions.
+        text.push_str(&op(4, second, "7"));
+        text.push_str(&op(5, first, "8"));
+        let h = checkers::formats::parse(&text, "h.edn", None).unwrap_or_else(|e| panic!("{e}"));
+        let e = LinearChecker::new(ModelName::CasRegister).check(&h).expect_err("a bad cas");
+        let message = e.to_string();
+        assert!(message.starts_with("h.edn:9 ") && message.ends_with("found 7"), "{message}");
+    }
+}
+
+/// A key whose ops say nothing (reads of nil, which Knossos reads as not
+/// knowing the value) makes no partition, as when one core compiled them all.
+#[test]
+fn a_key_whose_ops_all_compile_to_nothing_is_no_partition() {
+    let text = "\
+{:index 0, :type :invoke, :process 0, :f :write, :key 1, :value 3}
+{:index 1, :type :ok, :process 0, :f :write, :key 1, :value 3}
+{:index 2, :type :invoke, :process 0, :f :read, :key 2, :value nil}
+{:index 3, :type :ok, :process 0, :f :read, :key 2, :value nil}
+{:index 4, :type :invoke, :process 0, :f :read, :key 1, :value nil}
+{:index 5, :type :ok, :process 0, :f :read, :key 1, :value 3}
+";
+    let h = checkers::formats::parse(text, "h.edn", None).unwrap_or_else(|e| panic!("{e}"));
+    let v = check(ModelName::CasRegister, &h);
+    assert_eq!(v.validity, Validity::Valid, "{}", v.to_text());
+    assert_eq!(v.details["partitions"], 1, "{}", v.details);
+}

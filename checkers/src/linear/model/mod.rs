@@ -202,6 +202,18 @@ pub(crate) trait ModelKind: Send {
     fn partition(&self, key: Option<&Value>) -> Option<Value> {
         key.cloned()
     }
+
+    /// A kind for compiling one partition's ops on its own, when nothing
+    /// this kind learns from one partition's ops (values it numbers, flags
+    /// it raises) bears on another's. Each partition is then compiled and
+    /// readied on any core, where otherwise one kind compiles every op in
+    /// history order on one core. `None`, the default, keeps that.
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Interns values to ids; id 0 is `nil`.

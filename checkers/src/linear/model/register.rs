@@ -303,6 +303,17 @@ impl ModelKind for RegisterKind {
             lifted: Vec::new(),
         }
     }
+    /// Values are numbered per kind, and a partition's model numbers its
+    /// own again in `settle`, in the order its ops give them; nothing else
+    /// is learnt from the ops.
+    fn fork(&self) -> Option<Self> {
+        Some(RegisterKind {
+            cas: self.cas,
+            init: self.init.clone(),
+            interner: Interner::default(),
+            siblings: self.siblings.clone(),
+        })
+    }
     fn useful(&self, ops: &[RegOp], rets: &[u32]) -> Vec<bool> {
         // A value is observed when a completed read returns it or any CAS
         // compares against it.
