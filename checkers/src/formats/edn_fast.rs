@@ -1262,6 +1262,27 @@ mod tests {
         }
     }
 
+    /// Bytes that are not UTF-8, in any block and any piece of it, send
+    /// the file to the whole-text reading, which words the error.
+    #[test]
+    fn blocks_that_are_not_utf8_are_refused() {
+        let line = |i: usize| {
+            format!("{{:index {i}, :type :invoke, :process 0, :f :read, :value \"a\"}}\n")
+        };
+        let text: String = (0..30_000).map(line).collect();
+        assert!(parse_stream(&mut text.as_bytes(), 1 << 20, None).expect("in memory").is_some());
+        for at in [3, text.len() / 3, text.len() - 5] {
+            // Inside a string (`"a"` becomes a lone continuation byte).
+            let at = at + text[at..].find("\"a\"").expect("a string follows") + 1;
+            let mut bytes = text.clone().into_bytes();
+            bytes[at] = 0x80;
+            for block in [4096, 1 << 20] {
+                let read = parse_stream(&mut bytes.as_slice(), block, None).expect("in memory");
+                assert!(read.is_none(), "byte {at}, block {block}");
+            }
+        }
+    }
+
     /// A read that fails while the block before it is being read into ops
     /// is the error, not a shorter history.
     #[test]
