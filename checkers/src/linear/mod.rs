@@ -33,7 +33,7 @@ use self::model::{
 };
 use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
-use crate::history::{History, Op, OpType, Process};
+use crate::history::{History, Op, OpType, Pair, Process};
 use crate::value::Value;
 use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
 
@@ -335,7 +335,6 @@ fn compile<K: ModelKind>(
     by_locality: bool,
 ) -> Result<Compiled<<K::M as Model>::Op>, CheckError> {
     let pairs = history.pairs()?;
-    let ops = history.ops();
     // Partitions found by key through a hash map; the ordered map is built
     // once at the end. (A lookup per op in the ordered map compared keys a
     // few times per op: 2-3 ms of the 18 this loop took on a 100,000-op
@@ -345,32 +344,77 @@ fn compile<K: ModelKind>(
         Default::default();
     let mut observations = 0usize;
     for pair in &pairs {
-        let inv = &ops[pair.invoke];
-        if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
-            continue;
-        }
-        let outcome = history.outcome(pair);
-        if outcome == OpType::Fail {
-            continue; // It did not happen.
-        }
-        let done = pair.complete.map(|c| &ops[c]);
-        let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
-        let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
-        if let Some(out) = output {
-            observations += usize::from(kind.observes(&inv.f, out));
-        }
-        let op = kind.compile(&Call::new(&inv.f, key, &inv.value, output)).map_err(|message| {
-            CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
-        })?;
-        let Some(op) = op else { continue };
-        let part_key = if cfg.partition || by_locality { kind.partition(key) } else { None };
+        let Some(happened) = Happened::of(history, pair) else { continue };
+        let (observed, compiled) = compile_op(kind, history, &happened)?;
+        observations += usize::from(observed);
+        let Some((mut entry, meta)) = compiled else { continue };
+        let part_key =
+            if cfg.partition || by_locality { kind.partition(happened.key) } else { None };
         let (entries, metas) = found.entry(part_key).or_default();
-        let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
-        entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
-        metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
+        entry.id = entries.len() as u32;
+        entries.push(entry);
+        metas.push(meta);
     }
     let parts: Parts<<K::M as Model>::Op> = found.into_iter().collect();
     Ok(Compiled { parts, observations })
+}
+
+/// A client op that happened, as compiling sees it.
+struct Happened<'h> {
+    pair: &'h Pair,
+    inv: &'h Op,
+    /// Its completion, if it completed.
+    done: Option<&'h Op>,
+    outcome: OpType,
+    /// Its key, from the invocation or else the completion.
+    key: Option<&'h Value>,
+}
+
+impl<'h> Happened<'h> {
+    /// `None` for the nemesis's ops, a client's lone `info` and failed ops
+    /// (they did not happen).
+    fn of(history: &'h History, pair: &'h Pair) -> Option<Happened<'h>> {
+        let ops = history.ops();
+        let inv = &ops[pair.invoke];
+        if inv.process == Process::Nemesis || pair.complete == Some(pair.invoke) {
+            return None;
+        }
+        let outcome = history.outcome(pair);
+        if outcome == OpType::Fail {
+            return None;
+        }
+        let done = pair.complete.map(|c| &ops[c]);
+        let key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
+        Some(Happened { pair, inv, done, outcome, key })
+    }
+}
+
+/// Whether an op observed the state, and its entry and where it was
+/// recorded (`None` when it compiles to nothing).
+type CompiledOp<O> = (bool, Option<(Entry<O>, Meta)>);
+
+/// Compiles one op that happened; its entry is numbered 0, for its
+/// partition to number.
+fn compile_op<K: ModelKind>(
+    kind: &mut K,
+    history: &History,
+    op: &Happened<'_>,
+) -> Result<CompiledOp<<K::M as Model>::Op>, CheckError> {
+    let Happened { pair, inv, done, outcome, key } = *op;
+    let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
+    let observed = output.is_some_and(|out| kind.observes(&inv.f, out));
+    let compiled =
+        kind.compile(&Call::new(&inv.f, key, &inv.value, output)).map_err(|message| {
+            CheckError::BadOp { location: history.locate(pair.invoke).field("value"), message }
+        })?;
+    let ret = if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
+    Ok((
+        observed,
+        compiled.map(|o| {
+            let entry = Entry { call: pair.invoke as u32, ret, op: o, id: 0 };
+            (entry, Meta { invoke: pair.invoke, complete: pair.complete })
+        }),
+    ))
 }
 
 /// The partitions ready to search, in key order.
@@ -398,21 +442,13 @@ fn compile_apart<K: ModelKind>(
         return Ok(None);
     }
     let pairs = history.pairs()?;
-    let ops = history.ops();
     let mut index: rustc_hash::FxHashMap<Option<Value>, usize> = Default::default();
     // Each partition's key and its ops' places in `pairs`.
     type Members = (Option<Value>, Vec<u32>);
     let mut parts: Vec<Members> = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
-        let inv = &ops[pair.invoke];
-        if inv.process == Process::Nemesis
-            || pair.complete == Some(pair.invoke)
-            || history.outcome(pair) == OpType::Fail
-        {
-            continue;
-        }
-        let done = pair.complete.map(|c| &ops[c]);
-        let part_key = kind.partition(inv.key.as_ref().or(done.and_then(|d| d.key.as_ref())));
+        let Some(happened) = Happened::of(history, pair) else { continue };
+        let part_key = kind.partition(happened.key);
         let slot = match index.get(&part_key) {
             Some(&slot) => slot,
             None => {
@@ -436,25 +472,15 @@ fn compile_apart<K: ModelKind>(
             let mut metas = Vec::with_capacity(members.len());
             let mut observations = 0usize;
             for &i in &members {
-                let pair = &pairs[i as usize];
-                let inv = &ops[pair.invoke];
-                let outcome = history.outcome(pair);
-                let done = pair.complete.map(|c| &ops[c]);
-                let op_key = inv.key.as_ref().or(done.and_then(|d| d.key.as_ref()));
-                let output = if outcome == OpType::Ok { done.map(|d| &d.value) } else { None };
-                if let Some(out) = output {
-                    observations += usize::from(kind.observes(&inv.f, out));
-                }
-                let call = Call::new(&inv.f, op_key, &inv.value, output);
-                let op = kind.compile(&call).map_err(|message| {
-                    let location = history.locate(pair.invoke).field("value");
-                    (i, CheckError::BadOp { location, message })
-                })?;
-                let Some(op) = op else { continue };
-                let ret =
-                    if outcome == OpType::Ok { pair.complete.map(|c| c as u32) } else { None };
-                entries.push(Entry { call: pair.invoke as u32, ret, op, id: entries.len() as u32 });
-                metas.push(Meta { invoke: pair.invoke, complete: pair.complete });
+                // Every member happened: sorting into partitions kept no other.
+                let Some(happened) = Happened::of(history, &pairs[i as usize]) else { continue };
+                let (observed, compiled) =
+                    compile_op(&mut kind, history, &happened).map_err(|e| (i, e))?;
+                observations += usize::from(observed);
+                let Some((mut entry, meta)) = compiled else { continue };
+                entry.id = entries.len() as u32;
+                entries.push(entry);
+                metas.push(meta);
             }
             // Ops that compile to nothing make no partition.
             let job = (!entries.is_empty()).then(|| prepare(cfg, &mut kind, key, entries, metas));
