@@ -158,10 +158,7 @@ fn fill(input: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::
 fn last_cut(bytes: &[u8]) -> Option<usize> {
     let mut end = bytes.len();
     while let Some(newline) = memchr::memrchr(b'\n', &bytes[..end]) {
-        let mut i = newline + 1;
-        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
-            i += 1;
-        }
+        let i = after_line_space(bytes, newline + 1);
         if bytes.get(i) == Some(&b'{') {
             return Some(i);
         }
@@ -350,19 +347,13 @@ fn placeholder() -> Op {
 /// starts with a map): as many ops as a piece holds when Jepsen wrote it,
 /// an op a line.
 fn op_starts(bytes: &[u8], start: usize, end: usize, first: bool) -> usize {
-    let after_space = |mut i: usize| {
-        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
-            i += 1;
-        }
-        i
-    };
-    let mut i = after_space(start);
+    let mut i = after_line_space(bytes, start);
     if first && matches!(bytes.get(i), Some(b'[' | b'(')) {
-        i = after_space(i + 1);
+        i = after_line_space(bytes, i + 1);
     }
     let mut count = usize::from(i < end && bytes.get(i) == Some(&b'{'));
     for newline in memchr::memchr_iter(b'\n', &bytes[start..end]) {
-        let i = after_space(start + newline + 1);
+        let i = after_line_space(bytes, start + newline + 1);
         count += usize::from(i < end && bytes.get(i) == Some(&b'{'));
     }
     count
@@ -374,16 +365,22 @@ fn cut_after(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let newline = at + memchr::memchr(b'\n', bytes.get(at..)?)?;
-        let mut i = newline + 1;
-        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
-            i += 1;
-        }
+        let i = after_line_space(bytes, newline + 1);
         match bytes.get(i) {
             Some(b'{') => return Some(i),
             Some(_) => at = i,
             None => return None,
         }
     }
+}
+
+/// The first offset from `i` that is not space within a line (blanks,
+/// carriage returns and commas): where a line's first form starts.
+fn after_line_space(bytes: &[u8], mut i: usize) -> usize {
+    while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\r' | b',')) {
+        i += 1;
+    }
+    i
 }
 
 fn closer(open: u8) -> u8 {
