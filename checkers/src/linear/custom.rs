@@ -213,8 +213,9 @@ impl<S: SequentialModel> Checker for ModelChecker<S> {
             partition: self.partition,
             budget: self.budget,
             algorithm: self.algorithm,
+            started: std::time::Instant::now(),
         };
-        super::run(&cfg, history, UserKind(self.model.clone()))
+        super::run(&cfg, history, &history.pairs()?, UserKind(self.model.clone()))
     }
 
     fn render_html(&self, history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

@@ -169,38 +169,50 @@ impl Checker for LinearChecker {
             partition: self.partition,
             budget: self.budget,
             algorithm: self.algorithm,
+            started: Instant::now(),
         };
         let cfg = &cfg;
+        let register = matches!(self.model, ModelName::Register | ModelName::CasRegister);
+        // Both passes read every op and neither needs the other: on two
+        // cores they overlap.
+        let (found, pairs) = rayon::join(
+            || register.then(|| crate::siblings::find(history, &self.init)).transpose(),
+            || history.pairs(),
+        );
+        let (found, pairs) = (found?, pairs?);
+        let pairs = &pairs;
         match self.model {
             ModelName::Register | ModelName::CasRegister => {
-                let found = crate::siblings::find(history, &self.init)?;
+                let found = found.unwrap_or_default();
                 let kind = RegisterKind {
                     cas: self.model == ModelName::CasRegister,
                     init: self.init.clone(),
                     interner: Interner::default(),
                     siblings: found.values.clone(),
                 };
-                let mut v = run(cfg, history, kind)?;
+                let mut v = run(cfg, history, pairs, kind)?;
                 siblings::merge(&mut v, found);
                 Ok(v)
             }
             ModelName::MultiRegister => run(
                 cfg,
                 history,
+                pairs,
                 MultiRegisterKind { init: self.init.clone(), ..MultiRegisterKind::default() },
             ),
-            ModelName::Mutex => run(cfg, history, MutexKind),
-            ModelName::Set => run(cfg, history, SetKind::default()),
+            ModelName::Mutex => run(cfg, history, pairs, MutexKind),
+            ModelName::Set => run(cfg, history, pairs, SetKind::default()),
             ModelName::UnorderedQueue | ModelName::FifoQueue => run(
                 cfg,
                 history,
+                pairs,
                 QueueKind {
                     fifo: self.model == ModelName::FifoQueue,
                     interner: Interner::default(),
                     crashed_unordered: false,
                 },
             ),
-            ModelName::Kv => run(cfg, history, KvKind::default()),
+            ModelName::Kv => run(cfg, history, pairs, KvKind::default()),
         }
     }
 
@@ -236,6 +248,8 @@ pub(crate) struct Settings {
     pub partition: bool,
     pub budget: Budget,
     pub algorithm: Algorithm,
+    /// When the check began: its time limit counts from here.
+    pub started: Instant,
 }
 
 /// Per partition key: the model ops of that partition in history order,
@@ -253,29 +267,35 @@ struct Compiled<O> {
     observations: usize,
 }
 
-/// Checks `history` against the model `kind` builds.
+/// Checks `history`, whose ops `pairs` pairs, against the model `kind`
+/// builds.
 pub(crate) fn run<K: ModelKind>(
     cfg: &Settings,
     history: &History,
+    pairs: &[Pair],
     mut kind: K,
 ) -> Result<Verdict, CheckError>
 where
     <K::M as Model>::State: Sync,
     K::M: Sync,
 {
-    let started = Instant::now();
+    let started = cfg.started;
     // Asked not to partition a model whose keys are objects of their own,
     // the default search still checks key by key: by locality that decides
     // exactly what the search over the product of the keys would, which
     // on Porcupine's c50 histories runs out of memory. The reference
     // search keeps the product, to test this against.
     let by_locality = !cfg.partition && K::KEYS_ARE_OBJECTS && cfg.algorithm == Algorithm::Search;
-    let apart =
-        if cfg.partition || by_locality { compile_apart(cfg, history, &kind)? } else { None };
+    let apart = if cfg.partition || by_locality {
+        compile_apart(cfg, history, pairs, &kind)?
+    } else {
+        None
+    };
     let Readied { mut jobs, observations, unobservable } = if let Some(readied) = apart {
         readied
     } else {
-        let Compiled { parts, observations } = compile(cfg, history, &mut kind, by_locality)?;
+        let Compiled { parts, observations } =
+            compile(cfg, history, pairs, &mut kind, by_locality)?;
         let mut readied = Readied { jobs: Vec::new(), observations, unobservable: 0 };
         if observations > 0 {
             for (key, (entries, metas)) in parts {
@@ -331,10 +351,10 @@ where
 fn compile<K: ModelKind>(
     cfg: &Settings,
     history: &History,
+    pairs: &[Pair],
     kind: &mut K,
     by_locality: bool,
 ) -> Result<Compiled<<K::M as Model>::Op>, CheckError> {
-    let pairs = history.pairs()?;
     // Partitions found by key through a hash map; the ordered map is built
     // once at the end. (A lookup per op in the ordered map compared keys a
     // few times per op: 2-3 ms of the 18 this loop took on a 100,000-op
@@ -343,7 +363,7 @@ fn compile<K: ModelKind>(
     let mut found: rustc_hash::FxHashMap<Option<Value>, Part<<K::M as Model>::Op>> =
         Default::default();
     let mut observations = 0usize;
-    for pair in &pairs {
+    for pair in pairs {
         let Some(happened) = Happened::of(history, pair) else { continue };
         let (observed, compiled) = compile_op(kind, history, &happened)?;
         observations += usize::from(observed);
@@ -426,25 +446,18 @@ struct Readied<M: Model> {
     unobservable: usize,
 }
 
-/// [`compile`] then [`prepare`], each partition on any core, for a kind
-/// that compiles partitions apart ([`ModelKind::fork`]); only sorting the
-/// ops into partitions runs on one core. Gives the jobs, counts and error
-/// the two give in turn: the same partitions in the same order, and the
-/// first op in history order that does not compile. On a 100,000-op
-/// register history in 10 partitions, compiling on one core was 11-13 ms
-/// of a 26 ms check. `Ok(None)` when the kind does not fork.
-fn compile_apart<K: ModelKind>(
-    cfg: &Settings,
+/// A partition's key and its ops' places in the pairs.
+type Members = (Option<Value>, Vec<u32>);
+
+/// The partitions of the ops that happened among `pairs` (which begin at
+/// place `first` of all the pairs), in the order their keys first come.
+fn members<K: ModelKind>(
     history: &History,
     kind: &K,
-) -> Result<Option<Readied<K::M>>, CheckError> {
-    if kind.fork().is_none() {
-        return Ok(None);
-    }
-    let pairs = history.pairs()?;
+    pairs: &[Pair],
+    first: usize,
+) -> Vec<Members> {
     let mut index: rustc_hash::FxHashMap<Option<Value>, usize> = Default::default();
-    // Each partition's key and its ops' places in `pairs`.
-    type Members = (Option<Value>, Vec<u32>);
     let mut parts: Vec<Members> = Vec::new();
     for (i, pair) in pairs.iter().enumerate() {
         let Some(happened) = Happened::of(history, pair) else { continue };
@@ -457,7 +470,57 @@ fn compile_apart<K: ModelKind>(
                 parts.len() - 1
             }
         };
-        parts[slot].1.push(i as u32);
+        parts[slot].1.push((first + i) as u32);
+    }
+    parts
+}
+
+/// [`compile`] then [`prepare`], each partition on any core, for a kind
+/// that compiles partitions apart ([`ModelKind::fork`]); only sorting the
+/// ops into partitions runs on one core. Gives the jobs, counts and error
+/// the two give in turn: the same partitions in the same order, and the
+/// first op in history order that does not compile. On a 100,000-op
+/// register history in 10 partitions, compiling on one core was 11-13 ms
+/// of a 26 ms check. `Ok(None)` when the kind does not fork.
+fn compile_apart<K: ModelKind>(
+    cfg: &Settings,
+    history: &History,
+    pairs: &[Pair],
+    kind: &K,
+) -> Result<Option<Readied<K::M>>, CheckError> {
+    if kind.fork().is_none() {
+        return Ok(None);
+    }
+    // Sorting into partitions reads every op, so it runs on every core,
+    // each on a stretch of the history; the stretches' partitions are then
+    // joined in history order.
+    // (Each stretch asks a fork of the kind for keys: a kind need not be
+    // shared between threads.)
+    let stretch = pairs.len().div_ceil(rayon::current_num_threads()).max(1 << 14);
+    let Some(sorters) = pairs.chunks(stretch).map(|_| kind.fork()).collect::<Option<Vec<K>>>()
+    else {
+        return Ok(None);
+    };
+    let stretches: Vec<Vec<Members>> = pairs
+        .par_chunks(stretch)
+        .zip(sorters)
+        .enumerate()
+        .map(|(c, (chunk, sorter))| members(history, &sorter, chunk, c * stretch))
+        .collect();
+    let mut stretches = stretches.into_iter();
+    let mut parts = stretches.next().unwrap_or_default();
+    let mut index: rustc_hash::FxHashMap<Option<Value>, usize> =
+        parts.iter().enumerate().map(|(slot, (key, _))| (key.clone(), slot)).collect();
+    for more in stretches {
+        for (key, members) in more {
+            match index.get(&key) {
+                Some(&slot) => parts[slot].1.extend_from_slice(&members),
+                None => {
+                    index.insert(key.clone(), parts.len());
+                    parts.push((key, members));
+                }
+            }
+        }
     }
     // In key order, as `compile`'s ordered map gives them.
     parts.sort_by(|a, b| a.0.cmp(&b.0));
@@ -536,25 +599,34 @@ fn prepare<K: ModelKind>(
     cfg: &Settings,
     kind: &mut K,
     key: Option<Value>,
-    entries: Vec<Entry<<K::M as Model>::Op>>,
-    metas: Vec<Meta>,
+    mut entries: Vec<Entry<<K::M as Model>::Op>>,
+    mut metas: Vec<Meta>,
 ) -> (Job<K::M>, usize) {
-    let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
-    let ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
-    let keep = match cfg.algorithm {
-        Algorithm::Search => kind.useful(&ops_only, &rets),
-        Algorithm::Reference => vec![true; ops_only.len()],
-    };
+    // The dropped ops are filtered out in place, and the lists of ops and
+    // completions are refilled rather than built again: every list built
+    // here is memory the kernel must clear first, which on a 100,000-op
+    // register history cost more than the filtering itself.
+    let mut rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
+    let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
     let before = entries.len();
-    let (mut entries, metas): (Vec<_>, Vec<_>) =
-        entries.into_iter().zip(metas).zip(keep).filter(|(_, k)| *k).map(|(em, _)| em).unzip();
+    if cfg.algorithm == Algorithm::Search {
+        let keep = kind.useful(&ops_only, &rets);
+        if keep.iter().any(|k| !k) {
+            let mut kept = keep.iter();
+            entries.retain(|_| kept.next().is_some_and(|k| *k));
+            let mut kept = keep.iter();
+            metas.retain(|_| kept.next().is_some_and(|k| *k));
+            ops_only.clear();
+            ops_only.extend(entries.iter().map(|e| e.op.clone()));
+            rets.clear();
+            rets.extend(entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)));
+        }
+    }
     let dropped = before - entries.len();
     for (i, e) in entries.iter_mut().enumerate() {
         e.id = i as u32;
     }
-    let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
     let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
-    let rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
     let model = kind.model_for(&mut ops_only, &calls, &rets);
     for (e, op) in entries.iter_mut().zip(ops_only) {
         e.op = op;

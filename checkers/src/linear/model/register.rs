@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
-use super::unique::{self, Outcome};
+use super::unique::{self, Groups, Outcome};
 use super::{
     Call, Decision, Interner, Model, ModelKind, Refutation, UNOBSERVED, show, unknown_function,
 };
@@ -35,7 +33,8 @@ pub(crate) struct Register {
     /// Completion positions of each value's readers, and which of them are
     /// linearized (a bit per history position), to name a reader as the
     /// witness.
-    reader_rets: Arc<FxHashMap<u32, Vec<u32>>>,
+    /// (`None` until `settle`.)
+    reader_rets: Option<Arc<Groups>>,
     lifted: Vec<u64>,
 }
 
@@ -134,7 +133,7 @@ impl Model for Register {
     /// the classic stale read, caught at the write that overwrote it.
     fn doomed(&self, s: &u32, _op: &RegOp) -> Option<u32> {
         let lost = self.orphans.iter().find(|&&v| v != *s)?;
-        self.reader_rets.get(lost)?.iter().copied().find(|&r| !self.is_lifted(r))
+        self.reader_rets.as_ref()?.of(*lost).iter().copied().find(|&r| !self.is_lifted(r))
     }
     fn doom_reason(&self, op: &RegOp) -> Option<String> {
         let RegOp::Read(v) = *op else { return None };
@@ -168,34 +167,34 @@ impl Model for Register {
         }
     }
     fn settle(&mut self, ops: &mut [RegOp], rets: &[u32]) {
+        // Values come numbered by the kind's interner, below
+        // `self.values.len()`: the tables here are vectors by value.
         let init = self.init;
-        let mut observed = rustc_hash::FxHashSet::default();
-        observed.insert(init);
+        let mut observed = vec![false; self.values.len()];
+        observed[init as usize] = true;
         for (op, &ret) in ops.iter().zip(rets) {
             match *op {
-                RegOp::Read(v) if ret != u32::MAX => {
-                    observed.insert(v);
-                }
-                RegOp::Cas(from, _) => {
-                    observed.insert(from);
-                }
+                RegOp::Read(v) if ret != u32::MAX => observed[v as usize] = true,
+                RegOp::Cas(from, _) => observed[from as usize] = true,
                 _ => {}
             }
         }
         // Number this partition's values densely, the initial value first,
         // merging the writes of values nothing observes into one.
-        let mut local: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut local = vec![u32::MAX; self.values.len()];
         let mut values: Vec<Value> = Vec::new();
         let mut number = |v: u32| -> u32 {
-            *local.entry(v).or_insert_with(|| {
+            let slot = &mut local[v as usize];
+            if *slot == u32::MAX {
                 values.push(self.values[v as usize].clone());
-                values.len() as u32 - 1
-            })
+                *slot = values.len() as u32 - 1;
+            }
+            *slot
         };
         let init = number(init);
         for op in ops.iter_mut() {
             match op {
-                RegOp::Write(v) | RegOp::Cas(_, v) if !observed.contains(v) => *v = UNOBSERVED,
+                RegOp::Write(v) | RegOp::Cas(_, v) if !observed[*v as usize] => *v = UNOBSERVED,
                 _ => {}
             }
             match op {
@@ -223,20 +222,19 @@ impl Model for Register {
         self.orphans.clear();
         self.lifted = vec![0; last_ret as usize / 64 + 1];
         let model = self;
-        let mut reader_rets: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        let mut reads: Vec<(u32, u32)> = Vec::new();
         for (op, &ret) in ops.iter().zip(rets) {
             model.track(op, ret, true);
             match *op {
-                RegOp::Read(v) | RegOp::Cas(v, _) if ret != u32::MAX => {
-                    reader_rets.entry(v).or_default().push(ret)
-                }
+                RegOp::Read(v) | RegOp::Cas(v, _) if ret != u32::MAX => reads.push((v, ret)),
                 _ => {}
             }
         }
-        for rets in reader_rets.values_mut() {
+        let mut reader_rets = Groups::new(n, &reads);
+        for rets in reader_rets.each_mut() {
             rets.sort_unstable();
         }
-        model.reader_rets = Arc::new(reader_rets);
+        model.reader_rets = Some(Arc::new(reader_rets));
     }
 }
 
@@ -299,7 +297,7 @@ impl ModelKind for RegisterKind {
             producers: Vec::new(),
             orphaned: Vec::new(),
             orphans: Default::default(),
-            reader_rets: Arc::default(),
+            reader_rets: None,
             lifted: Vec::new(),
         }
     }
@@ -316,23 +314,19 @@ impl ModelKind for RegisterKind {
     }
     fn useful(&self, ops: &[RegOp], rets: &[u32]) -> Vec<bool> {
         // A value is observed when a completed read returns it or any CAS
-        // compares against it.
-        let mut observed = rustc_hash::FxHashSet::default();
+        // compares against it. Values are this kind's interned ids.
+        let mut observed = vec![false; self.interner.len()];
         for (op, &ret) in ops.iter().zip(rets) {
             match *op {
-                RegOp::Read(v) if ret != u32::MAX => {
-                    observed.insert(v);
-                }
-                RegOp::Cas(from, _) => {
-                    observed.insert(from);
-                }
+                RegOp::Read(v) if ret != u32::MAX => observed[v as usize] = true,
+                RegOp::Cas(from, _) => observed[from as usize] = true,
                 _ => {}
             }
         }
         ops.iter()
             .zip(rets)
             .map(|(op, &ret)| match *op {
-                RegOp::Write(v) | RegOp::Cas(_, v) if ret == u32::MAX => observed.contains(&v),
+                RegOp::Write(v) | RegOp::Cas(_, v) if ret == u32::MAX => observed[v as usize],
                 _ => true,
             })
             .collect()

@@ -29,8 +29,6 @@
 //! preconditions fail (a value written twice, or the initial value written)
 //! `decide` declines and the search runs.
 
-use rustc_hash::FxHashMap;
-
 use super::register::RegOp;
 
 /// How the fast path ended for one partition.
@@ -194,17 +192,75 @@ fn writes(op: &RegOp) -> Option<u32> {
 struct Run {
     /// The plain write that begins it; `None` for the initial value's run.
     head: Option<u32>,
-    /// Its ops in run order (the write, the reads of its value, the
-    /// compare-and-set to the next value, ...).
-    ops: Vec<u32>,
-    /// The level of each op: ops of one level (reads of one value) may go
-    /// in any order among themselves.
-    levels: Vec<u32>,
+    /// Where its ops lie in [`Walked`]: in run order (the write, the reads
+    /// of its value, the compare-and-set to the next value, ...).
+    ops: std::ops::Range<usize>,
     /// The earliest return among its ops, and that op.
     r: (i64, u32),
     /// The latest invocation among its ops, and that op.
     c: (i64, u32),
 }
+
+/// The ops of every run, one run after another, and the level of each op:
+/// ops of one level (reads of one value) may go in any order among
+/// themselves. One pair of vectors for all runs, where a pair for each run
+/// was two allocations per written value.
+#[derive(Default)]
+struct Walked {
+    ops: Vec<u32>,
+    levels: Vec<u32>,
+}
+
+/// Per value (an interned id, dense from 0), a list of ops, all held in one
+/// vector: the lists of value `v` are `items[start[v]..start[v + 1]]`.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Groups {
+    /// Groups `pairs` (value, item) by value, each group in the pairs'
+    /// order; every value is below `values`.
+    pub(crate) fn new(values: usize, pairs: &[(u32, u32)]) -> Groups {
+        let mut start = vec![0u32; values + 1];
+        for &(v, _) in pairs {
+            start[v as usize + 1] += 1;
+        }
+        for v in 0..values {
+            start[v + 1] += start[v];
+        }
+        let mut next = start.clone();
+        let mut items = vec![0u32; pairs.len()];
+        for &(v, item) in pairs {
+            let at = &mut next[v as usize];
+            items[*at as usize] = item;
+            *at += 1;
+        }
+        Groups { start, items }
+    }
+
+    /// The list of value `v` (empty when it has none).
+    pub(crate) fn of(&self, v: u32) -> &[u32] {
+        match (self.start.get(v as usize), self.start.get(v as usize + 1)) {
+            (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// Each list in turn, mutably.
+    pub(crate) fn each_mut(&mut self) -> impl Iterator<Item = &mut [u32]> {
+        let mut rest: &mut [u32] = &mut self.items;
+        self.start.windows(2).map(move |w| {
+            let (list, tail) = std::mem::take(&mut rest).split_at_mut((w[1] - w[0]) as usize);
+            rest = tail;
+            list
+        })
+    }
+}
+
+/// No op: the empty slot of a per-value table.
+const NONE: u32 = u32::MAX;
 
 /// Where the ops of a partition begin and end, in history positions; a
 /// crashed op never ends.
@@ -230,13 +286,24 @@ impl Times<'_> {
 pub(crate) fn decide(ops: &[RegOp], calls: &[u32], rets: &[u32], init: u32) -> Option<Outcome> {
     let n = ops.len();
     let t = Times { calls, rets };
-    let mut producer: FxHashMap<u32, u32> = FxHashMap::default();
-    producer.reserve(n);
+    // Values are interned ids, numbered densely from 0 for each partition
+    // (`ModelKind::fork`), so every table per value is a vector: hash maps
+    // here were a third of deciding a 100,000-op register history, most of
+    // it the kernel clearing fresh pages for them as they grew.
+    let ids = ops.iter().flat_map(|op| [needs(op), writes(op)]).flatten();
+    let values = ids.chain([init]).max().unwrap_or(0);
+    if values >= super::UNOBSERVED {
+        // Not interned ids (`settle` already ran): the search decides.
+        return None;
+    }
+    let values = values as usize + 1;
+    let mut producer = vec![NONE; values];
     for (i, op) in ops.iter().enumerate() {
-        if let Some(v) = writes(op)
-            && (v == init || producer.insert(v, i as u32).is_some())
-        {
-            return None;
+        if let Some(v) = writes(op) {
+            if v == init || producer[v as usize] != NONE {
+                return None;
+            }
+            producer[v as usize] = i as u32;
         }
     }
     let required = required(ops, rets, &producer);
@@ -245,20 +312,22 @@ pub(crate) fn decide(ops: &[RegOp], calls: &[u32], rets: &[u32], init: u32) -> O
         // Walk every run from its head: the initial value, then each
         // required plain write.
         let mut visited = vec![false; n];
-        let mut runs: Vec<Run> = Vec::new();
-        let heads = std::iter::once(None).chain(
-            (0..n as u32)
-                .filter(|&i| required[i as usize] && matches!(ops[i as usize], RegOp::Write(_)))
-                .map(Some),
-        );
+        let heads: Vec<Option<u32>> = std::iter::once(None)
+            .chain(
+                (0..n as u32)
+                    .filter(|&i| required[i as usize] && matches!(ops[i as usize], RegOp::Write(_)))
+                    .map(Some),
+            )
+            .collect();
+        let mut runs: Vec<Run> = Vec::with_capacity(heads.len());
+        let mut walked = Walked::default();
         for head in heads {
-            let mut run = walk(head, init, ops, &readers, &cas_from);
-            for &o in &run.ops {
+            let run = walk(head, init, ops, &readers, &cas_from, &mut walked);
+            for &o in &walked.ops[run.ops.clone()] {
                 visited[o as usize] = true;
             }
             if !run.ops.is_empty() {
-                inside(&mut run, ops, &t)?;
-                runs.push(run);
+                runs.push(inside(run, &walked, ops, &t)?);
             }
         }
         // A required op no run reached needs a value whose writers form a
@@ -268,7 +337,7 @@ pub(crate) fn decide(ops: &[RegOp], calls: &[u32], rets: &[u32], init: u32) -> O
         if let Some(o) = (0..n).find(|&i| required[i] && !visited[i]) {
             return Err(Violation::Cycle { ops: cycle(o as u32, ops, &producer) });
         }
-        order(&mut runs, &t)
+        order(&mut runs, &walked, &t)
     })();
     Some(match found {
         Ok(()) => Outcome::Valid,
@@ -276,14 +345,19 @@ pub(crate) fn decide(ops: &[RegOp], calls: &[u32], rets: &[u32], init: u32) -> O
     })
 }
 
+/// The only writer of value `v` (`producer` from `decide`), if any.
+fn producer_of(producer: &[u32], v: u32) -> Option<u32> {
+    producer.get(v as usize).copied().filter(|&p| p != NONE)
+}
+
 /// The ops that must have happened: the completed ones and, as a fixpoint,
 /// the only writer of a value that a required op needs. The rest (crashed
 /// ops nothing needs) can be left out (see the module comment).
-fn required(ops: &[RegOp], rets: &[u32], producer: &FxHashMap<u32, u32>) -> Vec<bool> {
+fn required(ops: &[RegOp], rets: &[u32], producer: &[u32]) -> Vec<bool> {
     let mut required: Vec<bool> = rets.iter().map(|&r| r != u32::MAX).collect();
     let mut stack: Vec<u32> = (0..ops.len() as u32).filter(|&i| required[i as usize]).collect();
     while let Some(o) = stack.pop() {
-        if let Some(&p) = needs(&ops[o as usize]).and_then(|v| producer.get(&v))
+        if let Some(p) = needs(&ops[o as usize]).and_then(|v| producer_of(producer, v))
             && !required[p as usize]
         {
             required[p as usize] = true;
@@ -293,91 +367,96 @@ fn required(ops: &[RegOp], rets: &[u32], producer: &FxHashMap<u32, u32>) -> Vec<
     required
 }
 
-/// Per value, the required reads that return it.
-type Readers = FxHashMap<u32, Vec<u32>>;
-
-/// Per value, the required reads of it and the one required
-/// compare-and-set from it; a violation when a value nothing writes is
-/// needed, or two compare-and-sets from one value both happened.
+/// Per value, the required reads of it, and the one required
+/// compare-and-set from it (`NONE` for none); a violation when a value
+/// nothing writes is needed, or two compare-and-sets from one value both
+/// happened.
 fn readers(
     ops: &[RegOp],
     required: &[bool],
-    producer: &FxHashMap<u32, u32>,
+    producer: &[u32],
     init: u32,
     t: &Times<'_>,
-) -> Result<(Readers, FxHashMap<u32, u32>), Violation> {
-    let mut readers: Readers = FxHashMap::default();
-    let mut cas_from: FxHashMap<u32, u32> = FxHashMap::default();
+) -> Result<(Groups, Vec<u32>), Violation> {
+    let mut reads: Vec<(u32, u32)> = Vec::new();
+    let mut cas_from = vec![NONE; producer.len()];
     for (i, op) in ops.iter().enumerate() {
         let i = i as u32;
         if !required[i as usize] {
             continue;
         }
         let Some(v) = needs(op) else { continue };
-        if v != init && !producer.contains_key(&v) {
+        if v != init && producer_of(producer, v).is_none() {
             return Err(Violation::NoWriter { op: i, value: v });
         }
         match op {
-            RegOp::Read(_) => readers.entry(v).or_default().push(i),
+            RegOp::Read(_) => reads.push((v, i)),
             RegOp::Cas(..) => {
-                if let Some(&first) = cas_from.get(&v) {
+                let first = cas_from[v as usize];
+                if first != NONE {
                     // Blame the one invoked later.
                     let (first, second) =
                         if t.call(first) <= t.call(i) { (first, i) } else { (i, first) };
                     return Err(Violation::TwoCas { first, second, value: v });
                 }
-                cas_from.insert(v, i);
+                cas_from[v as usize] = i;
             }
             RegOp::Write(_) => {}
         }
     }
-    Ok((readers, cas_from))
+    Ok((Groups::new(producer.len(), &reads), cas_from))
 }
 
-/// The run begun by `head` (the initial value's when `None`), its ops in
-/// run order with their levels.
+/// The run begun by `head` (the initial value's when `None`), its ops
+/// added to `walked` in run order with their levels.
 fn walk(
     head: Option<u32>,
     init: u32,
     ops: &[RegOp],
-    readers: &FxHashMap<u32, Vec<u32>>,
-    cas_from: &FxHashMap<u32, u32>,
+    readers: &Groups,
+    cas_from: &[u32],
+    walked: &mut Walked,
 ) -> Run {
-    let mut run = Run { head, ops: Vec::new(), levels: Vec::new(), r: (i64::MAX, 0), c: (-1, 0) };
+    let begin = walked.ops.len();
     let mut level = 0u32;
     let mut value = match head {
         Some(h) => {
-            run.ops.push(h);
-            run.levels.push(level);
+            walked.ops.push(h);
+            walked.levels.push(level);
             level += 1;
             writes(&ops[h as usize]).unwrap_or(init)
         }
         None => init,
     };
     loop {
-        if let Some(rs) = readers.get(&value) {
-            run.ops.extend_from_slice(rs);
-            run.levels.extend(std::iter::repeat_n(level, rs.len()));
+        let rs = readers.of(value);
+        if !rs.is_empty() {
+            walked.ops.extend_from_slice(rs);
+            walked.levels.extend(std::iter::repeat_n(level, rs.len()));
             level += 1;
         }
-        let Some(&c) = cas_from.get(&value) else { break };
-        run.ops.push(c);
-        run.levels.push(level);
+        let c = cas_from.get(value as usize).copied().unwrap_or(NONE);
+        if c == NONE {
+            break;
+        }
+        walked.ops.push(c);
+        walked.levels.push(level);
         level += 1;
         value = writes(&ops[c as usize]).unwrap_or(init);
     }
-    run
+    Run { head, ops: begin..walked.ops.len(), r: (i64::MAX, 0), c: (-1, 0) }
 }
 
 /// Checks that the run's ops fit in its order, and notes its earliest
 /// return and latest invocation. Each op must be able to follow every op
 /// of the levels before it: the greedy earliest placement fits exactly when
 /// no op returned before an op of an earlier level was invoked.
-fn inside(run: &mut Run, ops: &[RegOp], t: &Times<'_>) -> Result<(), Violation> {
+fn inside(mut run: Run, walked: &Walked, ops: &[RegOp], t: &Times<'_>) -> Result<Run, Violation> {
     let mut before: (i64, u32) = (-1, u32::MAX);
     let mut this_level: (i64, u32) = (-1, u32::MAX);
     let mut current = u32::MAX;
-    for (&o, &l) in run.ops.iter().zip(&run.levels) {
+    let span = run.ops.clone();
+    for (&o, &l) in walked.ops[span.clone()].iter().zip(&walked.levels[span]) {
         if l != current {
             if this_level.0 > before.0 {
                 before = this_level;
@@ -402,18 +481,18 @@ fn inside(run: &mut Run, ops: &[RegOp], t: &Times<'_>) -> Result<(), Violation> 
             run.c = (t.call(o), o);
         }
     }
-    Ok(())
+    Ok(run)
 }
 
 /// The compare-and-sets, from the one behind `o`, each needing the value
 /// the next writes, until one repeats.
-fn cycle(o: u32, ops: &[RegOp], producer: &FxHashMap<u32, u32>) -> Vec<u32> {
+fn cycle(o: u32, ops: &[RegOp], producer: &[u32]) -> Vec<u32> {
     let mut o = o;
     if let RegOp::Read(v) = ops[o as usize] {
-        o = producer[&v];
+        o = producer[v as usize];
     }
     let mut cycle = vec![o];
-    while let Some(p) = needs(&ops[o as usize]).and_then(|v| producer.get(&v).copied()) {
+    while let Some(p) = needs(&ops[o as usize]).and_then(|v| producer_of(producer, v)) {
         if cycle.contains(&p) {
             break;
         }
@@ -426,7 +505,7 @@ fn cycle(o: u32, ops: &[RegOp], producer: &FxHashMap<u32, u32>) -> Vec<u32> {
 /// Orders the runs: the initial value's first, then by min(R, C). When a
 /// run's earliest return comes before the latest invocation of a run placed
 /// earlier, the two cannot be ordered (see the module comment).
-fn order(runs: &mut [Run], t: &Times<'_>) -> Result<(), Violation> {
+fn order(runs: &mut [Run], walked: &Walked, t: &Times<'_>) -> Result<(), Violation> {
     let init_run = runs.first().filter(|r| r.head.is_none()).is_some();
     let skip = usize::from(init_run);
     runs[skip..].sort_by_key(|r| r.r.0.min(r.c.0));
@@ -436,7 +515,11 @@ fn order(runs: &mut [Run], t: &Times<'_>) -> Result<(), Violation> {
             let j = &runs[reach.1];
             // The op of the earlier run invoked after this run's earliest
             // return: the earliest such op in run order (a stale read).
-            let stuck = j.ops.iter().copied().find(|&o| t.call(o) > run.r.0).unwrap_or(j.c.1);
+            let stuck = walked.ops[j.ops.clone()]
+                .iter()
+                .copied()
+                .find(|&o| t.call(o) > run.r.0)
+                .unwrap_or(j.c.1);
             return Err(Violation::Runs {
                 stuck,
                 a_i: run.r.1,
