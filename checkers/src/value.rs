@@ -77,15 +77,39 @@ thread_local! {
     static SHARED: RefCell<FxHashSet<ArcStr>> = RefCell::new(FxHashSet::default());
 }
 
+/// The names Jepsen's histories repeat on every line, as static text:
+/// cloning or dropping static text counts no references, where every copy
+/// of shared text counted one up and one down, an atomic operation each.
+const COMMON: [ArcStr; 14] = [
+    arcstr::literal!("read"),
+    arcstr::literal!("write"),
+    arcstr::literal!("cas"),
+    arcstr::literal!("txn"),
+    arcstr::literal!("r"),
+    arcstr::literal!("w"),
+    arcstr::literal!("append"),
+    arcstr::literal!("add"),
+    arcstr::literal!("final-read"),
+    arcstr::literal!("enqueue"),
+    arcstr::literal!("dequeue"),
+    arcstr::literal!("acquire"),
+    arcstr::literal!("release"),
+    arcstr::literal!("start-partition"),
+];
+
 /// Text for a history, shared with earlier equal short strings.
 ///
 /// A list-append history spells `"append"` and `"r"` millions of times;
 /// one allocation each instead of one per micro-op is a large part of what
 /// keeps a million-transaction history under a gigabyte and a half. Long
-/// strings are rarely repeated and are copied as they are.
+/// strings are rarely repeated and are copied as they are; the commonest
+/// names are static text ([`COMMON`]).
 pub fn shared_str(s: &str) -> ArcStr {
     if s.len() > SHARED_MAX_LEN {
         return ArcStr::from(s);
+    }
+    if let Some(common) = COMMON.iter().find(|c| c.as_str() == s) {
+        return common.clone();
     }
     SHARED.with(|table| {
         let mut table = table.borrow_mut();
