@@ -346,3 +346,30 @@ fn a_key_whose_ops_all_compile_to_nothing_is_no_partition() {
     assert_eq!(v.validity, Validity::Valid, "{}", v.to_text());
     assert_eq!(v.details["partitions"], 1, "{}", v.details);
 }
+
+/// A register history long enough to be sorted into partitions on several
+/// cores, a stretch of it each, gets the verdict it gets on one core, word
+/// for word, valid and with a stale read (the stretches' partitions are
+/// joined in history order).
+#[test]
+fn sorting_on_several_cores_gives_the_verdict_of_one_core() {
+    let mut s = SynthSpec::new(ModelName::CasRegister, 7);
+    s.ops = 60_000;
+    s.keys = 7;
+    s.processes = 10;
+    s.crash_rate = 0.01;
+    let valid = synth::generate(&s);
+    let stale = synth::stale_read(&valid, u64::MAX).expect("a read to make stale").history;
+    let verdict = |threads: usize, h: &checkers::History| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+        let mut v = pool.install(|| check(ModelName::CasRegister, h));
+        v.elapsed = std::time::Duration::ZERO;
+        serde_json::to_value(&v).expect("a verdict as JSON")
+    };
+    for (h, want) in [(&valid, Validity::Valid), (&stale, Validity::Invalid)] {
+        let one = verdict(1, h);
+        assert_eq!(one["validity"], serde_json::json!(want), "{one}");
+        // Four threads: at least two stretches of 16,384 pairs or more.
+        assert_eq!(verdict(4, h), one);
+    }
+}

@@ -476,8 +476,8 @@ fn members<K: ModelKind>(
 }
 
 /// [`compile`] then [`prepare`], each partition on any core, for a kind
-/// that compiles partitions apart ([`ModelKind::fork`]); only sorting the
-/// ops into partitions runs on one core. Gives the jobs, counts and error
+/// that compiles partitions apart ([`ModelKind::fork`]), after the ops are
+/// sorted into partitions on every core. Gives the jobs, counts and error
 /// the two give in turn: the same partitions in the same order, and the
 /// first op in history order that does not compile. On a 100,000-op
 /// register history in 10 partitions, compiling on one core was 11-13 ms
