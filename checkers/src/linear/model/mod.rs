@@ -219,8 +219,8 @@ pub(crate) trait ModelKind: Send {
 /// The table holds ids only, found by their value's hash, and the values
 /// are kept once, in `values`: 4 bytes a slot, where a map from each value
 /// to its id held 24. A register partition of a 100,000-op history interns
-/// some 3,300 values, and the tables grown for them were most of the fresh
-/// memory its compiling touched.
+/// some 3,300 values, and the tables grown for them were the largest share
+/// of the fresh memory compiling it touched (by `perf record`).
 #[derive(Clone, Debug)]
 pub(crate) struct Interner {
     table: hashbrown::HashTable<u32>,
