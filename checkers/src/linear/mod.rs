@@ -446,31 +446,19 @@ struct Readied<M: Model> {
     unobservable: usize,
 }
 
-/// A partition's key and its ops' places in the pairs.
-type Members = (Option<Value>, Vec<u32>);
+/// Each partition's key and its ops' places in the pairs.
+type Members = rustc_hash::FxHashMap<Option<Value>, Vec<u32>>;
+
+/// One partition's key and its ops' places in the pairs.
+type KeyMembers = (Option<Value>, Vec<u32>);
 
 /// The partitions of the ops that happened among `pairs` (which begin at
-/// place `first` of all the pairs), in the order their keys first come.
-fn members<K: ModelKind>(
-    history: &History,
-    kind: &K,
-    pairs: &[Pair],
-    first: usize,
-) -> Vec<Members> {
-    let mut index: rustc_hash::FxHashMap<Option<Value>, usize> = Default::default();
-    let mut parts: Vec<Members> = Vec::new();
+/// place `first` of all the pairs).
+fn members<K: ModelKind>(history: &History, kind: &K, pairs: &[Pair], first: usize) -> Members {
+    let mut parts = Members::default();
     for (i, pair) in pairs.iter().enumerate() {
         let Some(happened) = Happened::of(history, pair) else { continue };
-        let part_key = kind.partition(happened.key);
-        let slot = match index.get(&part_key) {
-            Some(&slot) => slot,
-            None => {
-                index.insert(part_key.clone(), parts.len());
-                parts.push((part_key, Vec::new()));
-                parts.len() - 1
-            }
-        };
-        parts[slot].1.push((first + i) as u32);
+        parts.entry(kind.partition(happened.key)).or_default().push((first + i) as u32);
     }
     parts
 }
@@ -501,30 +489,20 @@ fn compile_apart<K: ModelKind>(
     else {
         return Ok(None);
     };
-    let stretches: Vec<Vec<Members>> = pairs
+    let stretches: Vec<Members> = pairs
         .par_chunks(stretch)
         .zip(sorters)
         .enumerate()
         .map(|(c, (chunk, sorter))| members(history, &sorter, chunk, c * stretch))
         .collect();
-    let mut stretches = stretches.into_iter();
-    let mut parts = stretches.next().unwrap_or_default();
-    let mut index: rustc_hash::FxHashMap<Option<Value>, usize> =
-        parts.iter().enumerate().map(|(slot, (key, _))| (key.clone(), slot)).collect();
-    for more in stretches {
-        for (key, members) in more {
-            match index.get(&key) {
-                Some(&slot) => parts[slot].1.extend_from_slice(&members),
-                None => {
-                    index.insert(key.clone(), parts.len());
-                    parts.push((key, members));
-                }
-            }
-        }
+    let mut parts = Members::default();
+    for (key, members) in stretches.into_iter().flatten() {
+        parts.entry(key).or_default().extend_from_slice(&members);
     }
     // In key order, as `compile`'s ordered map gives them.
+    let mut parts: Vec<KeyMembers> = parts.into_iter().collect();
     parts.sort_by(|a, b| a.0.cmp(&b.0));
-    let forks: Option<Vec<(K, Members)>> =
+    let forks: Option<Vec<(K, KeyMembers)>> =
         parts.into_iter().map(|part| Some((kind.fork()?, part))).collect();
     let Some(forks) = forks else { return Ok(None) };
     type Part<M> = Result<(Option<(Job<M>, usize)>, usize), (u32, CheckError)>;
@@ -602,24 +580,19 @@ fn prepare<K: ModelKind>(
     mut entries: Vec<Entry<<K::M as Model>::Op>>,
     mut metas: Vec<Meta>,
 ) -> (Job<K::M>, usize) {
-    // The dropped ops are filtered out in place, and the lists of ops and
-    // completions are refilled rather than built again: every list built
-    // here is memory the kernel must clear first, which on a 100,000-op
-    // register history cost more than the filtering itself.
+    // The dropped ops are filtered out of every list in place: every list
+    // built here is memory the kernel must clear first, which on a
+    // 100,000-op register history cost more than the filtering itself.
     let mut rets: Vec<u32> = entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)).collect();
     let mut ops_only: Vec<_> = entries.iter().map(|e| e.op.clone()).collect();
     let before = entries.len();
     if cfg.algorithm == Algorithm::Search {
         let keep = kind.useful(&ops_only, &rets);
         if keep.iter().any(|k| !k) {
-            let mut kept = keep.iter();
-            entries.retain(|_| kept.next().is_some_and(|k| *k));
-            let mut kept = keep.iter();
-            metas.retain(|_| kept.next().is_some_and(|k| *k));
-            ops_only.clear();
-            ops_only.extend(entries.iter().map(|e| e.op.clone()));
-            rets.clear();
-            rets.extend(entries.iter().map(|e| e.ret.unwrap_or(u32::MAX)));
+            retain_kept(&mut entries, &keep);
+            retain_kept(&mut metas, &keep);
+            retain_kept(&mut ops_only, &keep);
+            retain_kept(&mut rets, &keep);
         }
     }
     let dropped = before - entries.len();
@@ -632,6 +605,13 @@ fn prepare<K: ModelKind>(
         e.op = op;
     }
     ((key, model, entries, metas), dropped)
+}
+
+/// Keeps the items of `list` whose place in `keep` is true (and none past
+/// its end).
+fn retain_kept<T>(list: &mut Vec<T>, keep: &[bool]) {
+    let mut kept = keep.iter();
+    list.retain(|_| kept.next().is_some_and(|k| *k));
 }
 
 /// Searches one partition with the configured algorithm, explaining a
