@@ -150,7 +150,13 @@ impl RunDir {
 /// Points the symlink `link` at `target` atomically (a new link renamed
 /// over the old one), so readers never see it missing.
 fn relink(link: &Path, target: &Path) -> Result<()> {
-    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+    // The new link's name is this call's own: a campaign runs tests on
+    // several threads of one process, and with the process id alone one
+    // thread removed or renamed another's new link before it was renamed
+    // ("latest: No such file or directory").
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = link.with_extension(format!("tmp{}-{call}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
     std::fs::rename(&tmp, link).map_err(|e| StoreError::io(link, e))
@@ -159,6 +165,26 @@ fn relink(link: &Path, target: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs created at once on several threads (a campaign's `--parallel`)
+    /// each point the latest links somewhere valid, and none fails.
+    #[test]
+    fn runs_created_on_several_threads_at_once_all_relink_latest() {
+        let store = std::env::temp_dir().join(format!("fl-rundir-par-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&store);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        RunDir::create(&store, "t").expect("create and relink");
+                    }
+                });
+            }
+        });
+        let latest = std::fs::canonicalize(store.join("latest")).expect("latest");
+        assert!(latest.join("nodes").is_dir(), "{}", latest.display());
+        std::fs::remove_dir_all(&store).expect("cleanup");
+    }
 
     #[test]
     fn creates_layout_and_latest_links() {
