@@ -346,9 +346,10 @@ pub(crate) fn decide(ops: &[RegOp], calls: &[u32], rets: &[u32], init: u32) -> O
     })
 }
 
-/// The only writer of value `v` (`producer` from `decide`), if any.
-fn producer_of(producer: &[u32], v: u32) -> Option<u32> {
-    producer.get(v as usize).copied().filter(|&p| p != NONE)
+/// The op a per-value table (`producer`, `cas_from`) holds for value `v`,
+/// if any.
+fn held(table: &[u32], v: u32) -> Option<u32> {
+    table.get(v as usize).copied().filter(|&o| o != NONE)
 }
 
 /// The ops that must have happened: the completed ones and, as a fixpoint,
@@ -358,7 +359,7 @@ fn required(ops: &[RegOp], rets: &[u32], producer: &[u32]) -> Vec<bool> {
     let mut required: Vec<bool> = rets.iter().map(|&r| r != u32::MAX).collect();
     let mut stack: Vec<u32> = (0..ops.len() as u32).filter(|&i| required[i as usize]).collect();
     while let Some(o) = stack.pop() {
-        if let Some(p) = needs(&ops[o as usize]).and_then(|v| producer_of(producer, v))
+        if let Some(p) = needs(&ops[o as usize]).and_then(|v| held(producer, v))
             && !required[p as usize]
         {
             required[p as usize] = true;
@@ -387,14 +388,13 @@ fn readers(
             continue;
         }
         let Some(v) = needs(op) else { continue };
-        if v != init && producer_of(producer, v).is_none() {
+        if v != init && held(producer, v).is_none() {
             return Err(Violation::NoWriter { op: i, value: v });
         }
         match op {
             RegOp::Read(_) => reads.push((v, i)),
             RegOp::Cas(..) => {
-                let first = cas_from[v as usize];
-                if first != NONE {
+                if let Some(first) = held(&cas_from, v) {
                     // Blame the one invoked later.
                     let (first, second) =
                         if t.call(first) <= t.call(i) { (first, i) } else { (i, first) };
@@ -436,10 +436,7 @@ fn walk(
             walked.levels.extend(std::iter::repeat_n(level, rs.len()));
             level += 1;
         }
-        let c = cas_from.get(value as usize).copied().unwrap_or(NONE);
-        if c == NONE {
-            break;
-        }
+        let Some(c) = held(cas_from, value) else { break };
         walked.ops.push(c);
         walked.levels.push(level);
         level += 1;
@@ -493,7 +490,7 @@ fn cycle(o: u32, ops: &[RegOp], producer: &[u32]) -> Vec<u32> {
         o = producer[v as usize];
     }
     let mut cycle = vec![o];
-    while let Some(p) = needs(&ops[o as usize]).and_then(|v| producer_of(producer, v)) {
+    while let Some(p) = needs(&ops[o as usize]).and_then(|v| held(producer, v)) {
         if cycle.contains(&p) {
             break;
         }
