@@ -122,6 +122,10 @@ fn several_files_make_a_table_and_json() {
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(doc["verdict"]["validity"], "valid");
     assert_eq!(doc["verdict"]["checker"], "linearizable");
+    // Where the time went: reading, then the check stage by stage.
+    assert!(doc["read_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{doc}");
+    let stages = doc["verdict"]["details"]["timings_ms"].as_object().expect("timings_ms");
+    assert!(stages.contains_key("search"), "{doc}");
 }
 
 #[test]

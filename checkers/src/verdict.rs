@@ -5,7 +5,7 @@
 //! runs out of time or memory says `Unknown` with the reason; it never passes
 //! silently.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -307,6 +307,26 @@ impl Checker for Compose {
             .zip(&verdict.children)
             .flat_map(|(c, v)| c.render_html(history, v))
             .collect()
+    }
+}
+
+/// Milliseconds spent in each stage of a check, for the verdict's details.
+pub(crate) struct Laps {
+    pub(crate) timings: serde_json::Map<String, serde_json::Value>,
+    last: Instant,
+}
+
+impl Laps {
+    pub(crate) fn start() -> Laps {
+        Laps { timings: serde_json::Map::new(), last: Instant::now() }
+    }
+
+    /// Ends the stage `name`, which began where the previous one ended.
+    pub(crate) fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        self.timings
+            .insert(name.into(), serde_json::json!((now - self.last).as_secs_f64() * 1000.0));
+        self.last = now;
     }
 }
 

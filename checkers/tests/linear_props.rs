@@ -347,6 +347,45 @@ fn a_key_whose_ops_all_compile_to_nothing_is_no_partition() {
     assert_eq!(v.details["partitions"], 1, "{}", v.details);
 }
 
+/// The verdict's details give each stage's time, in milliseconds, as
+/// Elle's do: pairing, compiling, searching and the verdict, which take
+/// all of the check between them.
+#[test]
+fn the_verdict_gives_each_stages_time() {
+    let mut s = SynthSpec::new(ModelName::CasRegister, 3);
+    s.ops = 2_000;
+    let h = synth::generate(&s);
+    for model in [ModelName::CasRegister, ModelName::Set] {
+        let h = if model == ModelName::Set { set_history() } else { h.clone() };
+        let started = std::time::Instant::now();
+        let v = check(model, &h);
+        let took = started.elapsed().as_secs_f64() * 1000.0;
+        let timings = v.details["timings_ms"].as_object().expect("timings_ms");
+        let stages: Vec<&str> = timings.keys().map(String::as_str).collect();
+        assert_eq!(stages.len(), 4, "{timings:?}");
+        for stage in ["pairs", "compile", "search", "verdict"] {
+            assert!(stages.contains(&stage), "{stage} missing from {timings:?}");
+        }
+        let total: f64 = timings.values().map(|t| t.as_f64().expect("a number")).sum();
+        assert!(timings.values().all(|t| t.as_f64().is_some_and(|t| t >= 0.0)));
+        // The stages follow one another, all within the check.
+        assert!(total <= took, "stages {total} ms, check {took} ms");
+    }
+}
+
+/// A set history: two adds, a read that sees both.
+fn set_history() -> checkers::History {
+    let text = "\
+{:index 0, :type :invoke, :process 0, :f :add, :value 1}
+{:index 1, :type :ok, :process 0, :f :add, :value 1}
+{:index 2, :type :invoke, :process 1, :f :add, :value 2}
+{:index 3, :type :ok, :process 1, :f :add, :value 2}
+{:index 4, :type :invoke, :process 0, :f :read, :value nil}
+{:index 5, :type :ok, :process 0, :f :read, :value #{1 2}}
+";
+    checkers::formats::parse(text, "set.edn", None).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// A register history long enough to be sorted into partitions on several
 /// cores, a stretch of it each, gets the verdict it gets on one core, word
 /// for word, valid and with a stale read (the stretches' partitions are
@@ -364,6 +403,8 @@ fn sorting_on_several_cores_gives_the_verdict_of_one_core() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
         let mut v = pool.install(|| check(ModelName::CasRegister, h));
         v.elapsed = std::time::Duration::ZERO;
+        // Each stage's time differs from run to run.
+        v.details.as_object_mut().and_then(|d| d.remove("timings_ms")).expect("timings");
         serde_json::to_value(&v).expect("a verdict as JSON")
     };
     for (h, want) in [(&valid, Validity::Valid), (&stale, Validity::Invalid)] {

@@ -49,7 +49,7 @@ use self::prep::{MopKind, Prepared, Status};
 use crate::error::CheckError;
 use crate::history::History;
 use crate::spec::CheckSpec;
-use crate::verdict::{Anomaly, Checker, HtmlPage, Validity, Verdict};
+use crate::verdict::{Anomaly, Checker, HtmlPage, Laps, Validity, Verdict};
 
 /// The time each component's cycle search may take unless `--opt
 /// cycle-search-timeout` says otherwise: Elle's default.
@@ -396,25 +396,6 @@ fn cycle_anomaly(
             "cycle_length": n,
             "component_size": scc_size,
         }),
-    }
-}
-
-/// Milliseconds spent in each stage of a check, for the verdict's details.
-struct Laps {
-    timings: serde_json::Map<String, serde_json::Value>,
-    last: Instant,
-}
-
-impl Laps {
-    fn start() -> Laps {
-        Laps { timings: serde_json::Map::new(), last: Instant::now() }
-    }
-
-    /// Ends the stage `name`, which began where the previous one ended.
-    fn lap(&mut self, name: &str) {
-        let now = Instant::now();
-        self.timings.insert(name.into(), json!((now - self.last).as_secs_f64() * 1000.0));
-        self.last = now;
     }
 }
 

@@ -76,7 +76,7 @@ use crate::error::CheckError;
 use crate::history::History;
 use crate::spec::{Accepts, CheckSpec};
 use crate::value::Value;
-use crate::verdict::{Checker, HtmlPage, Verdict};
+use crate::verdict::{Checker, HtmlPage, Laps, Verdict};
 
 /// The sequential specification of a data type: its states, its operations
 /// and how each operation changes a state. The search looks for an order
@@ -215,7 +215,10 @@ impl<S: SequentialModel> Checker for ModelChecker<S> {
             algorithm: self.algorithm,
             started: std::time::Instant::now(),
         };
-        super::run(&cfg, history, &history.pairs()?, UserKind(self.model.clone()))
+        let mut laps = Laps::start();
+        let pairs = history.pairs()?;
+        laps.lap("pairs");
+        super::run(&cfg, history, &pairs, UserKind(self.model.clone()), &mut laps)
     }
 
     fn render_html(&self, history: &History, verdict: &Verdict) -> Vec<HtmlPage> {

@@ -35,7 +35,7 @@ use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
 use crate::history::{History, Op, OpType, Pair, Process};
 use crate::value::Value;
-use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Validity, Verdict};
+use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Laps, Validity, Verdict};
 
 /// The sequential models the checker knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,6 +173,8 @@ impl Checker for LinearChecker {
         };
         let cfg = &cfg;
         let register = matches!(self.model, ModelName::Register | ModelName::CasRegister);
+        let mut laps = Laps::start();
+        let laps = &mut laps;
         // Both passes read every op and neither needs the other: on two
         // cores they overlap.
         let (found, pairs) = rayon::join(
@@ -181,6 +183,7 @@ impl Checker for LinearChecker {
         );
         let (found, pairs) = (found?, pairs?);
         let pairs = &pairs;
+        laps.lap("pairs");
         match self.model {
             ModelName::Register | ModelName::CasRegister => {
                 let found = found.unwrap_or_default();
@@ -190,7 +193,7 @@ impl Checker for LinearChecker {
                     interner: Interner::default(),
                     siblings: found.values.clone(),
                 };
-                let mut v = run(cfg, history, pairs, kind)?;
+                let mut v = run(cfg, history, pairs, kind, laps)?;
                 siblings::merge(&mut v, found);
                 Ok(v)
             }
@@ -199,9 +202,10 @@ impl Checker for LinearChecker {
                 history,
                 pairs,
                 MultiRegisterKind { init: self.init.clone(), ..MultiRegisterKind::default() },
+                laps,
             ),
-            ModelName::Mutex => run(cfg, history, pairs, MutexKind),
-            ModelName::Set => run(cfg, history, pairs, SetKind::default()),
+            ModelName::Mutex => run(cfg, history, pairs, MutexKind, laps),
+            ModelName::Set => run(cfg, history, pairs, SetKind::default(), laps),
             ModelName::UnorderedQueue | ModelName::FifoQueue => run(
                 cfg,
                 history,
@@ -211,8 +215,9 @@ impl Checker for LinearChecker {
                     interner: Interner::default(),
                     crashed_unordered: false,
                 },
+                laps,
             ),
-            ModelName::Kv => run(cfg, history, pairs, KvKind::default()),
+            ModelName::Kv => run(cfg, history, pairs, KvKind::default(), laps),
         }
     }
 
@@ -274,6 +279,7 @@ pub(crate) fn run<K: ModelKind>(
     history: &History,
     pairs: &[Pair],
     mut kind: K,
+    laps: &mut Laps,
 ) -> Result<Verdict, CheckError>
 where
     <K::M as Model>::State: Sync,
@@ -306,6 +312,7 @@ where
         }
         readied
     };
+    laps.lap("compile");
     if observations == 0 {
         return Ok(nothing_observed(cfg, K::OBSERVING, started));
     }
@@ -320,10 +327,13 @@ where
     jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
     let results: Vec<PartResult> =
         jobs.into_par_iter().map(|job| search_partition(cfg, history, &limits, job)).collect();
+    laps.lap("search");
     let mut v = verdict(cfg, results, started);
+    laps.lap("verdict");
     if let Some(d) = v.details.as_object_mut() {
         d.insert("unobservable_crashed_dropped".into(), json!(unobservable));
         d.insert("partitioned_by_locality".into(), json!(by_locality));
+        d.insert("timings_ms".into(), serde_json::Value::Object(std::mem::take(&mut laps.timings)));
     }
     if by_locality {
         v.notes.push(format!(

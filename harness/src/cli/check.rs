@@ -135,6 +135,8 @@ fn edn_or_json(text: &str) -> Option<checkers::Value> {
 
 struct FileResult {
     path: PathBuf,
+    /// How long reading the history took (or failing to).
+    read: std::time::Duration,
     outcome: Result<(History, Verdict)>,
 }
 
@@ -149,8 +151,12 @@ fn run(args: &CheckArgs, registry: &Registry) -> Result<i32> {
         .files
         .par_iter()
         .map(|path| {
+            let started = std::time::Instant::now();
+            let mut read = std::time::Duration::ZERO;
             let outcome = (|| {
-                let mut history = formats::read_path(path, args.format)?;
+                let history = formats::read_path(path, args.format);
+                read = started.elapsed();
+                let mut history = history?;
                 if spec.independent {
                     history = checkers::history::split_independent(history)?;
                 }
@@ -160,7 +166,7 @@ fn run(args: &CheckArgs, registry: &Registry) -> Result<i32> {
                 let verdict = checkers::judge(checker.as_ref(), &history)?;
                 Ok((history, verdict))
             })();
-            FileResult { path: path.clone(), outcome }
+            FileResult { path: path.clone(), read, outcome }
         })
         .collect();
 
@@ -169,9 +175,16 @@ fn run(args: &CheckArgs, registry: &Registry) -> Result<i32> {
     if args.json {
         let items: Vec<serde_json::Value> = results
             .iter()
-            .map(|r| match &r.outcome {
-                Ok((_, v)) => serde_json::json!({"file": r.path, "verdict": v}),
-                Err(e) => serde_json::json!({"file": r.path, "error": e.to_string()}),
+            .map(|r| {
+                // Reading's time beside the checker's own (`elapsed`, and
+                // `timings_ms` in the details of those that time stages).
+                let read_ms = r.read.as_secs_f64() * 1000.0;
+                match &r.outcome {
+                    Ok((_, v)) => serde_json::json!({"file": r.path, "read_ms": read_ms, "verdict": v}),
+                    Err(e) => {
+                        serde_json::json!({"file": r.path, "read_ms": read_ms, "error": e.to_string()})
+                    }
+                }
             })
             .collect();
         let doc = if items.len() == 1 { items[0].clone() } else { serde_json::Value::Array(items) };
