@@ -1399,8 +1399,6 @@ mod tests {
         assert_eq!(e.to_string(), "the disk went away");
     }
 
-    /// Ops without an `:index` are numbered by their place in the whole
-    /// history, in every piece, not in the piece that read them.
     #[test]
     fn indices_that_fall_where_pieces_meet_or_inside_one_are_refused() {
         // Each piece checks its own indices as it reads them, and the
@@ -1429,6 +1427,8 @@ mod tests {
         }
     }
 
+    /// Ops without an `:index` are numbered by their place in the whole
+    /// history, in every piece, not in the piece that read them.
     #[test]
     fn ops_without_an_index_are_numbered_across_pieces() {
         let mut text = String::new();

@@ -152,10 +152,9 @@ fn run(args: &CheckArgs, registry: &Registry) -> Result<i32> {
         .par_iter()
         .map(|path| {
             let started = std::time::Instant::now();
-            let mut read = std::time::Duration::ZERO;
+            let history = formats::read_path(path, args.format);
+            let read = started.elapsed();
             let outcome = (|| {
-                let history = formats::read_path(path, args.format);
-                read = started.elapsed();
                 let mut history = history?;
                 if spec.independent {
                     history = checkers::history::split_independent(history)?;
