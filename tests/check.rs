@@ -128,6 +128,60 @@ fn several_files_make_a_table_and_json() {
     assert!(stages.contains_key("search"), "{doc}");
 }
 
+/// A valid register history in EDN is decided straight from its text,
+/// with the verdict its JSONL twin gets the whole way; `--html`, which
+/// draws from the history, and `--format jsonl`, which this text is not,
+/// take the whole way; a stale read is handed to the whole check for its
+/// evidence.
+#[test]
+fn a_valid_register_history_is_decided_from_its_text() {
+    let scratch_dir = scratch("text");
+    let dir = scratch_dir.path().to_path_buf();
+    let common = ["--ops", "3000", "--crash-rate", "0.02", "--seed", "4"];
+    let edn = generate(&dir, "h.edn", &[&common[..], &["-f", "edn"]].concat());
+    let jsonl = generate(&dir, "h.jsonl", &common);
+    let stale = generate(
+        &dir,
+        "stale.edn",
+        &[&common[..], &["-f", "edn", "--corrupt", "stale-read"]].concat(),
+    );
+    let verdict = |extra: &[&str], file: &Path| {
+        let mut args = vec!["check", "-m", "cas-register", "--json"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap_or_default());
+        let o = run(&args);
+        let mut doc: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
+        let v = doc["verdict"].take();
+        (o.status.code(), v)
+    };
+    let comparable = |mut v: serde_json::Value| {
+        v["elapsed"] = serde_json::json!(0);
+        if let Some(d) = v["details"].as_object_mut() {
+            d.remove("timings_ms");
+            d.remove("read_from_text");
+        }
+        v
+    };
+    let (code, from_text) = verdict(&[], &edn);
+    assert_eq!(code, Some(0), "{from_text}");
+    assert_eq!(from_text["details"]["read_from_text"], true, "{from_text}");
+    assert!(from_text["details"]["timings_ms"]["read"].as_f64().is_some(), "{from_text}");
+    let (_, whole) = verdict(&[], &jsonl);
+    assert_eq!(whole["details"].get("read_from_text"), None, "{whole}");
+    assert_eq!(comparable(from_text), comparable(whole));
+    let html = dir.join("page");
+    let (code, drawn) = verdict(&["--html", html.to_str().unwrap_or_default()], &edn);
+    assert_eq!(code, Some(0));
+    assert_eq!(drawn["details"].get("read_from_text"), None, "{drawn}");
+    let (code, refused) = verdict(&["--format", "jsonl"], &edn);
+    assert_eq!((code, refused), (Some(254), serde_json::Value::Null));
+    let (code, invalid) = verdict(&[], &stale);
+    assert_eq!(code, Some(1), "{invalid}");
+    assert_eq!(invalid["details"].get("read_from_text"), None, "{invalid}");
+    assert!(!invalid["anomalies"].as_array().is_some_and(Vec::is_empty), "{invalid}");
+}
+
 #[test]
 fn html_draws_the_failure() {
     let scratch_dir = scratch("html");

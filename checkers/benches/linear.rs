@@ -8,7 +8,11 @@
 //! crashed ops, linearizable and with one late stale read.
 //!
 //! `register-100k/faultline-valid-from-edn` reads the valid one from its
-//! EDN text before checking it, as `faultline check` does.
+//! EDN text before checking it; `faultline-valid-from-edn-text` decides it
+//! straight from the text (`Checker::check_text`), as `faultline check`
+//! does; `faultline-stale-read-from-edn-text` tries the stale one from its
+//! text first, which hands the whole check the history it read, as
+//! `faultline check` does.
 //!
 //! `hard-single-key` is issue 18's hard case: one key, 50 processes, 5%
 //! crashed, about 150,000 ops, valid and with one stale read, decided
@@ -32,7 +36,7 @@ use std::time::Duration;
 use checkers::formats::Format;
 use checkers::linear::{Algorithm, LinearChecker, ModelChecker, ModelName, SequentialModel};
 use checkers::synth::{self, SynthSpec};
-use checkers::{Checker, History, Validity, Value, formats};
+use checkers::{Checker, FromText, History, Validity, Value, formats};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// The allocator the faultline binary runs the checkers with (`src/main.rs`),
@@ -198,6 +202,26 @@ fn synthetic(crit: &mut Criterion) {
                 }
                 Err(e) => panic!("{e}"),
             }
+        })
+    });
+    // The same straight from the text (`Checker::check_text`), as
+    // `faultline check` decides a valid register history in this shape,
+    // and the stale one, which the text path reads, finds not linearizable
+    // and hands to the whole check: what handing over costs.
+    group.bench_function("faultline-valid-from-edn-text", |b| {
+        b.iter_with_large_drop(|| match fast.check_text(&mut edn.as_bytes(), "valid.edn") {
+            FromText::Decided(v) => v,
+            _ => panic!("the valid history is decided from its text"),
+        })
+    });
+    let stale_edn = formats::write(&stale, Format::Edn);
+    group.bench_function("faultline-stale-read-from-edn-text", |b| {
+        b.iter_with_large_drop(|| match fast.check_text(&mut stale_edn.as_bytes(), "stale.edn") {
+            FromText::Read(h) => {
+                let v = validity(&fast, &h);
+                (v, h)
+            }
+            _ => panic!("the stale history is handed over as read"),
         })
     });
     // The reference decides the linearizable history; on the stale one it

@@ -33,4 +33,6 @@ pub mod verdict;
 pub use error::{CheckError, HistoryError, Location};
 pub use history::{History, Note, Op, OpType, Pair, Process};
 pub use value::{ArcStr, Value};
-pub use verdict::{Anomaly, Budget, Checker, Compose, HtmlPage, Validity, Verdict, judge};
+pub use verdict::{
+    Anomaly, Budget, Checker, Compose, FromText, HtmlPage, Validity, Verdict, judge,
+};

@@ -239,6 +239,36 @@ pub trait Checker: Send + Sync {
     fn render_html(&self, _history: &History, _verdict: &Verdict) -> Vec<HtmlPage> {
         Vec::new()
     }
+
+    /// Whether [`Checker::check_text`] may decide a history whose text
+    /// begins with `head` (its first kilobytes or more): a front end then
+    /// hands it the whole text before reading the history. `false`, the
+    /// default, for a checker without a `check_text` of its own.
+    fn checks_text(&self, _head: &str) -> bool {
+        false
+    }
+
+    /// Decides the EDN history whose text `text` gives straight from the
+    /// text (`source` names it), when it has a shape this checker reads
+    /// itself, faster than reading the history: see [`FromText`]. The
+    /// default leaves every text to the readers.
+    fn check_text(&self, _text: &mut (dyn std::io::Read + Send), _source: &str) -> FromText {
+        FromText::Left
+    }
+}
+
+/// What a checker made of a history's text ([`Checker::check_text`]).
+#[derive(Debug)]
+pub enum FromText {
+    /// Decided: exactly the verdict [`judge`] gives on the history the
+    /// readers read from the text.
+    Decided(Verdict),
+    /// Not decided, but read: the history the readers read from the text,
+    /// for the front end to [`judge`] without reading the text again.
+    Read(History),
+    /// Not read (another shape, or the text could not be read): the front
+    /// end reads the history as always, and words any error.
+    Left,
 }
 
 /// Runs `checker` on `history` and carries the history's notes into the

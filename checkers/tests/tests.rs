@@ -12,6 +12,8 @@ mod formats;
 mod golden;
 /// Generated histories, valid and corrupted, for every linearizability model.
 mod linear_props;
+/// Register histories decided straight from their EDN text.
+mod linear_text;
 
 /// The Elle-style transactional checkers (`list-append`, `rw-register`).
 mod elle;

@@ -64,6 +64,47 @@ pub fn check_edn_readers_agree(bytes: &[u8]) {
     }
 }
 
+/// The linearizability checker's text path (`Checker::check_text`) decides
+/// only what reading `bytes` as a history and checking it decides alike,
+/// and hands over only the history the readers read from them.
+pub fn check_text_path_agrees(bytes: &[u8]) {
+    use checkers::linear::{LinearChecker, ModelName};
+    use checkers::{Checker, FromText, Verdict};
+    // What differs between two checks of one history: times, and the flag
+    // that says which path read it.
+    let comparable = |mut v: Verdict| {
+        v.elapsed = std::time::Duration::ZERO;
+        if let Some(d) = v.details.as_object_mut() {
+            d.remove("timings_ms");
+            d.remove("read_from_text");
+        }
+        format!("{v:?}")
+    };
+    for model in [ModelName::CasRegister, ModelName::Register] {
+        let checker = LinearChecker::new(model);
+        let got = checker.check_text(&mut &bytes[..], SOURCE);
+        if matches!(got, FromText::Left) {
+            continue;
+        }
+        let history = formats::parse_bytes(bytes, SOURCE, Some(Format::Edn))
+            .unwrap_or_else(|e| panic!("the text path read a history the reader refuses: {e}"));
+        match got {
+            FromText::Decided(quick) => {
+                let whole = checkers::judge(&checker, &history)
+                    .unwrap_or_else(|e| panic!("the text path decided what the check refuses: {e}"));
+                assert_eq!(comparable(quick), comparable(whole), "the two paths' verdicts differ");
+            }
+            FromText::Read(read) => {
+                assert!(read.ops() == history.ops(), "the text path read different ops");
+                for i in 0..read.len() {
+                    assert_eq!(read.locate(i), history.locate(i), "op {i} is at different places");
+                }
+            }
+            FromText::Left => {}
+        }
+    }
+}
+
 /// The input's lines, to check the places errors name.
 struct Text {
     /// Characters on each line (lines end at `\n`; a `\r` counts as a

@@ -16,6 +16,7 @@ mod edn_text;
 mod elle_json;
 mod jepsen_log;
 mod jsonl;
+pub(crate) mod register_lines;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -197,20 +198,39 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, History
 
 /// Whether a history file is read as Jepsen's EDN (Porcupine's kv
 /// histories are EDN op maps too): as given, or as detected from its first
-/// few kilobytes (a prefix cut inside a character is cut back).
+/// few kilobytes.
 fn is_edn(file: &mut std::fs::File, format: Option<Format>) -> std::io::Result<bool> {
-    use std::io::Read;
-    let edn = |f| matches!(f, Some(Format::Edn | Format::PorcupineKv));
     if format.is_some() {
-        return Ok(edn(format));
+        return Ok(edn_format(format));
     }
+    Ok(edn_format(detect(&head_text(file)?)))
+}
+
+fn edn_format(format: Option<Format>) -> bool {
+    matches!(format, Some(Format::Edn | Format::PorcupineKv))
+}
+
+/// A file's first 64 KiB as text (a prefix cut inside a character is cut
+/// back).
+fn head_text(file: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::Read;
     let mut head = Vec::with_capacity(64 << 10);
     file.take(64 << 10).read_to_end(&mut head)?;
-    let text = match std::str::from_utf8(&head) {
-        Ok(text) => text,
-        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
-    };
-    Ok(edn(detect(text)))
+    if let Err(e) = std::str::from_utf8(&head) {
+        head.truncate(e.valid_up_to());
+    }
+    Ok(String::from_utf8(head).unwrap_or_default())
+}
+
+/// The first 64 KiB of the history file at `path` as text, when it is read
+/// as EDN (as `format` says, or as detected): what a checker's
+/// [`Checker::checks_text`](crate::Checker::checks_text) looks at before a
+/// front end reads the whole text for its `check_text`. `None` for a file
+/// in another format.
+pub fn edn_head(path: &Path, format: Option<Format>) -> std::io::Result<Option<String>> {
+    let mut file = std::fs::File::open(path)?;
+    let head = head_text(&mut file)?;
+    Ok(edn_format(format.or_else(|| detect(&head))).then_some(head))
 }
 
 /// Parses a history file's bytes (read from `source`, for error messages)

@@ -13,6 +13,7 @@
 mod custom;
 mod html;
 mod model;
+mod quick;
 mod reference;
 mod search;
 mod siblings;
@@ -35,7 +36,7 @@ use self::search::{Entry, Limits, Outcome, Search, Stats};
 use crate::error::CheckError;
 use crate::history::{History, Op, OpType, Pair, Process};
 use crate::value::Value;
-use crate::verdict::{Anomaly, Budget, Checker, HtmlPage, Laps, Validity, Verdict};
+use crate::verdict::{Anomaly, Budget, Checker, FromText, HtmlPage, Laps, Validity, Verdict};
 
 /// The sequential models the checker knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +225,14 @@ impl Checker for LinearChecker {
     fn render_html(&self, history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
         html::render(history, verdict)
     }
+
+    fn checks_text(&self, head: &str) -> bool {
+        quick::applies(self) && crate::formats::register_lines::starts(head)
+    }
+
+    fn check_text(&self, text: &mut (dyn std::io::Read + Send), source: &str) -> FromText {
+        quick::check_text(self, text, source)
+    }
 }
 
 /// The search result of one partition, with what explaining it needs.
@@ -285,7 +294,6 @@ where
     <K::M as Model>::State: Sync,
     K::M: Sync,
 {
-    let started = cfg.started;
     // Asked not to partition a model whose keys are objects of their own,
     // the default search still checks key by key: by locality that decides
     // exactly what the search over the product of the keys would, which
@@ -297,7 +305,7 @@ where
     } else {
         None
     };
-    let Readied { mut jobs, observations, unobservable } = if let Some(readied) = apart {
+    let Readied { jobs, observations, unobservable } = if let Some(readied) = apart {
         readied
     } else {
         let Compiled { parts, observations } =
@@ -313,8 +321,30 @@ where
         readied
     };
     laps.lap("compile");
+    let readied = Readied { jobs, observations, unobservable };
+    Ok(search_all::<K>(cfg, Some(history), readied, by_locality, laps))
+}
+
+/// Searches the readied partitions and gives the verdict, with each
+/// stage's time. Without the `history` (a register history decided
+/// straight from its text, `quick.rs`) a partition found not linearizable
+/// cannot be explained, and is answered unknown: that check then hands
+/// over to the whole one.
+fn search_all<K: ModelKind>(
+    cfg: &Settings,
+    history: Option<&History>,
+    readied: Readied<K::M>,
+    by_locality: bool,
+    laps: &mut Laps,
+) -> Verdict
+where
+    <K::M as Model>::State: Sync,
+    K::M: Sync,
+{
+    let started = cfg.started;
+    let Readied { mut jobs, observations, unobservable } = readied;
     if observations == 0 {
-        return Ok(nothing_observed(cfg, K::OBSERVING, started));
+        return nothing_observed(cfg, K::OBSERVING, started);
     }
     let limits = Limits {
         deadline: cfg.budget.time.map(|t| started + t),
@@ -344,7 +374,7 @@ where
             cfg.model
         ));
     }
-    if v.validity == Validity::Invalid && looks_independent(history) {
+    if v.validity == Validity::Invalid && history.is_some_and(looks_independent) {
         v.notes.push(
             "every client value in this history looks like a Jepsen independent [key value] \
              tuple, and none carries a key: if it came from jepsen.independent, check it with \
@@ -352,7 +382,7 @@ where
                 .into(),
         );
     }
-    Ok(v)
+    v
 }
 
 /// Compiles every client op that did not fail into a model op, grouped by
@@ -628,7 +658,7 @@ fn retain_kept<T>(list: &mut Vec<T>, keep: &[bool]) {
 /// failure of the default search.
 fn search_partition<M: Model + Clone>(
     cfg: &Settings,
-    history: &History,
+    history: Option<&History>,
     limits: &Limits,
     (key, mut model, mut entries, metas): Job<M>,
 ) -> PartResult {
@@ -640,13 +670,18 @@ fn search_partition<M: Model + Clone>(
     let spent = limits.deadline.is_some_and(|d| Instant::now() >= d);
     if cfg.algorithm == Algorithm::Search && !spent {
         let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
-        let names = Names { ops: history.ops(), entries: &entries, metas: &metas };
-        if let Some(decision) = model.decide(&ops, &calls, &rets, &|id| names.describe(id)) {
-            let outcome = match decision {
-                Decision::Valid => PartOutcome::Valid,
-                Decision::Invalid(r) => {
+        let ops_recorded = history.map_or(&[][..], History::ops);
+        let names = Names { ops: ops_recorded, entries: &entries, metas: &metas };
+        // Without the history, the names are never read: an invalid
+        // decision is then unexplained, below.
+        let name = |id| if history.is_some() { names.describe(id) } else { String::new() };
+        if let Some(decision) = model.decide(&ops, &calls, &rets, &name) {
+            let outcome = match (decision, history) {
+                (Decision::Valid, _) => PartOutcome::Valid,
+                (Decision::Invalid(r), Some(history)) => {
                     PartOutcome::Invalid(Box::new(refuted(history, &names, key.as_ref(), r)))
                 }
+                (Decision::Invalid(_), None) => unexplained(),
             };
             let ops = entries.len();
             return PartResult {
@@ -673,19 +708,22 @@ fn search_partition<M: Model + Clone>(
     let stats = search.stats();
     let explain_model = search.model().clone();
     drop(search);
-    let outcome = match outcome {
-        Outcome::Linearizable => PartOutcome::Valid,
-        Outcome::Unknown(r) => PartOutcome::Unknown(r),
-        Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
-            history,
-            explain_model,
-            key.as_ref(),
-            &entries,
-            &metas,
-            f,
-        ))),
-    };
+    let outcome =
+        match (outcome, history) {
+            (Outcome::Linearizable, _) => PartOutcome::Valid,
+            (Outcome::Unknown(r), _) => PartOutcome::Unknown(r),
+            (Outcome::NotLinearizable(f), Some(history)) => PartOutcome::Invalid(Box::new(
+                explain(history, explain_model, key.as_ref(), &entries, &metas, f),
+            )),
+            (Outcome::NotLinearizable(_), None) => unexplained(),
+        };
     PartResult { key, ops: entries.len(), crashed, stats, outcome, decided: false }
+}
+
+/// A partition found not linearizable without the history to explain it
+/// from (see [`search_all`]).
+fn unexplained() -> PartOutcome {
+    PartOutcome::Unknown("not linearizable, and the history is needed to explain why".into())
 }
 
 /// Turns a refutation found without search into an anomaly of the same

@@ -1,0 +1,235 @@
+//! Deciding a register history straight from its EDN text, for the
+//! linearizability checker's `check_text`.
+//!
+//! On a valid 100,000-op register history, reading the generic history
+//! took more than half of a `faultline check`, and compiling from it most
+//! of the rest: each op is 112 bytes with its values, and the check reads
+//! a few of them from every op. When the text is in the one shape
+//! `formats::register_lines` reads (op maps of integers, one per line),
+//! this reads each op into a few words instead, pairs them, and compiles
+//! and searches each key's ops exactly as `run` does: the same model ops
+//! in the same order, so the same verdict.
+//!
+//! It answers only when every partition is linearizable. Anything else
+//! (an op the history's rules refuse, a function the model does not know,
+//! a partition not linearizable, an unknown) hands the caller the history
+//! the readers read from the same text, built from the ops read here, for
+//! the whole check: its errors, and the evidence of an invalid verdict,
+//! name the ops as recorded. Text in another shape is left to the readers.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::model::{Call, Interner, ModelKind, RegisterKind};
+use super::search::Entry;
+use super::{Algorithm, LinearChecker, Meta, ModelName, Readied, Settings, prepare, search_all};
+use crate::formats::register_lines::{self, Arg, Func, Line};
+use crate::history::OpType;
+use crate::value::Value;
+use crate::verdict::{FromText, Laps, Validity, Verdict};
+
+/// The verdict on the register history `text` holds (`source` names it),
+/// when this path decides it valid; else the history, or nothing when the
+/// text is not in this path's shape (see the module's comment).
+pub(super) fn check_text(
+    checker: &LinearChecker,
+    text: &mut (dyn std::io::Read + Send),
+    source: &str,
+) -> FromText {
+    if !applies(checker) {
+        return FromText::Left;
+    }
+    let cfg = Settings {
+        model: checker.model.name().to_owned(),
+        init: checker.init.clone(),
+        partition: checker.partition,
+        budget: checker.budget,
+        algorithm: checker.algorithm,
+        started: Instant::now(),
+    };
+    let mut laps = Laps::start();
+    // The readers refuse indices that do not increase, so a history is
+    // handed over only once they are known to.
+    let Some(pieces) = register_lines::read_stream(text).filter(|p| register_lines::increasing(p))
+    else {
+        return FromText::Left;
+    };
+    laps.lap("read");
+    match decide(checker, &cfg, &pieces, &mut laps) {
+        Some(v) => FromText::Decided(v),
+        None => FromText::Read(register_lines::history(&pieces, source)),
+    }
+}
+
+/// The verdict on the ops `pieces` hold, when it is valid.
+fn decide(
+    checker: &LinearChecker,
+    cfg: &Settings,
+    pieces: &[Vec<Line>],
+    laps: &mut Laps,
+) -> Option<Verdict> {
+    let parts = partitions(pieces)?;
+    laps.lap("pairs");
+    let kind = RegisterKind {
+        cas: checker.model == ModelName::CasRegister,
+        init: checker.init.clone(),
+        interner: Interner::default(),
+        siblings: Vec::new(),
+    };
+    let readied = compile(cfg, &kind, parts)?;
+    laps.lap("compile");
+    let mut v = search_all::<RegisterKind>(cfg, None, readied, false, laps);
+    if v.validity != Validity::Valid {
+        return None;
+    }
+    if let Some(d) = v.details.as_object_mut() {
+        d.insert("read_from_text".into(), serde_json::json!(true));
+    }
+    Some(v)
+}
+
+/// Whether `checker` may decide a history from its text here: a register
+/// model, checked key by key with the default search.
+pub(super) fn applies(checker: &LinearChecker) -> bool {
+    matches!(checker.model, ModelName::Register | ModelName::CasRegister)
+        && checker.partition
+        && checker.algorithm == Algorithm::Search
+}
+
+/// A client op that happened (it did not fail), as compiling needs it:
+/// the arguments copied from its two lines, so that each partition's ops
+/// are read in one pass.
+struct Happened {
+    /// Positions among all the ops of its invocation and completion.
+    invoke: u32,
+    complete: Option<u32>,
+    /// `Ok`, or `Info` for a crashed op (completed `info` or never).
+    outcome: OpType,
+    f: Func,
+    input: Arg,
+    /// The completion's value (that of an ok op is its output).
+    output: Arg,
+}
+
+/// One partition: its key, and its ops in the order they were invoked.
+type Part = (Option<i64>, Vec<Happened>);
+
+/// Processes are numbered from 0 in Jepsen's histories; a history whose
+/// numbers go past this is left to the whole check rather than given a
+/// table this large.
+const MAX_PROCESS: u32 = 1 << 22;
+
+/// Pairs every invocation with its completion by `History::pairs`'s
+/// rules, and sorts the ops that happened into partitions by key, in key
+/// order, as `run` does. `None` where the history breaks those rules (the
+/// whole check words the error), and for an op whose key its completion
+/// alone gives (left to the whole check, which sorts it by that key).
+fn partitions(pieces: &[Vec<Line>]) -> Option<Vec<Part>> {
+    let count: usize = pieces.iter().map(Vec::len).sum();
+    u32::try_from(count).ok()?;
+    let mut slots: rustc_hash::FxHashMap<Option<i64>, u32> = Default::default();
+    let mut parts: Vec<Part> = Vec::new();
+    // Each process's pending invocation: its partition and place there.
+    let mut pending: Vec<Option<(u32, u32)>> = Vec::new();
+    for (pos, line) in pieces.iter().flatten().enumerate() {
+        let pos = pos as u32;
+        if line.process >= MAX_PROCESS {
+            return None;
+        }
+        let p = line.process as usize;
+        if p >= pending.len() {
+            pending.resize(p + 1, None);
+        }
+        match (line.kind, pending[p]) {
+            (OpType::Invoke, None) => {
+                let key = line.key();
+                let slot = *slots.entry(key).or_insert_with(|| {
+                    parts.push((key, Vec::new()));
+                    (parts.len() - 1) as u32
+                });
+                let ops = &mut parts[slot as usize].1;
+                pending[p] = Some((slot, ops.len() as u32));
+                ops.push(Happened {
+                    invoke: pos,
+                    complete: None,
+                    outcome: OpType::Info,
+                    f: line.f,
+                    input: line.value,
+                    output: line.value,
+                });
+            }
+            // A client's `info` with nothing pending stands alone, and
+            // compiles to nothing.
+            (OpType::Info, None) => {}
+            (OpType::Invoke, Some(_)) | (OpType::Ok | OpType::Fail, None) => return None,
+            (kind, Some((slot, at))) => {
+                let (key, ops) = &mut parts[slot as usize];
+                let op = &mut ops[at as usize];
+                if op.f != line.f || (key.is_none() && line.key().is_some()) {
+                    return None;
+                }
+                op.complete = Some(pos);
+                op.outcome = kind;
+                op.output = line.value;
+                pending[p] = None;
+            }
+        }
+    }
+    parts.sort_unstable_by_key(|(key, _)| *key);
+    Some(parts)
+}
+
+/// Compiles and readies each partition on any core, as `compile_apart`
+/// does; `None` when an op does not compile (the whole check words why).
+fn compile(
+    cfg: &Settings,
+    kind: &RegisterKind,
+    parts: Vec<Part>,
+) -> Option<Readied<<RegisterKind as ModelKind>::M>> {
+    let forks: Vec<_> =
+        parts.into_iter().map(|part| Some((kind.fork()?, part))).collect::<Option<_>>()?;
+    let done: Vec<Option<_>> = forks
+        .into_par_iter()
+        .map(|(mut kind, (key, ops))| {
+            let key = key.map(Value::Int);
+            let mut entries = Vec::with_capacity(ops.len());
+            let mut metas = Vec::with_capacity(ops.len());
+            let mut observations = 0usize;
+            // Failed ops did not happen.
+            for op in ops.iter().filter(|op| op.outcome != OpType::Fail) {
+                let ok = op.outcome == OpType::Ok;
+                let f = op.f.name();
+                let input = op.input.value();
+                let output = ok.then(|| op.output.value());
+                observations +=
+                    usize::from(output.as_ref().is_some_and(|out| kind.observes(f, out)));
+                let call = Call::new(f, key.as_ref(), &input, output.as_ref());
+                let Some(compiled) = kind.compile(&call).ok()? else { continue };
+                let ret = if ok { op.complete } else { None };
+                entries.push(Entry {
+                    call: op.invoke,
+                    ret,
+                    op: compiled,
+                    id: entries.len() as u32,
+                });
+                metas.push(Meta {
+                    invoke: op.invoke as usize,
+                    complete: op.complete.map(|c| c as usize),
+                });
+            }
+            let job = (!entries.is_empty()).then(|| prepare(cfg, &mut kind, key, entries, metas));
+            Some((job, observations))
+        })
+        .collect();
+    let mut readied = Readied { jobs: Vec::new(), observations: 0, unobservable: 0 };
+    for part in done {
+        let (job, observations) = part?;
+        readied.observations += observations;
+        if let Some((job, dropped)) = job {
+            readied.unobservable += dropped;
+            readied.jobs.push(job);
+        }
+    }
+    Some(readied)
+}
