@@ -7,7 +7,8 @@
 //! cargo run -p faultline-checkers --example fuzz_seeds -- OUT_DIR [MORE_HISTORY_DIRS...]
 //! ```
 //!
-//! The histories are `checkers/tests/golden/**` and `checkers/tests/data/**`;
+//! The histories are `checkers/tests/golden/**` and `checkers/tests/data/**`,
+//! and a few small generated register histories for the `edn` target;
 //! `fuzz/smoke.sh` adds `$FAULTLINE_BENCHDATA/porcupine` when it is set.
 //! Files above [`MAX_SEED`] bytes are left out: the fuzzer mutates small
 //! inputs faster, and the large ones add no syntax the small ones lack.
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use checkers::formats::{self, Format};
+use checkers::linear::ModelName;
+use checkers::synth::{self, SynthSpec};
 
 /// Largest history file used as a seed, in bytes.
 const MAX_SEED: u64 = 16 * 1024;
@@ -84,6 +87,27 @@ fn run(out: &Path, extra: &[PathBuf]) -> std::io::Result<usize> {
                     converted.as_bytes(),
                 )?;
             }
+        }
+    }
+    // Small register histories in the one shape the linearizability
+    // checker decides straight from its text (`formats/register_lines.rs`):
+    // few of the repository's histories have it (most name nodes or a
+    // nemesis), and mutating these reaches the corners of pairing.
+    for (seed, cas, crash, small) in
+        [(1, true, 0.1, false), (2, true, 0.0, true), (3, false, 0.2, true)]
+    {
+        let model = if cas { ModelName::CasRegister } else { ModelName::Register };
+        let mut spec = SynthSpec::new(model, seed);
+        spec.ops = 12;
+        spec.processes = 3;
+        spec.keys = 2;
+        spec.crash_rate = crash;
+        spec.value_range = small.then_some(4);
+        let text = formats::write(&synth::generate(&spec), Format::Edn);
+        write("edn", &format!("synth-register-{seed}.edn"), text.as_bytes())?;
+        if let Some(stale) = synth::stale_read(&synth::generate(&spec), u64::MAX) {
+            let text = formats::write(&stale.history, Format::Edn);
+            write("edn", &format!("synth-register-{seed}-stale.edn"), text.as_bytes())?;
         }
     }
     Ok(written)
