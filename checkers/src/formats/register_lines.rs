@@ -128,29 +128,44 @@ const BLOCK_BYTES: usize = 2 << 20;
 /// The ops of the text `input` gives, in pieces in the order of the text
 /// (each piece's lines follow the last piece's), or `None` when the text
 /// is not wholly in this reader's shape, or cannot be read (whoever reads
-/// it next words why). Indices are checked to increase within each piece,
-/// not where pieces meet: the caller walks every op in order anyway.
+/// it next words why). Indices are checked to increase within each piece
+/// (see [`increasing`] for where pieces meet). Each block's pieces are
+/// handed to `consume` in order as soon as they are read, while the next
+/// block is read.
 ///
 /// The text is read a block at a time, into two buffers that take turns:
 /// one block is read from `input` while the last one's lines are read on
-/// every core. Reading a 100,000-op history whole first took 9 ms of a
-/// check of 40, most of it the kernel clearing the fresh pages the text
-/// went to; two blocks are cleared once and stay in the cache.
-pub(crate) fn read_stream(input: &mut (dyn std::io::Read + Send)) -> Option<Vec<Vec<Line>>> {
-    let mut pieces = Vec::new();
+/// every core, and the one before them consumed. Reading a 100,000-op
+/// history whole first took 9 ms of a check of 40, most of it the kernel
+/// clearing the fresh pages the text went to; two blocks are cleared once
+/// and stay in the cache.
+pub(crate) fn read_stream(
+    input: &mut (dyn std::io::Read + Send),
+    consume: &mut (dyn FnMut(&[Vec<Line>]) + Send),
+) -> Option<Vec<Vec<Line>>> {
+    let mut pieces: Vec<Vec<Line>> = Vec::new();
     // Grown as read: a small history gets small buffers.
     let (mut block, mut next) = (Vec::new(), Vec::new());
     let mut end = fill(input, &mut block)?;
+    // Pieces handed to `consume` so far.
+    let mut consumed = 0;
     loop {
         // The block's whole lines; what follows its last newline is the
         // start of the next block.
         let whole = if end { block.len() } else { memchr::memrchr(b'\n', &block)? + 1 };
         next.clear();
         next.extend_from_slice(&block[whole..]);
-        let (lines, filled) = rayon::join(
-            || read_lines(&block[..whole]),
-            || if end { Some(true) } else { fill(input, &mut next) },
+        let last_block = &pieces[consumed..];
+        let ((lines, filled), ()) = rayon::join(
+            || {
+                rayon::join(
+                    || read_lines(&block[..whole]),
+                    || if end { Some(true) } else { fill(input, &mut next) },
+                )
+            },
+            || consume(last_block),
         );
+        consumed = pieces.len();
         pieces.extend(lines?);
         if end {
             break;
@@ -158,6 +173,7 @@ pub(crate) fn read_stream(input: &mut (dyn std::io::Read + Send)) -> Option<Vec<
         end = filled?;
         std::mem::swap(&mut block, &mut next);
     }
+    consume(&pieces[consumed..]);
     pieces.iter().any(|p| !p.is_empty()).then_some(pieces)
 }
 
@@ -452,7 +468,8 @@ mod tests {
     /// that the two agree op by op whenever this one reads it at all.
     /// Returns whether it did.
     fn agrees(text: &str) -> bool {
-        let Some(pieces) = read_stream(&mut text.as_bytes()).filter(|p| increasing(p)) else {
+        let Some(pieces) = read_stream(&mut text.as_bytes(), &mut |_| {}).filter(|p| increasing(p))
+        else {
             return false;
         };
         let general = parse(text, "h.edn", Some(Format::Edn)).unwrap_or_else(|e| {
@@ -532,17 +549,17 @@ mod tests {
             "",
         ];
         for text in refused {
-            assert!(read_stream(&mut text.as_bytes()).is_none(), "{text:?}");
+            assert!(read_stream(&mut text.as_bytes(), &mut |_| {}).is_none(), "{text:?}");
         }
         // Indices that do not increase.
         let text = [LINES[0], LINES[0]].join("\n");
-        assert!(read_stream(&mut text.as_bytes()).is_none());
+        assert!(read_stream(&mut text.as_bytes(), &mut |_| {}).is_none());
     }
 
     #[test]
     fn indices_must_increase_where_pieces_meet() {
         let text = LINES.join("\n");
-        let pieces = read_stream(&mut text.as_bytes()).expect("read");
+        let pieces = read_stream(&mut text.as_bytes(), &mut |_| {}).expect("read");
         let ops: Vec<Line> = pieces.into_iter().flatten().collect();
         let (a, b) = ops.split_at(3);
         assert!(increasing(&[a.to_vec(), Vec::new(), b.to_vec()]));
@@ -566,7 +583,7 @@ mod tests {
                 i += 1;
             }
         }
-        let pieces = read_stream(&mut text.as_bytes()).expect("read");
+        let pieces = read_stream(&mut text.as_bytes(), &mut |_| {}).expect("read");
         assert!(pieces.len() > 8, "read in {} pieces", pieces.len());
         assert!(agrees(&text));
     }
