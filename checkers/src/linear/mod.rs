@@ -250,6 +250,9 @@ enum PartOutcome {
     Valid,
     Unknown(String),
     Invalid(Box<Anomaly>),
+    /// Not linearizable, found without the history to explain why from
+    /// (see [`search_all`]); never reaches a verdict.
+    Unexplained,
 }
 
 /// What a check runs with, whichever model it checks (a built-in one or a
@@ -322,13 +325,21 @@ where
     };
     laps.lap("compile");
     let readied = Readied { jobs, observations, unobservable };
-    Ok(search_all::<K>(cfg, Some(history), readied, by_locality, laps))
+    // With the history every partition is explained; were one not, the
+    // answer would be unknown, never valid.
+    Ok(search_all::<K>(cfg, Some(history), readied, by_locality, laps).unwrap_or_else(|| {
+        Verdict::unknown(
+            "linearizable",
+            "a partition was not explained",
+            "a partition was found not linearizable and could not be explained",
+        )
+    }))
 }
 
 /// Searches the readied partitions and gives the verdict, with each
 /// stage's time. Without the `history` (a register history decided
 /// straight from its text, `quick.rs`) a partition found not linearizable
-/// cannot be explained, and is answered unknown: that check then hands
+/// cannot be explained: the answer is then `None`, and that check hands
 /// over to the whole one.
 fn search_all<K: ModelKind>(
     cfg: &Settings,
@@ -336,7 +347,7 @@ fn search_all<K: ModelKind>(
     readied: Readied<K::M>,
     by_locality: bool,
     laps: &mut Laps,
-) -> Verdict
+) -> Option<Verdict>
 where
     <K::M as Model>::State: Sync,
     K::M: Sync,
@@ -344,7 +355,7 @@ where
     let started = cfg.started;
     let Readied { mut jobs, observations, unobservable } = readied;
     if observations == 0 {
-        return nothing_observed(cfg, K::OBSERVING, started);
+        return Some(nothing_observed(cfg, K::OBSERVING, started));
     }
     let limits = Limits {
         deadline: cfg.budget.time.map(|t| started + t),
@@ -358,6 +369,9 @@ where
     let results: Vec<PartResult> =
         jobs.into_par_iter().map(|job| search_partition(cfg, history, &limits, job)).collect();
     laps.lap("search");
+    if results.iter().any(|r| matches!(r.outcome, PartOutcome::Unexplained)) {
+        return None;
+    }
     let mut v = verdict(cfg, results, started);
     laps.lap("verdict");
     if let Some(d) = v.details.as_object_mut() {
@@ -382,7 +396,7 @@ where
                 .into(),
         );
     }
-    v
+    Some(v)
 }
 
 /// Compiles every client op that did not fail into a model op, grouped by
@@ -681,7 +695,7 @@ fn search_partition<M: Model + Clone>(
                 (Decision::Invalid(r), Some(history)) => {
                     PartOutcome::Invalid(Box::new(refuted(history, &names, key.as_ref(), r)))
                 }
-                (Decision::Invalid(_), None) => unexplained(),
+                (Decision::Invalid(_), None) => PartOutcome::Unexplained,
             };
             let ops = entries.len();
             return PartResult {
@@ -715,15 +729,9 @@ fn search_partition<M: Model + Clone>(
             (Outcome::NotLinearizable(f), Some(history)) => PartOutcome::Invalid(Box::new(
                 explain(history, explain_model, key.as_ref(), &entries, &metas, f),
             )),
-            (Outcome::NotLinearizable(_), None) => unexplained(),
+            (Outcome::NotLinearizable(_), None) => PartOutcome::Unexplained,
         };
     PartResult { key, ops: entries.len(), crashed, stats, outcome, decided: false }
-}
-
-/// A partition found not linearizable without the history to explain it
-/// from (see [`search_all`]).
-fn unexplained() -> PartOutcome {
-    PartOutcome::Unknown("not linearizable, and the history is needed to explain why".into())
 }
 
 /// Turns a refutation found without search into an anomaly of the same

@@ -10,12 +10,13 @@
 //! and searches each key's ops exactly as `run` does: the same model ops
 //! in the same order, so the same verdict.
 //!
-//! It answers only when every partition is linearizable. Anything else
-//! (an op the history's rules refuse, a function the model does not know,
-//! a partition not linearizable, an unknown) hands the caller the history
-//! the readers read from the same text, built from the ops read here, for
-//! the whole check: its errors, and the evidence of an invalid verdict,
-//! name the ops as recorded. Text in another shape is left to the readers.
+//! It answers valid, or unknown (nothing observed, or a budget spent).
+//! Anything else (an op the history's rules refuse, a function the model
+//! does not know, a partition not linearizable) hands the caller the
+//! history the readers read from the same text, built from the ops read
+//! here, for the whole check: its errors, and the evidence of an invalid
+//! verdict, name the ops as recorded. Text in another shape is left to
+//! the readers.
 
 use std::time::Instant;
 
@@ -27,11 +28,11 @@ use super::{Algorithm, LinearChecker, ModelName, Readied, Settings, prepare, sea
 use crate::formats::register_lines::{self, Arg, Func, Line};
 use crate::history::OpType;
 use crate::value::Value;
-use crate::verdict::{FromText, Laps, Validity, Verdict};
+use crate::verdict::{FromText, Laps, Verdict};
 
 /// The verdict on the register history `text` holds (`source` names it),
-/// when this path decides it valid; else the history, or nothing when the
-/// text is not in this path's shape (see the module's comment).
+/// when this path decides it; else the history, or nothing when the text
+/// is not in this path's shape (see the module's comment).
 pub(super) fn check_text(
     checker: &LinearChecker,
     text: &mut (dyn std::io::Read + Send),
@@ -64,7 +65,8 @@ pub(super) fn check_text(
     }
 }
 
-/// The verdict on the ops `sorter` sorted, when it is valid.
+/// The verdict on the ops `sorter` sorted, unless it needs the history: a
+/// partition not linearizable, or an error.
 fn decide(
     checker: &LinearChecker,
     cfg: &Settings,
@@ -82,10 +84,10 @@ fn decide(
     };
     let readied = compile(cfg, &kind, parts)?;
     laps.lap("compile");
-    let mut v = search_all::<RegisterKind>(cfg, None, readied, false, laps);
-    if v.validity != Validity::Valid {
-        return None;
-    }
+    // An unknown is the whole check's too: nothing observed is decided
+    // from the same ops, and a spent budget is spent (the whole check,
+    // given the history, would start its budget afresh).
+    let mut v = search_all::<RegisterKind>(cfg, None, readied, false, laps)?;
     if let Some(d) = v.details.as_object_mut() {
         d.insert("read_from_text".into(), serde_json::json!(true));
     }
