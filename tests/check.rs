@@ -128,13 +128,13 @@ fn several_files_make_a_table_and_json() {
     assert!(stages.contains_key("search"), "{doc}");
 }
 
-/// A valid register history in EDN is decided straight from its text,
-/// with the verdict its JSONL twin gets the whole way; `--html`, which
-/// draws from the history, and `--format jsonl`, which this text is not,
-/// take the whole way; a stale read is handed to the whole check for its
-/// evidence.
+/// A register history in EDN is decided straight from its text, with the
+/// verdict the whole way gives: valid, as its JSONL twin, or with a stale
+/// read, evidence and all, as the same file read whole (`--html`, which
+/// draws from the history, takes the whole way; `--format jsonl`, which
+/// this text is not, is refused).
 #[test]
-fn a_valid_register_history_is_decided_from_its_text() {
+fn a_register_history_is_decided_from_its_text() {
     let scratch_dir = scratch("text");
     let dir = scratch_dir.path().to_path_buf();
     let common = ["--ops", "3000", "--crash-rate", "0.02", "--seed", "4"];
@@ -178,8 +178,13 @@ fn a_valid_register_history_is_decided_from_its_text() {
     assert_eq!((code, refused), (Some(254), serde_json::Value::Null));
     let (code, invalid) = verdict(&[], &stale);
     assert_eq!(code, Some(1), "{invalid}");
-    assert_eq!(invalid["details"].get("read_from_text"), None, "{invalid}");
+    assert_eq!(invalid["details"]["read_from_text"], true, "{invalid}");
     assert!(!invalid["anomalies"].as_array().is_some_and(Vec::is_empty), "{invalid}");
+    // The same file the whole way (`--html` reads the history), for lines.
+    let stale_html = dir.join("stale-page");
+    let (_, whole) = verdict(&["--html", stale_html.to_str().unwrap_or_default()], &stale);
+    assert_eq!(whole["details"].get("read_from_text"), None, "{whole}");
+    assert_eq!(comparable(invalid), comparable(whole));
 }
 
 #[test]

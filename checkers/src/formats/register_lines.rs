@@ -249,9 +249,11 @@ pub(crate) fn increasing(pieces: &[Vec<Line>]) -> bool {
 /// each op on a line of its own, from line 1. For a check that reads the
 /// text this way first and then needs the whole history, so that it need
 /// not read the text again.
+///
+/// On one thread: it may be made inside a search running on the pool
+/// (`linear::quick`).
 pub(crate) fn history(pieces: &[Vec<Line>], source: &str) -> History {
-    let lines: Vec<&Line> = pieces.iter().flatten().collect();
-    let ops: Vec<Op> = lines.par_iter().map(|line| line.op()).collect();
+    let ops: Vec<Op> = pieces.iter().flatten().map(Line::op).collect();
     let numbers = (1..=ops.len() as u32).collect();
     History::with_lines(ops, numbers, source)
 }

@@ -250,9 +250,6 @@ enum PartOutcome {
     Valid,
     Unknown(String),
     Invalid(Box<Anomaly>),
-    /// Not linearizable, found without the history to explain why from
-    /// (see [`search_all`]); never reaches a verdict.
-    Unexplained,
 }
 
 /// What a check runs with, whichever model it checks (a built-in one or a
@@ -325,29 +322,19 @@ where
     };
     laps.lap("compile");
     let readied = Readied { jobs, observations, unobservable };
-    // With the history every partition is explained; were one not, the
-    // answer would be unknown, never valid.
-    Ok(search_all::<K>(cfg, Some(history), readied, by_locality, laps).unwrap_or_else(|| {
-        Verdict::unknown(
-            "linearizable",
-            "a partition was not explained",
-            "a partition was found not linearizable and could not be explained",
-        )
-    }))
+    Ok(search_all::<K>(cfg, history, readied, by_locality, laps))
 }
 
 /// Searches the readied partitions and gives the verdict, with each
-/// stage's time. Without the `history` (a register history decided
-/// straight from its text, `quick.rs`) a partition found not linearizable
-/// cannot be explained: the answer is then `None`, and that check hands
-/// over to the whole one.
+/// stage's time; `recorded` gives the history, to explain a partition not
+/// linearizable.
 fn search_all<K: ModelKind>(
     cfg: &Settings,
-    history: Option<&History>,
+    recorded: &dyn Recorded,
     readied: Readied<K::M>,
     by_locality: bool,
     laps: &mut Laps,
-) -> Option<Verdict>
+) -> Verdict
 where
     <K::M as Model>::State: Sync,
     K::M: Sync,
@@ -355,7 +342,7 @@ where
     let started = cfg.started;
     let Readied { mut jobs, observations, unobservable } = readied;
     if observations == 0 {
-        return Some(nothing_observed(cfg, K::OBSERVING, started));
+        return nothing_observed(cfg, K::OBSERVING, started);
     }
     let limits = Limits {
         deadline: cfg.budget.time.map(|t| started + t),
@@ -367,11 +354,8 @@ where
     // Largest partitions first, so the parallel tail is short.
     jobs.sort_by_key(|j| std::cmp::Reverse(j.2.len()));
     let results: Vec<PartResult> =
-        jobs.into_par_iter().map(|job| search_partition(cfg, history, &limits, job)).collect();
+        jobs.into_par_iter().map(|job| search_partition(cfg, recorded, &limits, job)).collect();
     laps.lap("search");
-    if results.iter().any(|r| matches!(r.outcome, PartOutcome::Unexplained)) {
-        return None;
-    }
     let mut v = verdict(cfg, results, started);
     laps.lap("verdict");
     if let Some(d) = v.details.as_object_mut() {
@@ -388,7 +372,7 @@ where
             cfg.model
         ));
     }
-    if v.validity == Validity::Invalid && history.is_some_and(looks_independent) {
+    if v.validity == Validity::Invalid && looks_independent(recorded.history()) {
         v.notes.push(
             "every client value in this history looks like a Jepsen independent [key value] \
              tuple, and none carries a key: if it came from jepsen.independent, check it with \
@@ -396,7 +380,7 @@ where
                 .into(),
         );
     }
-    Some(v)
+    v
 }
 
 /// Compiles every client op that did not fail into a model op, grouped by
@@ -669,10 +653,11 @@ fn retain_kept<T>(list: &mut Vec<T>, keep: &[bool]) {
 }
 
 /// Searches one partition with the configured algorithm, explaining a
-/// failure of the default search.
+/// failure of the default search (from the history `recorded` gives, only
+/// then).
 fn search_partition<M: Model + Clone>(
     cfg: &Settings,
-    history: Option<&History>,
+    recorded: &dyn Recorded,
     limits: &Limits,
     (key, mut model, mut entries, metas): Job<M>,
 ) -> PartResult {
@@ -684,18 +669,16 @@ fn search_partition<M: Model + Clone>(
     let spent = limits.deadline.is_some_and(|d| Instant::now() >= d);
     if cfg.algorithm == Algorithm::Search && !spent {
         let calls: Vec<u32> = entries.iter().map(|e| e.call).collect();
-        let ops_recorded = history.map_or(&[][..], History::ops);
-        let names = Names { ops: ops_recorded, entries: &entries, metas: &metas };
-        // Without the history, the names are never read: an invalid
-        // decision is then unexplained, below.
-        let name = |id| if history.is_some() { names.describe(id) } else { String::new() };
-        if let Some(decision) = model.decide(&ops, &calls, &rets, &name) {
-            let outcome = match (decision, history) {
-                (Decision::Valid, _) => PartOutcome::Valid,
-                (Decision::Invalid(r), Some(history)) => {
-                    PartOutcome::Invalid(Box::new(refuted(history, &names, key.as_ref(), r)))
-                }
-                (Decision::Invalid(_), None) => PartOutcome::Unexplained,
+        let names = || Names { ops: recorded.history().ops(), entries: &entries, metas: &metas };
+        if let Some(decision) = model.decide(&ops, &calls, &rets, &|id| names().describe(id)) {
+            let outcome = match decision {
+                Decision::Valid => PartOutcome::Valid,
+                Decision::Invalid(r) => PartOutcome::Invalid(Box::new(refuted(
+                    recorded.history(),
+                    &names(),
+                    key.as_ref(),
+                    r,
+                ))),
             };
             let ops = entries.len();
             return PartResult {
@@ -722,16 +705,33 @@ fn search_partition<M: Model + Clone>(
     let stats = search.stats();
     let explain_model = search.model().clone();
     drop(search);
-    let outcome =
-        match (outcome, history) {
-            (Outcome::Linearizable, _) => PartOutcome::Valid,
-            (Outcome::Unknown(r), _) => PartOutcome::Unknown(r),
-            (Outcome::NotLinearizable(f), Some(history)) => PartOutcome::Invalid(Box::new(
-                explain(history, explain_model, key.as_ref(), &entries, &metas, f),
-            )),
-            (Outcome::NotLinearizable(_), None) => PartOutcome::Unexplained,
-        };
+    let outcome = match outcome {
+        Outcome::Linearizable => PartOutcome::Valid,
+        Outcome::Unknown(r) => PartOutcome::Unknown(r),
+        Outcome::NotLinearizable(f) => PartOutcome::Invalid(Box::new(explain(
+            recorded.history(),
+            explain_model,
+            key.as_ref(),
+            &entries,
+            &metas,
+            f,
+        ))),
+    };
     PartResult { key, ops: entries.len(), crashed, stats, outcome, decided: false }
+}
+
+/// The history as recorded, which a check reads only to explain a
+/// partition not linearizable: at hand for the whole check, made on first
+/// need when a register history was read straight from its text
+/// (`quick.rs`).
+pub(crate) trait Recorded: Sync {
+    fn history(&self) -> &History;
+}
+
+impl Recorded for History {
+    fn history(&self) -> &History {
+        self
+    }
 }
 
 /// Turns a refutation found without search into an anomaly of the same

@@ -10,23 +10,25 @@
 //! and searches each key's ops exactly as `run` does: the same model ops
 //! in the same order, so the same verdict.
 //!
-//! It answers valid, or unknown (nothing observed, or a budget spent).
-//! Anything else (an op the history's rules refuse, a function the model
-//! does not know, a partition not linearizable) hands the caller the
-//! history the readers read from the same text, built from the ops read
-//! here, for the whole check: its errors, and the evidence of an invalid
-//! verdict, name the ops as recorded. Text in another shape is left to
-//! the readers.
+//! It decides valid, unknown and invalid alike. The history as the
+//! readers read it is made from the ops read here only when a partition is
+//! not linearizable, for the evidence, which names ops as recorded. An op
+//! the history's rules refuse, or a function the model does not know,
+//! hands the caller that history for the whole check, which words the
+//! error. Text in another shape is left to the readers.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use super::model::{Call, Interner, ModelKind, RegisterKind};
 use super::search::Entry;
-use super::{Algorithm, LinearChecker, ModelName, Readied, Settings, prepare, search_all};
+use super::{
+    Algorithm, LinearChecker, Meta, ModelName, Readied, Recorded, Settings, prepare, search_all,
+};
 use crate::formats::register_lines::{self, Arg, Func, Line};
-use crate::history::OpType;
+use crate::history::{History, OpType};
 use crate::value::Value;
 use crate::verdict::{FromText, Laps, Verdict};
 
@@ -50,27 +52,48 @@ pub(super) fn check_text(
         started: Instant::now(),
     };
     let mut laps = Laps::start();
-    // The readers refuse indices that do not increase, so a history is
-    // handed over only once they are known to.
     let mut sorter = Sorter::default();
     let read = register_lines::read_stream(text, &mut |block| sorter.sort(block));
+    // The readers refuse indices that do not increase, so no history is
+    // made unless they do.
     let Some(pieces) = read.filter(|p| register_lines::increasing(p)) else {
         return FromText::Left;
     };
     // Reading, with pairing and sorting beside it.
     laps.lap("read");
-    match decide(checker, &cfg, sorter, &mut laps) {
+    let recorded = Lazy { pieces: &pieces, source, made: OnceLock::new() };
+    match decide(checker, &cfg, sorter, &recorded, &mut laps) {
         Some(v) => FromText::Decided(v),
-        None => FromText::Read(register_lines::history(&pieces, source)),
+        None => FromText::Read(
+            recorded.made.into_inner().unwrap_or_else(|| register_lines::history(&pieces, source)),
+        ),
     }
 }
 
-/// The verdict on the ops `sorter` sorted, unless it needs the history: a
-/// partition not linearizable, or an error.
+/// The history the readers read from the text, made from its ops on first
+/// need (to explain a partition not linearizable).
+struct Lazy<'a> {
+    pieces: &'a [Vec<Line>],
+    source: &'a str,
+    made: OnceLock<History>,
+}
+
+impl Recorded for Lazy<'_> {
+    fn history(&self) -> &History {
+        // Made on one thread: a search that waits here must not be handed
+        // another partition's search by the pool, which could wait here
+        // in turn on the same thread.
+        self.made.get_or_init(|| register_lines::history(self.pieces, self.source))
+    }
+}
+
+/// The verdict on the ops `sorter` sorted, unless the history breaks the
+/// rules or the model does not know an op (the whole check words why).
 fn decide(
     checker: &LinearChecker,
     cfg: &Settings,
     sorter: Sorter,
+    recorded: &dyn Recorded,
     laps: &mut Laps,
 ) -> Option<Verdict> {
     // What is left of pairing: putting the partitions in key order.
@@ -84,10 +107,7 @@ fn decide(
     };
     let readied = compile(cfg, &kind, parts)?;
     laps.lap("compile");
-    // An unknown is the whole check's too: nothing observed is decided
-    // from the same ops, and a spent budget is spent (the whole check,
-    // given the history, would start its budget afresh).
-    let mut v = search_all::<RegisterKind>(cfg, None, readied, false, laps)?;
+    let mut v = search_all::<RegisterKind>(cfg, recorded, readied, false, laps);
     if let Some(d) = v.details.as_object_mut() {
         d.insert("read_from_text".into(), serde_json::json!(true));
     }
@@ -251,6 +271,7 @@ fn compile(
         .map(|(mut kind, (key, ops))| {
             let key = key.map(Value::Int);
             let mut entries = Vec::with_capacity(ops.len());
+            let mut metas = Vec::with_capacity(ops.len());
             let mut observations = 0usize;
             // Failed ops did not happen.
             for op in ops.iter().filter(|op| op.outcome != OpType::Fail) {
@@ -269,12 +290,10 @@ fn compile(
                     op: compiled,
                     id: entries.len() as u32,
                 });
+                let complete = op.complete.map(|c| c as usize);
+                metas.push(Meta { invoke: op.invoke as usize, complete });
             }
-            // Where each op was recorded (`Meta`) serves only to explain a
-            // partition not linearizable, which this path never does: it
-            // keeps none, and hands such a history over whole.
-            let job =
-                (!entries.is_empty()).then(|| prepare(cfg, &mut kind, key, entries, Vec::new()));
+            let job = (!entries.is_empty()).then(|| prepare(cfg, &mut kind, key, entries, metas));
             Some((job, observations))
         })
         .collect();
