@@ -259,7 +259,7 @@ pub(crate) fn history(pieces: &[Vec<Line>], source: &str) -> History {
 }
 
 /// Whether `head`, the beginning of a text, begins with a line this reader
-/// reads: whether [`read`] may read the whole text.
+/// reads: whether [`read_stream`] may read the whole text.
 pub(crate) fn starts(head: &str) -> bool {
     let bytes = head.as_bytes();
     let end = memchr::memchr(b'\n', bytes).map_or(bytes.len(), |at| at + 1);
@@ -307,17 +307,12 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
                 TIME
             }
             b't' if r.take(b":type :") => {
-                line.kind = if r.take(b"invoke") {
-                    OpType::Invoke
-                } else if r.take(b"ok") {
-                    OpType::Ok
-                } else if r.take(b"fail") {
-                    OpType::Fail
-                } else if r.take(b"info") {
-                    OpType::Info
-                } else {
-                    return None;
-                };
+                line.kind = r.one_of([
+                    (&b"invoke"[..], OpType::Invoke),
+                    (b"ok", OpType::Ok),
+                    (b"fail", OpType::Fail),
+                    (b"info", OpType::Info),
+                ])?;
                 TYPE
             }
             b'p' if r.take(b":process ") => {
@@ -325,15 +320,11 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
                 PROCESS
             }
             b'f' if r.take(b":f :") => {
-                line.f = if r.take(b"read") {
-                    Func::Read
-                } else if r.take(b"write") {
-                    Func::Write
-                } else if r.take(b"cas") {
-                    Func::Cas
-                } else {
-                    return None;
-                };
+                line.f = r.one_of([
+                    (&b"read"[..], Func::Read),
+                    (b"write", Func::Write),
+                    (b"cas", Func::Cas),
+                ])?;
                 F
             }
             b'k' if r.take(b":key ") => {
@@ -388,6 +379,12 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn expect(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
+    }
+
+    /// The value of the first of `words` that is next, past it.
+    #[inline(always)]
+    fn one_of<T: Copy, const N: usize>(&mut self, words: [(&[u8], T); N]) -> Option<T> {
+        words.iter().find(|(word, _)| self.take(word)).map(|&(_, value)| value)
     }
 
     /// Whether `word` is next, and if so, past it.

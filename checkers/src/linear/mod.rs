@@ -164,15 +164,7 @@ impl Checker for LinearChecker {
     }
 
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
-        let cfg = Settings {
-            model: self.model.name().to_owned(),
-            init: self.init.clone(),
-            partition: self.partition,
-            budget: self.budget,
-            algorithm: self.algorithm,
-            started: Instant::now(),
-        };
-        let cfg = &cfg;
+        let cfg = &self.settings();
         let register = matches!(self.model, ModelName::Register | ModelName::CasRegister);
         let mut laps = Laps::start();
         let laps = &mut laps;
@@ -232,6 +224,20 @@ impl Checker for LinearChecker {
 
     fn check_text(&self, text: &mut (dyn std::io::Read + Send), source: &str) -> FromText {
         quick::check_text(self, text, source)
+    }
+}
+
+impl LinearChecker {
+    /// What a check by this checker runs with, its time counted from now.
+    fn settings(&self) -> Settings {
+        Settings {
+            model: self.model.name().to_owned(),
+            init: self.init.clone(),
+            partition: self.partition,
+            budget: self.budget,
+            algorithm: self.algorithm,
+            started: Instant::now(),
+        }
     }
 }
 

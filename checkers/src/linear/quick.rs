@@ -18,7 +18,6 @@
 //! error. Text in another shape is left to the readers.
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -43,14 +42,7 @@ pub(super) fn check_text(
     if !applies(checker) {
         return FromText::Left;
     }
-    let cfg = Settings {
-        model: checker.model.name().to_owned(),
-        init: checker.init.clone(),
-        partition: checker.partition,
-        budget: checker.budget,
-        algorithm: checker.algorithm,
-        started: Instant::now(),
-    };
+    let cfg = checker.settings();
     let mut laps = Laps::start();
     let mut sorter = Sorter::default();
     let read = register_lines::read_stream(text, &mut |block| sorter.sort(block));
@@ -122,14 +114,15 @@ pub(super) fn applies(checker: &LinearChecker) -> bool {
         && checker.algorithm == Algorithm::Search
 }
 
-/// A client op that happened (it did not fail), as compiling needs it:
-/// the arguments copied from its two lines, so that each partition's ops
-/// are read in one pass.
-struct Happened {
+/// A client op, invoked and perhaps completed, as compiling needs it: the
+/// arguments copied from its two lines, so that each partition's ops are
+/// read in one pass. (One that failed did not happen: compiling skips it.)
+struct Paired {
     /// Positions among all the ops of its invocation and completion.
     invoke: u32,
     complete: Option<u32>,
-    /// `Ok`, or `Info` for a crashed op (completed `info` or never).
+    /// How it completed: `Ok`, `Fail`, or `Info` for a crashed op
+    /// (completed `info`, or never).
     outcome: OpType,
     f: Func,
     input: Arg,
@@ -138,7 +131,7 @@ struct Happened {
 }
 
 /// One partition: its key, and its ops in the order they were invoked.
-type Part = (Option<i64>, Vec<Happened>);
+type Part = (Option<i64>, Vec<Paired>);
 
 /// Keys below this are found in a table rather than by hash.
 const SMALL_KEYS: usize = 1 << 12;
@@ -208,7 +201,7 @@ impl Sorter {
                 let slot = self.slot(line.key());
                 let ops = &mut self.parts[slot as usize].1;
                 self.pending[p] = Some((slot, ops.len() as u32));
-                ops.push(Happened {
+                ops.push(Paired {
                     invoke: pos,
                     complete: None,
                     outcome: OpType::Info,
