@@ -48,7 +48,7 @@ const MAX_FAST_DEPTH: usize = 64;
 
 /// Below this many bytes a file is read on one thread: handing pieces to the
 /// pool would cost more than it saves.
-const PARALLEL_MIN_BYTES: usize = 1 << 20;
+pub(super) const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
 /// Reads `text` if it is wholly in the subset this reader knows; `None`
 /// sends it to the general reader.
@@ -147,10 +147,14 @@ pub(crate) fn parse_stream(
 
 /// Reads from `input` until `buf` holds `want` bytes or the input ends;
 /// whether it ended.
-fn fill(input: &mut impl std::io::Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+pub(super) fn fill(
+    input: &mut (impl std::io::Read + ?Sized),
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<bool> {
     use std::io::Read;
     let missing = want.saturating_sub(buf.len());
-    let got = input.by_ref().take(missing as u64).read_to_end(buf)?;
+    let got = (&mut *input).take(missing as u64).read_to_end(buf)?;
     Ok(got < missing)
 }
 

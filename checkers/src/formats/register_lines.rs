@@ -20,6 +20,8 @@
 
 use rayon::prelude::*;
 
+use super::edn_fast::{PARALLEL_MIN_BYTES, fill};
+
 use crate::history::{History, Op, OpType, Process};
 use crate::value::Value;
 
@@ -118,10 +120,6 @@ impl Line {
     }
 }
 
-/// Below this many bytes a text is read on one thread: handing pieces to
-/// the pool would cost more than it saves.
-const PARALLEL_MIN_BYTES: usize = 1 << 20;
-
 /// How much of a text [`read_stream`] reads at a time.
 const BLOCK_BYTES: usize = 2 << 20;
 
@@ -146,7 +144,7 @@ pub(crate) fn read_stream(
     let mut pieces: Vec<Vec<Line>> = Vec::new();
     // Grown as read: a small history gets small buffers.
     let (mut block, mut next) = (Vec::new(), Vec::new());
-    let mut end = fill(input, &mut block)?;
+    let mut end = fill(input, &mut block, BLOCK_BYTES).ok()?;
     // Pieces handed to `consume` so far.
     let mut consumed = 0;
     loop {
@@ -160,7 +158,7 @@ pub(crate) fn read_stream(
             || {
                 rayon::join(
                     || read_lines(&block[..whole]),
-                    || if end { Some(true) } else { fill(input, &mut next) },
+                    || if end { Some(true) } else { fill(input, &mut next, BLOCK_BYTES).ok() },
                 )
             },
             || consume(last_block),
@@ -175,23 +173,6 @@ pub(crate) fn read_stream(
     }
     consume(&pieces[consumed..]);
     pieces.iter().any(|p| !p.is_empty()).then_some(pieces)
-}
-
-/// Reads from `input` until `buf` holds a block or the text ends; whether
-/// it ended. (The room is filled as read, never cleared first: clearing a
-/// block each time cost more than reading it.)
-fn fill(input: &mut (dyn std::io::Read + Send), buf: &mut Vec<u8>) -> Option<bool> {
-    use std::io::Read;
-    while buf.len() < BLOCK_BYTES {
-        let want = (BLOCK_BYTES - buf.len()) as u64;
-        match input.take(want).read_to_end(buf) {
-            Ok(0) => return Some(true),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    Some(false)
 }
 
 /// The ops of `bytes`, whole lines, in pieces read on every core when
