@@ -188,6 +188,56 @@ fn a_register_history_is_decided_from_its_text() {
 }
 
 #[test]
+fn a_list_append_history_is_decided_from_its_text() {
+    let scratch_dir = scratch("text-txn");
+    let dir = scratch_dir.path().to_path_buf();
+    let line = |i: u32, p: u32, kind: &str, value: &str| {
+        format!("{{:index {i}, :time {i}, :type :{kind}, :process {p}, :f :txn, :value {value}}}\n")
+    };
+    let writes = [
+        line(0, 0, "invoke", "[[:append 1 1] [:r 2 nil]]"),
+        line(1, 0, "ok", "[[:append 1 1] [:r 2 []]]"),
+    ]
+    .concat();
+    let valid = dir.join("valid.edn");
+    let read_after = line(2, 1, "invoke", "[[:r 1 nil]]") + &line(3, 1, "ok", "[[:r 1 [1]]]");
+    std::fs::write(&valid, writes.clone() + &read_after).unwrap_or_else(|e| panic!("{e}"));
+    // A read that began after the append completed, yet missed it.
+    let stale = dir.join("stale.edn");
+    let missed = line(2, 1, "invoke", "[[:r 1 nil]]") + &line(3, 1, "ok", "[[:r 1 []]]");
+    std::fs::write(&stale, writes + &missed).unwrap_or_else(|e| panic!("{e}"));
+    let verdict = |extra: &[&str], file: &Path| {
+        let mut args = vec!["check", "-c", "list-append", "--json"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap_or_default());
+        let o = run(&args);
+        let mut doc: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
+        (o.status.code(), doc["verdict"].take())
+    };
+    let comparable = |mut v: serde_json::Value| {
+        v["elapsed"] = serde_json::json!(0);
+        if let Some(d) = v["details"].as_object_mut() {
+            d.remove("timings_ms");
+            d.remove("read_from_text");
+        }
+        v
+    };
+    for (file, code) in [(&valid, 0), (&stale, 1)] {
+        let (got, from_text) = verdict(&[], file);
+        assert_eq!(got, Some(code), "{from_text}");
+        assert_eq!(from_text["details"]["read_from_text"], true, "{from_text}");
+        assert!(from_text["details"]["timings_ms"]["read"].as_f64().is_some(), "{from_text}");
+        // The same file the whole way (`--html` reads the history).
+        let page = dir.join(format!("page-{code}"));
+        let (got, whole) = verdict(&["--html", page.to_str().unwrap_or_default()], file);
+        assert_eq!(got, Some(code), "{whole}");
+        assert_eq!(whole["details"].get("read_from_text"), None, "{whole}");
+        assert_eq!(comparable(from_text), comparable(whole));
+    }
+}
+
+#[test]
 fn html_draws_the_failure() {
     let scratch_dir = scratch("html");
     let dir = scratch_dir.path().to_path_buf();

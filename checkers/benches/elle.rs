@@ -18,16 +18,30 @@
 //! process's resident high-water mark reset, and its peak memory is printed
 //! next to what the history itself holds (the issue's 2 GiB target).
 //!
+//! A second group, `elle-list-append-edn`, starts from the same history
+//! written as Jepsen's EDN, one op map per line, as `faultline check` gets
+//! it: `read-edn-then-check` reads it into the history and checks that
+//! (the way before issue 18's text path), `check-from-text` reads the
+//! transactions straight from the text (`Checker::check_text`). The first
+//! is the baseline: the ratio is the time a user of Jepsen's files saves.
+//! Freeing what each made is not timed: `faultline check` never frees it.
+//!
 //! `FAULTLINE_ELLE_BENCH_SIZES=10000,100000` limits the sizes.
 
 use std::time::Duration;
 
-use checkers::Checker;
 use checkers::elle::generate::{GenOptions, generate};
 use checkers::elle::{Elle, ElleOptions, Workload};
+use checkers::formats::{self, Format};
+use checkers::{Checker, FromText, Verdict};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 mod support;
+
+/// The faultline binary's allocator, as in the `formats` and `linear`
+/// benches, so that the times are what `faultline check` gets.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn sizes() -> Vec<usize> {
     match std::env::var("FAULTLINE_ELLE_BENCH_SIZES") {
@@ -66,5 +80,41 @@ fn list_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, list_append);
+/// The verdict `checker` decides from `text`; the text is in the shape the
+/// text path reads, so anything else is a failure of the benchmark.
+fn from_text(checker: &Elle, text: &str) -> Verdict {
+    match checker.check_text(&mut text.as_bytes(), "bench.edn") {
+        FromText::Decided(v) => v,
+        other => panic!("not decided from the text: {other:?}"),
+    }
+}
+
+fn list_append_edn(c: &mut Criterion) {
+    let checker = Elle::new(Workload::ListAppend, ElleOptions::default());
+    let mut group = c.benchmark_group("elle-list-append-edn");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1));
+    for n in sizes() {
+        let history =
+            generate(&GenOptions { txns: n, stale_read_rate: 1e-4, ..GenOptions::default() });
+        let text = formats::write(&history, Format::Edn);
+        let read = |t: &str| formats::parse(t, "bench.edn", Some(Format::Edn)).expect("read");
+        let whole = checker.check(&read(&text)).expect("check");
+        assert_eq!(from_text(&checker, &text).summary, whole.summary, "the two ways agree");
+        group.throughput(Throughput::Elements(n as u64));
+        group.measurement_time(Duration::from_secs(if n >= 1_000_000 { 60 } else { 10 }));
+        group.bench_with_input(BenchmarkId::new("read-edn-then-check", n), &text, |b, t| {
+            b.iter_with_large_drop(|| {
+                let h = read(t);
+                let v = checker.check(&h).expect("check");
+                (h, v)
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("check-from-text", n), &text, |b, t| {
+            b.iter_with_large_drop(|| from_text(&checker, t))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, list_append, list_append_edn);
 criterion_main!(benches);

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The histories are `checkers/tests/golden/**` and `checkers/tests/data/**`,
-//! and a few small generated register histories for the `edn` target;
+//! and a few small generated register and list-append histories for the
+//! `edn` target;
 //! `fuzz/smoke.sh` adds `$FAULTLINE_BENCHDATA/porcupine` when it is set.
 //! Files above [`MAX_SEED`] bytes are left out: the fuzzer mutates small
 //! inputs faster, and the large ones add no syntax the small ones lack.
@@ -16,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use checkers::elle::generate::{GenOptions, Isolation, generate};
 use checkers::formats::{self, Format};
 use checkers::linear::ModelName;
 use checkers::synth::{self, SynthSpec};
@@ -109,6 +111,29 @@ fn run(out: &Path, extra: &[PathBuf]) -> std::io::Result<usize> {
             let text = formats::write(&stale.history, Format::Edn);
             write("edn", &format!("synth-register-{seed}-stale.edn"), text.as_bytes())?;
         }
+    }
+    // Small list-append histories in the one shape Elle's checker reads
+    // straight from its text (`formats/txn_lines.rs`), with aborted and
+    // indeterminate transactions and stale reads (invalid).
+    for (seed, faults, snapshot) in [(1, 0.0, false), (2, 0.2, false), (3, 0.2, true)] {
+        let options = GenOptions {
+            txns: 8,
+            processes: 3,
+            active_keys: 2,
+            max_writes_per_key: 4,
+            isolation: if snapshot {
+                Isolation::SnapshotIsolation
+            } else {
+                Isolation::Serializable
+            },
+            fail_rate: faults,
+            info_rate: faults / 2.0,
+            stale_read_rate: faults,
+            seed,
+            ..GenOptions::default()
+        };
+        let text = formats::write(&generate(&options), Format::Edn);
+        write("edn", &format!("synth-list-append-{seed}.edn"), text.as_bytes())?;
     }
     Ok(written)
 }

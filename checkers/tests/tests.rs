@@ -17,6 +17,8 @@ mod linear_text;
 
 /// The Elle-style transactional checkers (`list-append`, `rw-register`).
 mod elle;
+/// List-append histories read straight from their text.
+mod elle_text;
 
 /// Hand-written histories, each naming its checker, with their expected
 /// verdicts checked in as text.

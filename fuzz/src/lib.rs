@@ -64,10 +64,12 @@ pub fn check_edn_readers_agree(bytes: &[u8]) {
     }
 }
 
-/// The linearizability checker's text path (`Checker::check_text`) decides
-/// only what reading `bytes` as a history and checking it decides alike,
-/// and hands over only the history the readers read from them.
+/// The text paths (`Checker::check_text`) of the linearizability checker
+/// (registers) and of Elle's list-append checker decide only what reading
+/// `bytes` as a history and checking it decides alike, and hand over only
+/// the history the readers read from them.
 pub fn check_text_path_agrees(bytes: &[u8]) {
+    use checkers::elle::{Elle, ElleOptions, Workload};
     use checkers::linear::{LinearChecker, ModelName};
     use checkers::{Checker, FromText, Verdict};
     // What differs between two checks of one history: times, and the flag
@@ -80,8 +82,13 @@ pub fn check_text_path_agrees(bytes: &[u8]) {
         }
         format!("{v:?}")
     };
-    for model in [ModelName::CasRegister, ModelName::Register] {
-        let checker = LinearChecker::new(model);
+    let checkers: [Box<dyn Checker>; 3] = [
+        Box::new(LinearChecker::new(ModelName::CasRegister)),
+        Box::new(LinearChecker::new(ModelName::Register)),
+        Box::new(Elle::new(Workload::ListAppend, ElleOptions::default())),
+    ];
+    for checker in &checkers {
+        let checker = checker.as_ref();
         let got = checker.check_text(&mut &bytes[..], SOURCE);
         if matches!(got, FromText::Left) {
             continue;
@@ -90,7 +97,7 @@ pub fn check_text_path_agrees(bytes: &[u8]) {
             .unwrap_or_else(|e| panic!("the text path read a history the reader refuses: {e}"));
         match got {
             FromText::Decided(quick) => {
-                let whole = checkers::judge(&checker, &history)
+                let whole = checkers::judge(checker, &history)
                     .unwrap_or_else(|e| panic!("the text path decided what the check refuses: {e}"));
                 assert_eq!(comparable(quick), comparable(whole), "the two paths' verdicts differ");
             }

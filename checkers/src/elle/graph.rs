@@ -413,7 +413,7 @@ pub(crate) fn realtime_chain(prep: &Prepared<'_>, edges: &mut EdgeList, first_no
 /// (`NONE` elsewhere). Only committed completions are marked; failed
 /// transactions are left out entirely.
 fn event_index(prep: &Prepared<'_>) -> Vec<u32> {
-    let mut at = vec![NONE; prep.history.len()];
+    let mut at = vec![NONE; prep.positions.len()];
     for (t, txn) in prep.txns.iter().enumerate() {
         if txn.status == Status::Fail {
             continue;

@@ -33,6 +33,7 @@ pub mod generate;
 mod graph;
 pub mod models;
 mod prep;
+mod quick;
 mod register;
 mod render;
 
@@ -49,7 +50,7 @@ use self::prep::{MopKind, Prepared, Status};
 use crate::error::CheckError;
 use crate::history::History;
 use crate::spec::CheckSpec;
-use crate::verdict::{Anomaly, Checker, HtmlPage, Laps, Validity, Verdict};
+use crate::verdict::{Anomaly, Checker, FromText, HtmlPage, Laps, Validity, Verdict};
 
 /// The time each component's cycle search may take unless `--opt
 /// cycle-search-timeout` says otherwise: Elle's default.
@@ -358,7 +359,7 @@ fn cycle_anomaly(
                     "{na} completed (op {}) before {nb} was invoked (op {}), so {na} < {nb} in \
                      real time.",
                     prep.op_index(a),
-                    prep.history.ops()[prep.txns[b as usize].invoke as usize].index
+                    prep.invoke_index(b)
                 )
             }
             rel::PROCESS => {
@@ -731,8 +732,28 @@ impl Checker for Elle {
             Workload::ListAppend => &[MopKind::Append, MopKind::Read],
             Workload::RwRegister => &[MopKind::Write, MopKind::Read],
         };
-        let mut prep = Prepared::new(history, self.workload.name(), allowed)?;
+        let prep = Prepared::new(history, self.workload.name(), allowed)?;
         laps.lap("prepare");
+        Ok(self.decide(prep, laps, started))
+    }
+
+    fn checks_text(&self, head: &str) -> bool {
+        self.workload == Workload::ListAppend && crate::formats::txn_lines::starts(head)
+    }
+
+    fn check_text(&self, text: &mut (dyn std::io::Read + Send), source: &str) -> FromText {
+        quick::check_text(self, text, source)
+    }
+
+    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
+        render::pages(self.workload.name(), verdict)
+    }
+}
+
+impl Elle {
+    /// The verdict on the transactions `prep` holds, the check having
+    /// begun at `started` and timed its stages so far in `laps`.
+    fn decide(&self, mut prep: Prepared<'_>, mut laps: Laps, started: Instant) -> Verdict {
         // Every anomaly Elle names rests on what some committed read saw;
         // without one there is no dependency to infer, and "no cycle"
         // would say nothing about the database.
@@ -740,7 +761,7 @@ impl Checker for Elle {
             t.status == Status::Ok && prep.mops[t.mops()].iter().any(|m| m.kind == MopKind::Read)
         });
         if !observed {
-            return Ok(self.nothing_read(&prep, started));
+            return self.nothing_read(&prep, started);
         }
         let variant = order_variant(&self.opts.prohibited());
         let (analysis, explainer) = self.infer(&mut prep, variant);
@@ -766,10 +787,6 @@ impl Checker for Elle {
         let found = Found { anomalies, timeouts, reasons, premise_broken, graph: shape, stats };
         let mut verdict = self.verdict(&prep, found, variant, laps.timings);
         verdict.elapsed = started.elapsed();
-        Ok(verdict)
-    }
-
-    fn render_html(&self, _history: &History, verdict: &Verdict) -> Vec<HtmlPage> {
-        render::pages(self.workload.name(), verdict)
+        verdict
     }
 }

@@ -7,10 +7,17 @@
 //! tree of small allocations scattered over the heap, so every later pass
 //! that dereferenced them would pay a cache miss per value; with the codes
 //! here, the analyses scan dense arrays instead.
+//!
+//! The transactions come from a [`Source`]: a [`History`], or the ops
+//! `formats::txn_lines` read straight from a text (`elle::quick`). Both
+//! go through the same reading and merging here, so the tables, and the
+//! verdict drawn from them, are the same either way.
+
+use std::fmt;
 
 use rustc_hash::FxHashMap;
 
-use crate::error::CheckError;
+use crate::error::{CheckError, Location};
 use crate::history::{History, OpType, Pair, Process};
 use crate::txn::{MicroOpRef, parse_txn_into};
 use crate::value::Value;
@@ -105,36 +112,204 @@ pub(crate) struct Mop {
     pub pos: u8,
 }
 
+/// Where the history's ops were recorded: how many there are, and the
+/// `Op::index` of each position. Only these two facts of the history are
+/// used once its transactions are read, so the tables need not hold the
+/// history itself.
+pub(crate) enum Positions<'a> {
+    /// The history the transactions were read from.
+    History(&'a History),
+    /// The `Op::index` of each position, for transactions read another
+    /// way than from a [`History`].
+    Indices(Vec<u64>),
+}
+
+impl Positions<'_> {
+    /// How many ops the history has.
+    pub fn len(&self) -> usize {
+        match self {
+            Positions::History(h) => h.len(),
+            Positions::Indices(indices) => indices.len(),
+        }
+    }
+
+    /// The `Op::index` of the op at position `pos`.
+    pub fn index(&self, pos: u32) -> u64 {
+        match self {
+            Positions::History(h) => h.ops()[pos as usize].index,
+            Positions::Indices(indices) => indices[pos as usize],
+        }
+    }
+}
+
 /// A history's transactions, ready for analysis.
 pub(crate) struct Prepared<'a> {
-    pub history: &'a History,
+    pub positions: Positions<'a>,
     pub txns: Vec<Txn>,
     pub mops: Vec<Mop>,
     /// Elements of list reads, as codes; a read that is a prefix of
     /// another read of its key may lie inside that read's elements.
     pub elems: Vec<u32>,
     /// Interned keys, by id.
-    pub keys: Vec<&'a Value>,
+    pub keys: Vec<Value>,
     /// Whether reads return lists (list-append) rather than single values.
     pub lists: bool,
     /// Interned values, by code minus `INTERNED`.
-    values: Vec<&'a Value>,
+    values: Vec<Value>,
+}
+
+/// A micro-op's key or value: one of a history's values, or an integer
+/// read straight from a text. One source gives one kind only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Atom<'a> {
+    Value(&'a Value),
+    Int(i64),
+}
+
+impl Atom<'_> {
+    /// The value it is.
+    fn to_value(self) -> Value {
+        match self {
+            Atom::Value(v) => v.clone(),
+            Atom::Int(i) => Value::Int(i),
+        }
+    }
+}
+
+impl fmt::Display for Atom<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Value(v) => v.fmt(f),
+            Atom::Int(i) => i.fmt(f),
+        }
+    }
+}
+
+/// What a micro-op holds past its key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Held<'a> {
+    /// A value: an append's element, a write's or a read's value (a
+    /// list-append read's is a list or `nil`, or the history is wrong).
+    Atom(Atom<'a>),
+    /// A list-append read's elements, read from a text (`nil` as none).
+    Ints(&'a [i64]),
+}
+
+/// A micro-op as a [`Source`] gives it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Item<'a> {
+    pub kind: MopKind,
+    pub key: Atom<'a>,
+    pub held: Held<'a>,
+}
+
+/// Where [`Prepared::from_source`] reads transactions: each op's process,
+/// function, type and micro-ops, by its position in the history.
+pub(crate) trait Source<'a>: Sync {
+    /// The invocations paired with their completions (`History::pairs`).
+    fn pairs(&self) -> Result<Vec<Pair>, CheckError>;
+    /// The op at `pos`'s process, if it is a client.
+    fn client(&self, pos: usize) -> Option<u64>;
+    /// The op at `pos`'s function, if it is not `txn`.
+    fn other_function(&self, pos: usize) -> Option<String>;
+    /// How the pair ended (`History::outcome`).
+    fn outcome(&self, pair: &Pair) -> OpType;
+    /// The micro-ops of the op at `pos` onto `out`, or what is wrong with
+    /// them in words: one not of the `allowed` kinds is wrong (a
+    /// `workload` history cannot hold it).
+    fn items(
+        &self,
+        pos: usize,
+        allowed: &[MopKind],
+        workload: &str,
+        out: &mut Vec<Item<'a>>,
+    ) -> Result<(), String>;
+    /// Where the op at `pos` was recorded, for errors.
+    fn locate(&self, pos: usize) -> Location;
+    /// The history's length and op indices.
+    fn positions(&self) -> Positions<'a>;
+}
+
+impl<'a> Source<'a> for &'a History {
+    fn pairs(&self) -> Result<Vec<Pair>, CheckError> {
+        Ok(History::pairs(self)?)
+    }
+
+    fn client(&self, pos: usize) -> Option<u64> {
+        match self.ops()[pos].process {
+            Process::Client(p) => Some(p),
+            Process::Nemesis => None,
+        }
+    }
+
+    fn other_function(&self, pos: usize) -> Option<String> {
+        let f = &self.ops()[pos].f;
+        (f != "txn").then(|| format!("{f:?}"))
+    }
+
+    fn outcome(&self, pair: &Pair) -> OpType {
+        History::outcome(self, pair)
+    }
+
+    fn items(
+        &self,
+        pos: usize,
+        allowed: &[MopKind],
+        workload: &str,
+        out: &mut Vec<Item<'a>>,
+    ) -> Result<(), String> {
+        let mut mops: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
+        parse_txn_into(&self.ops()[pos].value, &mut mops)?;
+        for (i, m) in mops.iter().enumerate() {
+            let kind = match m {
+                MicroOpRef::Append { .. } => MopKind::Append,
+                MicroOpRef::Read { .. } => MopKind::Read,
+                MicroOpRef::Write { .. } => MopKind::Write,
+            };
+            if !allowed.contains(&kind) {
+                return Err(format!(
+                    "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
+                    if allowed.contains(&MopKind::Append) {
+                        "only :append and :r"
+                    } else {
+                        "only :w and :r"
+                    }
+                ));
+            }
+            out.push(Item {
+                kind,
+                key: Atom::Value(m.key()),
+                held: Held::Atom(Atom::Value(m.value())),
+            });
+        }
+        Ok(())
+    }
+
+    fn locate(&self, pos: usize) -> Location {
+        History::locate(self, pos)
+    }
+
+    fn positions(&self) -> Positions<'a> {
+        Positions::History(self)
+    }
 }
 
 /// Interns values to codes.
 #[derive(Default)]
 struct Codes<'a> {
-    ids: FxHashMap<&'a Value, u32>,
-    values: Vec<&'a Value>,
+    ids: FxHashMap<Atom<'a>, u32>,
+    values: Vec<Atom<'a>>,
 }
 
 impl<'a> Codes<'a> {
     #[inline]
-    fn code(&mut self, v: &'a Value) -> u32 {
+    fn code(&mut self, v: Atom<'a>) -> u32 {
         match v {
-            Value::Int(i) if (0..i64::from(INTERNED)).contains(i) => *i as u32,
-            Value::Nil => NIL,
-            _ => match self.ids.get(v) {
+            Atom::Value(&Value::Int(i)) | Atom::Int(i) if (0..i64::from(INTERNED)).contains(&i) => {
+                i as u32
+            }
+            Atom::Value(Value::Nil) => NIL,
+            _ => match self.ids.get(&v) {
                 Some(&c) => c,
                 None => {
                     let c = INTERNED + self.values.len() as u32;
@@ -157,7 +332,7 @@ struct Chunk<'a> {
     /// `ReadLists`).
     elems: Vec<u32>,
     /// Keys by local id, with their local codes.
-    keys: Vec<(&'a Value, u32)>,
+    keys: Vec<(Atom<'a>, u32)>,
     codes: Codes<'a>,
 }
 
@@ -233,15 +408,14 @@ fn too_big(workload: &str) -> CheckError {
     ))
 }
 
-/// Reads the transactions of `pairs` (see `Prepared::new`).
-fn read_chunk<'a>(
-    history: &'a History,
+/// Reads the transactions of `pairs` (see `Prepared::from_source`).
+fn read_chunk<'a, S: Source<'a>>(
+    src: &S,
     pairs: &[Pair],
     workload: &str,
     allowed: &[MopKind],
 ) -> Result<Chunk<'a>, CheckError> {
     let lists = allowed.contains(&MopKind::Append);
-    let ops = history.ops();
     let mut c = Chunk {
         txns: Vec::with_capacity(pairs.len()),
         mops: Vec::with_capacity(pairs.len() * 3),
@@ -250,22 +424,20 @@ fn read_chunk<'a>(
         codes: Codes::default(),
     };
     let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
-    let mut buf: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
+    let mut buf: Vec<Item<'a>> = Vec::with_capacity(8);
     let mut reads = ReadLists::default();
     let too_big = || too_big(workload);
     for pair in pairs {
-        let inv = &ops[pair.invoke];
-        let Process::Client(process) = inv.process else { continue };
-        if inv.f != "txn" {
+        let Some(process) = src.client(pair.invoke) else { continue };
+        if let Some(f) = src.other_function(pair.invoke) {
             return Err(CheckError::BadOp {
-                location: history.locate(pair.invoke).field("f"),
+                location: src.locate(pair.invoke).field("f"),
                 message: format!(
-                    "the {workload} checker reads transactions (f = txn); this op has f = {:?}",
-                    inv.f
+                    "the {workload} checker reads transactions (f = txn); this op has f = {f}"
                 ),
             });
         }
-        let status = match history.outcome(pair) {
+        let status = match src.outcome(pair) {
             OpType::Ok => Status::Ok,
             OpType::Fail => Status::Fail,
             _ => Status::Info,
@@ -278,11 +450,11 @@ fn read_chunk<'a>(
         let txn_id = c.txns.len() as u32;
         let value_pos = if status == Status::Ok { complete as usize } else { pair.invoke };
         let bad = |message: String| CheckError::BadOp {
-            location: history.locate(value_pos).field("value"),
+            location: src.locate(value_pos).field("value"),
             message,
         };
         buf.clear();
-        parse_txn_into(&ops[value_pos].value, &mut buf).map_err(bad)?;
+        src.items(value_pos, allowed, workload, &mut buf).map_err(bad)?;
         if buf.len() > usize::from(u8::MAX) {
             return Err(bad(format!(
                 "transaction has {} micro-ops; at most 255 are supported",
@@ -291,57 +463,53 @@ fn read_chunk<'a>(
         }
         let first = u32::try_from(c.mops.len()).map_err(|_| too_big())?;
         for (i, m) in buf.iter().enumerate() {
-            let kind = match m {
-                MicroOpRef::Append { .. } => MopKind::Append,
-                MicroOpRef::Read { .. } => MopKind::Read,
-                MicroOpRef::Write { .. } => MopKind::Write,
-            };
-            if !allowed.contains(&kind) {
-                return Err(bad(format!(
-                    "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
-                    if lists { "only :append and :r" } else { "only :w and :r" }
-                )));
-            }
             // Keys are interned through their value code, so a lookup
             // hashes an integer and never touches the history again.
-            let kc = c.codes.code(m.key());
+            let kc = c.codes.code(m.key);
             let key = match key_ids.get(&kc) {
                 Some(&k) => k,
                 None => {
                     let k = u32::try_from(c.keys.len()).map_err(|_| too_big())?;
                     key_ids.insert(kc, k);
-                    c.keys.push((m.key(), kc));
+                    c.keys.push((m.key, kc));
                     k
                 }
             };
-            let (val, len) = match (kind, m.value()) {
+            let (val, len) = match (m.kind, m.held) {
                 // Reads of transactions that did not commit are unknown.
                 (MopKind::Read, _) if status != Status::Ok => (if lists { 0 } else { NIL }, 0),
-                (MopKind::Read, v) if lists => {
-                    let items: &[Value] = match v {
-                        Value::List(items) => items,
-                        Value::Nil => &[],
-                        other => {
+                (MopKind::Read, held) if lists => {
+                    let codes = &mut c.codes;
+                    reads.scratch.clear();
+                    match held {
+                        Held::Ints(elems) => {
+                            reads.scratch.extend(elems.iter().map(|&e| codes.code(Atom::Int(e))))
+                        }
+                        Held::Atom(Atom::Value(Value::List(items))) => {
+                            reads.scratch.extend(items.iter().map(|e| codes.code(Atom::Value(e))))
+                        }
+                        Held::Atom(Atom::Value(Value::Nil)) => {}
+                        Held::Atom(other) => {
                             return Err(bad(format!(
                                 "micro-op {i} read key {} as {other}; a list-append read \
                                  returns a list (or nil)",
-                                m.key()
+                                m.key
                             )));
                         }
-                    };
-                    let len = u32::try_from(items.len()).map_err(|_| too_big())?;
-                    let codes = &mut c.codes;
-                    reads.scratch.clear();
-                    reads.scratch.extend(items.iter().map(|e| codes.code(e)));
+                    }
+                    let len = u32::try_from(reads.scratch.len()).map_err(|_| too_big())?;
                     let mop = u32::try_from(c.mops.len()).map_err(|_| too_big())?;
                     // A shared read's offset is known once every list of the
                     // chunk is laid out.
                     let off = reads.store(key, mop, &mut c.elems).unwrap_or(0);
                     (off, len)
                 }
-                (_, v) => (c.codes.code(v), 0),
+                (_, Held::Atom(v)) => (c.codes.code(v), 0),
+                (_, Held::Ints(_)) => {
+                    return Err(bad(format!("micro-op {i} holds a list where one value belongs")));
+                }
             };
-            c.mops.push(Mop { txn: txn_id, key, aux: NONE, val, len, kind, pos: i as u8 });
+            c.mops.push(Mop { txn: txn_id, key, aux: NONE, val, len, kind: m.kind, pos: i as u8 });
         }
         c.txns.push(Txn { invoke, complete, process, first, len: buf.len() as u32, status });
     }
@@ -369,21 +537,30 @@ impl<'a> Prepared<'a> {
         workload: &str,
         allowed: &[MopKind],
     ) -> Result<Prepared<'a>, CheckError> {
+        Prepared::from_source(&history, workload, allowed)
+    }
+
+    /// [`Prepared::new`] on the transactions `src` gives.
+    pub fn from_source<S: Source<'a>>(
+        src: &S,
+        workload: &str,
+        allowed: &[MopKind],
+    ) -> Result<Prepared<'a>, CheckError> {
         use rayon::prelude::*;
         const CHUNK: usize = 4096;
         let lists = allowed.contains(&MopKind::Append);
-        let pairs = history.pairs()?;
+        let pairs = src.pairs()?;
         let wave = CHUNK * rayon::current_num_threads() * 4;
         let mut txns: Vec<Txn> = Vec::with_capacity(pairs.len());
         let mut mops: Vec<Mop> = Vec::new();
         let mut elems: Vec<u32> = Vec::new();
         let mut key_ids: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut keys: Vec<&'a Value> = Vec::new();
+        let mut keys: Vec<Value> = Vec::new();
         let mut codes = Codes::default();
         for (w, wave_pairs) in pairs.chunks(wave).enumerate() {
             let chunks: Vec<Result<Chunk<'a>, CheckError>> = wave_pairs
                 .par_chunks(CHUNK)
-                .map(|p| read_chunk(history, p, workload, allowed))
+                .map(|p| read_chunk(src, p, workload, allowed))
                 .collect();
             if w == 1 {
                 // Room for the micro-ops of the whole history, as the first
@@ -397,7 +574,7 @@ impl<'a> Prepared<'a> {
             // Chunks are in history order, so the first error is the earliest.
             for c in chunks {
                 let c = c?;
-                let values: Vec<u32> = c.codes.values.iter().map(|v| codes.code(v)).collect();
+                let values: Vec<u32> = c.codes.values.iter().map(|&v| codes.code(v)).collect();
                 let remap = |code: u32| {
                     if code >= INTERNED && code != NIL {
                         values[(code - INTERNED) as usize]
@@ -410,7 +587,7 @@ impl<'a> Prepared<'a> {
                     .iter()
                     .map(|&(v, local)| {
                         *key_ids.entry(remap(local)).or_insert_with(|| {
-                            keys.push(v);
+                            keys.push(v.to_value());
                             (keys.len() - 1) as u32
                         })
                     })
@@ -436,7 +613,30 @@ impl<'a> Prepared<'a> {
                 elems.extend(c.elems.iter().map(|&e| remap(e)));
             }
         }
-        Ok(Prepared { history, txns, mops, elems, keys, lists, values: codes.values })
+        // The few distinct keys and values that are not small integers,
+        // copied so that the tables hold nothing of the history.
+        let values = codes.values.into_iter().map(Atom::to_value).collect();
+        let positions = src.positions();
+        Ok(Prepared { positions, txns, mops, elems, keys, lists, values })
+    }
+
+    /// These tables, free of what they were read from when they hold
+    /// nothing of it (transactions read from a text, `elle::quick`), so
+    /// that it can be freed before the analyses; `None` for a history's.
+    pub fn detached(self) -> Option<Prepared<'static>> {
+        let Prepared { positions, txns, mops, elems, keys, lists, values } = self;
+        match positions {
+            Positions::Indices(indices) => Some(Prepared {
+                positions: Positions::Indices(indices),
+                txns,
+                mops,
+                elems,
+                keys,
+                lists,
+                values,
+            }),
+            Positions::History(_) => None,
+        }
     }
 
     /// The micro-ops of transaction `t`.
@@ -461,12 +661,17 @@ impl<'a> Prepared<'a> {
 
     /// The `Op::index` that names transaction `t`.
     pub fn op_index(&self, t: u32) -> u64 {
-        self.history.ops()[self.txns[t as usize].name_pos() as usize].index
+        self.positions.index(self.txns[t as usize].name_pos())
+    }
+
+    /// The `Op::index` of transaction `t`'s invocation.
+    pub fn invoke_index(&self, t: u32) -> u64 {
+        self.positions.index(self.txns[t as usize].invoke)
     }
 
     /// The key with id `k`.
-    pub fn key(&self, k: u32) -> &'a Value {
-        self.keys[k as usize]
+    pub fn key(&self, k: u32) -> &Value {
+        &self.keys[k as usize]
     }
 
     /// A value code as text, as EDN writes the value.

@@ -369,7 +369,7 @@ fn realtime_edges(
     link: &mut impl FnMut(u32, u32, Why, [u32; 2]),
 ) {
     // Per key, a real-time frontier as in `graph::realtime_among`.
-    let mut at = vec![NONE; prep.history.len()];
+    let mut at = vec![NONE; prep.positions.len()];
     for (t, txn) in prep.txns.iter().enumerate() {
         if txn.status != Status::Fail {
             at[txn.invoke as usize] = t as u32;

@@ -17,6 +17,7 @@ mod elle_json;
 mod jepsen_log;
 mod jsonl;
 pub(crate) mod register_lines;
+pub(crate) mod txn_lines;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -120,9 +120,6 @@ impl Line {
     }
 }
 
-/// How much of a text [`read_stream`] reads at a time.
-const BLOCK_BYTES: usize = 2 << 20;
-
 /// The ops of the text `input` gives, in pieces in the order of the text
 /// (each piece's lines follow the last piece's), or `None` when the text
 /// is not wholly in this reader's shape, or cannot be read (whoever reads
@@ -130,6 +127,38 @@ const BLOCK_BYTES: usize = 2 << 20;
 /// (see [`increasing`] for where pieces meet). Each block's pieces are
 /// handed to `consume` in order as soon as they are read, while the next
 /// block is read.
+pub(crate) fn read_stream(
+    input: &mut (dyn std::io::Read + Send),
+    consume: &mut (dyn FnMut(&[Vec<Line>]) + Send),
+) -> Option<Vec<Vec<Line>>> {
+    let pieces = read_pieces(input, &read_piece, consume)?;
+    pieces.iter().any(|p| !p.is_empty()).then_some(pieces)
+}
+
+/// The ops of the whole lines `bytes` holds, with increasing indices.
+fn read_piece(bytes: &[u8]) -> Option<Vec<Line>> {
+    // A line is about 90 bytes: room for them all at once.
+    let mut lines = Vec::with_capacity(bytes.len() / 64 + 1);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let line = read_line(bytes, &mut pos)?;
+        if lines.last().is_some_and(|l: &Line| l.index >= line.index) {
+            return None;
+        }
+        lines.push(line);
+    }
+    Some(lines)
+}
+
+/// How much of a text [`read_pieces`] reads at a time.
+const BLOCK_BYTES: usize = 2 << 20;
+
+/// The text `input` gives, read by `read_piece` a piece of whole lines at
+/// a time, the pieces in the order of the text; `None` when a piece is not
+/// in `read_piece`'s shape or the text cannot be read. Each block's pieces
+/// are handed to `consume` in order as soon as they are read, while the
+/// next block is read. For the readers of one line shape each
+/// ([`read_stream`], `txn_lines`).
 ///
 /// The text is read a block at a time, into two buffers that take turns:
 /// one block is read from `input` while the last one's lines are read on
@@ -137,11 +166,12 @@ const BLOCK_BYTES: usize = 2 << 20;
 /// history whole first took 9 ms of a check of 40, most of it the kernel
 /// clearing the fresh pages the text went to; two blocks are cleared once
 /// and stay in the cache.
-pub(crate) fn read_stream(
+pub(super) fn read_pieces<P: Send + Sync>(
     input: &mut (dyn std::io::Read + Send),
-    consume: &mut (dyn FnMut(&[Vec<Line>]) + Send),
-) -> Option<Vec<Vec<Line>>> {
-    let mut pieces: Vec<Vec<Line>> = Vec::new();
+    read_piece: &(dyn Fn(&[u8]) -> Option<P> + Sync),
+    consume: &mut (dyn FnMut(&[P]) + Send),
+) -> Option<Vec<P>> {
+    let mut pieces: Vec<P> = Vec::new();
     // Grown as read: a small history gets small buffers.
     let (mut block, mut next) = (Vec::new(), Vec::new());
     let mut end = fill(input, &mut block, BLOCK_BYTES).ok()?;
@@ -154,17 +184,17 @@ pub(crate) fn read_stream(
         next.clear();
         next.extend_from_slice(&block[whole..]);
         let last_block = &pieces[consumed..];
-        let ((lines, filled), ()) = rayon::join(
+        let ((read, filled), ()) = rayon::join(
             || {
                 rayon::join(
-                    || read_lines(&block[..whole]),
+                    || read_lines(&block[..whole], read_piece),
                     || if end { Some(true) } else { fill(input, &mut next, BLOCK_BYTES).ok() },
                 )
             },
             || consume(last_block),
         );
         consumed = pieces.len();
-        pieces.extend(lines?);
+        pieces.extend(read?);
         if end {
             break;
         }
@@ -172,12 +202,15 @@ pub(crate) fn read_stream(
         std::mem::swap(&mut block, &mut next);
     }
     consume(&pieces[consumed..]);
-    pieces.iter().any(|p| !p.is_empty()).then_some(pieces)
+    Some(pieces)
 }
 
-/// The ops of `bytes`, whole lines, in pieces read on every core when
-/// there are enough of them (see [`read_stream`]).
-fn read_lines(bytes: &[u8]) -> Option<Vec<Vec<Line>>> {
+/// `bytes`, whole lines, read by `read_piece` in pieces on every core when
+/// there are enough of them (see [`read_pieces`]).
+fn read_lines<P: Send>(
+    bytes: &[u8],
+    read_piece: &(dyn Fn(&[u8]) -> Option<P> + Sync),
+) -> Option<Vec<P>> {
     let pieces =
         if bytes.len() < PARALLEL_MIN_BYTES { 1 } else { rayon::current_num_threads() * 4 };
     // Pieces end just after a newline, so each starts on an op of its own.
@@ -191,24 +224,10 @@ fn read_lines(bytes: &[u8]) -> Option<Vec<Vec<Line>>> {
     }
     cuts.push(bytes.len());
     cuts.dedup();
-    let read_piece = |w: &[usize]| -> Option<Vec<Line>> {
-        let (start, end) = (w[0], w[1]);
-        // A line is about 90 bytes: room for them all at once.
-        let mut lines = Vec::with_capacity((end - start) / 64 + 1);
-        let mut pos = start;
-        while pos < end {
-            let line = read_line(&bytes[..end], &mut pos)?;
-            if lines.last().is_some_and(|l: &Line| l.index >= line.index) {
-                return None;
-            }
-            lines.push(line);
-        }
-        Some(lines)
-    };
     if cuts.len() <= 2 {
-        return Some(vec![read_piece(&[0, bytes.len()])?]);
+        return Some(vec![read_piece(bytes)?]);
     }
-    cuts.par_windows(2).map(read_piece).collect()
+    cuts.par_windows(2).map(|w| read_piece(&bytes[w[0]..w[1]])).collect()
 }
 
 /// Whether the indices of the ops [`read_stream`] read increase where its
@@ -344,33 +363,34 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
     Some(line)
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// A place in a line being read, for the readers of one line shape each.
+pub(super) struct Cursor<'a> {
+    pub bytes: &'a [u8],
+    pub pos: usize,
 }
 
 impl<'a> Cursor<'a> {
     #[inline]
-    fn next(&mut self) -> Option<u8> {
+    pub fn next(&mut self) -> Option<u8> {
         let b = *self.bytes.get(self.pos)?;
         self.pos += 1;
         Some(b)
     }
 
     #[inline]
-    fn expect(&mut self, want: u8) -> Option<()> {
+    pub fn expect(&mut self, want: u8) -> Option<()> {
         (self.next()? == want).then_some(())
     }
 
     /// The value of the first of `words` that is next, past it.
     #[inline(always)]
-    fn one_of<T: Copy, const N: usize>(&mut self, words: [(&[u8], T); N]) -> Option<T> {
+    pub fn one_of<T: Copy, const N: usize>(&mut self, words: [(&[u8], T); N]) -> Option<T> {
         words.iter().find(|(word, _)| self.take(word)).map(|&(_, value)| value)
     }
 
     /// Whether `word` is next, and if so, past it.
     #[inline(always)]
-    fn take(&mut self, word: &[u8]) -> bool {
+    pub fn take(&mut self, word: &[u8]) -> bool {
         let end = self.pos + word.len();
         let found = self.bytes.get(self.pos..end) == Some(word);
         if found {
@@ -383,7 +403,7 @@ impl<'a> Cursor<'a> {
     /// leading zero, at most 18 of them (so it fits), and a delimiter
     /// after (left).
     #[inline]
-    fn natural(&mut self) -> Option<u64> {
+    pub fn natural(&mut self) -> Option<u64> {
         let start = self.pos;
         let mut n: u64 = 0;
         while let Some(&b) = self.bytes.get(self.pos) {
@@ -405,7 +425,7 @@ impl<'a> Cursor<'a> {
     /// An integer: a natural number, perhaps negative (never `-0`), with a
     /// delimiter after (left).
     #[inline]
-    fn signed(&mut self) -> Option<i64> {
+    pub fn signed(&mut self) -> Option<i64> {
         let negative = self.bytes.get(self.pos) == Some(&b'-');
         self.pos += usize::from(negative);
         let n = self.natural()? as i64;
