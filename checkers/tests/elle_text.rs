@@ -163,6 +163,12 @@ fn corners_agree_with_the_whole_check() {
             line(9, 5, "fail", "[[:append 1 2]]"),
         ]
         .concat(),
+        // Ops without times, and Jepsen's order of fields.
+        "{:type :invoke, :f :txn, :value [[:append 1 1]], :process 0, :index 0}\n\
+         {:type :ok, :f :txn, :value [[:append 1 1]], :process 0, :index 1}\n\
+         {:type :invoke, :f :txn, :value [[:r 1 nil]], :process 1, :index 2}\n\
+         {:type :ok, :f :txn, :value [[:r 1 [1]]], :process 1, :index 3}\n"
+            .to_string(),
         // A read that saw what no one appended, and duplicates.
         [
             line(0, 0, "invoke", "[[:r 1 nil]]"),
