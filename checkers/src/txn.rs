@@ -142,6 +142,23 @@ pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, String> {
 /// checker can reuse one buffer for every transaction of a history. On error
 /// `out` may hold the micro-ops read before the bad one.
 pub fn parse_txn_into<'a>(value: &'a Value, out: &mut Vec<MicroOpRef<'a>>) -> Result<(), String> {
+    if let Value::List(items) = value {
+        out.reserve(items.len());
+    }
+    visit_txn(value, |_, m| {
+        out.push(m);
+        Ok(())
+    })
+}
+
+/// Reads a transaction from an op's value, handing each micro-op in turn
+/// to `visit` with its position, with nothing gathered: what
+/// [`parse_txn_into`] does with a buffer. The first error, `visit`'s or the
+/// value's, ends it.
+pub fn visit_txn<'a>(
+    value: &'a Value,
+    mut visit: impl FnMut(usize, MicroOpRef<'a>) -> Result<(), String>,
+) -> Result<(), String> {
     let items = match value {
         Value::List(items) => items,
         Value::Nil => return Ok(()),
@@ -152,7 +169,6 @@ pub fn parse_txn_into<'a>(value: &'a Value, out: &mut Vec<MicroOpRef<'a>>) -> Re
             ));
         }
     };
-    out.reserve(items.len());
     for (i, mop) in items.iter().enumerate() {
         let parts = match mop {
             Value::List(p) if p.len() == 3 => p,
@@ -163,7 +179,7 @@ pub fn parse_txn_into<'a>(value: &'a Value, out: &mut Vec<MicroOpRef<'a>>) -> Re
             }
         };
         let (key, value) = (&parts[1], &parts[2]);
-        out.push(match parts[0].as_str() {
+        let m = match parts[0].as_str() {
             Some("append") => MicroOpRef::Append { key, value },
             Some("r" | "read") => MicroOpRef::Read { key, value },
             Some("w" | "write") => MicroOpRef::Write { key, value },
@@ -173,7 +189,8 @@ pub fn parse_txn_into<'a>(value: &'a Value, out: &mut Vec<MicroOpRef<'a>>) -> Re
                     parts[0]
                 ));
             }
-        });
+        };
+        visit(i, m)?;
     }
     Ok(())
 }

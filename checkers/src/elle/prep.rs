@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{CheckError, Location};
 use crate::history::{History, OpType, Pair, Process};
-use crate::txn::{MicroOpRef, parse_txn_into};
+use crate::txn::{MicroOpRef, visit_txn};
 use crate::value::Value;
 
 /// "No such thing" in the `u32` index columns below.
@@ -203,6 +203,25 @@ pub(crate) struct Item<'a> {
     pub held: Held<'a>,
 }
 
+impl fmt::Display for Item<'_> {
+    /// As the micro-op is written: `[:append 1 2]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.kind {
+            MopKind::Append => "append",
+            MopKind::Read => "r",
+            MopKind::Write => "w",
+        };
+        write!(f, "[:{name} {} ", self.key)?;
+        match self.held {
+            Held::Atom(a) => write!(f, "{a}]"),
+            Held::Ints(elems) => {
+                let elems: Vec<String> = elems.iter().map(i64::to_string).collect();
+                write!(f, "[{}]]", elems.join(" "))
+            }
+        }
+    }
+}
+
 /// Where [`Prepared::from_source`] reads transactions: each op's process,
 /// function, type and micro-ops, by its position in the history.
 pub(crate) trait Source<'a>: Sync {
@@ -215,15 +234,8 @@ pub(crate) trait Source<'a>: Sync {
     /// How the pair ended (`History::outcome`).
     fn outcome(&self, pair: &Pair) -> OpType;
     /// The micro-ops of the op at `pos` onto `out`, or what is wrong with
-    /// them in words: one not of the `allowed` kinds is wrong (a
-    /// `workload` history cannot hold it).
-    fn items(
-        &self,
-        pos: usize,
-        allowed: &[MopKind],
-        workload: &str,
-        out: &mut Vec<Item<'a>>,
-    ) -> Result<(), String>;
+    /// them in words.
+    fn items(&self, pos: usize, out: &mut Vec<Item<'a>>) -> Result<(), String>;
     /// Where the op at `pos` was recorded, for errors.
     fn locate(&self, pos: usize) -> Location;
     /// The history's length and op indices.
@@ -251,38 +263,22 @@ impl<'a> Source<'a> for &'a History {
         History::outcome(self, pair)
     }
 
-    fn items(
-        &self,
-        pos: usize,
-        allowed: &[MopKind],
-        workload: &str,
-        out: &mut Vec<Item<'a>>,
-    ) -> Result<(), String> {
-        let mut mops: Vec<MicroOpRef<'a>> = Vec::with_capacity(8);
-        parse_txn_into(&self.ops()[pos].value, &mut mops)?;
-        for (i, m) in mops.iter().enumerate() {
+    fn items(&self, pos: usize, out: &mut Vec<Item<'a>>) -> Result<(), String> {
+        // Each micro-op is handed over as read, with no buffer between:
+        // this runs once per transaction.
+        visit_txn(&self.ops()[pos].value, |_, m| {
             let kind = match m {
                 MicroOpRef::Append { .. } => MopKind::Append,
                 MicroOpRef::Read { .. } => MopKind::Read,
                 MicroOpRef::Write { .. } => MopKind::Write,
             };
-            if !allowed.contains(&kind) {
-                return Err(format!(
-                    "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
-                    if allowed.contains(&MopKind::Append) {
-                        "only :append and :r"
-                    } else {
-                        "only :w and :r"
-                    }
-                ));
-            }
             out.push(Item {
                 kind,
                 key: Atom::Value(m.key()),
                 held: Held::Atom(Atom::Value(m.value())),
             });
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn locate(&self, pos: usize) -> Location {
@@ -454,7 +450,7 @@ fn read_chunk<'a, S: Source<'a>>(
             message,
         };
         buf.clear();
-        src.items(value_pos, allowed, workload, &mut buf).map_err(bad)?;
+        src.items(value_pos, &mut buf).map_err(bad)?;
         if buf.len() > usize::from(u8::MAX) {
             return Err(bad(format!(
                 "transaction has {} micro-ops; at most 255 are supported",
@@ -463,6 +459,12 @@ fn read_chunk<'a, S: Source<'a>>(
         }
         let first = u32::try_from(c.mops.len()).map_err(|_| too_big())?;
         for (i, m) in buf.iter().enumerate() {
+            if !allowed.contains(&m.kind) {
+                return Err(bad(format!(
+                    "micro-op {i} is {m}, which a {workload} history cannot hold ({})",
+                    if lists { "only :append and :r" } else { "only :w and :r" }
+                )));
+            }
             // Keys are interned through their value code, so a lookup
             // hashes an integer and never touches the history again.
             let kc = c.codes.code(m.key);

@@ -161,13 +161,7 @@ impl<'a> Source<'a> for Text<'a> {
         }
     }
 
-    fn items(
-        &self,
-        pos: usize,
-        _allowed: &[MopKind],
-        _workload: &str,
-        out: &mut Vec<Item<'a>>,
-    ) -> Result<(), String> {
+    fn items(&self, pos: usize, out: &mut Vec<Item<'a>>) -> Result<(), String> {
         // Only appends and reads are read here, both of list-append.
         let (piece, line) = self.line(pos);
         out.extend(piece.mops(line).iter().map(|m| {

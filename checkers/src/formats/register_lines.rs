@@ -266,10 +266,12 @@ pub(crate) fn starts(head: &str) -> bool {
     read_line(&bytes[..end], &mut 0).is_some()
 }
 
-const INDEX: u8 = 1;
-const TIME: u8 = 1 << 1;
-const TYPE: u8 = 1 << 2;
-const PROCESS: u8 = 1 << 3;
+/// The fields of every op map the line readers read, as bits.
+pub(super) const INDEX: u8 = 1;
+pub(super) const TIME: u8 = 1 << 1;
+pub(super) const TYPE: u8 = 1 << 2;
+pub(super) const PROCESS: u8 = 1 << 3;
+/// The fields of a register op beside those.
 const F: u8 = 1 << 4;
 const KEY: u8 = 1 << 5;
 const VALUE: u8 = 1 << 6;
@@ -281,33 +283,73 @@ const REQUIRED: u8 = INDEX | TYPE | PROCESS | F | VALUE;
 /// the text), leaving `*pos` on the next line.
 #[inline]
 fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
+    let (mut key, mut value, mut f) = (NIL, Arg::NIL, Func::Read);
+    let head = read_map(bytes, pos, REQUIRED, |r| match *r.bytes.get(r.pos + 1)? {
+        b'f' if r.take(b":f :") => {
+            f = r.one_of([
+                (&b"read"[..], Func::Read),
+                (b"write", Func::Write),
+                (b"cas", Func::Cas),
+            ])?;
+            Some(F)
+        }
+        b'k' if r.take(b":key ") => {
+            key = r.signed()?;
+            Some(KEY)
+        }
+        b'v' if r.take(b":value ") => {
+            value = r.arg()?;
+            Some(VALUE)
+        }
+        _ => None,
+    })?;
+    let Head { index, time, process, kind } = head;
+    Some(Line { index, time, key, value, process, kind, f })
+}
+
+/// The fields every op map the line readers read has.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Head {
+    pub index: u64,
+    /// Its `:time`, or `u64::MAX` for none (no time read here is that
+    /// large).
+    pub time: u64,
+    pub process: u32,
+    pub kind: OpType,
+}
+
+/// Reads the op map at `*pos`, one line, for the readers of one line shape
+/// each: its [`Head`] here, each other field by `field`, which is handed
+/// the cursor on the field's colon and reads it, giving its bit (`None`
+/// for a field it does not read), and the newline after it (none at the
+/// end of the text), leaving `*pos` on the next line. The line must have
+/// the fields of `required`, each once, separated by `, ` exactly.
+#[inline(always)]
+pub(super) fn read_map<'a>(
+    bytes: &'a [u8],
+    pos: &mut usize,
+    required: u8,
+    mut field: impl FnMut(&mut Cursor<'a>) -> Option<u8>,
+) -> Option<Head> {
     let mut r = Cursor { bytes, pos: *pos };
     r.expect(b'{')?;
     let mut seen = 0u8;
-    let mut line = Line {
-        index: 0,
-        time: u64::MAX,
-        key: NIL,
-        value: Arg::NIL,
-        process: 0,
-        kind: OpType::Invoke,
-        f: Func::Read,
-    };
+    let mut head = Head { index: 0, time: u64::MAX, process: 0, kind: OpType::Invoke };
     // Each field is told by the letter after its colon, then matched
     // whole with its space: a few compares of words, where reading names
     // letter by letter took half of this reader's time.
     loop {
-        let field = match *r.bytes.get(r.pos + 1)? {
+        let bit = match *r.bytes.get(r.pos + 1)? {
             b'i' if r.take(b":index ") => {
-                line.index = r.natural()?;
+                head.index = r.natural()?;
                 INDEX
             }
             b't' if r.take(b":time ") => {
-                line.time = r.natural()?;
+                head.time = r.natural()?;
                 TIME
             }
             b't' if r.take(b":type :") => {
-                line.kind = r.one_of([
+                head.kind = r.one_of([
                     (&b"invoke"[..], OpType::Invoke),
                     (b"ok", OpType::Ok),
                     (b"fail", OpType::Fail),
@@ -316,32 +358,16 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
                 TYPE
             }
             b'p' if r.take(b":process ") => {
-                line.process = u32::try_from(r.natural()?).ok()?;
+                head.process = u32::try_from(r.natural()?).ok()?;
                 PROCESS
             }
-            b'f' if r.take(b":f :") => {
-                line.f = r.one_of([
-                    (&b"read"[..], Func::Read),
-                    (b"write", Func::Write),
-                    (b"cas", Func::Cas),
-                ])?;
-                F
-            }
-            b'k' if r.take(b":key ") => {
-                line.key = r.signed()?;
-                KEY
-            }
-            b'v' if r.take(b":value ") => {
-                line.value = r.arg()?;
-                VALUE
-            }
-            _ => return None,
+            _ => field(&mut r)?,
         };
-        if seen & field != 0 {
+        if seen & bit != 0 {
             return None;
         }
-        seen |= field;
-        // Every value above ends before a comma or a brace, never a longer
+        seen |= bit;
+        // Every value read ends before a comma or a brace, never a longer
         // word (`:readx`, `12a`): anything else fails here.
         if r.take(b", ") {
             continue;
@@ -351,7 +377,7 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
         }
         return None;
     }
-    if seen & REQUIRED != REQUIRED {
+    if seen & required != required {
         return None;
     }
     match r.bytes.get(r.pos) {
@@ -360,7 +386,7 @@ fn read_line(bytes: &[u8], pos: &mut usize) -> Option<Line> {
         Some(_) => return None,
     }
     *pos = r.pos;
-    Some(line)
+    Some(head)
 }
 
 /// A place in a line being read, for the readers of one line shape each.

@@ -20,7 +20,7 @@
 
 use thin_vec::ThinVec;
 
-use super::register_lines::{Cursor, read_pieces};
+use super::register_lines::{Cursor, Head, INDEX, PROCESS, TYPE, read_map, read_pieces};
 
 use crate::history::{History, Op, OpType, Process};
 use crate::value::{Value, shared_str};
@@ -202,10 +202,7 @@ pub(crate) fn starts(head: &str) -> bool {
     read_line(&bytes[..end], &mut 0, &mut Piece::default()).is_some()
 }
 
-const INDEX: u8 = 1;
-const TIME: u8 = 1 << 1;
-const TYPE: u8 = 1 << 2;
-const PROCESS: u8 = 1 << 3;
+/// The fields of a transaction beside the [`Head`]'s.
 const F: u8 = 1 << 4;
 const VALUE: u8 = 1 << 5;
 /// The fields an op must have here (the general readers do without some;
@@ -218,67 +215,17 @@ const REQUIRED: u8 = INDEX | TYPE | PROCESS | F | VALUE;
 /// micro-ops: the caller gives up on the piece.
 #[inline]
 fn read_line(bytes: &[u8], pos: &mut usize, piece: &mut Piece) -> Option<TxnLine> {
-    let mut r = Cursor { bytes, pos: *pos };
-    r.expect(b'{')?;
-    let mut seen = 0u8;
-    let mut line =
-        TxnLine { index: 0, time: u64::MAX, process: 0, kind: OpType::Invoke, first: 0, len: 0 };
-    // As in `register_lines`: each field told by the letter after its
-    // colon, then matched whole with its space.
-    loop {
-        let field = match *r.bytes.get(r.pos + 1)? {
-            b'i' if r.take(b":index ") => {
-                line.index = r.natural()?;
-                INDEX
-            }
-            b't' if r.take(b":time ") => {
-                line.time = r.natural()?;
-                TIME
-            }
-            b't' if r.take(b":type :") => {
-                line.kind = r.one_of([
-                    (&b"invoke"[..], OpType::Invoke),
-                    (b"ok", OpType::Ok),
-                    (b"fail", OpType::Fail),
-                    (b"info", OpType::Info),
-                ])?;
-                TYPE
-            }
-            b'p' if r.take(b":process ") => {
-                line.process = u32::try_from(r.natural()?).ok()?;
-                PROCESS
-            }
-            b'f' if r.take(b":f :txn") => F,
-            b'v' if r.take(b":value [") => {
-                (line.first, line.len) = read_txn(&mut r, piece)?;
-                VALUE
-            }
-            _ => return None,
-        };
-        if seen & field != 0 {
-            return None;
+    let (mut first, mut len) = (0, 0);
+    let head = read_map(bytes, pos, REQUIRED, |r| match *r.bytes.get(r.pos + 1)? {
+        b'f' if r.take(b":f :txn") => Some(F),
+        b'v' if r.take(b":value [") => {
+            (first, len) = read_txn(r, piece)?;
+            Some(VALUE)
         }
-        seen |= field;
-        // Every value above ends before a comma or a brace, never a longer
-        // word (`:txns`, `12a`): anything else fails here.
-        if r.take(b", ") {
-            continue;
-        }
-        if r.take(b"}") {
-            break;
-        }
-        return None;
-    }
-    if seen & REQUIRED != REQUIRED {
-        return None;
-    }
-    match r.bytes.get(r.pos) {
-        None => {}
-        Some(b'\n') => r.pos += 1,
-        Some(_) => return None,
-    }
-    *pos = r.pos;
-    Some(line)
+        _ => None,
+    })?;
+    let Head { index, time, process, kind } = head;
+    Some(TxnLine { index, time, process, kind, first, len })
 }
 
 /// A transaction's micro-ops, from just after its `[` to just after its
