@@ -9,27 +9,10 @@
 use checkers::elle::generate::{GenOptions, Isolation, generate};
 use checkers::formats::{self, Format};
 use checkers::registry::{self, CheckSpec};
-use checkers::{Checker, FromText, Validity, Verdict};
+use checkers::{Checker, Validity};
 use proptest::prelude::*;
 
-/// A verdict as JSON, without what differs from run to run (times) and
-/// the flag that says it was read from the text.
-fn comparable(mut v: Verdict) -> serde_json::Value {
-    v.elapsed = std::time::Duration::ZERO;
-    if let Some(d) = v.details.as_object_mut() {
-        d.remove("timings_ms");
-        d.remove("read_from_text");
-    }
-    serde_json::to_value(&v).expect("a verdict as JSON")
-}
-
-/// What the text path made of a text, checked against the whole way.
-#[derive(Debug)]
-enum Got {
-    Decided(Verdict),
-    Read,
-    Left,
-}
+use crate::text_paths::{self, Got};
 
 fn checker(workload: &str, models: &[&str]) -> Box<dyn Checker> {
     let spec = CheckSpec {
@@ -40,42 +23,11 @@ fn checker(workload: &str, models: &[&str]) -> Box<dyn Checker> {
     registry::build(&spec).expect("a checker")
 }
 
-/// The text path's answer on `text`, checked against reading the history
-/// and checking it: a verdict decided from the text must be the whole
-/// check's, evidence and all, and a history handed over must be the one
-/// the readers read (op for op, line for line). A text `in_shape` that the
-/// whole check decides must be decided from the text too.
+/// The text path's answer on `text`, held to the whole way
+/// (`text_paths::agree`): a text `in_shape` that the whole check decides
+/// must be decided from the text too.
 fn agree(checker: &dyn Checker, text: &str, in_shape: bool) -> Got {
-    let got = checker.check_text(&mut text.as_bytes(), "h.edn");
-    let read = formats::parse(text, "h.edn", Some(Format::Edn));
-    let whole = read
-        .as_ref()
-        .map_err(ToString::to_string)
-        .and_then(|h| checkers::judge(checker, h).map_err(|e| e.to_string()));
-    match got {
-        FromText::Decided(q) => {
-            let w = whole.unwrap_or_else(|e| panic!("decided what the whole way refuses ({e})"));
-            if q.details.is_object() {
-                assert_eq!(q.details["read_from_text"], true);
-            }
-            assert_eq!(comparable(q.clone()), comparable(w), "{text}");
-            Got::Decided(q)
-        }
-        FromText::Read(h) => {
-            let r =
-                read.unwrap_or_else(|e| panic!("handed over a history the readers refuse ({e})"));
-            assert_eq!(h.ops(), r.ops(), "{text}");
-            for i in 0..h.len() {
-                assert_eq!(h.locate(i), r.locate(i), "op {i}");
-            }
-            assert!(whole.is_err(), "handed over a history the whole check decides:\n{text}");
-            Got::Read
-        }
-        FromText::Left => {
-            assert!(!(in_shape && whole.is_ok()), "in shape, and not read from the text:\n{text}");
-            Got::Left
-        }
-    }
+    text_paths::agree(checker, text, &|whole| in_shape && whole.is_ok())
 }
 
 fn options(seed: u64, txns: usize, processes: usize, snapshot: bool, faults: f64) -> GenOptions {

@@ -12,66 +12,15 @@ use checkers::synth::{self, SynthSpec};
 use checkers::{Checker, FromText, Validity, Verdict};
 use proptest::prelude::*;
 
-/// A verdict as JSON, without what differs from run to run (times) and
-/// the flag that says it was read from the text.
-fn comparable(mut v: Verdict) -> serde_json::Value {
-    v.elapsed = std::time::Duration::ZERO;
-    if let Some(d) = v.details.as_object_mut() {
-        d.remove("timings_ms");
-        d.remove("read_from_text");
-    }
-    serde_json::to_value(&v).expect("a verdict as JSON")
-}
+use crate::text_paths::{self, Got};
 
-/// What the text path made of a text, checked against the whole way.
-#[derive(Debug, PartialEq)]
-enum Got {
-    Decided(Verdict),
-    Read,
-    Left,
-}
-
-/// The text path's answer on `text`, checked against reading the history
-/// and checking it: a verdict decided from the text must be the whole
-/// check's, evidence and all, and a history handed over must be the one
-/// the readers read (op for op, line for line). The text path must decide when the whole check finds the
+/// The text path's answer on `text`, held to the whole way
+/// (`text_paths::agree`): it must decide when the whole check finds the
 /// history valid and `valid_is_read` (the text is in its shape).
 fn agree(checker: &LinearChecker, text: &str, valid_is_read: bool) -> Got {
-    let got = checker.check_text(&mut text.as_bytes(), "h.edn");
-    let read = formats::parse(text, "h.edn", Some(Format::Edn));
-    let whole = read
-        .as_ref()
-        .map_err(ToString::to_string)
-        .and_then(|h| checkers::judge(checker, h).map_err(|e| e.to_string()));
-    let whole_valid = whole.as_ref().is_ok_and(|w| w.validity == Validity::Valid);
-    match got {
-        FromText::Decided(q) => {
-            let w = whole.unwrap_or_else(|e| panic!("decided what the whole way refuses ({e})"));
-            // Said wherever the verdict has details (nothing observed has none).
-            if q.details.is_object() {
-                assert_eq!(q.details["read_from_text"], true);
-            }
-            assert_eq!(comparable(q.clone()), comparable(w), "{text}");
-            Got::Decided(q)
-        }
-        FromText::Read(h) => {
-            let r =
-                read.unwrap_or_else(|e| panic!("handed over a history the readers refuse ({e})"));
-            assert_eq!(h.ops(), r.ops(), "{text}");
-            for i in 0..h.len() {
-                assert_eq!(h.locate(i), r.locate(i), "op {i}");
-            }
-            assert!(
-                !(valid_is_read && whole_valid),
-                "valid, and not decided from the text:\n{text}"
-            );
-            Got::Read
-        }
-        FromText::Left => {
-            assert!(!(valid_is_read && whole_valid), "valid, and not read from the text:\n{text}");
-            Got::Left
-        }
-    }
+    text_paths::agree(checker, text, &|whole| {
+        valid_is_read && whole.as_ref().is_ok_and(|w| w.validity == Validity::Valid)
+    })
 }
 
 fn spec(cas: bool, seed: u64, processes: usize, crash: f64, keys: usize, small: bool) -> SynthSpec {

@@ -19,6 +19,8 @@ mod linear_text;
 mod elle;
 /// List-append histories read straight from their text.
 mod elle_text;
+/// What the text paths' tests share.
+mod text_paths;
 
 /// Hand-written histories, each naming its checker, with their expected
 /// verdicts checked in as text.
