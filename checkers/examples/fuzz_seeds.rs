@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The histories are `checkers/tests/golden/**` and `checkers/tests/data/**`,
-//! and a few small generated register and list-append histories for the
-//! `edn` target;
+//! and a few small generated register, list-append and rw-register
+//! histories for the `edn` target;
 //! `fuzz/smoke.sh` adds `$FAULTLINE_BENCHDATA/porcupine` when it is set.
 //! Files above [`MAX_SEED`] bytes are left out: the fuzzer mutates small
 //! inputs faster, and the large ones add no syntax the small ones lack.
@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use checkers::elle::Workload;
 use checkers::elle::generate::{GenOptions, Isolation, generate};
 use checkers::formats::{self, Format};
 use checkers::linear::ModelName;
@@ -112,10 +113,15 @@ fn run(out: &Path, extra: &[PathBuf]) -> std::io::Result<usize> {
             write("edn", &format!("synth-register-{seed}-stale.edn"), text.as_bytes())?;
         }
     }
-    // Small list-append histories in the one shape Elle's checker reads
-    // straight from its text (`formats/txn_lines.rs`), with aborted and
-    // indeterminate transactions and stale reads (invalid).
-    for (seed, faults, snapshot) in [(1, 0.0, false), (2, 0.2, false), (3, 0.2, true)] {
+    // Small list-append and rw-register histories in the one shape Elle's
+    // checkers read straight from their text (`formats/txn_lines.rs`), with
+    // aborted and indeterminate transactions and stale reads (invalid).
+    for (seed, faults, snapshot, workload) in [
+        (1, 0.0, false, Workload::ListAppend),
+        (2, 0.2, false, Workload::ListAppend),
+        (3, 0.2, true, Workload::ListAppend),
+        (4, 0.2, false, Workload::RwRegister),
+    ] {
         let options = GenOptions {
             txns: 8,
             processes: 3,
@@ -130,10 +136,11 @@ fn run(out: &Path, extra: &[PathBuf]) -> std::io::Result<usize> {
             info_rate: faults / 2.0,
             stale_read_rate: faults,
             seed,
+            workload,
             ..GenOptions::default()
         };
         let text = formats::write(&generate(&options), Format::Edn);
-        write("edn", &format!("synth-list-append-{seed}.edn"), text.as_bytes())?;
+        write("edn", &format!("synth-{}-{seed}.edn", workload.name()), text.as_bytes())?;
     }
     Ok(written)
 }

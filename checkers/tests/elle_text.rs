@@ -1,11 +1,12 @@
-//! List-append histories read straight from their EDN text
-//! (`Checker::check_text`, `elle/quick.rs`) get exactly the verdict the
+//! List-append and rw-register histories read straight from their EDN
+//! text (`Checker::check_text`, `elle/quick.rs`) get exactly the verdict the
 //! whole check gives on the history the text holds, evidence and all, or
 //! are handed over as the readers read them, or left to the readers: on
 //! generated histories (strict-serializable, snapshot isolation, stale
 //! reads, aborted and indeterminate transactions), on the corners of
 //! pairing, and on texts the text path does not read.
 
+use checkers::elle::Workload;
 use checkers::elle::generate::{GenOptions, Isolation, generate};
 use checkers::formats::{self, Format};
 use checkers::registry::{self, CheckSpec};
@@ -48,8 +49,8 @@ fn options(seed: u64, txns: usize, processes: usize, snapshot: bool, faults: f64
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Generated list-append histories, valid or not, are decided from
-    /// their text exactly as the whole check decides them.
+    /// Generated histories of both workloads, valid or not, are decided
+    /// from their text exactly as the whole check decides them.
     #[test]
     fn generated_histories_are_decided_as_the_whole_check_decides_them(
         seed in 0u64..1_000_000,
@@ -63,10 +64,17 @@ proptest! {
             &["snapshot-isolation"][..],
             &["read-committed"][..],
         ]),
+        register: bool,
     ) {
-        let history = generate(&options(seed, txns, processes, snapshot, faults));
-        let text = formats::write(&history, Format::Edn);
-        let c = checker("list-append", models);
+        let mut o = options(seed, txns, processes, snapshot, faults);
+        let workload = if register {
+            o.workload = Workload::RwRegister;
+            "rw-register"
+        } else {
+            "list-append"
+        };
+        let text = formats::write(&generate(&o), Format::Edn);
+        let c = checker(workload, models);
         prop_assert!(matches!(agree(c.as_ref(), &text, true), Got::Decided(_)));
     }
 }
@@ -153,9 +161,19 @@ fn corners_agree_with_the_whole_check() {
     for text in &left {
         assert!(matches!(agree(c.as_ref(), text, false), Got::Left), "{text}");
     }
+    // Each workload's micro-ops in the other's history: what the whole
+    // check refuses is handed over, what it reads is decided.
     let rw = checker("rw-register", &["serializable"]);
-    let text = line(0, 0, "invoke", "[[:r 1 nil]]");
-    assert!(!rw.checks_text(&text));
-    assert!(matches!(agree(rw.as_ref(), &text, false), Got::Left));
-    assert!(c.checks_text(&text));
+    let writes = [line(0, 0, "invoke", "[[:w 1 1]]"), line(1, 0, "ok", "[[:w 1 1]]")].concat();
+    let read_one = [line(2, 1, "invoke", "[[:r 1 nil]]"), line(3, 1, "ok", "[[:r 1 1]]")].concat();
+    let read_list =
+        [line(2, 1, "invoke", "[[:r 1 nil]]"), line(3, 1, "ok", "[[:r 1 [1]]]")].concat();
+    assert!(rw.checks_text(&writes) && c.checks_text(&writes));
+    let decided = |c: &dyn Checker, text: &str| matches!(agree(c, text, true), Got::Decided(_));
+    assert!(decided(rw.as_ref(), &(writes.clone() + &read_one)));
+    assert!(matches!(agree(c.as_ref(), &(writes.clone() + &read_one), true), Got::Read));
+    assert!(matches!(agree(c.as_ref(), &read_one, true), Got::Read));
+    // A register read of a list is a value to the whole check, but not
+    // read as one here: handed over, and decided the whole way.
+    assert!(matches!(agree(rw.as_ref(), &(writes + &read_list), false), Got::Read));
 }

@@ -65,7 +65,7 @@ pub fn check_edn_readers_agree(bytes: &[u8]) {
 }
 
 /// The text paths (`Checker::check_text`) of the linearizability checker
-/// (registers) and of Elle's list-append checker decide only what reading
+/// (registers) and of Elle's checkers decide only what reading
 /// `bytes` as a history and checking it decides alike, and hand over only
 /// the history the readers read from them.
 pub fn check_text_path_agrees(bytes: &[u8]) {
@@ -82,10 +82,11 @@ pub fn check_text_path_agrees(bytes: &[u8]) {
         }
         format!("{v:?}")
     };
-    let checkers: [Box<dyn Checker>; 3] = [
+    let checkers: [Box<dyn Checker>; 4] = [
         Box::new(LinearChecker::new(ModelName::CasRegister)),
         Box::new(LinearChecker::new(ModelName::Register)),
         Box::new(Elle::new(Workload::ListAppend, ElleOptions::default())),
+        Box::new(Elle::new(Workload::RwRegister, ElleOptions::default())),
     ];
     for checker in &checkers {
         let checker = checker.as_ref();

@@ -77,6 +77,14 @@ impl Workload {
             Workload::RwRegister => "rw-register",
         }
     }
+
+    /// The micro-ops its histories hold.
+    fn allowed(self) -> &'static [MopKind] {
+        match self {
+            Workload::ListAppend => &[MopKind::Append, MopKind::Read],
+            Workload::RwRegister => &[MopKind::Write, MopKind::Read],
+        }
+    }
 }
 
 /// Options of an Elle check.
@@ -728,17 +736,13 @@ impl Checker for Elle {
     fn check(&self, history: &History) -> Result<Verdict, CheckError> {
         let started = Instant::now();
         let mut laps = Laps::start();
-        let allowed: &[MopKind] = match self.workload {
-            Workload::ListAppend => &[MopKind::Append, MopKind::Read],
-            Workload::RwRegister => &[MopKind::Write, MopKind::Read],
-        };
-        let prep = Prepared::new(history, self.workload.name(), allowed)?;
+        let prep = Prepared::new(history, self.workload.name(), self.workload.allowed())?;
         laps.lap("prepare");
         Ok(self.decide(prep, laps, started))
     }
 
     fn checks_text(&self, head: &str) -> bool {
-        self.workload == Workload::ListAppend && crate::formats::txn_lines::starts(head)
+        crate::formats::txn_lines::starts(head)
     }
 
     fn check_text(&self, text: &mut (dyn std::io::Read + Send), source: &str) -> FromText {

@@ -1,5 +1,5 @@
-//! Reading a list-append history's transactions straight from its EDN
-//! text, for Elle's `check_text`.
+//! Reading a list-append or rw-register history's transactions straight
+//! from its EDN text, for Elle's `check_text`.
 //!
 //! Read into the generic history, each op of a list-append history is a
 //! tree of small values, 580 bytes a line on Jepsen's shape; a third of
@@ -12,21 +12,24 @@
 //! the ones the history would give, so the verdict is the same, evidence
 //! included: Elle's evidence is drawn from those tables alone.
 //!
-//! An op the history's rules refuse, or a transaction the checker refuses,
-//! hands the caller the history as the readers read it, for the whole
-//! check, which words the error. Text in another shape is left to the
+//! An op the history's rules refuse, or a transaction `prep` refuses from
+//! here, hands the caller the history as the readers read it, for the
+//! whole check: it words the error, or, for the one thing refused here
+//! that a history may hold (an rw-register read of a list, a value to the
+//! history's tables), decides it. Text in another shape is left to the
 //! readers.
 
 use std::time::Instant;
 
+use super::Elle;
 use super::prep::{Atom, Held, Item, MopKind, Positions, Prepared, Source};
-use super::{Elle, Workload};
 use crate::error::{CheckError, Location};
 use crate::formats::txn_lines::{self, MopValue, Piece, TxnLine};
 use crate::history::{OpType, Pair};
+use crate::value::Value;
 use crate::verdict::{FromText, Laps};
 
-/// The verdict on the list-append history `text` holds (`source` names
+/// The verdict on the transactional history `text` holds (`source` names
 /// it), when this path decides it; else the history, or nothing when the
 /// text is not in this path's shape (see the module's comment).
 pub(super) fn check_text(
@@ -34,9 +37,6 @@ pub(super) fn check_text(
     text: &mut (dyn std::io::Read + Send),
     source: &str,
 ) -> FromText {
-    if elle.workload != Workload::ListAppend {
-        return FromText::Left;
-    }
     let started = Instant::now();
     let mut laps = Laps::start();
     let read = txn_lines::read_stream(text, &mut |_| {});
@@ -47,7 +47,7 @@ pub(super) fn check_text(
     };
     laps.lap("read");
     let text = Text::new(&pieces, source);
-    let prep = Prepared::from_source(&text, elle.workload.name(), ALLOWED);
+    let prep = Prepared::from_source(&text, elle.workload.name(), elle.workload.allowed());
     drop(text);
     match prep.map(Prepared::detached) {
         Ok(Some(prep)) => {
@@ -67,8 +67,8 @@ pub(super) fn check_text(
     }
 }
 
-/// The micro-ops of a list-append history.
-const ALLOWED: &[MopKind] = &[MopKind::Append, MopKind::Read];
+/// `nil`, as a history holds it.
+static NIL: Value = Value::Nil;
 
 /// The ops `txn_lines` read, by their position in the history.
 struct Text<'a> {
@@ -162,13 +162,17 @@ impl<'a> Source<'a> for Text<'a> {
     }
 
     fn items(&self, pos: usize, out: &mut Vec<Item<'a>>) -> Result<(), String> {
-        // Only appends and reads are read here, both of list-append.
+        // What a workload cannot hold (a write in a list-append history,
+        // a list read in an rw-register one) is refused by `prep`, as it
+        // is from a history, and the history is then handed over.
         let (piece, line) = self.line(pos);
         out.extend(piece.mops(line).iter().map(|m| {
             let (kind, held) = match piece.value(m) {
-                MopValue::Element(e) => (MopKind::Append, Held::Atom(Atom::Int(e))),
-                MopValue::Nil => (MopKind::Read, Held::Ints(&[])),
-                MopValue::Read(elems) => (MopKind::Read, Held::Ints(elems)),
+                MopValue::Append(e) => (MopKind::Append, Held::Atom(Atom::Int(e))),
+                MopValue::Write(v) => (MopKind::Write, Held::Atom(Atom::Int(v))),
+                MopValue::ReadNil => (MopKind::Read, Held::Atom(Atom::Value(&NIL))),
+                MopValue::ReadOne(v) => (MopKind::Read, Held::Atom(Atom::Int(v))),
+                MopValue::ReadList(elems) => (MopKind::Read, Held::Ints(elems)),
             };
             Item { kind, key: Atom::Int(m.key), held }
         }));

@@ -1,10 +1,11 @@
-//! A reader for one shape of Jepsen's `history.edn` only: a list-append
-//! history written one op map per line, with integer keys and elements, as
-//! Jepsen's list-append workload and faultline's EDN writer (`elle_gen
-//! --format edn`) write it:
+//! A reader for one shape of Jepsen's `history.edn` only: a history of
+//! transactions written one op map per line, with integer keys and values,
+//! as Jepsen's list-append and rw-register workloads and faultline's EDN
+//! writer (`elle_gen --format edn`) write them:
 //!
 //! ```text
 //! {:index 7, :time 7000, :type :ok, :process 3, :f :txn, :value [[:append 86 1] [:r 35 [1 2]]]}
+//! {:index 9, :time 9000, :type :ok, :process 4, :f :txn, :value [[:w 2 5] [:r 3 4]]}
 //! ```
 //!
 //! Each op becomes a few machine words ([`TxnLine`], [`MicroOp`], and its
@@ -40,30 +41,46 @@ pub(crate) struct TxnLine {
     pub len: u32,
 }
 
-/// `nil` where a read's elements would be, in [`MicroOp::value`].
-const NIL: i64 = i64::MIN;
+/// What a micro-op does, and what it holds past its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    /// `[:append k element]`.
+    Append,
+    /// `[:w k value]`.
+    Write,
+    /// `[:r k nil]`.
+    ReadNil,
+    /// `[:r k value]`, a register's.
+    ReadOne,
+    /// `[:r k [elements]]`, a list's.
+    ReadList,
+}
 
-/// One micro-op of a transaction: `[:append key element]`, or `[:r key
-/// nil]` or `[:r key [elements]]`.
+/// One micro-op of a transaction: `[:append key element]`, `[:w key
+/// value]`, or `[:r key nil]`, `[:r key value]` or `[:r key [elements]]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MicroOp {
     pub key: i64,
-    /// An append's element; a read's first element's place in the piece's
-    /// [`Piece::elems`], or [`NIL`] for `nil`.
+    /// The element appended or the value written or read; a list read's
+    /// first element's place in the piece's [`Piece::elems`].
     value: i64,
-    /// A read's number of elements.
+    /// A list read's number of elements.
     len: u32,
-    pub append: bool,
+    form: Form,
 }
 
-/// What a micro-op holds past its key.
+/// What a micro-op does and holds past its key.
 pub(crate) enum MopValue<'a> {
     /// An append's element.
-    Element(i64),
+    Append(i64),
+    /// A write's value.
+    Write(i64),
     /// A read of `nil`.
-    Nil,
-    /// A read's elements.
-    Read(&'a [i64]),
+    ReadNil,
+    /// A register read's value.
+    ReadOne(i64),
+    /// A list read's elements.
+    ReadList(&'a [i64]),
 }
 
 /// The ops of a stretch of whole lines.
@@ -81,14 +98,16 @@ impl Piece {
         &self.mops[line.first as usize..(line.first + line.len) as usize]
     }
 
-    /// What micro-op `m`, one of this piece's, holds past its key.
+    /// What micro-op `m`, one of this piece's, does and holds past its key.
     pub(crate) fn value(&self, m: &MicroOp) -> MopValue<'_> {
-        if m.append {
-            MopValue::Element(m.value)
-        } else if m.value == NIL {
-            MopValue::Nil
-        } else {
-            MopValue::Read(&self.elems[m.value as usize..m.value as usize + m.len as usize])
+        match m.form {
+            Form::Append => MopValue::Append(m.value),
+            Form::Write => MopValue::Write(m.value),
+            Form::ReadNil => MopValue::ReadNil,
+            Form::ReadOne => MopValue::ReadOne(m.value),
+            Form::ReadList => {
+                MopValue::ReadList(&self.elems[m.value as usize..m.value as usize + m.len as usize])
+            }
         }
     }
 
@@ -96,9 +115,11 @@ impl Piece {
     pub(crate) fn op(&self, line: &TxnLine) -> Op {
         let mops = self.mops(line).iter().map(|m| {
             let (name, value) = match self.value(m) {
-                MopValue::Element(e) => ("append", Value::Int(e)),
-                MopValue::Nil => ("r", Value::Nil),
-                MopValue::Read(elems) => {
+                MopValue::Append(e) => ("append", Value::Int(e)),
+                MopValue::Write(v) => ("w", Value::Int(v)),
+                MopValue::ReadNil => ("r", Value::Nil),
+                MopValue::ReadOne(v) => ("r", Value::Int(v)),
+                MopValue::ReadList(elems) => {
                     ("r", Value::List(elems.iter().map(|&e| Value::Int(e)).collect()))
                 }
             };
@@ -237,36 +258,39 @@ fn read_txn(r: &mut Cursor<'_>, piece: &mut Piece) -> Option<(u32, u32)> {
         return Some((first, 0));
     }
     loop {
-        let append = if r.take(b"[:append ") {
-            true
+        let write = if r.take(b"[:append ") {
+            Some(Form::Append)
+        } else if r.take(b"[:w ") {
+            Some(Form::Write)
         } else if r.take(b"[:r ") {
-            false
+            None
         } else {
             return None;
         };
         let key = r.signed()?;
         r.expect(b' ')?;
-        let (value, len) = if append {
-            (r.signed()?, 0)
-        } else if r.take(b"nil") {
-            (NIL, 0)
-        } else {
-            r.expect(b'[')?;
-            let start = piece.elems.len();
-            if !r.take(b"]") {
-                loop {
-                    piece.elems.push(r.signed()?);
-                    match r.next()? {
-                        b' ' => {}
-                        b']' => break,
-                        _ => return None,
+        let (form, value, len) = match write {
+            Some(form) => (form, r.signed()?, 0),
+            None if r.take(b"nil") => (Form::ReadNil, 0, 0),
+            None if r.take(b"[") => {
+                let start = piece.elems.len();
+                if !r.take(b"]") {
+                    loop {
+                        piece.elems.push(r.signed()?);
+                        match r.next()? {
+                            b' ' => {}
+                            b']' => break,
+                            _ => return None,
+                        }
                     }
                 }
+                let len = u32::try_from(piece.elems.len() - start).ok()?;
+                (Form::ReadList, i64::try_from(start).ok()?, len)
             }
-            (i64::try_from(start).ok()?, u32::try_from(piece.elems.len() - start).ok()?)
+            None => (Form::ReadOne, r.signed()?, 0),
         };
         r.expect(b']')?;
-        piece.mops.push(MicroOp { key, value, len, append });
+        piece.mops.push(MicroOp { key, value, len, form });
         match r.next()? {
             b' ' => {}
             b']' => break,
@@ -300,13 +324,18 @@ mod tests {
     }
 
     #[test]
-    fn reads_list_append_lines_as_the_general_readers_do() {
+    fn reads_transaction_lines_as_the_general_readers_do() {
         same(
             "{:index 0, :time 0, :type :invoke, :process 6, :f :txn, :value [[:r 35 nil] [:append 49 1]]}\n\
              {:index 1, :time 10, :type :ok, :process 6, :f :txn, :value [[:r 35 [1 -2 30]] [:append 49 1]]}\n\
              {:type :invoke, :f :txn, :value [[:r -8 []]], :time 5730405, :process 12, :index 2}\n\
              {:index 3, :type :info, :process 12, :f :txn, :value []}\n\
              {:index 9, :type :fail, :process 0, :f :txn, :value [[:append 0 0]]}",
+        );
+        // rw-register's micro-ops.
+        same(
+            "{:index 0, :time 0, :type :invoke, :process 6, :f :txn, :value [[:w 3 1] [:r 4 nil]]}\n\
+             {:index 1, :time 10, :type :ok, :process 6, :f :txn, :value [[:w 3 1] [:r 4 -7]]}",
         );
         // Jepsen's field order and a final newline.
         same(
@@ -322,7 +351,10 @@ mod tests {
             "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r 1 nil]] }",
             "{:index 0,  :type :invoke, :process 0, :f :txn, :value [[:r 1 nil]]}",
             "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r 1 nil]], :node \"n1\"}",
-            "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:w 1 2]]}",
+            "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:write 1 2]]}",
+            "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:w 1 nil]]}",
+            "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r 1 nilx]]}",
+            "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r 1 5 6]]}",
             "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r :x nil]]}",
             "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:append 1 \"a\"]]}",
             "{:index 0, :type :invoke, :process 0, :f :txn, :value [[:r 1 [1  2]]]}",
