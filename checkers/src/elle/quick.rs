@@ -62,7 +62,7 @@ pub(super) fn check_text(
             FromText::Decided(v)
         }
         // Refused (or, never, tables that hold the history): the whole
-        // check words why.
+        // check words why, or reads what was refused here whole.
         Ok(None) | Err(_) => FromText::Read(txn_lines::history(&pieces, source)),
     }
 }
